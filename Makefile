@@ -1,0 +1,145 @@
+# distkv — build, run, test.
+#
+#   make            build build/distkv and build/distkv-bench (installs missing packages first)
+#   make run        one node, one shard, data in ./data, on 127.0.0.1:8080
+#   make run-multi  the example cluster of sharding.toml in the background (see README)
+#   make stop       stop the processes started by run-multi
+#   make test       every test; ends with "N passed, N failed"
+#   make test-asan  the same suite under AddressSanitizer + UBSan
+#   make bench-storage / bench / load-test   benchmarks (see BENCHMARKS.md)
+
+CXX      ?= g++
+CC       ?= gcc
+BUILD    ?= build
+SANITIZE ?=
+
+PACKAGES := libuv1-dev node-llhttp libtoml11-dev libxxhash-dev doctest-dev g++ make curl
+LLHTTP_SRC := /usr/share/llhttp
+LLHTTP_INC := /usr/share/include/llhttp
+
+OPT      ?= -O2
+WARN     := -Wall -Wextra -Werror
+CPPFLAGS := -I. -I$(LLHTTP_INC) -MMD -MP
+CXXFLAGS := -std=c++20 $(OPT) -g $(WARN) $(SANITIZE) -pthread
+CFLAGS   := $(OPT) -g $(SANITIZE)
+LDFLAGS  := $(SANITIZE) -pthread
+LDLIBS   := -luv -lxxhash
+
+STORAGE_SRCS := $(sort $(wildcard storage/*.cc))
+NET_SRCS     := $(sort $(wildcard net/*.cc))
+SRC_SRCS     := $(filter-out src/main.cc,$(sort $(wildcard src/*.cc)))
+BENCH_SRCS   := $(filter-out bench/storage_bench.cc bench/main.cc,$(sort $(wildcard bench/*.cc)))
+UNIT_SRCS    := $(sort $(wildcard tests/unit/*.cc))
+CLUSTER_SRCS := $(sort $(wildcard tests/cluster/*.cc))
+LLHTTP_OBJS  := $(BUILD)/llhttp/llhttp.o $(BUILD)/llhttp/api.o $(BUILD)/llhttp/http.o
+
+obj = $(patsubst %.cc,$(BUILD)/%.o,$(1))
+
+STORAGE_LIB := $(BUILD)/libstorage.a
+NET_LIB     := $(BUILD)/libnet.a
+NODE_LIB    := $(BUILD)/libnode.a
+BENCH_LIB   := $(BUILD)/libbench.a
+
+DEPS_STAMP := $(BUILD)/.packages
+
+.PHONY: all run run-multi stop remove-all test test-asan unit-test cluster-test \
+        bench bench-storage load-test clean packages
+
+all: $(BUILD)/distkv $(BUILD)/distkv-bench
+
+# --- packages -------------------------------------------------------------
+# Installs what is missing, once per build directory. apt-get update only runs
+# when a plain install fails (a fresh machine has no package lists yet).
+packages: $(DEPS_STAMP)
+$(DEPS_STAMP):
+	@mkdir -p $(@D)
+	@missing=""; for p in $(PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null || \
+	  { $$SUDO apt-get update -q >/dev/null && \
+	    $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null; } || exit 1; \
+	fi
+	@touch $@
+
+# --- objects --------------------------------------------------------------
+$(BUILD)/%.o: %.cc | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c $< -o $@
+
+# llhttp ships as C sources; they are compiled into the binary as the design asks.
+$(BUILD)/llhttp/%.o: | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) -I$(LLHTTP_INC) $(CFLAGS) -c $(LLHTTP_SRC)/$*.c -o $@
+
+$(STORAGE_LIB): $(call obj,$(STORAGE_SRCS))
+	@rm -f $@; ar rcs $@ $^
+$(NET_LIB): $(call obj,$(NET_SRCS)) $(LLHTTP_OBJS)
+	@rm -f $@; ar rcs $@ $^
+$(NODE_LIB): $(call obj,$(SRC_SRCS))
+	@rm -f $@; ar rcs $@ $^
+$(BENCH_LIB): $(call obj,$(BENCH_SRCS))
+	@rm -f $@; ar rcs $@ $^
+
+# --- binaries -------------------------------------------------------------
+$(BUILD)/distkv: $(call obj,src/main.cc) $(NODE_LIB) $(NET_LIB) $(STORAGE_LIB)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/distkv-bench: $(call obj,bench/main.cc) $(BENCH_LIB) $(NET_LIB)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/storage-bench: $(call obj,bench/storage_bench.cc) $(STORAGE_LIB)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/unit-tests: $(call obj,$(UNIT_SRCS)) $(NODE_LIB) $(BENCH_LIB) $(NET_LIB) $(STORAGE_LIB)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/cluster-tests: $(call obj,$(CLUSTER_SRCS)) $(NODE_LIB) $(BENCH_LIB) $(NET_LIB) $(STORAGE_LIB)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# --- tests ----------------------------------------------------------------
+test: $(BUILD)/unit-tests $(BUILD)/cluster-tests $(BUILD)/distkv $(BUILD)/distkv-bench
+	@DISTKV_BIN=$(abspath $(BUILD)/distkv) DISTKV_BENCH_BIN=$(abspath $(BUILD)/distkv-bench) \
+	  tests/run.sh $(BUILD)/unit-tests $(BUILD)/cluster-tests
+
+unit-test: $(BUILD)/unit-tests
+	@tests/run.sh $(BUILD)/unit-tests
+
+cluster-test: $(BUILD)/cluster-tests $(BUILD)/distkv $(BUILD)/distkv-bench
+	@DISTKV_BIN=$(abspath $(BUILD)/distkv) DISTKV_BENCH_BIN=$(abspath $(BUILD)/distkv-bench) \
+	  tests/run.sh $(BUILD)/cluster-tests
+
+# The same suite, instrumented, in its own build directory.
+test-asan:
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
+	  SANITIZE="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test
+
+# --- running --------------------------------------------------------------
+run: $(BUILD)/distkv
+	$(BUILD)/distkv serve --data ./data --listen 127.0.0.1:8080
+
+run-multi: all
+	@scripts/cluster.sh start sharding.toml
+
+stop:
+	@scripts/cluster.sh stop
+
+remove-all: stop
+	rm -rf data run
+
+# --- benchmarks -----------------------------------------------------------
+bench-storage: $(BUILD)/storage-bench
+	$(BUILD)/storage-bench
+
+load-test: all
+	@scripts/load-test.sh
+
+bench: all
+	@scripts/bench.sh
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,108 @@
+// The outbound HTTP/1.1 client: used by the node to forward requests to
+// other shards and to follow a primary, and by distkv-bench.
+//
+// ClientConnection is one keep-alive TCP connection that pipelines: requests
+// are written as they are submitted, responses (parsed with llhttp) complete
+// their callbacks in order. HttpClient keeps a pool of such connections per
+// peer ("host:port") and reuses idle ones, so a forward costs no new TCP
+// connection. Every request has a connect timeout and a response timeout; a
+// dead or silent peer ends in an error callback, never a hang.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "net/http_message.h"
+
+namespace distkv::net {
+
+enum class ClientError {
+  kNone = 0,
+  kConnectFailed,   // refused, unreachable, bad address
+  kConnectTimeout,
+  kTimeout,         // connected, but no complete response in time
+  kConnectionLost,  // closed or reset before the response was complete
+  kProtocol,        // the peer's bytes are not valid HTTP
+  kShutdown,        // the client was closed with the request pending
+};
+std::string_view ClientErrorName(ClientError error);
+
+struct ClientResult {
+  ClientError error = ClientError::kNone;
+  std::string detail;        // human-readable reason when error != kNone
+  HttpResponse response;     // valid when error == kNone
+};
+
+struct OutboundRequest {
+  std::string method = "GET";
+  std::string target = "/";  // path and query, already encoded
+  std::vector<Header> headers;  // Host and Content-Length are added
+  std::string body;
+  // Optional streaming: when set, body bytes are delivered here as they
+  // arrive instead of being collected in ClientResult::response.body
+  // (used for long-lived replication streams). Return false to abort.
+  std::function<bool(std::string_view chunk)> on_body;
+  // Called with the status and headers as soon as they are parsed (streaming).
+  std::function<void(const HttpResponse& head)> on_head;
+  uint64_t timeout_ms = 0;   // 0: the client's default; for streams, idle time allowed between bytes
+};
+
+struct ClientOptions {
+  uint64_t connect_timeout_ms = 1'000;
+  uint64_t request_timeout_ms = 5'000;
+  size_t max_idle_per_peer = 64;      // idle connections kept per peer
+  size_t max_pipeline = 1;            // requests in flight per pooled connection
+};
+
+using ResponseCallback = std::function<void(ClientResult& result)>;
+
+class ClientConnection {
+ public:
+  // Starts connecting to host:port; requests may be submitted at once.
+  ClientConnection(uv_loop_t* loop, const std::string& host, int port, const ClientOptions& options);
+  ~ClientConnection();  // closes the socket; pending callbacks get kShutdown
+  void Submit(OutboundRequest request, ResponseCallback callback);
+  size_t in_flight() const;
+  bool usable() const;  // connected or connecting, not failed or closed
+  // Called once when the connection fails or closes.
+  void OnClose(std::function<void()> fn);
+  void Close();
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+class HttpClient {
+ public:
+  HttpClient(uv_loop_t* loop, const ClientOptions& options);
+  ~HttpClient();
+  HttpClient(const HttpClient&) = delete;
+  HttpClient& operator=(const HttpClient&) = delete;
+
+  // peer is "host:port". The callback runs on the loop exactly once.
+  void Request(const std::string& peer, OutboundRequest request, ResponseCallback callback);
+  // Fails pending requests with kShutdown and closes every connection.
+  void Close();
+
+  struct Counters {
+    uint64_t requests = 0;
+    uint64_t connections_opened = 0;  // new TCP connections (reuse keeps this low)
+    uint64_t errors = 0;
+    uint64_t timeouts = 0;
+  };
+  const Counters& counters() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Splits "host:port" (IPv4 or "[v6]:port"); false if malformed.
+bool SplitHostPort(std::string_view peer, std::string* host, int* port);
+
+}  // namespace distkv::net

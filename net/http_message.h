@@ -1,0 +1,68 @@
+// The HTTP message types shared by the server (net/http_server.h) and the
+// outbound client (net/http_client.h). Plain data: no I/O here.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace distkv::net {
+
+struct Header {
+  std::string name;
+  std::string value;
+};
+
+// Case-insensitive ASCII comparison, as header names require.
+bool EqualsIgnoreCase(std::string_view a, std::string_view b);
+
+// Value of the first header called name, or nullptr.
+const std::string* FindHeader(const std::vector<Header>& headers, std::string_view name);
+
+struct HttpRequest {
+  std::string method;        // "GET", "PUT", ... as sent
+  std::string target;        // request target as sent: path plus optional "?query"
+  std::string path;          // target before '?', not percent-decoded
+  std::string query;         // target after '?', not percent-decoded ("" if none)
+  std::vector<Header> headers;
+  std::string body;          // de-chunked
+  int http_major = 1;
+  int http_minor = 1;
+  bool keep_alive = true;    // the client's wish (HTTP/1.0 needs Connection: keep-alive)
+  std::string peer;          // "ip:port" of the client (server side only)
+
+  const std::string* header(std::string_view name) const { return FindHeader(headers, name); }
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::vector<Header> headers;  // Content-Length and Connection are added by the writer
+  std::string body;
+
+  const std::string* header(std::string_view name) const { return FindHeader(headers, name); }
+  // Replaces the header's value if present, else appends it.
+  void SetHeader(std::string_view name, std::string_view value);
+};
+
+// Reason phrase of a status code ("OK", "Not Found", ...; "Unknown" otherwise).
+std::string_view StatusReason(int status);
+
+// The body of every error this project answers with:
+//   {"error": "<code>", "message": "<message>"}
+// code is a short snake_case word ("not_found", "payload_too_large", ...).
+// Strings are JSON-escaped.
+HttpResponse MakeErrorResponse(int status, std::string_view code, std::string_view message);
+
+// Appends s to out as a JSON string literal, quotes included.
+void AppendJsonString(std::string* out, std::string_view s);
+
+// Percent-decoding of a path segment or a query component ('+' means a space
+// in a query only). Returns false on a malformed escape ("%zz", "%4").
+bool PercentDecode(std::string_view in, std::string* out, bool plus_is_space);
+
+// Splits a raw query string into decoded (name, value) pairs, in order.
+// Returns false if any component has a malformed escape.
+bool ParseQuery(std::string_view query, std::vector<std::pair<std::string, std::string>>* params);
+
+}  // namespace distkv::net

@@ -1,0 +1,106 @@
+// HttpServer: an HTTP/1.1 server on one libuv loop.
+//
+// Each connection owns an llhttp parser that is fed every read as it comes,
+// so a request may arrive split at any byte and several may arrive in one
+// read (pipelining). Each parsed request is handed to the handler with a
+// Responder; the handler answers now or later (after a group commit, after a
+// forward). Answers leave in request order: a connection keeps a queue of
+// response slots and writes the ready prefix of it with one uv_write.
+//
+// Limits (ServerLimits) are enforced by the server itself with the status
+// code that means them, a JSON error body (MakeErrorResponse) and
+// `Connection: close`: URL 414, header bytes 431, body 413, PUT/POST without
+// a length 411, malformed request 400. A connection that sends no complete
+// header within header_timeout_ms, or stays idle for idle_timeout_ms, is
+// closed. Back-pressure: while a connection has max_pipelined unanswered
+// requests or max_write_queue_bytes unsent response bytes, it is not read.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "net/http_message.h"
+
+namespace distkv::net {
+
+struct ServerLimits {
+  size_t max_url_bytes = 8 * 1024;
+  size_t max_header_bytes = 16 * 1024;          // all header lines together
+  size_t max_body_bytes = (16u << 20) + 4096;   // a 16 MiB value plus slack
+  size_t max_connections = 4096;                // beyond it new connections are closed at once
+  uint64_t header_timeout_ms = 10'000;          // time to receive a complete request head
+  uint64_t idle_timeout_ms = 60'000;            // keep-alive connection with nothing to do
+  size_t max_pipelined = 256;                   // unanswered requests before reading pauses
+  size_t max_write_queue_bytes = 8u << 20;      // unsent bytes before reading pauses
+};
+
+struct ServerCounters {
+  uint64_t connections_accepted = 0;
+  uint64_t connections_rejected = 0;   // over max_connections
+  uint64_t connections_current = 0;
+  uint64_t requests = 0;
+  uint64_t parse_errors = 0;           // 400/411/413/414/431 answered by the server itself
+  uint64_t timeouts = 0;               // connections closed by header or idle timeout
+  uint64_t backpressure_pauses = 0;    // times a connection stopped being read
+};
+
+class Connection;
+
+// The way a handler answers one request. Cheap to copy; answer exactly once
+// (Send, or BeginStream ... EndStream). If the connection has gone away,
+// the calls do nothing.
+class Responder {
+ public:
+  Responder() = default;
+  void Send(HttpResponse&& response);
+
+  // Streaming (long-lived) responses: the head goes out with
+  // Transfer-Encoding: chunked, then each WriteChunk is one chunk.
+  void BeginStream(HttpResponse&& head);
+  void WriteChunk(std::string_view data);
+  void EndStream();
+  // Bytes queued on the connection and not yet written (for back-pressure).
+  size_t queued_bytes() const;
+  bool alive() const;
+  // Called once when the connection closes (not called if it already has).
+  void OnClose(std::function<void()> fn);
+
+ private:
+  friend class Connection;
+  struct Slot;
+  explicit Responder(std::shared_ptr<Slot> slot) : slot_(std::move(slot)) {}
+  std::shared_ptr<Slot> slot_;
+};
+
+class HttpServer {
+ public:
+  using Handler = std::function<void(HttpRequest& request, Responder responder)>;
+
+  HttpServer(uv_loop_t* loop, const ServerLimits& limits, Handler handler);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Headers added to every response, the server's own errors included
+  // (the node uses it for X-Distkv-Shard).
+  void AddResponseHeader(std::string name, std::string value);
+
+  // Binds and listens; returns 0 or a libuv error code (uv_strerror names it).
+  int Listen(const std::string& host, int port);
+  // Stops accepting, lets in-flight requests finish (their responses are
+  // written), closes every connection, then calls on_closed.
+  void Shutdown(std::function<void()> on_closed);
+
+  const ServerCounters& counters() const;
+  const ServerLimits& limits() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace distkv::net

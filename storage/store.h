@@ -1,0 +1,155 @@
+// Store: one shard's log-structured key-value store (the Bitcask design).
+//
+// Every write is a record appended to the newest segment file of the store's
+// directory; an in-memory hash index maps each live key to the place of its
+// newest record, so a read is one index probe plus one pread of the value.
+// The record format is described once, in storage/record_format.h.
+//
+// Threading. A Store belongs to one thread (the server's event-loop thread):
+// every method is called there, and the index is touched only there. The one
+// exception is WriteBatch::Run(), which performs the write(2) and fdatasync(2)
+// of a batch and may run on any thread (the server uses libuv's thread pool),
+// so the owning thread never blocks on the disk for a sync.
+//
+// Group commit. Put/Remove *stage* a record: it gets its LSN, its place in the
+// log and its index entry at once (reads see it), but it is not on disk yet.
+// The owner then drives batches:
+//
+//     std::unique_ptr<WriteBatch> b = store->TakeBatch();  // owner thread
+//     Status s = b->Run();                                 // any thread
+//     store->FinishBatch(std::move(b), s);                 // owner thread
+//
+// At most one batch is in flight; records staged meanwhile form the next one.
+// After FinishBatch returns OK, every LSN <= batch->last_lsn() is as durable as
+// the fsync mode promises, and the owner may acknowledge those writes. When a
+// batch fails (ENOSPC, EIO) FinishBatch undoes it and every record staged after
+// it: the index goes back to what it was, the log is truncated to its last
+// good byte, and the failed LSNs are reused — the writers must be told of the
+// failure, and the store stays usable.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "storage/status.h"
+
+namespace distkv::storage {
+
+enum class FsyncMode {
+  kAlways,    // every batch is written and fdatasync'ed before it completes
+  kEverySec,  // batches are written; a sync happens at most once a second
+  kNever,     // batches are written; syncing is left to the OS
+};
+
+// Parses "always" | "everysec" | "never".
+bool ParseFsyncMode(std::string_view text, FsyncMode* mode);
+std::string_view FsyncModeName(FsyncMode mode);
+
+struct Options {
+  std::string dir;                          // created if missing
+  uint64_t segment_bytes = 64ull << 20;     // the active segment is sealed past this size
+  FsyncMode fsync = FsyncMode::kAlways;
+  // A corrupt record inside a sealed segment stops Open() with Corruption
+  // naming the file and offset. With repair = true the segment is truncated
+  // at that record instead (losing what followed it), and the loss is logged.
+  bool repair = false;
+  // Receives one line per noteworthy event (recovery, truncation). May be empty.
+  std::function<void(std::string_view line)> log;
+};
+
+// What Stats() reports; plain numbers for /stats and /metrics.
+struct StoreStats {
+  uint64_t keys = 0;
+  uint64_t live_bytes = 0;        // bytes of records the index points at
+  uint64_t dead_bytes = 0;        // bytes of overwritten/deleted records and tombstones
+  uint64_t segments = 0;
+  uint64_t last_lsn = 0;          // newest staged LSN
+  uint64_t durable_lsn = 0;       // newest LSN whose batch completed
+  uint64_t batches = 0;           // completed batches
+  uint64_t batch_records = 0;     // records in completed batches (sum)
+  uint64_t syncs = 0;             // fdatasync calls
+  uint64_t index_bytes = 0;       // memory held by the key index (table + key arena)
+};
+
+class WriteBatch {
+ public:
+  virtual ~WriteBatch() = default;
+  // Writes the batch's bytes (one write per segment touched) and syncs them if
+  // the mode asks. Safe to call on a thread other than the owner's.
+  virtual Status Run() = 0;
+  virtual uint64_t first_lsn() const = 0;
+  virtual uint64_t last_lsn() const = 0;
+  virtual size_t records() const = 0;
+  virtual size_t bytes() const = 0;
+};
+
+// Reads the log in LSN order, as encoded records (see record_format.h),
+// from a starting LSN. Only records whose batch completed are returned.
+class LogCursor {
+ public:
+  virtual ~LogCursor() = default;
+  // Appends whole encoded records with LSN > the cursor's position to *out,
+  // up to about max_bytes (at least one record when one is available), and
+  // advances. An OK status with nothing appended means the cursor is at the
+  // end of what is durable now; call again later to get more.
+  virtual Status Next(std::string* out, size_t max_bytes) = 0;
+  // LSN of the last record returned so far (the starting LSN before any).
+  virtual uint64_t position() const = 0;
+};
+
+class Store {
+ public:
+  // Opens (creating if needed) the store in options.dir, takes the
+  // directory's lock (Busy if another process or Store holds it), recovers
+  // the index from the segments and truncates a torn tail of the newest one.
+  static Status Open(const Options& options, std::unique_ptr<Store>* store);
+  virtual ~Store() = default;
+
+  // Value and LSN of the live record of key; NotFound if absent or deleted.
+  virtual Status Get(std::string_view key, std::string* value, uint64_t* lsn = nullptr) = 0;
+  // LSN of key's live record without reading the value (for conditional writes).
+  virtual Status Lookup(std::string_view key, uint64_t* lsn) = 0;
+
+  // Stage a put; *lsn receives its LSN. InvalidArgument for an empty key or
+  // one longer than 64 KiB, or a value above 4 GiB - 1.
+  virtual Status Put(std::string_view key, std::string_view value, uint64_t* lsn) = 0;
+  // Stage a tombstone; NotFound (and nothing staged) if the key is absent.
+  virtual Status Remove(std::string_view key, uint64_t* lsn) = 0;
+
+  // Replica side: stage a record received from the primary, keeping the
+  // primary's LSN. InvalidArgument unless lsn > last_lsn(). A delete of an
+  // absent key still stages its tombstone (the logs stay identical).
+  virtual Status Apply(uint64_t lsn, bool is_delete, std::string_view key,
+                       std::string_view value) = 0;
+
+  // Group commit, as described at the top of this file.
+  virtual bool HasStaged() const = 0;
+  virtual bool BatchInFlight() const = 0;
+  // The staged records as a batch, or nullptr if none are staged or a batch is
+  // in flight. With force_sync (everysec's timer) a batch is returned even if
+  // nothing is staged, as long as written data awaits a sync.
+  virtual std::unique_ptr<WriteBatch> TakeBatch(bool force_sync = false) = 0;
+  virtual void FinishBatch(std::unique_ptr<WriteBatch> batch, Status status) = 0;
+  // Convenience for tests and tools: runs batches on this thread until
+  // nothing is staged.
+  virtual Status Flush() = 0;
+
+  // Calls fn for every live key with its value and LSN (reads each value).
+  // Stops early and returns the error if a read fails.
+  virtual Status ForEach(
+      const std::function<void(std::string_view key, std::string_view value, uint64_t lsn)>& fn) = 0;
+
+  // A cursor over durable records with LSN > after_lsn.
+  virtual Status NewLogCursor(uint64_t after_lsn, std::unique_ptr<LogCursor>* cursor) = 0;
+
+  virtual uint64_t size() const = 0;         // live keys
+  virtual uint64_t last_lsn() const = 0;     // newest staged LSN (0 for an empty store)
+  virtual uint64_t durable_lsn() const = 0;  // newest LSN of a completed batch
+  virtual StoreStats Stats() const = 0;
+  virtual const Options& options() const = 0;
+};
+
+}  // namespace distkv::storage

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs doctest binaries one after the other and closes with a single line
+# "N passed, N failed" summed over all of them (the line CI reads).
+# Exit status is non-zero when any test case failed or a binary crashed.
+set -u
+passed=0; failed=0; status=0
+for bin in "$@"; do
+  out=$(mktemp)
+  "$bin" 2>&1 | tee "$out"
+  rc=${PIPESTATUS[0]}
+  line=$(grep -E '^\[doctest\] test cases:' "$out" | tail -n 1)
+  rm -f "$out"
+  if [ -z "$line" ]; then
+    echo "$bin: exited $rc without a doctest summary (crash?)"
+    failed=$((failed + 1)); status=1; continue
+  fi
+  p=$(sed -E 's/.*\|[[:space:]]*([0-9]+) passed.*/\1/' <<<"$line")
+  f=$(sed -E 's/.*\|[[:space:]]*([0-9]+) failed.*/\1/' <<<"$line")
+  passed=$((passed + p)); failed=$((failed + f))
+  [ "$rc" -eq 0 ] || status=1
+done
+echo "$passed passed, $failed failed"
+exit $status
