@@ -29,8 +29,12 @@ STORAGE_SRCS := $(sort $(wildcard storage/*.cc))
 NET_SRCS     := $(sort $(wildcard net/*.cc))
 SRC_SRCS     := $(filter-out src/main.cc,$(sort $(wildcard src/*.cc)))
 BENCH_SRCS   := $(filter-out bench/storage_bench.cc bench/main.cc,$(sort $(wildcard bench/*.cc)))
-UNIT_SRCS    := $(sort $(wildcard tests/unit/*.cc))
 CLUSTER_SRCS := $(sort $(wildcard tests/cluster/*.cc))
+# Unit tests: one binary per layer, linked only against that layer and the
+# ones below it, so a test cannot lean on code its layer must not use.
+TEST_MAIN    := $(BUILD)/tests/unit/doctest_main.o
+unit_srcs     = $(sort $(wildcard tests/unit/$(1)/*.cc))
+UNIT_BINS    := $(BUILD)/storage-tests $(BUILD)/net-tests $(BUILD)/node-tests $(BUILD)/bench-tests
 LLHTTP_OBJS  := $(BUILD)/llhttp/llhttp.o $(BUILD)/llhttp/api.o $(BUILD)/llhttp/http.o
 
 obj = $(patsubst %.cc,$(BUILD)/%.o,$(1))
@@ -93,19 +97,25 @@ $(BUILD)/distkv-bench: $(call obj,bench/main.cc) $(BENCH_LIB) $(NET_LIB)
 $(BUILD)/storage-bench: $(call obj,bench/storage_bench.cc) $(STORAGE_LIB)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/unit-tests: $(call obj,$(UNIT_SRCS)) $(NODE_LIB) $(BENCH_LIB) $(NET_LIB) $(STORAGE_LIB)
+$(BUILD)/storage-tests: $(TEST_MAIN) $(call obj,$(call unit_srcs,storage)) $(STORAGE_LIB)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/net-tests: $(TEST_MAIN) $(call obj,$(call unit_srcs,net)) $(NET_LIB)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/node-tests: $(TEST_MAIN) $(call obj,$(call unit_srcs,node)) $(NODE_LIB) $(NET_LIB) $(STORAGE_LIB)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/bench-tests: $(TEST_MAIN) $(call obj,$(call unit_srcs,bench)) $(BENCH_LIB) $(NET_LIB)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/cluster-tests: $(call obj,$(CLUSTER_SRCS)) $(NODE_LIB) $(BENCH_LIB) $(NET_LIB) $(STORAGE_LIB)
+$(BUILD)/cluster-tests: $(TEST_MAIN) $(call obj,$(CLUSTER_SRCS)) $(BENCH_LIB) $(NET_LIB)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # --- tests ----------------------------------------------------------------
-test: $(BUILD)/unit-tests $(BUILD)/cluster-tests $(BUILD)/distkv $(BUILD)/distkv-bench
+test: $(UNIT_BINS) $(BUILD)/cluster-tests $(BUILD)/distkv $(BUILD)/distkv-bench
 	@DISTKV_BIN=$(abspath $(BUILD)/distkv) DISTKV_BENCH_BIN=$(abspath $(BUILD)/distkv-bench) \
-	  tests/run.sh $(BUILD)/unit-tests $(BUILD)/cluster-tests
+	  tests/run.sh $(UNIT_BINS) $(BUILD)/cluster-tests
 
-unit-test: $(BUILD)/unit-tests
-	@tests/run.sh $(BUILD)/unit-tests
+unit-test: $(UNIT_BINS)
+	@tests/run.sh $(UNIT_BINS)
 
 cluster-test: $(BUILD)/cluster-tests $(BUILD)/distkv $(BUILD)/distkv-bench
 	@DISTKV_BIN=$(abspath $(BUILD)/distkv) DISTKV_BENCH_BIN=$(abspath $(BUILD)/distkv-bench) \
