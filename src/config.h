@@ -1,0 +1,66 @@
+// Cluster configuration: what sharding.toml says, validated.
+//
+// The seed projects' format stays valid (name, idx, address, replicas or
+// replica per [[shards]] entry); every other key is optional with a default.
+// A bad file is refused with one line that names the file, the line and the
+// field ("sharding.toml:12: shards[1].address: ..."), so the operator knows
+// where to look.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "net/http_server.h"
+#include "storage/store.h"
+
+namespace distkv {
+
+inline constexpr uint32_t kSlotCount = 16384;
+
+struct SlotRange {
+  uint32_t first = 0;  // inclusive
+  uint32_t last = 0;   // inclusive
+};
+
+struct ShardConfig {
+  std::string name;
+  int idx = 0;
+  std::string address;                // primary "host:port"
+  std::vector<std::string> replicas;  // "host:port" each
+  std::vector<SlotRange> slots;       // empty: the contiguous default range for idx
+};
+
+enum class RoutingMode { kProxy, kRedirect };
+
+struct ClusterConfig {
+  std::string source;                 // file it came from ("" for the built-in default)
+  RoutingMode routing = RoutingMode::kProxy;
+  uint64_t forward_timeout_ms = 2'000;
+  uint64_t connect_timeout_ms = 500;
+
+  storage::FsyncMode fsync = storage::FsyncMode::kAlways;
+  uint64_t segment_bytes = 64ull << 20;
+
+  size_t max_key_bytes = 4096;
+  size_t max_value_bytes = 16u << 20;
+
+  net::ServerLimits server;           // [server] section
+
+  int min_acks = 0;                   // [replication]: replicas that must hold a write
+  uint64_t ack_timeout_ms = 2'000;
+
+  std::vector<ShardConfig> shards;    // sorted by idx
+};
+
+// Parses and validates a sharding.toml. On failure returns false and sets
+// *error to a one-line message naming the file, line and field.
+bool LoadConfig(const std::string& path, ClusterConfig* config, std::string* error);
+// The same, from text (tests; name is used in messages).
+bool ParseConfig(const std::string& text, const std::string& name, ClusterConfig* config,
+                 std::string* error);
+
+// The configuration `make run` uses: one shard "default" owning every slot.
+ClusterConfig SingleNodeConfig(const std::string& address);
+
+}  // namespace distkv

@@ -1,0 +1,100 @@
+#include "src/forwarder.h"
+
+namespace distkv {
+
+namespace {
+// Headers of the owner's answer that the client must see.
+constexpr std::string_view kPassedBack[] = {"ETag", "Content-Type", "X-Distkv-Shard", "Location",
+                                            "Allow"};
+}  // namespace
+
+net::HttpResponse UnreachableResponse(const net::ClientResult& result, const std::string& shard,
+                                      const std::string& peer) {
+  const std::string who = "shard " + shard + " at " + peer;
+  switch (result.error) {
+    case net::ClientError::kConnectFailed:
+      return net::MakeErrorResponse(503, "shard_unavailable",
+                                    who + " refused the connection (" + result.detail +
+                                        "); retry once it is back");
+    case net::ClientError::kConnectTimeout:
+    case net::ClientError::kTimeout:
+      return net::MakeErrorResponse(504, "shard_timeout",
+                                    who + " did not answer in time; the request may or may not "
+                                          "have been applied there");
+    default:
+      return net::MakeErrorResponse(502, "bad_gateway",
+                                    who + " gave no valid answer (" +
+                                        std::string(net::ClientErrorName(result.error)) + ": " +
+                                        result.detail + ")");
+  }
+}
+
+Forwarder::Forwarder(const ClusterConfig& config, net::HttpClient* client, std::string self_name)
+    : config_(config), client_(client), self_name_(std::move(self_name)) {}
+
+net::HttpResponse Forwarder::Redirect(const net::HttpRequest& original, const ShardConfig& owner) {
+  net::HttpResponse resp;
+  resp.status = 307;
+  resp.SetHeader("Location", "http://" + owner.address + original.target);
+  resp.SetHeader("Content-Type", "application/json");
+  resp.body = "{\"error\":\"redirect\",\"message\":";
+  net::AppendJsonString(&resp.body, "the key belongs to shard " + owner.name + " at " +
+                                        owner.address + "; repeat the request there");
+  resp.body += "}";
+  return resp;
+}
+
+void Forwarder::Forward(const net::HttpRequest& original, const KvRequest& kv,
+                        const ShardConfig& owner, Reply reply) {
+  net::OutboundRequest out;
+  switch (kv.op) {
+    case KvOp::kGet: out.method = "GET"; break;
+    case KvOp::kPut: out.method = "PUT"; out.body = kv.value; break;
+    case KvOp::kDelete: out.method = "DELETE"; break;
+  }
+  out.target = "/kv/" + PercentEncode(kv.key);
+  if (kv.ack_replica) out.target += "?ack=replica";
+  for (std::string_view name : {"If-Match", "If-None-Match"}) {
+    if (const std::string* v = original.header(name)) out.headers.push_back({std::string(name), *v});
+  }
+  out.headers.push_back({std::string(kHopHeader), self_name_});
+  out.timeout_ms = config_.forward_timeout_ms;
+  counters_.forwarded++;
+
+  if (kv.op == KvOp::kGet && kv.read_replica && !owner.replicas.empty()) {
+    counters_.to_replica++;
+    const std::string& peer = owner.replicas[next_replica_++ % owner.replicas.size()];
+    Send(peer, owner, std::move(out), std::move(reply), /*fallback_to_primary=*/true);
+    return;
+  }
+  Send(owner.address, owner, std::move(out), std::move(reply), false);
+}
+
+void Forwarder::Send(const std::string& peer, const ShardConfig& owner,
+                     net::OutboundRequest request, Reply reply, bool fallback_to_primary) {
+  // A copy is kept only when a second attempt may need it.
+  net::OutboundRequest retry = fallback_to_primary ? request : net::OutboundRequest{};
+  client_->Request(
+      peer, std::move(request),
+      [this, peer, owner = &owner, reply = std::move(reply), retry = std::move(retry),
+       fallback_to_primary](net::ClientResult& result) mutable {
+        if (result.error != net::ClientError::kNone) {
+          if (fallback_to_primary) {  // a replica is down: the primary can answer the read
+            Send(owner->address, *owner, std::move(retry), std::move(reply), false);
+            return;
+          }
+          counters_.failed++;
+          reply(UnreachableResponse(result, owner->name, peer));
+          return;
+        }
+        net::HttpResponse resp;
+        resp.status = result.response.status;
+        for (std::string_view name : kPassedBack) {
+          if (const std::string* v = result.response.header(name)) resp.SetHeader(name, *v);
+        }
+        resp.body = std::move(result.response.body);
+        reply(std::move(resp));
+      });
+}
+
+}  // namespace distkv

@@ -1,0 +1,60 @@
+// Forwarder: answers a key-value request whose key another shard owns.
+//
+// In "proxy" mode the request is re-sent, in canonical form (/kv/{key}), to
+// the owner's primary — or to one of its replicas for a read that asked for
+// ?read=replica — over the pooled keep-alive connections of net::HttpClient,
+// and the owner's answer comes back unchanged (status, ETag, Content-Type,
+// X-Distkv-Shard, body). The forwarded request carries X-Distkv-Hop; a node
+// that receives one for a key it does not own answers 421 rather than
+// forwarding again, so two nodes that disagree about ownership cannot loop.
+// An owner that cannot be reached gives 503 (refused), 504 (timed out) or
+// 502 (broken answer), each naming the shard and address.
+//
+// In "redirect" mode the answer is 307 with Location on the owner instead.
+#pragma once
+
+#include <functional>
+
+#include "net/http_client.h"
+#include "src/config.h"
+#include "src/kv_request.h"
+
+namespace distkv {
+
+inline constexpr std::string_view kHopHeader = "X-Distkv-Hop";
+
+class Forwarder {
+ public:
+  using Reply = std::function<void(net::HttpResponse&& response)>;
+
+  Forwarder(const ClusterConfig& config, net::HttpClient* client, std::string self_name);
+
+  // original: the request as received (method, target); kv: what it asks.
+  void Forward(const net::HttpRequest& original, const KvRequest& kv, const ShardConfig& owner,
+               Reply reply);
+  // The 307 answer of redirect mode.
+  static net::HttpResponse Redirect(const net::HttpRequest& original, const ShardConfig& owner);
+
+  struct Counters {
+    uint64_t forwarded = 0;
+    uint64_t to_replica = 0;
+    uint64_t failed = 0;
+  };
+  const Counters& counters() const { return counters_; }
+
+ private:
+  void Send(const std::string& peer, const ShardConfig& owner, net::OutboundRequest request,
+            Reply reply, bool fallback_to_primary);
+
+  const ClusterConfig& config_;
+  net::HttpClient* client_;
+  std::string self_name_;
+  size_t next_replica_ = 0;
+  Counters counters_;
+};
+
+// The error response for a peer that could not be reached.
+net::HttpResponse UnreachableResponse(const net::ClientResult& result, const std::string& shard,
+                                      const std::string& peer);
+
+}  // namespace distkv

@@ -1,0 +1,56 @@
+// Turning an HTTP request into what the node must do: which endpoint, and for
+// key-value requests the operation, the (percent-decoded) key, the value and
+// the conditions. Both APIs land here: /kv/{key} and the seed projects'
+// /get /retrieve /set /store /delete with query strings.
+#pragma once
+
+#include <string>
+
+#include "net/http_message.h"
+
+namespace distkv {
+
+enum class Endpoint {
+  kKv, kHealth, kStats, kMetrics, kCluster, kCompact, kDigest, kReplicate, kReplicaAck,
+};
+
+enum class KvOp { kGet, kPut, kDelete };
+
+struct KvRequest {
+  KvOp op = KvOp::kGet;
+  std::string key;
+  std::string value;
+  std::string if_match;        // the ETag's LSN digits; empty when absent
+  bool has_if_match = false;
+  bool if_none_match_star = false;
+  bool read_replica = false;   // ?read=replica: a forwarded read may go to a replica
+  bool ack_replica = false;    // ?ack=replica: answer once a replica holds the write
+};
+
+struct ParsedRequest {
+  Endpoint endpoint = Endpoint::kHealth;
+  KvRequest kv;
+};
+
+struct KeyLimits {
+  size_t max_key_bytes = 4096;
+  size_t max_value_bytes = 16u << 20;
+};
+
+// Fills *out, or returns false with the error response to send (400 for a bad
+// key or escape, 404 for an unknown path, 405 for a method the path does not
+// take, 412 for a malformed If-Match, 413 for a value above the limit). The
+// request's body may be moved into out->kv.value.
+bool ParseRequest(net::HttpRequest& request, const KeyLimits& limits, ParsedRequest* out,
+                  net::HttpResponse* error);
+
+// "\"<lsn>\"": the ETag of a record.
+std::string MakeEtag(uint64_t lsn);
+
+}  // namespace distkv
+
+namespace distkv {
+// Percent-encodes every byte outside RFC 3986's unreserved set, so that any
+// key (binary included) survives a trip through a URL path.
+std::string PercentEncode(std::string_view in);
+}  // namespace distkv

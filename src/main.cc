@@ -1,0 +1,195 @@
+// distkv: the command line.
+//
+//   distkv serve --config sharding.toml --shard NAME [--replica] [--data DIR]
+//                [--listen HOST:PORT] [--repair] [--log-requests]
+//
+// The seed projects' flags --config-file, --db-location and --http-addr are
+// accepted as aliases. Without --config the node serves a single shard
+// ("default") that owns every key, on 127.0.0.1:8080 unless --listen says
+// otherwise.
+#include <uv.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "src/config.h"
+#include "src/log.h"
+#include "src/node.h"
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: distkv serve [--config FILE --shard NAME] [--replica] [--data DIR]\n"
+    "                    [--listen HOST:PORT] [--repair] [--log-requests]\n"
+    "       distkv nodes [--config FILE]   list the nodes of a config, one per line\n"
+    "\n"
+    "  --config FILE     cluster description (sharding.toml); alias --config-file\n"
+    "  --shard NAME      the shard this node serves (required with --config)\n"
+    "  --replica         serve as a read-only replica of the shard\n"
+    "  --data DIR        the shard's data directory; alias --db-location\n"
+    "                    (default: data/<shard> or data/<shard>-replica)\n"
+    "  --listen ADDR     host:port to listen on; alias --http-addr\n"
+    "                    (default: the shard's address, or its replica address)\n"
+    "  --repair          truncate a corrupt sealed segment instead of refusing to start\n"
+    "  --log-requests    one log line per request\n";
+
+struct Args {
+  std::string config_path;
+  distkv::NodeOptions node;
+};
+
+int Usage(const char* problem) {
+  if (problem) std::fprintf(stderr, "distkv: %s\n\n", problem);
+  std::fputs(kUsage, stderr);
+  return 2;
+}
+
+// Returns -1 when the arguments are fine, else the exit code.
+int ParseArgs(int argc, char** argv, Args* args) {
+  if (argc < 2 || std::strcmp(argv[1], "serve") != 0) {
+    if (argc >= 2 && (!std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h"))) {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+    return Usage(argc < 2 ? "missing command" : "unknown command (only \"serve\" exists)");
+  }
+  for (int i = 2; i < argc; ++i) {
+    std::string flag = argv[i];
+    std::string value;
+    bool has_inline = false;
+    if (auto eq = flag.find('='); flag.rfind("--", 0) == 0 && eq != std::string::npos) {
+      value = flag.substr(eq + 1);
+      flag = flag.substr(0, eq);
+      has_inline = true;
+    }
+    auto take = [&](std::string* out) -> bool {
+      if (has_inline) {
+        *out = value;
+        return true;
+      }
+      if (i + 1 >= argc) return false;
+      *out = argv[++i];
+      return true;
+    };
+    bool ok = true;
+    if (flag == "--config" || flag == "--config-file") {
+      ok = take(&args->config_path);
+    } else if (flag == "--shard") {
+      ok = take(&args->node.shard);
+    } else if (flag == "--data" || flag == "--db-location") {
+      ok = take(&args->node.data_dir);
+    } else if (flag == "--listen" || flag == "--http-addr") {
+      ok = take(&args->node.listen);
+    } else if (flag == "--replica") {
+      args->node.replica = true;
+    } else if (flag == "--repair") {
+      args->node.repair = true;
+    } else if (flag == "--log-requests") {
+      args->node.log_requests = true;
+    } else if (flag == "--help" || flag == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    } else {
+      return Usage(("unknown flag " + flag).c_str());
+    }
+    if (!ok) return Usage(("flag " + flag + " needs a value").c_str());
+  }
+  if (args->config_path.empty()) {
+    if (args->node.listen.empty()) args->node.listen = "127.0.0.1:8080";
+    args->node.config = distkv::SingleNodeConfig(args->node.listen);
+    if (args->node.shard.empty()) args->node.shard = "default";
+  } else {
+    std::string error;
+    if (!distkv::LoadConfig(args->config_path, &args->node.config, &error)) {
+      std::fprintf(stderr, "distkv: bad config: %s\n", error.c_str());
+      return 1;
+    }
+    if (args->node.shard.empty()) return Usage("--shard NAME is required with --config");
+  }
+  if (args->node.data_dir.empty()) {
+    args->node.data_dir = "data/" + args->node.shard + (args->node.replica ? "-replica" : "");
+  }
+  return -1;
+}
+
+struct SignalState {
+  distkv::Node* node;
+  uv_signal_t sigint;
+  uv_signal_t sigterm;
+  bool stopping = false;
+};
+
+void OnSignal(uv_signal_t* handle, int signum) {
+  auto* state = static_cast<SignalState*>(handle->data);
+  if (state->stopping) return;
+  state->stopping = true;
+  distkv::Logf(distkv::LogLevel::kInfo, "%s: finishing in-flight requests and stopping",
+               signum == SIGINT ? "SIGINT" : "SIGTERM");
+  state->node->Shutdown([state]() {
+    uv_close(reinterpret_cast<uv_handle_t*>(&state->sigint), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&state->sigterm), nullptr);
+  });
+}
+
+}  // namespace
+
+// `distkv nodes --config FILE`: one line per node, "shard role address",
+// for scripts (make run-multi) that must not parse TOML themselves.
+int ListNodes(int argc, char** argv) {
+  std::string path = "sharding.toml";
+  for (int i = 2; i < argc; ++i) {
+    std::string flag = argv[i];
+    if ((flag == "--config" || flag == "--config-file") && i + 1 < argc) {
+      path = argv[++i];
+    } else {
+      return Usage(("unknown flag " + flag).c_str());
+    }
+  }
+  distkv::ClusterConfig config;
+  std::string error;
+  if (!distkv::LoadConfig(path, &config, &error)) {
+    std::fprintf(stderr, "distkv: bad config: %s\n", error.c_str());
+    return 1;
+  }
+  for (const auto& shard : config.shards) {
+    std::printf("%s primary %s\n", shard.name.c_str(), shard.address.c_str());
+    for (const auto& r : shard.replicas) std::printf("%s replica %s\n", shard.name.c_str(), r.c_str());
+  }
+  return 0;
+}
+
+int main(int argc, char** argv) {
+  std::signal(SIGPIPE, SIG_IGN);
+  if (argc >= 2 && std::strcmp(argv[1], "nodes") == 0) return ListNodes(argc, argv);
+  Args args;
+  if (int rc = ParseArgs(argc, argv, &args); rc >= 0) return rc;
+
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  int exit_code = 0;
+  {
+    distkv::Node node(&loop, std::move(args.node));
+    std::string error;
+    if (!node.Start(&error)) {
+      std::fprintf(stderr, "distkv: %s\n", error.c_str());
+      exit_code = 1;
+      node.Shutdown([] {});
+    } else {
+      SignalState signals{&node, {}, {}};
+      uv_signal_init(&loop, &signals.sigint);
+      uv_signal_init(&loop, &signals.sigterm);
+      signals.sigint.data = signals.sigterm.data = &signals;
+      uv_signal_start(&signals.sigint, OnSignal, SIGINT);
+      uv_signal_start(&signals.sigterm, OnSignal, SIGTERM);
+      uv_run(&loop, UV_RUN_DEFAULT);
+    }
+  }
+  // Let every handle the node closed finish its close callback.
+  uv_run(&loop, UV_RUN_DEFAULT);
+  if (uv_loop_close(&loop) != 0) {
+    distkv::LogLine(distkv::LogLevel::kWarn, "event loop closed with handles still open");
+  }
+  return exit_code;
+}

@@ -1,0 +1,65 @@
+// Metrics: the node's counters, shown by /stats (JSON) and /metrics
+// (Prometheus text). Plain numbers, updated on the loop thread only.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace distkv {
+
+// What a request was, for counting. Keep RouteName in step.
+enum class Route : uint8_t {
+  kKvGet, kKvPut, kKvDelete, kHealth, kStats, kMetrics, kCluster, kCompact, kDigest,
+  kReplication, kForwarded, kRedirected, kOther, kCount
+};
+std::string_view RouteName(Route route);
+
+// Request latency in fixed buckets (upper bounds in microseconds), enough for
+// a Prometheus histogram and for rough percentiles in /stats.
+class LatencyHistogram {
+ public:
+  static constexpr std::array<uint64_t, 16> kBoundsUs = {
+      50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
+      1000000, 2500000, 10000000};
+  void Observe(uint64_t micros);
+  uint64_t count() const { return count_; }
+  uint64_t sum_us() const { return sum_us_; }
+  // Upper bound of the bucket holding the q-quantile (0 < q <= 1), in µs.
+  uint64_t QuantileUpperBoundUs(double q) const;
+  const std::array<uint64_t, kBoundsUs.size() + 1>& buckets() const { return buckets_; }
+
+ private:
+  std::array<uint64_t, kBoundsUs.size() + 1> buckets_{};  // last: above every bound
+  uint64_t count_ = 0;
+  uint64_t sum_us_ = 0;
+};
+
+class RequestMetrics {
+ public:
+  void Record(Route route, int status, uint64_t micros);
+  uint64_t total() const { return total_; }
+  uint64_t count(Route route, int status) const;
+  const LatencyHistogram& latency() const { return latency_; }
+
+  // Appends "route":{"200":n,...} pairs as a JSON object body.
+  void AppendJson(std::string* out) const;
+  // Appends distkv_requests_total and distkv_request_duration_seconds.
+  void AppendPrometheus(std::string* out) const;
+
+ private:
+  static constexpr int kStatuses = 600;
+  std::array<std::array<uint64_t, kStatuses>, static_cast<size_t>(Route::kCount)> counts_{};
+  uint64_t total_ = 0;
+  LatencyHistogram latency_;
+};
+
+// Small helpers for hand-written JSON and Prometheus text.
+void AppendJsonField(std::string* out, std::string_view name, uint64_t value, bool comma = true);
+void AppendJsonField(std::string* out, std::string_view name, std::string_view value,
+                     bool comma = true);
+void AppendPromMetric(std::string* out, std::string_view name, std::string_view type,
+                      std::string_view help, uint64_t value);
+
+}  // namespace distkv

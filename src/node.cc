@@ -1,0 +1,480 @@
+#include "src/node.h"
+
+#include <xxhash.h>
+
+#include <cinttypes>
+#include <cstdio>
+
+#include "src/log.h"
+
+namespace distkv {
+
+namespace {
+
+bool SplitListen(const std::string& address, std::string* host, int* port) {
+  return net::SplitHostPort(address, host, port);
+}
+
+std::string RoleName(bool replica) { return replica ? "replica" : "primary"; }
+
+}  // namespace
+
+Node::Node(uv_loop_t* loop, NodeOptions options)
+    : loop_(loop), options_(std::move(options)), map_(options_.config.shards) {
+  key_limits_.max_key_bytes = options_.config.max_key_bytes;
+  key_limits_.max_value_bytes = options_.config.max_value_bytes;
+}
+
+Node::~Node() = default;
+
+bool Node::Start(std::string* error) {
+  const ClusterConfig& config = options_.config;
+  int pos = map_.Find(options_.shard);
+  if (pos < 0) {
+    std::string names;
+    for (const auto& s : config.shards) names += (names.empty() ? "" : ", ") + s.name;
+    *error = config.source + ": no shard named \"" + options_.shard + "\" (shards: " + names + ")";
+    return false;
+  }
+  self_ = static_cast<size_t>(pos);
+  const ShardConfig& shard = map_.shards()[self_];
+  listen_ = options_.listen;
+  if (listen_.empty()) {
+    if (!options_.replica) {
+      listen_ = shard.address;
+    } else if (!shard.replicas.empty()) {
+      listen_ = shard.replicas.front();
+    } else {
+      *error = config.source + ": shard " + shard.name + " lists no replica to serve as";
+      return false;
+    }
+  }
+  std::string host;
+  int port = 0;
+  if (!SplitListen(listen_, &host, &port)) {
+    *error = "listen address \"" + listen_ + "\" is not host:port";
+    return false;
+  }
+
+  storage::Options so;
+  so.dir = options_.data_dir;
+  so.segment_bytes = config.segment_bytes;
+  so.fsync = config.fsync;
+  so.repair = options_.repair;
+  so.log = [](std::string_view line) { LogLine(LogLevel::kInfo, line); };
+  storage::Status s = storage::Store::Open(so, &store_);
+  if (!s.ok()) {
+    *error = "cannot open the store in " + so.dir + ": " + s.ToString();
+    return false;
+  }
+  pipeline_ = std::make_unique<CommitPipeline>(loop_, store_.get());
+
+  net::ClientOptions co;
+  co.connect_timeout_ms = config.connect_timeout_ms;
+  co.request_timeout_ms = config.forward_timeout_ms;
+  client_ = std::make_unique<net::HttpClient>(loop_, co);
+  forwarder_ = std::make_unique<Forwarder>(config, client_.get(), shard.name);
+
+  server_ = std::make_unique<net::HttpServer>(
+      loop_, config.server,
+      [this](net::HttpRequest& request, net::Responder responder) {
+        OnRequest(request, std::move(responder));
+      });
+  server_->AddResponseHeader("X-Distkv-Shard", shard.name);
+  int rc = server_->Listen(host, port);
+  if (rc != 0) {
+    *error = "cannot listen on " + listen_ + ": " + uv_strerror(rc);
+    return false;
+  }
+  started_ns_ = uv_hrtime();
+  Logf(LogLevel::kInfo, "shard %s (%s) serving on %s, data in %s, %" PRIu64 " keys, last LSN %" PRIu64
+       ", fsync=%s, routing=%s",
+       shard.name.c_str(), RoleName(options_.replica).c_str(), listen_.c_str(), so.dir.c_str(),
+       store_->size(), store_->last_lsn(), std::string(storage::FsyncModeName(config.fsync)).c_str(),
+       config.routing == RoutingMode::kProxy ? "proxy" : "redirect");
+  return true;
+}
+
+void Node::Shutdown(std::function<void()> done) {
+  if (!server_) {
+    done();
+    return;
+  }
+  server_->Shutdown([this, done = std::move(done)]() mutable {
+    pipeline_->Drain([this, done = std::move(done)]() {
+      client_->Close();
+      Logf(LogLevel::kInfo, "shard %s stopped at LSN %" PRIu64, map_.shards()[self_].name.c_str(),
+           store_->durable_lsn());
+      done();
+    });
+  });
+}
+
+void Node::Finish(net::Responder& responder, Route route, uint64_t start_ns,
+                  net::HttpResponse&& response) {
+  const uint64_t micros = (uv_hrtime() - start_ns) / 1000;
+  metrics_.Record(route, response.status, micros);
+  if (options_.log_requests) {
+    Logf(LogLevel::kDebug, "%s %d %" PRIu64 "us", std::string(RouteName(route)).c_str(),
+         response.status, micros);
+  }
+  responder.Send(std::move(response));
+}
+
+net::HttpResponse Node::StorageError(const storage::Status& status) const {
+  if (status.IsNoSpace()) {
+    return net::MakeErrorResponse(507, "disk_full",
+                                  "the write was not stored: " + std::string(status.message()) +
+                                      "; free disk space on this node and retry");
+  }
+  return net::MakeErrorResponse(500, "storage_error", status.ToString());
+}
+
+void Node::OnRequest(net::HttpRequest& request, net::Responder responder) {
+  const uint64_t start_ns = uv_hrtime();
+  ParsedRequest parsed;
+  net::HttpResponse error;
+  if (!ParseRequest(request, key_limits_, &parsed, &error)) {
+    Finish(responder, Route::kOther, start_ns, std::move(error));
+    return;
+  }
+  switch (parsed.endpoint) {
+    case Endpoint::kKv:
+      HandleKv(request, parsed, std::move(responder), start_ns);
+      return;
+    case Endpoint::kHealth: {
+      net::HttpResponse r;
+      r.SetHeader("Content-Type", "application/json");
+      r.body = "{\"status\":\"ok\",\"role\":\"" + RoleName(options_.replica) + "\"}\n";
+      Finish(responder, Route::kHealth, start_ns, std::move(r));
+      return;
+    }
+    case Endpoint::kStats:
+      Finish(responder, Route::kStats, start_ns, StatsResponse());
+      return;
+    case Endpoint::kMetrics:
+      Finish(responder, Route::kMetrics, start_ns, MetricsResponse());
+      return;
+    case Endpoint::kCluster:
+      HandleCluster(std::move(responder), start_ns);
+      return;
+    case Endpoint::kDigest:
+      Finish(responder, Route::kDigest, start_ns, DigestResponse());
+      return;
+    case Endpoint::kCompact:
+      Finish(responder, Route::kCompact, start_ns,
+             net::MakeErrorResponse(501, "not_implemented",
+                                    "compaction is not available in this version (see README)"));
+      return;
+    case Endpoint::kReplicate:
+    case Endpoint::kReplicaAck:
+      Finish(responder, Route::kReplication, start_ns,
+             net::MakeErrorResponse(501, "not_implemented",
+                                    "replication is not available in this version (see README)"));
+      return;
+  }
+}
+
+void Node::HandleKv(net::HttpRequest& request, ParsedRequest& parsed, net::Responder responder,
+                    uint64_t start_ns) {
+  KvRequest& kv = parsed.kv;
+  const size_t owner = map_.OwnerOfKey(kv.key);
+  if (owner != self_) {
+    const ShardConfig& shard = map_.shards()[owner];
+    if (request.header(kHopHeader)) {
+      // The sender believes we own this key; we believe otherwise. Forwarding
+      // again could loop, so say so instead.
+      Finish(responder, Route::kOther, start_ns,
+             net::MakeErrorResponse(
+                 421, "misdirected_request",
+                 "shard " + map_.shards()[self_].name + " does not own this key (slot " +
+                     std::to_string(SlotOf(kv.key)) + " belongs to " + shard.name + " at " +
+                     shard.address + "); the nodes' sharding.toml files disagree"));
+      return;
+    }
+    if (options_.config.routing == RoutingMode::kRedirect) {
+      Finish(responder, Route::kRedirected, start_ns, Forwarder::Redirect(request, shard));
+      return;
+    }
+    forwarder_->Forward(request, kv, shard,
+                        [this, responder, start_ns](net::HttpResponse&& response) mutable {
+                          Finish(responder, Route::kForwarded, start_ns, std::move(response));
+                        });
+    return;
+  }
+  if (kv.op == KvOp::kGet) {
+    HandleLocalGet(kv, std::move(responder), start_ns);
+    return;
+  }
+  if (options_.replica) {
+    const ShardConfig& shard = map_.shards()[self_];
+    net::HttpResponse r = net::MakeErrorResponse(
+        403, "read_only_replica",
+        "this node is a read-only replica of shard " + shard.name + "; send writes to its primary at " +
+            shard.address);
+    r.SetHeader("Location", "http://" + shard.address + request.target);
+    Finish(responder, kv.op == KvOp::kPut ? Route::kKvPut : Route::kKvDelete, start_ns, std::move(r));
+    return;
+  }
+  HandleLocalWrite(kv, std::move(responder), start_ns);
+}
+
+void Node::HandleLocalGet(const KvRequest& kv, net::Responder responder, uint64_t start_ns) {
+  net::HttpResponse r;
+  uint64_t lsn = 0;
+  storage::Status s = store_->Get(kv.key, &r.body, &lsn);
+  if (s.IsNotFound()) {
+    r = net::MakeErrorResponse(404, "not_found", "no value for this key");
+  } else if (!s.ok()) {
+    r = StorageError(s);
+  } else {
+    r.SetHeader("ETag", MakeEtag(lsn));
+    r.SetHeader("Content-Type", "application/octet-stream");
+  }
+  Finish(responder, Route::kKvGet, start_ns, std::move(r));
+}
+
+void Node::HandleLocalWrite(KvRequest& kv, net::Responder responder, uint64_t start_ns) {
+  const Route route = kv.op == KvOp::kPut ? Route::kKvPut : Route::kKvDelete;
+  uint64_t current = 0;
+  storage::Status found = store_->Lookup(kv.key, &current);
+  if (!found.ok() && !found.IsNotFound()) {
+    Finish(responder, route, start_ns, StorageError(found));
+    return;
+  }
+  const bool exists = found.ok();
+  // Conditions are checked and the write staged in one loop turn, so no other
+  // write can slip in between.
+  if (kv.if_none_match_star && exists) {
+    Finish(responder, route, start_ns,
+           net::MakeErrorResponse(412, "precondition_failed",
+                                  "If-None-Match: * but the key exists (ETag " + MakeEtag(current) + ")"));
+    return;
+  }
+  if (kv.has_if_match &&
+      (!exists || (kv.if_match != "*" && kv.if_match != std::to_string(current)))) {
+    Finish(responder, route, start_ns,
+           net::MakeErrorResponse(
+               412, "precondition_failed",
+               exists ? "If-Match \"" + kv.if_match + "\" but the current ETag is " + MakeEtag(current)
+                      : "If-Match \"" + kv.if_match + "\" but the key does not exist"));
+    return;
+  }
+  if (kv.op == KvOp::kDelete && !exists) {
+    Finish(responder, route, start_ns, net::MakeErrorResponse(404, "not_found", "no value for this key"));
+    return;
+  }
+  uint64_t lsn = 0;
+  storage::Status s = kv.op == KvOp::kPut ? store_->Put(kv.key, kv.value, &lsn)
+                                          : store_->Remove(kv.key, &lsn);
+  if (!s.ok()) {
+    Finish(responder, route, start_ns, StorageError(s));
+    return;
+  }
+  const int ok_status = kv.op == KvOp::kDelete ? 204 : (exists ? 200 : 201);
+  pipeline_->WhenDurable(lsn, [this, responder, route, start_ns, lsn, ok_status](
+                                  const storage::Status& status) mutable {
+    if (!status.ok()) {
+      Finish(responder, route, start_ns, StorageError(status));
+      return;
+    }
+    net::HttpResponse r;
+    r.status = ok_status;
+    if (ok_status != 204) r.SetHeader("ETag", MakeEtag(lsn));
+    Finish(responder, route, start_ns, std::move(r));
+  });
+}
+
+net::HttpResponse Node::StatsResponse() const {
+  const storage::StoreStats st = store_->Stats();
+  const ShardConfig& shard = map_.shards()[self_];
+  const auto& pc = pipeline_->counters();
+  const auto& sc = server_->counters();
+  const auto& fc = forwarder_->counters();
+  std::string b = "{";
+  AppendJsonField(&b, "role", RoleName(options_.replica));
+  AppendJsonField(&b, "shard", shard.name);
+  AppendJsonField(&b, "address", listen_);
+  AppendJsonField(&b, "uptime_s", (uv_hrtime() - started_ns_) / 1'000'000'000ull);
+  AppendJsonField(&b, "fsync", storage::FsyncModeName(options_.config.fsync));
+  AppendJsonField(&b, "keys", st.keys);
+  AppendJsonField(&b, "live_bytes", st.live_bytes);
+  AppendJsonField(&b, "dead_bytes", st.dead_bytes);
+  AppendJsonField(&b, "segments", st.segments);
+  AppendJsonField(&b, "last_lsn", st.last_lsn);
+  AppendJsonField(&b, "durable_lsn", st.durable_lsn);
+  AppendJsonField(&b, "index_bytes", st.index_bytes);
+  b += "\"commit\":{";
+  AppendJsonField(&b, "batches", pc.batches);
+  AppendJsonField(&b, "batch_records", pc.batch_records);
+  AppendJsonField(&b, "max_batch_records", pc.max_batch_records);
+  AppendJsonField(&b, "failures", pc.batch_failures);
+  AppendJsonField(&b, "syncs", st.syncs);
+  AppendJsonField(&b, "waiting", pipeline_->waiting(), false);
+  b += "},\"connections\":{";
+  AppendJsonField(&b, "current", sc.connections_current);
+  AppendJsonField(&b, "accepted", sc.connections_accepted);
+  AppendJsonField(&b, "rejected", sc.connections_rejected);
+  AppendJsonField(&b, "timeouts", sc.timeouts);
+  AppendJsonField(&b, "parse_errors", sc.parse_errors, false);
+  b += "},\"forwarding\":{";
+  AppendJsonField(&b, "forwarded", fc.forwarded);
+  AppendJsonField(&b, "to_replica", fc.to_replica);
+  AppendJsonField(&b, "failed", fc.failed);
+  AppendJsonField(&b, "connections_opened", client_->counters().connections_opened, false);
+  b += "},\"requests\":{";
+  AppendJsonField(&b, "total", metrics_.total());
+  AppendJsonField(&b, "p50_us_le", metrics_.latency().QuantileUpperBoundUs(0.5));
+  AppendJsonField(&b, "p99_us_le", metrics_.latency().QuantileUpperBoundUs(0.99));
+  b += "\"by_route\":";
+  metrics_.AppendJson(&b);
+  b += "}}\n";
+  net::HttpResponse r;
+  r.SetHeader("Content-Type", "application/json");
+  r.body = std::move(b);
+  return r;
+}
+
+net::HttpResponse Node::MetricsResponse() const {
+  const storage::StoreStats st = store_->Stats();
+  const auto& pc = pipeline_->counters();
+  std::string b;
+  AppendPromMetric(&b, "distkv_keys", "gauge", "Live keys in this node's store.", st.keys);
+  AppendPromMetric(&b, "distkv_live_bytes", "gauge", "Bytes of live records.", st.live_bytes);
+  AppendPromMetric(&b, "distkv_dead_bytes", "gauge", "Bytes of overwritten or deleted records.",
+                   st.dead_bytes);
+  AppendPromMetric(&b, "distkv_segments", "gauge", "Segment files.", st.segments);
+  AppendPromMetric(&b, "distkv_last_lsn", "gauge", "Newest LSN staged.", st.last_lsn);
+  AppendPromMetric(&b, "distkv_durable_lsn", "gauge", "Newest LSN made durable.", st.durable_lsn);
+  AppendPromMetric(&b, "distkv_fsync_batches_total", "counter", "Group-commit batches completed.",
+                   pc.batches);
+  AppendPromMetric(&b, "distkv_fsync_batch_records_total", "counter",
+                   "Records in completed batches (divide by batches for the mean batch size).",
+                   pc.batch_records);
+  AppendPromMetric(&b, "distkv_fsync_batch_failures_total", "counter", "Batches that failed.",
+                   pc.batch_failures);
+  AppendPromMetric(&b, "distkv_fsyncs_total", "counter", "fdatasync calls.", st.syncs);
+  AppendPromMetric(&b, "distkv_connections", "gauge", "Open client connections.",
+                   server_->counters().connections_current);
+  AppendPromMetric(&b, "distkv_forwarded_total", "counter", "Requests forwarded to other shards.",
+                   forwarder_->counters().forwarded);
+  AppendPromMetric(&b, "distkv_forward_failures_total", "counter",
+                   "Forwarded requests whose owner could not be reached.", forwarder_->counters().failed);
+  metrics_.AppendPrometheus(&b);
+  net::HttpResponse r;
+  r.SetHeader("Content-Type", "text/plain; version=0.0.4");
+  r.body = std::move(b);
+  return r;
+}
+
+net::HttpResponse Node::DigestResponse() {
+  // Order-independent: the sum of one hash per (key, value) pair. Walks the
+  // whole store on the loop; an operator's and the tests' tool, not a hot path.
+  uint64_t sum = 0, count = 0;
+  std::string buf;
+  storage::Status s = store_->ForEach([&](std::string_view key, std::string_view value, uint64_t) {
+    buf.clear();
+    const uint32_t klen = static_cast<uint32_t>(key.size());
+    buf.append(reinterpret_cast<const char*>(&klen), sizeof klen);
+    buf.append(key);
+    buf.append(value);
+    sum += XXH3_64bits(buf.data(), buf.size());
+    count++;
+  });
+  if (!s.ok()) return StorageError(s);
+  char hex[17];
+  snprintf(hex, sizeof hex, "%016" PRIx64, sum);
+  std::string b = "{";
+  AppendJsonField(&b, "keys", count);
+  AppendJsonField(&b, "last_lsn", store_->last_lsn());
+  AppendJsonField(&b, "digest", std::string_view(hex), false);
+  b += "}\n";
+  net::HttpResponse r;
+  r.SetHeader("Content-Type", "application/json");
+  r.body = std::move(b);
+  return r;
+}
+
+void Node::HandleCluster(net::Responder responder, uint64_t start_ns) {
+  // Probes every other node's /health (pooled, short timeout) so the map
+  // says who is reachable now, then answers once all probes are back.
+  struct Probe {
+    std::vector<std::string> peers;
+    std::vector<int> reachable;  // -1 pending, 0 no, 1 yes
+    size_t pending = 0;
+  };
+  auto probe = std::make_shared<Probe>();
+  for (const auto& s : map_.shards()) {
+    probe->peers.push_back(s.address);
+    for (const auto& r : s.replicas) probe->peers.push_back(r);
+  }
+  probe->reachable.assign(probe->peers.size(), -1);
+
+  auto render = [this, probe, responder, start_ns]() mutable {
+    size_t i = 0;
+    const ShardConfig& self = map_.shards()[self_];
+    std::string b = "{";
+    AppendJsonField(&b, "slots", kSlotCount);
+    AppendJsonField(&b, "routing",
+                    options_.config.routing == RoutingMode::kProxy ? "proxy" : "redirect");
+    b += "\"self\":{";
+    AppendJsonField(&b, "shard", self.name);
+    AppendJsonField(&b, "role", RoleName(options_.replica));
+    AppendJsonField(&b, "address", listen_, false);
+    b += "},\"shards\":[";
+    for (size_t n = 0; n < map_.shards().size(); ++n) {
+      const ShardConfig& s = map_.shards()[n];
+      if (n) b += ",";
+      b += "{";
+      AppendJsonField(&b, "name", s.name);
+      AppendJsonField(&b, "idx", static_cast<uint64_t>(s.idx));
+      b += "\"slots\":[";
+      for (size_t k = 0; k < s.slots.size(); ++k) {
+        b += (k ? ",[" : "[") + std::to_string(s.slots[k].first) + "," +
+             std::to_string(s.slots[k].last) + "]";
+      }
+      b += "],\"primary\":{";
+      AppendJsonField(&b, "address", s.address);
+      b += std::string("\"reachable\":") + (probe->reachable[i++] == 1 ? "true" : "false") + "}";
+      b += ",\"replicas\":[";
+      for (size_t k = 0; k < s.replicas.size(); ++k) {
+        b += k ? ",{" : "{";
+        AppendJsonField(&b, "address", s.replicas[k]);
+        b += std::string("\"reachable\":") + (probe->reachable[i++] == 1 ? "true" : "false") + "}";
+      }
+      b += "]}";
+    }
+    b += "]}\n";
+    net::HttpResponse r;
+    r.SetHeader("Content-Type", "application/json");
+    r.body = std::move(b);
+    Finish(responder, Route::kCluster, start_ns, std::move(r));
+  };
+
+  for (size_t i = 0; i < probe->peers.size(); ++i) {
+    if (probe->peers[i] == listen_) {
+      probe->reachable[i] = 1;
+      continue;
+    }
+    probe->pending++;
+  }
+  if (probe->pending == 0) {
+    render();
+    return;
+  }
+  auto shared_render = std::make_shared<decltype(render)>(std::move(render));
+  for (size_t i = 0; i < probe->peers.size(); ++i) {
+    if (probe->reachable[i] != -1) continue;
+    net::OutboundRequest req;
+    req.target = "/health";
+    req.timeout_ms = std::min<uint64_t>(options_.config.forward_timeout_ms, 1000);
+    client_->Request(probe->peers[i], std::move(req),
+                     [probe, i, shared_render](net::ClientResult& result) {
+                       probe->reachable[i] =
+                           result.error == net::ClientError::kNone && result.response.status == 200;
+                       if (--probe->pending == 0) (*shared_render)();
+                     });
+  }
+}
+
+}  // namespace distkv

@@ -1,0 +1,83 @@
+// Node: one distkv process — the primary or a replica of one shard.
+//
+// It ties the parts together on one libuv loop: the HTTP server (net/),
+// the shard's Store (storage/) with its group-commit pipeline, the shard map
+// that says who owns a key, and the forwarder that sends other shards' keys
+// on. Requests for this shard's keys are answered here; writes are
+// acknowledged only once their batch is durable.
+#pragma once
+
+#include <uv.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "net/http_client.h"
+#include "net/http_server.h"
+#include "src/commit_pipeline.h"
+#include "src/config.h"
+#include "src/forwarder.h"
+#include "src/kv_request.h"
+#include "src/metrics.h"
+#include "src/shard_map.h"
+#include "storage/store.h"
+
+namespace distkv {
+
+struct NodeOptions {
+  ClusterConfig config;
+  std::string shard;         // name of the shard this node serves
+  bool replica = false;      // serve as a read-only replica of it
+  std::string data_dir;      // the shard's directory
+  std::string listen;        // "host:port"; default: the config's address for this node
+  bool repair = false;       // truncate a corrupt sealed segment instead of refusing to start
+  bool log_requests = false;
+};
+
+class Node {
+ public:
+  Node(uv_loop_t* loop, NodeOptions options);
+  ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  // Opens the store and starts listening. False with *error on failure.
+  bool Start(std::string* error);
+  // Stops accepting, finishes in-flight requests, makes every staged write
+  // durable, closes the client, then calls done.
+  void Shutdown(std::function<void()> done);
+
+  const std::string& listen_address() const { return listen_; }
+
+ private:
+  void OnRequest(net::HttpRequest& request, net::Responder responder);
+  void Finish(net::Responder& responder, Route route, uint64_t start_ns,
+              net::HttpResponse&& response);
+  void HandleKv(net::HttpRequest& request, ParsedRequest& parsed, net::Responder responder,
+                uint64_t start_ns);
+  void HandleLocalGet(const KvRequest& kv, net::Responder responder, uint64_t start_ns);
+  void HandleLocalWrite(KvRequest& kv, net::Responder responder, uint64_t start_ns);
+  void HandleCluster(net::Responder responder, uint64_t start_ns);
+  net::HttpResponse StatsResponse() const;
+  net::HttpResponse MetricsResponse() const;
+  net::HttpResponse DigestResponse();
+  net::HttpResponse StorageError(const storage::Status& status) const;
+
+  uv_loop_t* loop_;
+  NodeOptions options_;
+  ShardMap map_;
+  size_t self_ = 0;             // position of this node's shard in map_.shards()
+  std::string listen_;
+  KeyLimits key_limits_;
+  uint64_t started_ns_ = 0;
+
+  std::unique_ptr<storage::Store> store_;
+  std::unique_ptr<CommitPipeline> pipeline_;
+  std::unique_ptr<net::HttpServer> server_;
+  std::unique_ptr<net::HttpClient> client_;
+  std::unique_ptr<Forwarder> forwarder_;
+  RequestMetrics metrics_;
+};
+
+}  // namespace distkv

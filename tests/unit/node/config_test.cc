@@ -1,0 +1,174 @@
+// sharding.toml parsing and validation: the seed format, the optional keys,
+// and one clear error (file, line, field) for each kind of mistake.
+#include <doctest/doctest.h>
+
+#include "src/config.h"
+
+using distkv::ClusterConfig;
+using distkv::ParseConfig;
+
+namespace {
+
+const char* kSeed = R"(
+[[shards]]
+name = "Delhi"
+idx = 0
+address = "127.0.0.2:8080"
+replicas = ["127.0.0.22:8080"]
+
+[[shards]]
+name = "Mumbai"
+idx = 1
+address = "127.0.0.3:8080"
+replica = "127.0.0.33:8080"
+)";
+
+std::string ErrorOf(const std::string& text) {
+  ClusterConfig c;
+  std::string error;
+  CHECK_FALSE(ParseConfig(text, "test.toml", &c, &error));
+  return error;
+}
+
+}  // namespace
+
+TEST_CASE("the seed format parses with defaults for everything else") {
+  ClusterConfig c;
+  std::string error;
+  REQUIRE_MESSAGE(ParseConfig(kSeed, "test.toml", &c, &error), error);
+  REQUIRE(c.shards.size() == 2);
+  CHECK(c.shards[0].name == "Delhi");
+  CHECK(c.shards[0].replicas == std::vector<std::string>{"127.0.0.22:8080"});
+  CHECK(c.shards[1].replicas == std::vector<std::string>{"127.0.0.33:8080"});
+  CHECK(c.routing == distkv::RoutingMode::kProxy);
+  CHECK(c.fsync == distkv::storage::FsyncMode::kAlways);
+  // Default split: two equal contiguous halves.
+  REQUIRE(c.shards[0].slots.size() == 1);
+  CHECK(c.shards[0].slots[0].first == 0);
+  CHECK(c.shards[0].slots[0].last == 8191);
+  CHECK(c.shards[1].slots[0].first == 8192);
+  CHECK(c.shards[1].slots[0].last == 16383);
+}
+
+TEST_CASE("optional sections are read") {
+  ClusterConfig c;
+  std::string error;
+  std::string text = std::string(R"(
+[cluster]
+routing = "redirect"
+forward_timeout_ms = 300
+[storage]
+fsync = "never"
+segment_bytes = 1048576
+[server]
+header_timeout_ms = 1500
+max_connections = 10
+[limits]
+max_key_bytes = 100
+max_value_bytes = 1000
+)") + kSeed;
+  REQUIRE_MESSAGE(ParseConfig(text, "test.toml", &c, &error), error);
+  CHECK(c.routing == distkv::RoutingMode::kRedirect);
+  CHECK(c.forward_timeout_ms == 300);
+  CHECK(c.fsync == distkv::storage::FsyncMode::kNever);
+  CHECK(c.segment_bytes == 1048576);
+  CHECK(c.server.header_timeout_ms == 1500);
+  CHECK(c.server.max_connections == 10);
+  CHECK(c.max_key_bytes == 100);
+  CHECK(c.max_value_bytes == 1000);
+}
+
+TEST_CASE("explicit slot ranges replace the default split") {
+  ClusterConfig c;
+  std::string error;
+  const char* text = R"(
+[[shards]]
+name = "a"
+idx = 0
+address = "127.0.0.1:1"
+slots = [[0, 99], "16000-16383"]
+[[shards]]
+name = "b"
+idx = 1
+address = "127.0.0.1:2"
+slots = ["100-15999"]
+)";
+  REQUIRE_MESSAGE(ParseConfig(text, "test.toml", &c, &error), error);
+  CHECK(c.shards[0].slots.size() == 2);
+  CHECK(c.shards[1].slots[0].first == 100);
+}
+
+TEST_CASE("mistakes are refused with file, line and field") {
+  SUBCASE("syntax error") {
+    std::string e = ErrorOf("[[shards]\nname = 1\n");
+    CHECK(e.rfind("test.toml:1:", 0) == 0);
+  }
+  SUBCASE("missing address") {
+    std::string e = ErrorOf("[[shards]]\nname = \"a\"\nidx = 0\n");
+    CHECK(e.find("shards[0].address") != std::string::npos);
+    CHECK(e.rfind("test.toml:", 0) == 0);
+  }
+  SUBCASE("wrong type names the line") {
+    std::string e = ErrorOf("[[shards]]\nname = \"a\"\nidx = \"zero\"\naddress = \"h:1\"\n");
+    CHECK(e.find("test.toml:3: shards[0].idx") == 0);
+  }
+  SUBCASE("duplicate names") {
+    std::string e = ErrorOf(
+        "[[shards]]\nname = \"a\"\nidx = 0\naddress = \"h:1\"\n"
+        "[[shards]]\nname = \"a\"\nidx = 1\naddress = \"h:2\"\n");
+    CHECK(e.find("duplicate shard name") != std::string::npos);
+  }
+  SUBCASE("duplicate idx") {
+    std::string e = ErrorOf(
+        "[[shards]]\nname = \"a\"\nidx = 0\naddress = \"h:1\"\n"
+        "[[shards]]\nname = \"b\"\nidx = 0\naddress = \"h:2\"\n");
+    CHECK(e.find("duplicate idx") != std::string::npos);
+  }
+  SUBCASE("duplicate address, replicas included") {
+    std::string e = ErrorOf(
+        "[[shards]]\nname = \"a\"\nidx = 0\naddress = \"h:1\"\n"
+        "[[shards]]\nname = \"b\"\nidx = 1\naddress = \"h:2\"\nreplicas = [\"h:1\"]\n");
+    CHECK(e.find("used twice") != std::string::npos);
+  }
+  SUBCASE("gap in idx") {
+    std::string e = ErrorOf(
+        "[[shards]]\nname = \"a\"\nidx = 0\naddress = \"h:1\"\n"
+        "[[shards]]\nname = \"b\"\nidx = 2\naddress = \"h:2\"\n");
+    CHECK(e.find("1 is missing") != std::string::npos);
+  }
+  SUBCASE("overlapping slots") {
+    std::string e = ErrorOf(
+        "[[shards]]\nname = \"a\"\nidx = 0\naddress = \"h:1\"\nslots = [\"0-10000\"]\n"
+        "[[shards]]\nname = \"b\"\nidx = 1\naddress = \"h:2\"\nslots = [\"9000-16383\"]\n");
+    CHECK(e.find("owned by both") != std::string::npos);
+  }
+  SUBCASE("unowned slots") {
+    std::string e = ErrorOf(
+        "[[shards]]\nname = \"a\"\nidx = 0\naddress = \"h:1\"\nslots = [\"0-100\"]\n"
+        "[[shards]]\nname = \"b\"\nidx = 1\naddress = \"h:2\"\nslots = [\"200-16383\"]\n");
+    CHECK(e.find("slot 101 has no owner") != std::string::npos);
+  }
+  SUBCASE("bad fsync mode") {
+    std::string e = ErrorOf(std::string("[storage]\nfsync = \"sometimes\"\n") + kSeed);
+    CHECK(e.find("test.toml:2: storage.fsync") == 0);
+  }
+  SUBCASE("bad routing") {
+    std::string e = ErrorOf(std::string("[cluster]\nrouting = \"gossip\"\n") + kSeed);
+    CHECK(e.find("cluster.routing") != std::string::npos);
+  }
+  SUBCASE("no shards") {
+    std::string e = ErrorOf("[cluster]\nrouting = \"proxy\"\n");
+    CHECK(e.find("at least one [[shards]]") != std::string::npos);
+  }
+}
+
+TEST_CASE("the repository's sharding.toml is the 4-shard example cluster") {
+  ClusterConfig c;
+  std::string error;
+  REQUIRE_MESSAGE(distkv::LoadConfig("sharding.toml", &c, &error), error);
+  REQUIRE(c.shards.size() == 4);
+  CHECK(c.shards[0].name == "Delhi");
+  CHECK(c.shards[0].address == "127.0.0.2:8080");
+  CHECK(c.shards[3].name == "Chennai");
+  CHECK(c.shards[3].replicas == std::vector<std::string>{"127.0.0.55:8080"});
+}
