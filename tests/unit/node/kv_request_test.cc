@@ -1,0 +1,135 @@
+// From HTTP request to key-value operation: both APIs, percent-decoding,
+// conditions, and the error each bad request gets.
+#include <doctest/doctest.h>
+
+#include "src/kv_request.h"
+
+using distkv::Endpoint;
+using distkv::KvOp;
+using distkv::ParsedRequest;
+
+namespace {
+
+distkv::net::HttpRequest Req(std::string method, std::string target, std::string body = "") {
+  distkv::net::HttpRequest r;
+  r.method = std::move(method);
+  r.target = target;
+  auto q = target.find('?');
+  r.path = target.substr(0, q);
+  r.query = q == std::string::npos ? "" : target.substr(q + 1);
+  r.body = std::move(body);
+  return r;
+}
+
+struct Outcome {
+  bool ok;
+  ParsedRequest parsed;
+  distkv::net::HttpResponse error;
+};
+
+Outcome Parse(distkv::net::HttpRequest r, distkv::KeyLimits limits = {}) {
+  Outcome o;
+  o.ok = distkv::ParseRequest(r, limits, &o.parsed, &o.error);
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("/kv/{key} maps methods to operations and decodes the key") {
+  Outcome get = Parse(Req("GET", "/kv/a%20b%2Fc"));
+  REQUIRE(get.ok);
+  CHECK(get.parsed.endpoint == Endpoint::kKv);
+  CHECK(get.parsed.kv.op == KvOp::kGet);
+  CHECK(get.parsed.kv.key == "a b/c");
+
+  Outcome put = Parse(Req("PUT", "/kv/k", "value"));
+  REQUIRE(put.ok);
+  CHECK(put.parsed.kv.op == KvOp::kPut);
+  CHECK(put.parsed.kv.value == "value");
+
+  Outcome del = Parse(Req("DELETE", "/kv/k"));
+  REQUIRE(del.ok);
+  CHECK(del.parsed.kv.op == KvOp::kDelete);
+
+  Outcome head = Parse(Req("HEAD", "/kv/k"));
+  REQUIRE(head.ok);
+  CHECK(head.parsed.kv.op == KvOp::kGet);
+
+  Outcome binary = Parse(Req("GET", "/kv/%00%FF"));
+  REQUIRE(binary.ok);
+  CHECK(binary.parsed.kv.key == std::string("\0\xff", 2));
+}
+
+TEST_CASE("the seed API takes keys and values from the query string") {
+  Outcome set = Parse(Req("GET", "/set?key=a+b&value=x%26y"));
+  REQUIRE(set.ok);
+  CHECK(set.parsed.kv.op == KvOp::kPut);
+  CHECK(set.parsed.kv.key == "a b");
+  CHECK(set.parsed.kv.value == "x&y");
+
+  Outcome store = Parse(Req("POST", "/store?key=k", "from body"));
+  REQUIRE(store.ok);
+  CHECK(store.parsed.kv.value == "from body");
+
+  for (const char* path : {"/get?key=k", "/retrieve?key=k"}) {
+    Outcome o = Parse(Req("GET", path));
+    REQUIRE(o.ok);
+    CHECK(o.parsed.kv.op == KvOp::kGet);
+    CHECK(o.parsed.kv.key == "k");
+  }
+  Outcome del = Parse(Req("POST", "/delete?key=k"));
+  REQUIRE(del.ok);
+  CHECK(del.parsed.kv.op == KvOp::kDelete);
+}
+
+TEST_CASE("bad requests get the status that means them") {
+  CHECK(Parse(Req("GET", "/kv/")).error.status == 400);                 // empty key
+  CHECK(Parse(Req("GET", "/kv/%zz")).error.status == 400);              // bad escape
+  CHECK(Parse(Req("GET", "/get")).error.status == 400);                 // no key
+  CHECK(Parse(Req("GET", "/set?key=k")).error.status == 400);           // no value
+  CHECK(Parse(Req("PATCH", "/kv/k")).error.status == 405);
+  CHECK(Parse(Req("PATCH", "/kv/k")).error.header("Allow") != nullptr);
+  CHECK(Parse(Req("PUT", "/get?key=k")).error.status == 405);
+  CHECK(Parse(Req("GET", "/nowhere")).error.status == 404);
+  CHECK(Parse(Req("POST", "/health")).error.status == 405);
+
+  distkv::KeyLimits small;
+  small.max_key_bytes = 3;
+  small.max_value_bytes = 4;
+  CHECK(Parse(Req("GET", "/kv/abcd"), small).error.status == 400);
+  CHECK(Parse(Req("PUT", "/kv/abc", "12345"), small).error.status == 413);
+  CHECK(Parse(Req("PUT", "/kv/abc", "1234"), small).ok);
+
+  Outcome o = Parse(Req("GET", "/kv/%zz"));
+  CHECK(o.error.body.find("\"error\"") != std::string::npos);
+  CHECK(o.error.body.find("\"message\"") != std::string::npos);
+}
+
+TEST_CASE("conditions and flags") {
+  auto r = Req("PUT", "/kv/k?ack=replica", "v");
+  r.headers.push_back({"if-match", "\"42\""});
+  Outcome o = Parse(r);
+  REQUIRE(o.ok);
+  CHECK(o.parsed.kv.has_if_match);
+  CHECK(o.parsed.kv.if_match == "42");
+  CHECK(o.parsed.kv.ack_replica);
+
+  auto n = Req("PUT", "/kv/k", "v");
+  n.headers.push_back({"If-None-Match", "*"});
+  CHECK(Parse(n).parsed.kv.if_none_match_star);
+
+  auto bad = Req("PUT", "/kv/k", "v");
+  bad.headers.push_back({"If-Match", "W/\"x\""});
+  CHECK(Parse(bad).error.status == 400);
+
+  auto rr = Req("GET", "/kv/k?read=replica");
+  CHECK(Parse(rr).parsed.kv.read_replica);
+}
+
+TEST_CASE("PercentEncode round-trips any key") {
+  std::string key("a b/c?d%\0\xff~", 12);
+  std::string decoded;
+  REQUIRE(distkv::net::PercentDecode(distkv::PercentEncode(key), &decoded, false));
+  CHECK(decoded == key);
+  CHECK(distkv::PercentEncode("Az09-._~") == "Az09-._~");
+}
