@@ -94,6 +94,7 @@ class HttpClient {
     uint64_t connections_opened = 0;  // new TCP connections (reuse keeps this low)
     uint64_t errors = 0;
     uint64_t timeouts = 0;
+    uint64_t resent = 0;  // GET/HEAD resent once: the peer had closed the idle connection we reused
   };
   const Counters& counters() const;
 

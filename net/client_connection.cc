@@ -1,0 +1,370 @@
+// See client_connection.h for the mechanism.
+#include "net/client_connection.h"
+
+#include <algorithm>
+#include <limits>
+
+#include "net/client_request.h"
+
+namespace distkv::net {
+
+namespace {
+
+// Requests up to this size are copied into a shared write buffer; larger
+// bodies are written from their own string.
+constexpr size_t kCoalesceLimit = 64 * 1024;
+constexpr size_t kReadBufferBytes = 64 * 1024;
+
+PipelinedConnection* FromHandle(void* data) { return static_cast<PipelinedConnection*>(data); }
+
+}  // namespace
+
+struct PipelinedConnection::WriteReq {
+  uv_write_t req;
+  PipelinedConnection* conn;
+  std::vector<std::string> chunks;
+};
+
+struct ResolveReq {
+  uv_getaddrinfo_t req;
+  std::shared_ptr<PipelinedConnection> conn;
+};
+
+std::shared_ptr<PipelinedConnection> PipelinedConnection::Create(uv_loop_t* loop, const std::string& host,
+                                                                 int port, const ClientOptions& options) {
+  std::shared_ptr<PipelinedConnection> conn(new PipelinedConnection(loop, host, port, options));
+  conn->Start();
+  return conn;
+}
+
+PipelinedConnection::PipelinedConnection(uv_loop_t* loop, const std::string& host, int port,
+                                         const ClientOptions& options)
+    : loop_(loop),
+      host_(host),
+      port_(port),
+      host_header_(HostHeader(host, port)),
+      options_(options),
+      parser_(this) {}
+
+PipelinedConnection::~PipelinedConnection() = default;
+
+void PipelinedConnection::Start() {
+  uv_tcp_init(loop_, &tcp_);
+  uv_timer_init(loop_, &timer_);
+  tcp_.data = this;
+  timer_.data = this;
+  handles_open_ = 2;
+  self_ = shared_from_this();
+  ArmTimer(uv_now(loop_) + options_.connect_timeout_ms);
+
+  struct sockaddr_storage addr;
+  if (uv_ip4_addr(host_.c_str(), port_, reinterpret_cast<sockaddr_in*>(&addr)) == 0 ||
+      uv_ip6_addr(host_.c_str(), port_, reinterpret_cast<sockaddr_in6*>(&addr)) == 0) {
+    Connect(reinterpret_cast<const sockaddr*>(&addr));
+    return;
+  }
+  // A host name: resolve it on libuv's thread pool.
+  auto* resolve = new ResolveReq;
+  resolve->conn = shared_from_this();
+  struct addrinfo hints = {};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  std::string port = std::to_string(port_);
+  int r = uv_getaddrinfo(loop_, &resolve->req, &PipelinedConnection::OnResolvedCb, host_.c_str(),
+                         port.c_str(), &hints);
+  if (r < 0) {
+    delete resolve;
+    Close(ClientError::kConnectFailed, "cannot resolve " + host_ + ": " + uv_strerror(r));
+  }
+}
+
+void PipelinedConnection::OnResolvedCb(uv_getaddrinfo_t* req, int status, struct addrinfo* res) {
+  auto* resolve = reinterpret_cast<ResolveReq*>(req);
+  std::shared_ptr<PipelinedConnection> conn = std::move(resolve->conn);
+  delete resolve;
+  if (conn->closed_) {
+    uv_freeaddrinfo(res);
+    return;
+  }
+  if (status < 0 || res == nullptr) {
+    uv_freeaddrinfo(res);
+    conn->Close(ClientError::kConnectFailed,
+                "cannot resolve " + conn->host_ + ": " + (status < 0 ? uv_strerror(status) : "no address"));
+    return;
+  }
+  conn->Connect(res->ai_addr);
+  uv_freeaddrinfo(res);
+}
+
+void PipelinedConnection::Connect(const struct sockaddr* addr) {
+  state_ = State::kConnecting;
+  int r = uv_tcp_connect(&connect_req_, &tcp_, addr, &PipelinedConnection::OnConnectCb);
+  if (r < 0) Close(ClientError::kConnectFailed, "connect to " + host_header_ + ": " + uv_strerror(r));
+}
+
+void PipelinedConnection::OnConnectCb(uv_connect_t* req, int status) {
+  FromHandle(req->handle->data)->OnConnected(status);
+}
+
+void PipelinedConnection::OnConnected(int status) {
+  if (closed_ || status == UV_ECANCELED) return;
+  if (status < 0) {
+    Close(ClientError::kConnectFailed, "connect to " + host_header_ + ": " + uv_strerror(status));
+    return;
+  }
+  state_ = State::kConnected;
+  uv_tcp_nodelay(&tcp_, 1);
+  int r = uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), &PipelinedConnection::OnAllocCb,
+                        &PipelinedConnection::OnReadCb);
+  if (r < 0) {
+    Close(ClientError::kConnectionLost, "read from " + host_header_ + ": " + uv_strerror(r));
+    return;
+  }
+  // Requests queued while connecting are sent now; their clocks start now.
+  uint64_t now = uv_now(loop_);
+  uint64_t earliest = std::numeric_limits<uint64_t>::max();
+  for (Pending& p : pending_) {
+    p.deadline = now + p.timeout_ms;
+    earliest = std::min(earliest, p.deadline);
+  }
+  if (!pending_.empty()) ArmTimer(earliest);
+  Flush();
+}
+
+void PipelinedConnection::Submit(OutboundRequest request, Callback callback) {
+  if (closed_ || draining_) {
+    ClientResult result;
+    result.error = closed_ ? close_error_ : ClientError::kConnectionLost;
+    result.detail = closed_ ? close_detail_ : host_header_ + " is closing the connection";
+    callback(result, nullptr);
+    return;
+  }
+  Pending p;
+  p.callback = std::move(callback);
+  p.timeout_ms = request.timeout_ms != 0 ? request.timeout_ms : options_.request_timeout_ms;
+  p.head_method = request.method == "HEAD";
+
+  std::string head;
+  AppendRequestHead(&head, request, host_header_);
+  auto enqueue = [this](std::string&& bytes) {
+    if (!outbox_.empty() && outbox_.back().size() + bytes.size() <= kCoalesceLimit) {
+      outbox_.back().append(bytes);
+    } else {
+      outbox_.push_back(std::move(bytes));
+    }
+  };
+  if (head.size() + request.body.size() <= kCoalesceLimit) {
+    head.append(request.body);
+    enqueue(std::move(head));
+    p.resendable = IsRetryableMethod(request.method);
+  } else {
+    enqueue(std::move(head));
+    outbox_.push_back(std::move(request.body));
+    request.body.clear();
+  }
+  p.request = std::move(request);
+  if (state_ == State::kConnected) {
+    p.deadline = uv_now(loop_) + p.timeout_ms;
+    ArmTimer(p.deadline);
+  }
+  pending_.push_back(std::move(p));
+  Flush();
+}
+
+void PipelinedConnection::Flush() {
+  if (state_ != State::kConnected || closed_ || writing_ || outbox_.empty()) return;
+  auto* w = new WriteReq;
+  w->conn = this;
+  w->chunks.swap(outbox_);
+  std::vector<uv_buf_t> bufs;
+  bufs.reserve(w->chunks.size());
+  for (std::string& chunk : w->chunks) bufs.push_back(uv_buf_init(chunk.data(), chunk.size()));
+  int r = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&tcp_), bufs.data(), bufs.size(),
+                   &PipelinedConnection::OnWriteCb);
+  if (r < 0) {
+    delete w;
+    Close(ClientError::kConnectionLost, "write to " + host_header_ + ": " + uv_strerror(r));
+    return;
+  }
+  writing_ = true;
+}
+
+void PipelinedConnection::OnWriteCb(uv_write_t* req, int status) {
+  auto* w = reinterpret_cast<WriteReq*>(req);
+  w->conn->OnWritten(w, status);
+}
+
+void PipelinedConnection::OnWritten(WriteReq* req, int status) {
+  delete req;
+  writing_ = false;
+  if (closed_) return;
+  if (status < 0) {
+    Close(ClientError::kConnectionLost, "write to " + host_header_ + ": " + uv_strerror(status));
+    return;
+  }
+  Flush();
+}
+
+void PipelinedConnection::ArmTimer(uint64_t deadline) {
+  if (closed_) return;
+  if (timer_armed_ && timer_due_ <= deadline) return;
+  uint64_t now = uv_now(loop_);
+  uv_timer_start(&timer_, &PipelinedConnection::OnTimerCb, deadline > now ? deadline - now : 0, 0);
+  timer_armed_ = true;
+  timer_due_ = deadline;
+}
+
+void PipelinedConnection::OnTimerCb(uv_timer_t* timer) { FromHandle(timer->data)->OnTimer(); }
+
+void PipelinedConnection::OnTimer() {
+  timer_armed_ = false;
+  if (closed_) return;
+  if (state_ != State::kConnected) {
+    Close(ClientError::kConnectTimeout, "no connection to " + host_header_ + " within " +
+                                            std::to_string(options_.connect_timeout_ms) + " ms");
+    return;
+  }
+  uint64_t now = uv_now(loop_);
+  uint64_t earliest = std::numeric_limits<uint64_t>::max();
+  bool expired = false;
+  for (Pending& p : pending_) {
+    if (p.deadline <= now) {
+      p.timed_out = true;
+      expired = true;
+    } else {
+      earliest = std::min(earliest, p.deadline);
+    }
+  }
+  if (expired) {
+    Close(ClientError::kConnectionLost,
+          "connection to " + host_header_ + " closed after an earlier request timed out");
+  } else if (!pending_.empty()) {
+    ArmTimer(earliest);
+  }
+}
+
+void PipelinedConnection::OnAllocCb(uv_handle_t* handle, size_t, uv_buf_t* buf) {
+  PipelinedConnection* conn = FromHandle(handle->data);
+  if (!conn->read_buf_) conn->read_buf_.reset(new char[kReadBufferBytes]);
+  *buf = uv_buf_init(conn->read_buf_.get(), kReadBufferBytes);
+}
+
+void PipelinedConnection::OnReadCb(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
+  FromHandle(stream->data)->OnRead(nread, buf);
+}
+
+void PipelinedConnection::OnRead(ssize_t nread, const uv_buf_t* buf) {
+  if (closed_ || nread == 0) return;
+  std::shared_ptr<PipelinedConnection> guard = shared_from_this();
+  if (nread < 0) {
+    OnEof(nread);
+    return;
+  }
+  // A stream's timeout is an idle timeout: every byte moves it on.
+  if (!pending_.empty() && pending_.front().request.on_body) {
+    pending_.front().deadline = uv_now(loop_) + pending_.front().timeout_ms;
+  }
+  ResponseParser::Result r = parser_.Feed(buf->base, static_cast<size_t>(nread));
+  if (closed_) return;
+  if (r == ResponseParser::Result::kError) {
+    Close(ClientError::kProtocol, "bad response from " + host_header_ + ": " + parser_.error());
+  }
+}
+
+void PipelinedConnection::OnEof(ssize_t status) {
+  bool partial = parser_.in_response();
+  if (status == UV_EOF && partial) {
+    // A body that runs to the end of the connection completes now.
+    ResponseParser::Result r = parser_.Finish();
+    if (closed_) return;
+    if (r == ResponseParser::Result::kOk && !parser_.in_response()) partial = false;
+  }
+  std::string detail = status == UV_EOF ? host_header_ + " closed the connection"
+                                        : "read from " + host_header_ + ": " + uv_strerror(status);
+  if (partial) detail += " in the middle of a response";
+  // Only a connection that has answered before can have been closed as idle
+  // by the peer just as we reused it; a fresh one that fails is the peer's fault.
+  Shutdown(ClientError::kConnectionLost, detail, !partial && responses_completed_ > 0);
+}
+
+ResponseParser::BodyMode PipelinedConnection::OnResponseHead(const HttpResponse& head) {
+  if (pending_.empty()) {
+    Close(ClientError::kProtocol, "response from " + host_header_ + " to no request");
+    return ResponseParser::BodyMode::kStop;
+  }
+  Pending& p = pending_.front();
+  if (p.request.on_head) {
+    p.request.on_head(head);
+    if (closed_) return ResponseParser::BodyMode::kStop;
+  }
+  if (p.head_method) return ResponseParser::BodyMode::kNone;
+  return p.request.on_body ? ResponseParser::BodyMode::kStream : ResponseParser::BodyMode::kCollect;
+}
+
+bool PipelinedConnection::OnResponseBody(std::string_view chunk) {
+  bool more = pending_.front().request.on_body(chunk);
+  if (closed_) return false;
+  if (!more) {
+    Close(ClientError::kShutdown, "stream from " + host_header_ + " stopped by its receiver");
+    return false;
+  }
+  return true;
+}
+
+bool PipelinedConnection::OnResponseComplete(HttpResponse& response, bool keep_alive) {
+  Pending p = std::move(pending_.front());
+  pending_.pop_front();
+  ++responses_completed_;
+  if (!keep_alive) draining_ = true;
+  ClientResult result;
+  result.response = std::move(response);
+  p.callback(result, nullptr);
+  if (closed_) return false;
+  if (draining_) {
+    Close(ClientError::kConnectionLost, host_header_ + " closed the connection after an earlier response");
+    return false;
+  }
+  return true;
+}
+
+void PipelinedConnection::Close(ClientError error, const std::string& detail) { Shutdown(error, detail, false); }
+
+void PipelinedConnection::Shutdown(ClientError error, const std::string& detail, bool allow_resend) {
+  if (closed_) return;
+  std::shared_ptr<PipelinedConnection> guard = shared_from_this();
+  closed_ = true;
+  close_error_ = error;
+  close_detail_ = detail;
+  timer_armed_ = false;
+  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), &PipelinedConnection::OnHandleClosedCb);
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), &PipelinedConnection::OnHandleClosedCb);
+  outbox_.clear();
+  std::deque<Pending> pending;
+  pending.swap(pending_);
+  if (on_close_) {
+    std::function<void()> fn = std::move(on_close_);
+    on_close_ = nullptr;
+    fn();
+  }
+  for (Pending& p : pending) {
+    ClientResult result;
+    if (p.timed_out) {
+      result.error = ClientError::kTimeout;
+      result.detail = "no response from " + host_header_ + " within " + std::to_string(p.timeout_ms) + " ms";
+    } else {
+      result.error = error;
+      result.detail = detail;
+    }
+    p.callback(result, allow_resend && p.resendable ? &p.request : nullptr);
+  }
+}
+
+void PipelinedConnection::OnHandleClosedCb(uv_handle_t* handle) {
+  PipelinedConnection* conn = FromHandle(handle->data);
+  if (--conn->handles_open_ > 0) return;
+  // The last reference may be this one: the connection is deleted on return.
+  std::shared_ptr<PipelinedConnection> last;
+  last.swap(conn->self_);
+}
+
+}  // namespace distkv::net

@@ -1,0 +1,135 @@
+// PipelinedConnection: the engine behind ClientConnection and HttpClient's
+// pool — one keep-alive TCP connection to one peer.
+//
+// Requests are serialized and written as they are submitted; while a write
+// is in flight, newly submitted requests gather in an outbox that leaves as
+// one write when it completes, so a burst of pipelined requests costs few
+// syscalls. Requests submitted before the connection is up wait in the same
+// outbox. Responses come back in request order: a FIFO of pending requests
+// is matched against ResponseParser's output, and the callback of the front
+// request runs when its response is complete.
+//
+// Timeouts: one uv_timer per connection. While connecting it is the connect
+// timeout. Then each pending request carries a deadline (its send time plus
+// its timeout; for streaming requests the deadline moves on with every byte
+// received, making it an idle timeout); the timer is armed for the earliest
+// deadline and simply re-checks when it fires, so a completing request never
+// touches the timer. A request past its deadline fails with kTimeout, and
+// the connection is closed: its byte stream cannot be resynchronised.
+//
+// Lifetime: owners hold a shared_ptr, and the connection holds one to itself
+// (self_) from creation until libuv has closed both its handles, so it may
+// be dropped by its owner from inside any callback. Every entry point that
+// runs user code keeps a local reference and checks closed_ afterwards.
+// Every callback runs exactly once: on its response, or on the error that
+// closes the connection.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "net/client_response_parser.h"
+#include "net/http_client.h"
+
+namespace distkv::net {
+
+class PipelinedConnection : public std::enable_shared_from_this<PipelinedConnection>,
+                            private ResponseParser::Sink {
+ public:
+  // resend is non-null when the request failed with kConnectionLost before a
+  // byte of its response arrived, on a connection that had already answered
+  // (the peer closed an idle keep-alive connection as we reused it), and the
+  // method makes a second attempt harmless: the caller may send *resend again.
+  using Callback = std::function<void(ClientResult& result, OutboundRequest* resend)>;
+
+  static std::shared_ptr<PipelinedConnection> Create(uv_loop_t* loop, const std::string& host, int port,
+                                                     const ClientOptions& options);
+  ~PipelinedConnection() override;
+
+  // Queues the request. If the connection can no longer send, the callback
+  // runs at once, before Submit returns.
+  void Submit(OutboundRequest request, Callback callback);
+  // Closes the connection; pending callbacks fail with error.
+  void Close(ClientError error, const std::string& detail);
+
+  size_t in_flight() const { return pending_.size(); }
+  bool usable() const { return !closed_ && !draining_; }
+  uint64_t responses_completed() const { return responses_completed_; }
+  void OnClose(std::function<void()> fn) { on_close_ = std::move(fn); }
+
+ private:
+  enum class State { kResolving, kConnecting, kConnected };
+
+  struct Pending {
+    OutboundRequest request;   // kept for on_head/on_body and a possible resend (body moved out)
+    Callback callback;
+    uint64_t timeout_ms = 0;
+    uint64_t deadline = 0;     // loop time (ms); 0 until the request is sent
+    bool head_method = false;
+    bool resendable = false;   // a retryable method whose whole request is still here
+    bool timed_out = false;
+  };
+
+  struct WriteReq;
+
+  PipelinedConnection(uv_loop_t* loop, const std::string& host, int port, const ClientOptions& options);
+  void Start();
+  void Connect(const struct sockaddr* addr);
+  void Flush();
+  void ArmTimer(uint64_t deadline);
+  void OnTimer();
+  void OnConnected(int status);
+  void OnRead(ssize_t nread, const uv_buf_t* buf);
+  void OnWritten(WriteReq* req, int status);
+  void OnEof(ssize_t status);
+  void Shutdown(ClientError error, const std::string& detail, bool allow_resend);
+  std::string PeerName() const { return host_header_; }
+
+  ResponseParser::BodyMode OnResponseHead(const HttpResponse& head) override;
+  bool OnResponseBody(std::string_view chunk) override;
+  bool OnResponseComplete(HttpResponse& response, bool keep_alive) override;
+
+  static void OnConnectCb(uv_connect_t* req, int status);
+  static void OnTimerCb(uv_timer_t* timer);
+  static void OnAllocCb(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
+  static void OnReadCb(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
+  static void OnWriteCb(uv_write_t* req, int status);
+  static void OnHandleClosedCb(uv_handle_t* handle);
+  static void OnResolvedCb(uv_getaddrinfo_t* req, int status, struct addrinfo* res);
+
+  uv_loop_t* loop_;
+  std::string host_;
+  int port_;
+  std::string host_header_;
+  ClientOptions options_;
+
+  uv_tcp_t tcp_;
+  uv_timer_t timer_;
+  uv_connect_t connect_req_;
+  int handles_open_ = 0;
+  std::shared_ptr<PipelinedConnection> self_;  // see the lifetime note above
+
+  State state_ = State::kResolving;
+  bool closed_ = false;
+  ClientError close_error_ = ClientError::kNone;
+  std::string close_detail_;
+  bool draining_ = false;       // the peer announced Connection: close
+  bool timer_armed_ = false;
+  uint64_t timer_due_ = 0;
+
+  std::deque<Pending> pending_;
+  std::vector<std::string> outbox_;  // serialized requests not yet handed to libuv
+  bool writing_ = false;
+  ResponseParser parser_;
+  std::unique_ptr<char[]> read_buf_;
+  uint64_t responses_completed_ = 0;
+  std::function<void()> on_close_;
+};
+
+}  // namespace distkv::net
