@@ -13,17 +13,20 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "src/config.h"
 #include "src/log.h"
 #include "src/node.h"
+#include "src/shard_map.h"
 
 namespace {
 
 constexpr const char* kUsage =
     "usage: distkv serve [--config FILE --shard NAME] [--replica] [--data DIR]\n"
     "                    [--listen HOST:PORT] [--repair] [--log-requests]\n"
-    "       distkv nodes [--config FILE]   list the nodes of a config, one per line\n"
+    "       distkv nodes [--config FILE]          list the nodes of a config, one per line\n"
+    "       distkv locate [--config FILE] KEY...  print each key's slot, shard and address\n"
     "\n"
     "  --config FILE     cluster description (sharding.toml); alias --config-file\n"
     "  --shard NAME      the shard this node serves (required with --config)\n"
@@ -160,9 +163,46 @@ int ListNodes(int argc, char** argv) {
   return 0;
 }
 
+// `distkv locate --config FILE KEY...`: "KEY slot shard address" per key
+// (or per line of standard input when no key is given).
+int Locate(int argc, char** argv) {
+  std::string path = "sharding.toml";
+  std::vector<std::string> keys;
+  for (int i = 2; i < argc; ++i) {
+    std::string arg = argv[i];
+    if ((arg == "--config" || arg == "--config-file") && i + 1 < argc) {
+      path = argv[++i];
+    } else {
+      keys.push_back(arg);
+    }
+  }
+  distkv::ClusterConfig config;
+  std::string error;
+  if (!distkv::LoadConfig(path, &config, &error)) {
+    std::fprintf(stderr, "distkv: bad config: %s\n", error.c_str());
+    return 1;
+  }
+  distkv::ShardMap map(config.shards);
+  auto print = [&](const std::string& key) {
+    const distkv::ShardConfig& s = map.shards()[map.OwnerOfKey(key)];
+    std::printf("%s %u %s %s\n", key.c_str(), distkv::SlotOf(key), s.name.c_str(), s.address.c_str());
+  };
+  if (keys.empty()) {
+    char line[65536];
+    while (std::fgets(line, sizeof line, stdin)) {
+      std::string key(line);
+      while (!key.empty() && (key.back() == '\n' || key.back() == '\r')) key.pop_back();
+      if (!key.empty()) print(key);
+    }
+  }
+  for (const auto& key : keys) print(key);
+  return 0;
+}
+
 int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   if (argc >= 2 && std::strcmp(argv[1], "nodes") == 0) return ListNodes(argc, argv);
+  if (argc >= 2 && std::strcmp(argv[1], "locate") == 0) return Locate(argc, argv);
   Args args;
   if (int rc = ParseArgs(argc, argv, &args); rc >= 0) return rc;
 
