@@ -1,0 +1,121 @@
+// Frame encoding and decoding; the layout is described in replication_stream.h.
+#include "src/replication_stream.h"
+
+namespace distkv {
+
+namespace {
+
+void PutU32(char* p, uint32_t v) {
+  for (int i = 0; i < 4; i++) p[i] = static_cast<char>(v >> (8 * i));
+}
+void PutU64(char* p, uint64_t v) {
+  for (int i = 0; i < 8; i++) p[i] = static_cast<char>(v >> (8 * i));
+}
+uint32_t GetU32(const char* p) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; i--) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+uint64_t GetU64(const char* p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; i--) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+
+// Writes kind, length and prefix over the kFrameHeaderBytes + kFramePrefixBytes
+// bytes at p.
+void PutHead(char* p, FrameKind kind, size_t payload, uint64_t lsn, uint64_t time_us) {
+  p[0] = static_cast<char>(kind);
+  PutU32(p + 1, static_cast<uint32_t>(payload));
+  PutU64(p + kFrameHeaderBytes, lsn);
+  PutU64(p + kFrameHeaderBytes + 8, time_us);
+}
+
+}  // namespace
+
+size_t BeginRecordsFrame(std::string* out) {
+  const size_t start = out->size();
+  out->resize(start + kFrameHeaderBytes + kFramePrefixBytes);
+  return start;
+}
+
+bool FinishRecordsFrame(std::string* out, size_t start, uint64_t primary_lsn, uint64_t stamp_us) {
+  const size_t records_at = start + kFrameHeaderBytes + kFramePrefixBytes;
+  if (out->size() <= records_at) {
+    out->resize(start);
+    return false;
+  }
+  PutHead(out->data() + start, FrameKind::kRecords, out->size() - start - kFrameHeaderBytes,
+          primary_lsn, stamp_us);
+  return true;
+}
+
+void AppendRecordsFrame(std::string* out, uint64_t primary_lsn, uint64_t stamp_us,
+                        std::string_view records) {
+  const size_t start = BeginRecordsFrame(out);
+  out->append(records);
+  FinishRecordsFrame(out, start, primary_lsn, stamp_us);
+}
+
+void AppendHeartbeatFrame(std::string* out, uint64_t primary_lsn, uint64_t now_us) {
+  const size_t start = out->size();
+  out->resize(start + kFrameHeaderBytes + kFramePrefixBytes);
+  PutHead(out->data() + start, FrameKind::kHeartbeat, kFramePrefixBytes, primary_lsn, now_us);
+}
+
+void FrameDecoder::Feed(std::string_view bytes) {
+  // Drop what was returned already; what remains is at most one partial frame.
+  if (pos_ > 0) {
+    buf_.erase(0, pos_);
+    pos_ = 0;
+  }
+  buf_.append(bytes);
+}
+
+FrameDecoder::Result FrameDecoder::Next(Frame* frame) {
+  if (!error_.empty()) return Result::kError;
+  const size_t avail = buf_.size() - pos_;
+  if (avail < kFrameHeaderBytes) return Result::kNeedMore;
+  const char* p = buf_.data() + pos_;
+  const uint8_t kind = static_cast<uint8_t>(p[0]);
+  const uint32_t len = GetU32(p + 1);
+  // The header is judged before the length is trusted, so garbage fails at
+  // once instead of waiting for gigabytes that will never come.
+  if (kind == static_cast<uint8_t>(FrameKind::kHeartbeat)) {
+    if (len != kFramePrefixBytes) {
+      error_ = "heartbeat frame with a payload of " + std::to_string(len) + " bytes";
+      return Result::kError;
+    }
+  } else if (kind == static_cast<uint8_t>(FrameKind::kRecords)) {
+    if (len <= kFramePrefixBytes) {
+      error_ = "records frame without records";
+      return Result::kError;
+    }
+    if (len > max_payload_) {
+      error_ = "records frame of " + std::to_string(len) + " bytes exceeds the limit of " +
+               std::to_string(max_payload_);
+      return Result::kError;
+    }
+  } else {
+    error_ = "unknown frame kind " + std::to_string(kind);
+    return Result::kError;
+  }
+  if (avail < kFrameHeaderBytes + len) return Result::kNeedMore;
+  frame->kind = static_cast<FrameKind>(kind);
+  frame->primary_lsn = GetU64(p + kFrameHeaderBytes);
+  frame->time_us = GetU64(p + kFrameHeaderBytes + 8);
+  const size_t prefix_end = kFrameHeaderBytes + kFramePrefixBytes;
+  frame->records = frame->kind == FrameKind::kRecords
+                       ? std::string_view(p + prefix_end, kFrameHeaderBytes + len - prefix_end)
+                       : std::string_view();
+  pos_ += kFrameHeaderBytes + len;
+  return Result::kFrame;
+}
+
+void FrameDecoder::Reset() {
+  buf_.clear();
+  pos_ = 0;
+  error_.clear();
+}
+
+}  // namespace distkv

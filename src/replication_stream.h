@@ -1,0 +1,111 @@
+// The replication stream: how a primary's log tail travels to a replica.
+//
+// Connections. A replica opens ONE HTTP connection to its shard's primary:
+//
+//   GET /internal/replicate?from=<LSN>&replica=<host:port>&shard=<name>
+//
+// `from` is the replica's last LSN (everything up to it is durable on the
+// replica); `replica` is the address the replica listens on, which names it
+// in the primary's /stats; `shard` must be the primary's shard. The answer is
+// one long-lived `200` with `Transfer-Encoding: chunked` whose body is a
+// sequence of frames (below); it ends only when either side goes away. The
+// primary answers 410 when its log no longer holds the records after `from`
+// (a full snapshot would be needed; that path is not built yet), 409 when the
+// replica is ahead of the primary, and 400 for a malformed request.
+//
+// Acknowledgements go the other way as ordinary requests over the replica's
+// pooled keep-alive client:
+//
+//   POST /internal/replica-ack?replica=<host:port>&lsn=<LSN>&shard=<name>
+//
+// meaning "every record up to LSN is durable on this replica". The replica
+// keeps at most one ack in flight and sends the newest durable LSN when it
+// returns, so acks cost one small request per replica group commit at most.
+// Keeping acks off the stream keeps the stream a plain HTTP response, which
+// any proxy or debugging tool (curl) can read.
+//
+// Frames. Every integer is little-endian:
+//
+//   [u8 kind][u32 payload length][payload]
+//
+//   kind 1, records:   [u64 primary durable LSN][u64 stamp µs][records ...]
+//       records: one or more whole log records, byte for byte as in the
+//       primary's segment files (storage/record_format.h), so the replica
+//       checks each record's own CRC-32C with storage::DecodeRecord.
+//       stamp: the primary's wall clock (µs since the epoch) when the last
+//       record of the frame became durable there; 0 when the primary does not
+//       know (records older than its process). The replica measures its
+//       apply lag against it, which assumes the two clocks agree (loopback,
+//       NTP).
+//   kind 2, heartbeat: [u64 primary durable LSN][u64 primary clock µs]
+//       sent every heartbeat interval, so an idle replica still knows the
+//       primary's position (its lag) and that the primary is alive.
+//
+// Frame boundaries are independent of HTTP chunk boundaries: the decoder
+// takes the body bytes as they come, split anywhere.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace distkv {
+
+enum class FrameKind : uint8_t { kRecords = 1, kHeartbeat = 2 };
+
+inline constexpr size_t kFrameHeaderBytes = 5;       // kind + length
+inline constexpr size_t kFramePrefixBytes = 16;      // LSN + clock, in both kinds
+inline constexpr std::string_view kReplicationContentType = "application/x-distkv-replication";
+inline constexpr std::string_view kReplicationVersionHeader = "X-Distkv-Replication";
+inline constexpr std::string_view kReplicationVersion = "1";
+
+// A decoded frame. records views the decoder's buffer: valid until the next
+// Feed().
+struct Frame {
+  FrameKind kind = FrameKind::kHeartbeat;
+  uint64_t primary_lsn = 0;  // the primary's durable LSN when it sent the frame
+  uint64_t time_us = 0;      // records: stamp; heartbeat: the primary's clock
+  std::string_view records;  // kRecords only: whole encoded records
+};
+
+// Building frames. A records frame is built in place so that a LogCursor can
+// append the records straight after its prefix without another copy:
+//
+//   size_t start = BeginRecordsFrame(&buf);
+//   cursor->Next(&buf, max_bytes);
+//   FinishRecordsFrame(&buf, start, durable_lsn, stamp_us);
+size_t BeginRecordsFrame(std::string* out);
+// False (and the frame removed from *out) when no record was appended.
+bool FinishRecordsFrame(std::string* out, size_t start, uint64_t primary_lsn, uint64_t stamp_us);
+void AppendRecordsFrame(std::string* out, uint64_t primary_lsn, uint64_t stamp_us,
+                        std::string_view records);
+void AppendHeartbeatFrame(std::string* out, uint64_t primary_lsn, uint64_t now_us);
+
+// Incremental decoder for the stream's body.
+class FrameDecoder {
+ public:
+  enum class Result { kFrame, kNeedMore, kError };
+
+  // A frame whose payload exceeds max_payload_bytes is an error: it bounds
+  // the memory one stream can make the replica hold.
+  explicit FrameDecoder(size_t max_payload_bytes) : max_payload_(max_payload_bytes) {}
+
+  // Adds body bytes. Frames returned earlier are invalidated.
+  void Feed(std::string_view bytes);
+  // The next complete frame, kNeedMore when the buffer ends inside one, or
+  // kError (then error() says why; the stream cannot be resynchronised).
+  Result Next(Frame* frame);
+  const std::string& error() const { return error_; }
+  // Bytes received but not yet returned as frames.
+  size_t buffered() const { return buf_.size() - pos_; }
+  void Reset();
+
+ private:
+  size_t max_payload_;
+  std::string buf_;
+  size_t pos_ = 0;  // start of the first unreturned byte
+  std::string error_;
+};
+
+}  // namespace distkv
