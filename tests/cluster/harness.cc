@@ -1,0 +1,426 @@
+// The cluster-test harness: see harness.h.
+#include "tests/cluster/harness.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include <doctest/doctest.h>
+
+namespace distkv::clustertest {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Set by FailureWatcher when a check of the running test case fails; read by
+// ~Node to decide whether a log tail is worth printing. A doctest listener is
+// the only place that learns of failures, hence this one piece of state.
+bool g_current_test_failed = false;
+
+struct FailureWatcher : public doctest::IReporter {
+  explicit FailureWatcher(const doctest::ContextOptions&) {}
+  void report_query(const doctest::QueryData&) override {}
+  void test_run_start() override {}
+  void test_run_end(const doctest::TestRunStats&) override {}
+  void test_case_start(const doctest::TestCaseData&) override { g_current_test_failed = false; }
+  void test_case_reenter(const doctest::TestCaseData&) override {}
+  void test_case_end(const doctest::CurrentTestCaseStats&) override {}
+  void test_case_exception(const doctest::TestCaseException&) override { g_current_test_failed = true; }
+  void subcase_start(const doctest::SubcaseSignature&) override {}
+  void subcase_end() override {}
+  void log_assert(const doctest::AssertData& data) override {
+    if (data.m_failed) g_current_test_failed = true;
+  }
+  void log_message(const doctest::MessageData&) override {}
+  void test_case_skipped(const doctest::TestCaseData&) override {}
+};
+
+std::string EnvBinary(const char* variable) {
+  const char* value = std::getenv(variable);
+  REQUIRE_MESSAGE(value != nullptr, variable << " is not set: run through `make cluster-test`, or set it to the "
+                                                 "absolute path of the binary");
+  REQUIRE_MESSAGE(access(value, X_OK) == 0, variable << "=" << value << " is not an executable file");
+  return value;
+}
+
+std::string DescribeWaitStatus(int status) {
+  if (WIFEXITED(status)) return "exit code " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return std::string("signal ") + strsignal(WTERMSIG(status));
+  return "status " + std::to_string(status);
+}
+
+const char* const kShardNames[] = {"Delhi", "Mumbai", "Hyderabad", "Chennai"};
+
+}  // namespace
+
+DOCTEST_REGISTER_LISTENER("cluster-failure-watcher", 1, FailureWatcher);
+
+bool CurrentTestFailed() { return g_current_test_failed; }
+
+std::string DistkvBinary() { return EnvBinary("DISTKV_BIN"); }
+std::string BenchBinary() { return EnvBinary("DISTKV_BENCH_BIN"); }
+
+// --- TempDir ----------------------------------------------------------------
+
+TempDir::TempDir() {
+  const char* base = std::getenv("TMPDIR");
+  std::string pattern = std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/distkv-cluster-XXXXXX";
+  std::vector<char> buf(pattern.begin(), pattern.end());
+  buf.push_back('\0');
+  REQUIRE_MESSAGE(mkdtemp(buf.data()) != nullptr, "mkdtemp " << pattern << ": " << strerror(errno));
+  path_ = buf.data();
+}
+
+TempDir::~TempDir() {
+  std::error_code ignored;
+  std::filesystem::remove_all(path_, ignored);
+}
+
+// --- small utilities -----------------------------------------------------------
+
+std::vector<int> FreePorts(size_t n) {
+  std::vector<int> fds;
+  std::vector<int> ports;
+  for (size_t i = 0; i < n; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE_MESSAGE(fd >= 0, "socket: " << strerror(errno));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    REQUIRE_MESSAGE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0, "bind: " << strerror(errno));
+    socklen_t len = sizeof addr;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    fds.push_back(fd);
+    ports.push_back(ntohs(addr.sin_port));
+  }
+  for (int fd : fds) ::close(fd);
+  return ports;
+}
+
+void WriteFile(const std::string& path, std::string_view content) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(content.data(), static_cast<std::streamsize>(content.size()));
+  REQUIRE_MESSAGE(out.good(), "cannot write " << path);
+}
+
+bool WaitUntil(const std::function<bool()>& cond, int timeout_ms, int poll_ms) {
+  const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (;;) {
+    if (cond()) return true;
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(poll_ms));
+  }
+}
+
+size_t SlotOf(std::string_view key) { return XXH3_64bits(key.data(), key.size()) % kSlots; }
+
+size_t OwnerOfSlot(size_t slot, size_t shard_count) {
+  // Shard i owns [i*kSlots/N, (i+1)*kSlots/N).
+  for (size_t i = 0; i < shard_count; ++i) {
+    if (slot < (i + 1) * kSlots / shard_count) return i;
+  }
+  return shard_count - 1;
+}
+
+// --- ClusterSpec -------------------------------------------------------------------
+
+ClusterSpec& ClusterSpec::Set(const std::string& section, const std::string& key, int64_t value) {
+  settings[section][key] = std::to_string(value);
+  return *this;
+}
+
+ClusterSpec& ClusterSpec::SetString(const std::string& section, const std::string& key, const std::string& value) {
+  settings[section][key] = "\"" + value + "\"";
+  return *this;
+}
+
+std::string ClusterSpec::ToToml() const {
+  std::map<std::string, std::map<std::string, std::string>> sections = settings;
+  if (!routing.empty()) sections["cluster"]["routing"] = "\"" + routing + "\"";
+  if (!fsync.empty()) sections["storage"]["fsync"] = "\"" + fsync + "\"";
+  std::ostringstream out;
+  out << "# written by the cluster-test harness\n";
+  for (const auto& [section, entries] : sections) {
+    out << "\n[" << section << "]\n";
+    for (const auto& [key, literal] : entries) out << key << " = " << literal << "\n";
+  }
+  for (const ShardSpec& shard : shards) {
+    out << "\n[[shards]]\nname = \"" << shard.name << "\"\nidx = " << shard.idx << "\naddress = \"" << shard.address
+        << "\"\n";
+    if (!shard.replicas.empty()) {
+      out << "replicas = [";
+      for (size_t i = 0; i < shard.replicas.size(); ++i) out << (i ? ", " : "") << "\"" << shard.replicas[i] << "\"";
+      out << "]\n";
+    }
+  }
+  return out.str();
+}
+
+size_t ClusterSpec::OwnerOf(std::string_view key) const {
+  size_t idx = OwnerOfSlot(SlotOf(key), shards.size());
+  for (size_t i = 0; i < shards.size(); ++i) {
+    if (static_cast<size_t>(shards[i].idx) == idx) return i;
+  }
+  FAIL("no shard has idx " << idx);
+  return 0;
+}
+
+ClusterSpec LocalCluster(size_t shards, size_t replicas_per_shard) {
+  std::vector<int> ports = FreePorts(shards * (1 + replicas_per_shard));
+  size_t next = 0;
+  ClusterSpec spec;
+  for (size_t i = 0; i < shards; ++i) {
+    ShardSpec shard;
+    shard.name = i < std::size(kShardNames) ? kShardNames[i] : "shard-" + std::to_string(i);
+    shard.idx = static_cast<int>(i);
+    shard.address = "127.0.0.1:" + std::to_string(ports[next++]);
+    for (size_t r = 0; r < replicas_per_shard; ++r) shard.replicas.push_back("127.0.0.1:" + std::to_string(ports[next++]));
+    spec.shards.push_back(std::move(shard));
+  }
+  return spec;
+}
+
+// --- Node ------------------------------------------------------------------------
+
+Node::Node(std::string label, std::string shard, std::string address, std::vector<std::string> args,
+           std::string log_path)
+    : label_(std::move(label)),
+      shard_(std::move(shard)),
+      address_(std::move(address)),
+      args_(std::move(args)),
+      log_path_(std::move(log_path)) {}
+
+Node::~Node() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    Reap(true);
+  }
+  if (starts_ > 0 && CurrentTestFailed()) {
+    std::cout << "---- last lines of the log of " << label_ << " (" << address_ << ") ----\n"
+              << LogTail() << "---- end of the log of " << label_ << " ----" << std::endl;
+  }
+}
+
+bool Node::Reap(bool block) {
+  if (pid_ <= 0) return true;
+  int status = 0;
+  pid_t r;
+  do {
+    r = waitpid(pid_, &status, block ? 0 : WNOHANG);
+  } while (r < 0 && errno == EINTR);
+  if (r == 0) return false;
+  exit_status_ = status;
+  pid_ = -1;
+  return true;
+}
+
+bool Node::running() { return pid_ > 0 && !Reap(false); }
+
+void Node::Start() {
+  REQUIRE_MESSAGE(pid_ <= 0, label_ << " is already running");
+  std::string binary = DistkvBinary();
+  std::vector<std::string> argv_strings;
+  argv_strings.push_back(binary);
+  argv_strings.insert(argv_strings.end(), args_.begin(), args_.end());
+  std::vector<char*> argv;
+  for (std::string& s : argv_strings) argv.push_back(s.data());
+  argv.push_back(nullptr);
+
+  int log_fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  REQUIRE_MESSAGE(log_fd >= 0, "open " << log_path_ << ": " << strerror(errno));
+  std::string banner = "==== start #" + std::to_string(++starts_) + ":";
+  for (const std::string& s : argv_strings) banner += " " + s;
+  banner += "\n";
+  (void)!::write(log_fd, banner.data(), banner.size());
+
+  const pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid == 0) {
+    // Child: only async-signal-safe calls until exec.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);
+    signal(SIGPIPE, SIG_DFL);  // the harness ignores it; the node must cope on its own
+    dup2(log_fd, STDOUT_FILENO);
+    dup2(log_fd, STDERR_FILENO);
+    int null_fd = ::open("/dev/null", O_RDONLY);
+    if (null_fd >= 0) dup2(null_fd, STDIN_FILENO);
+    execv(argv[0], argv.data());
+    static const char kMsg[] = "exec failed\n";
+    (void)!::write(STDERR_FILENO, kMsg, sizeof kMsg - 1);
+    _exit(127);
+  }
+  ::close(log_fd);
+  REQUIRE_MESSAGE(pid > 0, "fork: " << strerror(errno));
+  pid_ = pid;
+}
+
+void Node::WaitReady() {
+  net::ClientOptions options = SyncHttp::DefaultOptions();
+  options.connect_timeout_ms = 500;
+  options.request_timeout_ms = 1'000;
+  SyncHttp http(options);
+  const Clock::time_point deadline = Clock::now() + std::chrono::seconds(10);
+  Reply last;
+  while (Clock::now() < deadline) {
+    if (!running()) {
+      FAIL(label_ << " ended (" << DescribeWaitStatus(exit_status_) << ") before answering GET /health on "
+                  << address_ << "\n---- log ----\n"
+                  << LogTail());
+    }
+    last = http.Get(address_, "/health");
+    if (last.status == 200) {
+      // Another process on the port would answer too; the shard header says who it is.
+      std::string who = last.Header("X-Distkv-Shard");
+      REQUIRE_MESSAGE((who.empty() || who == shard_),
+                      address_ << " answered /health as shard '" << who << "', expected " << shard_);
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  FAIL(label_ << " did not answer GET /health with 200 on " << address_ << " within 10 s; last: " << last
+              << "\n---- log ----\n"
+              << LogTail());
+}
+
+int Node::Stop() {
+  REQUIRE_MESSAGE(pid_ > 0, label_ << " is not running");
+  ::kill(pid_, SIGTERM);
+  const Clock::time_point deadline = Clock::now() + std::chrono::seconds(10);
+  while (!Reap(false)) {
+    if (Clock::now() >= deadline) {
+      ::kill(pid_, SIGKILL);
+      Reap(true);
+      FAIL_CHECK(label_ << " did not exit within 10 s of SIGTERM; killed");
+      return -1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (WIFEXITED(exit_status_)) return WEXITSTATUS(exit_status_);
+  if (WIFSIGNALED(exit_status_)) return 128 + WTERMSIG(exit_status_);
+  return -1;
+}
+
+void Node::Kill() {
+  REQUIRE_MESSAGE(pid_ > 0, label_ << " is not running");
+  ::kill(pid_, SIGKILL);
+  Reap(true);
+}
+
+std::string Node::LogTail(size_t lines) const {
+  std::ifstream in(log_path_, std::ios::binary);
+  if (!in) return "(no log at " + log_path_ + ")\n";
+  std::deque<std::string> tail;
+  std::string line;
+  while (std::getline(in, line)) {
+    tail.push_back(std::move(line));
+    if (tail.size() > lines) tail.pop_front();
+  }
+  std::string out;
+  for (const std::string& l : tail) out += l + "\n";
+  return out;
+}
+
+// --- TestCluster -------------------------------------------------------------------
+
+TestCluster::TestCluster(ClusterSpec spec) : spec_(std::move(spec)) {
+  std::string config = dir_.Sub("sharding.toml");
+  WriteFile(config, spec_.ToToml());
+  primaries_.resize(spec_.shards.size());
+  replicas_.resize(spec_.shards.size());
+  for (size_t i = 0; i < spec_.shards.size(); ++i) MakeNodes(i, config);
+}
+
+void TestCluster::MakeNodes(size_t shard, const std::string& config_path) {
+  const ShardSpec& s = spec_.shards[shard];
+  primaries_[shard] = std::make_unique<Node>(
+      s.name, s.name, s.address,
+      std::vector<std::string>{"serve", "--config", config_path, "--shard", s.name, "--data", dir_.Sub("data-" + s.name)},
+      dir_.Sub(s.name + ".log"));
+  replicas_[shard].clear();
+  for (size_t k = 0; k < s.replicas.size(); ++k) {
+    std::string label = s.name + "-replica-" + std::to_string(k);
+    replicas_[shard].push_back(std::make_unique<Node>(
+        label, s.name, s.replicas[k],
+        std::vector<std::string>{"serve", "--config", config_path, "--shard", s.name, "--replica", "--data",
+                                 dir_.Sub("data-" + label), "--listen", s.replicas[k]},
+        dir_.Sub(label + ".log")));
+  }
+}
+
+void TestCluster::UseConfigFor(size_t shard, const ClusterSpec& spec) {
+  std::string config = dir_.Sub("sharding-" + spec_.shards.at(shard).name + ".toml");
+  WriteFile(config, spec.ToToml());
+  MakeNodes(shard, config);
+}
+
+void TestCluster::Start() {
+  for (auto& node : primaries_) node->Start();
+  for (auto& group : replicas_) {
+    for (auto& node : group) node->Start();
+  }
+  for (auto& node : primaries_) node->WaitReady();
+  for (auto& group : replicas_) {
+    for (auto& node : group) node->WaitReady();
+  }
+}
+
+bool ParseEtag(std::string_view etag, uint64_t* lsn) {
+  if (etag.size() < 3 || etag.front() != '"' || etag.back() != '"') return false;
+  uint64_t value = 0;
+  for (char c : etag.substr(1, etag.size() - 2)) {
+    if (c < '0' || c > '9') return false;
+    value = value * 10 + static_cast<uint64_t>(c - '0');
+  }
+  *lsn = value;
+  return true;
+}
+
+// --- JSON helpers ---------------------------------------------------------------------
+
+Json GetJson(SyncHttp& http, const std::string& address, const std::string& target) {
+  Reply reply = http.Get(address, target);
+  REQUIRE_MESSAGE(reply.status == 200, "GET " << target << " on " << address << ": " << reply);
+  Json json;
+  std::string error;
+  REQUIRE_MESSAGE(ParseJson(reply.body, &json, &error),
+                  "GET " << target << " on " << address << " is not JSON (" << error << "): " << reply.body);
+  return json;
+}
+
+int64_t JsonInt(const Json& object, std::string_view field) {
+  const Json* value = object.Get(field);
+  REQUIRE_MESSAGE((value != nullptr && value->is_number()), "no number field \"" << std::string(field) << "\"");
+  return static_cast<int64_t>(value->number);
+}
+
+bool IsJsonError(std::string_view body) {
+  Json json;
+  if (!ParseJson(body, &json)) return false;
+  const Json* error = json.Get("error");
+  const Json* message = json.Get("message");
+  return error != nullptr && error->is_string() && !error->text.empty() && message != nullptr &&
+         message->is_string() && !message->text.empty();
+}
+
+bool IsJsonError(const Reply& reply) { return IsJsonError(reply.body); }
+
+}  // namespace distkv::clustertest

@@ -1,0 +1,179 @@
+// The cluster-test harness: real distkv processes on loopback, driven over
+// HTTP, stopped, killed and restarted by the tests.
+//
+//   TempDir      a directory of the test's own (mkdtemp), removed at the end.
+//   ClusterSpec  a sharding.toml in memory: shards, routing, fsync, extra
+//                [server]/[limits]/[cluster]/[storage]/[replication] keys.
+//   Node         one `distkv serve` child process: its output goes to a log
+//                file; Start/WaitReady/Stop (SIGTERM)/Kill (SIGKILL)/Restart
+//                on the same data directory. The destructor kills what is
+//                still running, and PR_SET_PDEATHSIG kills it even if the
+//                test binary itself dies, so no process outlives a test.
+//   TestCluster  a TempDir, a config file and one Node per shard primary
+//                (and replica), each on a free 127.0.0.1 port.
+//
+// When a test has failed, every Node prints the tail of its log as it is
+// destroyed, so a failure report shows what the node said.
+//
+// Slot arithmetic is recomputed here from DESIGN.md (XXH3 % 16384, equal
+// contiguous ranges by idx) instead of being borrowed from src/: the tests
+// check the node's routing, they must not share its bugs.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tests/cluster/http_sync.h"
+#include "tests/cluster/json.h"
+
+namespace distkv::clustertest {
+
+// Absolute paths of the binaries under test, from DISTKV_BIN and
+// DISTKV_BENCH_BIN; the test fails clearly when one is not set.
+std::string DistkvBinary();
+std::string BenchBinary();
+
+// True once a check of the running test case has failed.
+bool CurrentTestFailed();
+
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string Sub(std::string_view name) const { return path_ + "/" + std::string(name); }
+
+ private:
+  std::string path_;
+};
+
+// n distinct TCP ports free on 127.0.0.1 right now (bound to port 0 together,
+// then released).
+std::vector<int> FreePorts(size_t n);
+
+void WriteFile(const std::string& path, std::string_view content);
+
+// Polls cond every poll_ms until it holds or timeout_ms passes; returns the
+// last result. For waiting on the system, never for asserting speed.
+bool WaitUntil(const std::function<bool()>& cond, int timeout_ms, int poll_ms = 20);
+
+constexpr size_t kSlots = 16384;
+size_t SlotOf(std::string_view key);
+// The idx of the shard that owns slot, for shard_count shards split evenly.
+size_t OwnerOfSlot(size_t slot, size_t shard_count);
+
+struct ShardSpec {
+  std::string name;
+  int idx = 0;
+  std::string address;                // the primary's host:port
+  std::vector<std::string> replicas;  // host:port of each replica
+};
+
+struct ClusterSpec {
+  std::vector<ShardSpec> shards;
+  std::string routing;  // "proxy" | "redirect"; "" leaves the node's default
+  std::string fsync;    // "always" | "everysec" | "never"; "" leaves the default
+  // section -> key -> TOML literal, e.g. settings["server"]["header_timeout_ms"] = "1000".
+  std::map<std::string, std::map<std::string, std::string>> settings;
+
+  ClusterSpec& Set(const std::string& section, const std::string& key, int64_t value);
+  ClusterSpec& SetString(const std::string& section, const std::string& key, const std::string& value);
+  std::string ToToml() const;
+  // Position in `shards` of the shard that owns key.
+  size_t OwnerOf(std::string_view key) const;
+};
+
+// `shards` shards on 127.0.0.1, each primary and replica on a free port, named
+// like the example cluster (Delhi, Mumbai, Hyderabad, Chennai, then shard-N).
+ClusterSpec LocalCluster(size_t shards, size_t replicas_per_shard = 0);
+
+class Node {
+ public:
+  // args follow the binary name ("serve", "--config", ...).
+  Node(std::string label, std::string shard, std::string address, std::vector<std::string> args,
+       std::string log_path);
+  ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  void Start();      // fork/exec; does not wait
+  void WaitReady();  // until GET /health answers 200 (10 s), else the test fails with the log tail
+  void StartAndWait() { Start(); WaitReady(); }
+  // SIGTERM, then waits for the exit (10 s). The exit code; 128+N when ended by
+  // signal N; -1 (and a failed check) when it had to be killed.
+  int Stop();
+  void Kill();  // SIGKILL, and reaps the process
+  void Restart() { StartAndWait(); }
+  bool running();  // reaps the child if it has exited
+  pid_t pid() const { return pid_; }
+
+  std::string LogTail(size_t lines = 40) const;
+  const std::string& label() const { return label_; }
+  const std::string& shard() const { return shard_; }
+  const std::string& address() const { return address_; }
+  std::vector<std::string>& args() { return args_; }
+
+ private:
+  bool Reap(bool block);
+
+  std::string label_;
+  std::string shard_;
+  std::string address_;
+  std::vector<std::string> args_;
+  std::string log_path_;
+  pid_t pid_ = -1;
+  int exit_status_ = 0;  // raw waitpid status of the last exit
+  int starts_ = 0;
+};
+
+class TestCluster {
+ public:
+  explicit TestCluster(ClusterSpec spec);
+  TestCluster(const TestCluster&) = delete;
+  TestCluster& operator=(const TestCluster&) = delete;
+
+  // Gives the nodes of one shard a config file of their own (call before
+  // Start): how a test makes two nodes disagree about the map.
+  void UseConfigFor(size_t shard, const ClusterSpec& spec);
+  // Starts every node, then waits until each one is ready.
+  void Start();
+
+  size_t size() const { return spec_.shards.size(); }
+  Node& primary(size_t shard) { return *primaries_.at(shard); }
+  Node& replica(size_t shard, size_t k = 0) { return *replicas_.at(shard).at(k); }
+  const std::string& address(size_t shard) const { return spec_.shards.at(shard).address; }
+  const ClusterSpec& spec() const { return spec_; }
+  const TempDir& dir() const { return dir_; }
+  size_t OwnerOf(std::string_view key) const { return spec_.OwnerOf(key); }
+
+ private:
+  void MakeNodes(size_t shard, const std::string& config_path);
+
+  TempDir dir_;  // first member: outlives the nodes and their logs
+  ClusterSpec spec_;
+  std::vector<std::unique_ptr<Node>> primaries_;
+  std::vector<std::vector<std::unique_ptr<Node>>> replicas_;
+};
+
+// ETag: "<lsn>" (quotes included) -> lsn; false for any other shape.
+bool ParseEtag(std::string_view etag, uint64_t* lsn);
+inline bool Is2xx(int status) { return status >= 200 && status < 300; }
+
+// GET target, requiring 200 and a JSON body.
+Json GetJson(SyncHttp& http, const std::string& address, const std::string& target);
+// The integer field of a JSON object; the check fails when it is missing.
+int64_t JsonInt(const Json& object, std::string_view field);
+// True when the body is the project's error shape {"error": "...", "message": "..."}.
+bool IsJsonError(const Reply& reply);
+bool IsJsonError(std::string_view body);
+
+}  // namespace distkv::clustertest
