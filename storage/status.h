@@ -19,6 +19,7 @@ class Status {
     kNoSpace,          // ENOSPC / EDQUOT: the disk is full
     kInvalidArgument,  // the caller asked for something impossible
     kBusy,             // the resource is held by someone else (directory lock)
+    kIncomplete,       // a buffer ends inside a record: more bytes are needed
   };
 
   Status() = default;
@@ -30,6 +31,7 @@ class Status {
   static Status NoSpace(std::string_view msg) { return Status(Code::kNoSpace, msg); }
   static Status InvalidArgument(std::string_view msg) { return Status(Code::kInvalidArgument, msg); }
   static Status Busy(std::string_view msg) { return Status(Code::kBusy, msg); }
+  static Status Incomplete(std::string_view msg = {}) { return Status(Code::kIncomplete, msg); }
   // Maps an errno to a status: ENOSPC/EDQUOT become kNoSpace, the rest kIOError.
   // The message reads "<context>: <strerror>".
   static Status FromErrno(int err, std::string_view context);
@@ -41,6 +43,7 @@ class Status {
   bool IsNoSpace() const { return code_ == Code::kNoSpace; }
   bool IsInvalidArgument() const { return code_ == Code::kInvalidArgument; }
   bool IsBusy() const { return code_ == Code::kBusy; }
+  bool IsIncomplete() const { return code_ == Code::kIncomplete; }
 
   Code code() const { return code_; }
   std::string_view message() const { return msg_ ? std::string_view(*msg_) : std::string_view(); }

@@ -58,6 +58,10 @@ struct Options {
   bool repair = false;
   // Receives one line per noteworthy event (recovery, truncation). May be empty.
   std::function<void(std::string_view line)> log;
+  // Test hook for failure paths: WriteBatch::Run calls it before each step
+  // ("create", "write", "sync") and fails that step with the errno it
+  // returns, if non-zero. Called on the thread that runs the batch.
+  std::function<int(std::string_view step)> fault_hook;
 };
 
 // What Stats() reports; plain numbers for /stats and /metrics.
@@ -72,6 +76,7 @@ struct StoreStats {
   uint64_t batch_records = 0;     // records in completed batches (sum)
   uint64_t syncs = 0;             // fdatasync calls
   uint64_t index_bytes = 0;       // memory held by the key index (table + key arena)
+  uint64_t failed_batches = 0;    // batches that failed and were rolled back
 };
 
 class WriteBatch {

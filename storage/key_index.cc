@@ -1,0 +1,343 @@
+// KeyIndex; the layout and its reasons are in key_index.h.
+#include "storage/key_index.h"
+
+#include <xxhash.h>
+
+#include <cassert>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <utility>
+
+namespace distkv::storage {
+
+namespace {
+
+constexpr size_t kFixedBytes = 21;  // lsn, segment, value_len, offset+flag
+constexpr size_t kMinCapacity = 16;
+constexpr size_t kFirstBlockBytes = 4096;
+constexpr uint64_t kDeletedFlag = 1ull << 39;
+
+uint64_t HashKey(std::string_view key) { return XXH3_64bits(key.data(), key.size()); }
+
+size_t VarintLength(size_t v) {
+  size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    n++;
+  }
+  return n;
+}
+
+char* PutVarint(char* p, size_t v) {
+  while (v >= 0x80) {
+    *p++ = static_cast<char>(v | 0x80);
+    v >>= 7;
+  }
+  *p++ = static_cast<char>(v);
+  return p;
+}
+
+const char* GetVarint(const char* p, size_t* v) {
+  size_t result = 0;
+  for (int shift = 0;; shift += 7) {
+    uint8_t b = static_cast<uint8_t>(*p++);
+    result |= static_cast<size_t>(b & 0x7F) << shift;
+    if (!(b & 0x80)) break;
+  }
+  *v = result;
+  return p;
+}
+
+template <typename T>
+T Load(const char* p) {
+  T v;
+  std::memcpy(&v, p, sizeof(T));
+  return v;
+}
+
+template <typename T>
+void Store(char* p, T v) {
+  std::memcpy(p, &v, sizeof(T));
+}
+
+}  // namespace
+
+KeyIndex::KeyIndex() : slots_(kMinCapacity, kEmpty) {}
+
+KeyIndex::~KeyIndex() {
+  for (Block& b : blocks_) std::free(b.data);
+}
+
+size_t KeyIndex::Home(uint64_t hash, size_t capacity) const {
+  return static_cast<size_t>((static_cast<unsigned __int128>(hash) * capacity) >> 64);
+}
+
+char* KeyIndex::AtIn(const std::vector<Block>& blocks, uint64_t ref) {
+  return blocks[ref >> kBlockBits].data + (ref & ((1ull << kBlockBits) - 1));
+}
+
+char* KeyIndex::At(uint64_t ref) const { return AtIn(blocks_, ref); }
+
+std::string_view KeyIndex::KeyAt(uint64_t ref) const {
+  const char* p = At(ref) + kFixedBytes;
+  size_t klen;
+  p = GetVarint(p, &klen);
+  return std::string_view(p, klen);
+}
+
+size_t KeyIndex::EntryBytes(uint64_t ref) const {
+  size_t klen;
+  const char* p = At(ref) + kFixedBytes;
+  const char* key = GetVarint(p, &klen);
+  return kFixedBytes + static_cast<size_t>(key - p) + klen;
+}
+
+IndexEntry KeyIndex::EntryAt(uint64_t ref) const { return DecodeEntry(At(ref)); }
+
+IndexEntry KeyIndex::DecodeEntry(const char* p) {
+  IndexEntry e;
+  e.lsn = Load<uint64_t>(p);
+  e.segment = Load<uint32_t>(p + 8);
+  e.value_len = Load<uint32_t>(p + 12);
+  uint64_t off = 0;
+  std::memcpy(&off, p + 16, 5);
+  e.deleted = (off & kDeletedFlag) != 0;
+  e.offset = off & (kDeletedFlag - 1);
+  return e;
+}
+
+void KeyIndex::WriteEntry(uint64_t ref, const IndexEntry& e) {
+  assert(e.lsn != 0 && e.offset < kMaxIndexOffset);
+  char* p = At(ref);
+  Store<uint64_t>(p, e.lsn);
+  Store<uint32_t>(p + 8, e.segment);
+  Store<uint32_t>(p + 12, e.value_len);
+  uint64_t off = e.offset | (e.deleted ? kDeletedFlag : 0);
+  std::memcpy(p + 16, &off, 5);
+}
+
+uint64_t KeyIndex::Allocate(std::string_view key, const IndexEntry& e) {
+  const size_t need = kFixedBytes + VarintLength(key.size()) + key.size();
+  const size_t block_size = size_t{1} << kBlockBits;
+  if (blocks_.empty() || blocks_.back().used + need > block_size) {
+    Block b;
+    // The first block grows from small so that tiny stores stay tiny; later
+    // blocks are allocated whole.
+    b.capacity = blocks_.empty() ? kFirstBlockBytes : block_size;
+    b.used = blocks_.empty() ? 8 : 0;  // ref 0 is never an entry (slot value 0 = empty)
+    b.data = static_cast<char*>(std::malloc(b.capacity));
+    if (!b.data) throw std::bad_alloc();
+    blocks_.push_back(b);
+  }
+  Block& b = blocks_.back();
+  if (b.used + need > b.capacity) {
+    size_t cap = b.capacity;
+    while (cap < b.used + need) cap *= 2;
+    if (cap > block_size) cap = block_size;
+    char* grown = static_cast<char*>(std::realloc(b.data, cap));
+    if (!grown) throw std::bad_alloc();
+    b.data = grown;
+    b.capacity = cap;
+  }
+  const uint64_t ref = (static_cast<uint64_t>(blocks_.size() - 1) << kBlockBits) | b.used;
+  b.used += need;
+  arena_used_ += need;
+  char* p = At(ref) + kFixedBytes;
+  p = PutVarint(p, key.size());
+  std::memcpy(p, key.data(), key.size());
+  WriteEntry(ref, e);
+  return ref;
+}
+
+void KeyIndex::Free(uint64_t ref) {
+  arena_freed_ += EntryBytes(ref);
+  Store<uint64_t>(At(ref), 0);
+}
+
+template <typename Fn>
+void KeyIndex::WalkBlocks(const std::vector<Block>& blocks, Fn&& fn) {
+  for (size_t bi = 0; bi < blocks.size(); bi++) {
+    const Block& b = blocks[bi];
+    size_t pos = bi == 0 ? 8 : 0;
+    while (pos < b.used) {
+      const char* p = b.data + pos;
+      size_t klen;
+      const char* key = GetVarint(p + kFixedBytes, &klen);
+      if (Load<uint64_t>(p) != 0) fn((static_cast<uint64_t>(bi) << kBlockBits) | pos);
+      pos += static_cast<size_t>(key - p) + klen;
+    }
+  }
+}
+
+template <typename Fn>
+void KeyIndex::WalkArena(Fn&& fn) const {
+  WalkBlocks(blocks_, std::forward<Fn>(fn));
+}
+
+bool KeyIndex::Probe(std::string_view key, uint64_t hash, size_t* slot) const {
+  const size_t cap = slots_.size();
+  const uint64_t fp = hash & ((1ull << kFingerprintBits) - 1);
+  size_t i = Home(hash, cap);
+  size_t first_free = cap;
+  for (;;) {
+    const uint64_t s = slots_[i];
+    if (s == kEmpty) {
+      *slot = first_free != cap ? first_free : i;
+      return false;
+    }
+    if (s == kDeletedSlot) {
+      if (first_free == cap) first_free = i;
+    } else if ((s & ((1ull << kFingerprintBits) - 1)) == fp && KeyAt(s >> kFingerprintBits) == key) {
+      *slot = i;
+      return true;
+    }
+    if (++i == cap) i = 0;
+  }
+}
+
+void KeyIndex::Insert(std::string_view key, uint64_t hash, const IndexEntry& e) {
+  size_t slot;
+  bool found = Probe(key, hash, &slot);
+  assert(!found);
+  (void)found;
+  if (slots_[slot] == kEmpty && (live_ + deleted_slots_ + 1) * 5 > slots_.size() * 4) {
+    Rebuild(live_ + 1);
+    Probe(key, hash, &slot);
+  }
+  if (slots_[slot] == kDeletedSlot) deleted_slots_--;
+  const uint64_t ref = Allocate(key, e);
+  slots_[slot] = (ref << kFingerprintBits) | (hash & ((1ull << kFingerprintBits) - 1));
+  live_++;
+}
+
+void KeyIndex::Rebuild(size_t min_live) {
+  size_t cap = min_live * 20 / 11 + 1;  // about 55% load
+  if (cap < kMinCapacity) cap = kMinCapacity;
+  std::vector<uint64_t> slots(cap, kEmpty);
+  auto place = [&](uint64_t ref) {
+    const uint64_t h = HashKey(KeyAt(ref));
+    size_t i = Home(h, cap);
+    while (slots[i] != kEmpty) {
+      if (++i == cap) i = 0;
+    }
+    slots[i] = (ref << kFingerprintBits) | (h & ((1ull << kFingerprintBits) - 1));
+  };
+  if (arena_freed_ * 4 > arena_used_) {
+    // Copy the live entries, in arena order, into fresh blocks; entries are
+    // read through `old`, which At() no longer sees once blocks_ is reset.
+    const std::vector<Block> old = std::move(blocks_);
+    blocks_.clear();
+    arena_used_ = arena_freed_ = 0;
+    WalkBlocks(old, [&](uint64_t ref) {
+      const char* p = AtIn(old, ref);
+      size_t klen;
+      const char* k = GetVarint(p + kFixedBytes, &klen);
+      IndexEntry e = DecodeEntry(p);
+      place(Allocate(std::string_view(k, klen), e));
+    });
+    for (const Block& b : old) std::free(b.data);
+  } else {
+    WalkArena(place);
+  }
+  slots_.swap(slots);
+  deleted_slots_ = 0;
+}
+
+bool KeyIndex::Find(std::string_view key, IndexEntry* out) const {
+  size_t slot;
+  if (!Probe(key, HashKey(key), &slot)) return false;
+  *out = EntryAt(slots_[slot] >> kFingerprintBits);
+  return true;
+}
+
+bool KeyIndex::Put(std::string_view key, const IndexEntry& e, IndexEntry* old) {
+  const uint64_t h = HashKey(key);
+  size_t slot;
+  if (Probe(key, h, &slot)) {
+    const uint64_t ref = slots_[slot] >> kFingerprintBits;
+    if (old) *old = EntryAt(ref);
+    WriteEntry(ref, e);
+    return true;
+  }
+  Insert(key, h, e);
+  return false;
+}
+
+bool KeyIndex::PutIfNewer(std::string_view key, const IndexEntry& e, bool* replaced,
+                          IndexEntry* old) {
+  const uint64_t h = HashKey(key);
+  size_t slot;
+  if (Probe(key, h, &slot)) {
+    const uint64_t ref = slots_[slot] >> kFingerprintBits;
+    const IndexEntry cur = EntryAt(ref);
+    if (cur.lsn >= e.lsn) {
+      *replaced = false;
+      return false;
+    }
+    if (old) *old = cur;
+    WriteEntry(ref, e);
+    *replaced = true;
+    return true;
+  }
+  Insert(key, h, e);
+  *replaced = false;
+  return true;
+}
+
+void KeyIndex::EraseAt(size_t slot) {
+  Free(slots_[slot] >> kFingerprintBits);
+  live_--;
+  const size_t cap = slots_.size();
+  // If the next slot is empty no probe sequence runs through this one, so it
+  // (and the deleted slots just before it) can become empty again.
+  if (slots_[(slot + 1) % cap] == kEmpty) {
+    slots_[slot] = kEmpty;
+    size_t i = slot;
+    for (;;) {
+      i = i == 0 ? cap - 1 : i - 1;
+      if (slots_[i] != kDeletedSlot) break;
+      slots_[i] = kEmpty;
+      deleted_slots_--;
+    }
+  } else {
+    slots_[slot] = kDeletedSlot;
+    deleted_slots_++;
+  }
+}
+
+bool KeyIndex::Erase(std::string_view key, IndexEntry* old) {
+  size_t slot;
+  if (!Probe(key, HashKey(key), &slot)) return false;
+  if (old) *old = EntryAt(slots_[slot] >> kFingerprintBits);
+  EraseAt(slot);
+  return true;
+}
+
+void KeyIndex::ForEach(
+    const std::function<void(std::string_view key, const IndexEntry& e)>& fn) const {
+  WalkArena([&](uint64_t ref) { fn(KeyAt(ref), EntryAt(ref)); });
+}
+
+void KeyIndex::EraseIf(
+    const std::function<bool(std::string_view key, const IndexEntry& e)>& pred) {
+  std::vector<uint64_t> doomed;
+  WalkArena([&](uint64_t ref) {
+    if (pred(KeyAt(ref), EntryAt(ref))) doomed.push_back(ref);
+  });
+  for (uint64_t ref : doomed) {
+    size_t slot;
+    bool found = Probe(KeyAt(ref), HashKey(KeyAt(ref)), &slot);
+    assert(found);
+    (void)found;
+    EraseAt(slot);
+  }
+}
+
+size_t KeyIndex::MemoryBytes() const {
+  size_t bytes = slots_.capacity() * sizeof(uint64_t) + blocks_.capacity() * sizeof(Block);
+  for (const Block& b : blocks_) bytes += b.capacity;
+  return bytes;
+}
+
+}  // namespace distkv::storage

@@ -1,0 +1,113 @@
+// KeyIndex: the in-memory map key -> place of the key's newest record.
+//
+// Memory is the point of this class: a shard keeps every key in RAM, so the
+// per-key overhead decides how many keys a node can hold. Layout:
+//
+//   slots   one uint64 per slot, open addressing with linear probing:
+//           0 = empty, 1 = deleted (a tombstone slot), otherwise
+//           (arena reference << 24) | (low 24 bits of the key's XXH3 hash).
+//           The 24-bit fingerprint rejects almost every non-matching slot
+//           without touching the arena.
+//   arena   the entries, packed back to back in 1 MiB blocks (no per-key
+//           allocation, no alignment padding):
+//             u64 lsn | u32 segment | u32 value_len |
+//             u40 (offset | deleted-flag << 39) | varint key length | key
+//           = 21 bytes + 1..3 + the key. lsn == 0 marks a freed entry.
+//
+// A slot is found from the hash's high bits scaled to the capacity, which need
+// not be a power of two: the table is rebuilt to about 55% load whenever
+// live + tombstone slots pass 80%, so the slot cost stays between 10 and 15
+// bytes a key instead of swinging 2x with power-of-two sizes. A rebuild also
+// compacts the arena when more than a quarter of it is freed entries.
+// Overwrites update an entry in place; erases free it.
+//
+// Not thread-safe: the owning thread alone uses it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string_view>
+#include <vector>
+
+namespace distkv::storage {
+
+struct IndexEntry {
+  uint64_t lsn = 0;        // >= 1
+  uint64_t offset = 0;     // of the record in its segment, < kMaxIndexOffset
+  uint32_t segment = 0;    // segment id
+  uint32_t value_len = 0;
+  bool deleted = false;    // a tombstone; only recovery keeps these
+};
+
+inline constexpr uint64_t kMaxIndexOffset = 1ull << 39;
+
+class KeyIndex {
+ public:
+  KeyIndex();
+  ~KeyIndex();
+  KeyIndex(const KeyIndex&) = delete;
+  KeyIndex& operator=(const KeyIndex&) = delete;
+
+  bool Find(std::string_view key, IndexEntry* out) const;
+  // Inserts or overwrites; returns true (and *old, if given) when the key was present.
+  bool Put(std::string_view key, const IndexEntry& e, IndexEntry* old = nullptr);
+  // Recovery's rule: stores e unless the present entry has an LSN >= e.lsn.
+  // Returns true if e was stored; *replaced tells whether it displaced an entry (then in *old).
+  bool PutIfNewer(std::string_view key, const IndexEntry& e, bool* replaced, IndexEntry* old);
+  // Returns true (and *old) if the key was present.
+  bool Erase(std::string_view key, IndexEntry* old = nullptr);
+
+  // Visits every entry (no order). fn must not modify the index.
+  void ForEach(const std::function<void(std::string_view key, const IndexEntry& e)>& fn) const;
+  // Erases every entry for which pred returns true.
+  void EraseIf(const std::function<bool(std::string_view key, const IndexEntry& e)>& pred);
+
+  size_t size() const { return live_; }
+  size_t capacity() const { return slots_.size(); }
+  // Bytes held: the slot array plus the arena blocks.
+  size_t MemoryBytes() const;
+
+ private:
+  static constexpr uint64_t kEmpty = 0;
+  static constexpr uint64_t kDeletedSlot = 1;
+  static constexpr int kFingerprintBits = 24;
+  static constexpr size_t kBlockBits = 20;  // 1 MiB arena blocks
+
+  struct Block {
+    char* data = nullptr;
+    size_t used = 0;
+    size_t capacity = 0;
+  };
+
+  // Probes for key. Returns true with *slot = its slot, or false with *slot =
+  // where it would be inserted (the first deleted slot seen, else the empty one).
+  bool Probe(std::string_view key, uint64_t hash, size_t* slot) const;
+  size_t Home(uint64_t hash, size_t capacity) const;
+  static char* AtIn(const std::vector<Block>& blocks, uint64_t ref);
+  static IndexEntry DecodeEntry(const char* p);
+  template <typename Fn>
+  static void WalkBlocks(const std::vector<Block>& blocks, Fn&& fn);
+  char* At(uint64_t ref) const;
+  std::string_view KeyAt(uint64_t ref) const;
+  IndexEntry EntryAt(uint64_t ref) const;
+  void WriteEntry(uint64_t ref, const IndexEntry& e);
+  uint64_t Allocate(std::string_view key, const IndexEntry& e);
+  void Free(uint64_t ref);
+  size_t EntryBytes(uint64_t ref) const;
+  // Visits arena entries in arena order: fn(ref). Freed entries are skipped.
+  template <typename Fn>
+  void WalkArena(Fn&& fn) const;
+  void Insert(std::string_view key, uint64_t hash, const IndexEntry& e);
+  void Rebuild(size_t min_live);
+  void EraseAt(size_t slot);
+
+  std::vector<uint64_t> slots_;
+  std::vector<Block> blocks_;
+  size_t live_ = 0;
+  size_t deleted_slots_ = 0;
+  size_t arena_used_ = 0;   // bytes of entries, live or freed
+  size_t arena_freed_ = 0;  // bytes of freed entries
+};
+
+}  // namespace distkv::storage

@@ -1,0 +1,95 @@
+// LogCursor over a StoreImpl: walks the segments in id order (which is LSN
+// order for segments the writer produced) and returns the encoded records
+// with LSN > its position, reading only bytes of completed batches.
+#include <algorithm>
+
+#include "storage/segment_reader.h"
+#include "storage/store_impl.h"
+
+namespace distkv::storage {
+
+namespace {
+
+class LogCursorImpl final : public LogCursor {
+ public:
+  LogCursorImpl(const StoreImpl* store, uint64_t after_lsn) : store_(store), pos_(after_lsn) {}
+
+  Status Next(std::string* out, size_t max_bytes) override;
+  uint64_t position() const override { return pos_; }
+
+ private:
+  // The segment to continue in, or nullptr when the durable log has nothing after pos_.
+  const Segment* Locate();
+
+  const StoreImpl* store_;
+  uint64_t pos_;
+  uint32_t segment_ = 0;  // 0: not positioned yet
+  uint64_t offset_ = 0;   // next byte to read in segment_
+};
+
+const Segment* LogCursorImpl::Locate() {
+  const std::vector<Segment>& segs = store_->segments();
+  if (segment_ != 0) {
+    const Segment* s = store_->FindSegment(segment_);
+    if (s && offset_ < s->written) return s;
+    // Done with this segment (or it is gone): continue in the next one.
+    auto it = std::upper_bound(segs.begin(), segs.end(), segment_,
+                               [](uint32_t v, const Segment& seg) { return v < seg.id; });
+    for (; it != segs.end(); ++it) {
+      if (it->written > 0) {
+        segment_ = it->id;
+        offset_ = 0;
+        return &*it;
+      }
+    }
+    return nullptr;
+  }
+  for (const Segment& s : segs) {
+    if (s.written > 0 && s.last_lsn > pos_) {
+      segment_ = s.id;
+      offset_ = 0;
+      return &s;
+    }
+  }
+  return nullptr;
+}
+
+Status LogCursorImpl::Next(std::string* out, size_t max_bytes) {
+  size_t appended = 0;
+  while (pos_ < store_->durable_lsn() && (appended == 0 || appended < max_bytes)) {
+    const Segment* seg = Locate();
+    if (!seg) break;
+    const size_t want = max_bytes > appended ? max_bytes - appended : 1;
+    SegmentReader reader(seg->fd, seg->path, offset_, seg->written,
+                         std::clamp<size_t>(want, 64 << 10, 4 << 20));
+    Record rec;
+    std::string_view raw;
+    uint64_t off;
+    Status s;
+    for (;;) {
+      s = reader.Next(&rec, &raw, &off);
+      if (!s.ok()) break;
+      offset_ = reader.offset();
+      if (rec.lsn <= pos_) continue;
+      out->append(raw);
+      appended += raw.size();
+      pos_ = rec.lsn;
+      if (appended >= max_bytes) break;
+    }
+    if (s.IsNotFound()) {
+      offset_ = seg->written;
+    } else if (!s.ok()) {
+      return s;
+    }
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Status StoreImpl::NewLogCursor(uint64_t after_lsn, std::unique_ptr<LogCursor>* cursor) {
+  *cursor = std::make_unique<LogCursorImpl>(this, after_lsn);
+  return Status::OK();
+}
+
+}  // namespace distkv::storage

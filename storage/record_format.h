@@ -1,0 +1,78 @@
+// The on-disk and on-the-wire format of a log record, described once.
+//
+// A record is a self-checking, self-delimiting byte string. Every multi-byte
+// integer is little-endian:
+//
+//   offset  size  field
+//   0       4     crc     CRC-32C (Castagnoli) of bytes [4, 21 + klen + vlen)
+//   4       8     lsn     log sequence number, >= 1, strictly increasing per shard
+//   12      1     type    1 = put, 2 = delete (a tombstone)
+//   13      4     klen    key length, 1 .. 65536
+//   17      4     vlen    value length, 0 .. 2^32 - 1 (always 0 for a delete)
+//   21      klen  key
+//   21+klen vlen  value
+//
+// The same bytes are written to segment files, scanned by recovery, read by a
+// LogCursor and sent to replicas, which decode them with DecodeRecord() and so
+// check the same CRC. A record never changes once encoded: compaction copies
+// live records verbatim, keeping their LSN.
+//
+// Segment files. A shard's directory holds:
+//   LOCK               flock(2)ed by the one Store that has the directory open
+//   <id>.seg           a segment: records back to back, nothing else; <id> is
+//                      a decimal number, zero-padded to 12 digits
+//   <id>.hint          (compaction) the index of segment <id>, where one exists
+//   *.tmp              work in progress; deleted at open
+// The segment with the highest id is the active one: it alone is appended to
+// and it alone may end in a torn record after a crash. A segment file is
+// created only after the previous one was written in full and synced, so a
+// segment that is not the newest is always complete ("sealed").
+// Which record of a key wins is decided by LSN alone, never by file order:
+// recovery keeps, for each key, the record with the highest LSN in any file,
+// tombstones included. Compaction therefore may give its output any unused id
+// below the active segment's (or allocate one and roll the active segment past
+// it) without a format change.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "storage/status.h"
+
+namespace distkv::storage {
+
+enum class RecordType : uint8_t { kPut = 1, kDelete = 2 };
+
+inline constexpr size_t kRecordHeaderBytes = 21;
+inline constexpr size_t kMaxKeyBytes = 64 * 1024;
+inline constexpr uint64_t kMaxValueBytes = 0xFFFFFFFFull;
+
+// A decoded record. key and value point into the buffer it was decoded from.
+struct Record {
+  uint64_t lsn = 0;
+  RecordType type = RecordType::kPut;
+  std::string_view key;
+  std::string_view value;
+};
+
+inline constexpr uint64_t EncodedRecordSize(size_t key_bytes, uint64_t value_bytes) {
+  return kRecordHeaderBytes + key_bytes + value_bytes;
+}
+
+// Appends the encoding of r to *out. The caller has checked the limits above.
+void EncodeRecord(const Record& r, std::string* out);
+
+// Decodes the record at the start of buf and checks its CRC.
+//   OK          *out is the record (viewing buf), *consumed its encoded size
+//   Incomplete  buf ends inside the record: decode again with more bytes
+//   Corruption  the bytes are not a valid record (bad header field or CRC)
+Status DecodeRecord(std::string_view buf, Record* out, size_t* consumed);
+
+// Segment file names (see above).
+std::string SegmentFileName(uint64_t id);
+// True, with *id, if name is a segment file name.
+bool ParseSegmentFileName(std::string_view name, uint64_t* id);
+
+}  // namespace distkv::storage

@@ -1,0 +1,128 @@
+// StoreImpl: the Store of store.h. Its parts:
+//
+//   segments_  the segment files, oldest first; back() is the active one.
+//              Each knows how many of its bytes are on file from completed
+//              batches (`written`) and how many more are staged or in flight
+//              (`end`), and whether its written bytes are synced.
+//   index_     key -> newest record (KeyIndex).
+//   staged_    records staged since the last TakeBatch(): their encoded bytes,
+//              one chunk per segment they fall in, and one undo entry each
+//              (the index entry they displaced).
+//   inflight_  the same for the batch being run. Its bytes are shared,
+//              read-only, with the WriteBatch; Get() reads records that are
+//              not on file yet from here or from staged_.
+//
+// FinishBatch() either makes a batch's bytes part of the files (OK) or undoes
+// staged_ and inflight_ newest first, truncates the files to their `written`
+// size and forgets segments no completed batch created.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "storage/dir_lock.h"
+#include "storage/key_index.h"
+#include "storage/record_format.h"
+#include "storage/store.h"
+
+namespace distkv::storage {
+
+struct Segment {
+  uint32_t id = 0;
+  std::string path;
+  int fd = -1;             // -1 until the batch that creates the file completes
+  uint64_t written = 0;    // bytes on file, from completed batches
+  uint64_t end = 0;        // written + staged and in-flight bytes
+  bool synced = true;      // every written byte has been fdatasync'ed
+  uint64_t first_lsn = 0;  // of the records within `written` (0: none)
+  uint64_t last_lsn = 0;
+};
+
+class StoreImpl final : public Store {
+ public:
+  explicit StoreImpl(const Options& options);
+  ~StoreImpl() override;
+
+  // Lock, scan, recover. Called once by Store::Open.
+  Status Init();
+
+  Status Get(std::string_view key, std::string* value, uint64_t* lsn) override;
+  Status Lookup(std::string_view key, uint64_t* lsn) override;
+  Status Put(std::string_view key, std::string_view value, uint64_t* lsn) override;
+  Status Remove(std::string_view key, uint64_t* lsn) override;
+  Status Apply(uint64_t lsn, bool is_delete, std::string_view key,
+               std::string_view value) override;
+  bool HasStaged() const override { return !staged_.undo.empty(); }
+  bool BatchInFlight() const override { return in_flight_; }
+  std::unique_ptr<WriteBatch> TakeBatch(bool force_sync) override;
+  void FinishBatch(std::unique_ptr<WriteBatch> batch, Status status) override;
+  Status Flush() override;
+  Status ForEach(const std::function<void(std::string_view, std::string_view, uint64_t)>& fn)
+      override;
+  Status NewLogCursor(uint64_t after_lsn, std::unique_ptr<LogCursor>* cursor) override;
+  uint64_t size() const override { return index_.size(); }
+  uint64_t last_lsn() const override { return last_lsn_; }
+  uint64_t durable_lsn() const override { return durable_lsn_; }
+  StoreStats Stats() const override;
+  const Options& options() const override { return options_; }
+
+  // For LogCursor (same thread).
+  const std::vector<Segment>& segments() const { return segments_; }
+  const Segment* FindSegment(uint32_t id) const;
+
+ private:
+  struct Chunk {
+    uint32_t segment;
+    uint64_t offset;  // in the segment, of bytes->front()
+    std::shared_ptr<std::string> bytes;
+    uint64_t first_lsn;
+    uint64_t last_lsn;
+  };
+  struct Undo {
+    bool had_old;
+    IndexEntry old;  // the entry the record displaced, if had_old
+  };
+  struct Pending {
+    std::vector<Chunk> chunks;
+    std::vector<Undo> undo;   // one per record, in log order
+    uint64_t lsn_before = 0;  // last_lsn_ before the first record
+    bool empty() const { return undo.empty(); }
+  };
+
+  Segment* FindSegment(uint32_t id);
+  Status Recover();
+  Status RecoverSegment(Segment* seg, bool newest, uint64_t* max_lsn);
+  Status CreateFirstSegment();
+  Status CheckWritable() const;
+  Status Stage(uint64_t lsn, RecordType type, std::string_view key, std::string_view value);
+  void Rollback(Pending* p);
+  Status ReadValue(std::string_view key, const IndexEntry& e, std::string* value) const;
+  void Log(const std::string& line) const;
+
+  const Options options_;
+  DirLock lock_;
+  int dir_fd_ = -1;
+  std::vector<Segment> segments_;
+  KeyIndex index_;
+  Pending staged_;
+  Pending inflight_;
+  bool in_flight_ = false;
+  // Set when a rollback could not restore the files; writes then fail with it.
+  Status broken_;
+
+  uint64_t last_lsn_ = 0;
+  uint64_t durable_lsn_ = 0;
+  uint64_t total_bytes_ = 0;  // sum of segment ends
+  uint64_t live_bytes_ = 0;   // encoded size of the records the index points at
+  std::chrono::steady_clock::time_point last_sync_;
+
+  uint64_t batches_ = 0;
+  uint64_t batch_records_ = 0;
+  uint64_t syncs_ = 0;
+  uint64_t failed_batches_ = 0;
+};
+
+}  // namespace distkv::storage

@@ -1,0 +1,72 @@
+// Helpers shared by the storage tests: a temporary directory that removes
+// itself, and shortcuts for opening a store and reading a file's bytes.
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "storage/store.h"
+
+namespace distkv::storage::testing {
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "distkv-storage-XXXXXX").string();
+    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+    path_ = tmpl;
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+inline Options TestOptions(const std::string& dir, std::vector<std::string>* log = nullptr) {
+  Options o;
+  o.dir = dir;
+  o.fsync = FsyncMode::kNever;  // tests check logic; durability is the OS's business here
+  if (log) o.log = [log](std::string_view line) { log->emplace_back(line); };
+  return o;
+}
+
+inline std::unique_ptr<Store> MustOpen(const Options& o) {
+  std::unique_ptr<Store> s;
+  Status st = Store::Open(o, &s);
+  INFO(st.ToString());
+  REQUIRE(st.ok());
+  return s;
+}
+
+inline std::string ReadFile(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+inline void WriteFile(const std::string& path, const std::string& bytes) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+// The value of key, or "<absent>".
+inline std::string GetOr(Store& s, std::string_view key) {
+  std::string v;
+  Status st = s.Get(key, &v);
+  if (st.IsNotFound()) return "<absent>";
+  REQUIRE(st.ok());
+  return v;
+}
+
+}  // namespace distkv::storage::testing
