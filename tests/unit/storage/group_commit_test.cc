@@ -1,0 +1,249 @@
+// Group commit: staged records are readable before they are written, batches
+// run on any thread, and a failed batch is undone together with everything
+// staged after it, leaving the store usable.
+#include <doctest/doctest.h>
+
+#include <errno.h>
+
+#include <atomic>
+#include <filesystem>
+#include <string>
+#include <thread>
+
+#include "storage/record_format.h"
+#include "storage/store.h"
+#include "tests/unit/storage/storage_test_util.h"
+
+using namespace distkv::storage;
+using namespace distkv::storage::testing;
+
+namespace {
+
+// Fails the named batch step with err while armed.
+struct Fault {
+  std::atomic<bool> armed{false};
+  std::string step;
+  int err = 0;
+  void Install(Options* o) {
+    o->fault_hook = [this](std::string_view s) { return armed && s == step ? err : 0; };
+  }
+};
+
+}  // namespace
+
+TEST_CASE("staged records are readable before, during and after their batch") {
+  TempDir dir;
+  auto s = MustOpen(TestOptions(dir.path()));
+  uint64_t lsn;
+  REQUIRE(s->Put("a", "1", &lsn).ok());
+  CHECK(s->HasStaged());
+  CHECK(s->durable_lsn() == 0);
+  CHECK(GetOr(*s, "a") == "1");
+
+  auto b = s->TakeBatch();
+  REQUIRE(b != nullptr);
+  CHECK(b->first_lsn() == 1);
+  CHECK(b->last_lsn() == 1);
+  CHECK(b->records() == 1);
+  CHECK(b->bytes() == EncodedRecordSize(1, 1));
+  CHECK(s->BatchInFlight());
+  CHECK_FALSE(s->HasStaged());
+  CHECK(s->TakeBatch() == nullptr);  // one batch in flight at a time
+
+  REQUIRE(s->Put("b", "2", &lsn).ok());  // staged behind the batch in flight
+  CHECK(GetOr(*s, "a") == "1");
+  CHECK(GetOr(*s, "b") == "2");
+  CHECK(s->TakeBatch() == nullptr);
+
+  REQUIRE(b->Run().ok());
+  CHECK(GetOr(*s, "a") == "1");
+  s->FinishBatch(std::move(b), Status::OK());
+  CHECK(s->durable_lsn() == 1);
+  CHECK(s->last_lsn() == 2);
+  CHECK(GetOr(*s, "a") == "1");
+  CHECK(GetOr(*s, "b") == "2");
+
+  b = s->TakeBatch();
+  REQUIRE(b != nullptr);
+  CHECK(b->first_lsn() == 2);
+  REQUIRE(b->Run().ok());
+  s->FinishBatch(std::move(b), Status::OK());
+  CHECK(s->durable_lsn() == 2);
+  CHECK(s->Stats().batches == 2);
+  CHECK(s->TakeBatch() == nullptr);
+}
+
+TEST_CASE("a batch runs on another thread while the owner stages and reads") {
+  TempDir dir;
+  Options o = TestOptions(dir.path());
+  o.fsync = FsyncMode::kAlways;
+  o.segment_bytes = 8192;
+  auto s = MustOpen(o);
+  uint64_t lsn;
+  int next = 0;
+  for (int round = 0; round < 20; round++) {
+    for (int i = 0; i < 50; i++, next++) {
+      REQUIRE(s->Put("k" + std::to_string(next), std::string(64, 'a' + round % 26), &lsn).ok());
+    }
+    auto b = s->TakeBatch();
+    REQUIRE(b != nullptr);
+    Status result;
+    std::thread t([&] { result = b->Run(); });
+    for (int i = 0; i < 20; i++, next++) {
+      REQUIRE(s->Put("k" + std::to_string(next), std::string(64, 'a' + round % 26), &lsn).ok());
+    }
+    for (int k = 0; k < next; k += 7) CHECK(GetOr(*s, "k" + std::to_string(k)).size() == 64);
+    t.join();
+    REQUIRE(result.ok());
+    s->FinishBatch(std::move(b), result);
+  }
+  REQUIRE(s->Flush().ok());
+  s.reset();
+  s = MustOpen(o);
+  CHECK(s->size() == static_cast<uint64_t>(next));
+}
+
+TEST_CASE("a failed batch is rolled back with everything staged after it") {
+  for (const char* step : {"write", "sync", "create"}) {
+    for (int err : {ENOSPC, EIO}) {
+      CAPTURE(step);
+      CAPTURE(err);
+      TempDir dir;
+      Fault fault;
+      fault.step = step;
+      fault.err = err;
+      Options o = TestOptions(dir.path());
+      o.fsync = FsyncMode::kAlways;
+      o.segment_bytes = 200;
+      fault.Install(&o);
+      auto s = MustOpen(o);
+      uint64_t lsn;
+      REQUIRE(s->Put("a", "old", &lsn).ok());
+      REQUIRE(s->Put("d", "doomed later", &lsn).ok());
+      REQUIRE(s->Flush().ok());
+      const StoreStats before = s->Stats();
+      const auto seg1_size = std::filesystem::file_size(dir.file(SegmentFileName(1)));
+
+      // The batch overwrites a, deletes d, adds b and, with a value larger
+      // than what is left of the segment, rolls into a new segment file.
+      REQUIRE(s->Put("a", "new", &lsn).ok());
+      REQUIRE(s->Remove("d", &lsn).ok());
+      REQUIRE(s->Put("b", std::string(150, 'b'), &lsn).ok());
+      auto b = s->TakeBatch();
+      REQUIRE(b != nullptr);
+      REQUIRE(s->Put("c", "staged after", &lsn).ok());
+      CHECK(lsn == 6);
+      fault.armed = true;
+      Status result = b->Run();
+      fault.armed = false;
+      if (err == ENOSPC) {
+        CHECK(result.IsNoSpace());
+      } else {
+        CHECK(result.IsIOError());
+      }
+      s->FinishBatch(std::move(b), result);
+
+      CHECK_FALSE(s->HasStaged());
+      CHECK(s->last_lsn() == 2);
+      CHECK(s->durable_lsn() == 2);
+      CHECK(GetOr(*s, "a") == "old");
+      CHECK(GetOr(*s, "d") == "doomed later");
+      CHECK(GetOr(*s, "b") == "<absent>");
+      CHECK(GetOr(*s, "c") == "<absent>");
+      const StoreStats after = s->Stats();
+      CHECK(after.keys == before.keys);
+      CHECK(after.live_bytes == before.live_bytes);
+      CHECK(after.dead_bytes == before.dead_bytes);
+      CHECK(after.segments == 1);
+      CHECK(after.failed_batches == 1);
+      CHECK(std::filesystem::file_size(dir.file(SegmentFileName(1))) == seg1_size);
+      CHECK_FALSE(std::filesystem::exists(dir.file(SegmentFileName(2))));
+
+      // Still usable; the failed LSNs are reused.
+      REQUIRE(s->Put("e", "after the failure", &lsn).ok());
+      CHECK(lsn == 3);
+      REQUIRE(s->Put("b", std::string(150, 'B'), &lsn).ok());
+      REQUIRE(s->Flush().ok());
+      s.reset();
+      s = MustOpen(o);
+      CHECK(GetOr(*s, "a") == "old");
+      CHECK(GetOr(*s, "e") == "after the failure");
+      CHECK(GetOr(*s, "b") == std::string(150, 'B'));
+      CHECK(GetOr(*s, "c") == "<absent>");
+      CHECK(s->last_lsn() == 4);
+    }
+  }
+}
+
+TEST_CASE("fsync modes decide when a batch syncs") {
+  TempDir dir;
+  uint64_t lsn;
+  SUBCASE("always: every batch syncs") {
+    Options o = TestOptions(dir.path());
+    o.fsync = FsyncMode::kAlways;
+    auto s = MustOpen(o);
+    for (int i = 0; i < 3; i++) {
+      REQUIRE(s->Put("k", "v", &lsn).ok());
+      REQUIRE(s->Flush().ok());
+    }
+    CHECK(s->Stats().syncs == 3);
+    CHECK(s->TakeBatch(true) == nullptr);  // nothing awaits a sync
+  }
+  SUBCASE("never: no batch syncs") {
+    Options o = TestOptions(dir.path());
+    o.fsync = FsyncMode::kNever;
+    auto s = MustOpen(o);
+    for (int i = 0; i < 3; i++) {
+      REQUIRE(s->Put("k", "v", &lsn).ok());
+      REQUIRE(s->Flush().ok());
+    }
+    CHECK(s->Stats().syncs == 0);
+  }
+  SUBCASE("everysec: a sync-only batch when forced, none when nothing is unsynced") {
+    Options o = TestOptions(dir.path());
+    o.fsync = FsyncMode::kEverySec;
+    auto s = MustOpen(o);
+    REQUIRE(s->Put("k", "v", &lsn).ok());
+    REQUIRE(s->Flush().ok());  // just opened: less than a second since the last sync
+    CHECK(s->Stats().syncs == 0);
+    auto b = s->TakeBatch(true);
+    REQUIRE(b != nullptr);
+    CHECK(b->records() == 0);
+    REQUIRE(b->Run().ok());
+    s->FinishBatch(std::move(b), Status::OK());
+    CHECK(s->Stats().syncs == 1);
+    CHECK(s->durable_lsn() == 1);
+    CHECK(s->TakeBatch(true) == nullptr);
+    REQUIRE(s->Put("k", "w", &lsn).ok());
+    b = s->TakeBatch(true);  // forced with records: written and synced
+    REQUIRE(b != nullptr);
+    REQUIRE(b->Run().ok());
+    s->FinishBatch(std::move(b), Status::OK());
+    CHECK(s->Stats().syncs == 2);
+  }
+}
+
+TEST_CASE("Apply stages records with the primary's LSNs") {
+  TempDir dir;
+  Options o = TestOptions(dir.path());
+  auto s = MustOpen(o);
+  REQUIRE(s->Apply(5, false, "a", "1").ok());
+  REQUIRE(s->Apply(6, true, "missing", "").ok());  // a tombstone for an absent key is still logged
+  REQUIRE(s->Apply(9, false, "b", "2").ok());
+  CHECK(s->Apply(9, false, "c", "3").IsInvalidArgument());
+  CHECK(s->Apply(7, false, "c", "3").IsInvalidArgument());
+  CHECK(s->Apply(10, true, "a", "x").IsInvalidArgument());
+  CHECK(s->last_lsn() == 9);
+  REQUIRE(s->Apply(10, true, "a", "").ok());
+  REQUIRE(s->Flush().ok());
+  s.reset();
+  s = MustOpen(o);
+  CHECK(s->last_lsn() == 10);
+  CHECK(GetOr(*s, "a") == "<absent>");
+  uint64_t lsn = 0;
+  REQUIRE(s->Lookup("b", &lsn).ok());
+  CHECK(lsn == 9);
+  // Dead: the put of a, its tombstone, and the tombstone of the absent key.
+  CHECK(s->Stats().dead_bytes ==
+        EncodedRecordSize(1, 1) + EncodedRecordSize(1, 0) + EncodedRecordSize(7, 0));
+}
