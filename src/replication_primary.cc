@@ -1,0 +1,622 @@
+// The primary's side of replication; the mechanism is described in
+// replication_primary.h, the wire format in replication_stream.h.
+#include "src/replication_primary.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cinttypes>
+#include <utility>
+
+#include "src/log.h"
+#include "src/metrics.h"
+#include "src/replication_stream.h"
+
+namespace distkv {
+
+namespace {
+
+uint64_t WallClockUs() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+bool ParseU64(std::string_view text, uint64_t* out) {
+  if (text.empty() || text.size() > 20) return false;
+  uint64_t v = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+    const uint64_t d = static_cast<uint64_t>(c - '0');
+    if (v > (UINT64_MAX - d) / 10) return false;
+    v = v * 10 + d;
+  }
+  *out = v;
+  return true;
+}
+
+template <typename Handle>
+void CloseAndDelete(Handle*& handle) {
+  if (!handle) return;
+  uv_close(reinterpret_cast<uv_handle_t*>(handle),
+           [](uv_handle_t* h) { delete reinterpret_cast<Handle*>(h); });
+  handle = nullptr;
+}
+
+// The query parameters both replication endpoints take.
+struct ReplicaParams {
+  std::string replica;
+  uint64_t lsn = 0;
+  bool has_lsn = false;
+  std::string shard;
+};
+
+// Reads replica=, shard= and the LSN parameter called lsn_name; false with
+// *error (a 400) when one is missing or malformed.
+bool ParseReplicaParams(const net::HttpRequest& request, std::string_view lsn_name,
+                        ReplicaParams* out, net::HttpResponse* error) {
+  std::vector<std::pair<std::string, std::string>> params;
+  if (!net::ParseQuery(request.query, &params)) {
+    *error = net::MakeErrorResponse(400, "bad_query", "the query string has a malformed %-escape");
+    return false;
+  }
+  for (const auto& [name, value] : params) {
+    if (name == "replica") {
+      out->replica = value;
+    } else if (name == "shard") {
+      out->shard = value;
+    } else if (name == lsn_name) {
+      if (!ParseU64(value, &out->lsn)) {
+        *error = net::MakeErrorResponse(400, "bad_lsn",
+                                        std::string(lsn_name) + " must be a decimal LSN");
+        return false;
+      }
+      out->has_lsn = true;
+    }
+  }
+  if (out->replica.empty() || !out->has_lsn) {
+    *error = net::MakeErrorResponse(
+        400, "missing_parameter",
+        request.path + " needs ?" + std::string(lsn_name) + "=<LSN>&replica=<host:port>");
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+ReplicationPrimary::ReplicationPrimary(uv_loop_t* loop, storage::Store* store,
+                                       ReplicationPrimaryOptions options)
+    : loop_(loop),
+      store_(store),
+      options_(std::move(options)),
+      times_floor_(store->durable_lsn()),
+      alive_(std::make_shared<bool>(true)) {
+  idle_ = new uv_idle_t;
+  uv_idle_init(loop_, idle_);
+  idle_->data = this;
+  drain_timer_ = new uv_timer_t;
+  uv_timer_init(loop_, drain_timer_);
+  drain_timer_->data = this;
+  ack_timer_ = new uv_timer_t;
+  uv_timer_init(loop_, ack_timer_);
+  ack_timer_->data = this;
+  heartbeat_timer_ = new uv_timer_t;
+  uv_timer_init(loop_, heartbeat_timer_);
+  heartbeat_timer_->data = this;
+  uv_timer_start(heartbeat_timer_, OnHeartbeatTimer, options_.heartbeat_ms, options_.heartbeat_ms);
+}
+
+ReplicationPrimary::~ReplicationPrimary() {
+  *alive_ = false;
+  Stop();
+}
+
+void ReplicationPrimary::Stop() {
+  if (!stopped_) {
+    stopped_ = true;
+    for (auto& [address, replica] : replicas_) {
+      if (replica.session) EndSession(replica.session, "the primary is stopping");
+    }
+    std::deque<Waiter> waiters;
+    waiters.swap(waiters_);
+    for (auto& w : waiters) w.done(false);
+  }
+  CloseAndDelete(idle_);
+  CloseAndDelete(drain_timer_);
+  CloseAndDelete(ack_timer_);
+  CloseAndDelete(heartbeat_timer_);
+}
+
+void ReplicationPrimary::HandleReplicate(const net::HttpRequest& request, net::Responder responder) {
+  auto refuse = [&](net::HttpResponse&& r) {
+    counters_.streams_refused++;
+    responder.Send(std::move(r));
+  };
+  if (stopped_) {
+    refuse(net::MakeErrorResponse(503, "stopping", "the primary is shutting down; retry later"));
+    return;
+  }
+  ReplicaParams p;
+  net::HttpResponse error;
+  if (!ParseReplicaParams(request, "from", &p, &error)) {
+    refuse(std::move(error));
+    return;
+  }
+  if (!p.shard.empty() && p.shard != options_.shard) {
+    refuse(net::MakeErrorResponse(
+        409, "wrong_shard",
+        "this node is the primary of shard " + options_.shard + ", not of " + p.shard +
+            "; check the replica's --shard and the sharding.toml both nodes use"));
+    return;
+  }
+  const uint64_t durable = store_->durable_lsn();
+  if (p.lsn > durable) {
+    Logf(LogLevel::kError,
+         "replica %s asks for records after LSN %" PRIu64 " but this primary's log ends at %" PRIu64
+         "; the replica holds writes this primary lost",
+         p.replica.c_str(), p.lsn, durable);
+    refuse(net::MakeErrorResponse(
+        409, "replica_ahead",
+        "the replica is at LSN " + std::to_string(p.lsn) + " but this primary's log ends at " +
+            std::to_string(durable) + "; the primary lost writes the replica holds"));
+    return;
+  }
+  std::unique_ptr<storage::LogCursor> cursor;
+  storage::Status s = store_->NewLogCursor(p.lsn, &cursor);
+  if (!s.ok()) {
+    if (s.IsNotFound()) {
+      counters_.streams_gone++;
+      Logf(LogLevel::kWarn,
+           "replica %s needs records after LSN %" PRIu64
+           " that this log no longer holds; a snapshot transfer would be needed and is not "
+           "built yet: %s",
+           p.replica.c_str(), p.lsn, s.ToString().c_str());
+      refuse(net::MakeErrorResponse(
+          410, "log_truncated",
+          "the primary's log no longer holds the records after LSN " + std::to_string(p.lsn) +
+              "; this version cannot send a snapshot: rebuild the replica from an empty data "
+              "directory"));
+    } else {
+      Logf(LogLevel::kError, "cannot read the log for replica %s: %s", p.replica.c_str(),
+           s.ToString().c_str());
+      refuse(net::MakeErrorResponse(500, "storage_error", s.ToString()));
+    }
+    return;
+  }
+
+  Replica& replica = replicas_[p.replica];
+  if (replica.session) EndSession(replica.session, "the replica opened a new stream");
+  auto session = std::make_shared<Session>();
+  session->id = next_session_id_++;
+  session->address = p.replica;
+  session->responder = responder;
+  session->cursor = std::move(cursor);
+  session->connected_ns = uv_hrtime();
+  session->queue_limit = options_.max_queued_bytes;
+  replica.session = session;
+  replica.acked_lsn = std::max(replica.acked_lsn, p.lsn);  // it holds what it asks after
+  replica.sent_lsn = p.lsn;
+  replica.connects++;
+  replica.last_seen_ns = session->connected_ns;
+  counters_.streams_started++;
+
+  net::HttpResponse head;
+  head.SetHeader("Content-Type", kReplicationContentType);
+  head.SetHeader(kReplicationVersionHeader, kReplicationVersion);
+  head.SetHeader("X-Distkv-Durable-Lsn", std::to_string(durable));
+  session->responder.BeginStream(std::move(head));
+  std::weak_ptr<bool> alive = alive_;
+  session->responder.OnClose([this, alive, address = p.replica, id = session->id]() {
+    if (auto a = alive.lock(); a && *a) OnSessionClosed(address, id);
+  });
+  Logf(LogLevel::kInfo, "replica %s connected: streaming after LSN %" PRIu64 " (durable here: %" PRIu64 ")",
+       p.replica.c_str(), p.lsn, durable);
+
+  // A heartbeat first, so the replica knows where the primary is before the
+  // first records arrive.
+  std::string hb;
+  AppendHeartbeatFrame(&hb, durable, WallClockUs());
+  session->responder.WriteChunk(hb);
+  counters_.heartbeats_sent++;
+  Pump(session);
+  ResolveWaiters();
+  UpdateScheduling();
+}
+
+net::HttpResponse ReplicationPrimary::HandleAck(const net::HttpRequest& request) {
+  if (stopped_) return net::MakeErrorResponse(503, "stopping", "the primary is shutting down");
+  ReplicaParams p;
+  net::HttpResponse error;
+  if (!ParseReplicaParams(request, "lsn", &p, &error)) return error;
+  if (!p.shard.empty() && p.shard != options_.shard) {
+    return net::MakeErrorResponse(409, "wrong_shard",
+                                  "this node is the primary of shard " + options_.shard + ", not of " +
+                                      p.shard);
+  }
+  const uint64_t durable = store_->durable_lsn();
+  if (p.lsn > durable) {
+    // Counting it could acknowledge writes this primary never made durable.
+    return net::MakeErrorResponse(
+        409, "replica_ahead",
+        "acknowledged LSN " + std::to_string(p.lsn) + " is past this primary's log end " +
+            std::to_string(durable));
+  }
+  Replica& replica = replicas_[p.replica];
+  replica.acked_lsn = std::max(replica.acked_lsn, p.lsn);
+  replica.last_seen_ns = uv_hrtime();
+  counters_.acks_received++;
+  ResolveWaiters();
+  TrimBatchTimes();
+  net::HttpResponse r;
+  r.SetHeader("Content-Type", "application/json");
+  r.body = "{";
+  AppendJsonField(&r.body, "acked_lsn", replica.acked_lsn);
+  AppendJsonField(&r.body, "durable_lsn", durable, false);
+  r.body += "}\n";
+  return r;
+}
+
+void ReplicationPrimary::OnDurable(uint64_t durable_lsn) {
+  if (stopped_) return;
+  batch_times_.emplace_back(durable_lsn, WallClockUs());
+  TrimBatchTimes();
+  std::vector<std::shared_ptr<Session>> live;
+  for (auto& [address, replica] : replicas_) {
+    if (replica.session && replica.session->phase == Phase::kLive) live.push_back(replica.session);
+  }
+  for (auto& s : live) Pump(s);
+  UpdateScheduling();
+}
+
+void ReplicationPrimary::Pump(const std::shared_ptr<Session>& session) {
+  if (session->closed) return;
+  Replica& replica = replicas_[session->address];
+  const size_t queued = session->responder.queued_bytes();
+  if (queued > session->queue_limit) {
+    counters_.overflow_disconnects++;
+    EndSession(session, "its send queue passed the limit");
+    return;
+  }
+  if (queued > options_.low_water_bytes) {
+    if (session->phase != Phase::kBlocked) {
+      session->phase = Phase::kBlocked;
+      session->blocked_queued = queued;
+      session->blocked_since_ms = uv_now(loop_);
+    }
+    return;
+  }
+  std::string& frame = session->frame;
+  frame.clear();
+  const size_t start = BeginRecordsFrame(&frame);
+  storage::Status s = session->cursor->Next(&frame, options_.slice_bytes);
+  if (!s.ok()) {
+    Logf(LogLevel::kError, "reading the log for replica %s failed: %s", session->address.c_str(),
+         s.ToString().c_str());
+    EndSession(session, "reading the log failed");
+    return;
+  }
+  const uint64_t durable = store_->durable_lsn();
+  const uint64_t position = session->cursor->position();
+  if (FinishRecordsFrame(&frame, start, durable, DurableTimeUs(position))) {
+    // LSNs are dense (a failed batch's LSNs are reused), so the span is the
+    // record count.
+    const uint64_t records = position - replica.sent_lsn;
+    session->queue_limit =
+        std::max(session->queue_limit, options_.low_water_bytes + frame.size() + (64u << 10));
+    session->responder.WriteChunk(frame);
+    replica.sent_lsn = position;
+    replica.records_sent += records;
+    replica.bytes_sent += frame.size();
+    counters_.records_sent += records;
+    counters_.bytes_sent += frame.size();
+    counters_.frames_sent++;
+    if (frame.capacity() > 4 * options_.slice_bytes) std::string().swap(frame);  // after a huge record
+    if (session->closed) return;
+  }
+  session->phase = position >= durable ? Phase::kLive : Phase::kCatchUp;
+}
+
+void ReplicationPrimary::EndSession(std::shared_ptr<Session> session, const char* why) {
+  if (session->closed) return;
+  session->closed = true;
+  auto it = replicas_.find(session->address);
+  if (it != replicas_.end() && it->second.session == session) it->second.session.reset();
+  Logf(LogLevel::kInfo, "replica %s disconnected: %s", session->address.c_str(), why);
+  session->responder.EndStream();
+}
+
+void ReplicationPrimary::OnSessionClosed(const std::string& address, uint64_t id) {
+  auto it = replicas_.find(address);
+  if (it == replicas_.end() || !it->second.session || it->second.session->id != id) return;
+  it->second.session->closed = true;
+  it->second.session.reset();
+  Logf(LogLevel::kInfo, "replica %s disconnected: its connection closed", address.c_str());
+  UpdateScheduling();
+}
+
+void ReplicationPrimary::UpdateScheduling() {
+  if (!idle_) return;
+  bool catching_up = false, blocked = false;
+  for (const auto& [address, replica] : replicas_) {
+    if (!replica.session) continue;
+    catching_up |= replica.session->phase == Phase::kCatchUp;
+    blocked |= replica.session->phase == Phase::kBlocked;
+  }
+  if (catching_up) {
+    uv_idle_start(idle_, OnIdle);
+  } else {
+    uv_idle_stop(idle_);
+  }
+  if (blocked) {
+    if (!uv_is_active(reinterpret_cast<uv_handle_t*>(drain_timer_))) {
+      uv_timer_start(drain_timer_, OnDrainTimer, 1, 1);
+    }
+  } else {
+    uv_timer_stop(drain_timer_);
+  }
+}
+
+void ReplicationPrimary::OnIdle(uv_idle_t* handle) {
+  auto* self = static_cast<ReplicationPrimary*>(handle->data);
+  std::vector<std::shared_ptr<Session>> due;
+  for (auto& [address, replica] : self->replicas_) {
+    if (replica.session && replica.session->phase == Phase::kCatchUp) due.push_back(replica.session);
+  }
+  for (auto& s : due) self->Pump(s);
+  self->UpdateScheduling();
+}
+
+void ReplicationPrimary::OnDrainTimer(uv_timer_t* handle) {
+  auto* self = static_cast<ReplicationPrimary*>(handle->data);
+  const uint64_t now = uv_now(self->loop_);
+  std::vector<std::shared_ptr<Session>> due;
+  for (auto& [address, replica] : self->replicas_) {
+    if (replica.session && replica.session->phase == Phase::kBlocked) due.push_back(replica.session);
+  }
+  for (auto& s : due) {
+    const size_t queued = s->responder.queued_bytes();
+    if (queued <= self->options_.low_water_bytes) {
+      s->phase = Phase::kCatchUp;
+      self->Pump(s);
+      continue;
+    }
+    if (queued < s->blocked_queued) {
+      s->blocked_queued = queued;
+      s->blocked_since_ms = now;
+    } else if (now - s->blocked_since_ms >= self->options_.stall_timeout_ms) {
+      self->counters_.stall_disconnects++;
+      self->EndSession(s, "it stopped reading the stream");
+    }
+  }
+  self->UpdateScheduling();
+}
+
+void ReplicationPrimary::OnHeartbeatTimer(uv_timer_t* handle) {
+  static_cast<ReplicationPrimary*>(handle->data)->SendHeartbeats();
+}
+
+void ReplicationPrimary::SendHeartbeats() {
+  const uint64_t durable = store_->durable_lsn();
+  const uint64_t now_us = WallClockUs();
+  std::string hb;
+  AppendHeartbeatFrame(&hb, durable, now_us);
+  std::vector<std::shared_ptr<Session>> sessions;
+  for (auto& [address, replica] : replicas_) {
+    if (replica.session) sessions.push_back(replica.session);
+  }
+  for (auto& s : sessions) {
+    // A blocked stream has data on its way; the heartbeat would only queue.
+    if (s->closed || s->phase == Phase::kBlocked) continue;
+    if (s->responder.queued_bytes() > options_.low_water_bytes) continue;
+    s->responder.WriteChunk(hb);
+    counters_.heartbeats_sent++;
+  }
+}
+
+void ReplicationPrimary::WaitForAcks(uint64_t lsn, int needed, uint64_t timeout_ms, AckDone done) {
+  counters_.ack_waits++;
+  if (ReplicasHolding(lsn) >= needed) {
+    done(true);
+    return;
+  }
+  if (stopped_) {
+    counters_.ack_timeouts++;
+    done(false);
+    return;
+  }
+  waiters_.push_back(Waiter{lsn, needed, uv_now(loop_) + timeout_ms, std::move(done)});
+  if (!uv_is_active(reinterpret_cast<uv_handle_t*>(ack_timer_))) ArmAckTimer();
+}
+
+int ReplicationPrimary::ReplicasHolding(uint64_t lsn) const {
+  int n = 0;
+  for (const auto& [address, replica] : replicas_) n += replica.acked_lsn >= lsn;
+  return n;
+}
+
+void ReplicationPrimary::ResolveWaiters() {
+  if (waiters_.empty()) return;
+  uint64_t best = 0;
+  for (const auto& [address, replica] : replicas_) best = std::max(best, replica.acked_lsn);
+  // Waiters arrive in LSN order (the pipeline completes writes in order), so
+  // the scan stops at the first LSN no replica holds yet.
+  std::vector<AckDone> ready;
+  for (auto it = waiters_.begin(); it != waiters_.end() && it->lsn <= best;) {
+    if (ReplicasHolding(it->lsn) >= it->needed) {
+      ready.push_back(std::move(it->done));
+      it = waiters_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto& done : ready) done(true);
+  if (waiters_.empty() && ack_timer_) uv_timer_stop(ack_timer_);
+}
+
+void ReplicationPrimary::ArmAckTimer() {
+  if (!ack_timer_) return;
+  if (waiters_.empty()) {
+    uv_timer_stop(ack_timer_);
+    return;
+  }
+  // One timeout for all writes, so deadlines grow with arrival order and the
+  // front waiter is the next to expire.
+  const uint64_t now = uv_now(loop_);
+  const uint64_t deadline = waiters_.front().deadline_ms;
+  uv_timer_start(ack_timer_, OnAckTimer, deadline > now ? deadline - now : 0, 0);
+}
+
+void ReplicationPrimary::OnAckTimer(uv_timer_t* handle) {
+  auto* self = static_cast<ReplicationPrimary*>(handle->data);
+  const uint64_t now = uv_now(self->loop_);
+  std::vector<AckDone> expired;
+  while (!self->waiters_.empty() && self->waiters_.front().deadline_ms <= now) {
+    expired.push_back(std::move(self->waiters_.front().done));
+    self->waiters_.pop_front();
+  }
+  self->counters_.ack_timeouts += expired.size();
+  self->ArmAckTimer();
+  for (auto& done : expired) done(false);
+}
+
+uint64_t ReplicationPrimary::DurableTimeUs(uint64_t lsn) const {
+  if (lsn <= times_floor_ || batch_times_.empty()) return 0;
+  auto it = std::lower_bound(batch_times_.begin(), batch_times_.end(), lsn,
+                             [](const std::pair<uint64_t, uint64_t>& e, uint64_t l) { return e.first < l; });
+  return it == batch_times_.end() ? 0 : it->second;
+}
+
+void ReplicationPrimary::TrimBatchTimes() {
+  // Keep what a connected replica may still ask about: the batches after
+  // the lowest LSN that one of them has acked or been sent.
+  uint64_t needed_after = store_->durable_lsn();
+  for (const auto& [address, replica] : replicas_) {
+    if (replica.session) needed_after = std::min({needed_after, replica.acked_lsn, replica.sent_lsn});
+  }
+  while (!batch_times_.empty() && (batch_times_.front().first <= needed_after ||
+                                   batch_times_.size() > options_.max_batch_times)) {
+    times_floor_ = batch_times_.front().first;
+    batch_times_.pop_front();
+  }
+}
+
+uint64_t ReplicationPrimary::LagMs(const Replica& r, uint64_t now_us) const {
+  if (r.acked_lsn >= store_->durable_lsn()) return 0;
+  uint64_t since = DurableTimeUs(r.acked_lsn + 1);
+  // Older than every batch remembered: at least as old as the oldest one.
+  if (since == 0) since = batch_times_.empty() ? now_us : batch_times_.front().second;
+  return now_us > since ? (now_us - since) / 1000 : 0;
+}
+
+size_t ReplicationPrimary::connected_replicas() const {
+  size_t n = 0;
+  for (const auto& [address, replica] : replicas_) n += replica.session != nullptr;
+  return n;
+}
+
+uint64_t ReplicationPrimary::acked_lsn(const std::string& address) const {
+  auto it = replicas_.find(address);
+  return it == replicas_.end() ? 0 : it->second.acked_lsn;
+}
+
+void ReplicationPrimary::AppendJson(std::string* out) const {
+  const uint64_t durable = store_->durable_lsn();
+  const uint64_t now_us = WallClockUs();
+  const uint64_t now_ns = uv_hrtime();
+  std::string& b = *out;
+  b += "{";
+  AppendJsonField(&b, "role", "primary");
+  AppendJsonField(&b, "durable_lsn", durable);
+  AppendJsonField(&b, "connected_replicas", connected_replicas());
+  b += "\"replicas\":[";
+  bool first = true;
+  for (const auto& [address, r] : replicas_) {
+    if (!first) b += ",";
+    first = false;
+    b += "{";
+    AppendJsonField(&b, "address", address);
+    b += std::string("\"connected\":") + (r.session ? "true" : "false") + ",";
+    AppendJsonField(&b, "acked_lsn", r.acked_lsn);
+    AppendJsonField(&b, "sent_lsn", r.sent_lsn);
+    AppendJsonField(&b, "lag_records", durable > r.acked_lsn ? durable - r.acked_lsn : 0);
+    AppendJsonField(&b, "lag_ms", LagMs(r, now_us));
+    AppendJsonField(&b, "records_sent", r.records_sent);
+    AppendJsonField(&b, "bytes_sent", r.bytes_sent);
+    AppendJsonField(&b, "queued_bytes", r.session ? r.session->responder.queued_bytes() : 0);
+    AppendJsonField(&b, "connects", r.connects);
+    AppendJsonField(&b, "last_seen_ms_ago", (now_ns - r.last_seen_ns) / 1'000'000, false);
+    b += "}";
+  }
+  b += "],";
+  AppendJsonField(&b, "streams_started", counters_.streams_started);
+  AppendJsonField(&b, "streams_refused", counters_.streams_refused);
+  AppendJsonField(&b, "streams_gone", counters_.streams_gone);
+  AppendJsonField(&b, "overflow_disconnects", counters_.overflow_disconnects);
+  AppendJsonField(&b, "stall_disconnects", counters_.stall_disconnects);
+  AppendJsonField(&b, "records_sent", counters_.records_sent);
+  AppendJsonField(&b, "bytes_sent", counters_.bytes_sent);
+  AppendJsonField(&b, "frames_sent", counters_.frames_sent);
+  AppendJsonField(&b, "heartbeats_sent", counters_.heartbeats_sent);
+  AppendJsonField(&b, "acks_received", counters_.acks_received);
+  AppendJsonField(&b, "ack_waits", counters_.ack_waits);
+  AppendJsonField(&b, "ack_waiting", waiters_.size());
+  AppendJsonField(&b, "ack_timeouts", counters_.ack_timeouts, false);
+  b += "}";
+}
+
+void ReplicationPrimary::AppendPrometheus(std::string* out) const {
+  AppendPromMetric(out, "distkv_replication_connected_replicas", "gauge",
+                   "Replicas streaming from this primary.", connected_replicas());
+  AppendPromMetric(out, "distkv_replication_records_sent_total", "counter",
+                   "Log records streamed to replicas.", counters_.records_sent);
+  AppendPromMetric(out, "distkv_replication_bytes_sent_total", "counter",
+                   "Bytes of frames streamed to replicas.", counters_.bytes_sent);
+  AppendPromMetric(out, "distkv_replication_streams_started_total", "counter",
+                   "Replication streams opened by replicas.", counters_.streams_started);
+  AppendPromMetric(out, "distkv_replication_streams_refused_total", "counter",
+                   "Replication requests answered with an error (410 included).",
+                   counters_.streams_refused);
+  AppendPromMetric(out, "distkv_replication_disconnects_total", "counter",
+                   "Streams ended because a replica did not drain its queue.",
+                   counters_.overflow_disconnects + counters_.stall_disconnects);
+  AppendPromMetric(out, "distkv_replication_acks_received_total", "counter",
+                   "Acknowledgements received from replicas.", counters_.acks_received);
+  AppendPromMetric(out, "distkv_replication_ack_waits_total", "counter",
+                   "Writes that waited for replicas (?ack=replica or min_acks).", counters_.ack_waits);
+  AppendPromMetric(out, "distkv_replication_ack_timeouts_total", "counter",
+                   "Writes answered 504 because too few replicas acknowledged them in time.",
+                   counters_.ack_timeouts);
+  if (replicas_.empty()) return;
+  const uint64_t durable = store_->durable_lsn();
+  const uint64_t now_us = WallClockUs();
+  struct PerReplica {
+    const char* name;
+    const char* help;
+    uint64_t (*value)(const ReplicationPrimary&, const Replica&, uint64_t, uint64_t);
+  };
+  static constexpr PerReplica kGauges[] = {
+      {"distkv_replica_connected", "1 while the replica streams from this primary.",
+       [](const ReplicationPrimary&, const Replica& r, uint64_t, uint64_t) -> uint64_t {
+         return r.session != nullptr;
+       }},
+      {"distkv_replica_acked_lsn", "Newest LSN the replica acknowledged as durable.",
+       [](const ReplicationPrimary&, const Replica& r, uint64_t, uint64_t) { return r.acked_lsn; }},
+      {"distkv_replica_lag_records", "Records durable here and not yet acknowledged by the replica.",
+       [](const ReplicationPrimary&, const Replica& r, uint64_t durable, uint64_t) -> uint64_t {
+         return durable > r.acked_lsn ? durable - r.acked_lsn : 0;
+       }},
+      {"distkv_replica_lag_ms", "Age of the oldest record the replica has not acknowledged.",
+       [](const ReplicationPrimary& self, const Replica& r, uint64_t, uint64_t now_us) {
+         return self.LagMs(r, now_us);
+       }},
+  };
+  for (const PerReplica& g : kGauges) {
+    *out += std::string("# HELP ") + g.name + " " + g.help + "\n# TYPE " + g.name + " gauge\n";
+    for (const auto& [address, r] : replicas_) {
+      *out += std::string(g.name) + "{replica=\"" + address + "\"} " +
+              std::to_string(g.value(*this, r, durable, now_us)) + "\n";
+    }
+  }
+}
+
+}  // namespace distkv

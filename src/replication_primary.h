@@ -1,0 +1,187 @@
+// ReplicationPrimary: the primary's side of replication — it streams the log
+// to every connected replica and keeps track of what each one holds.
+//
+// A replica's `GET /internal/replicate?from=N` becomes a session: a LogCursor
+// over the store positioned after N, and a chunked response (Responder
+// streaming) that carries frames (src/replication_stream.h). One pump moves a
+// session forward: it reads at most slice_bytes of records from the cursor,
+// frames them and writes them as one chunk. Nothing is ever buffered here
+// beyond one slice: the records stay in the segment files until the
+// connection can take them, so a replica far behind costs disk reads, not
+// memory.
+//
+//   catch-up  the cursor still has durable records: one slice per loop turn
+//             (a uv_idle handle), so the loop never works on replication for
+//             more than one slice between two rounds of I/O;
+//   blocked   more than low_water_bytes are queued on the connection: the
+//             session waits, re-checked every millisecond, for the socket to
+//             drain;
+//   live      the cursor is at the durable end; the commit pipeline's durable
+//             listener (OnDurable) pumps it as each batch completes.
+//
+// Every heartbeat_ms each session gets a heartbeat frame with the durable LSN
+// and the clock. Memory per replica is bounded whatever the replica does:
+// nothing is written while low_water_bytes are queued, so a connection holds
+// at most that plus one frame. A stream whose queue passes max_queued_bytes
+// anyway (a frame holding one huge record counts: the limit then is
+// low_water_bytes plus that frame), or that stays blocked without draining a
+// byte for stall_timeout_ms (a replica that stopped reading), is ended; the
+// replica reconnects and resumes from its own LSN.
+//
+// Acks. `POST /internal/replica-ack?replica=ADDR&lsn=N` records that ADDR
+// holds every record up to N durably (a session's `from` counts as an ack
+// too). WaitForAcks lets a write wait for `needed` replicas to hold its LSN,
+// or time out; the node answers 504 then, and the record stays written.
+//
+// Replicas are known by the address they listen on; what is known of one
+// (its acked LSN, counters) survives its reconnections, so /stats shows a
+// disconnected replica and how far it got.
+//
+// Snapshots are not built yet: if the log no longer holds the records after
+// a replica's LSN (only compaction could cause that), the request is answered
+// 410 and logged; the replica keeps retrying with backoff.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "net/http_server.h"
+#include "storage/store.h"
+
+namespace distkv {
+
+struct ReplicationPrimaryOptions {
+  std::string shard;                         // this node's shard; a replica must name the same
+  size_t slice_bytes = 256u << 10;           // records read from the log per pump
+  size_t low_water_bytes = 4u << 20;         // stop pumping while more is queued on the socket
+  size_t max_queued_bytes = 16u << 20;       // end the stream beyond this
+  uint64_t heartbeat_ms = 500;
+  uint64_t stall_timeout_ms = 10'000;        // blocked this long without draining: end the stream
+  size_t max_batch_times = 65536;            // batch completion times kept for lag in ms
+};
+
+class ReplicationPrimary {
+ public:
+  using AckDone = std::function<void(bool acked)>;
+
+  ReplicationPrimary(uv_loop_t* loop, storage::Store* store, ReplicationPrimaryOptions options);
+  ~ReplicationPrimary();
+  ReplicationPrimary(const ReplicationPrimary&) = delete;
+  ReplicationPrimary& operator=(const ReplicationPrimary&) = delete;
+
+  // GET /internal/replicate: answers an error, or starts a stream.
+  void HandleReplicate(const net::HttpRequest& request, net::Responder responder);
+  // POST /internal/replica-ack.
+  net::HttpResponse HandleAck(const net::HttpRequest& request);
+  // The commit pipeline's durable listener.
+  void OnDurable(uint64_t durable_lsn);
+  // Calls done(true) once `needed` replicas hold every LSN <= lsn, or
+  // done(false) after timeout_ms. Never calls done before returning.
+  void WaitForAcks(uint64_t lsn, int needed, uint64_t timeout_ms, AckDone done);
+  // Ends every stream, answers every waiter with false and closes the
+  // handles. Further requests get 503.
+  void Stop();
+
+  // The "replication" object of /stats, and its /metrics lines.
+  void AppendJson(std::string* out) const;
+  void AppendPrometheus(std::string* out) const;
+
+  struct Counters {
+    uint64_t streams_started = 0;
+    uint64_t streams_refused = 0;       // 4xx/5xx answers to /internal/replicate
+    uint64_t streams_gone = 0;          // 410: the log no longer holds what a replica needs
+    uint64_t overflow_disconnects = 0;  // ended for passing max_queued_bytes
+    uint64_t stall_disconnects = 0;     // ended for not draining within stall_timeout_ms
+    uint64_t records_sent = 0;
+    uint64_t bytes_sent = 0;
+    uint64_t frames_sent = 0;
+    uint64_t heartbeats_sent = 0;
+    uint64_t acks_received = 0;
+    uint64_t ack_waits = 0;             // writes that waited for replicas
+    uint64_t ack_timeouts = 0;          // ... and were answered 504
+  };
+  const Counters& counters() const { return counters_; }
+  size_t connected_replicas() const;
+  // Highest LSN acknowledged by the replica at address (0 if unknown).
+  uint64_t acked_lsn(const std::string& address) const;
+
+ private:
+  enum class Phase { kCatchUp, kBlocked, kLive };
+
+  struct Session {
+    uint64_t id = 0;
+    std::string address;
+    net::Responder responder;
+    std::unique_ptr<storage::LogCursor> cursor;
+    Phase phase = Phase::kCatchUp;
+    bool closed = false;
+    uint64_t connected_ns = 0;
+    size_t queue_limit = 0;       // max_queued_bytes, or low water + the largest frame sent
+    size_t blocked_queued = 0;    // smallest queue seen while blocked
+    uint64_t blocked_since_ms = 0;  // loop time the queue last shrank while blocked
+    std::string frame;            // reused buffer for one frame
+  };
+
+  // What is known of one replica, connected or not.
+  struct Replica {
+    std::shared_ptr<Session> session;  // null while disconnected
+    uint64_t acked_lsn = 0;
+    uint64_t sent_lsn = 0;
+    uint64_t records_sent = 0;
+    uint64_t bytes_sent = 0;
+    uint64_t connects = 0;
+    uint64_t last_seen_ns = 0;
+  };
+
+  struct Waiter {
+    uint64_t lsn;
+    int needed;
+    uint64_t deadline_ms;  // loop time
+    AckDone done;
+  };
+
+  void Pump(const std::shared_ptr<Session>& session);
+  void EndSession(std::shared_ptr<Session> session, const char* why);  // by value: it may drop the last owner
+  void OnSessionClosed(const std::string& address, uint64_t id);
+  void UpdateScheduling();
+  void SendHeartbeats();
+  void ResolveWaiters();
+  void ArmAckTimer();
+  int ReplicasHolding(uint64_t lsn) const;
+  // Wall-clock µs at which lsn became durable here, or 0 if not known.
+  uint64_t DurableTimeUs(uint64_t lsn) const;
+  uint64_t LagMs(const Replica& r, uint64_t now_ns) const;
+  void TrimBatchTimes();
+
+  static void OnIdle(uv_idle_t* handle);
+  static void OnDrainTimer(uv_timer_t* handle);
+  static void OnHeartbeatTimer(uv_timer_t* handle);
+  static void OnAckTimer(uv_timer_t* handle);
+
+  uv_loop_t* loop_;
+  storage::Store* store_;
+  ReplicationPrimaryOptions options_;
+  std::map<std::string, Replica> replicas_;  // by listen address
+  std::deque<Waiter> waiters_;
+  // (last LSN of a batch, wall-clock µs it became durable), oldest first.
+  // LSNs <= times_floor_ are older than the first entry: their time is unknown.
+  std::deque<std::pair<uint64_t, uint64_t>> batch_times_;
+  uint64_t times_floor_ = 0;
+  uv_idle_t* idle_ = nullptr;          // pumps sessions in catch-up
+  uv_timer_t* drain_timer_ = nullptr;  // re-checks blocked sessions
+  uv_timer_t* heartbeat_timer_ = nullptr;
+  uv_timer_t* ack_timer_ = nullptr;
+  uint64_t next_session_id_ = 1;
+  bool stopped_ = false;
+  std::shared_ptr<bool> alive_;
+  Counters counters_;
+};
+
+}  // namespace distkv

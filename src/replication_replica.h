@@ -1,0 +1,155 @@
+// ReplicationReplica: the replica's side of replication — it follows the
+// shard's primary by streaming its log tail into the local store.
+//
+// The replica keeps ONE connection of its own (net::ClientConnection) to the
+// primary and asks for the log after its last LSN:
+//
+//   GET /internal/replicate?from=<last LSN>&replica=<own address>&shard=<name>
+//
+// The long-lived answer is a sequence of frames (src/replication_stream.h).
+// Each record of a records frame is decoded with storage::DecodeRecord, which
+// checks its CRC-32C, then staged with Store::Apply under the primary's LSN,
+// so both logs hold the same records under the same LSNs. The node's own
+// CommitPipeline makes them durable (group commit, as for a local write);
+// once a frame's last LSN is durable the replica acknowledges the newest
+// durable LSN to the primary (POST /internal/replica-ack over the node's
+// pooled HttpClient, at most one in flight).
+//
+// Bounded memory. Records staged and not yet durable are counted; past
+// max_unsynced_bytes (a disk slower than the network) the replica drops the
+// stream, lets its pipeline catch up, and reconnects from its LSN — HTTP
+// gives it no way to stop reading a response, and dropping the stream keeps
+// the memory bound simple. Each frame is itself bounded by max_frame_bytes.
+//
+// Failures. Any error — refused connection, HTTP error, idle timeout (no byte,
+// not even a heartbeat, for idle_timeout_ms), a bad CRC, a frame that does
+// not parse, an LSN that does not follow, a failed commit — ends the stream;
+// the replica waits until everything it staged is durable (or undone), then
+// reconnects after a backoff that doubles from min_backoff_ms to
+// max_backoff_ms and returns to the minimum once a stream is accepted.
+// Because it always asks from its own last LSN, a restart of either side
+// resumes where it left off.
+//
+// Lag. The primary's durable LSN arrives with every frame (and every
+// heartbeat when idle): lag in records is that minus the local durable LSN;
+// lag in ms is how long ago (local clock) the replica first learned of the
+// oldest LSN it has not made durable yet. Apply lag, per frame, is the time
+// from the primary making the records durable to the replica doing so,
+// measured against the primary's clock stamp (assumes synchronized clocks).
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+
+#include "net/http_client.h"
+#include "src/commit_pipeline.h"
+#include "src/metrics.h"
+#include "src/replication_stream.h"
+#include "storage/store.h"
+
+namespace distkv {
+
+struct ReplicationReplicaOptions {
+  std::string shard;                   // the shard replicated
+  std::string primary;                 // the primary's "host:port"
+  std::string self_address;            // this node's listen address, which names it to the primary
+  uint64_t connect_timeout_ms = 500;
+  uint64_t idle_timeout_ms = 3'000;    // > the primary's heartbeat interval, several times over
+  uint64_t ack_timeout_ms = 2'000;
+  uint64_t min_backoff_ms = 100;
+  uint64_t max_backoff_ms = 5'000;
+  size_t max_frame_bytes = 64u << 20;
+  size_t max_unsynced_bytes = 64u << 20;
+};
+
+class ReplicationReplica {
+ public:
+  // pipeline makes applied records durable; client carries the acks.
+  ReplicationReplica(uv_loop_t* loop, storage::Store* store, CommitPipeline* pipeline,
+                     net::HttpClient* client, ReplicationReplicaOptions options);
+  ~ReplicationReplica();
+  ReplicationReplica(const ReplicationReplica&) = delete;
+  ReplicationReplica& operator=(const ReplicationReplica&) = delete;
+
+  void Start();
+  // Closes the stream and the timer; no more acks are sent.
+  void Stop();
+
+  // The "replication" object of /stats, and its /metrics lines.
+  void AppendJson(std::string* out) const;
+  void AppendPrometheus(std::string* out) const;
+
+  struct Counters {
+    uint64_t connect_attempts = 0;
+    uint64_t connects = 0;             // streams the primary accepted
+    uint64_t reconnects = 0;           // ... after the first one
+    uint64_t refused = 0;              // answered with an HTTP error (409, 410, 503, ...)
+    uint64_t stream_errors = 0;        // streams that ended on an error
+    uint64_t records_received = 0;
+    uint64_t bytes_received = 0;       // stream body bytes
+    uint64_t frames_received = 0;
+    uint64_t heartbeats_received = 0;
+    uint64_t crc_errors = 0;
+    uint64_t protocol_errors = 0;      // bad frame, record cut short, LSN out of order
+    uint64_t commit_errors = 0;
+    uint64_t throttles = 0;            // streams dropped because the disk fell behind
+    uint64_t acks_sent = 0;
+    uint64_t ack_errors = 0;
+  };
+  const Counters& counters() const { return counters_; }
+  bool connected() const { return state_ == State::kStreaming; }
+  uint64_t primary_lsn() const { return primary_lsn_; }
+  uint64_t lag_records() const;
+  uint64_t lag_ms() const;
+
+ private:
+  enum class State { kIdle, kConnecting, kStreaming, kStopped };
+
+  void Connect();
+  void ScheduleReconnect(uint64_t delay_ms);
+  void OnHead(const net::HttpResponse& head);
+  bool OnBody(std::string_view chunk);
+  bool HandleRecords(const Frame& frame);
+  void OnStreamEnd(const net::ClientResult& result);
+  void OnCommitted(const storage::Status& status, uint64_t stamp_us, size_t bytes);
+  void NotePrimaryLsn(uint64_t lsn);
+  void MaybeSendAck();
+  static void OnTimer(uv_timer_t* timer);
+
+  uv_loop_t* loop_;
+  storage::Store* store_;
+  CommitPipeline* pipeline_;
+  net::HttpClient* client_;
+  ReplicationReplicaOptions options_;
+  std::string host_;
+  int port_ = 0;
+
+  State state_ = State::kIdle;
+  std::unique_ptr<net::ClientConnection> conn_;
+  uint64_t stream_id_ = 0;          // callbacks of an older stream are ignored
+  FrameDecoder decoder_;
+  int head_status_ = 0;
+  std::string error_body_;          // the start of a non-200 answer, for the log
+  std::string abort_reason_;        // why OnBody ended the stream
+  bool throttled_ = false;
+  uint64_t backoff_ms_;
+  uv_timer_t* timer_ = nullptr;     // reconnect backoff
+
+  uint64_t primary_lsn_ = 0;
+  // (primary LSN, loop ms when first seen) for LSNs not yet durable here.
+  std::deque<std::pair<uint64_t, uint64_t>> behind_;
+  size_t unsynced_bytes_ = 0;
+  bool ack_in_flight_ = false;
+  uint64_t acked_lsn_ = 0;          // newest LSN the primary accepted as our ack
+  uint64_t connected_since_ms_ = 0;
+  std::string last_error_;
+  LatencyHistogram apply_lag_;
+  std::shared_ptr<bool> alive_;
+  Counters counters_;
+};
+
+}  // namespace distkv
