@@ -91,6 +91,8 @@ class HttpServer {
 
   // Binds and listens; returns 0 or a libuv error code (uv_strerror names it).
   int Listen(const std::string& host, int port);
+  // The port actually bound by Listen (the kernel's choice when port was 0).
+  int port() const;
   // Stops accepting, lets in-flight requests finish (their responses are
   // written), closes every connection, then calls on_closed.
   void Shutdown(std::function<void()> on_closed);

@@ -1,0 +1,178 @@
+// Helpers over the plain HTTP message types: header lookup, reason phrases,
+// the project's JSON error body, and the percent-decoding used for keys in
+// paths and query strings.
+#include "net/http_message.h"
+
+namespace distkv::net {
+
+namespace {
+
+char LowerAscii(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+}  // namespace
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (LowerAscii(a[i]) != LowerAscii(b[i])) return false;
+  }
+  return true;
+}
+
+const std::string* FindHeader(const std::vector<Header>& headers, std::string_view name) {
+  for (const Header& h : headers) {
+    if (EqualsIgnoreCase(h.name, name)) return &h.value;
+  }
+  return nullptr;
+}
+
+void HttpResponse::SetHeader(std::string_view name, std::string_view value) {
+  for (Header& h : headers) {
+    if (EqualsIgnoreCase(h.name, name)) {
+      h.value.assign(value);
+      return;
+    }
+  }
+  headers.push_back(Header{std::string(name), std::string(value)});
+}
+
+std::string_view StatusReason(int status) {
+  switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 411: return "Length Required";
+    case 412: return "Precondition Failed";
+    case 413: return "Payload Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 416: return "Range Not Satisfiable";
+    case 417: return "Expectation Failed";
+    case 422: return "Unprocessable Entity";
+    case 425: return "Too Early";
+    case 426: return "Upgrade Required";
+    case 428: return "Precondition Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    case 507: return "Insufficient Storage";
+    default: return "Unknown";
+  }
+}
+
+void AppendJsonString(std::string* out, std::string_view s) {
+  static const char kHex[] = "0123456789abcdef";
+  out->push_back('"');
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    switch (c) {
+      case '"': out->append("\\\""); break;
+      case '\\': out->append("\\\\"); break;
+      case '\n': out->append("\\n"); break;
+      case '\r': out->append("\\r"); break;
+      case '\t': out->append("\\t"); break;
+      case '\b': out->append("\\b"); break;
+      case '\f': out->append("\\f"); break;
+      default:
+        if (u < 0x20 || u == 0x7f) {
+          out->append("\\u00");
+          out->push_back(kHex[u >> 4]);
+          out->push_back(kHex[u & 0xf]);
+        } else {
+          // Bytes >= 0x80 pass through: UTF-8 stays readable. Keys that are
+          // not valid UTF-8 are the caller's to hex-encode if it cares.
+          out->push_back(c);
+        }
+    }
+  }
+  out->push_back('"');
+}
+
+HttpResponse MakeErrorResponse(int status, std::string_view code, std::string_view message) {
+  HttpResponse response;
+  response.status = status;
+  response.headers.push_back(Header{"Content-Type", "application/json"});
+  std::string& body = response.body;
+  body.reserve(32 + code.size() + message.size());
+  body.append("{\"error\": ");
+  AppendJsonString(&body, code);
+  body.append(", \"message\": ");
+  AppendJsonString(&body, message);
+  body.append("}\n");
+  return response;
+}
+
+bool PercentDecode(std::string_view in, std::string* out, bool plus_is_space) {
+  out->clear();
+  out->reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    const char c = in[i];
+    if (c == '%') {
+      if (i + 2 >= in.size()) return false;
+      const int hi = HexValue(in[i + 1]);
+      const int lo = HexValue(in[i + 2]);
+      if (hi < 0 || lo < 0) return false;
+      out->push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else if (c == '+' && plus_is_space) {
+      out->push_back(' ');
+    } else {
+      out->push_back(c);
+    }
+  }
+  return true;
+}
+
+bool ParseQuery(std::string_view query, std::vector<std::pair<std::string, std::string>>* params) {
+  params->clear();
+  size_t start = 0;
+  while (start <= query.size()) {
+    size_t end = query.find('&', start);
+    if (end == std::string_view::npos) end = query.size();
+    const std::string_view part = query.substr(start, end - start);
+    if (!part.empty()) {
+      const size_t eq = part.find('=');
+      const std::string_view raw_name = part.substr(0, eq);
+      const std::string_view raw_value =
+          eq == std::string_view::npos ? std::string_view() : part.substr(eq + 1);
+      std::pair<std::string, std::string> param;
+      if (!PercentDecode(raw_name, &param.first, true)) return false;
+      if (!PercentDecode(raw_value, &param.second, true)) return false;
+      params->push_back(std::move(param));
+    }
+    start = end + 1;
+  }
+  return true;
+}
+
+}  // namespace distkv::net

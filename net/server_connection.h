@@ -1,0 +1,268 @@
+// Connection: one accepted TCP connection of an HttpServer, and the state the
+// server's connections share (ServerContext).
+//
+// Reading. Every read is fed to the connection's llhttp parser. Callbacks
+// gather the request in a reused HttpRequest; on_message_complete pauses the
+// parser, so each request is handed to the handler outside llhttp, and the
+// bytes after it are parsed only once the handler has returned. When the
+// connection has max_pipelined unanswered requests or more than
+// max_write_queue_bytes unsent, parsing stops: the rest of the read is kept
+// and the socket is no longer read until the queue drains.
+//
+// Ordering. Each request gets a response slot when its head is complete
+// (so an interim "100 Continue" has its place in the order too). Slots wait
+// in a FIFO; a flush writes the ready prefix of it with one uv_write, and a
+// streamed response at the front sends what it has and keeps its place.
+// Answers given while a read is being parsed are flushed when the parse ends;
+// answers given from elsewhere (a timer, a group commit) are flushed in the
+// loop's check phase, so a batch of them costs one write.
+//
+// Lifetime. A Responder shares its slot; the slot points back at the
+// connection only while it is queued on a live connection, so a Responder
+// that outlives either does nothing. Close() detaches every slot, tells
+// their OnClose callbacks, and uv_closes both handles; the object is freed
+// when the last close callback has run.
+//
+// Closing. A connection ends gracefully once it will read no more requests
+// (Connection: close, HTTP/1.0, an error, shutdown) and everything is
+// written: it shuts down its sending side and reads and drops what the
+// client still sends for a short while, so the client sees the last response
+// instead of a reset. Timeouts use one timer whose deadline depends on what
+// the connection is doing (see Deadline()).
+#pragma once
+
+#include <llhttp.h>
+#include <uv.h>
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "net/http_server.h"
+#include "net/response_writer.h"
+
+namespace distkv::net {
+
+class Connection;
+
+// The answer to one request, shared by the connection's queue and the
+// request's Responder.
+struct Responder::Slot {
+  enum class State : uint8_t {
+    kReceiving,  // head parsed, body still arriving; no Responder yet
+    kPending,    // handed to the handler, not answered
+    kStreaming,  // BeginStream called, EndStream not yet
+    kDone,       // complete; its bytes are in out/body until flushed
+  };
+
+  Connection* conn = nullptr;  // non-null only while queued on a live connection
+  State state = State::kReceiving;
+  bool head_request = false;
+  bool http10 = false;
+  bool keep_alive = true;      // the client's wish, from the request
+  bool chunked = false;        // a stream with chunked framing (else until-close)
+  bool close_after = false;    // the connection closes once this response is written
+  std::string out;             // bytes ready to write: head, small body, chunks
+  std::string body;            // a large body, written from here without a copy
+  std::function<void()> on_close;
+};
+
+// State shared by the connections of one server; owned by the server.
+class ServerContext {
+ public:
+  ServerContext(uv_loop_t* loop, const ServerLimits& limits, HttpServer::Handler handler);
+  virtual ~ServerContext();
+
+  uv_loop_t* loop() const { return loop_; }
+  const ServerLimits& limits() const { return limits_; }
+  ServerCounters& counters() { return counters_; }
+  const ServerCounters& counters() const { return counters_; }
+  const HttpServer::Handler& handler() const { return handler_; }
+  // "Name: value\r\n" lines written into every response.
+  std::string& extra_headers() { return extra_headers_; }
+  bool draining() const { return draining_; }
+
+  // Accepts one pending connection of listener, or closes it at once when
+  // the server is full.
+  void Accept(uv_stream_t* listener);
+
+  // Connection bookkeeping.
+  Connection* first_connection() const { return first_; }
+  void Link(Connection* c);
+  void Unlink(Connection* c);
+
+  // Flushes c in this loop iteration's check phase.
+  void ScheduleFlush(Connection* c);
+  void CancelFlush(Connection* c);
+
+  // Read buffer lent to whichever connection is being read (one loop thread).
+  char* read_buffer() { return read_buffer_.get(); }
+  static constexpr size_t kReadBufferSize = 64 * 1024;
+
+ protected:
+  // Shutdown: no new requests; in-flight ones are answered; hooks closed.
+  void BeginDrain();
+  // Called from a connection's close callback after it was unlinked.
+  virtual void ConnectionGone() {}
+  // Called once both loop hooks are closed (after BeginDrain).
+  virtual void HooksClosed() {}
+  bool hooks_open() const { return check_ != nullptr && !hooks_closing_; }
+  bool hooks_alive() const { return check_ != nullptr || idle_ != nullptr; }
+  void CloseHooks();
+
+ private:
+  static void OnCheck(uv_check_t* handle);
+  static void OnHookClosed(uv_handle_t* handle);
+
+  uv_loop_t* loop_;
+  ServerLimits limits_;
+  ServerCounters counters_;
+  HttpServer::Handler handler_;
+  std::string extra_headers_;
+  bool draining_ = false;
+  Connection* first_ = nullptr;
+  std::vector<Connection*> flush_queue_;
+  std::vector<Connection*> flushing_;  // flush_queue_ being processed (kept for its capacity)
+  // The check hook flushes; the idle hook only keeps the loop from blocking
+  // in poll while flushes are scheduled from outside the poll phase.
+  uv_check_t* check_ = nullptr;
+  uv_idle_t* idle_ = nullptr;
+  bool hooks_closing_ = false;
+  std::unique_ptr<char[]> read_buffer_;
+
+  friend class Connection;
+};
+
+class Connection {
+ public:
+  // Takes the pending connection of listener; false if libuv refused it.
+  static bool Accept(ServerContext* ctx, uv_stream_t* listener);
+
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // Writes the ready prefix of the response queue; resumes reading when
+  // back-pressure has eased.
+  void FlushAndResume();
+  // Shutdown: reads no more requests, finishes the dispatched ones, closes.
+  void Drain();
+  // Closes now; pending responses are dropped and their OnClose run.
+  void Close();
+  // The server is gone: the connection must not touch it any more.
+  void Detach() { ctx_ = nullptr; }
+  bool closing() const { return closing_; }
+
+  // Responder entry points (slot->conn == this).
+  void Answer(Responder::Slot* slot, HttpResponse&& response);
+  void BeginStream(Responder::Slot* slot, HttpResponse&& head);
+  void WriteChunk(Responder::Slot* slot, std::string_view data);
+  void EndStream(Responder::Slot* slot);
+  size_t queued_bytes() const { return unsent_bytes_; }
+
+ private:
+  friend class ServerContext;
+  struct WriteBatch;
+  static constexpr uint64_t kNoDeadline = UINT64_MAX;
+  static constexpr uint64_t kLingerMs = 1000;
+
+  explicit Connection(ServerContext* ctx);
+  ~Connection();
+
+  // libuv callbacks.
+  static void OnAlloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
+  static void OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
+  static void OnWrite(uv_write_t* req, int status);
+  static void OnShutdown(uv_shutdown_t* req, int status);
+  static void OnTimer(uv_timer_t* timer);
+  static void OnHandleClosed(uv_handle_t* handle);
+
+  // llhttp callbacks.
+  static const llhttp_settings_t* ParserSettings();
+  static int OnMessageBegin(llhttp_t* p);
+  static int OnUrl(llhttp_t* p, const char* at, size_t len);
+  static int OnHeaderField(llhttp_t* p, const char* at, size_t len);
+  static int OnHeaderValue(llhttp_t* p, const char* at, size_t len);
+  static int OnHeaderValueComplete(llhttp_t* p);
+  static int OnHeadersComplete(llhttp_t* p);
+  static int OnBody(llhttp_t* p, const char* at, size_t len);
+  static int OnMessageComplete(llhttp_t* p);
+
+  // Parses data, dispatching each complete request; keeps what it may not
+  // parse yet in pending_input_.
+  void Parse(const char* data, size_t len);
+  void Dispatch();
+  // Answers the request being received with the server's own error and
+  // stops reading.
+  void RespondError(int status);
+  std::shared_ptr<Responder::Slot> NewSlot();
+  void RecycleSlot(std::shared_ptr<Responder::Slot>&& slot);
+  void OutputReady();
+  void Flush();
+  void MaybeResume();
+  bool Overloaded() const;
+  void StartReading();
+  void StopReading();
+  // Detaches every queued slot and runs their OnClose callbacks.
+  void DropSlots();
+  // Nothing more to read or write: shut down gracefully.
+  void MaybeFinish();
+  uint64_t Deadline() const;
+  void ArmTimer();
+  void AddUnsent(size_t n) { unsent_bytes_ += n; }
+  // The Connection header this response carries, given the request and the
+  // server's state; sets slot->close_after.
+  ConnectionHeader DecideConnection(Responder::Slot* slot, bool handler_asks_close);
+
+  ServerContext* ctx_;
+  uv_tcp_t tcp_;
+  uv_timer_t timer_;
+  uv_shutdown_t shutdown_req_;
+  llhttp_t parser_;
+  std::string peer_;
+
+  // The request being parsed (reused; cleared at each message begin).
+  HttpRequest request_;
+  std::shared_ptr<Responder::Slot> current_;  // its slot, once the head is complete
+  size_t header_bytes_ = 0;
+  size_t body_bytes_ = 0;
+  int error_status_ = 0;          // set by a callback that rejects the request
+  bool in_header_field_ = false;  // the last header callback was a field name
+  bool in_message_ = false;       // a request has begun and not completed
+  bool head_complete_ = false;
+  bool message_ready_ = false;    // a request is complete, waiting for Dispatch
+  bool in_parse_ = false;
+  std::string pending_input_;     // read but not parsed: back-pressure
+
+  // Responses.
+  std::deque<std::shared_ptr<Responder::Slot>> slots_;
+  std::vector<std::shared_ptr<Responder::Slot>> free_slots_;
+  std::vector<WriteBatch*> free_batches_;
+  size_t unanswered_ = 0;
+  size_t unsent_bytes_ = 0;
+  int writes_in_flight_ = 0;
+
+  // State.
+  bool reading_ = false;
+  bool paused_ = false;           // reading stopped by back-pressure
+  bool stop_parsing_ = false;     // no further request will be read
+  bool lingering_ = false;        // sending side shut down, draining the client's bytes
+  bool closing_ = false;
+  bool flush_scheduled_ = false;
+  int handles_open_ = 0;
+  uint64_t requests_seen_ = 0;
+  uint64_t accepted_at_ = 0;
+  uint64_t head_start_ = 0;
+  uint64_t last_activity_ = 0;
+  uint64_t linger_start_ = 0;
+  bool timer_armed_ = false;
+  uint64_t timer_due_ = 0;
+
+  // Intrusive list of the server's connections.
+  Connection* prev_ = nullptr;
+  Connection* next_ = nullptr;
+};
+
+}  // namespace distkv::net
