@@ -55,6 +55,7 @@ ResponseParser::Result ResponseParser::Finish() {
 int ResponseParser::OnMessageBegin(llhttp_t* p) {
   ResponseParser* self = Self(p);
   self->current_ = HttpResponse();
+  self->current_.headers.reserve(8);
   self->field_.clear();
   self->value_.clear();
   self->mode_ = BodyMode::kCollect;

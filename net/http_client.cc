@@ -74,8 +74,10 @@ ClientConnection::ClientConnection(uv_loop_t* loop, const std::string& host, int
 ClientConnection::~ClientConnection() { Close(); }
 
 void ClientConnection::Submit(OutboundRequest request, ResponseCallback callback) {
-  impl_->conn->Submit(std::move(request),
-                      [callback = std::move(callback)](ClientResult& result, OutboundRequest*) { callback(result); });
+  // A local reference: the callback may run at once and destroy this facade.
+  std::shared_ptr<PipelinedConnection> conn = impl_->conn;
+  conn->Submit(std::move(request),
+               [callback = std::move(callback)](ClientResult& result, OutboundRequest*) { callback(result); });
 }
 
 size_t ClientConnection::in_flight() const { return impl_->conn->in_flight(); }
