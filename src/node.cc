@@ -2,10 +2,12 @@
 
 #include <xxhash.h>
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 
 #include "src/log.h"
+#include "storage/record_format.h"
 
 namespace distkv {
 
@@ -74,6 +76,23 @@ bool Node::Start(std::string* error) {
   co.request_timeout_ms = config.forward_timeout_ms;
   client_ = std::make_unique<net::HttpClient>(loop_, co);
   forwarder_ = std::make_unique<Forwarder>(config, client_.get(), shard.name);
+  if (options_.replica) {
+    ReplicationReplicaOptions ro;
+    ro.shard = shard.name;
+    ro.primary = shard.address;
+    ro.self_address = listen_;
+    ro.connect_timeout_ms = config.connect_timeout_ms;
+    // A frame holds one slice of records, or one record above the slice size.
+    ro.max_frame_bytes = (1u << 20) + storage::EncodedRecordSize(config.max_key_bytes,
+                                                                 config.max_value_bytes);
+    replica_ = std::make_unique<ReplicationReplica>(loop_, store_.get(), pipeline_.get(),
+                                                    client_.get(), ro);
+  } else {
+    ReplicationPrimaryOptions po;
+    po.shard = shard.name;
+    primary_ = std::make_unique<ReplicationPrimary>(loop_, store_.get(), po);
+    pipeline_->SetDurableListener([this](uint64_t lsn) { primary_->OnDurable(lsn); });
+  }
 
   server_ = std::make_unique<net::HttpServer>(
       loop_, config.server,
@@ -87,6 +106,7 @@ bool Node::Start(std::string* error) {
     return false;
   }
   started_ns_ = uv_hrtime();
+  if (replica_) replica_->Start();
   Logf(LogLevel::kInfo, "shard %s (%s) serving on %s, data in %s, %" PRIu64 " keys, last LSN %" PRIu64
        ", fsync=%s, routing=%s",
        shard.name.c_str(), RoleName(options_.replica).c_str(), listen_.c_str(), so.dir.c_str(),
@@ -100,6 +120,9 @@ void Node::Shutdown(std::function<void()> done) {
     done();
     return;
   }
+  // Streams never end by themselves: end them first so the server can drain.
+  if (primary_) primary_->Stop();
+  if (replica_) replica_->Stop();
   server_->Shutdown([this, done = std::move(done)]() mutable {
     pipeline_->Drain([this, done = std::move(done)]() {
       client_->Close();
@@ -168,11 +191,28 @@ void Node::OnRequest(net::HttpRequest& request, net::Responder responder) {
       return;
     case Endpoint::kReplicate:
     case Endpoint::kReplicaAck:
-      Finish(responder, Route::kReplication, start_ns,
-             net::MakeErrorResponse(501, "not_implemented",
-                                    "replication is not available in this version (see README)"));
+      HandleReplication(parsed.endpoint, request, std::move(responder), start_ns);
       return;
   }
+}
+
+void Node::HandleReplication(Endpoint endpoint, net::HttpRequest& request, net::Responder responder,
+                             uint64_t start_ns) {
+  if (!primary_) {
+    const ShardConfig& shard = map_.shards()[self_];
+    Finish(responder, Route::kReplication, start_ns,
+           net::MakeErrorResponse(403, "not_primary",
+                                  "this node is a replica of shard " + shard.name +
+                                      "; replicate from its primary at " + shard.address));
+    return;
+  }
+  if (endpoint == Endpoint::kReplicaAck) {
+    Finish(responder, Route::kReplication, start_ns, primary_->HandleAck(request));
+    return;
+  }
+  // A stream answers for as long as the replica follows: count it as it starts.
+  metrics_.Record(Route::kReplication, 200, (uv_hrtime() - start_ns) / 1000);
+  primary_->HandleReplicate(request, std::move(responder));
 }
 
 void Node::HandleKv(net::HttpRequest& request, ParsedRequest& parsed, net::Responder responder,
@@ -272,7 +312,9 @@ void Node::HandleLocalWrite(KvRequest& kv, net::Responder responder, uint64_t st
     return;
   }
   const int ok_status = kv.op == KvOp::kDelete ? 204 : (exists ? 200 : 201);
-  pipeline_->WhenDurable(lsn, [this, responder, route, start_ns, lsn, ok_status](
+  // ?ack=replica asks for one replica; [replication] min_acks for N always.
+  const int needed = std::max(options_.config.min_acks, kv.ack_replica ? 1 : 0);
+  pipeline_->WhenDurable(lsn, [this, responder, route, start_ns, lsn, ok_status, needed](
                                   const storage::Status& status) mutable {
     if (!status.ok()) {
       Finish(responder, route, start_ns, StorageError(status));
@@ -281,7 +323,26 @@ void Node::HandleLocalWrite(KvRequest& kv, net::Responder responder, uint64_t st
     net::HttpResponse r;
     r.status = ok_status;
     if (ok_status != 204) r.SetHeader("ETag", MakeEtag(lsn));
-    Finish(responder, route, start_ns, std::move(r));
+    if (needed == 0) {
+      Finish(responder, route, start_ns, std::move(r));
+      return;
+    }
+    const uint64_t timeout_ms = options_.config.ack_timeout_ms;
+    primary_->WaitForAcks(lsn, needed, timeout_ms,
+                          [this, responder, route, start_ns, lsn, needed, timeout_ms,
+                           r = std::move(r)](bool acked) mutable {
+                            if (!acked) {
+                              r = net::MakeErrorResponse(
+                                  504, "replica_timeout",
+                                  "the write is durable on the primary (LSN " + std::to_string(lsn) +
+                                      ") and stays written, but fewer than " + std::to_string(needed) +
+                                      " replica(s) acknowledged it within " +
+                                      std::to_string(timeout_ms) +
+                                      " ms; replicas receive it when they catch up");
+                              r.SetHeader("ETag", MakeEtag(lsn));
+                            }
+                            Finish(responder, route, start_ns, std::move(r));
+                          });
   });
 }
 
@@ -322,7 +383,10 @@ net::HttpResponse Node::StatsResponse() const {
   AppendJsonField(&b, "to_replica", fc.to_replica);
   AppendJsonField(&b, "failed", fc.failed);
   AppendJsonField(&b, "connections_opened", client_->counters().connections_opened, false);
-  b += "},\"requests\":{";
+  b += "},\"replication\":";
+  if (primary_) primary_->AppendJson(&b);
+  if (replica_) replica_->AppendJson(&b);
+  b += ",\"requests\":{";
   AppendJsonField(&b, "total", metrics_.total());
   AppendJsonField(&b, "p50_us_le", metrics_.latency().QuantileUpperBoundUs(0.5));
   AppendJsonField(&b, "p99_us_le", metrics_.latency().QuantileUpperBoundUs(0.99));
@@ -360,6 +424,8 @@ net::HttpResponse Node::MetricsResponse() const {
                    forwarder_->counters().forwarded);
   AppendPromMetric(&b, "distkv_forward_failures_total", "counter",
                    "Forwarded requests whose owner could not be reached.", forwarder_->counters().failed);
+  if (primary_) primary_->AppendPrometheus(&b);
+  if (replica_) replica_->AppendPrometheus(&b);
   metrics_.AppendPrometheus(&b);
   net::HttpResponse r;
   r.SetHeader("Content-Type", "text/plain; version=0.0.4");

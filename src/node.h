@@ -20,6 +20,8 @@
 #include "src/forwarder.h"
 #include "src/kv_request.h"
 #include "src/metrics.h"
+#include "src/replication_primary.h"
+#include "src/replication_replica.h"
 #include "src/shard_map.h"
 #include "storage/store.h"
 
@@ -58,6 +60,8 @@ class Node {
                 uint64_t start_ns);
   void HandleLocalGet(const KvRequest& kv, net::Responder responder, uint64_t start_ns);
   void HandleLocalWrite(KvRequest& kv, net::Responder responder, uint64_t start_ns);
+  void HandleReplication(Endpoint endpoint, net::HttpRequest& request, net::Responder responder,
+                         uint64_t start_ns);
   void HandleCluster(net::Responder responder, uint64_t start_ns);
   net::HttpResponse StatsResponse() const;
   net::HttpResponse MetricsResponse() const;
@@ -77,6 +81,9 @@ class Node {
   std::unique_ptr<net::HttpServer> server_;
   std::unique_ptr<net::HttpClient> client_;
   std::unique_ptr<Forwarder> forwarder_;
+  // Exactly one of these: the shard's primary streams its log, a replica follows it.
+  std::unique_ptr<ReplicationPrimary> primary_;
+  std::unique_ptr<ReplicationReplica> replica_;
   RequestMetrics metrics_;
 };
 
