@@ -196,11 +196,7 @@ bool KeyIndex::Probe(std::string_view key, uint64_t hash, size_t* slot) const {
   }
 }
 
-void KeyIndex::Insert(std::string_view key, uint64_t hash, const IndexEntry& e) {
-  size_t slot;
-  bool found = Probe(key, hash, &slot);
-  assert(!found);
-  (void)found;
+void KeyIndex::Insert(std::string_view key, uint64_t hash, size_t slot, const IndexEntry& e) {
   if (slots_[slot] == kEmpty && (live_ + deleted_slots_ + 1) * 5 > slots_.size() * 4) {
     Rebuild(live_ + 1);
     Probe(key, hash, &slot);
@@ -215,13 +211,33 @@ void KeyIndex::Rebuild(size_t min_live) {
   size_t cap = min_live * 20 / 11 + 1;  // about 55% load
   if (cap < kMinCapacity) cap = kMinCapacity;
   std::vector<uint64_t> slots(cap, kEmpty);
-  auto place = [&](uint64_t ref) {
-    const uint64_t h = HashKey(KeyAt(ref));
-    size_t i = Home(h, cap);
+  // Placing an entry is a cache miss into the new slot array. Entries go
+  // through a small ring: each one's home slot is prefetched when it enters
+  // and written when it leaves, kRing entries later, so the misses overlap.
+  constexpr size_t kRing = 16;
+  struct Pending {
+    uint64_t ref, hash;
+    size_t home;
+  } ring[kRing];
+  size_t ring_n = 0;
+  auto settle = [&](const Pending& p) {
+    size_t i = p.home;
     while (slots[i] != kEmpty) {
       if (++i == cap) i = 0;
     }
-    slots[i] = (ref << kFingerprintBits) | (h & ((1ull << kFingerprintBits) - 1));
+    slots[i] = (p.ref << kFingerprintBits) | (p.hash & ((1ull << kFingerprintBits) - 1));
+  };
+  auto place = [&](uint64_t ref) {
+    const uint64_t h = HashKey(KeyAt(ref));
+    const size_t home = Home(h, cap);
+    __builtin_prefetch(&slots[home], 1);
+    Pending& slot = ring[ring_n++ % kRing];
+    if (ring_n > kRing) settle(slot);
+    slot = Pending{ref, h, home};
+  };
+  auto drain = [&] {
+    const size_t n = ring_n < kRing ? ring_n : kRing;
+    for (size_t k = 0; k < n; k++) settle(ring[k]);  // every pending entry, in any order
   };
   if (arena_freed_ * 4 > arena_used_) {
     // Copy the live entries, in arena order, into fresh blocks; entries are
@@ -236,9 +252,11 @@ void KeyIndex::Rebuild(size_t min_live) {
       IndexEntry e = DecodeEntry(p);
       place(Allocate(std::string_view(k, klen), e));
     });
+    drain();
     for (const Block& b : old) std::free(b.data);
   } else {
     WalkArena(place);
+    drain();
   }
   slots_.swap(slots);
   deleted_slots_ = 0;
@@ -260,7 +278,7 @@ bool KeyIndex::Put(std::string_view key, const IndexEntry& e, IndexEntry* old) {
     WriteEntry(ref, e);
     return true;
   }
-  Insert(key, h, e);
+  Insert(key, h, slot, e);
   return false;
 }
 
@@ -280,7 +298,7 @@ bool KeyIndex::PutIfNewer(std::string_view key, const IndexEntry& e, bool* repla
     *replaced = true;
     return true;
   }
-  Insert(key, h, e);
+  Insert(key, h, slot, e);
   *replaced = false;
   return true;
 }

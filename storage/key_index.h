@@ -98,7 +98,8 @@ class KeyIndex {
   // Visits arena entries in arena order: fn(ref). Freed entries are skipped.
   template <typename Fn>
   void WalkArena(Fn&& fn) const;
-  void Insert(std::string_view key, uint64_t hash, const IndexEntry& e);
+  // Inserts an absent key at the slot Probe() returned for it.
+  void Insert(std::string_view key, uint64_t hash, size_t slot, const IndexEntry& e);
   void Rebuild(size_t min_live);
   void EraseAt(size_t slot);
 

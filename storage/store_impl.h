@@ -117,6 +117,7 @@ class StoreImpl final : public Store {
   uint64_t durable_lsn_ = 0;
   uint64_t total_bytes_ = 0;  // sum of segment ends
   uint64_t live_bytes_ = 0;   // encoded size of the records the index points at
+  uint64_t tombstones_ = 0;   // during recovery: tombstone entries in the index
   std::chrono::steady_clock::time_point last_sync_;
 
   uint64_t batches_ = 0;

@@ -69,6 +69,8 @@ Status StoreImpl::Recover() {
   std::sort(ids.begin(), ids.end());
 
   uint64_t max_lsn = 0;
+  live_bytes_ = 0;
+  tombstones_ = 0;
   for (size_t i = 0; i < ids.size(); i++) {
     Segment seg;
     seg.id = static_cast<uint32_t>(ids[i]);
@@ -81,11 +83,9 @@ Status StoreImpl::Recover() {
   }
 
   // Tombstones have done their job: no older record of their key survived.
-  index_.EraseIf([](std::string_view, const IndexEntry& e) { return e.deleted; });
-  live_bytes_ = 0;
-  index_.ForEach([&](std::string_view key, const IndexEntry& e) {
-    live_bytes_ += EncodedRecordSize(key.size(), e.value_len);
-  });
+  if (tombstones_ > 0) {
+    index_.EraseIf([](std::string_view, const IndexEntry& e) { return e.deleted; });
+  }
   total_bytes_ = 0;
   for (const Segment& seg : segments_) total_bytes_ += seg.end;
   last_lsn_ = durable_lsn_ = max_lsn;
@@ -117,7 +117,21 @@ Status StoreImpl::RecoverSegment(Segment* seg, bool newest, uint64_t* max_lsn) {
     e.value_len = static_cast<uint32_t>(rec.value.size());
     e.deleted = rec.type == RecordType::kDelete;
     bool replaced;
-    index_.PutIfNewer(rec.key, e, &replaced, nullptr);
+    IndexEntry old;
+    if (index_.PutIfNewer(rec.key, e, &replaced, &old)) {
+      if (replaced) {
+        if (old.deleted) {
+          tombstones_--;
+        } else {
+          live_bytes_ -= EncodedRecordSize(rec.key.size(), old.value_len);
+        }
+      }
+      if (e.deleted) {
+        tombstones_++;
+      } else {
+        live_bytes_ += raw.size();
+      }
+    }
     if (seg->first_lsn == 0 || rec.lsn < seg->first_lsn) seg->first_lsn = rec.lsn;
     seg->last_lsn = std::max(seg->last_lsn, rec.lsn);
     *max_lsn = std::max(*max_lsn, rec.lsn);

@@ -226,9 +226,10 @@ TEST_CASE("ForEach visits every live key once with its value and LSN") {
   CHECK(seen["k7"].first == "v7");
 }
 
-TEST_CASE("Stats counts keys, bytes, batches and segments") {
+TEST_CASE("Stats counts keys, bytes, batches and segments, and recovery agrees") {
   TempDir dir;
-  auto s = MustOpen(TestOptions(dir.path()));
+  Options o = TestOptions(dir.path());
+  auto s = MustOpen(o);
   uint64_t lsn;
   REQUIRE(s->Put("a", "1", &lsn).ok());
   REQUIRE(s->Put("b", "2", &lsn).ok());
@@ -247,4 +248,17 @@ TEST_CASE("Stats counts keys, bytes, batches and segments") {
   CHECK(st.batches == 2);
   CHECK(st.batch_records == 4);
   CHECK(st.index_bytes > 0);
+
+  REQUIRE(s->Remove("a", &lsn).ok());  // a tombstone that recovery must account for
+  REQUIRE(s->Put("c", "5", &lsn).ok());
+  REQUIRE(s->Flush().ok());
+  st = s->Stats();
+  s.reset();
+  s = MustOpen(o);
+  const StoreStats re = s->Stats();
+  CHECK(re.keys == st.keys);
+  CHECK(re.live_bytes == st.live_bytes);
+  CHECK(re.dead_bytes == st.dead_bytes);
+  CHECK(re.last_lsn == st.last_lsn);
+  CHECK(re.durable_lsn == st.durable_lsn);
 }
