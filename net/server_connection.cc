@@ -347,6 +347,10 @@ void Connection::DropSlots() {
 
 void Connection::Drain() {
   if (closing_) return;
+  if (lingering_) {  // everything is written; no reason to wait for the client
+    Close();
+    return;
+  }
   stop_parsing_ = true;
   StopReading();
   pending_input_.clear();

@@ -351,6 +351,7 @@ TEST_CASE("server: Connection: close is answered, then the connection closes") {
   CHECK(responses[1].body == "GET /b ");
   CHECK(*responses[1].header("Connection") == "close");
   CHECK(ts.counters().requests == 2);
+  c.Close();
   REQUIRE(ts.RunUntil([&ts] { return ts.counters().connections_current == 0; }));
 }
 
