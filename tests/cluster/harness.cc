@@ -53,12 +53,13 @@ struct FailureWatcher : public doctest::IReporter {
   void test_case_skipped(const doctest::TestCaseData&) override {}
 };
 
-std::string EnvBinary(const char* variable) {
-  const char* value = std::getenv(variable);
+std::string EnvBinary(const std::string& variable) {
+  const char* value = std::getenv(variable.c_str());
   REQUIRE_MESSAGE(value != nullptr, variable << " is not set: run through `make cluster-test`, or set it to the "
                                                  "absolute path of the binary");
-  REQUIRE_MESSAGE(access(value, X_OK) == 0, variable << "=" << value << " is not an executable file");
-  return value;
+  std::string path = value;
+  REQUIRE_MESSAGE(access(value, X_OK) == 0, variable << "=" << path << " is not an executable file");
+  return path;
 }
 
 std::string DescribeWaitStatus(int status) {

@@ -78,25 +78,25 @@ TEST_CASE("node: the seed API /set, /store, /get, /retrieve, /delete acts like /
   SingleNode n;
   // Writes, with every method the seed API takes.
   struct Write {
-    const char* method;
-    const char* route;
-    const char* key;
+    std::string method;
+    std::string route;
+    std::string key;
   };
   const Write writes[] = {{"GET", "/set", "s-get"},   {"POST", "/set", "s-post"},   {"PUT", "/set", "s-put"},
                           {"GET", "/store", "t-get"}, {"POST", "/store", "t-post"}, {"PUT", "/store", "t-put"}};
   for (const Write& w : writes) {
     CAPTURE(w.method);
     CAPTURE(w.route);
-    Reply r = n.http.Send(n.addr, w.method, std::string(w.route) + "?key=" + w.key + "&value=val-" + w.key);
+    Reply r = n.http.Send(n.addr, w.method, w.route + "?key=" + w.key + "&value=val-" + w.key);
     CHECK_MESSAGE(Is2xx(r.status), r);
     uint64_t lsn = 0;
     CHECK_MESSAGE(ParseEtag(r.Header("ETag"), &lsn), r);
   }
   // Reads, through both read routes and /kv.
   for (const Write& w : writes) {
-    std::string expected = std::string("val-") + w.key;
-    for (const char* route : {"/get?key=", "/retrieve?key="}) {
-      Reply r = n.http.Get(n.addr, route + std::string(w.key));
+    std::string expected = "val-" + w.key;
+    for (const std::string route : {"/get?key=", "/retrieve?key="}) {
+      Reply r = n.http.Get(n.addr, route + w.key);
       CHECK_MESSAGE(r.status == 200, route << w.key << ": " << r);
       CHECK(r.body == expected);
     }
@@ -111,12 +111,12 @@ TEST_CASE("node: the seed API /set, /store, /get, /retrieve, /delete acts like /
   CHECK(get.body == "x");
   CHECK(get.Header("ETag") == put.Header("ETag"));
   // Deletes, with every method /delete takes: 204 the first time, 404 after.
-  const char* deleted[][2] = {{"GET", "s-get"}, {"POST", "s-post"}, {"DELETE", "s-put"}};
-  for (auto& [method, key] : deleted) {
+  const std::pair<std::string, std::string> deleted[] = {{"GET", "s-get"}, {"POST", "s-post"}, {"DELETE", "s-put"}};
+  for (const auto& [method, key] : deleted) {
     CAPTURE(method);
-    Reply r = n.http.Send(n.addr, method, std::string("/delete?key=") + key);
+    Reply r = n.http.Send(n.addr, method, "/delete?key=" + key);
     CHECK_MESSAGE(r.status == 204, r);
-    Reply again = n.http.Send(n.addr, method, std::string("/delete?key=") + key);
+    Reply again = n.http.Send(n.addr, method, "/delete?key=" + key);
     CHECK_MESSAGE(again.status == 404, again);
     CHECK(IsJsonError(again));
     CHECK(n.http.Get(n.addr, Kv(key)).status == 404);
@@ -158,7 +158,7 @@ TEST_CASE("node: keys are percent-decoded in paths and query strings") {
 
 TEST_CASE("node: a malformed percent escape is a 400 with a JSON error") {
   SingleNode n;
-  for (const char* target : {"/kv/bad%zz", "/kv/bad%4", "/get?key=bad%g0", "/set?key=k&value=%"}) {
+  for (const std::string target : {"/kv/bad%zz", "/kv/bad%4", "/get?key=bad%g0", "/set?key=k&value=%"}) {
     CAPTURE(target);
     Reply r = n.http.Get(n.addr, target);
     CHECK_MESSAGE(r.status == 400, r);
@@ -172,7 +172,7 @@ TEST_CASE("node: an empty or missing key is a 400 with a JSON error") {
   Reply put = n.http.Send(n.addr, "PUT", "/kv/", "v");
   CHECK_MESSAGE(put.status == 400, put);
   CHECK(IsJsonError(put));
-  for (const char* target : {"/get", "/get?key=", "/retrieve?value=x", "/set?value=x", "/set?key=&value=x",
+  for (const std::string target : {"/get", "/get?key=", "/retrieve?value=x", "/set?value=x", "/set?key=&value=x",
                              "/delete"}) {
     CAPTURE(target);
     Reply r = n.http.Get(n.addr, target);
@@ -183,7 +183,7 @@ TEST_CASE("node: an empty or missing key is a 400 with a JSON error") {
 
 TEST_CASE("node: absent keys are 404 with a JSON error on every read and delete route") {
   SingleNode n;
-  for (const char* target : {"/kv/nope", "/get?key=nope", "/retrieve?key=nope"}) {
+  for (const std::string target : {"/kv/nope", "/get?key=nope", "/retrieve?key=nope"}) {
     CAPTURE(target);
     Reply r = n.http.Get(n.addr, target);
     CHECK_MESSAGE(r.status == 404, r);
@@ -246,13 +246,13 @@ TEST_CASE("node: DELETE honours If-Match") {
 TEST_CASE("node: a method a route does not take is a 405 with Allow and a JSON error") {
   SingleNode n;
   struct Case {
-    const char* method;
-    const char* target;
+    std::string method;
+    std::string target;
   };
   for (Case c : {Case{"PATCH", "/kv/k"}, Case{"POST", "/health"}, Case{"DELETE", "/stats"}, Case{"PUT", "/cluster"}}) {
     CAPTURE(c.method);
     CAPTURE(c.target);
-    Reply r = n.http.Send(n.addr, c.method, c.target, c.method == std::string("GET") ? "" : "x");
+    Reply r = n.http.Send(n.addr, c.method, c.target, c.method == "GET" ? "" : "x");
     CHECK_MESSAGE(r.status == 405, r);
     CHECK(r.HasHeader("Allow"));
     CHECK(IsJsonError(r));
@@ -262,7 +262,7 @@ TEST_CASE("node: a method a route does not take is a 405 with Allow and a JSON e
 
 TEST_CASE("node: an unknown path is a 404 with a JSON error") {
   SingleNode n;
-  for (const char* target : {"/nope", "/kvx/a", "/admin/nope"}) {
+  for (const std::string target : {"/nope", "/kvx/a", "/admin/nope"}) {
     CAPTURE(target);
     Reply r = n.http.Get(n.addr, target);
     CHECK_MESSAGE(r.status == 404, r);
@@ -325,7 +325,7 @@ TEST_CASE("node: /health answers 200 and /stats reports role, shard, key count a
   Json before = GetJson(n.http, n.addr, "/stats");
   CHECK(JsonInt(before, "keys") == 0);
 
-  for (const char* key : {"a", "b", "c"}) REQUIRE(Is2xx(n.http.Send(n.addr, "PUT", Kv(key), "v").status));
+  for (const std::string key : {"a", "b", "c"}) REQUIRE(Is2xx(n.http.Send(n.addr, "PUT", Kv(key), "v").status));
   REQUIRE(n.http.Send(n.addr, "DELETE", "/kv/a").status == 204);
   Reply last = n.http.Send(n.addr, "PUT", "/kv/d", "v");
   REQUIRE(Is2xx(last.status));
