@@ -1,6 +1,9 @@
 // LogCursor over a StoreImpl: walks the segments in id order (which is LSN
 // order for segments the writer produced) and returns the encoded records
-// with LSN > its position, reading only bytes of completed batches.
+// with LSN > its position, reading only bytes of completed batches. When the
+// log cannot supply every record after the position (it starts later, or a
+// segment disappeared under the cursor) the answer is NotFound, never a gap:
+// replication then falls back to a snapshot.
 #include <algorithm>
 
 #include "storage/segment_reader.h"
@@ -18,8 +21,9 @@ class LogCursorImpl final : public LogCursor {
   uint64_t position() const override { return pos_; }
 
  private:
-  // The segment to continue in, or nullptr when the durable log has nothing after pos_.
-  const Segment* Locate();
+  // The segment to continue in, or nullptr when the durable log has nothing
+  // after pos_. NotFound if the segment the cursor was reading is gone.
+  Status Locate(const Segment** seg);
 
   const StoreImpl* store_;
   uint64_t pos_;
@@ -27,37 +31,50 @@ class LogCursorImpl final : public LogCursor {
   uint64_t offset_ = 0;   // next byte to read in segment_
 };
 
-const Segment* LogCursorImpl::Locate() {
+Status LogCursorImpl::Locate(const Segment** seg) {
   const std::vector<Segment>& segs = store_->segments();
+  *seg = nullptr;
   if (segment_ != 0) {
     const Segment* s = store_->FindSegment(segment_);
-    if (s && offset_ < s->written) return s;
-    // Done with this segment (or it is gone): continue in the next one.
+    if (!s) {
+      return Status::NotFound("segment " + std::to_string(segment_) +
+                              " no longer exists; the log after LSN " + std::to_string(pos_) +
+                              " is incomplete");
+    }
+    if (offset_ < s->written) {
+      *seg = s;
+      return Status::OK();
+    }
+    // Done with this segment: continue in the next one that has records.
     auto it = std::upper_bound(segs.begin(), segs.end(), segment_,
-                               [](uint32_t v, const Segment& seg) { return v < seg.id; });
+                               [](uint32_t v, const Segment& x) { return v < x.id; });
     for (; it != segs.end(); ++it) {
       if (it->written > 0) {
         segment_ = it->id;
         offset_ = 0;
-        return &*it;
+        *seg = &*it;
+        break;
       }
     }
-    return nullptr;
+    return Status::OK();
   }
   for (const Segment& s : segs) {
     if (s.written > 0 && s.last_lsn > pos_) {
       segment_ = s.id;
       offset_ = 0;
-      return &s;
+      *seg = &s;
+      break;
     }
   }
-  return nullptr;
+  return Status::OK();
 }
 
 Status LogCursorImpl::Next(std::string* out, size_t max_bytes) {
   size_t appended = 0;
   while (pos_ < store_->durable_lsn() && (appended == 0 || appended < max_bytes)) {
-    const Segment* seg = Locate();
+    const Segment* seg;
+    Status located = Locate(&seg);
+    if (!located.ok()) return located;
     if (!seg) break;
     const size_t want = max_bytes > appended ? max_bytes - appended : 1;
     SegmentReader reader(seg->fd, seg->path, offset_, seg->written,
@@ -88,6 +105,17 @@ Status LogCursorImpl::Next(std::string* out, size_t max_bytes) {
 }  // namespace
 
 Status StoreImpl::NewLogCursor(uint64_t after_lsn, std::unique_ptr<LogCursor>* cursor) {
+  // The oldest record on file; records before it are not in this log (the
+  // store began from a later LSN, or they were compacted away).
+  uint64_t oldest = 0;
+  for (const Segment& s : segments_) {
+    if (s.first_lsn != 0 && (oldest == 0 || s.first_lsn < oldest)) oldest = s.first_lsn;
+  }
+  if (oldest > after_lsn + 1) {
+    return Status::NotFound("the log starts at LSN " + std::to_string(oldest) +
+                            "; records after LSN " + std::to_string(after_lsn) +
+                            " are not all in it");
+  }
   *cursor = std::make_unique<LogCursorImpl>(this, after_lsn);
   return Status::OK();
 }

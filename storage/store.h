@@ -143,11 +143,15 @@ class Store {
   virtual Status Flush() = 0;
 
   // Calls fn for every live key with its value and LSN (reads each value).
-  // Stops early and returns the error if a read fails.
+  // Stops early and returns the error if a read fails. fn must not modify
+  // the store.
   virtual Status ForEach(
       const std::function<void(std::string_view key, std::string_view value, uint64_t lsn)>& fn) = 0;
 
-  // A cursor over durable records with LSN > after_lsn.
+  // A cursor over durable records with LSN > after_lsn. NotFound if the log
+  // no longer holds all of them (it starts at a later LSN); Next() says
+  // NotFound too if they disappear while it reads. The cursor is used on the
+  // owner's thread and must not outlive the store.
   virtual Status NewLogCursor(uint64_t after_lsn, std::unique_ptr<LogCursor>* cursor) = 0;
 
   virtual uint64_t size() const = 0;         // live keys

@@ -157,3 +157,22 @@ TEST_CASE("records read through a cursor replay into an identical store") {
     CHECK(rl == lsn);
   }).ok());
 }
+
+TEST_CASE("a cursor from before the start of the log is refused") {
+  TempDir dir;
+  auto s = MustOpen(TestOptions(dir.path()));
+  std::unique_ptr<LogCursor> c;
+  CHECK(s->NewLogCursor(0, &c).ok());  // empty log: nothing is missing yet
+  REQUIRE(s->Apply(5, false, "a", "1").ok());
+  REQUIRE(s->Apply(6, false, "b", "2").ok());
+  REQUIRE(s->Flush().ok());
+  CHECK(s->NewLogCursor(0, &c).IsNotFound());
+  CHECK(s->NewLogCursor(3, &c).IsNotFound());
+  REQUIRE(s->NewLogCursor(4, &c).ok());
+  std::string buf;
+  REQUIRE(c->Next(&buf, 1 << 20).ok());
+  std::vector<Decoded> got = DecodeAll(buf);
+  REQUIRE(got.size() == 2);
+  CHECK(got[0].lsn == 5);
+  CHECK(got[1].lsn == 6);
+}
