@@ -302,22 +302,33 @@ void Node::WaitReady() {
               << LogTail());
 }
 
-int Node::Stop() {
-  REQUIRE_MESSAGE(pid_ > 0, label_ << " is not running");
-  ::kill(pid_, SIGTERM);
-  const Clock::time_point deadline = Clock::now() + std::chrono::seconds(10);
-  while (!Reap(false)) {
-    if (Clock::now() >= deadline) {
-      ::kill(pid_, SIGKILL);
-      Reap(true);
-      FAIL_CHECK(label_ << " did not exit within 10 s of SIGTERM; killed");
-      return -1;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+int Node::ExitCode() const {
   if (WIFEXITED(exit_status_)) return WEXITSTATUS(exit_status_);
   if (WIFSIGNALED(exit_status_)) return 128 + WTERMSIG(exit_status_);
   return -1;
+}
+
+int Node::WaitForExit(int timeout_ms) {
+  if (pid_ <= 0) return ExitCode();
+  const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (!Reap(false)) {
+    if (Clock::now() >= deadline) return -1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return ExitCode();
+}
+
+int Node::Stop() {
+  REQUIRE_MESSAGE(pid_ > 0, label_ << " is not running");
+  ::kill(pid_, SIGTERM);
+  int code = WaitForExit(10'000);
+  if (pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    Reap(true);
+    FAIL_CHECK(label_ << " did not exit within 10 s of SIGTERM; killed");
+    return -1;
+  }
+  return code;
 }
 
 void Node::Kill() {

@@ -112,6 +112,9 @@ class Node {
   // signal N; -1 (and a failed check) when it had to be killed.
   int Stop();
   void Kill();  // SIGKILL, and reaps the process
+  // Waits (bounded) for the process to end by itself: its exit code (128+N
+  // for signal N), or -1 if it is still running after timeout_ms.
+  int WaitForExit(int timeout_ms);
   void Restart() { StartAndWait(); }
   bool running();  // reaps the child if it has exited
   pid_t pid() const { return pid_; }
@@ -124,6 +127,7 @@ class Node {
 
  private:
   bool Reap(bool block);
+  int ExitCode() const;  // of the last exit, as WaitForExit reports it
 
   std::string label_;
   std::string shard_;

@@ -2,6 +2,7 @@
 // both APIs (/kv/{key} and the seed projects' /set, /get, ...), key
 // decoding, ETags and conditional requests, the error statuses and their
 // JSON bodies, /stats, and the command-line flags.
+#include <algorithm>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -366,6 +367,41 @@ TEST_CASE("node: the seed flags --config-file, --db-location and --http-addr are
   CHECK(std::filesystem::is_directory(data, ec));
   CHECK_FALSE(std::filesystem::is_empty(data, ec));
   CHECK(node.Stop() == 0);
+}
+
+TEST_CASE("node: a bad config or an unknown shard is refused at start, naming the file, line and field") {
+  TempDir dir;
+  ClusterSpec spec = LocalCluster(1);
+  const std::string& shard = spec.shards[0].name;
+
+  // A config whose fsync value is wrong, on a line we know.
+  std::string toml = spec.ToToml();
+  toml += "\n[storage]\n";
+  size_t line = static_cast<size_t>(std::count(toml.begin(), toml.end(), '\n')) + 1;
+  toml += "fsync = \"sometimes\"\n";
+  std::string config = dir.Sub("bad.toml");
+  WriteFile(config, toml);
+  Node bad(shard, shard, spec.shards[0].address, {"serve", "--config", config, "--shard", shard, "--data", dir.Sub("d1")},
+           dir.Sub("bad.log"));
+  bad.Start();
+  int code = bad.WaitForExit(10'000);
+  CHECK_MESSAGE(code > 0, "exit code " << code << " for a bad config");
+  std::string log = bad.LogTail();
+  CHECK_MESSAGE(log.find(config) != std::string::npos, log);
+  CHECK_MESSAGE(log.find("fsync") != std::string::npos, log);
+  CHECK_MESSAGE((log.find(":" + std::to_string(line)) != std::string::npos ||
+                 log.find("line " + std::to_string(line)) != std::string::npos),
+                "line " << line << " not named: " << log);
+
+  // A shard the config does not have.
+  std::string good = dir.Sub("good.toml");
+  WriteFile(good, spec.ToToml());
+  Node unknown("Atlantis", "Atlantis", spec.shards[0].address,
+               {"serve", "--config", good, "--shard", "Atlantis", "--data", dir.Sub("d2")}, dir.Sub("unknown.log"));
+  unknown.Start();
+  int code2 = unknown.WaitForExit(10'000);
+  CHECK_MESSAGE(code2 > 0, "exit code " << code2 << " for an unknown shard");
+  CHECK_MESSAGE(unknown.LogTail().find("Atlantis") != std::string::npos, unknown.LogTail());
 }
 
 }  // namespace
