@@ -53,8 +53,9 @@ void ReplicationReplica::Start() {
     Logf(LogLevel::kError, "replication: %s", last_error_.c_str());
     return;
   }
+  start_lsn_ = store_->last_lsn();
   Logf(LogLevel::kInfo, "replica of shard %s: following primary %s from LSN %" PRIu64,
-       options_.shard.c_str(), options_.primary.c_str(), store_->last_lsn());
+       options_.shard.c_str(), options_.primary.c_str(), start_lsn_);
   Connect();
 }
 
@@ -329,6 +330,7 @@ void ReplicationReplica::AppendJson(std::string* out) const {
   AppendJsonField(&b, "primary", options_.primary);
   b += std::string("\"connected\":") + (connected() ? "true" : "false") + ",";
   AppendJsonField(&b, "connected_for_ms", connected() ? uv_now(loop_) - connected_since_ms_ : 0);
+  AppendJsonField(&b, "start_lsn", start_lsn_);
   AppendJsonField(&b, "applied_lsn", store_->durable_lsn());
   AppendJsonField(&b, "received_lsn", store_->last_lsn());
   AppendJsonField(&b, "primary_lsn", primary_lsn_);

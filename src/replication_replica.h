@@ -146,6 +146,7 @@ class ReplicationReplica {
   bool ack_in_flight_ = false;
   uint64_t acked_lsn_ = 0;          // newest LSN the primary accepted as our ack
   uint64_t connected_since_ms_ = 0;
+  uint64_t start_lsn_ = 0;          // the local log's end when Start() ran
   std::string last_error_;
   LatencyHistogram apply_lag_;
   std::shared_ptr<bool> alive_;
