@@ -271,6 +271,18 @@ struct Connection::WriteBatch {
     }
   }
 
+  // Drops the first n bytes, already written.
+  void Consume(size_t n) {
+    bytes -= n;
+    size_t drop = 0;
+    while (n > 0 && n >= bufs_[drop].len) n -= bufs_[drop++].len;
+    bufs_.erase(bufs_.begin(), bufs_.begin() + static_cast<ptrdiff_t>(drop));
+    if (n > 0) {
+      bufs_.front().base += n;
+      bufs_.front().len -= n;
+    }
+  }
+
   void Reset() {
     if (small_.capacity() > kMaxKeptBatchBuffer) std::string().swap(small_);
     small_.clear();
@@ -421,9 +433,7 @@ void Connection::OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf)
   if (nread == 0 || c->lingering_ || c->closing_) return;
   c->last_activity_ = uv_now(c->ctx_->loop());
   c->Parse(buf->base, static_cast<size_t>(nread));
-  c->Flush();
-  c->MaybeFinish();
-  c->ArmTimer();
+  c->FlushAndResume();
 }
 
 bool Connection::Overloaded() const {
@@ -464,13 +474,17 @@ void Connection::Parse(const char* data, size_t len) {
 }
 
 void Connection::MaybeResume() {
-  if (!paused_ || closing_ || Overloaded()) return;
-  paused_ = false;
-  if (!pending_input_.empty()) {
-    std::string input;
-    input.swap(pending_input_);
-    Parse(input.data(), input.size());
-    Flush();
+  // Parsing the kept input may pause again, and its answers may be written
+  // at once (no write callback will come): go round until it is all parsed
+  // or the connection really waits for something.
+  while (paused_ && !closing_ && !Overloaded()) {
+    paused_ = false;
+    if (!pending_input_.empty()) {
+      std::string input;
+      input.swap(pending_input_);
+      Parse(input.data(), input.size());
+      Flush();
+    }
   }
   if (!paused_ && !stop_parsing_) StartReading();
 }
@@ -835,18 +849,46 @@ void Connection::Flush() {
   }
   if (batch == nullptr) return;
   batch->Seal();
+  auto* stream = reinterpret_cast<uv_stream_t*>(&tcp_);
+  if (writes_in_flight_ == 0) {
+    // Most batches fit in the socket buffer: write them at once. Besides
+    // saving a loop turn, this skips the write request whose completion
+    // makes libuv re-register the socket with epoll.
+    const int n = uv_try_write(stream, batch->bufs_.data(), static_cast<unsigned>(batch->bufs_.size()));
+    if (n < 0 && n != UV_EAGAIN) {
+      unsent_bytes_ -= batch->bytes;
+      RecycleBatch(batch);
+      Close();
+      return;
+    }
+    if (n > 0) {
+      const auto written = static_cast<size_t>(n);
+      unsent_bytes_ -= written;
+      last_activity_ = uv_now(ctx_->loop());
+      if (written == batch->bytes) {
+        RecycleBatch(batch);
+        return;
+      }
+      batch->Consume(written);
+    }
+  }
   batch->conn = this;
   batch->req.data = batch;
-  const int r = uv_write(&batch->req, reinterpret_cast<uv_stream_t*>(&tcp_), batch->bufs_.data(),
+  const int r = uv_write(&batch->req, stream, batch->bufs_.data(),
                          static_cast<unsigned>(batch->bufs_.size()), OnWrite);
   if (r != 0) {
     unsent_bytes_ -= batch->bytes;
-    batch->Reset();
-    free_batches_.push_back(batch);
+    RecycleBatch(batch);
     Close();
     return;
   }
   ++writes_in_flight_;
+}
+
+void Connection::RecycleBatch(WriteBatch* batch) {
+  batch->Reset();
+  if (free_batches_.size() < kMaxFreeBatches) free_batches_.push_back(batch);
+  else delete batch;
 }
 
 void Connection::OnWrite(uv_write_t* req, int status) {
@@ -854,9 +896,7 @@ void Connection::OnWrite(uv_write_t* req, int status) {
   Connection* c = batch->conn;
   c->unsent_bytes_ -= batch->bytes;
   --c->writes_in_flight_;
-  batch->Reset();
-  if (c->free_batches_.size() < kMaxFreeBatches) c->free_batches_.push_back(batch);
-  else delete batch;
+  c->RecycleBatch(batch);
   if (c->closing_) return;
   if (status < 0) {
     c->Close();

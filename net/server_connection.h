@@ -201,6 +201,7 @@ class Connection {
   void RecycleSlot(std::shared_ptr<Responder::Slot>&& slot);
   void OutputReady();
   void Flush();
+  void RecycleBatch(WriteBatch* batch);
   void MaybeResume();
   bool Overloaded() const;
   void StartReading();
