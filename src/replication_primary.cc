@@ -117,9 +117,10 @@ void ReplicationPrimary::Stop() {
     for (auto& [address, replica] : replicas_) {
       if (replica.session) EndSession(replica.session, "the primary is stopping");
     }
-    std::deque<Waiter> waiters;
+    std::map<uint64_t, Waiter> waiters;
     waiters.swap(waiters_);
-    for (auto& w : waiters) w.done(false);
+    deadlines_.clear();
+    for (auto& [id, w] : waiters) w.done(false);
   }
   CloseAndDelete(idle_);
   CloseAndDelete(drain_timer_);
@@ -424,8 +425,12 @@ void ReplicationPrimary::WaitForAcks(uint64_t lsn, int needed, uint64_t timeout_
     done(false);
     return;
   }
-  waiters_.push_back(Waiter{lsn, needed, uv_now(loop_) + timeout_ms, std::move(done)});
-  if (!uv_is_active(reinterpret_cast<uv_handle_t*>(ack_timer_))) ArmAckTimer();
+  const uint64_t id = next_waiter_id_++;
+  const uint64_t deadline = uv_now(loop_) + timeout_ms;
+  const bool earliest = deadlines_.empty() || deadline < deadlines_.begin()->first;
+  waiters_.emplace(id, Waiter{lsn, needed, deadline, std::move(done)});
+  deadlines_.emplace(deadline, id);
+  if (earliest) ArmAckTimer();
 }
 
 int ReplicationPrimary::ReplicasHolding(uint64_t lsn) const {
@@ -438,19 +443,21 @@ void ReplicationPrimary::ResolveWaiters() {
   if (waiters_.empty()) return;
   uint64_t best = 0;
   for (const auto& [address, replica] : replicas_) best = std::max(best, replica.acked_lsn);
-  // Waiters arrive in LSN order (the pipeline completes writes in order), so
-  // the scan stops at the first LSN no replica holds yet.
+  // Waiters are in LSN order, so the scan stops at the first LSN no replica
+  // holds yet.
   std::vector<AckDone> ready;
-  for (auto it = waiters_.begin(); it != waiters_.end() && it->lsn <= best;) {
-    if (ReplicasHolding(it->lsn) >= it->needed) {
-      ready.push_back(std::move(it->done));
+  for (auto it = waiters_.begin(); it != waiters_.end() && it->second.lsn <= best;) {
+    if (ReplicasHolding(it->second.lsn) >= it->second.needed) {
+      ready.push_back(std::move(it->second.done));
+      deadlines_.erase({it->second.deadline_ms, it->first});
       it = waiters_.erase(it);
     } else {
       ++it;
     }
   }
+  if (ready.empty()) return;
+  ArmAckTimer();
   for (auto& done : ready) done(true);
-  if (waiters_.empty() && ack_timer_) uv_timer_stop(ack_timer_);
 }
 
 void ReplicationPrimary::ArmAckTimer() {
@@ -459,10 +466,8 @@ void ReplicationPrimary::ArmAckTimer() {
     uv_timer_stop(ack_timer_);
     return;
   }
-  // One timeout for all writes, so deadlines grow with arrival order and the
-  // front waiter is the next to expire.
   const uint64_t now = uv_now(loop_);
-  const uint64_t deadline = waiters_.front().deadline_ms;
+  const uint64_t deadline = deadlines_.begin()->first;
   uv_timer_start(ack_timer_, OnAckTimer, deadline > now ? deadline - now : 0, 0);
 }
 
@@ -470,9 +475,11 @@ void ReplicationPrimary::OnAckTimer(uv_timer_t* handle) {
   auto* self = static_cast<ReplicationPrimary*>(handle->data);
   const uint64_t now = uv_now(self->loop_);
   std::vector<AckDone> expired;
-  while (!self->waiters_.empty() && self->waiters_.front().deadline_ms <= now) {
-    expired.push_back(std::move(self->waiters_.front().done));
-    self->waiters_.pop_front();
+  while (!self->deadlines_.empty() && self->deadlines_.begin()->first <= now) {
+    auto it = self->waiters_.find(self->deadlines_.begin()->second);
+    expired.push_back(std::move(it->second.done));
+    self->waiters_.erase(it);
+    self->deadlines_.erase(self->deadlines_.begin());
   }
   self->counters_.ack_timeouts += expired.size();
   self->ArmAckTimer();

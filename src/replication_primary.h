@@ -49,7 +49,9 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "net/http_server.h"
@@ -169,7 +171,11 @@ class ReplicationPrimary {
   storage::Store* store_;
   ReplicationPrimaryOptions options_;
   std::map<std::string, Replica> replicas_;  // by listen address
-  std::deque<Waiter> waiters_;
+  // By arrival (which is LSN order: the pipeline completes writes in order),
+  // and by deadline for the timer.
+  std::map<uint64_t, Waiter> waiters_;
+  std::set<std::pair<uint64_t, uint64_t>> deadlines_;  // (deadline ms, waiter id)
+  uint64_t next_waiter_id_ = 1;
   // (last LSN of a batch, wall-clock µs it became durable), oldest first.
   // LSNs <= times_floor_ are older than the first entry: their time is unknown.
   std::deque<std::pair<uint64_t, uint64_t>> batch_times_;

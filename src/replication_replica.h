@@ -105,6 +105,7 @@ class ReplicationReplica {
   uint64_t primary_lsn() const { return primary_lsn_; }
   uint64_t lag_records() const;
   uint64_t lag_ms() const;
+  uint64_t backoff_ms() const { return backoff_ms_; }  // the delay before the next attempt after a failure
 
  private:
   enum class State { kIdle, kConnecting, kStreaming, kStopped };

@@ -1,0 +1,203 @@
+// ReplicationPrimary in-process: what its stream carries (a heartbeat, then
+// the durable log in slices, then live batches), what it refuses, how acks
+// satisfy or time out waiting writes, and that a replica which stops reading
+// is cut off instead of making the primary buffer for it.
+#include <doctest/doctest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "tests/unit/node/replication_test_util.h"
+
+namespace distkv::repltest {
+namespace {
+
+net::HttpRequest AckRequest(const std::string& query) {
+  net::HttpRequest r;
+  r.method = "POST";
+  r.path = "/internal/replica-ack";
+  r.query = query;
+  r.target = r.path + "?" + query;
+  return r;
+}
+
+bool Dense(const std::vector<uint64_t>& lsns, uint64_t first, uint64_t last) {
+  if (lsns.size() != last - first + 1) return false;
+  for (size_t i = 0; i < lsns.size(); ++i) {
+    if (lsns[i] != first + i) return false;
+  }
+  return true;
+}
+
+TEST_CASE("primary: a stream opens with a heartbeat, sends the log in slices, then live batches") {
+  TestLoop loop;
+  ReplicationPrimaryOptions o;
+  o.slice_bytes = 16u << 10;
+  TestPrimary p(loop, o);
+  p.Put("k", 500, 1000);  // ~0.5 MB: about 30 slices
+
+  StreamReader reader(loop, p.port(), "/internal/replicate?from=0&replica=r1&shard=s");
+  REQUIRE(loop.RunUntil([&] { return reader.lsns.size() >= 500; }));
+  CHECK(reader.status == 200);
+  REQUIRE(!reader.frames.empty());
+  CHECK(reader.frames[0].kind == FrameKind::kHeartbeat);
+  CHECK(reader.frames[0].primary_lsn == 500);
+  CHECK(Dense(reader.lsns, 1, 500));
+  size_t record_frames = 0;
+  const size_t one_record = storage::EncodedRecordSize(4, 1000);
+  for (const auto& f : reader.frames) {
+    if (f.kind != FrameKind::kRecords) continue;
+    record_frames++;
+    CHECK(f.records.size() <= o.slice_bytes + one_record);
+  }
+  CHECK(record_frames >= 500 * one_record / (o.slice_bytes + one_record));
+
+  // Live: a new batch is pushed as soon as it is durable, stamped with the time.
+  p.Put("live", 10, 10);
+  REQUIRE(loop.RunUntil([&] { return reader.lsns.size() >= 510; }));
+  CHECK(Dense(reader.lsns, 1, 510));
+  const auto& last = reader.frames.back();
+  CHECK(last.kind == FrameKind::kRecords);
+  CHECK(last.primary_lsn == 510);
+  CHECK(last.time_us != 0);
+  CHECK(p.primary()->connected_replicas() == 1);
+  CHECK(p.primary()->counters().records_sent == 510);
+  reader.Close();
+  REQUIRE(loop.RunUntil([&] { return p.primary()->connected_replicas() == 0; }));
+}
+
+TEST_CASE("primary: a stream from an LSN carries only the records after it") {
+  TestLoop loop;
+  TestPrimary p(loop);
+  p.Put("k", 100);
+  StreamReader reader(loop, p.port(), "/internal/replicate?from=60&replica=r1");
+  REQUIRE(loop.RunUntil([&] { return reader.lsns.size() >= 40; }));
+  CHECK(Dense(reader.lsns, 61, 100));
+  // Asking counts as holding everything up to from.
+  CHECK(p.primary()->acked_lsn("r1") == 60);
+  reader.Close();
+}
+
+TEST_CASE("primary: malformed or impossible stream requests are refused with a JSON error") {
+  TestLoop loop;
+  TestPrimary p(loop);
+  p.Put("k", 5);
+  struct Case {
+    const char* target;
+    int status;
+    const char* code;
+  };
+  const Case cases[] = {
+      {"/internal/replicate?from=6&replica=r1", 409, "replica_ahead"},
+      {"/internal/replicate?from=0", 400, "missing_parameter"},
+      {"/internal/replicate?replica=r1", 400, "missing_parameter"},
+      {"/internal/replicate?from=x1&replica=r1", 400, "bad_lsn"},
+      {"/internal/replicate?from=0&replica=r1&shard=other", 409, "wrong_shard"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.target);
+    StreamReader reader(loop, p.port(), c.target);
+    REQUIRE(loop.RunUntil([&] { return reader.ended; }));
+    CHECK(reader.status == c.status);
+    CHECK(reader.error_body.find(c.code) != std::string::npos);
+  }
+  CHECK(p.primary()->counters().streams_refused == 5);
+  CHECK(p.primary()->connected_replicas() == 0);
+}
+
+TEST_CASE("primary: WaitForAcks is satisfied by enough acks, or times out") {
+  TestLoop loop;
+  TestPrimary p(loop);
+  p.Put("k", 10);
+  ReplicationPrimary* primary = p.primary();
+
+  int one = -1, two = -1;
+  primary->WaitForAcks(5, 1, 60'000, [&](bool ok) { one = ok; });
+  primary->WaitForAcks(8, 2, 100, [&](bool ok) { two = ok; });
+  CHECK(one == -1);
+
+  net::HttpResponse r = primary->HandleAck(AckRequest("replica=r1&lsn=6"));
+  CHECK(r.status == 200);
+  CHECK(one == 1);  // one replica holds LSN 5
+  CHECK(two == -1);
+  r = primary->HandleAck(AckRequest("replica=r2&lsn=7"));
+  CHECK(two == -1);  // two replicas, but not both at 8
+  REQUIRE(loop.RunUntil([&] { return two != -1; }));
+  CHECK(two == 0);
+  CHECK(primary->counters().ack_timeouts == 1);
+
+  // An ack past the log's end would acknowledge writes that never happened.
+  r = primary->HandleAck(AckRequest("replica=r1&lsn=11"));
+  CHECK(r.status == 409);
+  CHECK(primary->acked_lsn("r1") == 6);
+  CHECK(primary->HandleAck(AckRequest("lsn=3")).status == 400);
+
+  // Already held: answered at once.
+  int now = -1;
+  primary->WaitForAcks(6, 1, 60'000, [&](bool ok) { now = ok; });
+  CHECK(now == 1);
+  primary->HandleAck(AckRequest("replica=r2&lsn=10"));
+  primary->HandleAck(AckRequest("replica=r1&lsn=10"));
+  int both = -1;
+  primary->WaitForAcks(10, 2, 60'000, [&](bool ok) { both = ok; });
+  CHECK(both == 1);
+}
+
+TEST_CASE("primary: Stop ends every stream and answers every waiting write with false") {
+  TestLoop loop;
+  TestPrimary p(loop);
+  p.Put("k", 3);
+  StreamReader reader(loop, p.port(), "/internal/replicate?from=0&replica=r1");
+  REQUIRE(loop.RunUntil([&] { return reader.lsns.size() == 3; }));
+  int waited = -1;
+  p.primary()->WaitForAcks(3, 1, 60'000, [&](bool ok) { waited = ok; });
+  p.primary()->Stop();
+  CHECK(waited == 0);
+  REQUIRE(loop.RunUntil([&] { return reader.ended; }));
+  CHECK(reader.end_error == net::ClientError::kNone);  // a clean end of the chunked body
+  p.Close();
+}
+
+TEST_CASE("primary: a replica that stops reading is cut off; the primary does not buffer for it") {
+  TestLoop loop;
+  ReplicationPrimaryOptions o;
+  o.slice_bytes = 64u << 10;
+  o.low_water_bytes = 256u << 10;
+  o.stall_timeout_ms = 200;
+  TestPrimary p(loop, o);
+  p.Put("k", 20000, 1000);  // 20 MB: far more than the socket buffers hold
+
+  // A client that asks for the stream and never reads a byte of it.
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  int small = 4096;
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(p.port()));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  const std::string req = "GET /internal/replicate?from=0&replica=stuck HTTP/1.1\r\nHost: x\r\n\r\n";
+  REQUIRE(::send(fd, req.data(), req.size(), 0) == static_cast<ssize_t>(req.size()));
+
+  size_t max_queued = 0;
+  std::string stats;
+  REQUIRE(loop.RunUntil([&] {
+    stats.clear();
+    p.primary()->AppendJson(&stats);
+    const size_t at = stats.find("\"queued_bytes\":");
+    if (at != std::string::npos) max_queued = std::max<size_t>(max_queued, std::stoull(stats.substr(at + 15)));
+    return p.primary()->counters().stall_disconnects == 1;
+  }, 20'000));
+  CHECK(p.primary()->connected_replicas() == 0);
+  // What the primary held for it: at most the low-water mark and one frame.
+  CHECK(max_queued > 0);
+  CHECK(max_queued <= o.low_water_bytes + o.slice_bytes + storage::EncodedRecordSize(8, 1000) + 4096);
+  CHECK(p.primary()->counters().records_sent < 20000);
+  ::close(fd);
+}
+
+}  // namespace
+}  // namespace distkv::repltest

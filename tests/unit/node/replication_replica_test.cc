@@ -1,0 +1,241 @@
+// ReplicationReplica in-process: it follows a real ReplicationPrimary to the
+// same contents under the same LSNs, resumes from its own LSN, and against
+// fake primaries it refuses a bad CRC, a bad frame and a silent stream, and
+// backs off from a primary that refuses it.
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+#include "tests/unit/node/replication_test_util.h"
+#include "src/replication_replica.h"
+
+namespace distkv::repltest {
+namespace {
+
+// A replica with its own store, pipeline and ack client.
+class TestReplica {
+ public:
+  TestReplica(TestLoop& loop, const std::string& dir, const std::string& primary,
+              ReplicationReplicaOptions o = {}) : loop_(loop) {
+    store_ = MustOpen(TestOptions(dir));
+    pipeline_ = std::make_unique<CommitPipeline>(loop.get(), store_.get());
+    client_ = std::make_unique<net::HttpClient>(loop.get(), net::ClientOptions{});
+    o.shard = "s";
+    o.primary = primary;
+    o.self_address = "127.0.0.1:1";
+    replica_ = std::make_unique<ReplicationReplica>(loop.get(), store_.get(), pipeline_.get(),
+                                                    client_.get(), o);
+    replica_->Start();
+  }
+  ~TestReplica() {
+    replica_->Stop();
+    bool drained = false;
+    pipeline_->Drain([&drained] { drained = true; });
+    loop_.RunUntil([&] { return drained; });
+    client_->Close();
+    replica_.reset();
+    pipeline_.reset();
+    client_.reset();
+  }
+  storage::Store* store() { return store_.get(); }
+  ReplicationReplica* replica() { return replica_.get(); }
+
+ private:
+  TestLoop& loop_;
+  std::unique_ptr<storage::Store> store_;
+  std::unique_ptr<CommitPipeline> pipeline_;
+  std::unique_ptr<net::HttpClient> client_;
+  std::unique_ptr<ReplicationReplica> replica_;
+};
+
+// A primary that answers /internal/replicate with whatever the test says.
+class FakePrimary {
+ public:
+  // Returns true when it began a stream (which the fake ends at teardown).
+  using Handler = std::function<bool(const net::HttpRequest&, net::Responder&)>;
+  FakePrimary(TestLoop& loop, Handler handler) : loop_(loop), handler_(std::move(handler)) {
+    server_ = std::make_unique<net::HttpServer>(
+        loop.get(), net::ServerLimits{}, [this](net::HttpRequest& request, net::Responder responder) {
+          if (request.path != "/internal/replicate") {
+            responder.Send(net::MakeErrorResponse(404, "not_found", request.path));
+            return;
+          }
+          queries.push_back(request.query);
+          if (handler_(request, responder)) streams_.push_back(responder);
+        });
+    REQUIRE(server_->Listen("127.0.0.1", 0) == 0);
+  }
+  ~FakePrimary() {
+    for (auto& r : streams_) r.EndStream();
+    bool closed = false;
+    server_->Shutdown([&closed] { closed = true; });
+    loop_.RunUntil([&] { return closed; });
+  }
+  std::string address() const { return "127.0.0.1:" + std::to_string(server_->port()); }
+  std::vector<std::string> queries;
+
+ private:
+  TestLoop& loop_;
+  Handler handler_;
+  std::vector<net::Responder> streams_;
+  std::unique_ptr<net::HttpServer> server_;
+};
+
+// from= of a replicate query.
+uint64_t FromOf(const std::string& query) {
+  const size_t at = query.find("from=");
+  return at == std::string::npos ? UINT64_MAX : std::stoull(query.substr(at + 5));
+}
+
+std::string Record(uint64_t lsn, const std::string& key, const std::string& value) {
+  storage::Record r;
+  r.lsn = lsn;
+  r.key = key;
+  r.value = value;
+  std::string out;
+  storage::EncodeRecord(r, &out);
+  return out;
+}
+
+ReplicationReplicaOptions Quick() {
+  ReplicationReplicaOptions o;
+  o.min_backoff_ms = 5;
+  o.max_backoff_ms = 20;
+  return o;
+}
+
+TEST_CASE("replica: follows a primary through catch-up and live writes to the same contents and LSNs") {
+  TestLoop loop;
+  TestPrimary p(loop);
+  p.Put("k", 2000, 300);
+  uint64_t lsn = 0;
+  for (int i = 0; i < 2000; i += 3) REQUIRE(p.store()->Remove("k" + std::to_string(i), &lsn).ok());
+  p.Put("k", 500, 50);  // overwrites
+
+  TempDir dir;
+  TestReplica r(loop, dir.path(), p.address());
+  REQUIRE(loop.RunUntil([&] { return r.store()->durable_lsn() == p.store()->durable_lsn(); }));
+  CHECK(Contents(r.store()) == Contents(p.store()));
+
+  p.Put("live", 300, 20);
+  REQUIRE(loop.RunUntil([&] { return r.store()->durable_lsn() == p.store()->durable_lsn(); }));
+  CHECK(Contents(r.store()) == Contents(p.store()));
+  for (const char* key : {"k1", "k1999", "live7"}) {
+    std::string pv, rv;
+    uint64_t plsn = 0, rlsn = 0;
+    REQUIRE(p.store()->Get(key, &pv, &plsn).ok());
+    REQUIRE(r.store()->Get(key, &rv, &rlsn).ok());
+    CHECK(rlsn == plsn);
+  }
+  const uint64_t end = p.store()->durable_lsn();
+  const auto& c = r.replica()->counters();
+  CHECK(c.records_received == end);
+  CHECK(c.crc_errors == 0);
+  CHECK(c.connects == 1);
+  CHECK(r.replica()->primary_lsn() == end);
+  CHECK(r.replica()->lag_records() == 0);
+  CHECK(r.replica()->lag_ms() == 0);
+  // The primary learns that the replica holds everything.
+  REQUIRE(loop.RunUntil([&] { return p.primary()->acked_lsn("127.0.0.1:1") == end; }));
+}
+
+TEST_CASE("replica: a replica reopened on its data asks only for what it lacks") {
+  TestLoop loop;
+  TestPrimary p(loop);
+  TempDir dir;
+  p.Put("a", 400);
+  {
+    TestReplica r(loop, dir.path(), p.address());
+    REQUIRE(loop.RunUntil([&] { return r.store()->durable_lsn() == 400; }));
+  }
+  p.Put("b", 250);
+  TestReplica again(loop, dir.path(), p.address());
+  REQUIRE(loop.RunUntil([&] { return again.store()->durable_lsn() == 650; }));
+  CHECK(again.replica()->counters().records_received == 250);
+  CHECK(Contents(again.store()) == Contents(p.store()));
+}
+
+TEST_CASE("replica: a record with a bad CRC is not applied; the good ones before it are, and it reconnects") {
+  TestLoop loop;
+  FakePrimary fake(loop, [](const net::HttpRequest& req, net::Responder& out) {
+    const uint64_t from = FromOf(req.query);
+    std::string records;
+    for (uint64_t lsn = from + 1; lsn <= 3; ++lsn) {
+      std::string rec = Record(lsn, "key" + std::to_string(lsn), "value");
+      if (lsn == 3) rec.back() ^= 0x01;  // damage the value: the CRC no longer matches
+      records += rec;
+    }
+    out.BeginStream(net::HttpResponse{});
+    std::string frame;
+    AppendRecordsFrame(&frame, 3, 0, records);
+    out.WriteChunk(frame);
+    return true;
+  });
+  TempDir dir;
+  TestReplica r(loop, dir.path(), fake.address(), Quick());
+  REQUIRE(loop.RunUntil([&] { return fake.queries.size() >= 3; }));
+  CHECK(r.replica()->counters().crc_errors >= 2);
+  CHECK(r.store()->last_lsn() == 2);
+  std::string v;
+  CHECK(r.store()->Get("key3", &v).IsNotFound());
+  // Each reconnection asks from what it holds.
+  CHECK(FromOf(fake.queries[0]) == 0);
+  CHECK(FromOf(fake.queries[1]) == 2);
+  CHECK(FromOf(fake.queries[2]) == 2);
+}
+
+TEST_CASE("replica: a frame that does not parse ends the stream as a protocol error") {
+  TestLoop loop;
+  FakePrimary fake(loop, [](const net::HttpRequest&, net::Responder& out) {
+    out.BeginStream(net::HttpResponse{});
+    out.WriteChunk(std::string("\x09\x00\x00\x00\x00", 5));
+    return true;
+  });
+  TempDir dir;
+  TestReplica r(loop, dir.path(), fake.address(), Quick());
+  REQUIRE(loop.RunUntil([&] { return fake.queries.size() >= 2; }));
+  CHECK(r.replica()->counters().protocol_errors >= 1);
+  CHECK(r.store()->last_lsn() == 0);
+}
+
+TEST_CASE("replica: a primary that goes silent trips the idle timeout and is reconnected") {
+  TestLoop loop;
+  FakePrimary fake(loop, [](const net::HttpRequest&, net::Responder& out) {
+    out.BeginStream(net::HttpResponse{});
+    std::string hb;
+    AppendHeartbeatFrame(&hb, 0, 1);
+    out.WriteChunk(hb);  // then nothing, not even heartbeats
+    return true;
+  });
+  TempDir dir;
+  ReplicationReplicaOptions o = Quick();
+  o.idle_timeout_ms = 100;
+  TestReplica r(loop, dir.path(), fake.address(), o);
+  REQUIRE(loop.RunUntil([&] { return fake.queries.size() >= 2; }));
+  CHECK(r.replica()->counters().heartbeats_received >= 1);
+  CHECK(r.replica()->counters().stream_errors >= 1);
+  CHECK(r.replica()->counters().connects >= 1);
+}
+
+TEST_CASE("replica: a refusing primary is retried with a backoff that doubles up to its maximum") {
+  TestLoop loop;
+  FakePrimary fake(loop, [](const net::HttpRequest&, net::Responder& out) {
+    out.Send(net::MakeErrorResponse(410, "log_truncated", "gone"));
+    return false;
+  });
+  TempDir dir;
+  ReplicationReplicaOptions o = Quick();
+  TestReplica r(loop, dir.path(), fake.address(), o);
+  CHECK(r.replica()->backoff_ms() == o.min_backoff_ms);
+  REQUIRE(loop.RunUntil([&] { return fake.queries.size() >= 2; }));
+  CHECK(r.replica()->backoff_ms() >= 2 * o.min_backoff_ms);
+  REQUIRE(loop.RunUntil([&] { return fake.queries.size() >= 5; }));
+  CHECK(r.replica()->backoff_ms() == o.max_backoff_ms);
+  CHECK(r.replica()->counters().refused >= 4);
+  CHECK(r.replica()->counters().connects == 0);
+  CHECK_FALSE(r.replica()->connected());
+}
+
+}  // namespace
+}  // namespace distkv::repltest
