@@ -14,6 +14,8 @@
 #include <malloc.h>
 #include <unistd.h>
 
+#include <time.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -50,7 +52,22 @@ uint64_t NextRandom(uint64_t* x) {
   return *x;
 }
 
+double CpuSeconds() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
 size_t HeapInUse() { return mallinfo2().uordblks; }
+
+// The machine's 1-minute load average: figures taken on a busy machine say so.
+std::string LoadAverage() {
+  double load[3];
+  if (getloadavg(load, 3) != 3) return "?";
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%.2f", load[0]);
+  return buf;
+}
 
 void Die(const char* what, const Status& s) {
   std::fprintf(stderr, "storage-bench: %s: %s\n", what, s.ToString().c_str());
@@ -142,13 +159,15 @@ void RunMode(const Config& cfg, FsyncMode mode, bool pipelined, bool measure_reo
     store.reset();
     ::sync();  // the log's writeback is not part of recovery: let it finish first
     start = Clock::now();
+    const double cpu_start = CpuSeconds();
     s = Store::Open(o, &store);
     if (!s.ok()) Die("reopen", s);
     const double open_secs = Seconds(start);
+    const double open_cpu = CpuSeconds() - cpu_start;
     const StoreStats after = store->Stats();
-    std::printf("reopen: recovered %llu keys from %.0f MB of log in %.0f ms\n",
+    std::printf("reopen: recovered %llu keys from %.0f MB of log in %.0f ms (%.0f ms of CPU)\n",
                 static_cast<unsigned long long>(after.keys),
-                (after.live_bytes + after.dead_bytes) / 1e6, open_secs * 1e3);
+                (after.live_bytes + after.dead_bytes) / 1e6, open_secs * 1e3, open_cpu * 1e3);
     std::printf("index in the store (StoreStats::index_bytes): %.1f bytes/key beyond the key\n",
                 static_cast<double>(after.index_bytes) / after.keys - 16);
   }
@@ -217,6 +236,7 @@ int main(int argc, char** argv) {
     cfg.dir = tmpl;
   }
   std::printf("command: %s\n", command.c_str());
+  std::printf("load average at the start: %s\n", LoadAverage().c_str());
   std::printf("%llu puts (16 B keys, 100 B values, batches of %llu), then %llu random gets\n",
               static_cast<unsigned long long>(cfg.keys), static_cast<unsigned long long>(cfg.batch),
               static_cast<unsigned long long>(cfg.keys));
@@ -226,6 +246,7 @@ int main(int argc, char** argv) {
   RunMode(cfg, FsyncMode::kEverySec, false, false);
   RunMode(cfg, FsyncMode::kNever, false, /*measure_reopen=*/true);
   MeasureIndexMemory(cfg);
+  std::printf("load average at the end: %s\n", LoadAverage().c_str());
   if (own_dir) std::filesystem::remove_all(cfg.dir);
   return 0;
 }
