@@ -33,6 +33,20 @@ bool ListHasToken(std::string_view value, std::string_view token) {
   return false;
 }
 
+// Appends the server-wide header lines, except those the response sets
+// itself: a forwarded answer keeps the X-Distkv-Shard of the shard that
+// produced it.
+void AppendExtraHeaders(const HttpResponse& response, std::string_view extra, std::string* out) {
+  while (!extra.empty()) {
+    size_t end = extra.find("\r\n");
+    end = end == std::string_view::npos ? extra.size() : end + 2;
+    const std::string_view line = extra.substr(0, end);
+    const std::string_view name = line.substr(0, line.find(':'));
+    if (FindHeader(response.headers, name) == nullptr) out->append(line);
+    extra.remove_prefix(end);
+  }
+}
+
 }  // namespace
 
 bool StatusHasBody(int status) { return status >= 200 && status != 204 && status != 304; }
@@ -69,7 +83,7 @@ void AppendResponseHead(const HttpResponse& response, BodyFraming framing, uint6
     out->append(h.value);
     out->append("\r\n");
   }
-  out->append(extra_headers);
+  AppendExtraHeaders(response, extra_headers, out);
   switch (framing) {
     case BodyFraming::kContentLength:
       out->append("Content-Length: ");
