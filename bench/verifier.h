@@ -12,8 +12,9 @@
 //     or a timeout (such a write may have been applied, or may still be).
 // A read takes a snapshot of both when it is sent. When it completes, the
 // value must be the floor's version, an open write of the snapshot, or a
-// write sent while the read was in flight. A 404 is right only if no write
-// had been acknowledged when the read was sent. Anything else — an older
+// write sent while the read was in flight. While no write of the key has been
+// acknowledged (they are all in flight or failed), its earlier value — a
+// 404, or a value from before this run — is right too. Anything else — an older
 // version, another run's or another key's value, torn bytes — is a mismatch.
 // Keys this run never wrote are not checked (earlier runs may have).
 #pragma once

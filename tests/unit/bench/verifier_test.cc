@@ -68,6 +68,24 @@ TEST_CASE("before any acknowledgement a 404 is fine; a version never written is 
   CHECK(v.EndRead(Name(2), t, 200, Value(2, w1 + 100)) == ReadVerdict::kMismatch);
 }
 
+TEST_CASE("while every write of a key has failed, the value from before the run may stand") {
+  Verifier v(4, kRun, kSize);
+  uint64_t failed = v.BeginWrite(1);
+  v.EndWrite(1, failed, WriteOutcome::kUnknown, 0);
+  ReadTicket t = v.BeginRead(1);
+  CHECK(v.EndRead(Name(1), t, 200, MakeValue(kRun - 1, Name(1), 3, kSize)) == ReadVerdict::kOk);
+  t = v.BeginRead(1);
+  CHECK(v.EndRead(Name(1), t, 200, "set by someone else") == ReadVerdict::kOk);
+  t = v.BeginRead(1);
+  CHECK(v.EndRead(Name(1), t, 200, Value(1, failed)) == ReadVerdict::kOk);
+  // Once a write is acknowledged, the old value is stale.
+  uint64_t acked = v.BeginWrite(1);
+  v.EndWrite(1, acked, WriteOutcome::kAcked, 9);
+  t = v.BeginRead(1);
+  CHECK(v.EndRead(Name(1), t, 200, MakeValue(kRun - 1, Name(1), 3, kSize)) == ReadVerdict::kMismatch);
+  CHECK(v.mismatches() == 1);
+}
+
 TEST_CASE("acknowledgements out of LSN order: the higher LSN is the value to expect") {
   Verifier v(4, kRun, kSize);
   uint64_t a = v.BeginWrite(3);
