@@ -116,7 +116,9 @@ int HttpServer::Listen(const std::string& host, int port) {
 
 int HttpServer::port() const { return impl_->port; }
 
-void HttpServer::Shutdown(std::function<void()> on_closed) { impl_->Shutdown(std::move(on_closed)); }
+void HttpServer::Shutdown(std::function<void()> on_closed) {
+  impl_->Shutdown(std::move(on_closed));
+}
 
 const ServerCounters& HttpServer::counters() const { return impl_->counters(); }
 

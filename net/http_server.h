@@ -86,7 +86,8 @@ class HttpServer {
   HttpServer& operator=(const HttpServer&) = delete;
 
   // Headers added to every response, the server's own errors included
-  // (the node uses it for X-Distkv-Shard).
+  // (the node uses it for X-Distkv-Shard). A response that sets the same
+  // header itself (a forwarded answer) keeps its own value.
   void AddResponseHeader(std::string name, std::string value);
 
   // Binds and listens; returns 0 or a libuv error code (uv_strerror names it).

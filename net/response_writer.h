@@ -35,7 +35,7 @@ bool ResponseAsksClose(const HttpResponse& response);
 
 // Appends the head of response (status line through the blank line).
 // extra_headers is a block of complete "Name: value\r\n" lines added to every
-// response.
+// response that does not set the same header itself.
 void AppendResponseHead(const HttpResponse& response, BodyFraming framing, uint64_t content_length,
                         ConnectionHeader connection, std::string_view extra_headers,
                         std::string* out);

@@ -817,8 +817,19 @@ void Connection::FlushAndResume() {
 
 void Connection::Flush() {
   if (closing_ || lingering_) return;
-  WriteBatch* batch = nullptr;
   bool close_after = false;
+  WriteBatch* batch = CollectReady(&close_after);
+  if (batch != nullptr) Write(batch);
+  if (close_after && !closing_) {  // later requests are not answered: the client must retry them
+    stop_parsing_ = true;
+    pending_input_.clear();
+    StopReading();
+    DropSlots();
+  }
+}
+
+Connection::WriteBatch* Connection::CollectReady(bool* close_after) {
+  WriteBatch* batch = nullptr;
   while (!slots_.empty()) {
     Responder::Slot* slot = slots_.front().get();
     if (!slot->out.empty() || !slot->body.empty()) {
@@ -834,27 +845,25 @@ void Connection::Flush() {
       batch->Add(&slot->body);
     }
     if (slot->state != Responder::Slot::State::kDone) break;  // unanswered or still streaming
-    close_after = slot->close_after;
+    *close_after = slot->close_after;
     slot->conn = nullptr;
     std::shared_ptr<Responder::Slot> done = std::move(slots_.front());
     slots_.pop_front();
     RecycleSlot(std::move(done));
-    if (close_after) break;
+    if (*close_after) break;
   }
-  if (close_after) {  // later requests are not answered: the client must retry them
-    stop_parsing_ = true;
-    pending_input_.clear();
-    StopReading();
-    DropSlots();
-  }
-  if (batch == nullptr) return;
+  return batch;
+}
+
+void Connection::Write(WriteBatch* batch) {
   batch->Seal();
   auto* stream = reinterpret_cast<uv_stream_t*>(&tcp_);
+  const auto nbufs = static_cast<unsigned>(batch->bufs_.size());
   if (writes_in_flight_ == 0) {
     // Most batches fit in the socket buffer: write them at once. Besides
     // saving a loop turn, this skips the write request whose completion
     // makes libuv re-register the socket with epoll.
-    const int n = uv_try_write(stream, batch->bufs_.data(), static_cast<unsigned>(batch->bufs_.size()));
+    const int n = uv_try_write(stream, batch->bufs_.data(), nbufs);
     if (n < 0 && n != UV_EAGAIN) {
       unsent_bytes_ -= batch->bytes;
       RecycleBatch(batch);

@@ -201,6 +201,10 @@ class Connection {
   void RecycleSlot(std::shared_ptr<Responder::Slot>&& slot);
   void OutputReady();
   void Flush();
+  // Takes the bytes of the ready prefix of the queue; *close_after when the
+  // last slot taken ends the connection.
+  WriteBatch* CollectReady(bool* close_after);
+  void Write(WriteBatch* batch);
   void RecycleBatch(WriteBatch* batch);
   void MaybeResume();
   bool Overloaded() const;

@@ -101,7 +101,7 @@ TEST_CASE("server: a pipelined batch sent one byte at a time is answered in orde
   CheckBatchAnswers(c.Await(kBatchBodies.size()));
 }
 
-TEST_CASE("server: a pipelined batch in one write is answered in one piece, in order") {
+TEST_CASE("server: fifty pipelined batches in one write are all answered in order") {
   TestServer ts(ServerLimits{}, EchoHandler());
   RawClient c(&ts);
   std::string many;
@@ -405,7 +405,13 @@ TEST_CASE("server: streamed responses are chunked and keep their place in the or
 }
 
 TEST_CASE("server: AddResponseHeader applies to answers and to the server's errors") {
-  TestServer ts(ServerLimits{}, EchoHandler());
+  TestServer ts(ServerLimits{}, [](HttpRequest& request, Responder responder) {
+    HttpResponse response;
+    if (const std::string* shard = request.header("X-Distkv-Shard")) {
+      response.SetHeader("X-Distkv-Shard", *shard);  // as a forwarded answer does
+    }
+    responder.Send(std::move(response));
+  });
   ts.server().AddResponseHeader("X-Distkv-Shard", "Delhi");
   RawClient ok(&ts);
   REQUIRE(ok.Send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n"));
@@ -413,6 +419,13 @@ TEST_CASE("server: AddResponseHeader applies to answers and to the server's erro
   REQUIRE(responses.size() == 1);
   REQUIRE(responses[0].header("X-Distkv-Shard") != nullptr);
   CHECK(*responses[0].header("X-Distkv-Shard") == "Delhi");
+  REQUIRE(ok.Send("GET /own HTTP/1.1\r\nHost: x\r\nX-Distkv-Shard: Mumbai\r\n\r\n"));
+  responses = ok.Await(2);
+  REQUIRE(responses.size() == 2);
+  size_t shard_headers = 0;
+  for (const Header& h : responses[1].headers) shard_headers += h.name == "X-Distkv-Shard";
+  CHECK(shard_headers == 1);  // the handler's own value replaces the server's
+  CHECK(*responses[1].header("X-Distkv-Shard") == "Mumbai");
   RawClient bad(&ts);
   REQUIRE(bad.Send("NOT HTTP AT ALL\r\n\r\n"));
   REQUIRE(bad.AwaitEof());
@@ -450,6 +463,136 @@ TEST_CASE("server: Shutdown answers in-flight requests, closes everything, then 
   CHECK(*responses[0].header("Connection") == "close");
   REQUIRE(ts.RunUntil([&ts] { return ts.closed(); }));
   CHECK(ts.counters().connections_current == 0);
+}
+
+}  // namespace
+}  // namespace distkv::net
+
+namespace distkv::net {
+namespace {
+
+using test::EchoHandler;
+using test::RawClient;
+using test::TestServer;
+
+TEST_CASE("server: bodies of every size keep their bytes and order in one pipeline") {
+  const std::vector<size_t> sizes = {0, 10, 1024, 1025, 3000, 5000, 100'000, 2'000'000, 7};
+  TestServer ts(ServerLimits{}, [&sizes](HttpRequest& request, Responder responder) {
+    const size_t i = std::stoul(request.path.substr(1));
+    HttpResponse response;
+    response.body.resize(sizes[i]);
+    for (size_t j = 0; j < sizes[i]; ++j) response.body[j] = static_cast<char>('a' + (i + j) % 26);
+    responder.Send(std::move(response));
+  });
+  RawClient c(&ts);
+  std::string batch;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    batch += "GET /" + std::to_string(i) + " HTTP/1.1\r\nHost: x\r\n\r\n";
+  }
+  REQUIRE(c.Send(batch));
+  auto responses = c.Await(sizes.size());
+  REQUIRE(responses.size() == sizes.size());
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    CAPTURE(i);
+    REQUIRE(responses[i].body.size() == sizes[i]);
+    bool same = true;
+    for (size_t j = 0; j < sizes[i]; ++j) {
+      same = same && responses[i].body[j] == static_cast<char>('a' + (i + j) % 26);
+    }
+    CHECK(same);
+  }
+}
+
+TEST_CASE("server: 204 and 304 answers carry no body and no length") {
+  TestServer ts(ServerLimits{}, [](HttpRequest& request, Responder responder) {
+    HttpResponse response;
+    response.status = request.path == "/304" ? 304 : 204;
+    response.body = "dropped";
+    responder.Send(std::move(response));
+  });
+  RawClient c(&ts);
+  REQUIRE(c.Send("DELETE /204 HTTP/1.1\r\nHost: x\r\n\r\nGET /304 HTTP/1.1\r\nHost: x\r\n\r\n"
+                 "GET /204 HTTP/1.1\r\nHost: x\r\n\r\n"));
+  auto responses = c.Await(3);
+  REQUIRE(responses.size() == 3);
+  CHECK(responses[0].status == 204);
+  CHECK(responses[1].status == 304);
+  CHECK(responses[2].status == 204);
+  for (const auto& r : responses) CHECK(r.header("Content-Length") == nullptr);
+  CHECK(c.received().find("dropped") == std::string::npos);
+}
+
+TEST_CASE("server: a stream to an HTTP/1.0 client runs until the connection closes") {
+  TestServer ts(ServerLimits{}, [](HttpRequest&, Responder responder) {
+    responder.BeginStream(HttpResponse{});
+    responder.WriteChunk("part1 ");
+    responder.WriteChunk("part2");
+    responder.EndStream();
+  });
+  RawClient c(&ts);
+  REQUIRE(c.Send("GET /s HTTP/1.0\r\n\r\n"));
+  REQUIRE(c.AwaitEof());
+  auto responses = c.Responses();
+  REQUIRE(responses.size() == 1);
+  CHECK_FALSE(responses[0].chunked);
+  CHECK(responses[0].header("Transfer-Encoding") == nullptr);
+  CHECK(responses[0].body == "part1 part2");
+}
+
+TEST_CASE("server: a stream's OnClose runs when its client goes away") {
+  Responder stream;
+  int closes = 0;
+  TestServer ts(ServerLimits{}, [&](HttpRequest&, Responder responder) {
+    responder.BeginStream(HttpResponse{});
+    responder.OnClose([&closes] { ++closes; });
+    stream = responder;
+  });
+  auto c = std::make_unique<RawClient>(&ts);
+  REQUIRE(c->Send("GET /follow HTTP/1.1\r\nHost: x\r\n\r\n"));
+  REQUIRE(ts.RunUntil([&stream] { return stream.alive(); }));
+  stream.WriteChunk("record");
+  REQUIRE(ts.RunUntil([&] {
+    c->Poll();
+    return c->received().find("record") != std::string::npos;
+  }));
+  c.reset();
+  REQUIRE(ts.RunUntil([&stream] { return !stream.alive(); }));
+  CHECK(closes == 1);
+  stream.WriteChunk("ignored");
+  stream.EndStream();
+  CHECK(closes == 1);
+}
+
+TEST_CASE("server: destroying a server without Shutdown leaves nothing behind") {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  Responder held;
+  bool on_close = false;
+  auto server = std::make_unique<HttpServer>(&loop, ServerLimits{},
+                                             [&](HttpRequest&, Responder responder) {
+                                               held = responder;
+                                               held.OnClose([&on_close] { on_close = true; });
+                                             });
+  REQUIRE(server->Listen("127.0.0.1", 0) == 0);
+  const int port = server->port();
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+  const std::string request = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+  REQUIRE(send(fd, request.data(), request.size(), 0) == static_cast<ssize_t>(request.size()));
+  for (int i = 0; i < 1000 && !held.alive(); ++i) uv_run(&loop, UV_RUN_ONCE);
+  REQUIRE(held.alive());
+
+  server.reset();
+  CHECK(on_close);
+  CHECK_FALSE(held.alive());
+  held.Send(HttpResponse{});  // ignored
+  uv_run(&loop, UV_RUN_DEFAULT);  // close callbacks free everything
+  CHECK(uv_loop_close(&loop) == 0);
+  close(fd);
 }
 
 }  // namespace
