@@ -2,6 +2,9 @@
 // value and key edge cases; segment rolling; the directory lock; limits.
 #include <doctest/doctest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <map>
 
@@ -173,6 +176,23 @@ TEST_CASE("a second open of the same directory is refused") {
   CHECK(second == nullptr);
   first.reset();
   CHECK(Store::Open(o, &second).ok());  // released with the first store
+}
+
+TEST_CASE("another process cannot open a directory this one holds") {
+  TempDir dir;
+  Options o = TestOptions(dir.path());
+  auto held = MustOpen(o);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    std::unique_ptr<Store> s;
+    Status st = Store::Open(o, &s);
+    ::_exit(st.IsBusy() ? 0 : 1);
+  }
+  int wstatus = 0;
+  REQUIRE(::waitpid(pid, &wstatus, 0) == pid);
+  REQUIRE(WIFEXITED(wstatus));
+  CHECK(WEXITSTATUS(wstatus) == 0);  // the child was told Busy
 }
 
 TEST_CASE("keys and values outside the limits are refused") {
