@@ -424,6 +424,12 @@ int64_t JsonInt(const Json& object, std::string_view field) {
   return static_cast<int64_t>(value->number);
 }
 
+std::string JsonText(const Json& object, std::string_view field) {
+  const Json* value = object.Get(field);
+  REQUIRE_MESSAGE((value != nullptr && value->is_string()), "no string field \"" << std::string(field) << "\"");
+  return value->text;
+}
+
 bool IsJsonError(std::string_view body) {
   Json json;
   if (!ParseJson(body, &json)) return false;

@@ -176,6 +176,8 @@ inline bool Is2xx(int status) { return status >= 200 && status < 300; }
 Json GetJson(SyncHttp& http, const std::string& address, const std::string& target);
 // The integer field of a JSON object; the check fails when it is missing.
 int64_t JsonInt(const Json& object, std::string_view field);
+// The string field of a JSON object; the check fails when it is missing.
+std::string JsonText(const Json& object, std::string_view field);
 // True when the body is the project's error shape {"error": "...", "message": "..."}.
 bool IsJsonError(const Reply& reply);
 bool IsJsonError(std::string_view body);
