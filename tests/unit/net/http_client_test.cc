@@ -16,6 +16,7 @@
 
 #include "net/client_request.h"
 #include "net/http_client.h"
+#include "net/http_server.h"
 
 namespace distkv::net {
 namespace {
@@ -623,6 +624,50 @@ TEST_CASE("max_pipeline lets the pool share one connection between concurrent re
   l.Run();
   CHECK(done == 8);
   CHECK(client.counters().connections_opened == 1);
+}
+
+TEST_CASE("against the project's HttpServer: concurrent pipelined requests and bodies all match") {
+  Loop l;
+  HttpServer server(&l.loop, ServerLimits{}, [](HttpRequest& request, Responder responder) {
+    HttpResponse response;
+    response.body = request.method + " " + request.target + " " + request.body;
+    responder.Send(std::move(response));
+  });
+  REQUIRE(server.Listen("127.0.0.1", 0) == 0);
+  ClientOptions options;
+  options.max_pipeline = 4;
+  HttpClient client(&l.loop, options);
+  const std::string peer = "127.0.0.1:" + std::to_string(server.port());
+  const int kTotal = 2000;
+  const int kConcurrent = 16;
+  int sent = 0;
+  int done = 0;
+  int wrong = 0;
+  std::function<void()> send = [&] {
+    int i = sent++;
+    OutboundRequest r;
+    r.method = i % 3 == 0 ? "PUT" : "GET";
+    r.target = "/kv/" + std::to_string(i);
+    if (r.method == "PUT") r.body = std::string(static_cast<size_t>(i % 200), 'x');
+    std::string expect = r.method + " " + r.target + " " + r.body;
+    client.Request(peer, std::move(r), [&, expect](ClientResult& res) {
+      if (res.error != ClientError::kNone || res.response.status != 200 || res.response.body != expect) ++wrong;
+      ++done;
+      if (sent < kTotal) {
+        send();
+      } else if (done == kTotal) {
+        client.Close();
+        server.Shutdown([] {});
+      }
+    });
+  };
+  for (int i = 0; i < kConcurrent; ++i) send();
+  l.Run();
+  CHECK(done == kTotal);
+  CHECK(wrong == 0);
+  CHECK(client.counters().errors == 0);
+  // 16 concurrent requests, 4 per connection: 4 connections suffice.
+  CHECK(client.counters().connections_opened == 4);
 }
 
 }  // namespace distkv::net
