@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${BENCH_SECONDS:-10}
 CONNS=${BENCH_CONNECTIONS:-50}
-BIN=$PWD/build/distkv
+BIN=${DISTKV_BIN:-$PWD/build/distkv}
 LUA=$PWD/bench/wrk/kv.lua
 BASE_PORT=${BENCH_BASE_PORT:-18090}
 
@@ -93,8 +93,7 @@ for mode in never everysec always; do
   wait_http "http://$addr/health"
   echo "distkv, fsync=$mode:"
   run_wrk "PUT new keys, fsync=$mode" "http://$addr" BENCH_OP=put
-  # Preload the key space the GET run reads (sequential PUTs through one wrk run).
-  env BENCH_OP=put BENCH_KEY_FILE= wrk -t1 -c"$CONNS" -d2s -s "$LUA" "http://$addr" >/dev/null
+  # Preload the key space the GET run reads.
   seq 0 9999 | sed 's/^/key:/' >"$TMP/keys.txt"
   env BENCH_OP=put BENCH_KEY_FILE="$TMP/keys.txt" wrk -t1 -c"$CONNS" -d3s -s "$LUA" "http://$addr" >/dev/null
   run_wrk "GET existing keys, fsync=$mode" "http://$addr" BENCH_OP=get BENCH_KEY_FILE="$TMP/keys.txt"

@@ -7,7 +7,7 @@ local nkeys = tonumber(os.getenv("BENCH_KEYS") or "10000")
 local value = string.rep("v", tonumber(os.getenv("BENCH_VALUE_BYTES") or "100"))
 local file = os.getenv("BENCH_KEY_FILE")
 local list = nil
-if file then
+if file and file ~= "" then
   list = {}
   for line in io.lines(file) do list[#list + 1] = line end
   nkeys = #list
