@@ -186,13 +186,16 @@ void ServerContext::CancelFlush(Connection* c) {
 
 void ServerContext::OnCheck(uv_check_t* handle) {
   auto* ctx = static_cast<ServerContext*>(handle->data);
+  ctx->in_check_ = true;
   ctx->flushing_.swap(ctx->flush_queue_);
-  for (Connection* c : ctx->flushing_) {
+  for (size_t i = 0; i < ctx->flushing_.size(); ++i) {
+    Connection* c = ctx->flushing_[i];
     if (!c->flush_scheduled_) continue;  // closed since it was scheduled
     c->flush_scheduled_ = false;
     c->FlushAndResume();
   }
   ctx->flushing_.clear();
+  ctx->in_check_ = false;
   if (ctx->flush_queue_.empty() && ctx->hooks_open()) {
     uv_check_stop(ctx->check_);
     uv_idle_stop(ctx->idle_);
@@ -201,8 +204,9 @@ void ServerContext::OnCheck(uv_check_t* handle) {
 
 void ServerContext::BeginDrain() {
   if (draining_) return;
-  // Answers given before the shutdown leave first.
-  if (hooks_open() && !flush_queue_.empty()) OnCheck(check_);
+  // Answers given before the shutdown leave first (unless this is a
+  // callback of that very flush, which then carries on by itself).
+  if (hooks_open() && !flush_queue_.empty() && !in_check_) OnCheck(check_);
   draining_ = true;
   for (Connection* c = first_; c != nullptr; c = c->next_) c->Drain();
   CloseHooks();

@@ -126,6 +126,7 @@ class ServerContext {
   Connection* first_ = nullptr;
   std::vector<Connection*> flush_queue_;
   std::vector<Connection*> flushing_;  // flush_queue_ being processed (kept for its capacity)
+  bool in_check_ = false;
   // The check hook flushes; the idle hook only keeps the loop from blocking
   // in poll while flushes are scheduled from outside the poll phase.
   uv_check_t* check_ = nullptr;

@@ -563,6 +563,29 @@ TEST_CASE("server: a stream's OnClose runs when its client goes away") {
   CHECK(closes == 1);
 }
 
+TEST_CASE("server: an OnClose callback may shut the server down in the middle of a flush") {
+  std::vector<Responder> held;
+  TestServer* server = nullptr;
+  TestServer ts(ServerLimits{}, [&](HttpRequest&, Responder responder) {
+    if (held.size() == 1) responder.OnClose([&server] { server->BeginShutdown(); });
+    held.push_back(std::move(responder));
+  });
+  server = &ts;
+  RawClient c(&ts);
+  REQUIRE(c.Send("GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n"));
+  REQUIRE(ts.RunUntil([&held] { return held.size() == 2; }));
+  HttpResponse response;
+  response.SetHeader("Connection", "close");  // drops /b, whose OnClose shuts down
+  response.body = "a";
+  held[0].Send(std::move(response));
+  REQUIRE(c.AwaitEof());
+  auto responses = c.Responses();
+  REQUIRE(responses.size() == 1);
+  CHECK(responses[0].body == "a");
+  REQUIRE(ts.RunUntil([&ts] { return ts.closed(); }));
+  CHECK_FALSE(held[1].alive());
+}
+
 TEST_CASE("server: destroying a server without Shutdown leaves nothing behind") {
   uv_loop_t loop;
   uv_loop_init(&loop);
