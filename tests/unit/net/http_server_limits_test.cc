@@ -333,3 +333,22 @@ TEST_CASE("limits: a client that does not read stops being read") {
 
 }  // namespace
 }  // namespace distkv::net
+
+namespace distkv::net {
+namespace {
+
+TEST_CASE("limits: an Upgrade request is answered, then the connection closes") {
+  test::TestServer ts(ServerLimits{}, test::EchoHandler());
+  test::RawClient c(&ts);
+  REQUIRE(c.Send("GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+                 "\x81\x05hello"));
+  REQUIRE(c.AwaitEof());
+  auto responses = c.Responses();
+  REQUIRE(responses.size() == 1);
+  CHECK(responses[0].body == "GET /ws ");
+  CHECK(*responses[0].header("Connection") == "close");
+  CHECK(ts.counters().requests == 1);
+}
+
+}  // namespace
+}  // namespace distkv::net
