@@ -3,6 +3,7 @@
 // decoding, ETags and conditional requests, the error statuses and their
 // JSON bodies, /stats, and the command-line flags.
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -12,6 +13,7 @@
 #include "tests/cluster/harness.h"
 #include "tests/cluster/http_sync.h"
 #include "tests/cluster/json.h"
+#include "tests/cluster/raw_http.h"
 
 namespace distkv::clustertest {
 namespace {
@@ -402,6 +404,113 @@ TEST_CASE("node: a bad config or an unknown shard is refused at start, naming th
   int code2 = unknown.WaitForExit(10'000);
   CHECK_MESSAGE(code2 > 0, "exit code " << code2 << " for an unknown shard");
   CHECK_MESSAGE(unknown.LogTail().find("Atlantis") != std::string::npos, unknown.LogTail());
+}
+
+TEST_CASE("node: the seed API takes body-less POSTs, as `curl -X POST` sends them") {
+  SingleNode n;
+  // No Content-Length and no Transfer-Encoding: per RFC 9112 the body is empty.
+  RawConnection conn;
+  REQUIRE(conn.Connect(n.addr));
+  conn.Exchange("POST /set?key=curl&value=posted HTTP/1.1\r\nHost: test\r\n\r\n", 1, 5'000);
+  REQUIRE_MESSAGE(conn.responses().size() == 1, "no answer; " << conn.error());
+  CHECK_MESSAGE(Is2xx(conn.responses()[0].status), "HTTP " << conn.responses()[0].status << " "
+                                                           << conn.responses()[0].body);
+  CHECK(n.http.Get(n.addr, "/kv/curl").body == "posted");
+
+  RawConnection del;
+  REQUIRE(del.Connect(n.addr));
+  del.Exchange("POST /delete?key=curl HTTP/1.1\r\nHost: test\r\n\r\n", 1, 5'000);
+  REQUIRE(del.responses().size() == 1);
+  CHECK_MESSAGE(del.responses()[0].status == 204, "HTTP " << del.responses()[0].status << " " << del.responses()[0].body);
+  CHECK(n.http.Get(n.addr, "/kv/curl").status == 404);
+}
+
+TEST_CASE("node: a chunked PUT body is stored de-chunked") {
+  SingleNode n;
+  RawConnection conn;
+  REQUIRE(conn.Connect(n.addr));
+  conn.Exchange("PUT /kv/chunked HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n"
+                "5\r\nhello\r\n1\r\n \r\nA\r\nchunked!!!\r\n0\r\n\r\n",
+                1, 5'000);
+  REQUIRE_MESSAGE(conn.responses().size() == 1, "no answer; " << conn.error());
+  CHECK(Is2xx(conn.responses()[0].status));
+  CHECK(n.http.Get(n.addr, "/kv/chunked").body == "hello chunked!!!");
+}
+
+TEST_CASE("node: HTTP/1.0 and Connection: close get their answer, then the connection closes") {
+  SingleNode n;
+  RawConnection old;
+  REQUIRE(old.Connect(n.addr));
+  old.Exchange("GET /health HTTP/1.0\r\n\r\n", 1, 5'000);
+  REQUIRE(old.responses().size() == 1);
+  CHECK(old.responses()[0].status == 200);
+  CHECK(old.WaitForClose(5'000));
+
+  RawConnection closing;
+  REQUIRE(closing.Connect(n.addr));
+  closing.Exchange("GET /health HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n", 1, 5'000);
+  REQUIRE(closing.responses().size() == 1);
+  CHECK(closing.responses()[0].status == 200);
+  CHECK(closing.WaitForClose(5'000));
+
+  // HTTP/1.0 with keep-alive asked for stays open.
+  RawConnection kept;
+  REQUIRE(kept.Connect(n.addr));
+  kept.Exchange("GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+                2, 5'000);
+  CHECK(kept.responses().size() == 2);
+  CHECK_FALSE(kept.peer_closed());
+}
+
+TEST_CASE("node: /metrics is Prometheus text with the figures of /stats") {
+  SingleNode n;
+  for (const std::string key : {"m1", "m2", "m3"}) REQUIRE(Is2xx(n.http.Send(n.addr, "PUT", Kv(key), "v").status));
+  Reply r = n.http.Get(n.addr, "/metrics");
+  REQUIRE_MESSAGE(r.status == 200, r);
+  CHECK(r.Header("Content-Type").find("text/plain") == 0);
+  // Every line is a comment or `name{labels} value`.
+  size_t samples = 0, malformed = 0;
+  std::string first_bad;
+  size_t start = 0;
+  while (start < r.body.size()) {
+    size_t end = r.body.find('\n', start);
+    if (end == std::string::npos) end = r.body.size();
+    std::string line = r.body.substr(start, end - start);
+    start = end + 1;
+    if (line.empty() || line[0] == '#') continue;
+    size_t space = line.rfind(' ');
+    bool ok = space != std::string::npos && space > 0 && line.compare(0, 7, "distkv_") == 0;
+    if (ok) {
+      char* parse_end = nullptr;
+      std::string value = line.substr(space + 1);
+      std::strtod(value.c_str(), &parse_end);
+      ok = !value.empty() && parse_end == value.c_str() + value.size();
+    }
+    if (!ok && malformed++ == 0) first_bad = line;
+    ++samples;
+  }
+  CHECK(samples > 0);
+  CHECK_MESSAGE(malformed == 0, "malformed line: " << first_bad);
+  Json stats = GetJson(n.http, n.addr, "/stats");
+  CHECK(r.body.find("\ndistkv_keys " + std::to_string(JsonInt(stats, "keys")) + "\n") != std::string::npos);
+}
+
+TEST_CASE("node: a second process on the same data directory is refused; the first keeps serving") {
+  SingleNode n;
+  REQUIRE(Is2xx(n.http.Send(n.addr, "PUT", "/kv/mine", "first").status));
+  TempDir dir;
+  std::string config = dir.Sub("sharding.toml");
+  WriteFile(config, n.cluster.spec().ToToml());
+  std::string other = "127.0.0.1:" + std::to_string(FreePorts(1)[0]);
+  Node second("second", n.shard, other,
+              {"serve", "--config", config, "--shard", n.shard, "--data", n.cluster.dir().Sub("data-" + n.shard),
+               "--listen", other},
+              dir.Sub("second.log"));
+  second.Start();
+  int code = second.WaitForExit(10'000);
+  CHECK_MESSAGE(code > 0, "exit code " << code << "; log:\n" << second.LogTail());
+  CHECK(n.http.Get(n.addr, "/kv/mine").body == "first");
+  CHECK(Is2xx(n.http.Send(n.addr, "PUT", "/kv/mine", "still").status));
 }
 
 }  // namespace

@@ -105,14 +105,19 @@ TEST_CASE("sharding: 1,000 keys written through random nodes are readable throug
     }
   }
   std::vector<Reply> replies = http.SendAll(std::move(reads), 16);
-  size_t bad_reads = 0;
+  size_t bad_reads = 0, wrong_shard = 0;
   for (size_t j = 0; j < replies.size(); ++j) {
     size_t i = j % kKeys;
     if (replies[j].status != 200 || replies[j].body != UserValue(i)) {
       if (bad_reads++ == 0) MESSAGE("first bad read of " << UserKey(i) << " via node " << j / kKeys << ": " << replies[j]);
     }
+    // The answer names the shard that answered it: the owner, also when forwarded.
+    if (replies[j].Header("X-Distkv-Shard") != cluster.spec().shards[cluster.OwnerOf(UserKey(i))].name) {
+      if (wrong_shard++ == 0) MESSAGE("first wrong X-Distkv-Shard, " << UserKey(i) << ": " << replies[j]);
+    }
   }
   CHECK_MESSAGE(bad_reads == 0, bad_reads << " of " << replies.size() << " reads wrong");
+  CHECK_MESSAGE(wrong_shard == 0, wrong_shard << " answers name another shard than the owner");
 
   // Each node stores exactly the keys it owns.
   for (size_t node = 0; node < cluster.size(); ++node) {
