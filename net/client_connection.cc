@@ -163,6 +163,7 @@ void PipelinedConnection::Submit(OutboundRequest request, Callback callback) {
     request.body.clear();
   }
   p.request = std::move(request);
+  if (p.request.on_body) ++streams_pending_;
   if (state_ == State::kConnected) {
     p.deadline = uv_now(loop_) + p.timeout_ms;
     ArmTimer(p.deadline);
@@ -314,6 +315,7 @@ bool PipelinedConnection::OnResponseBody(std::string_view chunk) {
 bool PipelinedConnection::OnResponseComplete(HttpResponse& response, bool keep_alive) {
   Pending p = std::move(pending_.front());
   pending_.pop_front();
+  if (p.request.on_body) --streams_pending_;
   ++responses_completed_;
   if (!keep_alive) draining_ = true;
   ClientResult result;
@@ -341,6 +343,7 @@ void PipelinedConnection::Shutdown(ClientError error, const std::string& detail,
   outbox_.clear();
   std::deque<Pending> pending;
   pending.swap(pending_);
+  streams_pending_ = 0;
   if (on_close_) {
     std::function<void()> fn = std::move(on_close_);
     on_close_ = nullptr;

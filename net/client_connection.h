@@ -59,6 +59,9 @@ class PipelinedConnection : public std::enable_shared_from_this<PipelinedConnect
   void Close(ClientError error, const std::string& detail);
 
   size_t in_flight() const { return pending_.size(); }
+  // A streaming request is pending: nothing queued behind it would be
+  // answered before the stream ends.
+  bool streaming() const { return streams_pending_ > 0; }
   bool usable() const { return !closed_ && !draining_; }
   uint64_t responses_completed() const { return responses_completed_; }
   void OnClose(std::function<void()> fn) { on_close_ = std::move(fn); }
@@ -124,6 +127,7 @@ class PipelinedConnection : public std::enable_shared_from_this<PipelinedConnect
   uint64_t timer_due_ = 0;
 
   std::deque<Pending> pending_;
+  size_t streams_pending_ = 0;       // pending requests with on_body
   std::vector<std::string> outbox_;  // serialized requests not yet handed to libuv
   bool writing_ = false;
   ResponseParser parser_;

@@ -4,7 +4,10 @@
 // The pool keeps, per peer, every open connection and a stack of the idle
 // ones. A request takes the most recently idled connection (LIFO keeps the
 // working set small and warm), else — when pipelining is allowed — a busy
-// connection with room, else opens a new one. A connection returns to the
+// connection with room (never one carrying a stream), else opens a new one.
+// So at light load every request has a connection to itself, and under
+// saturation requests share connections: several go out in one write and
+// come back in one read, which is what keeps forwarding cheap. A connection returns to the
 // idle stack when its last pending response completes, before the caller's
 // callback runs, so a caller that sends its next request from the callback
 // reuses the same connection. Beyond max_idle_per_peer idle connections are
@@ -109,15 +112,17 @@ struct HttpClient::Impl {
     return &peers.emplace(name, std::move(peer)).first->second;
   }
 
-  PipelinedConnection* Pick(Peer* peer) {
+  // A stream gets a connection of its own: it would hold up whatever is
+  // pipelined behind it, and it would wait for whatever is ahead of it.
+  PipelinedConnection* Pick(Peer* peer, bool stream) {
     while (!peer->idle.empty()) {
       PipelinedConnection* conn = peer->idle.back();
       peer->idle.pop_back();
       if (conn->usable() && conn->in_flight() == 0) return conn;
     }
-    if (options.max_pipeline > 1) {
+    if (options.max_pipeline > 1 && !stream) {
       for (const auto& conn : peer->open) {
-        if (conn->usable() && conn->in_flight() < options.max_pipeline) return conn.get();
+        if (conn->usable() && !conn->streaming() && conn->in_flight() < options.max_pipeline) return conn.get();
       }
     }
     return nullptr;
@@ -161,7 +166,7 @@ struct HttpClient::Impl {
 
   void Send(Peer* peer, OutboundRequest request, ResponseCallback callback, bool resent) {
     std::shared_ptr<PipelinedConnection> fresh;
-    PipelinedConnection* conn = resent ? nullptr : Pick(peer);
+    PipelinedConnection* conn = resent ? nullptr : Pick(peer, static_cast<bool>(request.on_body));
     if (conn == nullptr) {
       fresh = Open(peer);
       conn = fresh.get();

@@ -55,7 +55,10 @@ struct ClientOptions {
   uint64_t connect_timeout_ms = 1'000;
   uint64_t request_timeout_ms = 5'000;
   size_t max_idle_per_peer = 64;      // idle connections kept per peer
-  size_t max_pipeline = 1;            // requests in flight per pooled connection
+  // Requests in flight per pooled connection. Idle connections are used
+  // first; pipelining only sets in when every connection is busy (and never
+  // behind a streaming request).
+  size_t max_pipeline = 8;
 };
 
 using ResponseCallback = std::function<void(ClientResult& result)>;

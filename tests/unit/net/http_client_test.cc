@@ -584,7 +584,9 @@ TEST_CASE("closing the client fails pending requests with kShutdown and refuses 
   Loop l;
   TestPeer peer(&l.loop);
   peer.on_request = [](PeerConn&, const std::string&) {};
-  HttpClient client(&l.loop, ClientOptions{});
+  ClientOptions options;
+  options.max_pipeline = 1;  // one connection per pending request
+  HttpClient client(&l.loop, options);
   std::vector<ClientError> errors;
   for (int i = 0; i < 3; ++i) {
     client.Request(peer.address(), Get("/"), [&](ClientResult& r) { errors.push_back(r.error); });
@@ -624,6 +626,38 @@ TEST_CASE("max_pipeline lets the pool share one connection between concurrent re
   l.Run();
   CHECK(done == 8);
   CHECK(client.counters().connections_opened == 1);
+}
+
+TEST_CASE("the pool never pipelines a request behind a stream") {
+  Loop l;
+  TestPeer peer(&l.loop);
+  peer.on_request = [](PeerConn& c, const std::string& req) {
+    if (TargetOf(req) == "/stream") {
+      c.Write("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\ntick\r\n");  // and never ends
+    } else {
+      c.Write(Ok("plain"));
+    }
+  };
+  ClientOptions options;
+  options.max_pipeline = 8;
+  HttpClient client(&l.loop, options);
+  ClientError stream_error = ClientError::kNone;
+  std::string plain;
+  OutboundRequest stream = Get("/stream");
+  stream.on_body = [&](std::string_view) {
+    // The stream is flowing; a plain request now must not queue behind it.
+    client.Request(peer.address(), Get("/plain"), [&](ClientResult& r) {
+      plain = r.response.body;
+      client.Close();
+      peer.Close();
+    });
+    return true;
+  };
+  client.Request(peer.address(), std::move(stream), [&](ClientResult& r) { stream_error = r.error; });
+  l.Run();
+  CHECK(plain == "plain");
+  CHECK(stream_error == ClientError::kShutdown);
+  CHECK(client.counters().connections_opened == 2);
 }
 
 TEST_CASE("against the project's HttpServer: concurrent pipelined requests and bodies all match") {
