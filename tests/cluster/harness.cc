@@ -200,28 +200,23 @@ ClusterSpec LocalCluster(size_t shards, size_t replicas_per_shard) {
   return spec;
 }
 
-// --- Node ------------------------------------------------------------------------
+// --- Process and Node ------------------------------------------------------------------------
 
-Node::Node(std::string label, std::string shard, std::string address, std::vector<std::string> args,
-           std::string log_path)
-    : label_(std::move(label)),
-      shard_(std::move(shard)),
-      address_(std::move(address)),
-      args_(std::move(args)),
-      log_path_(std::move(log_path)) {}
+Process::Process(std::string label, std::string binary, std::vector<std::string> args, std::string log_path)
+    : label_(std::move(label)), binary_(std::move(binary)), args_(std::move(args)), log_path_(std::move(log_path)) {}
 
-Node::~Node() {
+Process::~Process() {
   if (pid_ > 0) {
     ::kill(pid_, SIGKILL);
     Reap(true);
   }
   if (starts_ > 0 && CurrentTestFailed()) {
-    std::cout << "---- last lines of the log of " << label_ << " (" << address_ << ") ----\n"
+    std::cout << "---- last lines of the log of " << label_ << " ----\n"
               << LogTail() << "---- end of the log of " << label_ << " ----" << std::endl;
   }
 }
 
-bool Node::Reap(bool block) {
+bool Process::Reap(bool block) {
   if (pid_ <= 0) return true;
   int status = 0;
   pid_t r;
@@ -234,13 +229,12 @@ bool Node::Reap(bool block) {
   return true;
 }
 
-bool Node::running() { return pid_ > 0 && !Reap(false); }
+bool Process::running() { return pid_ > 0 && !Reap(false); }
 
-void Node::Start() {
+void Process::Start() {
   REQUIRE_MESSAGE(pid_ <= 0, label_ << " is already running");
-  std::string binary = DistkvBinary();
   std::vector<std::string> argv_strings;
-  argv_strings.push_back(binary);
+  argv_strings.push_back(binary_);
   argv_strings.insert(argv_strings.end(), args_.begin(), args_.end());
   std::vector<char*> argv;
   for (std::string& s : argv_strings) argv.push_back(s.data());
@@ -274,41 +268,13 @@ void Node::Start() {
   pid_ = pid;
 }
 
-void Node::WaitReady() {
-  net::ClientOptions options = SyncHttp::DefaultOptions();
-  options.connect_timeout_ms = 500;
-  options.request_timeout_ms = 1'000;
-  SyncHttp http(options);
-  const Clock::time_point deadline = Clock::now() + std::chrono::seconds(10);
-  Reply last;
-  while (Clock::now() < deadline) {
-    if (!running()) {
-      FAIL(label_ << " ended (" << DescribeWaitStatus(exit_status_) << ") before answering GET /health on "
-                  << address_ << "\n---- log ----\n"
-                  << LogTail());
-    }
-    last = http.Get(address_, "/health");
-    if (last.status == 200) {
-      // Another process on the port would answer too; the shard header says who it is.
-      std::string who = last.Header("X-Distkv-Shard");
-      REQUIRE_MESSAGE((who.empty() || who == shard_),
-                      address_ << " answered /health as shard '" << who << "', expected " << shard_);
-      return;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  FAIL(label_ << " did not answer GET /health with 200 on " << address_ << " within 10 s; last: " << last
-              << "\n---- log ----\n"
-              << LogTail());
-}
-
-int Node::ExitCode() const {
+int Process::ExitCode() const {
   if (WIFEXITED(exit_status_)) return WEXITSTATUS(exit_status_);
   if (WIFSIGNALED(exit_status_)) return 128 + WTERMSIG(exit_status_);
   return -1;
 }
 
-int Node::WaitForExit(int timeout_ms) {
+int Process::WaitForExit(int timeout_ms) {
   if (pid_ <= 0) return ExitCode();
   const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
   while (!Reap(false)) {
@@ -318,7 +284,7 @@ int Node::WaitForExit(int timeout_ms) {
   return ExitCode();
 }
 
-int Node::Stop() {
+int Process::Stop() {
   REQUIRE_MESSAGE(pid_ > 0, label_ << " is not running");
   ::kill(pid_, SIGTERM);
   int code = WaitForExit(10'000);
@@ -331,13 +297,13 @@ int Node::Stop() {
   return code;
 }
 
-void Node::Kill() {
+void Process::Kill() {
   REQUIRE_MESSAGE(pid_ > 0, label_ << " is not running");
   ::kill(pid_, SIGKILL);
   Reap(true);
 }
 
-std::string Node::LogTail(size_t lines) const {
+std::string Process::LogTail(size_t lines) const {
   std::ifstream in(log_path_, std::ios::binary);
   if (!in) return "(no log at " + log_path_ + ")\n";
   std::deque<std::string> tail;
@@ -349,6 +315,42 @@ std::string Node::LogTail(size_t lines) const {
   std::string out;
   for (const std::string& l : tail) out += l + "\n";
   return out;
+}
+
+std::string Process::DescribeLastExit() const { return DescribeWaitStatus(exit_status_); }
+
+Node::Node(std::string label, std::string shard, std::string address, std::vector<std::string> args,
+           std::string log_path)
+    : Process(std::move(label), DistkvBinary(), std::move(args), std::move(log_path)),
+      shard_(std::move(shard)),
+      address_(std::move(address)) {}
+
+void Node::WaitReady() {
+  net::ClientOptions options = SyncHttp::DefaultOptions();
+  options.connect_timeout_ms = 500;
+  options.request_timeout_ms = 1'000;
+  SyncHttp http(options);
+  const Clock::time_point deadline = Clock::now() + std::chrono::seconds(10);
+  Reply last;
+  while (Clock::now() < deadline) {
+    if (!running()) {
+      FAIL(label() << " ended (" << DescribeLastExit() << ") before answering GET /health on " << address_
+                   << "\n---- log ----\n"
+                   << LogTail());
+    }
+    last = http.Get(address_, "/health");
+    if (last.status == 200) {
+      // Another process on the port would answer too; the shard header says who it is.
+      std::string who = last.Header("X-Distkv-Shard");
+      REQUIRE_MESSAGE((who.empty() || who == shard_),
+                      address_ << " answered /health as shard '" << who << "', expected " << shard_);
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  FAIL(label() << " did not answer GET /health with 200 on " << address_ << " within 10 s; last: " << last
+              << "\n---- log ----\n"
+              << LogTail());
 }
 
 // --- TestCluster -------------------------------------------------------------------

@@ -4,15 +4,17 @@
 //   TempDir      a directory of the test's own (mkdtemp), removed at the end.
 //   ClusterSpec  a sharding.toml in memory: shards, routing, fsync, extra
 //                [server]/[limits]/[cluster]/[storage]/[replication] keys.
-//   Node         one `distkv serve` child process: its output goes to a log
-//                file; Start/WaitReady/Stop (SIGTERM)/Kill (SIGKILL)/Restart
-//                on the same data directory. The destructor kills what is
-//                still running, and PR_SET_PDEATHSIG kills it even if the
-//                test binary itself dies, so no process outlives a test.
+//   Process      a child process (distkv, distkv-bench): its output goes to
+//                a log file; Start/Stop (SIGTERM)/Kill (SIGKILL)/WaitForExit.
+//                The destructor kills what is still running, and
+//                PR_SET_PDEATHSIG kills it even if the test binary itself
+//                dies, so no process outlives a test.
+//   Node         a Process running `distkv serve`, with WaitReady (GET
+//                /health) and Restart on the same data directory.
 //   TestCluster  a TempDir, a config file and one Node per shard primary
 //                (and replica), each on a free 127.0.0.1 port.
 //
-// When a test has failed, every Node prints the tail of its log as it is
+// When a test has failed, every Process prints the tail of its log as it is
 // destroyed, so a failure report shows what the node said.
 //
 // Slot arithmetic is recomputed here from DESIGN.md (XXH3 % 16384, equal
@@ -96,18 +98,16 @@ struct ClusterSpec {
 // like the example cluster (Delhi, Mumbai, Hyderabad, Chennai, then shard-N).
 ClusterSpec LocalCluster(size_t shards, size_t replicas_per_shard = 0);
 
-class Node {
+// One child process of the test: argv[0] is binary, stdout and stderr are
+// appended to log_path (a banner line marks each start).
+class Process {
  public:
-  // args follow the binary name ("serve", "--config", ...).
-  Node(std::string label, std::string shard, std::string address, std::vector<std::string> args,
-       std::string log_path);
-  ~Node();
-  Node(const Node&) = delete;
-  Node& operator=(const Node&) = delete;
+  Process(std::string label, std::string binary, std::vector<std::string> args, std::string log_path);
+  virtual ~Process();  // kills and reaps what still runs; prints the log tail if the test failed
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
 
-  void Start();      // fork/exec; does not wait
-  void WaitReady();  // until GET /health answers 200 (10 s), else the test fails with the log tail
-  void StartAndWait() { Start(); WaitReady(); }
+  void Start();  // fork/exec; does not wait
   // SIGTERM, then waits for the exit (10 s). The exit code; 128+N when ended by
   // signal N; -1 (and a failed check) when it had to be killed.
   int Stop();
@@ -115,28 +115,46 @@ class Node {
   // Waits (bounded) for the process to end by itself: its exit code (128+N
   // for signal N), or -1 if it is still running after timeout_ms.
   int WaitForExit(int timeout_ms);
-  void Restart() { StartAndWait(); }
   bool running();  // reaps the child if it has exited
   pid_t pid() const { return pid_; }
 
   std::string LogTail(size_t lines = 40) const;
   const std::string& label() const { return label_; }
-  const std::string& shard() const { return shard_; }
-  const std::string& address() const { return address_; }
   std::vector<std::string>& args() { return args_; }
+
+ protected:
+  std::string DescribeLastExit() const;
 
  private:
   bool Reap(bool block);
   int ExitCode() const;  // of the last exit, as WaitForExit reports it
 
   std::string label_;
-  std::string shard_;
-  std::string address_;
+  std::string binary_;
   std::vector<std::string> args_;
   std::string log_path_;
   pid_t pid_ = -1;
   int exit_status_ = 0;  // raw waitpid status of the last exit
   int starts_ = 0;
+};
+
+// A distkv node: a Process running DISTKV_BIN that serves `shard` on `address`.
+class Node : public Process {
+ public:
+  // args follow the binary name ("serve", "--config", ...).
+  Node(std::string label, std::string shard, std::string address, std::vector<std::string> args,
+       std::string log_path);
+
+  void WaitReady();  // until GET /health answers 200 (10 s), else the test fails with the log tail
+  void StartAndWait() { Start(); WaitReady(); }
+  void Restart() { StartAndWait(); }
+
+  const std::string& shard() const { return shard_; }
+  const std::string& address() const { return address_; }
+
+ private:
+  std::string shard_;
+  std::string address_;
 };
 
 class TestCluster {
