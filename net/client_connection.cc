@@ -51,9 +51,11 @@ PipelinedConnection::~PipelinedConnection() = default;
 void PipelinedConnection::Start() {
   uv_tcp_init(loop_, &tcp_);
   uv_timer_init(loop_, &timer_);
+  uv_prepare_init(loop_, &flush_);
   tcp_.data = this;
   timer_.data = this;
-  handles_open_ = 2;
+  flush_.data = this;
+  handles_open_ = 3;
   self_ = shared_from_this();
   ArmTimer(uv_now(loop_) + options_.connect_timeout_ms);
 
@@ -169,7 +171,20 @@ void PipelinedConnection::Submit(OutboundRequest request, Callback callback) {
     ArmTimer(p.deadline);
   }
   pending_.push_back(std::move(p));
-  Flush();
+  ScheduleFlush();
+}
+
+void PipelinedConnection::ScheduleFlush() {
+  if (state_ != State::kConnected || closed_ || writing_ || flush_scheduled_) return;
+  uv_prepare_start(&flush_, &PipelinedConnection::OnFlushCb);
+  flush_scheduled_ = true;
+}
+
+void PipelinedConnection::OnFlushCb(uv_prepare_t* prepare) {
+  PipelinedConnection* conn = FromHandle(prepare->data);
+  uv_prepare_stop(prepare);
+  conn->flush_scheduled_ = false;
+  conn->Flush();
 }
 
 void PipelinedConnection::Flush() {
@@ -340,6 +355,7 @@ void PipelinedConnection::Shutdown(ClientError error, const std::string& detail,
   timer_armed_ = false;
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), &PipelinedConnection::OnHandleClosedCb);
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_), &PipelinedConnection::OnHandleClosedCb);
+  uv_close(reinterpret_cast<uv_handle_t*>(&flush_), &PipelinedConnection::OnHandleClosedCb);
   outbox_.clear();
   std::deque<Pending> pending;
   pending.swap(pending_);

@@ -1,11 +1,12 @@
 // PipelinedConnection: the engine behind ClientConnection and HttpClient's
 // pool — one keep-alive TCP connection to one peer.
 //
-// Requests are serialized and written as they are submitted; while a write
-// is in flight, newly submitted requests gather in an outbox that leaves as
-// one write when it completes, so a burst of pipelined requests costs few
-// syscalls. Requests submitted before the connection is up wait in the same
-// outbox. Responses come back in request order: a FIFO of pending requests
+// Requests are serialized into an outbox as they are submitted, and the
+// outbox is written by a uv_prepare callback, which libuv runs just before it
+// next blocks for I/O: every request submitted during one loop iteration
+// leaves in one write, never later than that iteration's end. While a write
+// is in flight, the outbox waits for its completion. Requests submitted
+// before the connection is up wait in the same outbox. Responses come back in request order: a FIFO of pending requests
 // is matched against ResponseParser's output, and the callback of the front
 // request runs when its response is complete.
 //
@@ -85,6 +86,7 @@ class PipelinedConnection : public std::enable_shared_from_this<PipelinedConnect
   void Start();
   void Connect(const struct sockaddr* addr);
   void Flush();
+  void ScheduleFlush();
   void ArmTimer(uint64_t deadline);
   void OnTimer();
   void OnConnected(int status);
@@ -100,6 +102,7 @@ class PipelinedConnection : public std::enable_shared_from_this<PipelinedConnect
 
   static void OnConnectCb(uv_connect_t* req, int status);
   static void OnTimerCb(uv_timer_t* timer);
+  static void OnFlushCb(uv_prepare_t* prepare);
   static void OnAllocCb(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
   static void OnReadCb(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
   static void OnWriteCb(uv_write_t* req, int status);
@@ -114,6 +117,7 @@ class PipelinedConnection : public std::enable_shared_from_this<PipelinedConnect
 
   uv_tcp_t tcp_;
   uv_timer_t timer_;
+  uv_prepare_t flush_;         // active while the outbox waits for the end of the iteration
   uv_connect_t connect_req_;
   int handles_open_ = 0;
   std::shared_ptr<PipelinedConnection> self_;  // see the lifetime note above
@@ -130,6 +134,7 @@ class PipelinedConnection : public std::enable_shared_from_this<PipelinedConnect
   size_t streams_pending_ = 0;       // pending requests with on_body
   std::vector<std::string> outbox_;  // serialized requests not yet handed to libuv
   bool writing_ = false;
+  bool flush_scheduled_ = false;
   ResponseParser parser_;
   std::unique_ptr<char[]> read_buf_;
   uint64_t responses_completed_ = 0;
