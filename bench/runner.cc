@@ -7,10 +7,12 @@
 // Closed loop (default): a worker sends its next request as soon as one is
 // answered, and latency runs from the send. Open loop (--rate R): a 1 ms tick
 // computes how many requests are due since the start (R per second); each
-// due request carries its scheduled time, goes to a worker with room, or
-// waits in a FIFO backlog that workers drain as answers come. Latency runs
-// from the scheduled time, so a server that stalls is charged for every
-// request it delayed (no coordinated omission).
+// due request goes to a worker with room, or waits in a FIFO backlog that
+// workers drain as answers come. A request that had to wait in the backlog
+// is timed from its scheduled send time, so a server that stalls is charged
+// for every request it delayed (no coordinated omission); one sent at the
+// tick is timed from its send, so the tick's own granularity (up to 1 ms)
+// is not charged to the server.
 //
 // A worker whose connection breaks reconnects on its next send; after a
 // failed connect it waits 100 ms first, so a dead node costs little CPU.
@@ -317,7 +319,7 @@ class Run {
       ++scheduled_;
       Worker* free = backlog_.empty() ? FindFreeWorker(now) : nullptr;
       if (free != nullptr) {
-        Send(*free, at);
+        Send(*free, now);
       } else {
         backlog_.push_back(at);
       }
