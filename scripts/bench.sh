@@ -1,143 +1,301 @@
 #!/usr/bin/env bash
-# `make bench`: the comparison runs behind BENCHMARKS.md, all in one run so
-# that their ratios hold on a shared, noisy machine. Every figure is printed
-# with the exact command that produced it.
+# `make bench`: the HTTP comparison runs behind BENCHMARKS.md, all in one run
+# so that their ratios hold on a shared, noisy machine. Every figure is
+# printed with the exact command that produced it.
 #
-#   1. nginx answering a fixed 200: the HTTP limit of this machine and client
-#   2. one distkv node per fsync mode: GET of existing 100-byte values, PUT of new ones
-#   3. two shards: GET and PUT sent straight to the owner vs. through the other node
+#   1. nginx (1 worker) answering a fixed 200: the HTTP limit of this machine
+#      and client (measured first and again last; ratios use the mean)
+#   2. one distkv node per fsync mode: GET of existing 100-byte values (the
+#      key set is loaded first and checked: the node must hold every key),
+#      then PUT of new keys
+#   3. two shards: GET and PUT sent straight to the owner vs. through the
+#      other node (forwarded)
 #   4. redis-benchmark against redis-server, no persistence and appendfsync always
 #
-# wrk runs with 1 thread and 50 connections (BENCH_CONNECTIONS), BENCH_SECONDS each.
-set -euo pipefail
+# Then a table of every figure and the ratios the design's targets speak of.
+# A run whose answers are not all 2xx, or with socket errors, is flagged and
+# makes the script exit 1: its rate would measure error answers.
+#
+# Environment:
+#   DISTKV_BIN         the distkv binary (default build/distkv)
+#   BENCH_SECONDS      seconds per wrk run (10)
+#   BENCH_CONNECTIONS  wrk connections (50); wrk always runs one thread
+#   BENCH_KEYS         size of the key set read by the GET runs (10000)
+#   BENCH_BASE_PORT    first loopback port to try (28090); ports in use are skipped
+#   BENCH_DIR          where the data directories go (/tmp); it must be on the
+#                      disk you mean to measure: fsync figures are that disk's
+set -Eeuo pipefail
 cd "$(dirname "$0")/.."
+trap 'echo "bench.sh: line $LINENO: \"$BASH_COMMAND\" failed" >&2' ERR
+
 SECONDS_EACH=${BENCH_SECONDS:-10}
 CONNS=${BENCH_CONNECTIONS:-50}
+KEYS=${BENCH_KEYS:-10000}
 BIN=${DISTKV_BIN:-$PWD/build/distkv}
-LUA=$PWD/bench/wrk/kv.lua
-BASE_PORT=${BENCH_BASE_PORT:-18090}
+LUA=bench/wrk/kv.lua
+NEXT_PORT=${BENCH_BASE_PORT:-28090}
 
-need() { command -v "$1" >/dev/null 2>&1 || { echo "installing $2"; apt-get install -y -q "$2" >/dev/null; }; }
+# --- tools --------------------------------------------------------------------
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+need() {  # command package
+  command -v "$1" >/dev/null 2>&1 && return 0
+  echo "installing $2"
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$2" >/dev/null ||
+    { $SUDO apt-get update -q >/dev/null &&
+      $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$2" >/dev/null; }
+}
 need wrk wrk
 need nginx nginx-light
 need redis-server redis-server
+need redis-benchmark redis-tools
 need curl curl
+need ss iproute2
+[ -x "$BIN" ] || { echo "bench.sh: no distkv binary at $BIN (run make, or set DISTKV_BIN)" >&2; exit 1; }
 
-TMP=$(mktemp -d /tmp/distkv-bench.XXXXXX)
+TMP=$(mktemp -d "${BENCH_DIR:-/tmp}/distkv-bench.XXXXXX")
 PIDS=()
 cleanup() {
+  local p
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   rm -rf "$TMP"
 }
 trap cleanup EXIT
-
-RESULTS=()
-record() { RESULTS+=("$1|$2|$3"); printf '  %-48s %10s req/s\n' "$1" "$2"; }
-
-wait_http() {
-  for _ in $(seq 1 100); do curl -fsS -o /dev/null --max-time 1 "$1" 2>/dev/null && return 0; sleep 0.1; done
-  echo "no answer from $1" >&2; return 1
+die() {
+  echo "bench.sh: $*" >&2
+  [ -s "$TMP/servers.log" ] && { echo "--- last lines of the servers' log:" >&2; tail -n 20 "$TMP/servers.log" >&2; }
+  exit 1
 }
 
-# run_wrk LABEL URL ENV...: runs wrk and records its requests/s.
-run_wrk() {
-  local label=$1 url=$2; shift 2
-  local cmd="env $* wrk -t1 -c$CONNS -d${SECONDS_EACH}s -s bench/wrk/kv.lua $url"
-  local out; out=$(env "$@" wrk -t1 -c"$CONNS" -d"${SECONDS_EACH}s" -s "$LUA" "$url")
-  local rps; rps=$(awk '/^Requests\/sec/ {printf "%d", $2}' <<<"$out")
-  local bad; bad=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
-  [ -n "$bad" ] && echo "  ($label: $bad non-2xx answers)"
-  record "$label" "$rps" "$cmd"
+# --- ports and processes ----------------------------------------------------------
+# Other people's tests use loopback ports too: take the next one nobody listens
+# on, and after starting a server check that it is ours that answers (it is
+# still running: a server that lost the port race exits).
+take_port() {
+  while ss -Hltn "sport = :$NEXT_PORT" | grep -q .; do NEXT_PORT=$((NEXT_PORT + 1)); done
+  PORT=$NEXT_PORT
+  NEXT_PORT=$((NEXT_PORT + 1))
 }
 
-node_config() {  # file fsync shards...
-  local file=$1 fsync=$2; shift 2
-  { echo "[storage]"; echo "fsync = \"$fsync\""; local i=0
-    for addr in "$@"; do printf '[[shards]]\nname = "s%d"\nidx = %d\naddress = "%s"\n' $i $i "$addr"; i=$((i+1)); done
+wait_http() {  # url pid
+  for _ in $(seq 1 150); do
+    kill -0 "$2" 2>/dev/null || die "the server for $1 exited (port taken?)"
+    curl -fsS -o /dev/null --max-time 1 "$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  die "no answer from $1"
+}
+
+node_config() {  # file fsync address...
+  local file=$1 fsync=$2 i=0 addr; shift 2
+  { printf '[storage]\nfsync = "%s"\n' "$fsync"
+    for addr in "$@"; do printf '[[shards]]\nname = "s%d"\nidx = %d\naddress = "%s"\n' $i $i "$addr"; i=$((i + 1)); done
   } >"$file"
 }
 
-start_node() {  # config shard data
-  "$BIN" serve --config "$1" --shard "$2" --data "$3" 2>>"$TMP/nodes.log" &
-  PIDS+=($!)
+start_node() {  # config shard data address; sets NODE_PID
+  "$BIN" serve --config "$1" --shard "$2" --data "$3" 2>>"$TMP/servers.log" &
+  NODE_PID=$!
+  PIDS+=("$NODE_PID")
+  wait_http "http://$4/health" "$NODE_PID"
 }
 
-echo "distkv benchmarks: wrk -t1 -c$CONNS, ${SECONDS_EACH}s per run, 100-byte values, $(nproc) cores"
+stats_keys() {  # address: the node's live key count (0 if /stats does not answer)
+  local s
+  s=$(curl -fsS --max-time 5 "http://$1/stats" 2>/dev/null) || { echo 0; return; }
+  if [[ $s =~ \"keys\":([0-9]+) ]]; then echo "${BASH_REMATCH[1]}"; else echo 0; fi
+}
 
-# 1. nginx fixed 200 ----------------------------------------------------------
-NGINX_PORT=$BASE_PORT
-cat >"$TMP/nginx.conf" <<NGINX
+stop_pid() {  # stops a server this script started and forgets it
+  local p keep=()
+  kill "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+  for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+  PIDS=("${keep[@]}")
+}
+
+# load_keys ADDRESS KEYFILE: PUTs the key set (in order, round after round)
+# until the node holds every key. A fixed-length wrk run is not enough: at
+# fsync=always a few seconds may not cover 10,000 keys.
+load_keys() {
+  local addr=$1 file=$2 want have=0 wrk_pid
+  want=$(wc -l <"$file")
+  env BENCH_OP=load BENCH_KEY_FILE="$file" wrk -t1 -c"$CONNS" -d300s -s "$LUA" "http://$addr" >/dev/null &
+  wrk_pid=$!
+  for _ in $(seq 1 1200); do
+    have=$(stats_keys "$addr")
+    [ "$have" -ge "$want" ] && break
+    sleep 0.25
+  done
+  kill "$wrk_pid" 2>/dev/null || true
+  wait "$wrk_pid" 2>/dev/null || true
+  [ "$have" -eq "$want" ] || die "loading $file into $addr: the node holds $have keys, expected $want"
+  echo "  (loaded $want keys into $addr; /stats keys = $have)"
+}
+
+# --- measuring -----------------------------------------------------------------------
+RESULTS=()   # label|req/s|p99|non-2xx|socket errors|command
+FLAGGED=0
+record() {
+  RESULTS+=("$1|$2|$3|$4|$5|$6")
+  printf '  %-44s %8s req/s   p99 %-9s' "$1" "$2" "$3"
+  if [ "$4" != 0 ] || [ "$5" != 0 ]; then
+    printf '  FLAGGED: %s non-2xx, %s socket errors' "$4" "$5"
+    FLAGGED=1
+  fi
+  printf '\n'
+}
+
+# run_wrk LABEL URL VAR=VALUE...: one wrk run; records req/s, p99, non-2xx answers, socket errors.
+run_wrk() {
+  local label=$1 url=$2 out; shift 2
+  out=$(env "$@" wrk -t1 -c"$CONNS" -d"${SECONDS_EACH}s" --latency -s "$LUA" "$url")
+  local rps p99 bad errs
+  rps=$(awk '/^Requests\/sec/ {printf "%d", $2}' <<<"$out")
+  p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+  bad=$(awk '/Non-2xx or 3xx responses/ {print $NF}' <<<"$out")
+  errs=$(awk '/Socket errors/ {gsub(",", ""); print $4 + $6 + $8 + $10}' <<<"$out")
+  [ -n "$rps" ] || die "wrk printed no rate for \"$label\": $out"
+  record "$label" "$rps" "${p99:--}" "${bad:-0}" "${errs:-0}" \
+    "$* wrk -t1 -c$CONNS -d${SECONDS_EACH}s --latency -s $LUA $url"
+}
+
+rate_of() {  # label -> req/s
+  local r
+  for r in "${RESULTS[@]}"; do [ "${r%%|*}" = "$1" ] && { cut -d'|' -f2 <<<"$r"; return; }; done
+  echo 0
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "distkv benchmarks: wrk -t1 -c$CONNS, ${SECONDS_EACH}s per run, 100-byte values, $KEYS keys read"
+echo "machine: $(nproc) cores, $(. /etc/os-release && echo "$PRETTY_NAME"), load average at the start: $LOAD_START"
+echo "distkv: $BIN; data under $TMP"
+
+# --- 1. nginx fixed 200 ----------------------------------------------------------
+take_port
+NGINX_URL="http://127.0.0.1:$PORT"
+mkdir -p "$TMP/nginx"
+cat >"$TMP/nginx/nginx.conf" <<NGINX
 worker_processes 1;
 daemon off;
-pid $TMP/nginx.pid;
-error_log $TMP/nginx.err;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/error.log;
 events { worker_connections 4096; }
 http {
   access_log off;
-  server { listen 127.0.0.1:$NGINX_PORT; location / { return 200 "ok"; } }
+  client_body_temp_path $TMP/nginx/body;
+  proxy_temp_path $TMP/nginx/proxy;
+  fastcgi_temp_path $TMP/nginx/fastcgi;
+  uwsgi_temp_path $TMP/nginx/uwsgi;
+  scgi_temp_path $TMP/nginx/scgi;
+  server { listen 127.0.0.1:$PORT; location / { return 200 "ok"; } }
 }
 NGINX
-nginx -c "$TMP/nginx.conf" -p "$TMP" &
-PIDS+=($!)
-wait_http "http://127.0.0.1:$NGINX_PORT/"
-echo "nginx (1 worker) fixed 200:"
-run_wrk "nginx fixed 200" "http://127.0.0.1:$NGINX_PORT" BENCH_OP=get
+nginx -c "$TMP/nginx/nginx.conf" -p "$TMP/nginx" 2>>"$TMP/servers.log" &
+NGINX_PID=$!
+PIDS+=("$NGINX_PID")
+wait_http "$NGINX_URL/" "$NGINX_PID"
+echo "nginx (1 worker) fixed 200, $NGINX_URL:"
+run_wrk "nginx fixed 200" "$NGINX_URL" BENCH_OP=get
 
-# 2. one node per fsync mode ------------------------------------------------------
-port=$((BASE_PORT + 1))
+# --- 2. one node per fsync mode ------------------------------------------------------
+seq 0 $((KEYS - 1)) | sed 's/^/key:/' >"$TMP/keys.txt"
 for mode in never everysec always; do
-  addr="127.0.0.1:$port"
+  take_port
+  addr="127.0.0.1:$PORT"
   node_config "$TMP/$mode.toml" "$mode" "$addr"
-  start_node "$TMP/$mode.toml" s0 "$TMP/data-$mode"
-  wait_http "http://$addr/health"
-  echo "distkv, fsync=$mode:"
-  run_wrk "PUT new keys, fsync=$mode" "http://$addr" BENCH_OP=put
-  # Preload the key space the GET run reads.
-  seq 0 9999 | sed 's/^/key:/' >"$TMP/keys.txt"
-  env BENCH_OP=put BENCH_KEY_FILE="$TMP/keys.txt" wrk -t1 -c"$CONNS" -d3s -s "$LUA" "http://$addr" >/dev/null
+  start_node "$TMP/$mode.toml" s0 "$TMP/data-$mode" "$addr"
+  echo "distkv, one node, fsync=$mode, $addr:"
+  load_keys "$addr" "$TMP/keys.txt"
   run_wrk "GET existing keys, fsync=$mode" "http://$addr" BENCH_OP=get BENCH_KEY_FILE="$TMP/keys.txt"
-  port=$((port + 1))
+  run_wrk "PUT new keys, fsync=$mode" "http://$addr" BENCH_OP=put
+  stop_pid "$NODE_PID"
 done
 
-# 3. direct vs forwarded -------------------------------------------------------------
-A="127.0.0.1:$port"; B="127.0.0.1:$((port + 1))"
+# --- 3. direct vs forwarded -------------------------------------------------------------
+take_port; A="127.0.0.1:$PORT"
+take_port; B="127.0.0.1:$PORT"
 node_config "$TMP/two.toml" always "$A" "$B"
-start_node "$TMP/two.toml" s0 "$TMP/two-a"
-start_node "$TMP/two.toml" s1 "$TMP/two-b"
-wait_http "http://$A/health"; wait_http "http://$B/health"
-seq 0 39999 | sed 's/^/key:/' | "$BIN" locate --config "$TMP/two.toml" | awk '$3 == "s1" {print $1}' | head -n 10000 >"$TMP/b-keys.txt"
-env BENCH_OP=put BENCH_KEY_FILE="$TMP/b-keys.txt" wrk -t1 -c"$CONNS" -d3s -s "$LUA" "http://$B" >/dev/null
-echo "two shards, keys owned by s1 ($B):"
-run_wrk "GET direct to the owner" "http://$B" BENCH_OP=get BENCH_KEY_FILE="$TMP/b-keys.txt"
-run_wrk "GET through the other node (forwarded)" "http://$A" BENCH_OP=get BENCH_KEY_FILE="$TMP/b-keys.txt"
-run_wrk "PUT direct to the owner" "http://$B" BENCH_OP=put BENCH_KEY_FILE="$TMP/b-keys.txt"
-run_wrk "PUT through the other node (forwarded)" "http://$A" BENCH_OP=put BENCH_KEY_FILE="$TMP/b-keys.txt"
+start_node "$TMP/two.toml" s0 "$TMP/two-a" "$A"; PID_A=$NODE_PID
+start_node "$TMP/two.toml" s1 "$TMP/two-b" "$B"; PID_B=$NODE_PID
+# The first KEYS keys that shard s1 owns (awk reads all of locate's output:
+# no early exit, no SIGPIPE).
+seq 0 $((KEYS * 4 - 1)) | sed 's/^/key:/' | "$BIN" locate --config "$TMP/two.toml" |
+  awk -v n="$KEYS" '$3 == "s1" && c < n { print $1; c++ }' >"$TMP/s1-keys.txt"
+[ "$(wc -l <"$TMP/s1-keys.txt")" -eq "$KEYS" ] || die "fewer than $KEYS keys of shard s1 found"
+echo "two shards (fsync=always), s0 at $A, s1 at $B; keys owned by s1:"
+load_keys "$B" "$TMP/s1-keys.txt"
+run_wrk "GET direct to the owner" "http://$B" BENCH_OP=get BENCH_KEY_FILE="$TMP/s1-keys.txt"
+run_wrk "GET through the other node (forwarded)" "http://$A" BENCH_OP=get BENCH_KEY_FILE="$TMP/s1-keys.txt"
+run_wrk "PUT direct to the owner" "http://$B" BENCH_OP=put BENCH_KEY_FILE="$TMP/s1-keys.txt"
+run_wrk "PUT through the other node (forwarded)" "http://$A" BENCH_OP=put BENCH_KEY_FILE="$TMP/s1-keys.txt"
+[ "$(stats_keys "$A")" = 0 ] || die "shard s0 holds keys: the forwarded requests were not all forwarded"
+stop_pid "$PID_A"; stop_pid "$PID_B"
 
-# 4. redis ------------------------------------------------------------------------------
-RPORT=$((port + 2))
+# --- 4. redis ------------------------------------------------------------------------------
 redis_run() {  # label, server args...
-  local label=$1; shift
-  redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --dir "$TMP" "$@" >"$TMP/redis.log" 2>&1 &
-  local pid=$!
-  for _ in $(seq 1 50); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
-  local cmd="redis-benchmark -p $RPORT -c $CONNS -d 100 -t set,get -n 200000 -r 10000 -q"
-  local out; out=$($cmd 2>/dev/null | tr '\r' '\n' | grep -E '^(SET|GET):' || true)
-  record "redis SET, $label" "$(awk '/^SET:/ {printf "%d", $2}' <<<"$out")" "redis-server $* ; $cmd"
-  record "redis GET, $label" "$(awk '/^GET:/ {printf "%d", $2}' <<<"$out")" "redis-server $* ; $cmd"
-  kill "$pid"; wait "$pid" 2>/dev/null || true
+  local label=$1 pid out cmd; shift
+  take_port
+  mkdir -p "$TMP/redis-$PORT"
+  redis-server --port "$PORT" --bind 127.0.0.1 --save '' --dir "$TMP/redis-$PORT" "$@" >>"$TMP/servers.log" 2>&1 &
+  pid=$!
+  PIDS+=("$pid")
+  for _ in $(seq 1 100); do
+    kill -0 "$pid" 2>/dev/null || die "redis-server on port $PORT exited (port taken?)"
+    redis-cli -p "$PORT" ping 2>/dev/null | grep -q PONG && break
+    sleep 0.1
+  done
+  cmd="redis-benchmark -p $PORT -c $CONNS -d 100 -t set,get -n 200000 -r $KEYS"
+  out=$($cmd 2>/dev/null | tr '\r' '\n')
+  local t rps p99
+  for t in SET GET; do
+    # "====== SET ======" opens a test's summary; "throughput summary: N
+    # requests per second", then a header line and the latency figures.
+    read -r rps p99 < <(awk -v t="$t" '
+      /^====== / { cur = $2 }
+      cur == t && hdr { p99 = $5; hdr = 0 }
+      cur == t && /avg +min +p50/ { hdr = 1 }
+      cur == t && /throughput summary/ { rps = $3 }
+      END { printf "%d %s\n", rps, p99 }' <<<"$out")
+    [ "$rps" -gt 0 ] || die "redis-benchmark printed no $t rate"
+    record "redis $t, $label" "$rps" "${p99}ms" 0 0 "redis-server --port $PORT --save '' $* ; $cmd"
+  done
+  stop_pid "$pid"
 }
 echo "redis-server:"
 redis_run "no persistence" --appendonly no
 redis_run "appendfsync always" --appendonly yes --appendfsync always
 
-# Summary -------------------------------------------------------------------------------
-nginx_rps=$(cut -d'|' -f2 <<<"${RESULTS[0]}")
+# --- 1 again: how much did the machine drift? -----------------------------------------
+echo "nginx again:"
+run_wrk "nginx fixed 200, again at the end" "$NGINX_URL" BENCH_OP=get
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# --- summary ------------------------------------------------------------------------------
+nginx=$(( ($(rate_of "nginx fixed 200") + $(rate_of "nginx fixed 200, again at the end")) / 2 ))
 echo
-echo "| run | req/s | vs nginx fixed 200 | command |"
-echo "|---|---:|---:|---|"
+echo "load average at the start: $LOAD_START; at the end: $LOAD_END"
+echo "nginx reference (mean of the first and last run): $nginx req/s"
+echo
+echo "| run | req/s | p99 | vs nginx | command |"
+echo "|---|---:|---:|---:|---|"
 for r in "${RESULTS[@]}"; do
-  IFS='|' read -r label rps cmd <<<"$r"
-  ratio=$(awk -v a="$rps" -v b="$nginx_rps" 'BEGIN { if (b > 0 && a != "") printf "%.2f", a / b; else print "-" }')
-  echo "| $label | $rps | $ratio | \`$cmd\` |"
+  IFS='|' read -r label rps p99 bad errs cmd <<<"$r"
+  note=""; { [ "$bad" != 0 ] || [ "$errs" != 0 ]; } && note=" (FLAGGED: $bad non-2xx, $errs socket errors)"
+  echo "| $label$note | $rps | $p99 | $(ratio "$rps" "$nginx") | \`$cmd\` |"
 done
+echo
+echo "| target | measured | goal |"
+echo "|---|---:|---:|"
+for mode in never everysec always; do
+  echo "| GET (fsync=$mode node) / nginx fixed 200 | $(ratio "$(rate_of "GET existing keys, fsync=$mode")" "$nginx") | ≥ 0.90 |"
+done
+echo "| PUT fsync=always / fsync=never | $(ratio "$(rate_of "PUT new keys, fsync=always")" "$(rate_of "PUT new keys, fsync=never")") | ≥ 0.50 |"
+echo "| PUT fsync=always / redis SET appendfsync always | $(ratio "$(rate_of "PUT new keys, fsync=always")" "$(rate_of "redis SET, appendfsync always")") | ≥ 1.00 |"
+echo "| GET forwarded / direct | $(ratio "$(rate_of "GET through the other node (forwarded)")" "$(rate_of "GET direct to the owner")") | ≥ 0.50 |"
+echo "| PUT forwarded / direct | $(ratio "$(rate_of "PUT through the other node (forwarded)")" "$(rate_of "PUT direct to the owner")") | ≥ 0.50 |"
+if [ "$FLAGGED" != 0 ]; then
+  echo "bench.sh: some runs had non-2xx answers or socket errors (FLAGGED above); their rates are not valid" >&2
+  exit 1
+fi
