@@ -28,8 +28,9 @@ load
   --pipeline N          requests in flight per connection (default 1)
   --duration S          measured run length in seconds (default 10)
   --requests N          measured run length in requests (instead of --duration)
-  --rate R              open loop: R requests/s in total, latency measured from
-                        each request's scheduled send time (default: closed loop)
+  --rate R              open loop: R requests/s in total; a request that has to
+                        wait for a free connection is timed from its scheduled
+                        send time, not from its late send (default: closed loop)
   --timeout-ms N        connect and response timeout (default 5000)
 workload
   --ratio GET:PUT       operation mix by weight (default 90:10)
