@@ -167,6 +167,10 @@ TEST_CASE("replication: 10,000 puts, overwrites and deletes reach the replica, w
   metrics = http.Get(primary, "/metrics");
   CHECK(metrics.body.find("distkv_replica_acked_lsn{replica=\"" + replica + "\"} " +
                           std::to_string(d.last_lsn)) != std::string::npos);
+
+  // Both stop cleanly on SIGTERM with the stream open (the primary ends it first).
+  CHECK(cluster.primary(0).Stop() == 0);
+  CHECK(cluster.replica(0).Stop() == 0);
 }
 
 TEST_CASE("replication: a replica killed mid-stream resumes from its own LSN, not from zero") {
@@ -235,7 +239,7 @@ TEST_CASE("replication: ?ack=replica with no replica running answers 504 after a
   TestCluster cluster(spec);
   cluster.Start();
   const std::string primary = cluster.address(0);
-  cluster.replica(0).Stop();
+  CHECK(cluster.replica(0).Stop() == 0);
   SyncHttp http;
 
   const auto start = std::chrono::steady_clock::now();
@@ -275,7 +279,7 @@ TEST_CASE("replication: with [replication] min_acks = 1 every write waits for a 
   REQUIRE_MESSAGE(Is2xx(r.status), r);
   CHECK(JsonInt(ReplicationStats(http, replica), "applied_lsn") >= static_cast<int64_t>(EtagLsn(r)));
 
-  cluster.replica(0).Stop();
+  CHECK(cluster.replica(0).Stop() == 0);
   r = http.Send(primary, "PUT", "/kv/m2", "two");
   CHECK_MESSAGE(r.status == 504, r);
   r = http.Send(primary, "DELETE", "/kv/m1");
