@@ -210,6 +210,17 @@ Process::~Process() {
     ::kill(pid_, SIGKILL);
     Reap(true);
   }
+  if (starts_ > 0) {
+    std::ifstream in(log_path_, std::ios::binary);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.find("AddressSanitizer") != std::string::npos || line.find("LeakSanitizer") != std::string::npos ||
+          line.find("runtime error:") != std::string::npos) {
+        FAIL_CHECK(label_ << " reported a sanitizer error: " << line);
+        break;
+      }
+    }
+  }
   if (starts_ > 0 && CurrentTestFailed()) {
     std::cout << "---- last lines of the log of " << label_ << " ----\n"
               << LogTail() << "---- end of the log of " << label_ << " ----" << std::endl;
@@ -361,6 +372,19 @@ TestCluster::TestCluster(ClusterSpec spec) : spec_(std::move(spec)) {
   primaries_.resize(spec_.shards.size());
   replicas_.resize(spec_.shards.size());
   for (size_t i = 0; i < spec_.shards.size(); ++i) MakeNodes(i, config);
+}
+
+TestCluster::~TestCluster() {
+  std::vector<Node*> nodes;
+  for (auto& node : primaries_) nodes.push_back(node.get());
+  for (auto& group : replicas_) {
+    for (auto& node : group) nodes.push_back(node.get());
+  }
+  for (Node* node : nodes) {
+    if (!node->running() || CurrentTestFailed()) continue;  // the destructor kills it
+    int code = node->Stop();
+    CHECK_MESSAGE(code == 0, node->label() << " exited " << code << " on SIGTERM at the end of the test");
+  }
 }
 
 void TestCluster::MakeNodes(size_t shard, const std::string& config_path) {

@@ -15,7 +15,9 @@
 //                (and replica), each on a free 127.0.0.1 port.
 //
 // When a test has failed, every Process prints the tail of its log as it is
-// destroyed, so a failure report shows what the node said.
+// destroyed, so a failure report shows what the node said; a sanitizer
+// report anywhere in a log fails the test (make test-asan builds the nodes
+// with ASan/UBSan).
 //
 // Slot arithmetic is recomputed here from DESIGN.md (XXH3 % 16384, equal
 // contiguous ranges by idx) instead of being borrowed from src/: the tests
@@ -160,6 +162,10 @@ class Node : public Process {
 class TestCluster {
  public:
   explicit TestCluster(ClusterSpec spec);
+  // Stops every node still running with SIGTERM and checks that it exits 0
+  // (a crash or a sanitizer report at shutdown fails the test); after a
+  // failure it just kills them.
+  ~TestCluster();
   TestCluster(const TestCluster&) = delete;
   TestCluster& operator=(const TestCluster&) = delete;
 
