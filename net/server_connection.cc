@@ -648,7 +648,10 @@ int Connection::OnHeadersComplete(llhttp_t* p) {
     c->error_status_ = 413;
     return -1;
   }
-  if (!chunked && !has_length && (method == HTTP_PUT || method == HTTP_POST)) {
+  // A PUT's body is the value it stores: no length means a broken client.
+  // A POST without one has an empty body (RFC 9112 6.3), which is what
+  // `curl -X POST URL` sends to the seed API's /set?key=..&value=...
+  if (!chunked && !has_length && method == HTTP_PUT) {
     c->error_status_ = 411;
     return -1;
   }
