@@ -358,5 +358,37 @@ TEST_CASE("sharding: pipelined GETs through a forwarding node come back in order
   CHECK(bad == 0);
 }
 
+TEST_CASE("sharding: ?read=replica sends a read for another shard to its replica, which serves with the primary down") {
+  ClusterSpec spec = LocalCluster(2, /*replicas_per_shard=*/1);
+  spec.fsync = "never";
+  TestCluster cluster(spec);
+  cluster.Start();
+  SyncHttp http;
+  const std::string key = KeyOwnedBy(spec, 1, "replica-read");
+  const std::string target = "/kv/" + key + "?read=replica";
+  REQUIRE(Is2xx(http.Send(cluster.address(0), "PUT", "/kv/" + key, "replicated").status));
+  // The replica follows asynchronously: wait until it has the key.
+  REQUIRE(WaitUntil([&] { return http.Get(cluster.replica(1).address(), "/kv/" + key).status == 200; }, 10'000));
+
+  auto forwarded_to_replica = [&] {
+    const Json* f = GetJson(http, cluster.address(0), "/stats").Get("forwarding");
+    REQUIRE_MESSAGE(f != nullptr, "/stats has no forwarding object");
+    return JsonInt(*f, "to_replica");
+  };
+  int64_t before = forwarded_to_replica();
+  Reply r = http.Get(cluster.address(0), target);
+  CHECK_MESSAGE(r.status == 200, r);
+  CHECK(r.body == "replicated");
+  CHECK(forwarded_to_replica() == before + 1);
+
+  // The owner's primary is gone; its replica still answers reads that ask for it.
+  cluster.primary(1).Kill();
+  Reply down = http.Get(cluster.address(0), target);
+  CHECK_MESSAGE(down.status == 200, down);
+  CHECK(down.body == "replicated");
+  Reply plain = http.Get(cluster.address(0), "/kv/" + key);
+  CHECK_MESSAGE((plain.status == 502 || plain.status == 503 || plain.status == 504), plain);
+}
+
 }  // namespace
 }  // namespace distkv::clustertest
