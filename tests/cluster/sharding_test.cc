@@ -371,7 +371,8 @@ TEST_CASE("sharding: ?read=replica sends a read for another shard to its replica
   REQUIRE(WaitUntil([&] { return http.Get(cluster.replica(1).address(), "/kv/" + key).status == 200; }, 10'000));
 
   auto forwarded_to_replica = [&] {
-    const Json* f = GetJson(http, cluster.address(0), "/stats").Get("forwarding");
+    const Json stats = GetJson(http, cluster.address(0), "/stats");
+    const Json* f = stats.Get("forwarding");
     REQUIRE_MESSAGE(f != nullptr, "/stats has no forwarding object");
     return JsonInt(*f, "to_replica");
   };
