@@ -14,7 +14,8 @@
 # Environment: RATE (writes/s, default 2000), DURATION (s, default 20),
 # CONNECTIONS (default 16), CATCHUP_RECORDS (default 1000000), VALUE_BYTES
 # (default 100), PORT (first of two ports, default 18601), PARTS ("lag catchup"
-# by default; name one to run only it).
+# by default; name one to run only it), LAG_FSYNC (fsync mode of both nodes in
+# the lag part, default always).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${DISTKV_BIN:-build/distkv}
@@ -26,6 +27,7 @@ CATCHUP_RECORDS=${CATCHUP_RECORDS:-1000000}
 VALUE_BYTES=${VALUE_BYTES:-100}
 PORT=${PORT:-18601}
 PARTS=${PARTS:-lag catchup}
+LAG_FSYNC=${LAG_FSYNC:-always}
 PRIMARY=127.0.0.1:$PORT
 REPLICA=127.0.0.1:$((PORT + 1))
 
@@ -52,8 +54,7 @@ address = "$PRIMARY"
 replicas = ["$REPLICA"]
 EOF
 }
-config always >"$WORK/always.toml"
-config never >"$WORK/never.toml"
+for mode in always everysec never; do config $mode >"$WORK/$mode.toml"; done
 
 start() {  # name config [--replica] -> starts a node, waits for /health
   local name=$1 cfg=$2 addr=$PRIMARY; shift 2
@@ -80,10 +81,10 @@ echo "machine: $(nproc) cores, $(uname -sr); load average at the start: $(cut -d
 
 # --- 1. lag under a steady write load -----------------------------------------
 if [[ " $PARTS " == *" lag "* ]]; then
-start primary "$WORK/always.toml"
-start replica "$WORK/always.toml" --replica --listen "$REPLICA"
+start primary "$WORK/$LAG_FSYNC.toml"
+start replica "$WORK/$LAG_FSYNC.toml" --replica --listen "$REPLICA"
 echo
-echo "== lag: $RATE writes/s for ${DURATION}s, fsync=always on both, ${VALUE_BYTES}-byte values"
+echo "== lag: $RATE writes/s for ${DURATION}s, fsync=$LAG_FSYNC on both, ${VALUE_BYTES}-byte values"
 cmd=("$BENCH" --targets "$PRIMARY" --ratio 0:100 --rate "$RATE" --duration "$DURATION"
      --connections "$CONNECTIONS" --keys 100000 --value-bytes "$VALUE_BYTES" --no-progress)
 echo "command: ${cmd[*]}"
@@ -97,32 +98,36 @@ done
 wait "$bench_pid" || { cat "$WORK/lag-bench.txt"; exit 1; }
 grep -E "PUT|put|requests|throughput|errors" "$WORK/lag-bench.txt" | head -n 8 | sed 's/^/  bench: /'
 curl -fsS "http://$REPLICA/metrics" >"$WORK/replica-metrics.txt"
-# Quantiles of the apply-lag histogram, interpolated inside the bucket the
-# way Prometheus' histogram_quantile does.
-awk '
-  /^distkv_replication_apply_lag_seconds_bucket/ {
-    match($0, /le="[^"]*"/); le = substr($0, RSTART + 4, RLENGTH - 5)
-    n++; bound[n] = (le == "+Inf") ? -1 : le * 1000; cum[n] = $2
-  }
-  /^distkv_replication_apply_lag_seconds_count/ { count = $2 }
-  END {
-    if (count == 0) { print "  apply lag: no samples"; exit }
-    split("0.5 0.99 0.999", qs, " ")
-    line = sprintf("  apply lag (primary durable -> replica durable), %d frames:", count)
-    for (k = 1; k <= 3; k++) {
-      rank = qs[k] * count; prev_b = 0; prev_c = 0
-      for (i = 1; i <= n; i++) {
-        if (cum[i] >= rank) {
-          if (bound[i] < 0) { v = sprintf(">%gms", prev_b); break }
-          v = sprintf("%.2fms (bucket %g-%gms)", prev_b + (bound[i] - prev_b) * (rank - prev_c) / (cum[i] - prev_c), prev_b, bound[i])
-          break
-        }
-        prev_b = bound[i]; prev_c = cum[i]
-      }
-      line = line sprintf("  p%s %s", qs[k] * 100, v)
+# Quantiles of a lag histogram of the replica's /metrics, interpolated inside
+# the bucket the way Prometheus' histogram_quantile does.
+quantiles() {  # metric-name label
+  awk -v name="$1" -v label="$2" '
+    index($0, name "_bucket") == 1 {
+      match($0, /le="[^"]*"/); le = substr($0, RSTART + 4, RLENGTH - 5)
+      n++; bound[n] = (le == "+Inf") ? -1 : le * 1000; cum[n] = $2
     }
-    print line
-  }' "$WORK/replica-metrics.txt"
+    index($0, name "_count") == 1 { count = $2 }
+    END {
+      if (count == 0) { print "  " label ": no samples"; exit }
+      split("0.5 0.99 0.999", qs, " ")
+      line = sprintf("  %s, %d frames:", label, count)
+      for (k = 1; k <= 3; k++) {
+        rank = qs[k] * count; prev_b = 0; prev_c = 0
+        for (i = 1; i <= n; i++) {
+          if (cum[i] >= rank) {
+            if (bound[i] < 0) { v = sprintf(">%gms", prev_b); break }
+            v = sprintf("%.2fms (bucket %g-%gms)", prev_b + (bound[i] - prev_b) * (rank - prev_c) / (cum[i] - prev_c), prev_b, bound[i])
+            break
+          }
+          prev_b = bound[i]; prev_c = cum[i]
+        }
+        line = line sprintf("  p%s %s", qs[k] * 100, v)
+      }
+      print line
+    }' "$WORK/replica-metrics.txt"
+}
+quantiles distkv_replication_visible_lag_seconds "visible lag (primary durable -> readable on the replica)"
+quantiles distkv_replication_apply_lag_seconds "apply lag (primary durable -> durable on the replica)"
 sort -n "$WORK/lag-samples.txt" | awk '
   { v[NR] = $1 }
   END {

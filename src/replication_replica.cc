@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cinttypes>
+#include <cstdio>
 
 #include "src/kv_request.h"
 #include "src/log.h"
@@ -18,6 +19,23 @@ uint64_t WallClockUs() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
                                    std::chrono::system_clock::now().time_since_epoch())
                                    .count());
+}
+
+// A Prometheus histogram (seconds) from a LatencyHistogram's fixed buckets.
+void AppendHistogram(std::string* out, const char* name, const char* help,
+                     const LatencyHistogram& h) {
+  *out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " histogram\n";
+  uint64_t cumulative = 0;
+  char line[160];
+  for (size_t i = 0; i < LatencyHistogram::kBoundsUs.size(); ++i) {
+    cumulative += h.buckets()[i];
+    snprintf(line, sizeof line, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name,
+             static_cast<double>(LatencyHistogram::kBoundsUs[i]) / 1e6, cumulative);
+    *out += line;
+  }
+  snprintf(line, sizeof line, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n%s_sum %g\n%s_count %" PRIu64 "\n",
+           name, h.count(), name, static_cast<double>(h.sum_us()) / 1e6, name, h.count());
+  *out += line;
 }
 
 constexpr size_t kMaxBehindEntries = 65536;
@@ -182,6 +200,10 @@ bool ReplicationReplica::HandleRecords(const Frame& frame) {
     rest.remove_prefix(used);
   }
   NotePrimaryLsn(std::max(frame.primary_lsn, last));
+  if (last != 0 && frame.time_us != 0) {
+    const uint64_t now = WallClockUs();
+    visible_lag_.Observe(now > frame.time_us ? now - frame.time_us : 0);
+  }
   if (last != 0) {
     // Records staged before a bad one are good: they are committed either way.
     const size_t bytes = frame.records.size() - rest.size();
@@ -336,6 +358,8 @@ void ReplicationReplica::AppendJson(std::string* out) const {
   AppendJsonField(&b, "primary_lsn", primary_lsn_);
   AppendJsonField(&b, "lag_records", lag_records());
   AppendJsonField(&b, "lag_ms", lag_ms());
+  AppendJsonField(&b, "visible_lag_p50_us_le", visible_lag_.QuantileUpperBoundUs(0.5));
+  AppendJsonField(&b, "visible_lag_p99_us_le", visible_lag_.QuantileUpperBoundUs(0.99));
   AppendJsonField(&b, "apply_lag_samples", apply_lag_.count());
   AppendJsonField(&b, "apply_lag_p50_us_le", apply_lag_.QuantileUpperBoundUs(0.5));
   AppendJsonField(&b, "apply_lag_p99_us_le", apply_lag_.QuantileUpperBoundUs(0.99));
@@ -385,24 +409,12 @@ void ReplicationReplica::AppendPrometheus(std::string* out) const {
                    "Records received with a bad CRC (the stream is restarted).", counters_.crc_errors);
   AppendPromMetric(out, "distkv_replication_acks_sent_total", "counter",
                    "Acknowledgements the primary accepted.", counters_.acks_sent);
-  // Apply lag as a Prometheus histogram (seconds), from the fixed buckets.
-  const char* name = "distkv_replication_apply_lag_seconds";
-  *out += std::string("# HELP ") + name +
-          " Time from a record being durable on the primary to being durable here.\n# TYPE " +
-          name + " histogram\n";
-  uint64_t cumulative = 0;
-  const auto& buckets = apply_lag_.buckets();
-  char line[160];
-  for (size_t i = 0; i < LatencyHistogram::kBoundsUs.size(); ++i) {
-    cumulative += buckets[i];
-    snprintf(line, sizeof line, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name,
-             static_cast<double>(LatencyHistogram::kBoundsUs[i]) / 1e6, cumulative);
-    *out += line;
-  }
-  snprintf(line, sizeof line, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n%s_sum %g\n%s_count %" PRIu64 "\n",
-           name, apply_lag_.count(), name, static_cast<double>(apply_lag_.sum_us()) / 1e6, name,
-           apply_lag_.count());
-  *out += line;
+  AppendHistogram(out, "distkv_replication_visible_lag_seconds",
+                  "Time from a record being durable on the primary to being readable here.",
+                  visible_lag_);
+  AppendHistogram(out, "distkv_replication_apply_lag_seconds",
+                  "Time from a record being durable on the primary to being durable here.",
+                  apply_lag_);
 }
 
 }  // namespace distkv

@@ -33,9 +33,12 @@
 // Lag. The primary's durable LSN arrives with every frame (and every
 // heartbeat when idle): lag in records is that minus the local durable LSN;
 // lag in ms is how long ago (local clock) the replica first learned of the
-// oldest LSN it has not made durable yet. Apply lag, per frame, is the time
-// from the primary making the records durable to the replica doing so,
-// measured against the primary's clock stamp (assumes synchronized clocks).
+// oldest LSN it has not made durable yet. Two histograms, per frame, measure
+// from the primary's clock stamp (so they assume synchronized clocks): the
+// time from the primary making the records durable to the replica serving
+// them to reads (visible lag: staged here, as reads see staged records), and
+// to the replica making them durable too (apply lag: adds the local commit,
+// an fdatasync under fsync = "always").
 #pragma once
 
 #include <uv.h>
@@ -149,6 +152,7 @@ class ReplicationReplica {
   uint64_t connected_since_ms_ = 0;
   uint64_t start_lsn_ = 0;          // the local log's end when Start() ran
   std::string last_error_;
+  LatencyHistogram visible_lag_;
   LatencyHistogram apply_lag_;
   std::shared_ptr<bool> alive_;
   Counters counters_;
