@@ -31,7 +31,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 // Set by FailureWatcher when a check of the running test case fails; read by
-// ~Node to decide whether a log tail is worth printing. A doctest listener is
+// ~Process to decide whether a log tail is worth printing. A doctest listener is
 // the only place that learns of failures, hence this one piece of state.
 bool g_current_test_failed = false;
 
