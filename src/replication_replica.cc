@@ -26,15 +26,18 @@ void AppendHistogram(std::string* out, const char* name, const char* help,
                      const LatencyHistogram& h) {
   *out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " histogram\n";
   uint64_t cumulative = 0;
-  char line[160];
+  char line[256];  // one line each: a name is well under 200 bytes
   for (size_t i = 0; i < LatencyHistogram::kBoundsUs.size(); ++i) {
     cumulative += h.buckets()[i];
     snprintf(line, sizeof line, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name,
              static_cast<double>(LatencyHistogram::kBoundsUs[i]) / 1e6, cumulative);
     *out += line;
   }
-  snprintf(line, sizeof line, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n%s_sum %g\n%s_count %" PRIu64 "\n",
-           name, h.count(), name, static_cast<double>(h.sum_us()) / 1e6, name, h.count());
+  snprintf(line, sizeof line, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, h.count());
+  *out += line;
+  snprintf(line, sizeof line, "%s_sum %g\n", name, static_cast<double>(h.sum_us()) / 1e6);
+  *out += line;
+  snprintf(line, sizeof line, "%s_count %" PRIu64 "\n", name, h.count());
   *out += line;
 }
 

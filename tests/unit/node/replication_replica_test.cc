@@ -140,6 +140,50 @@ TEST_CASE("replica: follows a primary through catch-up and live writes to the sa
   REQUIRE(loop.RunUntil([&] { return p.primary()->acked_lsn("127.0.0.1:1") == end; }));
 }
 
+// Every sample line is "name[{labels}] number"; every family has HELP and TYPE.
+void CheckPrometheusText(const std::string& text) {
+  size_t pos = 0, samples = 0;
+  while (pos < text.size()) {
+    const size_t end = text.find('\n', pos);
+    REQUIRE(end != std::string::npos);  // every line ends with a newline
+    const std::string line = text.substr(pos, end - pos);
+    pos = end + 1;
+    CAPTURE(line);
+    if (line.rfind("# HELP ", 0) == 0 || line.rfind("# TYPE ", 0) == 0) continue;
+    const size_t space = line.rfind(' ');
+    REQUIRE(space != std::string::npos);
+    std::string family = line.substr(0, line.find_first_of("{ "));
+    for (std::string_view suffix : {"_bucket", "_sum", "_count"}) {
+      if (family.ends_with(suffix) && text.find("# TYPE " + family + " ") == std::string::npos) {
+        family.resize(family.size() - suffix.size());
+      }
+    }
+    CHECK(text.find("# TYPE " + family + " ") != std::string::npos);
+    const std::string value = line.substr(space + 1);
+    CHECK(!value.empty());
+    CHECK(value.find_first_not_of("0123456789.e-+") == std::string::npos);
+    samples++;
+  }
+  CHECK(samples > 0);
+}
+
+TEST_CASE("replica: the /metrics text of both sides is well-formed") {
+  TestLoop loop;
+  TestPrimary p(loop);
+  TempDir dir;
+  TestReplica r(loop, dir.path(), p.address());
+  p.Put("k", 50);
+  REQUIRE(loop.RunUntil([&] { return r.store()->durable_lsn() == 50; }));
+  std::string text;
+  r.replica()->AppendPrometheus(&text);
+  CheckPrometheusText(text);
+  CHECK(text.find("distkv_replication_apply_lag_seconds_count ") != std::string::npos);
+  text.clear();
+  p.primary()->AppendPrometheus(&text);
+  CheckPrometheusText(text);
+  CHECK(text.find("distkv_replica_acked_lsn{replica=\"127.0.0.1:1\"}") != std::string::npos);
+}
+
 TEST_CASE("replica: a replica reopened on its data asks only for what it lacks") {
   TestLoop loop;
   TestPrimary p(loop);
