@@ -192,19 +192,19 @@ class Run {
       if (o_.api == Api::kKv) {
         req.method = "PUT";
         req.target = "/kv/";
-        AppendPercentEncoded(&req.target, key);
+        net::AppendPercentEncoded(&req.target, key);
         req.body = std::move(value);
       } else {
         req.method = "POST";
         req.target = "/set?key=";
-        AppendPercentEncoded(&req.target, key);
+        net::AppendPercentEncoded(&req.target, key);
         req.target += "&value=";
-        AppendPercentEncoded(&req.target, value);
+        net::AppendPercentEncoded(&req.target, value);
       }
     } else {
       if (verifier_) op.ticket = verifier_->BeginRead(op.key);
       req.target = o_.api == Api::kKv ? "/kv/" : "/get?key=";
-      AppendPercentEncoded(&req.target, key);
+      net::AppendPercentEncoded(&req.target, key);
     }
     ++w.in_flight;
     ++in_flight_;

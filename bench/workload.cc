@@ -152,19 +152,4 @@ ValueCheck CheckValue(uint32_t run, std::string_view key, std::string_view value
   return ValueCheck::kOk;
 }
 
-void AppendPercentEncoded(std::string* out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  for (unsigned char c : s) {
-    bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-                      c == '.' || c == '_' || c == '~' || c == ':' || c == '@';
-    if (unreserved) {
-      out->push_back(static_cast<char>(c));
-    } else {
-      out->push_back('%');
-      out->push_back(kHex[c >> 4]);
-      out->push_back(kHex[c & 15]);
-    }
-  }
-}
-
 }  // namespace distkv::bench

@@ -68,8 +68,4 @@ enum class ValueCheck { kOk, kMalformed, kOtherRun, kOtherKey, kCorrupt };
 ValueCheck CheckValue(uint32_t run, std::string_view key, std::string_view value, size_t size,
                       uint64_t* version);
 
-// Appends s percent-encoded for a URL path segment or query component
-// (everything but unreserved characters, ':' and '@' is escaped).
-void AppendPercentEncoded(std::string* out, std::string_view s);
-
 }  // namespace distkv::bench

@@ -175,4 +175,26 @@ bool ParseQuery(std::string_view query, std::vector<std::pair<std::string, std::
   return true;
 }
 
+void AppendPercentEncoded(std::string* out, std::string_view in) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  out->reserve(out->size() + in.size());
+  for (unsigned char c : in) {
+    const bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                            (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
+    if (unreserved) {
+      out->push_back(static_cast<char>(c));
+    } else {
+      out->push_back('%');
+      out->push_back(kHex[c >> 4]);
+      out->push_back(kHex[c & 15]);
+    }
+  }
+}
+
+std::string PercentEncode(std::string_view in) {
+  std::string out;
+  AppendPercentEncoded(&out, in);
+  return out;
+}
+
 }  // namespace distkv::net

@@ -61,6 +61,11 @@ void AppendJsonString(std::string* out, std::string_view s);
 // in a query only). Returns false on a malformed escape ("%zz", "%4").
 bool PercentDecode(std::string_view in, std::string* out, bool plus_is_space);
 
+// Percent-encodes every byte outside RFC 3986's unreserved set, so that any
+// key (binary included) survives a trip through a URL path or query.
+void AppendPercentEncoded(std::string* out, std::string_view in);
+std::string PercentEncode(std::string_view in);
+
 // Splits a raw query string into decoded (name, value) pairs, in order.
 // Returns false if any component has a malformed escape.
 bool ParseQuery(std::string_view query, std::vector<std::pair<std::string, std::string>>* params);

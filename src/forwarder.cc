@@ -52,7 +52,7 @@ void Forwarder::Forward(const net::HttpRequest& original, const KvRequest& kv,
     case KvOp::kPut: out.method = "PUT"; out.body = kv.value; break;
     case KvOp::kDelete: out.method = "DELETE"; break;
   }
-  out.target = "/kv/" + PercentEncode(kv.key);
+  out.target = "/kv/" + net::PercentEncode(kv.key);
   if (kv.ack_replica) out.target += "?ack=replica";
   for (std::string_view name : {"If-Match", "If-None-Match"}) {
     if (const std::string* v = original.header(name)) out.headers.push_back({std::string(name), *v});

@@ -44,13 +44,10 @@ struct KeyLimits {
 bool ParseRequest(net::HttpRequest& request, const KeyLimits& limits, ParsedRequest* out,
                   net::HttpResponse* error);
 
+// Keys travel percent-encoded, the same way everywhere (net/http_message.h).
+using net::PercentEncode;
+
 // "\"<lsn>\"": the ETag of a record.
 std::string MakeEtag(uint64_t lsn);
 
-}  // namespace distkv
-
-namespace distkv {
-// Percent-encodes every byte outside RFC 3986's unreserved set, so that any
-// key (binary included) survives a trip through a URL path.
-std::string PercentEncode(std::string_view in);
 }  // namespace distkv

@@ -37,23 +37,6 @@ Call MakeCall(std::string peer, std::string method, std::string target, std::str
   return call;
 }
 
-std::string PercentEncode(std::string_view bytes) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : bytes) {
-    bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                      c == '-' || c == '.' || c == '_' || c == '~';
-    if (unreserved) {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
-}
-
 // The shared state of one SendAll. Callbacks hold it by shared_ptr, so a
 // callback that fires after the test gave up (guard expired) touches live
 // memory and, seeing `abandoned`, nothing else.

@@ -53,9 +53,8 @@ struct Call {
 Call MakeCall(std::string peer, std::string method, std::string target, std::string body = "",
               std::vector<net::Header> headers = {});
 
-// Percent-encodes every byte outside RFC 3986's unreserved set, so any key
-// can go into a path segment or a query value.
-std::string PercentEncode(std::string_view bytes);
+// The tests encode keys exactly as the node's own forwarder does.
+using net::PercentEncode;
 
 class SyncHttp {
  public:

@@ -126,10 +126,10 @@ TEST_CASE("conditions and flags") {
   CHECK(Parse(rr).parsed.kv.read_replica);
 }
 
-TEST_CASE("PercentEncode round-trips any key") {
+TEST_CASE("net::PercentEncode round-trips any key") {
   std::string key("a b/c?d%\0\xff~", 12);
   std::string decoded;
-  REQUIRE(distkv::net::PercentDecode(distkv::PercentEncode(key), &decoded, false));
+  REQUIRE(distkv::net::PercentDecode(distkv::net::PercentEncode(key), &decoded, false));
   CHECK(decoded == key);
-  CHECK(distkv::PercentEncode("Az09-._~") == "Az09-._~");
+  CHECK(distkv::net::PercentEncode("Az09-._~") == "Az09-._~");
 }
