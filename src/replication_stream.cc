@@ -1,34 +1,19 @@
 // Frame encoding and decoding; the layout is described in replication_stream.h.
 #include "src/replication_stream.h"
 
+#include "storage/coding.h"
+
 namespace distkv {
 
 namespace {
-
-void PutU32(char* p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = static_cast<char>(v >> (8 * i));
-}
-void PutU64(char* p, uint64_t v) {
-  for (int i = 0; i < 8; i++) p[i] = static_cast<char>(v >> (8 * i));
-}
-uint32_t GetU32(const char* p) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; i--) v = (v << 8) | static_cast<uint8_t>(p[i]);
-  return v;
-}
-uint64_t GetU64(const char* p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; i--) v = (v << 8) | static_cast<uint8_t>(p[i]);
-  return v;
-}
 
 // Writes kind, length and prefix over the kFrameHeaderBytes + kFramePrefixBytes
 // bytes at p.
 void PutHead(char* p, FrameKind kind, size_t payload, uint64_t lsn, uint64_t time_us) {
   p[0] = static_cast<char>(kind);
-  PutU32(p + 1, static_cast<uint32_t>(payload));
-  PutU64(p + kFrameHeaderBytes, lsn);
-  PutU64(p + kFrameHeaderBytes + 8, time_us);
+  storage::EncodeFixed32(p + 1, static_cast<uint32_t>(payload));
+  storage::EncodeFixed64(p + kFrameHeaderBytes, lsn);
+  storage::EncodeFixed64(p + kFrameHeaderBytes + 8, time_us);
 }
 
 }  // namespace
@@ -78,7 +63,7 @@ FrameDecoder::Result FrameDecoder::Next(Frame* frame) {
   if (avail < kFrameHeaderBytes) return Result::kNeedMore;
   const char* p = buf_.data() + pos_;
   const uint8_t kind = static_cast<uint8_t>(p[0]);
-  const uint32_t len = GetU32(p + 1);
+  const uint32_t len = storage::DecodeFixed32(p + 1);
   // The header is judged before the length is trusted, so garbage fails at
   // once instead of waiting for gigabytes that will never come.
   if (kind == static_cast<uint8_t>(FrameKind::kHeartbeat)) {
@@ -102,8 +87,8 @@ FrameDecoder::Result FrameDecoder::Next(Frame* frame) {
   }
   if (avail < kFrameHeaderBytes + len) return Result::kNeedMore;
   frame->kind = static_cast<FrameKind>(kind);
-  frame->primary_lsn = GetU64(p + kFrameHeaderBytes);
-  frame->time_us = GetU64(p + kFrameHeaderBytes + 8);
+  frame->primary_lsn = storage::DecodeFixed64(p + kFrameHeaderBytes);
+  frame->time_us = storage::DecodeFixed64(p + kFrameHeaderBytes + 8);
   const size_t prefix_end = kFrameHeaderBytes + kFramePrefixBytes;
   frame->records = frame->kind == FrameKind::kRecords
                        ? std::string_view(p + prefix_end, kFrameHeaderBytes + len - prefix_end)

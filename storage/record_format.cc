@@ -4,28 +4,12 @@
 #include <cstdio>
 #include <cstring>
 
+#include "storage/coding.h"
 #include "storage/crc32c.h"
 
 namespace distkv::storage {
 
 namespace {
-
-void PutU32(char* p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = static_cast<char>(v >> (8 * i));
-}
-void PutU64(char* p, uint64_t v) {
-  for (int i = 0; i < 8; i++) p[i] = static_cast<char>(v >> (8 * i));
-}
-uint32_t GetU32(const char* p) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; i--) v = (v << 8) | static_cast<uint8_t>(p[i]);
-  return v;
-}
-uint64_t GetU64(const char* p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; i--) v = (v << 8) | static_cast<uint8_t>(p[i]);
-  return v;
-}
 
 constexpr size_t kSegmentIdDigits = 12;
 
@@ -35,25 +19,25 @@ void EncodeRecord(const Record& r, std::string* out) {
   const size_t start = out->size();
   out->resize(start + EncodedRecordSize(r.key.size(), r.value.size()));
   char* p = out->data() + start;
-  PutU64(p + 4, r.lsn);
+  EncodeFixed64(p + 4, r.lsn);
   p[12] = static_cast<char>(r.type);
-  PutU32(p + 13, static_cast<uint32_t>(r.key.size()));
-  PutU32(p + 17, static_cast<uint32_t>(r.value.size()));
+  EncodeFixed32(p + 13, static_cast<uint32_t>(r.key.size()));
+  EncodeFixed32(p + 17, static_cast<uint32_t>(r.value.size()));
   std::memcpy(p + kRecordHeaderBytes, r.key.data(), r.key.size());
   if (!r.value.empty()) {
     std::memcpy(p + kRecordHeaderBytes + r.key.size(), r.value.data(), r.value.size());
   }
   const size_t body = kRecordHeaderBytes - 4 + r.key.size() + r.value.size();
-  PutU32(p, crc32c::Value(p + 4, body));
+  EncodeFixed32(p, crc32c::Value(p + 4, body));
 }
 
 Status DecodeRecord(std::string_view buf, Record* out, size_t* consumed) {
   if (buf.size() < kRecordHeaderBytes) return Status::Incomplete("record header");
   const char* p = buf.data();
-  const uint64_t lsn = GetU64(p + 4);
+  const uint64_t lsn = DecodeFixed64(p + 4);
   const uint8_t type = static_cast<uint8_t>(p[12]);
-  const uint32_t klen = GetU32(p + 13);
-  const uint32_t vlen = GetU32(p + 17);
+  const uint32_t klen = DecodeFixed32(p + 13);
+  const uint32_t vlen = DecodeFixed32(p + 17);
   // Header fields are checked before the length is trusted, so a damaged
   // length reads as corruption rather than as a record still to come.
   if (lsn == 0) return Status::Corruption("record has LSN 0");
@@ -68,7 +52,7 @@ Status DecodeRecord(std::string_view buf, Record* out, size_t* consumed) {
   const uint64_t total = EncodedRecordSize(klen, vlen);
   if (buf.size() < total) return Status::Incomplete("record body");
   const uint32_t crc = crc32c::Value(p + 4, total - 4);
-  if (crc != GetU32(p)) return Status::Corruption("CRC mismatch");
+  if (crc != DecodeFixed32(p)) return Status::Corruption("CRC mismatch");
   out->lsn = lsn;
   out->type = static_cast<RecordType>(type);
   out->key = std::string_view(p + kRecordHeaderBytes, klen);
