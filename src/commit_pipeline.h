@@ -7,10 +7,26 @@
 // So a burst of N concurrent writes costs about two syncs, not N, and the
 // loop itself never waits on the disk.
 //
+// Gathering writers. With one batch in flight, writers that arrive at
+// different moments settle into groups that take turns: while group A's
+// batch syncs, group B waits; when A completes, B's batch starts at once
+// and A's writers, answered, come back with their next writes while B
+// syncs. Each writer then waits about two syncs per write. When syncs are
+// slow (milliseconds) the pipeline instead waits, after a batch
+// completes, until as many writes are staged as were waiting when it
+// completed (the writers it just answered plus those already staged) before
+// starting the next one: the groups merge, and a writer waits about one sync
+// plus the time its client takes to answer. The wait never exceeds half a
+// recent batch's duration (nor kMaxLingerMs), and batches under 2 ms are not
+// held at all; if writers do not come back in time, the batch starts with
+// what it has.
+//
 // Under "everysec" a timer asks once a second for a sync of whatever was
 // written since the last one; under "never" batches are written and the OS
 // decides when to sync. Either way a write is acknowledged after its batch
-// completes, i.e. as durable as the mode promises.
+// completes, i.e. as durable as the mode promises. The next batch is started
+// before a completed batch's writers are answered, so the disk works while
+// the loop sends the answers; answers still leave in LSN order.
 //
 // When a batch fails (disk full, I/O error) the Store undoes it and every
 // write staged after it; all their waiters get the error.
@@ -34,18 +50,22 @@ class CommitPipeline {
   // (replication uses it to push the batch to replicas).
   using DurableListener = std::function<void(uint64_t durable_lsn)>;
 
+  // The longest a batch is held back to gather writers.
+  static constexpr uint64_t kMaxLingerMs = 10;
+
   CommitPipeline(uv_loop_t* loop, storage::Store* store);
   ~CommitPipeline();
   CommitPipeline(const CommitPipeline&) = delete;
   CommitPipeline& operator=(const CommitPipeline&) = delete;
 
   // Calls done once every LSN <= lsn is durable, or with the error that
-  // undid it. Starts a batch if none is in flight.
+  // undid it. Starts a batch if none is in flight (or gathers writers first,
+  // as described above).
   void WhenDurable(uint64_t lsn, Done done);
   void SetDurableListener(DurableListener listener) { listener_ = std::move(listener); }
 
   // Stops the everysec timer and calls done once nothing is staged or in
-  // flight (the final batch included).
+  // flight (the final batch included). No batch is held back from then on.
   void Drain(std::function<void()> done);
 
   struct Counters {
@@ -53,9 +73,15 @@ class CommitPipeline {
     uint64_t batch_records = 0;
     uint64_t batch_failures = 0;
     uint64_t max_batch_records = 0;
+    uint64_t lingered = 0;         // batches held back to gather writers
+    uint64_t linger_timeouts = 0;  // of those, started because the wait ran out
+    uint64_t linger_us = 0;        // total time batches were held back
+    uint64_t batch_us = 0;         // total time from handing batches to the thread pool to their completion
   };
   const Counters& counters() const { return counters_; }
   size_t waiting() const { return waiters_.size(); }
+  // The current bound on holding a batch back; 0 while batches are fast.
+  uint64_t linger_ms() const;
 
  private:
   struct Job;
@@ -65,16 +91,27 @@ class CommitPipeline {
   };
 
   void MaybeStartBatch(bool force_sync);
+  // True while the next batch should wait for more writers (arms the timer).
+  bool Linger();
   void OnBatchDone(Job* job);
   static void OnTimer(uv_timer_t* timer);
+  static void OnLingerTimer(uv_timer_t* timer);
 
   uv_loop_t* loop_;
   storage::Store* store_;
   std::deque<Waiter> waiters_;  // in LSN order: LSNs are handed out in staging order
   DurableListener listener_;
   std::function<void()> drained_;
-  uv_timer_t* timer_ = nullptr;  // everysec only; freed in its close callback
+  uv_timer_t* timer_ = nullptr;         // everysec only; freed in its close callback
+  uv_timer_t* linger_timer_ = nullptr;  // freed in its close callback
   bool in_flight_ = false;
+  // Gathering: writers waiting when the last batch completed, the smoothed
+  // duration of a batch on the thread pool, and the state of the current wait.
+  size_t expected_writers_ = 0;
+  uint64_t batch_ns_avg_ = 0;
+  bool lingering_ = false;
+  bool linger_expired_ = false;
+  uint64_t linger_start_ns_ = 0;
   std::shared_ptr<bool> alive_;
   Counters counters_;
 };

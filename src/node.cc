@@ -370,6 +370,10 @@ net::HttpResponse Node::StatsResponse() const {
   AppendJsonField(&b, "batch_records", pc.batch_records);
   AppendJsonField(&b, "max_batch_records", pc.max_batch_records);
   AppendJsonField(&b, "failures", pc.batch_failures);
+  AppendJsonField(&b, "batch_us", pc.batch_us);
+  AppendJsonField(&b, "lingered", pc.lingered);
+  AppendJsonField(&b, "linger_timeouts", pc.linger_timeouts);
+  AppendJsonField(&b, "linger_us", pc.linger_us);
   AppendJsonField(&b, "syncs", st.syncs);
   AppendJsonField(&b, "waiting", pipeline_->waiting(), false);
   b += "},\"connections\":{";
@@ -417,6 +421,13 @@ net::HttpResponse Node::MetricsResponse() const {
                    pc.batch_records);
   AppendPromMetric(&b, "distkv_fsync_batch_failures_total", "counter", "Batches that failed.",
                    pc.batch_failures);
+  AppendPromMetric(&b, "distkv_fsync_batch_microseconds_total", "counter",
+                   "Time batches took from leaving the loop to completing (write + sync).",
+                   pc.batch_us);
+  AppendPromMetric(&b, "distkv_fsync_lingered_total", "counter",
+                   "Batches held back to gather the writers a slow batch answered.", pc.lingered);
+  AppendPromMetric(&b, "distkv_fsync_linger_microseconds_total", "counter",
+                   "Time batches were held back to gather writers.", pc.linger_us);
   AppendPromMetric(&b, "distkv_fsyncs_total", "counter", "fdatasync calls.", st.syncs);
   AppendPromMetric(&b, "distkv_connections", "gauge", "Open client connections.",
                    server_->counters().connections_current);
