@@ -268,8 +268,11 @@ void Node::HandleLocalGet(const KvRequest& kv, net::Responder responder, uint64_
   } else if (!s.ok()) {
     r = StorageError(s);
   } else {
-    r.SetHeader("ETag", MakeEtag(lsn));
-    r.SetHeader("Content-Type", "application/octet-stream");
+    // The hottest path: a fresh response has no headers, so append them
+    // without SetHeader's search, into room made once.
+    r.headers.reserve(2);
+    r.headers.push_back(net::Header{"ETag", MakeEtag(lsn)});
+    r.headers.push_back(net::Header{"Content-Type", "application/octet-stream"});
   }
   Finish(responder, Route::kKvGet, start_ns, std::move(r));
 }
@@ -322,7 +325,7 @@ void Node::HandleLocalWrite(KvRequest& kv, net::Responder responder, uint64_t st
     }
     net::HttpResponse r;
     r.status = ok_status;
-    if (ok_status != 204) r.SetHeader("ETag", MakeEtag(lsn));
+    if (ok_status != 204) r.headers.push_back(net::Header{"ETag", MakeEtag(lsn)});  // fresh: no search
     if (needed == 0) {
       Finish(responder, route, start_ns, std::move(r));
       return;
