@@ -1,5 +1,7 @@
 #include "net/client_request.h"
 
+#include <charconv>
+
 namespace distkv::net {
 
 namespace {
@@ -12,6 +14,11 @@ bool MethodExpectsBody(std::string_view method) {
 
 void AppendRequestHead(std::string* out, const OutboundRequest& request,
                        std::string_view host_header) {
+  // Room for the whole head at once: growing it line by line costs several
+  // reallocations per request on the forwarding path.
+  size_t size = request.method.size() + request.target.size() + host_header.size() + 64;
+  for (const Header& h : request.headers) size += h.name.size() + h.value.size() + 4;
+  out->reserve(out->size() + size);
   out->append(request.method);
   out->push_back(' ');
   out->append(request.target.empty() ? std::string_view("/") : std::string_view(request.target));
@@ -35,7 +42,9 @@ void AppendRequestHead(std::string* out, const OutboundRequest& request,
   }
   if (!request.body.empty() || MethodExpectsBody(request.method)) {
     out->append("Content-Length: ");
-    out->append(std::to_string(request.body.size()));
+    char digits[24];
+    const auto result = std::to_chars(digits, digits + sizeof digits, request.body.size());
+    out->append(digits, result.ptr);
     out->append("\r\n");
   }
   out->append("\r\n");
