@@ -1,11 +1,33 @@
 #include "src/forwarder.h"
 
+#include <memory>
+
 namespace distkv {
 
 namespace {
 // Headers of the owner's answer that the client must see.
 constexpr std::string_view kPassedBack[] = {"ETag", "Content-Type", "X-Distkv-Shard", "Location",
                                             "Allow"};
+
+bool IsPassedBack(std::string_view name) {
+  for (std::string_view p : kPassedBack) {
+    if (name.size() == p.size() && net::EqualsIgnoreCase(name, p)) return true;
+  }
+  return false;
+}
+
+// The client's answer: the owner's status, body and passed-back headers,
+// moved out of the owner's response (one pass over its headers).
+net::HttpResponse PassBack(net::HttpResponse& owner) {
+  net::HttpResponse resp;
+  resp.status = owner.status;
+  resp.headers.reserve(owner.headers.size());
+  for (net::Header& h : owner.headers) {
+    if (IsPassedBack(h.name)) resp.headers.push_back(std::move(h));
+  }
+  resp.body = std::move(owner.body);
+  return resp;
+}
 }  // namespace
 
 net::HttpResponse UnreachableResponse(const net::ClientResult& result, const std::string& shard,
@@ -44,15 +66,17 @@ net::HttpResponse Forwarder::Redirect(const net::HttpRequest& original, const Sh
   return resp;
 }
 
-void Forwarder::Forward(const net::HttpRequest& original, const KvRequest& kv,
-                        const ShardConfig& owner, Reply reply) {
+void Forwarder::Forward(const net::HttpRequest& original, KvRequest& kv, const ShardConfig& owner,
+                        Reply reply) {
   net::OutboundRequest out;
   switch (kv.op) {
     case KvOp::kGet: out.method = "GET"; break;
-    case KvOp::kPut: out.method = "PUT"; out.body = kv.value; break;
+    case KvOp::kPut: out.method = "PUT"; out.body = std::move(kv.value); break;
     case KvOp::kDelete: out.method = "DELETE"; break;
   }
-  out.target = "/kv/" + net::PercentEncode(kv.key);
+  out.target.reserve(4 + kv.key.size() * 3 + 12);
+  out.target = "/kv/";
+  net::AppendPercentEncoded(&out.target, kv.key);
   if (kv.ack_replica) out.target += "?ack=replica";
   for (std::string_view name : {"If-Match", "If-None-Match"}) {
     if (const std::string* v = original.header(name)) out.headers.push_back({std::string(name), *v});
@@ -72,28 +96,27 @@ void Forwarder::Forward(const net::HttpRequest& original, const KvRequest& kv,
 
 void Forwarder::Send(const std::string& peer, const ShardConfig& owner,
                      net::OutboundRequest request, Reply reply, bool fallback_to_primary) {
-  // A copy is kept only when a second attempt may need it.
-  net::OutboundRequest retry = fallback_to_primary ? request : net::OutboundRequest{};
+  // A copy is kept only when a second attempt may need it. The callback
+  // holds pointers to peer and owner: both live in the shard map, which
+  // outlives every request. A small capture: carrying an empty
+  // OutboundRequest along cost every forward a large allocation and copy.
+  // (std::function needs a copyable callback, hence shared_ptr.)
+  std::shared_ptr<net::OutboundRequest> retry;
+  if (fallback_to_primary) retry = std::make_shared<net::OutboundRequest>(request);
   client_->Request(
       peer, std::move(request),
-      [this, peer, owner = &owner, reply = std::move(reply), retry = std::move(retry),
-       fallback_to_primary](net::ClientResult& result) mutable {
+      [this, peer = &peer, owner = &owner, reply = std::move(reply),
+       retry = std::move(retry)](net::ClientResult& result) mutable {
         if (result.error != net::ClientError::kNone) {
-          if (fallback_to_primary) {  // a replica is down: the primary can answer the read
-            Send(owner->address, *owner, std::move(retry), std::move(reply), false);
+          if (retry) {  // a replica is down: the primary can answer the read
+            Send(owner->address, *owner, std::move(*retry), std::move(reply), false);
             return;
           }
           counters_.failed++;
-          reply(UnreachableResponse(result, owner->name, peer));
+          reply(UnreachableResponse(result, owner->name, *peer));
           return;
         }
-        net::HttpResponse resp;
-        resp.status = result.response.status;
-        for (std::string_view name : kPassedBack) {
-          if (const std::string* v = result.response.header(name)) resp.SetHeader(name, *v);
-        }
-        resp.body = std::move(result.response.body);
-        reply(std::move(resp));
+        reply(PassBack(result.response));
       });
 }
 

@@ -29,8 +29,10 @@ class Forwarder {
 
   Forwarder(const ClusterConfig& config, net::HttpClient* client, std::string self_name);
 
-  // original: the request as received (method, target); kv: what it asks.
-  void Forward(const net::HttpRequest& original, const KvRequest& kv, const ShardConfig& owner,
+  // original: the request as received (method, target); kv: what it asks
+  // (its value is moved into the forwarded request). owner must outlive the
+  // request: it is an entry of the node's shard map.
+  void Forward(const net::HttpRequest& original, KvRequest& kv, const ShardConfig& owner,
                Reply reply);
   // The 307 answer of redirect mode.
   static net::HttpResponse Redirect(const net::HttpRequest& original, const ShardConfig& owner);
