@@ -123,6 +123,36 @@ TEST_CASE("bench: distkv-bench --verify through the seed API and one forwarding 
   CheckOwnersHoldWhatIsThere(cluster, cluster.address(2), 500);
 }
 
+TEST_CASE("bench: distkv-bench --verify reports mismatches when values are changed behind its back") {
+  TestCluster cluster(BenchSpec("never"));
+  cluster.Start();
+  const std::string report = cluster.dir().Sub("bench.json");
+  const size_t kKeys = 20;
+  Process bench("distkv-bench", BenchBinary(),
+                {"--targets", cluster.address(0), "--connections", "2", "--duration", "3", "--ratio", "80:20",
+                 "--keys", std::to_string(kKeys), "--value-bytes", "64", "--verify", "--no-progress", "--seed", "5",
+                 "--json", report},
+                cluster.dir().Sub("bench.log"));
+  bench.Start();
+  // While the bench runs, overwrite every key of its key space with a value
+  // it never wrote. Its reads must notice.
+  SyncHttp http;
+  size_t tampered = 0;
+  while (bench.running()) {
+    std::vector<Call> calls;
+    for (size_t i = 0; i < kKeys; ++i) {
+      calls.push_back(MakeCall(cluster.address(0), "PUT", "/kv/" + PercentEncode("key:" + std::to_string(i)),
+                               "not a value the bench wrote"));
+    }
+    for (const Reply& r : http.SendAll(std::move(calls), 4)) tampered += r.status / 100 == 2;
+  }
+  CHECK(tampered > 0);
+  const int code = bench.WaitForExit(10'000);
+  CHECK_MESSAGE(code == 1, "distkv-bench must fail verification; exit code " << code << "\n" << bench.LogTail());
+  Json r = BenchReport(report);
+  CHECK(Field(r, {"verify", "mismatches"}) > 0);
+}
+
 TEST_CASE("bench: distkv-bench --verify across a primary's SIGKILL and restart (fsync=always) finds no mismatch") {
   TestCluster cluster(BenchSpec("always"));
   cluster.Start();
