@@ -160,6 +160,29 @@ run_wrk() {
     "$* wrk -t1 -c$CONNS -d${SECONDS_EACH}s --latency -s $LUA $url"
 }
 
+# The disk's latency for what fsync=always does: appends of 4 KiB, each
+# synced (O_DSYNC) before the next, into a file next to the data directories.
+# It varies with whatever else uses the disk; printed at the start and the end.
+sync_latency() {
+  local secs n=200
+  secs=$(LC_ALL=C dd if=/dev/zero of="$TMP/sync-probe" bs=4k count=$n oflag=dsync 2>&1 |
+    awk '/copied/ { for (i = 1; i <= NF; i++) if ($i == "s," || $i == "s") print $(i - 1) }')
+  rm -f "$TMP/sync-probe"
+  awk -v s="$secs" -v n=$n 'BEGIN { if (s != "") printf "%.2f ms", s * 1000 / n; else print "?" }'
+}
+
+# commit_stats ADDRESS: the node's group-commit figures since it started.
+commit_stats() {
+  local s b r us l
+  s=$(curl -fsS --max-time 5 "http://$1/stats" 2>/dev/null) || return 0
+  [[ $s =~ \"batches\":([0-9]+) ]] && b=${BASH_REMATCH[1]} || return 0
+  [[ $s =~ \"batch_records\":([0-9]+) ]] && r=${BASH_REMATCH[1]}
+  [[ $s =~ \"batch_us\":([0-9]+) ]] && us=${BASH_REMATCH[1]} || us=0
+  [[ $s =~ \"lingered\":([0-9]+) ]] && l=${BASH_REMATCH[1]} || l=0
+  [ "$b" -gt 0 ] || return 0
+  echo "  (group commit so far: $b batches, $(ratio "$r" "$b") records a batch, $(ratio "$us" "$b") us a batch, $l held to gather writers)"
+}
+
 rate_of() {  # label -> req/s
   local r
   for r in "${RESULTS[@]}"; do [ "${r%%|*}" = "$1" ] && { cut -d'|' -f2 <<<"$r"; return; }; done
@@ -171,6 +194,8 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "distkv benchmarks: wrk -t1 -c$CONNS, ${SECONDS_EACH}s per run, 100-byte values, $KEYS keys read"
 echo "machine: $(nproc) cores, $(. /etc/os-release && echo "$PRETTY_NAME"), load average at the start: $LOAD_START"
 echo "distkv: $BIN; data under $TMP"
+SYNC_START=$(sync_latency)
+echo "disk: 4 KiB append + sync (dd oflag=dsync): $SYNC_START a write"
 
 # --- 1. nginx fixed 200 ----------------------------------------------------------
 take_port
@@ -210,6 +235,7 @@ for mode in never everysec always; do
   load_keys "$addr" "$TMP/keys.txt"
   run_wrk "GET existing keys, fsync=$mode" "http://$addr" BENCH_OP=get BENCH_KEY_FILE="$TMP/keys.txt"
   run_wrk "PUT new keys, fsync=$mode" "http://$addr" BENCH_OP=put
+  commit_stats "$addr"
   stop_pid "$NODE_PID"
 done
 
@@ -230,6 +256,7 @@ run_wrk "GET direct to the owner" "http://$B" BENCH_OP=get BENCH_KEY_FILE="$TMP/
 run_wrk "GET through the other node (forwarded)" "http://$A" BENCH_OP=get BENCH_KEY_FILE="$TMP/s1-keys.txt"
 run_wrk "PUT direct to the owner" "http://$B" BENCH_OP=put BENCH_KEY_FILE="$TMP/s1-keys.txt"
 run_wrk "PUT through the other node (forwarded)" "http://$A" BENCH_OP=put BENCH_KEY_FILE="$TMP/s1-keys.txt"
+commit_stats "$B"
 [ "$(stats_keys "$A")" = 0 ] || die "shard s0 holds keys: the forwarded requests were not all forwarded"
 stop_pid "$PID_A"; stop_pid "$PID_B"
 
@@ -271,11 +298,13 @@ redis_run "appendfsync always" --appendonly yes --appendfsync always
 echo "nginx again:"
 run_wrk "nginx fixed 200, again at the end" "$NGINX_URL" BENCH_OP=get
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+SYNC_END=$(sync_latency)
 
 # --- summary ------------------------------------------------------------------------------
 nginx=$(( ($(rate_of "nginx fixed 200") + $(rate_of "nginx fixed 200, again at the end")) / 2 ))
 echo
 echo "load average at the start: $LOAD_START; at the end: $LOAD_END"
+echo "disk, 4 KiB append + sync: $SYNC_START a write at the start, $SYNC_END at the end"
 echo "nginx reference (mean of the first and last run): $nginx req/s"
 echo
 echo "| run | req/s | p99 | vs nginx | command |"
