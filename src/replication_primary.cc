@@ -3,7 +3,6 @@
 #include "src/replication_primary.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cinttypes>
 #include <utility>
 
@@ -14,12 +13,6 @@
 namespace distkv {
 
 namespace {
-
-uint64_t WallClockUs() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
-}
 
 bool ParseU64(std::string_view text, uint64_t* out) {
   if (text.empty() || text.size() > 20) return false;
@@ -216,7 +209,7 @@ void ReplicationPrimary::HandleReplicate(const net::HttpRequest& request, net::R
   // A heartbeat first, so the replica knows where the primary is before the
   // first records arrive.
   std::string hb;
-  AppendHeartbeatFrame(&hb, durable, WallClockUs());
+  AppendHeartbeatFrame(&hb, durable, StreamClockUs());
   session->responder.WriteChunk(hb);
   counters_.heartbeats_sent++;
   Pump(session);
@@ -259,7 +252,7 @@ net::HttpResponse ReplicationPrimary::HandleAck(const net::HttpRequest& request)
 
 void ReplicationPrimary::OnDurable(uint64_t durable_lsn) {
   if (stopped_) return;
-  batch_times_.emplace_back(durable_lsn, WallClockUs());
+  batch_times_.emplace_back(durable_lsn, StreamClockUs());
   TrimBatchTimes();
   std::vector<std::shared_ptr<Session>> live;
   for (auto& [address, replica] : replicas_) {
@@ -398,7 +391,7 @@ void ReplicationPrimary::OnHeartbeatTimer(uv_timer_t* handle) {
 
 void ReplicationPrimary::SendHeartbeats() {
   const uint64_t durable = store_->durable_lsn();
-  const uint64_t now_us = WallClockUs();
+  const uint64_t now_us = StreamClockUs();
   std::string hb;
   AppendHeartbeatFrame(&hb, durable, now_us);
   std::vector<std::shared_ptr<Session>> sessions;
@@ -528,7 +521,7 @@ uint64_t ReplicationPrimary::acked_lsn(const std::string& address) const {
 
 void ReplicationPrimary::AppendJson(std::string* out) const {
   const uint64_t durable = store_->durable_lsn();
-  const uint64_t now_us = WallClockUs();
+  const uint64_t now_us = StreamClockUs();
   const uint64_t now_ns = uv_hrtime();
   std::string& b = *out;
   b += "{";
@@ -595,7 +588,7 @@ void ReplicationPrimary::AppendPrometheus(std::string* out) const {
                    counters_.ack_timeouts);
   if (replicas_.empty()) return;
   const uint64_t durable = store_->durable_lsn();
-  const uint64_t now_us = WallClockUs();
+  const uint64_t now_us = StreamClockUs();
   struct PerReplica {
     const char* name;
     const char* help;

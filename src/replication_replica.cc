@@ -3,7 +3,6 @@
 #include "src/replication_replica.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cinttypes>
 #include <cstdio>
 
@@ -14,12 +13,6 @@
 namespace distkv {
 
 namespace {
-
-uint64_t WallClockUs() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
-}
 
 // A Prometheus histogram (seconds) from a LatencyHistogram's fixed buckets.
 void AppendHistogram(std::string* out, const char* name, const char* help,
@@ -204,7 +197,7 @@ bool ReplicationReplica::HandleRecords(const Frame& frame) {
   }
   NotePrimaryLsn(std::max(frame.primary_lsn, last));
   if (last != 0 && frame.time_us != 0) {
-    const uint64_t now = WallClockUs();
+    const uint64_t now = StreamClockUs();
     visible_lag_.Observe(now > frame.time_us ? now - frame.time_us : 0);
   }
   if (last != 0) {
@@ -242,7 +235,7 @@ void ReplicationReplica::OnCommitted(const storage::Status& status, uint64_t sta
     return;
   }
   if (stamp_us != 0) {
-    const uint64_t now = WallClockUs();
+    const uint64_t now = StreamClockUs();
     apply_lag_.Observe(now > stamp_us ? now - stamp_us : 0);
   }
   const uint64_t durable = store_->durable_lsn();

@@ -1,6 +1,8 @@
 // Frame encoding and decoding; the layout is described in replication_stream.h.
 #include "src/replication_stream.h"
 
+#include <chrono>
+
 #include "storage/coding.h"
 
 namespace distkv {
@@ -46,6 +48,12 @@ void AppendHeartbeatFrame(std::string* out, uint64_t primary_lsn, uint64_t now_u
   const size_t start = out->size();
   out->resize(start + kFrameHeaderBytes + kFramePrefixBytes);
   PutHead(out->data() + start, FrameKind::kHeartbeat, kFramePrefixBytes, primary_lsn, now_us);
+}
+
+uint64_t StreamClockUs() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
 }
 
 void FrameDecoder::Feed(std::string_view bytes) {

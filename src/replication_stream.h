@@ -82,6 +82,9 @@ void AppendRecordsFrame(std::string* out, uint64_t primary_lsn, uint64_t stamp_u
                         std::string_view records);
 void AppendHeartbeatFrame(std::string* out, uint64_t primary_lsn, uint64_t now_us);
 
+// The clock of stamps and heartbeats: wall-clock µs since the epoch.
+uint64_t StreamClockUs();
+
 // Incremental decoder for the stream's body.
 class FrameDecoder {
  public:
