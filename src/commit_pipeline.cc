@@ -54,12 +54,12 @@ void CommitPipeline::OnLingerTimer(uv_timer_t* timer) {
 }
 
 uint64_t CommitPipeline::linger_ms() const {
-  // Half a batch, in whole milliseconds (libuv's timer resolution), so
-  // batches under 2 ms are never held: merging writers gains little when a
-  // batch is not much longer than the time clients take to send their next
-  // writes (about a millisecond for 50 clients here), and the wait would cost
-  // more than it saves.
-  return std::min<uint64_t>(batch_ns_avg_ / 2'000'000, kMaxLingerMs);
+  // One recent batch, in whole milliseconds (libuv's timer resolution), so
+  // batches under 1 ms are never held. Merging pays when writers come back
+  // faster than a batch takes (then each waits one batch plus its turnaround
+  // instead of two batches); a wait longer than a batch cannot beat taking
+  // turns.
+  return std::min<uint64_t>(batch_ns_avg_ / 1'000'000, kMaxLingerMs);
 }
 
 void CommitPipeline::WhenDurable(uint64_t lsn, Done done) {

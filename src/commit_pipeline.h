@@ -16,8 +16,8 @@
 // completes, until as many writes are staged as were waiting when it
 // completed (the writers it just answered plus those already staged) before
 // starting the next one: the groups merge, and a writer waits about one sync
-// plus the time its client takes to answer. The wait never exceeds half a
-// recent batch's duration (nor kMaxLingerMs), and batches under 2 ms are not
+// plus the time its client takes to answer. The wait never exceeds one
+// recent batch's duration (nor kMaxLingerMs), and batches under 1 ms are not
 // held at all; if writers do not come back in time, the batch starts with
 // what it has.
 //
