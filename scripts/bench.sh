@@ -8,9 +8,11 @@
 #   2. one distkv node per fsync mode: GET of existing 100-byte values (the
 #      key set is loaded first and checked: the node must hold every key),
 #      then PUT of new keys
-#   3. two shards: GET and PUT sent straight to the owner vs. through the
+#   3. redis-benchmark against redis-server, appendfsync always (right after
+#      distkv's fsync=always writes, as the disk's latency drifts) and no
+#      persistence
+#   4. two shards: GET and PUT sent straight to the owner vs. through the
 #      other node (forwarded)
-#   4. redis-benchmark against redis-server, no persistence and appendfsync always
 #
 # Then a table of every figure and the ratios the design's targets speak of.
 # A run whose answers are not all 2xx, or with socket errors, is flagged and
@@ -234,33 +236,13 @@ for mode in never everysec always; do
   echo "distkv, one node, fsync=$mode, $addr:"
   load_keys "$addr" "$TMP/keys.txt"
   run_wrk "GET existing keys, fsync=$mode" "http://$addr" BENCH_OP=get BENCH_KEY_FILE="$TMP/keys.txt"
+  [ "$mode" = always ] && echo "  (disk now: $(sync_latency) a synced append)"
   run_wrk "PUT new keys, fsync=$mode" "http://$addr" BENCH_OP=put
   commit_stats "$addr"
   stop_pid "$NODE_PID"
 done
 
-# --- 3. direct vs forwarded -------------------------------------------------------------
-take_port; A="127.0.0.1:$PORT"
-take_port; B="127.0.0.1:$PORT"
-node_config "$TMP/two.toml" always "$A" "$B"
-start_node "$TMP/two.toml" s0 "$TMP/two-a" "$A"; PID_A=$NODE_PID
-start_node "$TMP/two.toml" s1 "$TMP/two-b" "$B"; PID_B=$NODE_PID
-# The first KEYS keys that shard s1 owns (awk reads all of locate's output:
-# no early exit, no SIGPIPE).
-seq 0 $((KEYS * 4 - 1)) | sed 's/^/key:/' | "$BIN" locate --config "$TMP/two.toml" |
-  awk -v n="$KEYS" '$3 == "s1" && c < n { print $1; c++ }' >"$TMP/s1-keys.txt"
-[ "$(wc -l <"$TMP/s1-keys.txt")" -eq "$KEYS" ] || die "fewer than $KEYS keys of shard s1 found"
-echo "two shards (fsync=always), s0 at $A, s1 at $B; keys owned by s1:"
-load_keys "$B" "$TMP/s1-keys.txt"
-run_wrk "GET direct to the owner" "http://$B" BENCH_OP=get BENCH_KEY_FILE="$TMP/s1-keys.txt"
-run_wrk "GET through the other node (forwarded)" "http://$A" BENCH_OP=get BENCH_KEY_FILE="$TMP/s1-keys.txt"
-run_wrk "PUT direct to the owner" "http://$B" BENCH_OP=put BENCH_KEY_FILE="$TMP/s1-keys.txt"
-run_wrk "PUT through the other node (forwarded)" "http://$A" BENCH_OP=put BENCH_KEY_FILE="$TMP/s1-keys.txt"
-commit_stats "$B"
-[ "$(stats_keys "$A")" = 0 ] || die "shard s0 holds keys: the forwarded requests were not all forwarded"
-stop_pid "$PID_A"; stop_pid "$PID_B"
-
-# --- 4. redis ------------------------------------------------------------------------------
+# --- 3. redis ---------------------------------------------------------------------------------
 redis_run() {  # label, server args...
   local label=$1 pid out cmd; shift
   take_port
@@ -290,9 +272,32 @@ redis_run() {  # label, server args...
   done
   stop_pid "$pid"
 }
-echo "redis-server:"
-redis_run "no persistence" --appendonly no
+# appendfsync always first, right after distkv's fsync=always writes: the
+# disk's sync latency drifts, and these two are compared.
+echo "redis-server (disk now: $(sync_latency) a synced append):"
 redis_run "appendfsync always" --appendonly yes --appendfsync always
+redis_run "no persistence" --appendonly no
+
+# --- 4. direct vs forwarded -------------------------------------------------------------
+take_port; A="127.0.0.1:$PORT"
+take_port; B="127.0.0.1:$PORT"
+node_config "$TMP/two.toml" always "$A" "$B"
+start_node "$TMP/two.toml" s0 "$TMP/two-a" "$A"; PID_A=$NODE_PID
+start_node "$TMP/two.toml" s1 "$TMP/two-b" "$B"; PID_B=$NODE_PID
+# The first KEYS keys that shard s1 owns (awk reads all of locate's output:
+# no early exit, no SIGPIPE).
+seq 0 $((KEYS * 4 - 1)) | sed 's/^/key:/' | "$BIN" locate --config "$TMP/two.toml" |
+  awk -v n="$KEYS" '$3 == "s1" && c < n { print $1; c++ }' >"$TMP/s1-keys.txt"
+[ "$(wc -l <"$TMP/s1-keys.txt")" -eq "$KEYS" ] || die "fewer than $KEYS keys of shard s1 found"
+echo "two shards (fsync=always), s0 at $A, s1 at $B; keys owned by s1:"
+load_keys "$B" "$TMP/s1-keys.txt"
+run_wrk "GET direct to the owner" "http://$B" BENCH_OP=get BENCH_KEY_FILE="$TMP/s1-keys.txt"
+run_wrk "GET through the other node (forwarded)" "http://$A" BENCH_OP=get BENCH_KEY_FILE="$TMP/s1-keys.txt"
+run_wrk "PUT direct to the owner" "http://$B" BENCH_OP=put BENCH_KEY_FILE="$TMP/s1-keys.txt"
+run_wrk "PUT through the other node (forwarded)" "http://$A" BENCH_OP=put BENCH_KEY_FILE="$TMP/s1-keys.txt"
+commit_stats "$B"
+[ "$(stats_keys "$A")" = 0 ] || die "shard s0 holds keys: the forwarded requests were not all forwarded"
+stop_pid "$PID_A"; stop_pid "$PID_B"
 
 # --- 1 again: how much did the machine drift? -----------------------------------------
 echo "nginx again:"
