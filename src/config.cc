@@ -166,6 +166,15 @@ void Validate(const std::string& source, const toml::value& root, ClusterConfig*
       }
     }
   }
+  // Every write would wait for acknowledgements that cannot come.
+  for (size_t i = 0; i < config->shards.size(); ++i) {
+    const ShardConfig& s = config->shards[i];
+    if (static_cast<size_t>(config->min_acks) > s.replicas.size()) {
+      Fail(source, root.at("replication").at("min_acks"), "replication.min_acks",
+           std::to_string(config->min_acks) + " but shard \"" + s.name + "\" lists " +
+               std::to_string(s.replicas.size()) + " replica(s)");
+    }
+  }
   for (size_t i = 0; i < config->shards.size(); ++i) {
     if (!idxs.count(static_cast<int>(i))) {
       Fail(source, shards_value, "shards",

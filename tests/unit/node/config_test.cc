@@ -156,6 +156,10 @@ TEST_CASE("mistakes are refused with file, line and field") {
     std::string e = ErrorOf(std::string("[cluster]\nrouting = \"gossip\"\n") + kSeed);
     CHECK(e.find("cluster.routing") != std::string::npos);
   }
+  SUBCASE("more acknowledgements than replicas") {
+    std::string e = ErrorOf(std::string("[replication]\nmin_acks = 2\n") + kSeed);
+    CHECK(e.find("test.toml:2: replication.min_acks") == 0);
+  }
   SUBCASE("no shards") {
     std::string e = ErrorOf("[cluster]\nrouting = \"proxy\"\n");
     CHECK(e.find("at least one [[shards]]") != std::string::npos);
