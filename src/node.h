@@ -63,10 +63,13 @@ class Node {
   void HandleReplication(Endpoint endpoint, net::HttpRequest& request, net::Responder responder,
                          uint64_t start_ns);
   void HandleCluster(net::Responder responder, uint64_t start_ns);
+  // Status pages, in node_status.cc.
   net::HttpResponse StatsResponse() const;
   net::HttpResponse MetricsResponse() const;
   net::HttpResponse DigestResponse();
   net::HttpResponse StorageError(const storage::Status& status) const;
+
+  const char* role_name() const { return options_.replica ? "replica" : "primary"; }
 
   uv_loop_t* loop_;
   NodeOptions options_;
