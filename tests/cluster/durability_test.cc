@@ -41,6 +41,37 @@ std::vector<Reply> ReadAll(SyncHttp& http, const std::string& address, const std
   return http.SendAll(std::move(calls), 16);
 }
 
+// Streams `count` PUTs (32 in flight) of keys named by prefix and sends
+// `signal` to the node once `signal_after` of them are acknowledged. Returns
+// which writes were acknowledged.
+struct WriteStream {
+  std::vector<std::string> keys;
+  std::vector<bool> acked;
+  size_t acked_count = 0;
+  bool signalled = false;
+};
+
+WriteStream WriteThenSignal(Node& node, const std::string& addr, const char* prefix, size_t count,
+                            size_t signal_after, int signal) {
+  WriteStream w;
+  std::vector<Call> calls;
+  for (size_t i = 0; i < count; ++i) {
+    w.keys.push_back(Key(prefix, i));
+    calls.push_back(MakeCall(addr, "PUT", "/kv/" + w.keys.back(), ValueFor(w.keys.back())));
+  }
+  w.acked.assign(count, false);
+  SyncHttp http;
+  http.SendAll(std::move(calls), 32, [&](size_t index, const Reply& reply) {
+    if (!Is2xx(reply.status)) return;
+    w.acked[index] = true;
+    if (++w.acked_count == signal_after && !w.signalled) {
+      ::kill(node.pid(), signal);  // while ~32 writes are still in flight
+      w.signalled = true;
+    }
+  });
+  return w;
+}
+
 TEST_CASE("durability: fsync=always, every acknowledged write survives SIGKILL mid-stream") {
   ClusterSpec spec = LocalCluster(1);
   spec.fsync = "always";
@@ -50,28 +81,11 @@ TEST_CASE("durability: fsync=always, every acknowledged write survives SIGKILL m
   const std::string addr = cluster.address(0);
 
   constexpr size_t kWrites = 3000;
-  constexpr size_t kKillAfter = 1000;  // acknowledgements before the SIGKILL
-  std::vector<std::string> keys;
-  std::vector<Call> calls;
-  for (size_t i = 0; i < kWrites; ++i) {
-    keys.push_back(Key("crash", i));
-    calls.push_back(MakeCall(addr, "PUT", "/kv/" + keys.back(), ValueFor(keys.back())));
-  }
-  std::vector<bool> acked(kWrites, false);
-  size_t acked_count = 0;
-  bool killed = false;
-  {
-    SyncHttp http;
-    http.SendAll(std::move(calls), 32, [&](size_t index, const Reply& reply) {
-      if (!Is2xx(reply.status)) return;
-      acked[index] = true;
-      if (++acked_count == kKillAfter && !killed) {
-        ::kill(node.pid(), SIGKILL);  // while ~32 writes are still in flight
-        killed = true;
-      }
-    });
-  }
-  REQUIRE(killed);
+  WriteStream w = WriteThenSignal(node, addr, "crash", kWrites, 1000, SIGKILL);
+  const std::vector<std::string>& keys = w.keys;
+  const std::vector<bool>& acked = w.acked;
+  const size_t acked_count = w.acked_count;
+  REQUIRE(w.signalled);
   node.Kill();  // reap
   // The premise: the kill cut the stream, so some writes were never answered.
   CHECK(acked_count < kWrites);
@@ -217,27 +231,11 @@ TEST_CASE("durability: SIGTERM during a write stream exits 0 and keeps every ack
   const std::string addr = cluster.address(0);
 
   constexpr size_t kWrites = 3000;
-  std::vector<std::string> keys;
-  std::vector<Call> calls;
-  for (size_t i = 0; i < kWrites; ++i) {
-    keys.push_back(Key("sigterm", i));
-    calls.push_back(MakeCall(addr, "PUT", "/kv/" + keys.back(), ValueFor(keys.back())));
-  }
-  std::vector<bool> acked(kWrites, false);
-  size_t acked_count = 0;
-  bool terminated = false;
-  {
-    SyncHttp http;
-    http.SendAll(std::move(calls), 32, [&](size_t index, const Reply& reply) {
-      if (!Is2xx(reply.status)) return;
-      acked[index] = true;
-      if (++acked_count == 1000 && !terminated) {
-        ::kill(node.pid(), SIGTERM);
-        terminated = true;
-      }
-    });
-  }
-  REQUIRE(terminated);
+  WriteStream w = WriteThenSignal(node, addr, "sigterm", kWrites, 1000, SIGTERM);
+  const std::vector<std::string>& keys = w.keys;
+  const std::vector<bool>& acked = w.acked;
+  const size_t acked_count = w.acked_count;
+  REQUIRE(w.signalled);
   CHECK(node.WaitForExit(10'000) == 0);
   MESSAGE(acked_count << " of " << kWrites << " writes acknowledged around the SIGTERM");
 
