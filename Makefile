@@ -27,22 +27,38 @@ LDLIBS   := -luv -lxxhash
 
 STORAGE_SRCS := $(sort $(wildcard storage/*.cc))
 NET_SRCS     := $(sort $(wildcard net/*.cc))
-SRC_SRCS     := $(filter-out src/main.cc,$(sort $(wildcard src/*.cc)))
+# src/ is built as one library per folder; a folder may use only the ones
+# below it (main -> node -> replication -> cluster, shard -> api, obs).
+SRC_LAYERS   := node replication cluster shard api obs
+layer_srcs    = $(sort $(wildcard src/$(1)/*.cc))
 BENCH_SRCS   := $(filter-out bench/storage_bench.cc bench/main.cc,$(sort $(wildcard bench/*.cc)))
 CLUSTER_SRCS := $(sort $(wildcard tests/cluster/*.cc))
 # Unit tests: one binary per layer, linked only against that layer and the
 # ones below it, so a test cannot lean on code its layer must not use.
 TEST_MAIN    := $(BUILD)/tests/unit/doctest_main.o
 unit_srcs     = $(sort $(wildcard tests/unit/$(1)/*.cc))
-UNIT_BINS    := $(BUILD)/storage-tests $(BUILD)/net-tests $(BUILD)/node-tests $(BUILD)/bench-tests
+UNIT_LAYERS  := storage net obs api shard cluster replication node bench
+UNIT_BINS    := $(foreach l,$(UNIT_LAYERS),$(if $(call unit_srcs,$(l)),$(BUILD)/$(l)-tests))
 LLHTTP_OBJS  := $(BUILD)/llhttp/llhttp.o $(BUILD)/llhttp/api.o $(BUILD)/llhttp/http.o
 
 obj = $(patsubst %.cc,$(BUILD)/%.o,$(1))
 
 STORAGE_LIB := $(BUILD)/libstorage.a
 NET_LIB     := $(BUILD)/libnet.a
-NODE_LIB    := $(BUILD)/libnode.a
 BENCH_LIB   := $(BUILD)/libbench.a
+lib         = $(BUILD)/lib$(1).a
+
+# What each layer links against: itself and the layers below it, in link order.
+LINK_storage     := storage
+LINK_net         := net
+LINK_obs         := obs
+LINK_api         := api obs net
+LINK_shard       := shard obs storage
+LINK_cluster     := cluster api obs net storage
+LINK_replication := replication cluster shard api obs net storage
+LINK_node        := node replication cluster shard api obs net storage
+LINK_bench       := bench net
+link_libs        = $(foreach l,$(LINK_$(1)),$(call lib,$(l)))
 
 DEPS_STAMP := $(BUILD)/.packages
 
@@ -82,13 +98,16 @@ $(STORAGE_LIB): $(call obj,$(STORAGE_SRCS))
 	@rm -f $@; ar rcs $@ $^
 $(NET_LIB): $(call obj,$(NET_SRCS)) $(LLHTTP_OBJS)
 	@rm -f $@; ar rcs $@ $^
-$(NODE_LIB): $(call obj,$(SRC_SRCS))
-	@rm -f $@; ar rcs $@ $^
+define src_layer_lib
+$(call lib,$(1)): $(call obj,$(call layer_srcs,$(1)))
+	@rm -f $$@; ar rcs $$@ $$^
+endef
+$(foreach l,$(SRC_LAYERS),$(eval $(call src_layer_lib,$(l))))
 $(BENCH_LIB): $(call obj,$(BENCH_SRCS))
 	@rm -f $@; ar rcs $@ $^
 
 # --- binaries -------------------------------------------------------------
-$(BUILD)/distkv: $(call obj,src/main.cc) $(NODE_LIB) $(NET_LIB) $(STORAGE_LIB)
+$(BUILD)/distkv: $(call obj,src/main.cc) $(call link_libs,node)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/distkv-bench: $(call obj,bench/main.cc) $(BENCH_LIB) $(NET_LIB)
@@ -97,14 +116,11 @@ $(BUILD)/distkv-bench: $(call obj,bench/main.cc) $(BENCH_LIB) $(NET_LIB)
 $(BUILD)/storage-bench: $(call obj,bench/storage_bench.cc) $(STORAGE_LIB)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/storage-tests: $(TEST_MAIN) $(call obj,$(call unit_srcs,storage)) $(STORAGE_LIB)
-	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-$(BUILD)/net-tests: $(TEST_MAIN) $(call obj,$(call unit_srcs,net)) $(NET_LIB)
-	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-$(BUILD)/node-tests: $(TEST_MAIN) $(call obj,$(call unit_srcs,node)) $(NODE_LIB) $(NET_LIB) $(STORAGE_LIB)
-	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-$(BUILD)/bench-tests: $(TEST_MAIN) $(call obj,$(call unit_srcs,bench)) $(BENCH_LIB) $(NET_LIB)
-	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+define unit_test_bin
+$(BUILD)/$(1)-tests: $(TEST_MAIN) $(call obj,$(call unit_srcs,$(1))) $(call link_libs,$(1))
+	$(CXX) $(LDFLAGS) -o $$@ $$^ $(LDLIBS)
+endef
+$(foreach l,$(UNIT_LAYERS),$(eval $(call unit_test_bin,$(l))))
 
 $(BUILD)/cluster-tests: $(TEST_MAIN) $(call obj,$(CLUSTER_SRCS)) $(BENCH_LIB) $(NET_LIB)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)

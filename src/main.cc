@@ -15,10 +15,10 @@
 #include <string>
 #include <vector>
 
-#include "src/config.h"
-#include "src/log.h"
-#include "src/node.h"
-#include "src/shard_map.h"
+#include "src/cluster/config.h"
+#include "src/obs/log.h"
+#include "src/node/node.h"
+#include "src/cluster/shard_map.h"
 
 namespace {
 

@@ -6,7 +6,7 @@
 //
 //   GET /internal/replicate?from=<last LSN>&replica=<own address>&shard=<name>
 //
-// The long-lived answer is a sequence of frames (src/replication_stream.h).
+// The long-lived answer is a sequence of frames (src/replication/stream_format.h).
 // Each record of a records frame is decoded with storage::DecodeRecord, which
 // checks its CRC-32C, then staged with Store::Apply under the primary's LSN,
 // so both logs hold the same records under the same LSNs. The node's own
@@ -49,9 +49,9 @@
 #include <string>
 
 #include "net/http_client.h"
-#include "src/commit_pipeline.h"
-#include "src/metrics.h"
-#include "src/replication_stream.h"
+#include "src/shard/commit_pipeline.h"
+#include "src/obs/metrics.h"
+#include "src/replication/stream_format.h"
 #include "storage/store.h"
 
 namespace distkv {

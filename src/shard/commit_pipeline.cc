@@ -1,9 +1,9 @@
-#include "src/commit_pipeline.h"
+#include "src/shard/commit_pipeline.h"
 
 #include <algorithm>
 #include <vector>
 
-#include "src/log.h"
+#include "src/obs/log.h"
 
 namespace distkv {
 

@@ -1,4 +1,4 @@
-#include "src/forwarder.h"
+#include "src/cluster/forwarder.h"
 
 #include <memory>
 

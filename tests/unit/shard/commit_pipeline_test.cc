@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "src/commit_pipeline.h"
-#include "tests/unit/node/replication_test_util.h"
+#include "src/shard/commit_pipeline.h"
+#include "tests/unit/replication/replication_test_util.h"
 
 namespace distkv {
 namespace {

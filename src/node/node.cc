@@ -1,10 +1,10 @@
-#include "src/node.h"
+#include "src/node/node.h"
 
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 
-#include "src/log.h"
+#include "src/obs/log.h"
 #include "storage/record_format.h"
 
 namespace distkv {

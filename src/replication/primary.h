@@ -3,7 +3,7 @@
 //
 // A replica's `GET /internal/replicate?from=N` becomes a session: a LogCursor
 // over the store positioned after N, and a chunked response (Responder
-// streaming) that carries frames (src/replication_stream.h). One pump moves a
+// streaming) that carries frames (src/replication/stream_format.h). One pump moves a
 // session forward: it reads at most slice_bytes of records from the cursor,
 // frames them and writes them as one chunk. Nothing is ever buffered here
 // beyond one slice: the records stay in the segment files until the

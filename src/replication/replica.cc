@@ -1,13 +1,13 @@
 // The replica's side of replication; the mechanism is described in
 // replication_replica.h, the wire format in replication_stream.h.
-#include "src/replication_replica.h"
+#include "src/replication/replica.h"
 
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 
-#include "src/kv_request.h"
-#include "src/log.h"
+#include "src/api/kv_request.h"
+#include "src/obs/log.h"
 #include "storage/record_format.h"
 
 namespace distkv {

@@ -1,4 +1,4 @@
-#include "src/log.h"
+#include "src/obs/log.h"
 
 #include <cstdarg>
 #include <cstdio>

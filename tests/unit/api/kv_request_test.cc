@@ -2,7 +2,7 @@
 // conditions, and the error each bad request gets.
 #include <doctest/doctest.h>
 
-#include "src/kv_request.h"
+#include "src/api/kv_request.h"
 
 using distkv::Endpoint;
 using distkv::KvOp;

@@ -16,9 +16,9 @@
 
 #include "net/http_client.h"
 #include "net/http_server.h"
-#include "src/commit_pipeline.h"
-#include "src/replication_primary.h"
-#include "src/replication_stream.h"
+#include "src/shard/commit_pipeline.h"
+#include "src/replication/primary.h"
+#include "src/replication/stream_format.h"
 #include "storage/record_format.h"
 #include "tests/unit/storage/storage_test_util.h"
 

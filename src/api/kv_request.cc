@@ -1,4 +1,4 @@
-#include "src/kv_request.h"
+#include "src/api/kv_request.h"
 
 #include <vector>
 

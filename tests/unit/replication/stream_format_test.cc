@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "src/replication_stream.h"
+#include "src/replication/stream_format.h"
 #include "storage/record_format.h"
 
 using distkv::AppendHeartbeatFrame;

@@ -7,7 +7,7 @@
 #include <cinttypes>
 #include <cstdio>
 
-#include "src/node.h"
+#include "src/node/node.h"
 
 namespace distkv {
 

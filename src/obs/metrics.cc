@@ -1,4 +1,4 @@
-#include "src/metrics.h"
+#include "src/obs/metrics.h"
 
 #include "net/http_message.h"
 

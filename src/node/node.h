@@ -15,14 +15,14 @@
 
 #include "net/http_client.h"
 #include "net/http_server.h"
-#include "src/commit_pipeline.h"
-#include "src/config.h"
-#include "src/forwarder.h"
-#include "src/kv_request.h"
-#include "src/metrics.h"
-#include "src/replication_primary.h"
-#include "src/replication_replica.h"
-#include "src/shard_map.h"
+#include "src/shard/commit_pipeline.h"
+#include "src/cluster/config.h"
+#include "src/cluster/forwarder.h"
+#include "src/api/kv_request.h"
+#include "src/obs/metrics.h"
+#include "src/replication/primary.h"
+#include "src/replication/replica.h"
+#include "src/cluster/shard_map.h"
 #include "storage/store.h"
 
 namespace distkv {

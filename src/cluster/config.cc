@@ -1,7 +1,7 @@
 // Reading sharding.toml with toml11. toml11 reports syntax and type errors as
 // exceptions with multi-line, source-quoting messages; they are caught here
 // and reduced to the project's one-line form "file:line: field: problem".
-#include "src/config.h"
+#include "src/cluster/config.h"
 
 #include <toml.hpp>
 

@@ -1,14 +1,14 @@
 // The primary's side of replication; the mechanism is described in
 // replication_primary.h, the wire format in replication_stream.h.
-#include "src/replication_primary.h"
+#include "src/replication/primary.h"
 
 #include <algorithm>
 #include <cinttypes>
 #include <utility>
 
-#include "src/log.h"
-#include "src/metrics.h"
-#include "src/replication_stream.h"
+#include "src/obs/log.h"
+#include "src/obs/metrics.h"
+#include "src/replication/stream_format.h"
 
 namespace distkv {
 

@@ -3,7 +3,7 @@
 #include <doctest/doctest.h>
 #include <xxhash.h>
 
-#include "src/shard_map.h"
+#include "src/cluster/shard_map.h"
 
 namespace {
 

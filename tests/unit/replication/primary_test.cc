@@ -9,7 +9,7 @@
 
 #include <cstring>
 
-#include "tests/unit/node/replication_test_util.h"
+#include "tests/unit/replication/replication_test_util.h"
 
 namespace distkv::repltest {
 namespace {

@@ -1,4 +1,4 @@
-#include "src/shard_map.h"
+#include "src/cluster/shard_map.h"
 
 #include <xxhash.h>
 

@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "src/config.h"
+#include "src/cluster/config.h"
 
 namespace distkv {
 

@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "tests/unit/node/replication_test_util.h"
-#include "src/replication_replica.h"
+#include "tests/unit/replication/replication_test_util.h"
+#include "src/replication/replica.h"
 
 namespace distkv::repltest {
 namespace {

@@ -2,7 +2,7 @@
 // and one clear error (file, line, field) for each kind of mistake.
 #include <doctest/doctest.h>
 
-#include "src/config.h"
+#include "src/cluster/config.h"
 
 using distkv::ClusterConfig;
 using distkv::ParseConfig;

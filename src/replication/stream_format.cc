@@ -1,5 +1,5 @@
 // Frame encoding and decoding; the layout is described in replication_stream.h.
-#include "src/replication_stream.h"
+#include "src/replication/stream_format.h"
 
 #include <chrono>
 
