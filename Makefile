@@ -38,7 +38,7 @@ CLUSTER_SRCS := $(sort $(wildcard tests/cluster/*.cc))
 TEST_MAIN    := $(BUILD)/tests/unit/doctest_main.o
 unit_srcs     = $(sort $(wildcard tests/unit/$(1)/*.cc))
 UNIT_LAYERS  := storage net obs api shard cluster replication node bench
-UNIT_BINS    := $(foreach l,$(UNIT_LAYERS),$(if $(call unit_srcs,$(l)),$(BUILD)/$(l)-tests))
+UNIT_BINS    := $(foreach l,$(UNIT_LAYERS),$(if $(call unit_srcs,$(l)),$(BUILD)/$(l)-unit-tests))
 LLHTTP_OBJS  := $(BUILD)/llhttp/llhttp.o $(BUILD)/llhttp/api.o $(BUILD)/llhttp/http.o
 
 obj = $(patsubst %.cc,$(BUILD)/%.o,$(1))
@@ -62,7 +62,7 @@ link_libs        = $(foreach l,$(LINK_$(1)),$(call lib,$(l)))
 
 DEPS_STAMP := $(BUILD)/.packages
 
-.PHONY: all run run-multi stop remove-all test test-asan unit-test cluster-test \
+.PHONY: all run run-multi stop remove-all test test-asan unit-test cluster-test build-tests \
         bench bench-storage load-test clean packages
 
 all: $(BUILD)/distkv $(BUILD)/distkv-bench
@@ -117,7 +117,7 @@ $(BUILD)/storage-bench: $(call obj,bench/storage_bench.cc) $(STORAGE_LIB)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 define unit_test_bin
-$(BUILD)/$(1)-tests: $(TEST_MAIN) $(call obj,$(call unit_srcs,$(1))) $(call link_libs,$(1))
+$(BUILD)/$(1)-unit-tests: $(TEST_MAIN) $(call obj,$(call unit_srcs,$(1))) $(call link_libs,$(1))
 	$(CXX) $(LDFLAGS) -o $$@ $$^ $(LDLIBS)
 endef
 $(foreach l,$(UNIT_LAYERS),$(eval $(call unit_test_bin,$(l))))
@@ -129,6 +129,9 @@ $(BUILD)/cluster-tests: $(TEST_MAIN) $(call obj,$(CLUSTER_SRCS)) $(BENCH_LIB) $(
 test: $(UNIT_BINS) $(BUILD)/cluster-tests $(BUILD)/distkv $(BUILD)/distkv-bench
 	@DISTKV_BIN=$(abspath $(BUILD)/distkv) DISTKV_BENCH_BIN=$(abspath $(BUILD)/distkv-bench) \
 	  tests/run.sh $(UNIT_BINS) $(BUILD)/cluster-tests
+
+# Every binary and test binary, without running anything.
+build-tests: all $(UNIT_BINS) $(BUILD)/cluster-tests
 
 unit-test: $(UNIT_BINS)
 	@tests/run.sh $(UNIT_BINS)

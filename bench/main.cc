@@ -47,7 +47,8 @@ int main(int argc, char** argv) {
   if (!options.json_path.empty()) {
     std::FILE* f = std::fopen(options.json_path.c_str(), "w");
     std::string json = ResultJson(options, result);
-    if (f == nullptr || std::fwrite(json.data(), 1, json.size(), f) != json.size() || std::fclose(f) != 0) {
+    if (f == nullptr || std::fwrite(json.data(), 1, json.size(), f) != json.size() ||
+        std::fclose(f) != 0) {
       std::fprintf(stderr, "distkv-bench: cannot write %s\n", options.json_path.c_str());
       return 1;
     }

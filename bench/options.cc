@@ -95,15 +95,18 @@ bool ValidPeer(const std::string& peer) {
 std::string QuoteArg(std::string_view arg) {
   bool plain = !arg.empty();
   for (char c : arg) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || std::string_view("-_./:=,@%+").find(c) != std::string_view::npos)) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) ||
+          std::string_view("-_./:=,@%+").find(c) != std::string_view::npos)) {
       plain = false;
     }
   }
   if (plain) return std::string(arg);
   std::string out = "'";
   for (char c : arg) {
-    if (c == '\'') out += "'\\''";
-    else out.push_back(c);
+    if (c == '\'')
+      out += "'\\''";
+    else
+      out.push_back(c);
   }
   return out + "'";
 }
@@ -121,7 +124,8 @@ bool LoadClusterAddresses(const std::string& path, std::vector<std::string>* pri
     for (const toml::value& shard : toml::find<toml::array>(root, "shards")) {
       primaries->push_back(toml::find<std::string>(shard, "address"));
       if (shard.contains("replicas")) {
-        for (const std::string& r : toml::find<std::vector<std::string>>(shard, "replicas")) replicas->push_back(r);
+        for (const std::string& r : toml::find<std::vector<std::string>>(shard, "replicas"))
+          replicas->push_back(r);
       }
       if (shard.contains("replica")) replicas->push_back(toml::find<std::string>(shard, "replica"));
     }
@@ -149,7 +153,8 @@ bool LoadClusterAddresses(const std::string& path, std::vector<std::string>* pri
   return true;
 }
 
-ParseResult ParseBenchFlags(int argc, const char* const* argv, BenchOptions* o, std::string* error) {
+ParseResult ParseBenchFlags(int argc, const char* const* argv, BenchOptions* o,
+                            std::string* error) {
   o->command_line.clear();
   for (int i = 0; i < argc; ++i) {
     if (i > 0) o->command_line.push_back(' ');
@@ -187,9 +192,10 @@ ParseResult ParseBenchFlags(int argc, const char* const* argv, BenchOptions* o, 
       continue;
     }
     static const char* const kValueFlags[] = {
-        "--targets", "--config", "--connections", "--pipeline", "--duration", "--requests", "--rate",
-        "--timeout-ms", "--ratio", "--keys", "--key-prefix", "--value-bytes", "--distribution",
-        "--zipf-theta", "--api", "--json", "--seed"};
+        "--targets",    "--config",      "--connections",  "--pipeline",   "--duration",
+        "--requests",   "--rate",        "--timeout-ms",   "--ratio",      "--keys",
+        "--key-prefix", "--value-bytes", "--distribution", "--zipf-theta", "--api",
+        "--json",       "--seed"};
     bool known = false;
     for (const char* f : kValueFlags) known = known || name == f;
     if (!known) {
@@ -244,8 +250,8 @@ ParseResult ParseBenchFlags(int argc, const char* const* argv, BenchOptions* o, 
       uint64_t g = 0;
       uint64_t p = 0;
       if (colon == std::string::npos || !ParseUint(std::string_view(value).substr(0, colon), &g) ||
-          !ParseUint(std::string_view(value).substr(colon + 1), &p) || g > 1'000'000 || p > 1'000'000 ||
-          g + p == 0) {
+          !ParseUint(std::string_view(value).substr(colon + 1), &p) || g > 1'000'000 ||
+          p > 1'000'000 || g + p == 0) {
         return bad("want GET:PUT weights, e.g. 90:10");
       }
       o->get_weight = static_cast<uint32_t>(g);
@@ -259,16 +265,22 @@ ParseResult ParseBenchFlags(int argc, const char* const* argv, BenchOptions* o, 
       if (!ParseUint(value, &u) || u > (16u << 20)) return bad("want 0..16777216");
       o->value_bytes = u;
     } else if (name == "--distribution") {
-      if (value == "uniform") o->distribution = Distribution::kUniform;
-      else if (value == "zipf") o->distribution = Distribution::kZipf;
-      else return bad("want uniform or zipf");
+      if (value == "uniform")
+        o->distribution = Distribution::kUniform;
+      else if (value == "zipf")
+        o->distribution = Distribution::kZipf;
+      else
+        return bad("want uniform or zipf");
     } else if (name == "--zipf-theta") {
       if (!ParseDouble(value, &d) || d <= 0 || d >= 1) return bad("want 0 < theta < 1");
       o->zipf_theta = d;
     } else if (name == "--api") {
-      if (value == "kv") o->api = Api::kKv;
-      else if (value == "seed") o->api = Api::kSeed;
-      else return bad("want kv or seed");
+      if (value == "kv")
+        o->api = Api::kKv;
+      else if (value == "seed")
+        o->api = Api::kSeed;
+      else
+        return bad("want kv or seed");
     } else if (name == "--json") {
       if (value.empty()) return bad("empty path");
       o->json_path = value;
@@ -294,7 +306,8 @@ ParseResult ParseBenchFlags(int argc, const char* const* argv, BenchOptions* o, 
   if (!o->config_path.empty()) {
     std::vector<std::string> primaries;
     std::vector<std::string> replicas;
-    if (!LoadClusterAddresses(o->config_path, &primaries, &replicas, error)) return ParseResult::kError;
+    if (!LoadClusterAddresses(o->config_path, &primaries, &replicas, error))
+      return ParseResult::kError;
     o->targets = primaries;
   }
   if (o->verify && o->value_bytes < 32) {

@@ -15,7 +15,7 @@ struct BenchOptions {
   std::vector<std::string> targets;  // "host:port"; connections are spread over them
   std::string config_path;           // targets came from this sharding.toml
   int connections = 50;
-  double duration_s = 10;            // 0 when `requests` bounds the run
+  double duration_s = 10;  // 0 when `requests` bounds the run
   uint64_t requests = 0;
   uint32_t get_weight = 90;
   uint32_t put_weight = 10;
@@ -23,24 +23,25 @@ struct BenchOptions {
   size_t value_bytes = 100;
   Distribution distribution = Distribution::kUniform;
   double zipf_theta = 0.99;
-  int pipeline = 1;                  // requests in flight per connection
+  int pipeline = 1;  // requests in flight per connection
   Api api = Api::kKv;
-  bool preload = false;              // write every key once before the measured run
+  bool preload = false;  // write every key once before the measured run
   bool verify = false;
-  double rate = 0;                   // requests/s over all connections; 0 = as fast as possible
+  double rate = 0;  // requests/s over all connections; 0 = as fast as possible
   std::string json_path;
   uint64_t timeout_ms = 5'000;
   uint64_t seed = 1;
   std::string key_prefix = "key:";
-  bool progress = true;              // a live line on stderr (only shown on a terminal)
-  std::string command_line;          // the exact command, for the report
+  bool progress = true;      // a live line on stderr (only shown on a terminal)
+  std::string command_line;  // the exact command, for the report
 };
 
 enum class ParseResult { kOk, kHelp, kError };
 
 // Parses argv[1..] into *options ("--flag value" or "--flag=value").
 // kError sets *error to a one-line reason.
-ParseResult ParseBenchFlags(int argc, const char* const* argv, BenchOptions* options, std::string* error);
+ParseResult ParseBenchFlags(int argc, const char* const* argv, BenchOptions* options,
+                            std::string* error);
 
 // Reads every node address from a sharding.toml: each [[shards]] `address`
 // (the primary) into *primaries, and its `replicas = [..]` / `replica = ".."`

@@ -23,10 +23,10 @@
 
 #include <uv.h>
 
+#include <unistd.h>
 #include <deque>
 #include <memory>
 #include <optional>
-#include <unistd.h>
 
 #include "bench/verifier.h"
 #include "bench/workload.h"
@@ -63,8 +63,8 @@ class Run {
         chooser_(options.keys, options.distribution == Distribution::kZipf, options.zipf_theta) {
     client_options_.connect_timeout_ms = o_.timeout_ms;
     client_options_.request_timeout_ms = o_.timeout_ms;
-    run_id_ = static_cast<uint32_t>(std::hash<uint64_t>()(uv_hrtime() ^ (static_cast<uint64_t>(getpid()) << 32) ^
-                                                          o_.seed));
+    run_id_ = static_cast<uint32_t>(
+        std::hash<uint64_t>()(uv_hrtime() ^ (static_cast<uint64_t>(getpid()) << 32) ^ o_.seed));
     if (o_.verify) verifier_.emplace(o_.keys, run_id_, o_.value_bytes);
   }
 
@@ -86,7 +86,8 @@ class Run {
     }
     uv_timer_init(&loop_, &tick_);
     tick_.data = this;
-    uv_timer_start(&tick_, [](uv_timer_t* t) { static_cast<Run*>(t->data)->OnTick(); }, kTickMs, kTickMs);
+    uv_timer_start(
+        &tick_, [](uv_timer_t* t) { static_cast<Run*>(t->data)->OnTick(); }, kTickMs, kTickMs);
 
     if (o_.preload) {
       phase_ = Phase::kPreload;
@@ -142,7 +143,8 @@ class Run {
     last_progress_ns_ = phase_start_ns_;
     progress_done_ = 0;
     progress_last_done_ = 0;
-    end_ns_ = o_.duration_s > 0 ? phase_start_ns_ + static_cast<uint64_t>(o_.duration_s * kNsPerSec) : 0;
+    end_ns_ =
+        o_.duration_s > 0 ? phase_start_ns_ + static_cast<uint64_t>(o_.duration_s * kNsPerSec) : 0;
     last_done_ns_ = phase_start_ns_;
     if (o_.rate == 0) {
       for (Worker& w : workers_) Refill(w);
@@ -208,7 +210,8 @@ class Run {
     }
     ++w.in_flight;
     ++in_flight_;
-    w.conn->Submit(std::move(req), [this, &w, op = std::move(op)](net::ClientResult& r) { OnDone(w, op, r); });
+    w.conn->Submit(std::move(req),
+                   [this, &w, op = std::move(op)](net::ClientResult& r) { OnDone(w, op, r); });
   }
 
   void OnDone(Worker& w, const Op& op, net::ClientResult& r) {
@@ -221,29 +224,37 @@ class Run {
       uint64_t latency = now > op.start_ns ? now - op.start_ns : 0;
       stats.latency.Record(latency);
       if (!op.preload) all_.Record(latency);
-      if (status >= 200 && status < 300) ++stats.status_2xx;
-      else if (status == 404) ++stats.status_404;
-      else if (status >= 400 && status < 500) ++stats.status_4xx;
-      else if (status >= 500) ++stats.status_5xx;
-      else ++stats.status_other;
+      if (status >= 200 && status < 300)
+        ++stats.status_2xx;
+      else if (status == 404)
+        ++stats.status_404;
+      else if (status >= 400 && status < 500)
+        ++stats.status_4xx;
+      else if (status >= 500)
+        ++stats.status_5xx;
+      else
+        ++stats.status_other;
       if (status >= 500) ++failed_;
       if (verifier_) {
         if (op.put) {
           const std::string* etag = r.response.header("ETag");
-          WriteOutcome outcome = status >= 200 && status < 300 ? WriteOutcome::kAcked
+          WriteOutcome outcome = status >= 200 && status < 300   ? WriteOutcome::kAcked
                                  : status >= 400 && status < 500 ? WriteOutcome::kRejected
                                                                  : WriteOutcome::kUnknown;
-          verifier_->EndWrite(op.key, op.version, outcome, etag != nullptr ? ParseEtagLsn(*etag) : 0);
+          verifier_->EndWrite(op.key, op.version, outcome,
+                              etag != nullptr ? ParseEtagLsn(*etag) : 0);
         } else {
           verifier_->EndRead(KeyName(o_.key_prefix, op.key), op.ticket, status, r.response.body);
         }
       }
     } else {
       ++failed_;
-      bool timeout = r.error == net::ClientError::kTimeout || r.error == net::ClientError::kConnectTimeout;
+      bool timeout =
+          r.error == net::ClientError::kTimeout || r.error == net::ClientError::kConnectTimeout;
       ++(timeout ? stats.timeouts : stats.errors);
       if (verifier_ && op.put) verifier_->EndWrite(op.key, op.version, WriteOutcome::kUnknown, 0);
-      if (r.error == net::ClientError::kConnectFailed || r.error == net::ClientError::kConnectTimeout) {
+      if (r.error == net::ClientError::kConnectFailed ||
+          r.error == net::ClientError::kConnectTimeout) {
         w.resume_at_ns = now + kReconnectBackoffNs;
       }
     }
@@ -265,8 +276,9 @@ class Run {
     }
     if (phase_ == Phase::kMain) {
       uint64_t now = uv_hrtime();
-      bool over = (end_ns_ != 0 && now >= end_ns_) ||
-                  (o_.requests != 0 && issued_main_ >= o_.requests && (o_.rate == 0 || backlog_.empty()));
+      bool over =
+          (end_ns_ != 0 && now >= end_ns_) ||
+          (o_.requests != 0 && issued_main_ >= o_.requests && (o_.rate == 0 || backlog_.empty()));
       if (over) {
         phase_ = Phase::kDraining;
         result_->not_sent = backlog_.size();
@@ -313,9 +325,11 @@ class Run {
   // with room, or joins the backlog.
   void Schedule(uint64_t now) {
     uint64_t horizon = end_ns_ != 0 ? std::min(now, end_ns_) : now;
-    uint64_t due = static_cast<uint64_t>(static_cast<double>(horizon - phase_start_ns_) * o_.rate / kNsPerSec);
+    uint64_t due =
+        static_cast<uint64_t>(static_cast<double>(horizon - phase_start_ns_) * o_.rate / kNsPerSec);
     while (scheduled_ < due && (o_.requests == 0 || scheduled_ < o_.requests)) {
-      uint64_t at = phase_start_ns_ + static_cast<uint64_t>(static_cast<double>(scheduled_) * kNsPerSec / o_.rate);
+      uint64_t at = phase_start_ns_ +
+                    static_cast<uint64_t>(static_cast<double>(scheduled_) * kNsPerSec / o_.rate);
       ++scheduled_;
       Worker* free = backlog_.empty() ? FindFreeWorker(now) : nullptr;
       if (free != nullptr) {

@@ -147,11 +147,9 @@ void RunMode(const Config& cfg, FsyncMode mode, bool pipelined, bool measure_reo
   }
   const double get_secs = Seconds(start);
   const StoreStats st = store->Stats();
-  const std::string name =
-      std::string(FsyncModeName(mode)) + (pipelined ? ", pipelined" : "");
+  const std::string name = std::string(FsyncModeName(mode)) + (pipelined ? ", pipelined" : "");
   std::printf("fsync=%-19s put %9.0f ops/s  (%7llu batches, %7llu syncs)   get %9.0f ops/s\n",
-              name.c_str(), cfg.keys / put_secs,
-              static_cast<unsigned long long>(st.batches),
+              name.c_str(), cfg.keys / put_secs, static_cast<unsigned long long>(st.batches),
               static_cast<unsigned long long>(st.syncs), cfg.keys / get_secs);
   std::fflush(stdout);
 
@@ -196,11 +194,12 @@ void MeasureIndexMemory(const Config& cfg) {
     for (uint64_t i = 0; i < cfg.keys; i++) (*map)[Key(i)] = MapEntry{1, i * 137, 100, i + 1};
     map_per_key = static_cast<double>(HeapInUse() - before) / cfg.keys - 16;
   }
-  std::printf("index memory, %llu keys of 16 B (malloc'd bytes per key beyond the key):\n"
-              "  KeyIndex                                  %5.1f\n"
-              "  std::unordered_map<std::string, Entry>    %5.1f   (%.2fx)\n",
-              static_cast<unsigned long long>(cfg.keys), index_per_key, map_per_key,
-              map_per_key / index_per_key);
+  std::printf(
+      "index memory, %llu keys of 16 B (malloc'd bytes per key beyond the key):\n"
+      "  KeyIndex                                  %5.1f\n"
+      "  std::unordered_map<std::string, Entry>    %5.1f   (%.2fx)\n",
+      static_cast<unsigned long long>(cfg.keys), index_per_key, map_per_key,
+      map_per_key / index_per_key);
 }
 
 }  // namespace

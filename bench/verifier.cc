@@ -48,7 +48,8 @@ void Verifier::Mismatch(std::string description) {
   if (samples_.size() < kMaxSamples) samples_.push_back(std::move(description));
 }
 
-ReadVerdict Verifier::EndRead(std::string_view key_name, const ReadTicket& t, int status, std::string_view body) {
+ReadVerdict Verifier::EndRead(std::string_view key_name, const ReadTicket& t, int status,
+                              std::string_view body) {
   if (!t.written || (status != 200 && status != 404)) {
     ++reads_unchecked_;
     return ReadVerdict::kUnchecked;
@@ -57,7 +58,8 @@ ReadVerdict Verifier::EndRead(std::string_view key_name, const ReadTicket& t, in
   std::string key(key_name);
   if (status == 404) {
     if (t.floor == 0) return ReadVerdict::kOk;  // every write was still open: none need have landed
-    Mismatch("GET " + key + ": 404, but version " + std::to_string(t.floor) + " was acknowledged before the read");
+    Mismatch("GET " + key + ": 404, but version " + std::to_string(t.floor) +
+             " was acknowledged before the read");
     return ReadVerdict::kMismatch;
   }
   uint64_t version = 0;
@@ -69,7 +71,8 @@ ReadVerdict Verifier::EndRead(std::string_view key_name, const ReadTicket& t, in
     case ValueCheck::kOk:
       break;
     case ValueCheck::kMalformed:
-      Mismatch("GET " + key + ": a value this run did not write (" + std::to_string(body.size()) + " bytes)");
+      Mismatch("GET " + key + ": a value this run did not write (" + std::to_string(body.size()) +
+               " bytes)");
       return ReadVerdict::kMismatch;
     case ValueCheck::kOtherRun:
       Mismatch("GET " + key + ": a value of an earlier run, though this run wrote the key");
@@ -78,8 +81,8 @@ ReadVerdict Verifier::EndRead(std::string_view key_name, const ReadTicket& t, in
       Mismatch("GET " + key + ": the value of another key");
       return ReadVerdict::kMismatch;
     case ValueCheck::kCorrupt:
-      Mismatch("GET " + key + ": value of version " + std::to_string(version) + " with wrong bytes or length (" +
-               std::to_string(body.size()) + " bytes)");
+      Mismatch("GET " + key + ": value of version " + std::to_string(version) +
+               " with wrong bytes or length (" + std::to_string(body.size()) + " bytes)");
       return ReadVerdict::kMismatch;
   }
   bool open = std::find(t.open.begin(), t.open.end(), version) != t.open.end();
@@ -93,7 +96,8 @@ ReadVerdict Verifier::EndRead(std::string_view key_name, const ReadTicket& t, in
 
 uint64_t ParseEtagLsn(std::string_view etag) {
   if (etag.rfind("W/", 0) == 0) etag.remove_prefix(2);
-  if (etag.size() >= 2 && etag.front() == '"' && etag.back() == '"') etag = etag.substr(1, etag.size() - 2);
+  if (etag.size() >= 2 && etag.front() == '"' && etag.back() == '"')
+    etag = etag.substr(1, etag.size() - 2);
   if (etag.empty() || etag.size() > 20) return 0;
   uint64_t v = 0;
   for (char c : etag) {

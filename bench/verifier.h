@@ -35,10 +35,10 @@ enum class WriteOutcome {
 enum class ReadVerdict { kOk, kMismatch, kUnchecked };
 
 struct ReadTicket {
-  uint64_t floor = 0;               // version acknowledged last when the read was sent (0: none)
-  uint64_t issued_before = 0;       // versions >= this were sent after the read
-  std::vector<uint64_t> open;       // versions open when the read was sent
-  bool written = false;             // the key had been written in this run
+  uint64_t floor = 0;          // version acknowledged last when the read was sent (0: none)
+  uint64_t issued_before = 0;  // versions >= this were sent after the read
+  std::vector<uint64_t> open;  // versions open when the read was sent
+  bool written = false;        // the key had been written in this run
 };
 
 class Verifier {
@@ -53,7 +53,8 @@ class Verifier {
 
   ReadTicket BeginRead(uint64_t key) const;
   // status: the HTTP status (200 or 404 are judged; others are unchecked).
-  ReadVerdict EndRead(std::string_view key_name, const ReadTicket& ticket, int status, std::string_view body);
+  ReadVerdict EndRead(std::string_view key_name, const ReadTicket& ticket, int status,
+                      std::string_view body);
 
   uint64_t reads_checked() const { return reads_checked_; }
   uint64_t reads_unchecked() const { return reads_unchecked_; }

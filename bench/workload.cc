@@ -73,7 +73,8 @@ KeyChooser::KeyChooser(uint64_t keys, bool zipf, double theta) : keys_(keys), zi
 
 uint64_t KeyChooser::IndexOfRank(uint64_t rank) const {
   if (!zipf_) return rank;
-  return static_cast<uint64_t>((static_cast<unsigned __int128>(rank) * multiplier_ + offset_) % keys_);
+  return static_cast<uint64_t>((static_cast<unsigned __int128>(rank) * multiplier_ + offset_) %
+                               keys_);
 }
 
 uint64_t KeyChooser::Next(Rng& rng) {
@@ -86,7 +87,8 @@ uint64_t KeyChooser::Next(Rng& rng) {
   } else if (uz < 1.0 + std::pow(0.5, theta_)) {
     rank = 1;
   } else {
-    rank = static_cast<uint64_t>(static_cast<double>(keys_) * std::pow(eta_ * u - eta_ + 1.0, alpha_));
+    rank =
+        static_cast<uint64_t>(static_cast<double>(keys_) * std::pow(eta_ * u - eta_ + 1.0, alpha_));
   }
   if (rank >= keys_) rank = keys_ - 1;
   return IndexOfRank(rank);
@@ -109,8 +111,8 @@ uint32_t KeyHash(std::string_view key) {
 
 std::string MakeValue(uint32_t run, std::string_view key, uint64_t version, size_t size) {
   char head[64];
-  int n = std::snprintf(head, sizeof(head), "v%08x.%llu.%08x.", run, static_cast<unsigned long long>(version),
-                        KeyHash(key));
+  int n = std::snprintf(head, sizeof(head), "v%08x.%llu.%08x.", run,
+                        static_cast<unsigned long long>(version), KeyHash(key));
   std::string value(head, static_cast<size_t>(n) < size ? static_cast<size_t>(n) : size);
   // Filler that differs between versions, so a torn or mixed value shows.
   static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
@@ -125,7 +127,8 @@ std::string MakeValue(uint32_t run, std::string_view key, uint64_t version, size
 ValueCheck CheckValue(uint32_t run, std::string_view key, std::string_view value, size_t size,
                       uint64_t* version) {
   // "v" run(8 hex) "." version "." hash(8 hex) "."
-  if (value.size() < 1 + 8 + 1 + 1 + 1 + 8 + 1 || value[0] != 'v' || value[9] != '.') return ValueCheck::kMalformed;
+  if (value.size() < 1 + 8 + 1 + 1 + 1 + 8 + 1 || value[0] != 'v' || value[9] != '.')
+    return ValueCheck::kMalformed;
   uint32_t value_run = 0;
   for (size_t i = 1; i < 9; ++i) {
     char c = value[i];

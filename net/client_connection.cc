@@ -30,8 +30,9 @@ struct ResolveReq {
   std::shared_ptr<PipelinedConnection> conn;
 };
 
-std::shared_ptr<PipelinedConnection> PipelinedConnection::Create(uv_loop_t* loop, const std::string& host,
-                                                                 int port, const ClientOptions& options) {
+std::shared_ptr<PipelinedConnection> PipelinedConnection::Create(uv_loop_t* loop,
+                                                                 const std::string& host, int port,
+                                                                 const ClientOptions& options) {
   std::shared_ptr<PipelinedConnection> conn(new PipelinedConnection(loop, host, port, options));
   conn->Start();
   return conn;
@@ -90,8 +91,8 @@ void PipelinedConnection::OnResolvedCb(uv_getaddrinfo_t* req, int status, struct
   }
   if (status < 0 || res == nullptr) {
     uv_freeaddrinfo(res);
-    conn->Close(ClientError::kConnectFailed,
-                "cannot resolve " + conn->host_ + ": " + (status < 0 ? uv_strerror(status) : "no address"));
+    conn->Close(ClientError::kConnectFailed, "cannot resolve " + conn->host_ + ": " +
+                                                 (status < 0 ? uv_strerror(status) : "no address"));
     return;
   }
   conn->Connect(res->ai_addr);
@@ -101,7 +102,8 @@ void PipelinedConnection::OnResolvedCb(uv_getaddrinfo_t* req, int status, struct
 void PipelinedConnection::Connect(const struct sockaddr* addr) {
   state_ = State::kConnecting;
   int r = uv_tcp_connect(&connect_req_, &tcp_, addr, &PipelinedConnection::OnConnectCb);
-  if (r < 0) Close(ClientError::kConnectFailed, "connect to " + host_header_ + ": " + uv_strerror(r));
+  if (r < 0)
+    Close(ClientError::kConnectFailed, "connect to " + host_header_ + ": " + uv_strerror(r));
 }
 
 void PipelinedConnection::OnConnectCb(uv_connect_t* req, int status) {
@@ -338,15 +340,19 @@ bool PipelinedConnection::OnResponseComplete(HttpResponse& response, bool keep_a
   p.callback(result, nullptr);
   if (closed_) return false;
   if (draining_) {
-    Close(ClientError::kConnectionLost, host_header_ + " closed the connection after an earlier response");
+    Close(ClientError::kConnectionLost,
+          host_header_ + " closed the connection after an earlier response");
     return false;
   }
   return true;
 }
 
-void PipelinedConnection::Close(ClientError error, const std::string& detail) { Shutdown(error, detail, false); }
+void PipelinedConnection::Close(ClientError error, const std::string& detail) {
+  Shutdown(error, detail, false);
+}
 
-void PipelinedConnection::Shutdown(ClientError error, const std::string& detail, bool allow_resend) {
+void PipelinedConnection::Shutdown(ClientError error, const std::string& detail,
+                                   bool allow_resend) {
   if (closed_) return;
   std::shared_ptr<PipelinedConnection> guard = shared_from_this();
   closed_ = true;
@@ -369,7 +375,8 @@ void PipelinedConnection::Shutdown(ClientError error, const std::string& detail,
     ClientResult result;
     if (p.timed_out) {
       result.error = ClientError::kTimeout;
-      result.detail = "no response from " + host_header_ + " within " + std::to_string(p.timeout_ms) + " ms";
+      result.detail =
+          "no response from " + host_header_ + " within " + std::to_string(p.timeout_ms) + " ms";
     } else {
       result.error = error;
       result.detail = detail;

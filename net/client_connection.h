@@ -6,8 +6,8 @@
 // next blocks for I/O: every request submitted during one loop iteration
 // leaves in one write, never later than that iteration's end. While a write
 // is in flight, the outbox waits for its completion. Requests submitted
-// before the connection is up wait in the same outbox. Responses come back in request order: a FIFO of pending requests
-// is matched against ResponseParser's output, and the callback of the front
+// before the connection is up wait in the same outbox. Responses come back in request order: a FIFO
+// of pending requests is matched against ResponseParser's output, and the callback of the front
 // request runs when its response is complete.
 //
 // Timeouts: one uv_timer per connection. While connecting it is the connect
@@ -49,8 +49,8 @@ class PipelinedConnection : public std::enable_shared_from_this<PipelinedConnect
   // method makes a second attempt harmless: the caller may send *resend again.
   using Callback = std::function<void(ClientResult& result, OutboundRequest* resend)>;
 
-  static std::shared_ptr<PipelinedConnection> Create(uv_loop_t* loop, const std::string& host, int port,
-                                                     const ClientOptions& options);
+  static std::shared_ptr<PipelinedConnection> Create(uv_loop_t* loop, const std::string& host,
+                                                     int port, const ClientOptions& options);
   ~PipelinedConnection() override;
 
   // Queues the request. If the connection can no longer send, the callback
@@ -71,18 +71,19 @@ class PipelinedConnection : public std::enable_shared_from_this<PipelinedConnect
   enum class State { kResolving, kConnecting, kConnected };
 
   struct Pending {
-    OutboundRequest request;   // kept for on_head/on_body and a possible resend (body moved out)
+    OutboundRequest request;  // kept for on_head/on_body and a possible resend (body moved out)
     Callback callback;
     uint64_t timeout_ms = 0;
-    uint64_t deadline = 0;     // loop time (ms); 0 until the request is sent
+    uint64_t deadline = 0;  // loop time (ms); 0 until the request is sent
     bool head_method = false;
-    bool resendable = false;   // a retryable method whose whole request is still here
+    bool resendable = false;  // a retryable method whose whole request is still here
     bool timed_out = false;
   };
 
   struct WriteReq;
 
-  PipelinedConnection(uv_loop_t* loop, const std::string& host, int port, const ClientOptions& options);
+  PipelinedConnection(uv_loop_t* loop, const std::string& host, int port,
+                      const ClientOptions& options);
   void Start();
   void Connect(const struct sockaddr* addr);
   void Flush();
@@ -117,7 +118,7 @@ class PipelinedConnection : public std::enable_shared_from_this<PipelinedConnect
 
   uv_tcp_t tcp_;
   uv_timer_t timer_;
-  uv_prepare_t flush_;         // active while the outbox waits for the end of the iteration
+  uv_prepare_t flush_;  // active while the outbox waits for the end of the iteration
   uv_connect_t connect_req_;
   int handles_open_ = 0;
   std::shared_ptr<PipelinedConnection> self_;  // see the lifetime note above
@@ -126,7 +127,7 @@ class PipelinedConnection : public std::enable_shared_from_this<PipelinedConnect
   bool closed_ = false;
   ClientError close_error_ = ClientError::kNone;
   std::string close_detail_;
-  bool draining_ = false;       // the peer announced Connection: close
+  bool draining_ = false;  // the peer announced Connection: close
   bool timer_armed_ = false;
   uint64_t timer_due_ = 0;
 

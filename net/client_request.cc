@@ -25,8 +25,8 @@ void AppendRequestHead(std::string* out, const OutboundRequest& request,
   out->append(" HTTP/1.1\r\n");
   bool has_host = false;
   for (const Header& h : request.headers) {
-    if (EqualsIgnoreCase(h.name, "content-length") || EqualsIgnoreCase(h.name, "transfer-encoding") ||
-        EqualsIgnoreCase(h.name, "connection")) {
+    if (EqualsIgnoreCase(h.name, "content-length") ||
+        EqualsIgnoreCase(h.name, "transfer-encoding") || EqualsIgnoreCase(h.name, "connection")) {
       continue;
     }
     if (EqualsIgnoreCase(h.name, "host")) has_host = true;

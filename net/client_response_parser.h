@@ -71,12 +71,12 @@ class ResponseParser {
   llhttp_settings_t settings_;
   llhttp_t parser_;
   HttpResponse current_;
-  std::string field_;           // header name being parsed
-  std::string value_;           // header value being parsed
+  std::string field_;  // header name being parsed
+  std::string value_;  // header value being parsed
   BodyMode mode_ = BodyMode::kCollect;
-  bool interim_ = false;        // current response is a 1xx, not handed to the sink
+  bool interim_ = false;  // current response is a 1xx, not handed to the sink
   bool in_response_ = false;
-  bool stopped_ = false;        // a sink callback asked to stop
+  bool stopped_ = false;  // a sink callback asked to stop
   std::string error_;
 };
 

@@ -26,13 +26,20 @@ namespace distkv::net {
 
 std::string_view ClientErrorName(ClientError error) {
   switch (error) {
-    case ClientError::kNone: return "none";
-    case ClientError::kConnectFailed: return "connect_failed";
-    case ClientError::kConnectTimeout: return "connect_timeout";
-    case ClientError::kTimeout: return "timeout";
-    case ClientError::kConnectionLost: return "connection_lost";
-    case ClientError::kProtocol: return "protocol_error";
-    case ClientError::kShutdown: return "shutdown";
+    case ClientError::kNone:
+      return "none";
+    case ClientError::kConnectFailed:
+      return "connect_failed";
+    case ClientError::kConnectTimeout:
+      return "connect_timeout";
+    case ClientError::kTimeout:
+      return "timeout";
+    case ClientError::kConnectionLost:
+      return "connection_lost";
+    case ClientError::kProtocol:
+      return "protocol_error";
+    case ClientError::kShutdown:
+      return "shutdown";
   }
   return "unknown";
 }
@@ -42,7 +49,8 @@ bool SplitHostPort(std::string_view peer, std::string* host, int* port) {
   std::string_view p;
   if (!peer.empty() && peer.front() == '[') {
     size_t close = peer.find(']');
-    if (close == std::string_view::npos || close + 1 >= peer.size() || peer[close + 1] != ':') return false;
+    if (close == std::string_view::npos || close + 1 >= peer.size() || peer[close + 1] != ':')
+      return false;
     h = peer.substr(1, close - 1);
     p = peer.substr(close + 2);
     if (h.find(':') == std::string_view::npos) return false;  // brackets are for IPv6 only
@@ -80,13 +88,17 @@ void ClientConnection::Submit(OutboundRequest request, ResponseCallback callback
   // A local reference: the callback may run at once and destroy this facade.
   std::shared_ptr<PipelinedConnection> conn = impl_->conn;
   conn->Submit(std::move(request),
-               [callback = std::move(callback)](ClientResult& result, OutboundRequest*) { callback(result); });
+               [callback = std::move(callback)](ClientResult& result, OutboundRequest*) {
+                 callback(result);
+               });
 }
 
 size_t ClientConnection::in_flight() const { return impl_->conn->in_flight(); }
 bool ClientConnection::usable() const { return impl_->conn->usable(); }
 void ClientConnection::OnClose(std::function<void()> fn) { impl_->conn->OnClose(std::move(fn)); }
-void ClientConnection::Close() { impl_->conn->Close(ClientError::kShutdown, "connection closed by its owner"); }
+void ClientConnection::Close() {
+  impl_->conn->Close(ClientError::kShutdown, "connection closed by its owner");
+}
 
 // --- HttpClient ---------------------------------------------------------------
 
@@ -122,7 +134,8 @@ struct HttpClient::Impl {
     }
     if (options.max_pipeline > 1 && !stream) {
       for (const auto& conn : peer->open) {
-        if (conn->usable() && !conn->streaming() && conn->in_flight() < options.max_pipeline) return conn.get();
+        if (conn->usable() && !conn->streaming() && conn->in_flight() < options.max_pipeline)
+          return conn.get();
       }
     }
     return nullptr;
@@ -191,7 +204,8 @@ struct HttpClient::Impl {
   }
 };
 
-HttpClient::HttpClient(uv_loop_t* loop, const ClientOptions& options) : impl_(std::make_unique<Impl>()) {
+HttpClient::HttpClient(uv_loop_t* loop, const ClientOptions& options)
+    : impl_(std::make_unique<Impl>()) {
   impl_->loop = loop;
   impl_->options = options;
   if (impl_->options.max_pipeline == 0) impl_->options.max_pipeline = 1;
@@ -199,7 +213,8 @@ HttpClient::HttpClient(uv_loop_t* loop, const ClientOptions& options) : impl_(st
 
 HttpClient::~HttpClient() { Close(); }
 
-void HttpClient::Request(const std::string& peer, OutboundRequest request, ResponseCallback callback) {
+void HttpClient::Request(const std::string& peer, OutboundRequest request,
+                         ResponseCallback callback) {
   ++impl_->counters.requests;
   if (impl_->closed) {
     ++impl_->counters.errors;
@@ -209,7 +224,8 @@ void HttpClient::Request(const std::string& peer, OutboundRequest request, Respo
   Impl::Peer* p = impl_->FindPeer(peer);
   if (p == nullptr) {
     ++impl_->counters.errors;
-    Impl::Fail(callback, ClientError::kConnectFailed, "bad peer address \"" + peer + "\" (want host:port)");
+    Impl::Fail(callback, ClientError::kConnectFailed,
+               "bad peer address \"" + peer + "\" (want host:port)");
     return;
   }
   impl_->Send(p, std::move(request), std::move(callback), false);

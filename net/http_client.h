@@ -22,7 +22,7 @@ namespace distkv::net {
 
 enum class ClientError {
   kNone = 0,
-  kConnectFailed,   // refused, unreachable, bad address
+  kConnectFailed,  // refused, unreachable, bad address
   kConnectTimeout,
   kTimeout,         // connected, but no complete response in time
   kConnectionLost,  // closed or reset before the response was complete
@@ -33,13 +33,13 @@ std::string_view ClientErrorName(ClientError error);
 
 struct ClientResult {
   ClientError error = ClientError::kNone;
-  std::string detail;        // human-readable reason when error != kNone
-  HttpResponse response;     // valid when error == kNone
+  std::string detail;     // human-readable reason when error != kNone
+  HttpResponse response;  // valid when error == kNone
 };
 
 struct OutboundRequest {
   std::string method = "GET";
-  std::string target = "/";  // path and query, already encoded
+  std::string target = "/";     // path and query, already encoded
   std::vector<Header> headers;  // Host and Content-Length are added
   std::string body;
   // Optional streaming: when set, body bytes are delivered here as they
@@ -48,13 +48,13 @@ struct OutboundRequest {
   std::function<bool(std::string_view chunk)> on_body;
   // Called with the status and headers as soon as they are parsed (streaming).
   std::function<void(const HttpResponse& head)> on_head;
-  uint64_t timeout_ms = 0;   // 0: the client's default; for streams, idle time allowed between bytes
+  uint64_t timeout_ms = 0;  // 0: the client's default; for streams, idle time allowed between bytes
 };
 
 struct ClientOptions {
   uint64_t connect_timeout_ms = 1'000;
   uint64_t request_timeout_ms = 5'000;
-  size_t max_idle_per_peer = 64;      // idle connections kept per peer
+  size_t max_idle_per_peer = 64;  // idle connections kept per peer
   // Requests in flight per pooled connection. Idle connections are used
   // first; pipelining only sets in when every connection is busy (and never
   // behind a streaming request).
@@ -66,7 +66,8 @@ using ResponseCallback = std::function<void(ClientResult& result)>;
 class ClientConnection {
  public:
   // Starts connecting to host:port; requests may be submitted at once.
-  ClientConnection(uv_loop_t* loop, const std::string& host, int port, const ClientOptions& options);
+  ClientConnection(uv_loop_t* loop, const std::string& host, int port,
+                   const ClientOptions& options);
   ~ClientConnection();  // closes the socket; pending callbacks get kShutdown
   void Submit(OutboundRequest request, ResponseCallback callback);
   size_t in_flight() const;

@@ -21,16 +21,16 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b);
 const std::string* FindHeader(const std::vector<Header>& headers, std::string_view name);
 
 struct HttpRequest {
-  std::string method;        // "GET", "PUT", ... as sent
-  std::string target;        // request target as sent: path plus optional "?query"
-  std::string path;          // target before '?', not percent-decoded
-  std::string query;         // target after '?', not percent-decoded ("" if none)
+  std::string method;  // "GET", "PUT", ... as sent
+  std::string target;  // request target as sent: path plus optional "?query"
+  std::string path;    // target before '?', not percent-decoded
+  std::string query;   // target after '?', not percent-decoded ("" if none)
   std::vector<Header> headers;
-  std::string body;          // de-chunked
+  std::string body;  // de-chunked
   int http_major = 1;
   int http_minor = 1;
-  bool keep_alive = true;    // the client's wish (HTTP/1.0 needs Connection: keep-alive)
-  std::string peer;          // "ip:port" of the client (server side only)
+  bool keep_alive = true;  // the client's wish (HTTP/1.0 needs Connection: keep-alive)
+  std::string peer;        // "ip:port" of the client (server side only)
 
   const std::string* header(std::string_view name) const { return FindHeader(headers, name); }
 };

@@ -106,9 +106,9 @@ int HttpServer::Listen(const std::string& host, int port) {
   sockaddr_storage bound{};
   int len = sizeof(bound);
   if (uv_tcp_getsockname(listener, reinterpret_cast<sockaddr*>(&bound), &len) == 0) {
-    impl_->port = ntohs(bound.ss_family == AF_INET6
-                            ? reinterpret_cast<const sockaddr_in6*>(&bound)->sin6_port
-                            : reinterpret_cast<const sockaddr_in*>(&bound)->sin_port);
+    impl_->port =
+        ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<const sockaddr_in6*>(&bound)->sin6_port
+                                          : reinterpret_cast<const sockaddr_in*>(&bound)->sin_port);
   }
   impl_->listener = listener;
   return 0;

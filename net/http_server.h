@@ -29,23 +29,23 @@ namespace distkv::net {
 
 struct ServerLimits {
   size_t max_url_bytes = 8 * 1024;
-  size_t max_header_bytes = 16 * 1024;          // all header lines together
-  size_t max_body_bytes = (16u << 20) + 4096;   // a 16 MiB value plus slack
-  size_t max_connections = 4096;                // beyond it new connections are closed at once
-  uint64_t header_timeout_ms = 10'000;          // time to receive a complete request head
-  uint64_t idle_timeout_ms = 60'000;            // keep-alive connection with nothing to do
-  size_t max_pipelined = 256;                   // unanswered requests before reading pauses
-  size_t max_write_queue_bytes = 8u << 20;      // unsent bytes before reading pauses
+  size_t max_header_bytes = 16 * 1024;         // all header lines together
+  size_t max_body_bytes = (16u << 20) + 4096;  // a 16 MiB value plus slack
+  size_t max_connections = 4096;               // beyond it new connections are closed at once
+  uint64_t header_timeout_ms = 10'000;         // time to receive a complete request head
+  uint64_t idle_timeout_ms = 60'000;           // keep-alive connection with nothing to do
+  size_t max_pipelined = 256;                  // unanswered requests before reading pauses
+  size_t max_write_queue_bytes = 8u << 20;     // unsent bytes before reading pauses
 };
 
 struct ServerCounters {
   uint64_t connections_accepted = 0;
-  uint64_t connections_rejected = 0;   // over max_connections
+  uint64_t connections_rejected = 0;  // over max_connections
   uint64_t connections_current = 0;
   uint64_t requests = 0;
-  uint64_t parse_errors = 0;           // 400/411/413/414/431 answered by the server itself
-  uint64_t timeouts = 0;               // connections closed by header or idle timeout
-  uint64_t backpressure_pauses = 0;    // times a connection stopped being read
+  uint64_t parse_errors = 0;         // 400/411/413/414/431 answered by the server itself
+  uint64_t timeouts = 0;             // connections closed by header or idle timeout
+  uint64_t backpressure_pauses = 0;  // times a connection stopped being read
 };
 
 class Connection;

@@ -98,9 +98,14 @@ void AppendResponseHead(const HttpResponse& response, BodyFraming framing, uint6
       break;
   }
   switch (connection) {
-    case ConnectionHeader::kClose: out->append("Connection: close\r\n"); break;
-    case ConnectionHeader::kKeepAlive: out->append("Connection: keep-alive\r\n"); break;
-    case ConnectionHeader::kNone: break;
+    case ConnectionHeader::kClose:
+      out->append("Connection: close\r\n");
+      break;
+    case ConnectionHeader::kKeepAlive:
+      out->append("Connection: keep-alive\r\n");
+      break;
+    case ConnectionHeader::kNone:
+      break;
   }
   out->append("\r\n");
 }

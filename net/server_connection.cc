@@ -45,8 +45,7 @@ struct ErrorText {
 ErrorText ErrorFor(int status) {
   switch (status) {
     case 411:
-      return {"length_required",
-              "PUT and POST need a Content-Length header or a chunked body"};
+      return {"length_required", "PUT and POST need a Content-Length header or a chunked body"};
     case 413:
       return {"payload_too_large", "the request body is larger than the server accepts"};
     case 414:
@@ -156,8 +155,10 @@ void ServerContext::Link(Connection* c) {
 }
 
 void ServerContext::Unlink(Connection* c) {
-  if (c->prev_ != nullptr) c->prev_->next_ = c->next_;
-  else first_ = c->next_;
+  if (c->prev_ != nullptr)
+    c->prev_->next_ = c->next_;
+  else
+    first_ = c->next_;
   if (c->next_ != nullptr) c->next_->prev_ = c->prev_;
   c->prev_ = c->next_ = nullptr;
   --counters_.connections_current;
@@ -255,8 +256,10 @@ struct Connection::WriteBatch {
     if (s->empty()) return;
     bytes += s->size();
     if (s->size() <= kCoalesceBytes) {
-      if (!pieces_.empty() && pieces_.back().small) pieces_.back().len += s->size();
-      else pieces_.push_back(Piece{true, small_.size(), s->size()});
+      if (!pieces_.empty() && pieces_.back().small)
+        pieces_.back().len += s->size();
+      else
+        pieces_.push_back(Piece{true, small_.size(), s->size()});
       small_.append(*s);
       s->clear();
     } else {
@@ -756,8 +759,10 @@ void Connection::Answer(Responder::Slot* slot, HttpResponse&& response) {
   }
   const size_t before = slot->out.size();
   AppendResponseHead(response, framing, length, connection, ctx_->extra_headers(), &slot->out);
-  if (response.body.size() <= kSmallBody) slot->out.append(response.body);
-  else slot->body = std::move(response.body);
+  if (response.body.size() <= kSmallBody)
+    slot->out.append(response.body);
+  else
+    slot->body = std::move(response.body);
   AddUnsent(slot->out.size() - before + slot->body.size());
   slot->state = Responder::Slot::State::kDone;
   --unanswered_;
@@ -787,8 +792,10 @@ void Connection::WriteChunk(Responder::Slot* slot, std::string_view data) {
     return;
   }
   const size_t before = slot->out.size();
-  if (slot->chunked) AppendChunk(data, &slot->out);
-  else slot->out.append(data);
+  if (slot->chunked)
+    AppendChunk(data, &slot->out);
+  else
+    slot->out.append(data);
   AddUnsent(slot->out.size() - before);
   OutputReady();
 }
@@ -807,8 +814,10 @@ void Connection::EndStream(Responder::Slot* slot) {
 
 void Connection::OutputReady() {
   if (in_parse_) return;  // the parse's caller flushes when it ends
-  if (ctx_ != nullptr) ctx_->ScheduleFlush(this);
-  else FlushAndResume();
+  if (ctx_ != nullptr)
+    ctx_->ScheduleFlush(this);
+  else
+    FlushAndResume();
 }
 
 // ---------------------------------------------------------------------------
@@ -903,8 +912,10 @@ void Connection::Write(WriteBatch* batch) {
 
 void Connection::RecycleBatch(WriteBatch* batch) {
   batch->Reset();
-  if (free_batches_.size() < kMaxFreeBatches) free_batches_.push_back(batch);
-  else delete batch;
+  if (free_batches_.size() < kMaxFreeBatches)
+    free_batches_.push_back(batch);
+  else
+    delete batch;
 }
 
 void Connection::OnWrite(uv_write_t* req, int status) {
@@ -936,7 +947,7 @@ uint64_t Connection::Deadline() const {
                           : head_start_ + limits.header_timeout_ms;
   }
   if (unsent_bytes_ > 0) return last_activity_ + limits.idle_timeout_ms;  // client not reading
-  if (!slots_.empty()) return kNoDeadline;  // waiting for the handler
+  if (!slots_.empty()) return kNoDeadline;                                // waiting for the handler
   if (requests_seen_ == 0) return accepted_at_ + limits.header_timeout_ms;
   return last_activity_ + limits.idle_timeout_ms;
 }

@@ -62,11 +62,11 @@ struct Responder::Slot {
   State state = State::kReceiving;
   bool head_request = false;
   bool http10 = false;
-  bool keep_alive = true;      // the client's wish, from the request
-  bool chunked = false;        // a stream with chunked framing (else until-close)
-  bool close_after = false;    // the connection closes once this response is written
-  std::string out;             // bytes ready to write: head, small body, chunks
-  std::string body;            // a large body, written from here without a copy
+  bool keep_alive = true;    // the client's wish, from the request
+  bool chunked = false;      // a stream with chunked framing (else until-close)
+  bool close_after = false;  // the connection closes once this response is written
+  std::string out;           // bytes ready to write: head, small body, chunks
+  std::string body;          // a large body, written from here without a copy
   std::function<void()> on_close;
 };
 
@@ -238,9 +238,9 @@ class Connection {
   bool in_header_field_ = false;  // the last header callback was a field name
   bool in_message_ = false;       // a request has begun and not completed
   bool head_complete_ = false;
-  bool message_ready_ = false;    // a request is complete, waiting for Dispatch
+  bool message_ready_ = false;  // a request is complete, waiting for Dispatch
   bool in_parse_ = false;
-  std::string pending_input_;     // read but not parsed: back-pressure
+  std::string pending_input_;  // read but not parsed: back-pressure
 
   // Responses.
   std::deque<std::shared_ptr<Responder::Slot>> slots_;
@@ -252,9 +252,9 @@ class Connection {
 
   // State.
   bool reading_ = false;
-  bool paused_ = false;           // reading stopped by back-pressure
-  bool stop_parsing_ = false;     // no further request will be read
-  bool lingering_ = false;        // sending side shut down, draining the client's bytes
+  bool paused_ = false;        // reading stopped by back-pressure
+  bool stop_parsing_ = false;  // no further request will be read
+  bool lingering_ = false;     // sending side shut down, draining the client's bytes
   bool closing_ = false;
   bool flush_scheduled_ = false;
   int handles_open_ = 0;

@@ -16,9 +16,9 @@
 #include <vector>
 
 #include "src/cluster/config.h"
-#include "src/obs/log.h"
-#include "src/node/node.h"
 #include "src/cluster/shard_map.h"
+#include "src/node/node.h"
+#include "src/obs/log.h"
 
 namespace {
 
@@ -158,7 +158,8 @@ int ListNodes(int argc, char** argv) {
   }
   for (const auto& shard : config.shards) {
     std::printf("%s primary %s\n", shard.name.c_str(), shard.address.c_str());
-    for (const auto& r : shard.replicas) std::printf("%s replica %s\n", shard.name.c_str(), r.c_str());
+    for (const auto& r : shard.replicas)
+      std::printf("%s replica %s\n", shard.name.c_str(), r.c_str());
   }
   return 0;
 }
@@ -185,7 +186,8 @@ int Locate(int argc, char** argv) {
   distkv::ShardMap map(config.shards);
   auto print = [&](const std::string& key) {
     const distkv::ShardConfig& s = map.shards()[map.OwnerOfKey(key)];
-    std::printf("%s %u %s %s\n", key.c_str(), distkv::SlotOf(key), s.name.c_str(), s.address.c_str());
+    std::printf("%s %u %s %s\n", key.c_str(), distkv::SlotOf(key), s.name.c_str(),
+                s.address.c_str());
   };
   if (keys.empty()) {
     char line[65536];

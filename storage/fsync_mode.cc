@@ -18,9 +18,12 @@ bool ParseFsyncMode(std::string_view text, FsyncMode* mode) {
 
 std::string_view FsyncModeName(FsyncMode mode) {
   switch (mode) {
-    case FsyncMode::kAlways: return "always";
-    case FsyncMode::kEverySec: return "everysec";
-    case FsyncMode::kNever: return "never";
+    case FsyncMode::kAlways:
+      return "always";
+    case FsyncMode::kEverySec:
+      return "everysec";
+    case FsyncMode::kNever:
+      return "never";
   }
   return "unknown";
 }

@@ -188,7 +188,8 @@ bool KeyIndex::Probe(std::string_view key, uint64_t hash, size_t* slot) const {
     }
     if (s == kDeletedSlot) {
       if (first_free == cap) first_free = i;
-    } else if ((s & ((1ull << kFingerprintBits) - 1)) == fp && KeyAt(s >> kFingerprintBits) == key) {
+    } else if ((s & ((1ull << kFingerprintBits) - 1)) == fp &&
+               KeyAt(s >> kFingerprintBits) == key) {
       *slot = i;
       return true;
     }
@@ -337,8 +338,7 @@ void KeyIndex::ForEach(
   WalkArena([&](uint64_t ref) { fn(KeyAt(ref), EntryAt(ref)); });
 }
 
-void KeyIndex::EraseIf(
-    const std::function<bool(std::string_view key, const IndexEntry& e)>& pred) {
+void KeyIndex::EraseIf(const std::function<bool(std::string_view key, const IndexEntry& e)>& pred) {
   std::vector<uint64_t> doomed;
   WalkArena([&](uint64_t ref) {
     if (pred(KeyAt(ref), EntryAt(ref))) doomed.push_back(ref);

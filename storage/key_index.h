@@ -33,11 +33,11 @@
 namespace distkv::storage {
 
 struct IndexEntry {
-  uint64_t lsn = 0;        // >= 1
-  uint64_t offset = 0;     // of the record in its segment, < kMaxIndexOffset
-  uint32_t segment = 0;    // segment id
+  uint64_t lsn = 0;      // >= 1
+  uint64_t offset = 0;   // of the record in its segment, < kMaxIndexOffset
+  uint32_t segment = 0;  // segment id
   uint32_t value_len = 0;
-  bool deleted = false;    // a tombstone; only recovery keeps these
+  bool deleted = false;  // a tombstone; only recovery keeps these
 };
 
 inline constexpr uint64_t kMaxIndexOffset = 1ull << 39;

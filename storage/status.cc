@@ -10,14 +10,22 @@ namespace {
 
 std::string_view CodeName(Status::Code code) {
   switch (code) {
-    case Status::Code::kOk: return "OK";
-    case Status::Code::kNotFound: return "NotFound";
-    case Status::Code::kCorruption: return "Corruption";
-    case Status::Code::kIOError: return "IOError";
-    case Status::Code::kNoSpace: return "NoSpace";
-    case Status::Code::kInvalidArgument: return "InvalidArgument";
-    case Status::Code::kBusy: return "Busy";
-    case Status::Code::kIncomplete: return "Incomplete";
+    case Status::Code::kOk:
+      return "OK";
+    case Status::Code::kNotFound:
+      return "NotFound";
+    case Status::Code::kCorruption:
+      return "Corruption";
+    case Status::Code::kIOError:
+      return "IOError";
+    case Status::Code::kNoSpace:
+      return "NoSpace";
+    case Status::Code::kInvalidArgument:
+      return "InvalidArgument";
+    case Status::Code::kBusy:
+      return "Busy";
+    case Status::Code::kIncomplete:
+      return "Incomplete";
   }
   return "Unknown";
 }

@@ -29,7 +29,9 @@ class Status {
   static Status Corruption(std::string_view msg) { return Status(Code::kCorruption, msg); }
   static Status IOError(std::string_view msg) { return Status(Code::kIOError, msg); }
   static Status NoSpace(std::string_view msg) { return Status(Code::kNoSpace, msg); }
-  static Status InvalidArgument(std::string_view msg) { return Status(Code::kInvalidArgument, msg); }
+  static Status InvalidArgument(std::string_view msg) {
+    return Status(Code::kInvalidArgument, msg);
+  }
   static Status Busy(std::string_view msg) { return Status(Code::kBusy, msg); }
   static Status Incomplete(std::string_view msg = {}) { return Status(Code::kIncomplete, msg); }
   // Maps an errno to a status: ENOSPC/EDQUOT become kNoSpace, the rest kIOError.

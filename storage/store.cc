@@ -291,8 +291,7 @@ void StoreImpl::FinishBatch(std::unique_ptr<WriteBatch> batch, Status status) {
   }
   Log("batch of " + std::to_string(b->records()) + " records (LSN " +
       std::to_string(b->first_lsn()) + "-" + std::to_string(b->last_lsn()) +
-      ") failed: " + status.ToString() + "; rolled back " + std::to_string(undone) +
-      " records");
+      ") failed: " + status.ToString() + "; rolled back " + std::to_string(undone) + " records");
 }
 
 void StoreImpl::Rollback(Pending* p) {
@@ -341,7 +340,8 @@ Status StoreImpl::Flush() {
 
 Status StoreImpl::ReadValue(std::string_view key, const IndexEntry& e, std::string* value) const {
   const Segment* seg = FindSegment(e.segment);
-  if (!seg) return Status::Corruption("index points at missing segment " + std::to_string(e.segment));
+  if (!seg)
+    return Status::Corruption("index points at missing segment " + std::to_string(e.segment));
   const uint64_t value_off = e.offset + kRecordHeaderBytes + key.size();
   if (e.offset < seg->written) {
     value->resize(e.value_len);

@@ -49,8 +49,8 @@ bool ParseFsyncMode(std::string_view text, FsyncMode* mode);
 std::string_view FsyncModeName(FsyncMode mode);
 
 struct Options {
-  std::string dir;                          // created if missing
-  uint64_t segment_bytes = 64ull << 20;     // the active segment is sealed past this size
+  std::string dir;                       // created if missing
+  uint64_t segment_bytes = 64ull << 20;  // the active segment is sealed past this size
   FsyncMode fsync = FsyncMode::kAlways;
   // A corrupt record inside a sealed segment stops Open() with Corruption
   // naming the file and offset. With repair = true the segment is truncated
@@ -67,16 +67,16 @@ struct Options {
 // What Stats() reports; plain numbers for /stats and /metrics.
 struct StoreStats {
   uint64_t keys = 0;
-  uint64_t live_bytes = 0;        // bytes of records the index points at
-  uint64_t dead_bytes = 0;        // bytes of overwritten/deleted records and tombstones
+  uint64_t live_bytes = 0;  // bytes of records the index points at
+  uint64_t dead_bytes = 0;  // bytes of overwritten/deleted records and tombstones
   uint64_t segments = 0;
-  uint64_t last_lsn = 0;          // newest staged LSN
-  uint64_t durable_lsn = 0;       // newest LSN whose batch completed
-  uint64_t batches = 0;           // completed batches
-  uint64_t batch_records = 0;     // records in completed batches (sum)
-  uint64_t syncs = 0;             // fdatasync calls
-  uint64_t index_bytes = 0;       // memory held by the key index (table + key arena)
-  uint64_t failed_batches = 0;    // batches that failed and were rolled back
+  uint64_t last_lsn = 0;        // newest staged LSN
+  uint64_t durable_lsn = 0;     // newest LSN whose batch completed
+  uint64_t batches = 0;         // completed batches
+  uint64_t batch_records = 0;   // records in completed batches (sum)
+  uint64_t syncs = 0;           // fdatasync calls
+  uint64_t index_bytes = 0;     // memory held by the key index (table + key arena)
+  uint64_t failed_batches = 0;  // batches that failed and were rolled back
 };
 
 class WriteBatch {
@@ -145,8 +145,8 @@ class Store {
   // Calls fn for every live key with its value and LSN (reads each value).
   // Stops early and returns the error if a read fails. fn must not modify
   // the store.
-  virtual Status ForEach(
-      const std::function<void(std::string_view key, std::string_view value, uint64_t lsn)>& fn) = 0;
+  virtual Status ForEach(const std::function<void(std::string_view key, std::string_view value,
+                                                  uint64_t lsn)>& fn) = 0;
 
   // A cursor over durable records with LSN > after_lsn. NotFound if the log
   // no longer holds all of them (it starts at a later LSN); Next() says

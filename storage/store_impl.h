@@ -53,15 +53,14 @@ class StoreImpl final : public Store {
   Status Lookup(std::string_view key, uint64_t* lsn) override;
   Status Put(std::string_view key, std::string_view value, uint64_t* lsn) override;
   Status Remove(std::string_view key, uint64_t* lsn) override;
-  Status Apply(uint64_t lsn, bool is_delete, std::string_view key,
-               std::string_view value) override;
+  Status Apply(uint64_t lsn, bool is_delete, std::string_view key, std::string_view value) override;
   bool HasStaged() const override { return !staged_.undo.empty(); }
   bool BatchInFlight() const override { return in_flight_; }
   std::unique_ptr<WriteBatch> TakeBatch(bool force_sync) override;
   void FinishBatch(std::unique_ptr<WriteBatch> batch, Status status) override;
   Status Flush() override;
-  Status ForEach(const std::function<void(std::string_view, std::string_view, uint64_t)>& fn)
-      override;
+  Status ForEach(
+      const std::function<void(std::string_view, std::string_view, uint64_t)>& fn) override;
   Status NewLogCursor(uint64_t after_lsn, std::unique_ptr<LogCursor>* cursor) override;
   uint64_t size() const override { return index_.size(); }
   uint64_t last_lsn() const override { return last_lsn_; }

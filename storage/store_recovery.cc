@@ -94,8 +94,8 @@ Status StoreImpl::Recover() {
                       std::chrono::steady_clock::now() - start)
                       .count();
   Log("recovered " + std::to_string(index_.size()) + " keys from " +
-      std::to_string(segments_.size()) + " segments in " + std::to_string(ms) +
-      " ms, last LSN " + std::to_string(last_lsn_));
+      std::to_string(segments_.size()) + " segments in " + std::to_string(ms) + " ms, last LSN " +
+      std::to_string(last_lsn_));
   return Status::OK();
 }
 
@@ -150,8 +150,8 @@ Status StoreImpl::RecoverSegment(Segment* seg, bool newest, uint64_t* max_lsn) {
       return Status::FromErrno(errno, "truncate " + seg->path);
     }
     if (newest) {
-      Log("truncated the torn tail of " + where + " (" + lost + " dropped: " +
-          std::string(s.message()) + ")");
+      Log("truncated the torn tail of " + where + " (" + lost +
+          " dropped: " + std::string(s.message()) + ")");
     } else {
       Log("repair: cut sealed segment " + where + ", " + lost + " lost (" +
           std::string(s.message()) + ")");

@@ -26,11 +26,11 @@ namespace distkv::storage {
 struct BatchFile {
   uint32_t segment = 0;
   std::string path;
-  int fd = -1;            // -1: Run() creates the file and stores its descriptor here
-  bool created = false;   // Run() created the file
-  uint64_t offset = 0;    // where data goes
+  int fd = -1;           // -1: Run() creates the file and stores its descriptor here
+  bool created = false;  // Run() created the file
+  uint64_t offset = 0;   // where data goes
   std::shared_ptr<const std::string> data;  // null for a sync-only entry
-  bool sync = false;      // fdatasync after writing
+  bool sync = false;                        // fdatasync after writing
 };
 
 class WriteBatchImpl final : public WriteBatch {

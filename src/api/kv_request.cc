@@ -28,8 +28,8 @@ bool ParseConditions(const net::HttpRequest& r,
       digits = true;
     }
     if (!digits) {
-      *error = net::MakeErrorResponse(400, "bad_if_match",
-                                      "If-Match must be an ETag this server gave, like \"42\", or *");
+      *error = net::MakeErrorResponse(
+          400, "bad_if_match", "If-Match must be an ETag this server gave, like \"42\", or *");
       return false;
     }
     kv->has_if_match = true;
@@ -64,10 +64,10 @@ bool CheckKey(const std::string& key, const KeyLimits& limits, net::HttpResponse
     return false;
   }
   if (key.size() > limits.max_key_bytes) {
-    *error = net::MakeErrorResponse(
-        400, "key_too_long",
-        "the key has " + std::to_string(key.size()) + " bytes; the limit is " +
-            std::to_string(limits.max_key_bytes));
+    *error =
+        net::MakeErrorResponse(400, "key_too_long",
+                               "the key has " + std::to_string(key.size()) +
+                                   " bytes; the limit is " + std::to_string(limits.max_key_bytes));
     return false;
   }
   return true;
@@ -180,10 +180,10 @@ bool ParseRequest(net::HttpRequest& r, const KeyLimits& limits, ParsedRequest* o
 
   if (!CheckKey(kv.key, limits, error)) return false;
   if (kv.op == KvOp::kPut && kv.value.size() > limits.max_value_bytes) {
-    *error = net::MakeErrorResponse(
-        413, "value_too_large",
-        "the value has " + std::to_string(kv.value.size()) + " bytes; the limit is " +
-            std::to_string(limits.max_value_bytes));
+    *error = net::MakeErrorResponse(413, "value_too_large",
+                                    "the value has " + std::to_string(kv.value.size()) +
+                                        " bytes; the limit is " +
+                                        std::to_string(limits.max_value_bytes));
     return false;
   }
   return ParseConditions(r, params, &kv, error);

@@ -11,7 +11,15 @@
 namespace distkv {
 
 enum class Endpoint {
-  kKv, kHealth, kStats, kMetrics, kCluster, kCompact, kDigest, kReplicate, kReplicaAck,
+  kKv,
+  kHealth,
+  kStats,
+  kMetrics,
+  kCluster,
+  kCompact,
+  kDigest,
+  kReplicate,
+  kReplicaAck,
 };
 
 enum class KvOp { kGet, kPut, kDelete };
@@ -20,11 +28,11 @@ struct KvRequest {
   KvOp op = KvOp::kGet;
   std::string key;
   std::string value;
-  std::string if_match;        // the ETag's LSN digits; empty when absent
+  std::string if_match;  // the ETag's LSN digits; empty when absent
   bool has_if_match = false;
   bool if_none_match_star = false;
-  bool read_replica = false;   // ?read=replica: a forwarded read may go to a replica
-  bool ack_replica = false;    // ?ack=replica: answer once a replica holds the write
+  bool read_replica = false;  // ?read=replica: a forwarded read may go to a replica
+  bool ack_replica = false;   // ?ack=replica: answer once a replica holds the write
 };
 
 struct ParsedRequest {

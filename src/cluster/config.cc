@@ -71,7 +71,8 @@ bool ValidAddress(const std::string& address) {
   return port > 0 && port < 65536;
 }
 
-SlotRange ParseSlotRange(const std::string& source, const toml::value& v, const std::string& field) {
+SlotRange ParseSlotRange(const std::string& source, const toml::value& v,
+                         const std::string& field) {
   int64_t first = -1, last = -1;
   if (v.is_string()) {  // "0-4095" or "17"
     const std::string& s = v.as_string().str;
@@ -115,8 +116,7 @@ ShardConfig ParseShard(const std::string& source, const toml::value& t, size_t p
     Fail(source, t, field + ".address", "is required (\"host:port\")");
   }
   if (!ValidAddress(shard.address)) {
-    Fail(source, t.at("address"), field + ".address",
-         "\"" + shard.address + "\" is not host:port");
+    Fail(source, t.at("address"), field + ".address", "\"" + shard.address + "\" is not host:port");
   }
   if (t.contains("replicas")) {
     Optional(source, t, field, "replicas", &shard.replicas);
@@ -133,7 +133,8 @@ ShardConfig ParseShard(const std::string& source, const toml::value& t, size_t p
     if (!s.is_array()) Fail(source, s, field + ".slots", "must be an array of ranges");
     size_t i = 0;
     for (const auto& r : s.as_array()) {
-      shard.slots.push_back(ParseSlotRange(source, r, field + ".slots[" + std::to_string(i++) + "]"));
+      shard.slots.push_back(
+          ParseSlotRange(source, r, field + ".slots[" + std::to_string(i++) + "]"));
     }
   }
   return shard;
@@ -240,7 +241,8 @@ void ParseRoot(const std::string& source, const toml::value& root, ClusterConfig
   }
   if (root.contains("limits")) {
     const toml::value& l = root.at("limits");
-    config->max_key_bytes = OptionalCount(source, l, "limits", "max_key_bytes", config->max_key_bytes, 1);
+    config->max_key_bytes =
+        OptionalCount(source, l, "limits", "max_key_bytes", config->max_key_bytes, 1);
     config->max_value_bytes =
         OptionalCount(source, l, "limits", "max_value_bytes", config->max_value_bytes, 0);
     if (config->max_key_bytes > 65535) {
@@ -253,10 +255,12 @@ void ParseRoot(const std::string& source, const toml::value& root, ClusterConfig
     const toml::value& s = root.at("server");
     net::ServerLimits& l = config->server;
     l.max_connections = OptionalCount(source, s, "server", "max_connections", l.max_connections, 1);
-    l.header_timeout_ms = OptionalCount(source, s, "server", "header_timeout_ms", l.header_timeout_ms, 1);
+    l.header_timeout_ms =
+        OptionalCount(source, s, "server", "header_timeout_ms", l.header_timeout_ms, 1);
     l.idle_timeout_ms = OptionalCount(source, s, "server", "idle_timeout_ms", l.idle_timeout_ms, 1);
     l.max_url_bytes = OptionalCount(source, s, "server", "max_url_bytes", l.max_url_bytes, 64);
-    l.max_header_bytes = OptionalCount(source, s, "server", "max_header_bytes", l.max_header_bytes, 256);
+    l.max_header_bytes =
+        OptionalCount(source, s, "server", "max_header_bytes", l.max_header_bytes, 256);
     l.max_body_bytes = OptionalCount(source, s, "server", "max_body_bytes", l.max_body_bytes, 0);
     l.max_pipelined = OptionalCount(source, s, "server", "max_pipelined", l.max_pipelined, 1);
   }
@@ -271,7 +275,8 @@ void ParseRoot(const std::string& source, const toml::value& root, ClusterConfig
     Fail(source, root, "shards", "at least one [[shards]] entry is required");
   }
   size_t i = 0;
-  for (const auto& t : root.at("shards").as_array()) config->shards.push_back(ParseShard(source, t, i++));
+  for (const auto& t : root.at("shards").as_array())
+    config->shards.push_back(ParseShard(source, t, i++));
   Validate(source, root, config);
 }
 

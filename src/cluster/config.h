@@ -34,7 +34,7 @@ struct ShardConfig {
 enum class RoutingMode { kProxy, kRedirect };
 
 struct ClusterConfig {
-  std::string source;                 // file it came from ("" for the built-in default)
+  std::string source;  // file it came from ("" for the built-in default)
   RoutingMode routing = RoutingMode::kProxy;
   uint64_t forward_timeout_ms = 2'000;
   uint64_t connect_timeout_ms = 500;
@@ -45,12 +45,12 @@ struct ClusterConfig {
   size_t max_key_bytes = 4096;
   size_t max_value_bytes = 16u << 20;
 
-  net::ServerLimits server;           // [server] section
+  net::ServerLimits server;  // [server] section
 
-  int min_acks = 0;                   // [replication]: replicas that must hold a write
+  int min_acks = 0;  // [replication]: replicas that must hold a write
   uint64_t ack_timeout_ms = 2'000;
 
-  std::vector<ShardConfig> shards;    // sorted by idx
+  std::vector<ShardConfig> shards;  // sorted by idx
 };
 
 // Parses and validates a sharding.toml. On failure returns false and sets

@@ -35,14 +35,15 @@ net::HttpResponse UnreachableResponse(const net::ClientResult& result, const std
   const std::string who = "shard " + shard + " at " + peer;
   switch (result.error) {
     case net::ClientError::kConnectFailed:
-      return net::MakeErrorResponse(503, "shard_unavailable",
-                                    who + " refused the connection (" + result.detail +
-                                        "); retry once it is back");
+      return net::MakeErrorResponse(
+          503, "shard_unavailable",
+          who + " refused the connection (" + result.detail + "); retry once it is back");
     case net::ClientError::kConnectTimeout:
     case net::ClientError::kTimeout:
       return net::MakeErrorResponse(504, "shard_timeout",
-                                    who + " did not answer in time; the request may or may not "
-                                          "have been applied there");
+                                    who +
+                                        " did not answer in time; the request may or may not "
+                                        "have been applied there");
     default:
       return net::MakeErrorResponse(502, "bad_gateway",
                                     who + " gave no valid answer (" +
@@ -70,16 +71,24 @@ void Forwarder::Forward(const net::HttpRequest& original, KvRequest& kv, const S
                         Reply reply) {
   net::OutboundRequest out;
   switch (kv.op) {
-    case KvOp::kGet: out.method = "GET"; break;
-    case KvOp::kPut: out.method = "PUT"; out.body = std::move(kv.value); break;
-    case KvOp::kDelete: out.method = "DELETE"; break;
+    case KvOp::kGet:
+      out.method = "GET";
+      break;
+    case KvOp::kPut:
+      out.method = "PUT";
+      out.body = std::move(kv.value);
+      break;
+    case KvOp::kDelete:
+      out.method = "DELETE";
+      break;
   }
   out.target.reserve(4 + kv.key.size() * 3 + 12);
   out.target = "/kv/";
   net::AppendPercentEncoded(&out.target, kv.key);
   if (kv.ack_replica) out.target += "?ack=replica";
   for (std::string_view name : {"If-Match", "If-None-Match"}) {
-    if (const std::string* v = original.header(name)) out.headers.push_back({std::string(name), *v});
+    if (const std::string* v = original.header(name))
+      out.headers.push_back({std::string(name), *v});
   }
   out.headers.push_back({std::string(kHopHeader), self_name_});
   out.timeout_ms = config_.forward_timeout_ms;
@@ -103,21 +112,20 @@ void Forwarder::Send(const std::string& peer, const ShardConfig& owner,
   // (std::function needs a copyable callback, hence shared_ptr.)
   std::shared_ptr<net::OutboundRequest> retry;
   if (fallback_to_primary) retry = std::make_shared<net::OutboundRequest>(request);
-  client_->Request(
-      peer, std::move(request),
-      [this, peer = &peer, owner = &owner, reply = std::move(reply),
-       retry = std::move(retry)](net::ClientResult& result) mutable {
-        if (result.error != net::ClientError::kNone) {
-          if (retry) {  // a replica is down: the primary can answer the read
-            Send(owner->address, *owner, std::move(*retry), std::move(reply), false);
-            return;
-          }
-          counters_.failed++;
-          reply(UnreachableResponse(result, owner->name, *peer));
-          return;
-        }
-        reply(PassBack(result.response));
-      });
+  client_->Request(peer, std::move(request),
+                   [this, peer = &peer, owner = &owner, reply = std::move(reply),
+                    retry = std::move(retry)](net::ClientResult& result) mutable {
+                     if (result.error != net::ClientError::kNone) {
+                       if (retry) {  // a replica is down: the primary can answer the read
+                         Send(owner->address, *owner, std::move(*retry), std::move(reply), false);
+                         return;
+                       }
+                       counters_.failed++;
+                       reply(UnreachableResponse(result, owner->name, *peer));
+                       return;
+                     }
+                     reply(PassBack(result.response));
+                   });
 }
 
 }  // namespace distkv

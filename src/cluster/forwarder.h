@@ -16,8 +16,8 @@
 #include <functional>
 
 #include "net/http_client.h"
-#include "src/cluster/config.h"
 #include "src/api/kv_request.h"
+#include "src/cluster/config.h"
 
 namespace distkv {
 

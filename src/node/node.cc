@@ -71,8 +71,8 @@ bool Node::Start(std::string* error) {
     ro.self_address = listen_;
     ro.connect_timeout_ms = config.connect_timeout_ms;
     // A frame holds one slice of records, or one record above the slice size.
-    ro.max_frame_bytes = (1u << 20) + storage::EncodedRecordSize(config.max_key_bytes,
-                                                                 config.max_value_bytes);
+    ro.max_frame_bytes =
+        (1u << 20) + storage::EncodedRecordSize(config.max_key_bytes, config.max_value_bytes);
     replica_ = std::make_unique<ReplicationReplica>(loop_, store_.get(), pipeline_.get(),
                                                     client_.get(), ro);
   } else {
@@ -83,8 +83,7 @@ bool Node::Start(std::string* error) {
   }
 
   server_ = std::make_unique<net::HttpServer>(
-      loop_, config.server,
-      [this](net::HttpRequest& request, net::Responder responder) {
+      loop_, config.server, [this](net::HttpRequest& request, net::Responder responder) {
         OnRequest(request, std::move(responder));
       });
   server_->AddResponseHeader("X-Distkv-Shard", shard.name);
@@ -95,10 +94,11 @@ bool Node::Start(std::string* error) {
   }
   started_ns_ = uv_hrtime();
   if (replica_) replica_->Start();
-  Logf(LogLevel::kInfo, "shard %s (%s) serving on %s, data in %s, %" PRIu64 " keys, last LSN %" PRIu64
+  Logf(LogLevel::kInfo,
+       "shard %s (%s) serving on %s, data in %s, %" PRIu64 " keys, last LSN %" PRIu64
        ", fsync=%s, routing=%s",
-       shard.name.c_str(), role_name(), listen_.c_str(), so.dir.c_str(),
-       store_->size(), store_->last_lsn(), std::string(storage::FsyncModeName(config.fsync)).c_str(),
+       shard.name.c_str(), role_name(), listen_.c_str(), so.dir.c_str(), store_->size(),
+       store_->last_lsn(), std::string(storage::FsyncModeName(config.fsync)).c_str(),
        config.routing == RoutingMode::kProxy ? "proxy" : "redirect");
   return true;
 }
@@ -236,12 +236,13 @@ void Node::HandleKv(net::HttpRequest& request, ParsedRequest& parsed, net::Respo
   }
   if (options_.replica) {
     const ShardConfig& shard = map_.shards()[self_];
-    net::HttpResponse r = net::MakeErrorResponse(
-        403, "read_only_replica",
-        "this node is a read-only replica of shard " + shard.name + "; send writes to its primary at " +
-            shard.address);
+    net::HttpResponse r =
+        net::MakeErrorResponse(403, "read_only_replica",
+                               "this node is a read-only replica of shard " + shard.name +
+                                   "; send writes to its primary at " + shard.address);
     r.SetHeader("Location", "http://" + shard.address + request.target);
-    Finish(responder, kv.op == KvOp::kPut ? Route::kKvPut : Route::kKvDelete, start_ns, std::move(r));
+    Finish(responder, kv.op == KvOp::kPut ? Route::kKvPut : Route::kKvDelete, start_ns,
+           std::move(r));
     return;
   }
   HandleLocalWrite(kv, std::move(responder), start_ns);
@@ -278,26 +279,29 @@ void Node::HandleLocalWrite(KvRequest& kv, net::Responder responder, uint64_t st
   // write can slip in between.
   if (kv.if_none_match_star && exists) {
     Finish(responder, route, start_ns,
-           net::MakeErrorResponse(412, "precondition_failed",
-                                  "If-None-Match: * but the key exists (ETag " + MakeEtag(current) + ")"));
+           net::MakeErrorResponse(
+               412, "precondition_failed",
+               "If-None-Match: * but the key exists (ETag " + MakeEtag(current) + ")"));
     return;
   }
   if (kv.has_if_match &&
       (!exists || (kv.if_match != "*" && kv.if_match != std::to_string(current)))) {
-    Finish(responder, route, start_ns,
-           net::MakeErrorResponse(
-               412, "precondition_failed",
-               exists ? "If-Match \"" + kv.if_match + "\" but the current ETag is " + MakeEtag(current)
-                      : "If-Match \"" + kv.if_match + "\" but the key does not exist"));
+    Finish(
+        responder, route, start_ns,
+        net::MakeErrorResponse(
+            412, "precondition_failed",
+            exists ? "If-Match \"" + kv.if_match + "\" but the current ETag is " + MakeEtag(current)
+                   : "If-Match \"" + kv.if_match + "\" but the key does not exist"));
     return;
   }
   if (kv.op == KvOp::kDelete && !exists) {
-    Finish(responder, route, start_ns, net::MakeErrorResponse(404, "not_found", "no value for this key"));
+    Finish(responder, route, start_ns,
+           net::MakeErrorResponse(404, "not_found", "no value for this key"));
     return;
   }
   uint64_t lsn = 0;
-  storage::Status s = kv.op == KvOp::kPut ? store_->Put(kv.key, kv.value, &lsn)
-                                          : store_->Remove(kv.key, &lsn);
+  storage::Status s =
+      kv.op == KvOp::kPut ? store_->Put(kv.key, kv.value, &lsn) : store_->Remove(kv.key, &lsn);
   if (!s.ok()) {
     Finish(responder, route, start_ns, StorageError(s));
     return;
@@ -305,35 +309,36 @@ void Node::HandleLocalWrite(KvRequest& kv, net::Responder responder, uint64_t st
   const int ok_status = kv.op == KvOp::kDelete ? 204 : (exists ? 200 : 201);
   // ?ack=replica asks for one replica; [replication] min_acks for N always.
   const int needed = std::max(options_.config.min_acks, kv.ack_replica ? 1 : 0);
-  pipeline_->WhenDurable(lsn, [this, responder, route, start_ns, lsn, ok_status, needed](
-                                  const storage::Status& status) mutable {
+  pipeline_->WhenDurable(lsn, [this, responder, route, start_ns, lsn, ok_status,
+                               needed](const storage::Status& status) mutable {
     if (!status.ok()) {
       Finish(responder, route, start_ns, StorageError(status));
       return;
     }
     net::HttpResponse r;
     r.status = ok_status;
-    if (ok_status != 204) r.headers.push_back(net::Header{"ETag", MakeEtag(lsn)});  // fresh: no search
+    if (ok_status != 204)
+      r.headers.push_back(net::Header{"ETag", MakeEtag(lsn)});  // fresh: no search
     if (needed == 0) {
       Finish(responder, route, start_ns, std::move(r));
       return;
     }
     const uint64_t timeout_ms = options_.config.ack_timeout_ms;
-    primary_->WaitForAcks(lsn, needed, timeout_ms,
-                          [this, responder, route, start_ns, lsn, needed, timeout_ms,
-                           r = std::move(r)](bool acked) mutable {
-                            if (!acked) {
-                              r = net::MakeErrorResponse(
-                                  504, "replica_timeout",
-                                  "the write is durable on the primary (LSN " + std::to_string(lsn) +
-                                      ") and stays written, but fewer than " + std::to_string(needed) +
-                                      " replica(s) acknowledged it within " +
-                                      std::to_string(timeout_ms) +
-                                      " ms; replicas receive it when they catch up");
-                              r.SetHeader("ETag", MakeEtag(lsn));
-                            }
-                            Finish(responder, route, start_ns, std::move(r));
-                          });
+    primary_->WaitForAcks(
+        lsn, needed, timeout_ms,
+        [this, responder, route, start_ns, lsn, needed, timeout_ms,
+         r = std::move(r)](bool acked) mutable {
+          if (!acked) {
+            r = net::MakeErrorResponse(
+                504, "replica_timeout",
+                "the write is durable on the primary (LSN " + std::to_string(lsn) +
+                    ") and stays written, but fewer than " + std::to_string(needed) +
+                    " replica(s) acknowledged it within " + std::to_string(timeout_ms) +
+                    " ms; replicas receive it when they catch up");
+            r.SetHeader("ETag", MakeEtag(lsn));
+          }
+          Finish(responder, route, start_ns, std::move(r));
+        });
   });
 }
 

@@ -15,25 +15,25 @@
 
 #include "net/http_client.h"
 #include "net/http_server.h"
-#include "src/shard/commit_pipeline.h"
+#include "src/api/kv_request.h"
 #include "src/cluster/config.h"
 #include "src/cluster/forwarder.h"
-#include "src/api/kv_request.h"
+#include "src/cluster/shard_map.h"
 #include "src/obs/metrics.h"
 #include "src/replication/primary.h"
 #include "src/replication/replica.h"
-#include "src/cluster/shard_map.h"
+#include "src/shard/commit_pipeline.h"
 #include "storage/store.h"
 
 namespace distkv {
 
 struct NodeOptions {
   ClusterConfig config;
-  std::string shard;         // name of the shard this node serves
-  bool replica = false;      // serve as a read-only replica of it
-  std::string data_dir;      // the shard's directory
-  std::string listen;        // "host:port"; default: the config's address for this node
-  bool repair = false;       // truncate a corrupt sealed segment instead of refusing to start
+  std::string shard;     // name of the shard this node serves
+  bool replica = false;  // serve as a read-only replica of it
+  std::string data_dir;  // the shard's directory
+  std::string listen;    // "host:port"; default: the config's address for this node
+  bool repair = false;   // truncate a corrupt sealed segment instead of refusing to start
   bool log_requests = false;
 };
 
@@ -74,7 +74,7 @@ class Node {
   uv_loop_t* loop_;
   NodeOptions options_;
   ShardMap map_;
-  size_t self_ = 0;             // position of this node's shard in map_.shards()
+  size_t self_ = 0;  // position of this node's shard in map_.shards()
   std::string listen_;
   KeyLimits key_limits_;
   uint64_t started_ns_ = 0;

@@ -99,7 +99,8 @@ net::HttpResponse Node::MetricsResponse() const {
   AppendPromMetric(&b, "distkv_forwarded_total", "counter", "Requests forwarded to other shards.",
                    forwarder_->counters().forwarded);
   AppendPromMetric(&b, "distkv_forward_failures_total", "counter",
-                   "Forwarded requests whose owner could not be reached.", forwarder_->counters().failed);
+                   "Forwarded requests whose owner could not be reached.",
+                   forwarder_->counters().failed);
   if (primary_) primary_->AppendPrometheus(&b);
   if (replica_) replica_->AppendPrometheus(&b);
   metrics_.AppendPrometheus(&b);

@@ -6,20 +6,34 @@ namespace distkv {
 
 std::string_view RouteName(Route route) {
   switch (route) {
-    case Route::kKvGet: return "kv_get";
-    case Route::kKvPut: return "kv_put";
-    case Route::kKvDelete: return "kv_delete";
-    case Route::kHealth: return "health";
-    case Route::kStats: return "stats";
-    case Route::kMetrics: return "metrics";
-    case Route::kCluster: return "cluster";
-    case Route::kCompact: return "compact";
-    case Route::kDigest: return "digest";
-    case Route::kReplication: return "replication";
-    case Route::kForwarded: return "forwarded";
-    case Route::kRedirected: return "redirected";
-    case Route::kOther: return "other";
-    case Route::kCount: break;
+    case Route::kKvGet:
+      return "kv_get";
+    case Route::kKvPut:
+      return "kv_put";
+    case Route::kKvDelete:
+      return "kv_delete";
+    case Route::kHealth:
+      return "health";
+    case Route::kStats:
+      return "stats";
+    case Route::kMetrics:
+      return "metrics";
+    case Route::kCluster:
+      return "cluster";
+    case Route::kCompact:
+      return "compact";
+    case Route::kDigest:
+      return "digest";
+    case Route::kReplication:
+      return "replication";
+    case Route::kForwarded:
+      return "forwarded";
+    case Route::kRedirected:
+      return "redirected";
+    case Route::kOther:
+      return "other";
+    case Route::kCount:
+      break;
   }
   return "unknown";
 }
@@ -80,18 +94,21 @@ void RequestMetrics::AppendJson(std::string* out) const {
 }
 
 void RequestMetrics::AppendPrometheus(std::string* out) const {
-  out->append("# HELP distkv_requests_total HTTP requests answered, by route and status.\n"
-              "# TYPE distkv_requests_total counter\n");
+  out->append(
+      "# HELP distkv_requests_total HTTP requests answered, by route and status.\n"
+      "# TYPE distkv_requests_total counter\n");
   for (size_t r = 0; r < counts_.size(); ++r) {
     for (int s = 0; s < kStatuses; ++s) {
       if (!counts_[r][s]) continue;
       out->append("distkv_requests_total{route=\"");
       out->append(RouteName(static_cast<Route>(r)));
-      out->append("\",status=\"" + std::to_string(s) + "\"} " + std::to_string(counts_[r][s]) + "\n");
+      out->append("\",status=\"" + std::to_string(s) + "\"} " + std::to_string(counts_[r][s]) +
+                  "\n");
     }
   }
-  out->append("# HELP distkv_request_duration_seconds Time from request parsed to response queued.\n"
-              "# TYPE distkv_request_duration_seconds histogram\n");
+  out->append(
+      "# HELP distkv_request_duration_seconds Time from request parsed to response queued.\n"
+      "# TYPE distkv_request_duration_seconds histogram\n");
   uint64_t cumulative = 0;
   const auto& b = latency_.buckets();
   for (size_t i = 0; i < LatencyHistogram::kBoundsUs.size(); ++i) {

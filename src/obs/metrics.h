@@ -11,8 +11,20 @@ namespace distkv {
 
 // What a request was, for counting. Keep RouteName in step.
 enum class Route : uint8_t {
-  kKvGet, kKvPut, kKvDelete, kHealth, kStats, kMetrics, kCluster, kCompact, kDigest,
-  kReplication, kForwarded, kRedirected, kOther, kCount
+  kKvGet,
+  kKvPut,
+  kKvDelete,
+  kHealth,
+  kStats,
+  kMetrics,
+  kCluster,
+  kCompact,
+  kDigest,
+  kReplication,
+  kForwarded,
+  kRedirected,
+  kOther,
+  kCount
 };
 std::string_view RouteName(Route route);
 
@@ -21,8 +33,8 @@ std::string_view RouteName(Route route);
 class LatencyHistogram {
  public:
   static constexpr std::array<uint64_t, 16> kBoundsUs = {
-      50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
-      1000000, 2500000, 10000000};
+      50,    100,   250,    500,    1000,   2500,    5000,    10000,
+      25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 10000000};
   void Observe(uint64_t micros);
   uint64_t count() const { return count_; }
   uint64_t sum_us() const { return sum_us_; }

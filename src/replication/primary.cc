@@ -121,7 +121,8 @@ void ReplicationPrimary::Stop() {
   CloseAndDelete(heartbeat_timer_);
 }
 
-void ReplicationPrimary::HandleReplicate(const net::HttpRequest& request, net::Responder responder) {
+void ReplicationPrimary::HandleReplicate(const net::HttpRequest& request,
+                                         net::Responder responder) {
   auto refuse = [&](net::HttpResponse&& r) {
     counters_.streams_refused++;
     responder.Send(std::move(r));
@@ -149,10 +150,10 @@ void ReplicationPrimary::HandleReplicate(const net::HttpRequest& request, net::R
          "replica %s asks for records after LSN %" PRIu64 " but this primary's log ends at %" PRIu64
          "; the replica holds writes this primary lost",
          p.replica.c_str(), p.lsn, durable);
-    refuse(net::MakeErrorResponse(
-        409, "replica_ahead",
-        "the replica is at LSN " + std::to_string(p.lsn) + " but this primary's log ends at " +
-            std::to_string(durable) + "; the primary lost writes the replica holds"));
+    refuse(net::MakeErrorResponse(409, "replica_ahead",
+                                  "the replica is at LSN " + std::to_string(p.lsn) +
+                                      " but this primary's log ends at " + std::to_string(durable) +
+                                      "; the primary lost writes the replica holds"));
     return;
   }
   std::unique_ptr<storage::LogCursor> cursor;
@@ -203,7 +204,8 @@ void ReplicationPrimary::HandleReplicate(const net::HttpRequest& request, net::R
   session->responder.OnClose([this, alive, address = p.replica, id = session->id]() {
     if (auto a = alive.lock(); a && *a) OnSessionClosed(address, id);
   });
-  Logf(LogLevel::kInfo, "replica %s connected: streaming after LSN %" PRIu64 " (durable here: %" PRIu64 ")",
+  Logf(LogLevel::kInfo,
+       "replica %s connected: streaming after LSN %" PRIu64 " (durable here: %" PRIu64 ")",
        p.replica.c_str(), p.lsn, durable);
 
   // A heartbeat first, so the replica knows where the primary is before the
@@ -223,17 +225,16 @@ net::HttpResponse ReplicationPrimary::HandleAck(const net::HttpRequest& request)
   net::HttpResponse error;
   if (!ParseReplicaParams(request, "lsn", &p, &error)) return error;
   if (!p.shard.empty() && p.shard != options_.shard) {
-    return net::MakeErrorResponse(409, "wrong_shard",
-                                  "this node is the primary of shard " + options_.shard + ", not of " +
-                                      p.shard);
+    return net::MakeErrorResponse(
+        409, "wrong_shard",
+        "this node is the primary of shard " + options_.shard + ", not of " + p.shard);
   }
   const uint64_t durable = store_->durable_lsn();
   if (p.lsn > durable) {
     // Counting it could acknowledge writes this primary never made durable.
-    return net::MakeErrorResponse(
-        409, "replica_ahead",
-        "acknowledged LSN " + std::to_string(p.lsn) + " is past this primary's log end " +
-            std::to_string(durable));
+    return net::MakeErrorResponse(409, "replica_ahead",
+                                  "acknowledged LSN " + std::to_string(p.lsn) +
+                                      " is past this primary's log end " + std::to_string(durable));
   }
   Replica& replica = replicas_[p.replica];
   replica.acked_lsn = std::max(replica.acked_lsn, p.lsn);
@@ -304,7 +305,8 @@ void ReplicationPrimary::Pump(const std::shared_ptr<Session>& session) {
     counters_.records_sent += records;
     counters_.bytes_sent += frame.size();
     counters_.frames_sent++;
-    if (frame.capacity() > 4 * options_.slice_bytes) std::string().swap(frame);  // after a huge record
+    if (frame.capacity() > 4 * options_.slice_bytes)
+      std::string().swap(frame);  // after a huge record
     if (session->closed) return;
   }
   session->phase = position >= durable ? Phase::kLive : Phase::kCatchUp;
@@ -354,7 +356,8 @@ void ReplicationPrimary::OnIdle(uv_idle_t* handle) {
   auto* self = static_cast<ReplicationPrimary*>(handle->data);
   std::vector<std::shared_ptr<Session>> due;
   for (auto& [address, replica] : self->replicas_) {
-    if (replica.session && replica.session->phase == Phase::kCatchUp) due.push_back(replica.session);
+    if (replica.session && replica.session->phase == Phase::kCatchUp)
+      due.push_back(replica.session);
   }
   for (auto& s : due) self->Pump(s);
   self->UpdateScheduling();
@@ -365,7 +368,8 @@ void ReplicationPrimary::OnDrainTimer(uv_timer_t* handle) {
   const uint64_t now = uv_now(self->loop_);
   std::vector<std::shared_ptr<Session>> due;
   for (auto& [address, replica] : self->replicas_) {
-    if (replica.session && replica.session->phase == Phase::kBlocked) due.push_back(replica.session);
+    if (replica.session && replica.session->phase == Phase::kBlocked)
+      due.push_back(replica.session);
   }
   for (auto& s : due) {
     const size_t queued = s->responder.queued_bytes();
@@ -481,8 +485,9 @@ void ReplicationPrimary::OnAckTimer(uv_timer_t* handle) {
 
 uint64_t ReplicationPrimary::DurableTimeUs(uint64_t lsn) const {
   if (lsn <= times_floor_ || batch_times_.empty()) return 0;
-  auto it = std::lower_bound(batch_times_.begin(), batch_times_.end(), lsn,
-                             [](const std::pair<uint64_t, uint64_t>& e, uint64_t l) { return e.first < l; });
+  auto it = std::lower_bound(
+      batch_times_.begin(), batch_times_.end(), lsn,
+      [](const std::pair<uint64_t, uint64_t>& e, uint64_t l) { return e.first < l; });
   return it == batch_times_.end() ? 0 : it->second;
 }
 
@@ -491,7 +496,8 @@ void ReplicationPrimary::TrimBatchTimes() {
   // the lowest LSN that one of them has acked or been sent.
   uint64_t needed_after = store_->durable_lsn();
   for (const auto& [address, replica] : replicas_) {
-    if (replica.session) needed_after = std::min({needed_after, replica.acked_lsn, replica.sent_lsn});
+    if (replica.session)
+      needed_after = std::min({needed_after, replica.acked_lsn, replica.sent_lsn});
   }
   while (!batch_times_.empty() && (batch_times_.front().first <= needed_after ||
                                    batch_times_.size() > options_.max_batch_times)) {
@@ -582,7 +588,8 @@ void ReplicationPrimary::AppendPrometheus(std::string* out) const {
   AppendPromMetric(out, "distkv_replication_acks_received_total", "counter",
                    "Acknowledgements received from replicas.", counters_.acks_received);
   AppendPromMetric(out, "distkv_replication_ack_waits_total", "counter",
-                   "Writes that waited for replicas (?ack=replica or min_acks).", counters_.ack_waits);
+                   "Writes that waited for replicas (?ack=replica or min_acks).",
+                   counters_.ack_waits);
   AppendPromMetric(out, "distkv_replication_ack_timeouts_total", "counter",
                    "Writes answered 504 because too few replicas acknowledged them in time.",
                    counters_.ack_timeouts);
@@ -601,7 +608,8 @@ void ReplicationPrimary::AppendPrometheus(std::string* out) const {
        }},
       {"distkv_replica_acked_lsn", "Newest LSN the replica acknowledged as durable.",
        [](const ReplicationPrimary&, const Replica& r, uint64_t, uint64_t) { return r.acked_lsn; }},
-      {"distkv_replica_lag_records", "Records durable here and not yet acknowledged by the replica.",
+      {"distkv_replica_lag_records",
+       "Records durable here and not yet acknowledged by the replica.",
        [](const ReplicationPrimary&, const Replica& r, uint64_t durable, uint64_t) -> uint64_t {
          return durable > r.acked_lsn ? durable - r.acked_lsn : 0;
        }},

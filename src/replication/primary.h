@@ -60,13 +60,13 @@
 namespace distkv {
 
 struct ReplicationPrimaryOptions {
-  std::string shard;                         // this node's shard; a replica must name the same
-  size_t slice_bytes = 256u << 10;           // records read from the log per pump
-  size_t low_water_bytes = 4u << 20;         // stop pumping while more is queued on the socket
-  size_t max_queued_bytes = 16u << 20;       // end the stream beyond this
+  std::string shard;                    // this node's shard; a replica must name the same
+  size_t slice_bytes = 256u << 10;      // records read from the log per pump
+  size_t low_water_bytes = 4u << 20;    // stop pumping while more is queued on the socket
+  size_t max_queued_bytes = 16u << 20;  // end the stream beyond this
   uint64_t heartbeat_ms = 500;
-  uint64_t stall_timeout_ms = 10'000;        // blocked this long without draining: end the stream
-  size_t max_batch_times = 65536;            // batch completion times kept for lag in ms
+  uint64_t stall_timeout_ms = 10'000;  // blocked this long without draining: end the stream
+  size_t max_batch_times = 65536;      // batch completion times kept for lag in ms
 };
 
 class ReplicationPrimary {
@@ -106,8 +106,8 @@ class ReplicationPrimary {
     uint64_t frames_sent = 0;
     uint64_t heartbeats_sent = 0;
     uint64_t acks_received = 0;
-    uint64_t ack_waits = 0;             // writes that waited for replicas
-    uint64_t ack_timeouts = 0;          // ... and were answered 504
+    uint64_t ack_waits = 0;     // writes that waited for replicas
+    uint64_t ack_timeouts = 0;  // ... and were answered 504
   };
   const Counters& counters() const { return counters_; }
   size_t connected_replicas() const;
@@ -125,10 +125,10 @@ class ReplicationPrimary {
     Phase phase = Phase::kCatchUp;
     bool closed = false;
     uint64_t connected_ns = 0;
-    size_t queue_limit = 0;       // max_queued_bytes, or low water + the largest frame sent
-    size_t blocked_queued = 0;    // smallest queue seen while blocked
+    size_t queue_limit = 0;         // max_queued_bytes, or low water + the largest frame sent
+    size_t blocked_queued = 0;      // smallest queue seen while blocked
     uint64_t blocked_since_ms = 0;  // loop time the queue last shrank while blocked
-    std::string frame;            // reused buffer for one frame
+    std::string frame;              // reused buffer for one frame
   };
 
   // What is known of one replica, connected or not.
@@ -150,7 +150,8 @@ class ReplicationPrimary {
   };
 
   void Pump(const std::shared_ptr<Session>& session);
-  void EndSession(std::shared_ptr<Session> session, const char* why);  // by value: it may drop the last owner
+  void EndSession(std::shared_ptr<Session> session,
+                  const char* why);  // by value: it may drop the last owner
   void OnSessionClosed(const std::string& address, uint64_t id);
   void UpdateScheduling();
   void SendHeartbeats();

@@ -178,8 +178,8 @@ bool ReplicationReplica::HandleRecords(const Frame& frame) {
       } else {
         counters_.protocol_errors++;
       }
-      abort_reason_ = "record after LSN " + std::to_string(store_->last_lsn()) + " rejected: " +
-                      s.ToString();
+      abort_reason_ =
+          "record after LSN " + std::to_string(store_->last_lsn()) + " rejected: " + s.ToString();
       break;
     }
     s = store_->Apply(record.lsn, record.type == storage::RecordType::kDelete, record.key,
@@ -187,8 +187,8 @@ bool ReplicationReplica::HandleRecords(const Frame& frame) {
     if (!s.ok()) {
       counters_.protocol_errors++;
       abort_reason_ = "cannot apply the record of LSN " + std::to_string(record.lsn) +
-                      " (local log ends at " + std::to_string(store_->last_lsn()) + "): " +
-                      s.ToString();
+                      " (local log ends at " + std::to_string(store_->last_lsn()) +
+                      "): " + s.ToString();
       break;
     }
     counters_.records_received++;
@@ -220,7 +220,8 @@ bool ReplicationReplica::HandleRecords(const Frame& frame) {
   return true;
 }
 
-void ReplicationReplica::OnCommitted(const storage::Status& status, uint64_t stamp_us, size_t bytes) {
+void ReplicationReplica::OnCommitted(const storage::Status& status, uint64_t stamp_us,
+                                     size_t bytes) {
   unsynced_bytes_ -= std::min(unsynced_bytes_, bytes);
   if (!status.ok()) {
     counters_.commit_errors++;
@@ -270,8 +271,8 @@ void ReplicationReplica::OnStreamEnd(const net::ClientResult& result) {
   last_error_ = reason;
   Logf(throttled_ ? LogLevel::kInfo : LogLevel::kWarn,
        "replica of shard %s: %s %s: %s; reconnecting in %" PRIu64 " ms", options_.shard.c_str(),
-       was_streaming ? "stream from" : "cannot stream from", options_.primary.c_str(), reason.c_str(),
-       delay);
+       was_streaming ? "stream from" : "cannot stream from", options_.primary.c_str(),
+       reason.c_str(), delay);
   ScheduleReconnect(delay);
 }
 
@@ -402,7 +403,8 @@ void ReplicationReplica::AppendPrometheus(std::string* out) const {
                    "Streams that failed or ended (each is followed by a reconnect).",
                    counters_.stream_errors);
   AppendPromMetric(out, "distkv_replication_crc_errors_total", "counter",
-                   "Records received with a bad CRC (the stream is restarted).", counters_.crc_errors);
+                   "Records received with a bad CRC (the stream is restarted).",
+                   counters_.crc_errors);
   AppendPromMetric(out, "distkv_replication_acks_sent_total", "counter",
                    "Acknowledgements the primary accepted.", counters_.acks_sent);
   AppendHistogram(out, "distkv_replication_visible_lag_seconds",

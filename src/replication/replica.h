@@ -49,19 +49,19 @@
 #include <string>
 
 #include "net/http_client.h"
-#include "src/shard/commit_pipeline.h"
 #include "src/obs/metrics.h"
 #include "src/replication/stream_format.h"
+#include "src/shard/commit_pipeline.h"
 #include "storage/store.h"
 
 namespace distkv {
 
 struct ReplicationReplicaOptions {
-  std::string shard;                   // the shard replicated
-  std::string primary;                 // the primary's "host:port"
-  std::string self_address;            // this node's listen address, which names it to the primary
+  std::string shard;         // the shard replicated
+  std::string primary;       // the primary's "host:port"
+  std::string self_address;  // this node's listen address, which names it to the primary
   uint64_t connect_timeout_ms = 500;
-  uint64_t idle_timeout_ms = 3'000;    // > the primary's heartbeat interval, several times over
+  uint64_t idle_timeout_ms = 3'000;  // > the primary's heartbeat interval, several times over
   uint64_t ack_timeout_ms = 2'000;
   uint64_t min_backoff_ms = 100;
   uint64_t max_backoff_ms = 5'000;
@@ -88,18 +88,18 @@ class ReplicationReplica {
 
   struct Counters {
     uint64_t connect_attempts = 0;
-    uint64_t connects = 0;             // streams the primary accepted
-    uint64_t reconnects = 0;           // ... after the first one
-    uint64_t refused = 0;              // answered with an HTTP error (409, 410, 503, ...)
-    uint64_t stream_errors = 0;        // streams that ended on an error
+    uint64_t connects = 0;       // streams the primary accepted
+    uint64_t reconnects = 0;     // ... after the first one
+    uint64_t refused = 0;        // answered with an HTTP error (409, 410, 503, ...)
+    uint64_t stream_errors = 0;  // streams that ended on an error
     uint64_t records_received = 0;
-    uint64_t bytes_received = 0;       // stream body bytes
+    uint64_t bytes_received = 0;  // stream body bytes
     uint64_t frames_received = 0;
     uint64_t heartbeats_received = 0;
     uint64_t crc_errors = 0;
-    uint64_t protocol_errors = 0;      // bad frame, record cut short, LSN out of order
+    uint64_t protocol_errors = 0;  // bad frame, record cut short, LSN out of order
     uint64_t commit_errors = 0;
-    uint64_t throttles = 0;            // streams dropped because the disk fell behind
+    uint64_t throttles = 0;  // streams dropped because the disk fell behind
     uint64_t acks_sent = 0;
     uint64_t ack_errors = 0;
   };
@@ -108,7 +108,9 @@ class ReplicationReplica {
   uint64_t primary_lsn() const { return primary_lsn_; }
   uint64_t lag_records() const;
   uint64_t lag_ms() const;
-  uint64_t backoff_ms() const { return backoff_ms_; }  // the delay before the next attempt after a failure
+  uint64_t backoff_ms() const {
+    return backoff_ms_;
+  }  // the delay before the next attempt after a failure
 
  private:
   enum class State { kIdle, kConnecting, kStreaming, kStopped };
@@ -134,23 +136,23 @@ class ReplicationReplica {
 
   State state_ = State::kIdle;
   std::unique_ptr<net::ClientConnection> conn_;
-  uint64_t stream_id_ = 0;          // callbacks of an older stream are ignored
+  uint64_t stream_id_ = 0;  // callbacks of an older stream are ignored
   FrameDecoder decoder_;
   int head_status_ = 0;
-  std::string error_body_;          // the start of a non-200 answer, for the log
-  std::string abort_reason_;        // why OnBody ended the stream
+  std::string error_body_;    // the start of a non-200 answer, for the log
+  std::string abort_reason_;  // why OnBody ended the stream
   bool throttled_ = false;
   uint64_t backoff_ms_;
-  uv_timer_t* timer_ = nullptr;     // reconnect backoff
+  uv_timer_t* timer_ = nullptr;  // reconnect backoff
 
   uint64_t primary_lsn_ = 0;
   // (primary LSN, loop ms when first seen) for LSNs not yet durable here.
   std::deque<std::pair<uint64_t, uint64_t>> behind_;
   size_t unsynced_bytes_ = 0;
   bool ack_in_flight_ = false;
-  uint64_t acked_lsn_ = 0;          // newest LSN the primary accepted as our ack
+  uint64_t acked_lsn_ = 0;  // newest LSN the primary accepted as our ack
   uint64_t connected_since_ms_ = 0;
-  uint64_t start_lsn_ = 0;          // the local log's end when Start() ran
+  uint64_t start_lsn_ = 0;  // the local log's end when Start() ran
   std::string last_error_;
   LatencyHistogram visible_lag_;
   LatencyHistogram apply_lag_;

@@ -54,8 +54,8 @@ namespace distkv {
 
 enum class FrameKind : uint8_t { kRecords = 1, kHeartbeat = 2 };
 
-inline constexpr size_t kFrameHeaderBytes = 5;       // kind + length
-inline constexpr size_t kFramePrefixBytes = 16;      // LSN + clock, in both kinds
+inline constexpr size_t kFrameHeaderBytes = 5;   // kind + length
+inline constexpr size_t kFramePrefixBytes = 16;  // LSN + clock, in both kinds
 inline constexpr std::string_view kReplicationContentType = "application/x-distkv-replication";
 inline constexpr std::string_view kReplicationVersionHeader = "X-Distkv-Replication";
 inline constexpr std::string_view kReplicationVersion = "1";

@@ -73,8 +73,7 @@ void CommitPipeline::WhenDurable(uint64_t lsn, Done done) {
 
 bool CommitPipeline::Linger() {
   // With nothing in flight, waiters_ holds exactly the staged writes' waiters.
-  if (drained_ || linger_expired_ || !store_->HasStaged() ||
-      waiters_.size() >= expected_writers_) {
+  if (drained_ || linger_expired_ || !store_->HasStaged() || waiters_.size() >= expected_writers_) {
     return false;
   }
   const uint64_t ms = linger_ms();

@@ -76,7 +76,8 @@ class CommitPipeline {
     uint64_t lingered = 0;         // batches held back to gather writers
     uint64_t linger_timeouts = 0;  // of those, started because the wait ran out
     uint64_t linger_us = 0;        // total time batches were held back
-    uint64_t batch_us = 0;         // total time from handing batches to the thread pool to their completion
+    uint64_t batch_us =
+        0;  // total time from handing batches to the thread pool to their completion
   };
   const Counters& counters() const { return counters_; }
   size_t waiting() const { return waiters_.size(); }

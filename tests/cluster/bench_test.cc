@@ -32,7 +32,8 @@ Json BenchReport(const std::string& path) {
   Json json;
   std::string error;
   std::string text = ReadWholeFile(path);
-  REQUIRE_MESSAGE(ParseJson(text, &json, &error), "bench --json " << path << ": " << error << ": " << text);
+  REQUIRE_MESSAGE(ParseJson(text, &json, &error),
+                  "bench --json " << path << ": " << error << ": " << text);
   return json;
 }
 
@@ -53,13 +54,16 @@ int64_t Field(const Json& json, std::initializer_list<std::string_view> path) {
 void CheckOwnersHoldWhatIsThere(TestCluster& cluster, const std::string& via, size_t keys) {
   SyncHttp http;
   std::vector<Call> calls;
-  for (size_t i = 0; i < keys; ++i) calls.push_back(MakeCall(via, "GET", "/kv/" + PercentEncode("key:" + std::to_string(i))));
+  for (size_t i = 0; i < keys; ++i)
+    calls.push_back(MakeCall(via, "GET", "/kv/" + PercentEncode("key:" + std::to_string(i))));
   std::vector<Reply> replies = http.SendAll(std::move(calls), 16);
   std::vector<int64_t> present(cluster.size(), 0);
   size_t failed = 0;
   for (size_t i = 0; i < keys; ++i) {
-    if (replies[i].status == 200) ++present[cluster.OwnerOf("key:" + std::to_string(i))];
-    else if (replies[i].status != 404) ++failed;
+    if (replies[i].status == 200)
+      ++present[cluster.OwnerOf("key:" + std::to_string(i))];
+    else if (replies[i].status != 404)
+      ++failed;
   }
   CHECK_MESSAGE(failed == 0, failed << " reads neither 200 nor 404");
   for (size_t node = 0; node < cluster.size(); ++node) {
@@ -75,14 +79,22 @@ ClusterSpec BenchSpec(const std::string& fsync) {
   return spec;
 }
 
-TEST_CASE("bench: distkv-bench --verify over a 3-shard cluster finds no mismatch and every request succeeds") {
+TEST_CASE(
+    "bench: distkv-bench --verify over a 3-shard cluster finds no mismatch and every request "
+    "succeeds") {
   TestCluster cluster(BenchSpec("never"));
   cluster.Start();
   const std::string report = cluster.dir().Sub("bench.json");
-  Process bench("distkv-bench", BenchBinary(),
-                {"--config", cluster.dir().Sub("sharding.toml"), "--connections", "8", "--pipeline", "4", "--requests",
-                 "20000", "--ratio", "50:50", "--keys", "2000", "--value-bytes", "64", "--verify", "--no-progress",
-                 "--seed", "7", "--json", report},
+  Process bench("distkv-bench", BenchBinary(), {"--config",      cluster.dir().Sub("sharding.toml"),
+                                                "--connections", "8",
+                                                "--pipeline",    "4",
+                                                "--requests",    "20000",
+                                                "--ratio",       "50:50",
+                                                "--keys",        "2000",
+                                                "--value-bytes", "64",
+                                                "--verify",      "--no-progress",
+                                                "--seed",        "7",
+                                                "--json",        report},
                 cluster.dir().Sub("bench.log"));
   bench.Start();
   int code = bench.WaitForExit(60'000);
@@ -101,15 +113,23 @@ TEST_CASE("bench: distkv-bench --verify over a 3-shard cluster finds no mismatch
   CheckOwnersHoldWhatIsThere(cluster, cluster.address(1), 2000);
 }
 
-TEST_CASE("bench: distkv-bench --verify through the seed API and one forwarding node finds no mismatch") {
+TEST_CASE(
+    "bench: distkv-bench --verify through the seed API and one forwarding node finds no mismatch") {
   TestCluster cluster(BenchSpec("never"));
   cluster.Start();
   const std::string report = cluster.dir().Sub("bench.json");
   // One target: two thirds of the requests are forwarded.
-  Process bench("distkv-bench", BenchBinary(),
-                {"--targets", cluster.address(0), "--api", "seed", "--connections", "4", "--pipeline", "2",
-                 "--requests", "6000", "--ratio", "50:50", "--keys", "500", "--value-bytes", "40", "--verify",
-                 "--no-progress", "--seed", "11", "--json", report},
+  Process bench("distkv-bench", BenchBinary(), {"--targets",     cluster.address(0),
+                                                "--api",         "seed",
+                                                "--connections", "4",
+                                                "--pipeline",    "2",
+                                                "--requests",    "6000",
+                                                "--ratio",       "50:50",
+                                                "--keys",        "500",
+                                                "--value-bytes", "40",
+                                                "--verify",      "--no-progress",
+                                                "--seed",        "11",
+                                                "--json",        report},
                 cluster.dir().Sub("bench.log"));
   bench.Start();
   int code = bench.WaitForExit(60'000);
@@ -123,15 +143,16 @@ TEST_CASE("bench: distkv-bench --verify through the seed API and one forwarding 
   CheckOwnersHoldWhatIsThere(cluster, cluster.address(2), 500);
 }
 
-TEST_CASE("bench: distkv-bench --verify reports mismatches when values are changed behind its back") {
+TEST_CASE(
+    "bench: distkv-bench --verify reports mismatches when values are changed behind its back") {
   TestCluster cluster(BenchSpec("never"));
   cluster.Start();
   const std::string report = cluster.dir().Sub("bench.json");
   const size_t kKeys = 20;
   Process bench("distkv-bench", BenchBinary(),
-                {"--targets", cluster.address(0), "--connections", "2", "--duration", "3", "--ratio", "80:20",
-                 "--keys", std::to_string(kKeys), "--value-bytes", "64", "--verify", "--no-progress", "--seed", "5",
-                 "--json", report},
+                {"--targets", cluster.address(0), "--connections", "2", "--duration", "3",
+                 "--ratio", "80:20", "--keys", std::to_string(kKeys), "--value-bytes", "64",
+                 "--verify", "--no-progress", "--seed", "5", "--json", report},
                 cluster.dir().Sub("bench.log"));
   bench.Start();
   // While the bench runs, overwrite every key of its key space with a value
@@ -141,26 +162,37 @@ TEST_CASE("bench: distkv-bench --verify reports mismatches when values are chang
   while (bench.running()) {
     std::vector<Call> calls;
     for (size_t i = 0; i < kKeys; ++i) {
-      calls.push_back(MakeCall(cluster.address(0), "PUT", "/kv/" + PercentEncode("key:" + std::to_string(i)),
+      calls.push_back(MakeCall(cluster.address(0), "PUT",
+                               "/kv/" + PercentEncode("key:" + std::to_string(i)),
                                "not a value the bench wrote"));
     }
     for (const Reply& r : http.SendAll(std::move(calls), 4)) tampered += r.status / 100 == 2;
   }
   CHECK(tampered > 0);
   const int code = bench.WaitForExit(10'000);
-  CHECK_MESSAGE(code == 1, "distkv-bench must fail verification; exit code " << code << "\n" << bench.LogTail());
+  CHECK_MESSAGE(code == 1, "distkv-bench must fail verification; exit code " << code << "\n"
+                                                                             << bench.LogTail());
   Json r = BenchReport(report);
   CHECK(Field(r, {"verify", "mismatches"}) > 0);
 }
 
-TEST_CASE("bench: distkv-bench --verify across a primary's SIGKILL and restart (fsync=always) finds no mismatch") {
+TEST_CASE(
+    "bench: distkv-bench --verify across a primary's SIGKILL and restart (fsync=always) finds no "
+    "mismatch") {
   TestCluster cluster(BenchSpec("always"));
   cluster.Start();
   const std::string report = cluster.dir().Sub("bench.json");
-  Process bench("distkv-bench", BenchBinary(),
-                {"--config", cluster.dir().Sub("sharding.toml"), "--connections", "6", "--pipeline", "2", "--duration",
-                 "4", "--ratio", "50:50", "--keys", "1000", "--value-bytes", "64", "--verify", "--no-progress",
-                 "--timeout-ms", "2000", "--seed", "3", "--json", report},
+  Process bench("distkv-bench", BenchBinary(), {"--config",      cluster.dir().Sub("sharding.toml"),
+                                                "--connections", "6",
+                                                "--pipeline",    "2",
+                                                "--duration",    "4",
+                                                "--ratio",       "50:50",
+                                                "--keys",        "1000",
+                                                "--value-bytes", "64",
+                                                "--verify",      "--no-progress",
+                                                "--timeout-ms",  "2000",
+                                                "--seed",        "3",
+                                                "--json",        report},
                 cluster.dir().Sub("bench.log"));
   bench.Start();
 

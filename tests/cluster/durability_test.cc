@@ -35,9 +35,11 @@ std::string ValueFor(const std::string& key, const char* version = "v1") {
 }
 
 // GETs every key on address; returns the replies in order.
-std::vector<Reply> ReadAll(SyncHttp& http, const std::string& address, const std::vector<std::string>& keys) {
+std::vector<Reply> ReadAll(SyncHttp& http, const std::string& address,
+                           const std::vector<std::string>& keys) {
   std::vector<Call> calls;
-  for (const std::string& key : keys) calls.push_back(MakeCall(address, "GET", "/kv/" + PercentEncode(key)));
+  for (const std::string& key : keys)
+    calls.push_back(MakeCall(address, "GET", "/kv/" + PercentEncode(key)));
   return http.SendAll(std::move(calls), 16);
 }
 
@@ -100,15 +102,18 @@ TEST_CASE("durability: fsync=always, every acknowledged write survives SIGKILL m
     const Reply& r = replies[i];
     bool intact = r.status == 200 && r.body == ValueFor(keys[i]);
     if (acked[i] && !intact) {
-      if (++lost == 1) first_problem = "acknowledged " + keys[i] + " after restart: " + std::to_string(r.status);
+      if (++lost == 1)
+        first_problem = "acknowledged " + keys[i] + " after restart: " + std::to_string(r.status);
     } else if (!acked[i] && r.status != 404 && !intact) {
-      if (++torn == 1) first_problem = "unacknowledged " + keys[i] + " after restart: " + std::to_string(r.status);
+      if (++torn == 1)
+        first_problem = "unacknowledged " + keys[i] + " after restart: " + std::to_string(r.status);
     } else if (!acked[i] && intact) {
       ++unacked_present;
     }
   }
   CHECK_MESSAGE(lost == 0, lost << " acknowledged writes lost; first: " << first_problem);
-  CHECK_MESSAGE(torn == 0, torn << " unacknowledged writes neither absent nor whole; first: " << first_problem);
+  CHECK_MESSAGE(torn == 0, torn << " unacknowledged writes neither absent nor whole; first: "
+                                << first_problem);
   Json stats = GetJson(http, addr, "/stats");
   CHECK(JsonInt(stats, "keys") == static_cast<int64_t>(acked_count + unacked_present));
 }
@@ -131,8 +136,10 @@ TEST_CASE("durability: fsync=always, acknowledged overwrites and deletes survive
     for (const Reply& r : http.SendAll(std::move(puts), 16)) REQUIRE_MESSAGE(Is2xx(r.status), r);
     // Then, concurrently: overwrite the first third, delete the second third.
     std::vector<Call> changes;
-    for (size_t i = 0; i < kKeys / 3; ++i) changes.push_back(MakeCall(addr, "PUT", "/kv/" + keys[i], ValueFor(keys[i], "v2")));
-    for (size_t i = kKeys / 3; i < 2 * kKeys / 3; ++i) changes.push_back(MakeCall(addr, "DELETE", "/kv/" + keys[i]));
+    for (size_t i = 0; i < kKeys / 3; ++i)
+      changes.push_back(MakeCall(addr, "PUT", "/kv/" + keys[i], ValueFor(keys[i], "v2")));
+    for (size_t i = kKeys / 3; i < 2 * kKeys / 3; ++i)
+      changes.push_back(MakeCall(addr, "DELETE", "/kv/" + keys[i]));
     for (const Reply& r : http.SendAll(std::move(changes), 16)) REQUIRE_MESSAGE(Is2xx(r.status), r);
   }
   cluster.primary(0).Kill();
@@ -144,9 +151,12 @@ TEST_CASE("durability: fsync=always, acknowledged overwrites and deletes survive
   std::string first;
   for (size_t i = 0; i < kKeys; ++i) {
     bool ok;
-    if (i < kKeys / 3) ok = replies[i].status == 200 && replies[i].body == ValueFor(keys[i], "v2");
-    else if (i < 2 * kKeys / 3) ok = replies[i].status == 404;
-    else ok = replies[i].status == 200 && replies[i].body == ValueFor(keys[i], "v1");
+    if (i < kKeys / 3)
+      ok = replies[i].status == 200 && replies[i].body == ValueFor(keys[i], "v2");
+    else if (i < 2 * kKeys / 3)
+      ok = replies[i].status == 404;
+    else
+      ok = replies[i].status == 200 && replies[i].body == ValueFor(keys[i], "v1");
     if (!ok && ++wrong == 1) first = keys[i] + ": HTTP " + std::to_string(replies[i].status);
   }
   CHECK_MESSAGE(wrong == 0, wrong << " keys wrong after restart; first: " << first);
@@ -169,7 +179,8 @@ TEST_CASE("durability: SIGTERM exits 0 and a restart keeps every key") {
       puts.push_back(MakeCall(addr, "PUT", "/kv/" + keys.back(), ValueFor(keys.back())));
     }
     for (const Reply& r : http.SendAll(std::move(puts), 16)) REQUIRE(Is2xx(r.status));
-    for (size_t i = 0; i < 50; ++i) REQUIRE(http.Send(addr, "DELETE", "/kv/" + keys[i]).status == 204);
+    for (size_t i = 0; i < 50; ++i)
+      REQUIRE(http.Send(addr, "DELETE", "/kv/" + keys[i]).status == 204);
   }
   CHECK(cluster.primary(0).Stop() == 0);
   cluster.primary(0).Restart();
@@ -178,7 +189,8 @@ TEST_CASE("durability: SIGTERM exits 0 and a restart keeps every key") {
   std::vector<Reply> replies = ReadAll(http, addr, keys);
   size_t wrong = 0;
   for (size_t i = 0; i < kKeys; ++i) {
-    bool ok = i < 50 ? replies[i].status == 404 : replies[i].status == 200 && replies[i].body == ValueFor(keys[i]);
+    bool ok = i < 50 ? replies[i].status == 404
+                     : replies[i].status == 200 && replies[i].body == ValueFor(keys[i]);
     if (!ok) ++wrong;
   }
   CHECK_MESSAGE(wrong == 0, wrong << " of " << kKeys << " keys wrong after SIGTERM and restart");
@@ -271,7 +283,9 @@ std::vector<std::string> Segments(const std::string& dir) {
   return out;
 }
 
-TEST_CASE("durability: a torn tail on the newest segment is cut back at restart; nothing acknowledged is lost") {
+TEST_CASE(
+    "durability: a torn tail on the newest segment is cut back at restart; nothing acknowledged is "
+    "lost") {
   ClusterSpec spec = LocalCluster(1);
   spec.fsync = "always";
   TestCluster cluster(spec);
@@ -319,7 +333,9 @@ TEST_CASE("durability: a torn tail on the newest segment is cut back at restart;
   CHECK(JsonInt(GetJson(http, addr, "/stats"), "keys") == static_cast<int64_t>(keys.size() + 1));
 }
 
-TEST_CASE("durability: a corrupt record in a sealed segment stops the start, naming the file; --repair starts") {
+TEST_CASE(
+    "durability: a corrupt record in a sealed segment stops the start, naming the file; --repair "
+    "starts") {
   ClusterSpec spec = LocalCluster(1);
   spec.fsync = "never";
   spec.Set("storage", "segment_bytes", 4096);
@@ -331,7 +347,8 @@ TEST_CASE("durability: a corrupt record in a sealed segment stops the start, nam
   {
     SyncHttp http;
     for (size_t i = 0; i < kKeys; ++i) {
-      REQUIRE(Is2xx(http.Send(addr, "PUT", "/kv/" + Key("seal", i), ValueFor(Key("seal", i))).status));
+      REQUIRE(
+          Is2xx(http.Send(addr, "PUT", "/kv/" + Key("seal", i), ValueFor(Key("seal", i))).status));
     }
   }
   REQUIRE(cluster.primary(0).Stop() == 0);
@@ -357,8 +374,9 @@ TEST_CASE("durability: a corrupt record in a sealed segment stops the start, nam
   int code = node.WaitForExit(10'000);
   CHECK_MESSAGE(code > 0, "a corrupt sealed segment did not stop the start (exit " << code << ")");
   std::string name = std::filesystem::path(victim).filename().string();
-  CHECK_MESSAGE(node.LogTail().find(name) != std::string::npos, "the log does not name " << name << ":\n"
-                                                                                       << node.LogTail());
+  CHECK_MESSAGE(node.LogTail().find(name) != std::string::npos, "the log does not name "
+                                                                    << name << ":\n"
+                                                                    << node.LogTail());
   if (code == -1) node.Kill();
 
   // With --repair the node starts; the segments after the damaged one are whole.

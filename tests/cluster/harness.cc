@@ -43,7 +43,9 @@ struct FailureWatcher : public doctest::IReporter {
   void test_case_start(const doctest::TestCaseData&) override { g_current_test_failed = false; }
   void test_case_reenter(const doctest::TestCaseData&) override {}
   void test_case_end(const doctest::CurrentTestCaseStats&) override {}
-  void test_case_exception(const doctest::TestCaseException&) override { g_current_test_failed = true; }
+  void test_case_exception(const doctest::TestCaseException&) override {
+    g_current_test_failed = true;
+  }
   void subcase_start(const doctest::SubcaseSignature&) override {}
   void subcase_end() override {}
   void log_assert(const doctest::AssertData& data) override {
@@ -55,10 +57,12 @@ struct FailureWatcher : public doctest::IReporter {
 
 std::string EnvBinary(const std::string& variable) {
   const char* value = std::getenv(variable.c_str());
-  REQUIRE_MESSAGE(value != nullptr, variable << " is not set: run through `make cluster-test`, or set it to the "
-                                                 "absolute path of the binary");
+  REQUIRE_MESSAGE(value != nullptr,
+                  variable << " is not set: run through `make cluster-test`, or set it to the "
+                              "absolute path of the binary");
   std::string path = value;
-  REQUIRE_MESSAGE(access(value, X_OK) == 0, variable << "=" << path << " is not an executable file");
+  REQUIRE_MESSAGE(access(value, X_OK) == 0,
+                  variable << "=" << path << " is not an executable file");
   return path;
 }
 
@@ -83,7 +87,8 @@ std::string BenchBinary() { return EnvBinary("DISTKV_BENCH_BIN"); }
 
 TempDir::TempDir() {
   const char* base = std::getenv("TMPDIR");
-  std::string pattern = std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/distkv-cluster-XXXXXX";
+  std::string pattern =
+      std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/distkv-cluster-XXXXXX";
   std::vector<char> buf(pattern.begin(), pattern.end());
   buf.push_back('\0');
   REQUIRE_MESSAGE(mkdtemp(buf.data()) != nullptr, "mkdtemp " << pattern << ": " << strerror(errno));
@@ -107,7 +112,8 @@ std::vector<int> FreePorts(size_t n) {
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     addr.sin_port = 0;
-    REQUIRE_MESSAGE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0, "bind: " << strerror(errno));
+    REQUIRE_MESSAGE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0,
+                    "bind: " << strerror(errno));
     socklen_t len = sizeof addr;
     getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
     fds.push_back(fd);
@@ -149,7 +155,8 @@ ClusterSpec& ClusterSpec::Set(const std::string& section, const std::string& key
   return *this;
 }
 
-ClusterSpec& ClusterSpec::SetString(const std::string& section, const std::string& key, const std::string& value) {
+ClusterSpec& ClusterSpec::SetString(const std::string& section, const std::string& key,
+                                    const std::string& value) {
   settings[section][key] = "\"" + value + "\"";
   return *this;
 }
@@ -165,11 +172,12 @@ std::string ClusterSpec::ToToml() const {
     for (const auto& [key, literal] : entries) out << key << " = " << literal << "\n";
   }
   for (const ShardSpec& shard : shards) {
-    out << "\n[[shards]]\nname = \"" << shard.name << "\"\nidx = " << shard.idx << "\naddress = \"" << shard.address
-        << "\"\n";
+    out << "\n[[shards]]\nname = \"" << shard.name << "\"\nidx = " << shard.idx << "\naddress = \""
+        << shard.address << "\"\n";
     if (!shard.replicas.empty()) {
       out << "replicas = [";
-      for (size_t i = 0; i < shard.replicas.size(); ++i) out << (i ? ", " : "") << "\"" << shard.replicas[i] << "\"";
+      for (size_t i = 0; i < shard.replicas.size(); ++i)
+        out << (i ? ", " : "") << "\"" << shard.replicas[i] << "\"";
       out << "]\n";
     }
   }
@@ -194,7 +202,8 @@ ClusterSpec LocalCluster(size_t shards, size_t replicas_per_shard) {
     shard.name = i < std::size(kShardNames) ? kShardNames[i] : "shard-" + std::to_string(i);
     shard.idx = static_cast<int>(i);
     shard.address = "127.0.0.1:" + std::to_string(ports[next++]);
-    for (size_t r = 0; r < replicas_per_shard; ++r) shard.replicas.push_back("127.0.0.1:" + std::to_string(ports[next++]));
+    for (size_t r = 0; r < replicas_per_shard; ++r)
+      shard.replicas.push_back("127.0.0.1:" + std::to_string(ports[next++]));
     spec.shards.push_back(std::move(shard));
   }
   return spec;
@@ -202,8 +211,12 @@ ClusterSpec LocalCluster(size_t shards, size_t replicas_per_shard) {
 
 // --- Process and Node ------------------------------------------------------------------------
 
-Process::Process(std::string label, std::string binary, std::vector<std::string> args, std::string log_path)
-    : label_(std::move(label)), binary_(std::move(binary)), args_(std::move(args)), log_path_(std::move(log_path)) {}
+Process::Process(std::string label, std::string binary, std::vector<std::string> args,
+                 std::string log_path)
+    : label_(std::move(label)),
+      binary_(std::move(binary)),
+      args_(std::move(args)),
+      log_path_(std::move(log_path)) {}
 
 Process::~Process() {
   if (pid_ > 0) {
@@ -214,7 +227,8 @@ Process::~Process() {
     std::ifstream in(log_path_, std::ios::binary);
     std::string line;
     while (std::getline(in, line)) {
-      if (line.find("AddressSanitizer") != std::string::npos || line.find("LeakSanitizer") != std::string::npos ||
+      if (line.find("AddressSanitizer") != std::string::npos ||
+          line.find("LeakSanitizer") != std::string::npos ||
           line.find("runtime error:") != std::string::npos) {
         FAIL_CHECK(label_ << " reported a sanitizer error: " << line);
         break;
@@ -345,23 +359,23 @@ void Node::WaitReady() {
   Reply last;
   while (Clock::now() < deadline) {
     if (!running()) {
-      FAIL(label() << " ended (" << DescribeLastExit() << ") before answering GET /health on " << address_
-                   << "\n---- log ----\n"
+      FAIL(label() << " ended (" << DescribeLastExit() << ") before answering GET /health on "
+                   << address_ << "\n---- log ----\n"
                    << LogTail());
     }
     last = http.Get(address_, "/health");
     if (last.status == 200) {
       // Another process on the port would answer too; the shard header says who it is.
       std::string who = last.Header("X-Distkv-Shard");
-      REQUIRE_MESSAGE((who.empty() || who == shard_),
-                      address_ << " answered /health as shard '" << who << "', expected " << shard_);
+      REQUIRE_MESSAGE((who.empty() || who == shard_), address_ << " answered /health as shard '"
+                                                               << who << "', expected " << shard_);
       return;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  FAIL(label() << " did not answer GET /health with 200 on " << address_ << " within 10 s; last: " << last
-              << "\n---- log ----\n"
-              << LogTail());
+  FAIL(label() << " did not answer GET /health with 200 on " << address_
+               << " within 10 s; last: " << last << "\n---- log ----\n"
+               << LogTail());
 }
 
 // --- TestCluster -------------------------------------------------------------------
@@ -383,23 +397,25 @@ TestCluster::~TestCluster() {
   for (Node* node : nodes) {
     if (!node->running() || CurrentTestFailed()) continue;  // the destructor kills it
     int code = node->Stop();
-    CHECK_MESSAGE(code == 0, node->label() << " exited " << code << " on SIGTERM at the end of the test");
+    CHECK_MESSAGE(code == 0, node->label()
+                                 << " exited " << code << " on SIGTERM at the end of the test");
   }
 }
 
 void TestCluster::MakeNodes(size_t shard, const std::string& config_path) {
   const ShardSpec& s = spec_.shards[shard];
-  primaries_[shard] = std::make_unique<Node>(
-      s.name, s.name, s.address,
-      std::vector<std::string>{"serve", "--config", config_path, "--shard", s.name, "--data", dir_.Sub("data-" + s.name)},
-      dir_.Sub(s.name + ".log"));
+  primaries_[shard] =
+      std::make_unique<Node>(s.name, s.name, s.address,
+                             std::vector<std::string>{"serve", "--config", config_path, "--shard",
+                                                      s.name, "--data", dir_.Sub("data-" + s.name)},
+                             dir_.Sub(s.name + ".log"));
   replicas_[shard].clear();
   for (size_t k = 0; k < s.replicas.size(); ++k) {
     std::string label = s.name + "-replica-" + std::to_string(k);
     replicas_[shard].push_back(std::make_unique<Node>(
         label, s.name, s.replicas[k],
-        std::vector<std::string>{"serve", "--config", config_path, "--shard", s.name, "--replica", "--data",
-                                 dir_.Sub("data-" + label), "--listen", s.replicas[k]},
+        std::vector<std::string>{"serve", "--config", config_path, "--shard", s.name, "--replica",
+                                 "--data", dir_.Sub("data-" + label), "--listen", s.replicas[k]},
         dir_.Sub(label + ".log")));
   }
 }
@@ -439,20 +455,23 @@ Json GetJson(SyncHttp& http, const std::string& address, const std::string& targ
   REQUIRE_MESSAGE(reply.status == 200, "GET " << target << " on " << address << ": " << reply);
   Json json;
   std::string error;
-  REQUIRE_MESSAGE(ParseJson(reply.body, &json, &error),
-                  "GET " << target << " on " << address << " is not JSON (" << error << "): " << reply.body);
+  REQUIRE_MESSAGE(ParseJson(reply.body, &json, &error), "GET " << target << " on " << address
+                                                               << " is not JSON (" << error
+                                                               << "): " << reply.body);
   return json;
 }
 
 int64_t JsonInt(const Json& object, std::string_view field) {
   const Json* value = object.Get(field);
-  REQUIRE_MESSAGE((value != nullptr && value->is_number()), "no number field \"" << std::string(field) << "\"");
+  REQUIRE_MESSAGE((value != nullptr && value->is_number()),
+                  "no number field \"" << std::string(field) << "\"");
   return static_cast<int64_t>(value->number);
 }
 
 std::string JsonText(const Json& object, std::string_view field) {
   const Json* value = object.Get(field);
-  REQUIRE_MESSAGE((value != nullptr && value->is_string()), "no string field \"" << std::string(field) << "\"");
+  REQUIRE_MESSAGE((value != nullptr && value->is_string()),
+                  "no string field \"" << std::string(field) << "\"");
   return value->text;
 }
 

@@ -90,7 +90,8 @@ struct ClusterSpec {
   std::map<std::string, std::map<std::string, std::string>> settings;
 
   ClusterSpec& Set(const std::string& section, const std::string& key, int64_t value);
-  ClusterSpec& SetString(const std::string& section, const std::string& key, const std::string& value);
+  ClusterSpec& SetString(const std::string& section, const std::string& key,
+                         const std::string& value);
   std::string ToToml() const;
   // Position in `shards` of the shard that owns key.
   size_t OwnerOf(std::string_view key) const;
@@ -104,7 +105,8 @@ ClusterSpec LocalCluster(size_t shards, size_t replicas_per_shard = 0);
 // appended to log_path (a banner line marks each start).
 class Process {
  public:
-  Process(std::string label, std::string binary, std::vector<std::string> args, std::string log_path);
+  Process(std::string label, std::string binary, std::vector<std::string> args,
+          std::string log_path);
   virtual ~Process();  // kills and reaps what still runs; prints the log tail if the test failed
   Process(const Process&) = delete;
   Process& operator=(const Process&) = delete;
@@ -148,7 +150,10 @@ class Node : public Process {
        std::string log_path);
 
   void WaitReady();  // until GET /health answers 200 (10 s), else the test fails with the log tail
-  void StartAndWait() { Start(); WaitReady(); }
+  void StartAndWait() {
+    Start();
+    WaitReady();
+  }
   void Restart() { StartAndWait(); }
 
   const std::string& shard() const { return shard_; }

@@ -12,11 +12,14 @@ std::string Reply::Header(std::string_view name) const {
   return value == nullptr ? std::string() : *value;
 }
 
-bool Reply::HasHeader(std::string_view name) const { return net::FindHeader(headers, name) != nullptr; }
+bool Reply::HasHeader(std::string_view name) const {
+  return net::FindHeader(headers, name) != nullptr;
+}
 
 std::ostream& operator<<(std::ostream& out, const Reply& reply) {
   if (!reply.answered()) {
-    return out << "no response (" << net::ClientErrorName(reply.error) << ": " << reply.detail << ")";
+    return out << "no response (" << net::ClientErrorName(reply.error) << ": " << reply.detail
+               << ")";
   }
   out << "HTTP " << reply.status;
   for (const auto& h : reply.headers) out << "\n  " << h.name << ": " << h.value;
@@ -44,7 +47,7 @@ struct SyncHttp::Batch {
   std::vector<Call> calls;
   std::vector<Reply> replies;
   ReplyHook on_reply;
-  size_t next = 0;       // index of the next call to submit
+  size_t next = 0;  // index of the next call to submit
   size_t completed = 0;
   size_t in_flight = 0;
   size_t concurrency = 1;
@@ -97,21 +100,22 @@ void SyncHttp::SubmitNext(const std::shared_ptr<Batch>& batch) {
     size_t index = batch->next++;
     ++batch->in_flight;
     Call& call = batch->calls[index];
-    client_->Request(call.peer, std::move(call.request), [this, batch, index](net::ClientResult& result) {
-      --batch->in_flight;
-      ++batch->completed;
-      if (batch->abandoned) return;
-      Reply& reply = batch->replies[index];
-      reply.error = result.error;
-      reply.detail = std::move(result.detail);
-      if (result.error == net::ClientError::kNone) {
-        reply.status = result.response.status;
-        reply.headers = std::move(result.response.headers);
-        reply.body = std::move(result.response.body);
-      }
-      if (batch->on_reply) batch->on_reply(index, reply);
-      SubmitNext(batch);
-    });
+    client_->Request(call.peer, std::move(call.request),
+                     [this, batch, index](net::ClientResult& result) {
+                       --batch->in_flight;
+                       ++batch->completed;
+                       if (batch->abandoned) return;
+                       Reply& reply = batch->replies[index];
+                       reply.error = result.error;
+                       reply.detail = std::move(result.detail);
+                       if (result.error == net::ClientError::kNone) {
+                         reply.status = result.response.status;
+                         reply.headers = std::move(result.response.headers);
+                         reply.body = std::move(result.response.body);
+                       }
+                       if (batch->on_reply) batch->on_reply(index, reply);
+                       SubmitNext(batch);
+                     });
   }
 }
 
@@ -120,7 +124,8 @@ void SyncHttp::RunUntilDone(const std::shared_ptr<Batch>& batch) {
   bool expired = false;
   guard_.data = &expired;
   uv_timer_start(
-      &guard_, [](uv_timer_t* t) { *static_cast<bool*>(t->data) = true; }, guard_ms_per_round_ * rounds, 0);
+      &guard_, [](uv_timer_t* t) { *static_cast<bool*>(t->data) = true; },
+      guard_ms_per_round_ * rounds, 0);
   SubmitNext(batch);
   while (!batch->done() && !expired) uv_run(&loop_, UV_RUN_ONCE);
   uv_timer_stop(&guard_);
@@ -132,7 +137,8 @@ void SyncHttp::RunUntilDone(const std::shared_ptr<Batch>& batch) {
   }
 }
 
-std::vector<Reply> SyncHttp::SendAll(std::vector<Call> calls, size_t concurrency, ReplyHook on_reply) {
+std::vector<Reply> SyncHttp::SendAll(std::vector<Call> calls, size_t concurrency,
+                                     ReplyHook on_reply) {
   auto batch = std::make_shared<Batch>();
   batch->replies.resize(calls.size());
   batch->calls = std::move(calls);
@@ -142,10 +148,11 @@ std::vector<Reply> SyncHttp::SendAll(std::vector<Call> calls, size_t concurrency
   return std::move(batch->replies);
 }
 
-Reply SyncHttp::Send(const std::string& peer, std::string method, std::string target, std::string body,
-                     std::vector<net::Header> headers) {
+Reply SyncHttp::Send(const std::string& peer, std::string method, std::string target,
+                     std::string body, std::vector<net::Header> headers) {
   std::vector<Call> calls;
-  calls.push_back(MakeCall(peer, std::move(method), std::move(target), std::move(body), std::move(headers)));
+  calls.push_back(
+      MakeCall(peer, std::move(method), std::move(target), std::move(body), std::move(headers)));
   return std::move(SendAll(std::move(calls), 1).front());
 }
 

@@ -37,8 +37,8 @@ class Reader {
   }
 
   void SkipSpace() {
-    while (pos_ < text_.size() &&
-           (text_[pos_] == ' ' || text_[pos_] == '\t' || text_[pos_] == '\n' || text_[pos_] == '\r')) {
+    while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\t' ||
+                                   text_[pos_] == '\n' || text_[pos_] == '\r')) {
       ++pos_;
     }
   }
@@ -52,13 +52,26 @@ class Reader {
   bool ParseValue(Json* out) {
     if (pos_ >= text_.size()) return Fail("unexpected end");
     switch (text_[pos_]) {
-      case '{': return ParseObject(out);
-      case '[': return ParseArray(out);
-      case '"': out->type = Json::Type::kString; return ParseString(&out->text);
-      case 't': out->type = Json::Type::kBool; out->boolean = true; return Literal("true");
-      case 'f': out->type = Json::Type::kBool; out->boolean = false; return Literal("false");
-      case 'n': out->type = Json::Type::kNull; return Literal("null");
-      default: return ParseNumber(out);
+      case '{':
+        return ParseObject(out);
+      case '[':
+        return ParseArray(out);
+      case '"':
+        out->type = Json::Type::kString;
+        return ParseString(&out->text);
+      case 't':
+        out->type = Json::Type::kBool;
+        out->boolean = true;
+        return Literal("true");
+      case 'f':
+        out->type = Json::Type::kBool;
+        out->boolean = false;
+        return Literal("false");
+      case 'n':
+        out->type = Json::Type::kNull;
+        return Literal("null");
+      default:
+        return ParseNumber(out);
     }
   }
 
@@ -66,7 +79,10 @@ class Reader {
     out->type = Json::Type::kObject;
     ++pos_;  // '{'
     SkipSpace();
-    if (pos_ < text_.size() && text_[pos_] == '}') { ++pos_; return true; }
+    if (pos_ < text_.size() && text_[pos_] == '}') {
+      ++pos_;
+      return true;
+    }
     for (;;) {
       SkipSpace();
       if (pos_ >= text_.size() || text_[pos_] != '"') return Fail("expected a field name");
@@ -81,8 +97,14 @@ class Reader {
       out->fields.emplace_back(std::move(name), std::move(value));
       SkipSpace();
       if (pos_ >= text_.size()) return Fail("unterminated object");
-      if (text_[pos_] == ',') { ++pos_; continue; }
-      if (text_[pos_] == '}') { ++pos_; return true; }
+      if (text_[pos_] == ',') {
+        ++pos_;
+        continue;
+      }
+      if (text_[pos_] == '}') {
+        ++pos_;
+        return true;
+      }
       return Fail("expected ',' or '}'");
     }
   }
@@ -91,7 +113,10 @@ class Reader {
     out->type = Json::Type::kArray;
     ++pos_;  // '['
     SkipSpace();
-    if (pos_ < text_.size() && text_[pos_] == ']') { ++pos_; return true; }
+    if (pos_ < text_.size() && text_[pos_] == ']') {
+      ++pos_;
+      return true;
+    }
     for (;;) {
       SkipSpace();
       Json value;
@@ -99,8 +124,14 @@ class Reader {
       out->items.push_back(std::move(value));
       SkipSpace();
       if (pos_ >= text_.size()) return Fail("unterminated array");
-      if (text_[pos_] == ',') { ++pos_; continue; }
-      if (text_[pos_] == ']') { ++pos_; return true; }
+      if (text_[pos_] == ',') {
+        ++pos_;
+        continue;
+      }
+      if (text_[pos_] == ']') {
+        ++pos_;
+        return true;
+      }
       return Fail("expected ',' or ']'");
     }
   }
@@ -111,10 +142,14 @@ class Reader {
     for (int i = 0; i < 4; ++i) {
       char c = text_[pos_++];
       *code <<= 4;
-      if (c >= '0' && c <= '9') *code |= c - '0';
-      else if (c >= 'a' && c <= 'f') *code |= c - 'a' + 10;
-      else if (c >= 'A' && c <= 'F') *code |= c - 'A' + 10;
-      else return Fail("bad hex digit in \\u escape");
+      if (c >= '0' && c <= '9')
+        *code |= c - '0';
+      else if (c >= 'a' && c <= 'f')
+        *code |= c - 'a' + 10;
+      else if (c >= 'A' && c <= 'F')
+        *code |= c - 'A' + 10;
+      else
+        return Fail("bad hex digit in \\u escape");
     }
     return true;
   }
@@ -143,18 +178,37 @@ class Reader {
       char c = text_[pos_++];
       if (c == '"') return true;
       if (static_cast<unsigned char>(c) < 0x20) return Fail("control byte in a string");
-      if (c != '\\') { out->push_back(c); continue; }
+      if (c != '\\') {
+        out->push_back(c);
+        continue;
+      }
       if (pos_ >= text_.size()) break;
       char e = text_[pos_++];
       switch (e) {
-        case '"': out->push_back('"'); break;
-        case '\\': out->push_back('\\'); break;
-        case '/': out->push_back('/'); break;
-        case 'b': out->push_back('\b'); break;
-        case 'f': out->push_back('\f'); break;
-        case 'n': out->push_back('\n'); break;
-        case 'r': out->push_back('\r'); break;
-        case 't': out->push_back('\t'); break;
+        case '"':
+          out->push_back('"');
+          break;
+        case '\\':
+          out->push_back('\\');
+          break;
+        case '/':
+          out->push_back('/');
+          break;
+        case 'b':
+          out->push_back('\b');
+          break;
+        case 'f':
+          out->push_back('\f');
+          break;
+        case 'n':
+          out->push_back('\n');
+          break;
+        case 'r':
+          out->push_back('\r');
+          break;
+        case 't':
+          out->push_back('\t');
+          break;
         case 'u': {
           uint32_t cp;
           if (!Hex4(&cp)) return false;
@@ -168,7 +222,8 @@ class Reader {
           AppendUtf8(out, cp);
           break;
         }
-        default: return Fail("unknown escape");
+        default:
+          return Fail("unknown escape");
       }
     }
     return Fail("unterminated string");

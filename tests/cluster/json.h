@@ -19,8 +19,8 @@ struct Json {
   Type type = Type::kNull;
   bool boolean = false;
   double number = 0;
-  std::string text;  // kString: the decoded string; kNumber: the literal as written
-  std::vector<Json> items;                           // kArray
+  std::string text;         // kString: the decoded string; kNumber: the literal as written
+  std::vector<Json> items;  // kArray
   std::vector<std::pair<std::string, Json>> fields;  // kObject
 
   bool is_object() const { return type == Type::kObject; }

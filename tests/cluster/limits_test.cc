@@ -38,7 +38,8 @@ struct LimitedNode {
   TestCluster cluster;
   SyncHttp http;
   std::string addr;
-  explicit LimitedNode(ClusterSpec spec = LimitedSpec()) : cluster(std::move(spec)), addr(cluster.address(0)) {
+  explicit LimitedNode(ClusterSpec spec = LimitedSpec())
+      : cluster(std::move(spec)), addr(cluster.address(0)) {
     cluster.Start();
   }
   // The node still answers an ordinary request.
@@ -48,7 +49,9 @@ struct LimitedNode {
   }
 };
 
-TEST_CASE("limits: a value over max_value_bytes is refused with 413 and not stored; one at the limit is stored") {
+TEST_CASE(
+    "limits: a value over max_value_bytes is refused with 413 and not stored; one at the limit is "
+    "stored") {
   LimitedNode n;
   Reply at = n.http.Send(n.addr, "PUT", "/kv/at-limit", std::string(kMaxValue, 'a'));
   CHECK_MESSAGE(Is2xx(at.status), at);
@@ -95,7 +98,8 @@ TEST_CASE("limits: a URL over max_url_bytes is refused with 414 and the node kee
   CHECK(n.Serves());
 }
 
-TEST_CASE("limits: a header block over max_header_bytes is refused with 431 and the node keeps serving") {
+TEST_CASE(
+    "limits: a header block over max_header_bytes is refused with 431 and the node keeps serving") {
   LimitedNode n;
   SyncHttp fresh;
   Reply r = fresh.Get(n.addr, "/kv/x", {{"X-Big", std::string(kMaxHeader + 100, 'h')}});
@@ -115,11 +119,14 @@ TEST_CASE("limits: a PUT with neither Content-Length nor chunked encoding is ref
   CHECK(n.http.Get(n.addr, "/kv/nolength").status == 404);
 }
 
-TEST_CASE("limits: a slow-loris header (1 byte a second) is cut after header_timeout_ms while others are served") {
+TEST_CASE(
+    "limits: a slow-loris header (1 byte a second) is cut after header_timeout_ms while others are "
+    "served") {
   LimitedNode n;  // header_timeout_ms = 1000
   REQUIRE(Is2xx(n.http.Send(n.addr, "PUT", "/kv/present", "here").status));
 
-  const std::string head = "GET /kv/present HTTP/1.1\r\nHost: test\r\nX-Slow: " + std::string(64, 's') + "\r\n\r\n";
+  const std::string head =
+      "GET /kv/present HTTP/1.1\r\nHost: test\r\nX-Slow: " + std::string(64, 's') + "\r\n\r\n";
   // At most this many bytes (seconds): far past the 1 s timeout, far short of the header.
   constexpr size_t kMaxTrickle = 12;
   RawConnection loris;
@@ -145,7 +152,9 @@ TEST_CASE("limits: a slow-loris header (1 byte a second) is cut after header_tim
   CHECK(n.Serves());
 }
 
-TEST_CASE("limits: many connections stuck in their headers are all cut, and a normal client is served meanwhile") {
+TEST_CASE(
+    "limits: many connections stuck in their headers are all cut, and a normal client is served "
+    "meanwhile") {
   LimitedNode n;
   constexpr size_t kStuck = 50;
   std::vector<std::unique_ptr<RawConnection>> stuck;
@@ -159,7 +168,8 @@ TEST_CASE("limits: many connections stuck in their headers are all cut, and a no
   size_t closed = 0;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   for (auto& conn : stuck) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
     if (conn->WaitForClose(std::max<int>(0, static_cast<int>(left.count())))) ++closed;
   }
   CHECK(closed == kStuck);
@@ -178,10 +188,12 @@ TEST_CASE("limits: an idle keep-alive connection is closed after idle_timeout_ms
   REQUIRE(conn.responses().size() == 1);
   CHECK(conn.responses()[0].status == 200);
   CHECK_FALSE(conn.peer_closed());  // keep-alive: open after the answer
-  CHECK_MESSAGE(conn.WaitForClose(10'000), "still open 10 s after its last request (idle_timeout_ms = 500)");
+  CHECK_MESSAGE(conn.WaitForClose(10'000),
+                "still open 10 s after its last request (idle_timeout_ms = 500)");
 }
 
-TEST_CASE("limits: connections over max_connections are turned away while admitted ones keep working") {
+TEST_CASE(
+    "limits: connections over max_connections are turned away while admitted ones keep working") {
   constexpr size_t kMaxConnections = 8;
   ClusterSpec spec = LocalCluster(1);
   spec.fsync = "never";

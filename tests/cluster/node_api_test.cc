@@ -26,7 +26,9 @@ struct SingleNode {
   std::string addr;
   std::string shard;
 
-  SingleNode() : cluster(Spec()), addr(cluster.address(0)), shard(cluster.spec().shards[0].name) { cluster.Start(); }
+  SingleNode() : cluster(Spec()), addr(cluster.address(0)), shard(cluster.spec().shards[0].name) {
+    cluster.Start();
+  }
   static ClusterSpec Spec() {
     ClusterSpec spec = LocalCluster(1);
     spec.fsync = "never";
@@ -85,8 +87,9 @@ TEST_CASE("node: the seed API /set, /store, /get, /retrieve, /delete acts like /
     std::string route;
     std::string key;
   };
-  const Write writes[] = {{"GET", "/set", "s-get"},   {"POST", "/set", "s-post"},   {"PUT", "/set", "s-put"},
-                          {"GET", "/store", "t-get"}, {"POST", "/store", "t-post"}, {"PUT", "/store", "t-put"}};
+  const Write writes[] = {{"GET", "/set", "s-get"},     {"POST", "/set", "s-post"},
+                          {"PUT", "/set", "s-put"},     {"GET", "/store", "t-get"},
+                          {"POST", "/store", "t-post"}, {"PUT", "/store", "t-put"}};
   for (const Write& w : writes) {
     CAPTURE(w.method);
     CAPTURE(w.route);
@@ -114,7 +117,8 @@ TEST_CASE("node: the seed API /set, /store, /get, /retrieve, /delete acts like /
   CHECK(get.body == "x");
   CHECK(get.Header("ETag") == put.Header("ETag"));
   // Deletes, with every method /delete takes: 204 the first time, 404 after.
-  const std::pair<std::string, std::string> deleted[] = {{"GET", "s-get"}, {"POST", "s-post"}, {"DELETE", "s-put"}};
+  const std::pair<std::string, std::string> deleted[] = {
+      {"GET", "s-get"}, {"POST", "s-post"}, {"DELETE", "s-put"}};
   for (const auto& [method, key] : deleted) {
     CAPTURE(method);
     Reply r = n.http.Send(n.addr, method, "/delete?key=" + key);
@@ -161,7 +165,8 @@ TEST_CASE("node: keys are percent-decoded in paths and query strings") {
 
 TEST_CASE("node: a malformed percent escape is a 400 with a JSON error") {
   SingleNode n;
-  for (const std::string target : {"/kv/bad%zz", "/kv/bad%4", "/get?key=bad%g0", "/set?key=k&value=%"}) {
+  for (const std::string target :
+       {"/kv/bad%zz", "/kv/bad%4", "/get?key=bad%g0", "/set?key=k&value=%"}) {
     CAPTURE(target);
     Reply r = n.http.Get(n.addr, target);
     CHECK_MESSAGE(r.status == 400, r);
@@ -175,8 +180,8 @@ TEST_CASE("node: an empty or missing key is a 400 with a JSON error") {
   Reply put = n.http.Send(n.addr, "PUT", "/kv/", "v");
   CHECK_MESSAGE(put.status == 400, put);
   CHECK(IsJsonError(put));
-  for (const std::string target : {"/get", "/get?key=", "/retrieve?value=x", "/set?value=x", "/set?key=&value=x",
-                             "/delete"}) {
+  for (const std::string target :
+       {"/get", "/get?key=", "/retrieve?value=x", "/set?value=x", "/set?key=&value=x", "/delete"}) {
     CAPTURE(target);
     Reply r = n.http.Get(n.addr, target);
     CHECK_MESSAGE(r.status == 400, r);
@@ -200,7 +205,8 @@ TEST_CASE("node: absent keys are 404 with a JSON error on every read and delete 
   CHECK(IsJsonError(del2));
 }
 
-TEST_CASE("node: If-None-Match: * creates only; If-Match needs the current ETag; failures are 412") {
+TEST_CASE(
+    "node: If-None-Match: * creates only; If-Match needs the current ETag; failures are 412") {
   SingleNode n;
   Reply created = n.http.Send(n.addr, "PUT", "/kv/c", "first", {{"If-None-Match", "*"}});
   REQUIRE_MESSAGE(Is2xx(created.status), created);
@@ -252,7 +258,8 @@ TEST_CASE("node: a method a route does not take is a 405 with Allow and a JSON e
     std::string method;
     std::string target;
   };
-  for (Case c : {Case{"PATCH", "/kv/k"}, Case{"POST", "/health"}, Case{"DELETE", "/stats"}, Case{"PUT", "/cluster"}}) {
+  for (Case c : {Case{"PATCH", "/kv/k"}, Case{"POST", "/health"}, Case{"DELETE", "/stats"},
+                 Case{"PUT", "/cluster"}}) {
     CAPTURE(c.method);
     CAPTURE(c.target);
     Reply r = n.http.Send(n.addr, c.method, c.target, c.method == "GET" ? "" : "x");
@@ -285,7 +292,8 @@ TEST_CASE("node: values are bytes and round-trip exactly, empty and binary ones 
   CHECK(r.body == binary);
 
   std::string large(1 << 20, 'L');  // 1 MiB, well under the 16 MiB default
-  for (size_t i = 0; i < large.size(); i += 4096) large[i] = static_cast<char>('a' + (i / 4096) % 26);
+  for (size_t i = 0; i < large.size(); i += 4096)
+    large[i] = static_cast<char>('a' + (i / 4096) % 26);
   REQUIRE(Is2xx(n.http.Send(n.addr, "PUT", "/kv/large", large).status));
   Reply l = n.http.Get(n.addr, "/kv/large");
   CHECK(l.status == 200);
@@ -303,9 +311,9 @@ TEST_CASE("node: every answer names the shard in X-Distkv-Shard, errors included
   replies.push_back(n.http.Get(n.addr, "/health"));
   replies.push_back(n.http.Send(n.addr, "PUT", "/kv/s", "v"));
   replies.push_back(n.http.Get(n.addr, "/kv/s"));
-  replies.push_back(n.http.Get(n.addr, "/kv/missing"));    // 404
-  replies.push_back(n.http.Get(n.addr, "/kv/bad%zz"));     // 400
-  replies.push_back(n.http.Send(n.addr, "PATCH", "/kv/s")); // 405
+  replies.push_back(n.http.Get(n.addr, "/kv/missing"));      // 404
+  replies.push_back(n.http.Get(n.addr, "/kv/bad%zz"));       // 400
+  replies.push_back(n.http.Send(n.addr, "PATCH", "/kv/s"));  // 405
   replies.push_back(n.http.Get(n.addr, "/stats"));
   for (const Reply& r : replies) {
     CHECK_MESSAGE(r.Header("X-Distkv-Shard") == n.shard, r);
@@ -328,7 +336,8 @@ TEST_CASE("node: /health answers 200 and /stats reports role, shard, key count a
   Json before = GetJson(n.http, n.addr, "/stats");
   CHECK(JsonInt(before, "keys") == 0);
 
-  for (const std::string key : {"a", "b", "c"}) REQUIRE(Is2xx(n.http.Send(n.addr, "PUT", Kv(key), "v").status));
+  for (const std::string key : {"a", "b", "c"})
+    REQUIRE(Is2xx(n.http.Send(n.addr, "PUT", Kv(key), "v").status));
   REQUIRE(n.http.Send(n.addr, "DELETE", "/kv/a").status == 204);
   Reply last = n.http.Send(n.addr, "PUT", "/kv/d", "v");
   REQUIRE(Is2xx(last.status));
@@ -357,7 +366,8 @@ TEST_CASE("node: the seed flags --config-file, --db-location and --http-addr are
   std::string data = dir.Sub("db");
   const std::string& shard = spec.shards[0].name;
   Node node(shard, shard, listen,
-            {"serve", "--config-file", config, "--shard", shard, "--db-location", data, "--http-addr", listen},
+            {"serve", "--config-file", config, "--shard", shard, "--db-location", data,
+             "--http-addr", listen},
             dir.Sub("node.log"));
   node.StartAndWait();
 
@@ -371,7 +381,8 @@ TEST_CASE("node: the seed flags --config-file, --db-location and --http-addr are
   CHECK(node.Stop() == 0);
 }
 
-TEST_CASE("node: a bad config or an unknown shard is refused at start, naming the file, line and field") {
+TEST_CASE(
+    "node: a bad config or an unknown shard is refused at start, naming the file, line and field") {
   TempDir dir;
   ClusterSpec spec = LocalCluster(1);
   const std::string& shard = spec.shards[0].name;
@@ -383,7 +394,8 @@ TEST_CASE("node: a bad config or an unknown shard is refused at start, naming th
   toml += "fsync = \"sometimes\"\n";
   std::string config = dir.Sub("bad.toml");
   WriteFile(config, toml);
-  Node bad(shard, shard, spec.shards[0].address, {"serve", "--config", config, "--shard", shard, "--data", dir.Sub("d1")},
+  Node bad(shard, shard, spec.shards[0].address,
+           {"serve", "--config", config, "--shard", shard, "--data", dir.Sub("d1")},
            dir.Sub("bad.log"));
   bad.Start();
   int code = bad.WaitForExit(10'000);
@@ -399,7 +411,8 @@ TEST_CASE("node: a bad config or an unknown shard is refused at start, naming th
   std::string good = dir.Sub("good.toml");
   WriteFile(good, spec.ToToml());
   Node unknown("Atlantis", "Atlantis", spec.shards[0].address,
-               {"serve", "--config", good, "--shard", "Atlantis", "--data", dir.Sub("d2")}, dir.Sub("unknown.log"));
+               {"serve", "--config", good, "--shard", "Atlantis", "--data", dir.Sub("d2")},
+               dir.Sub("unknown.log"));
   unknown.Start();
   int code2 = unknown.WaitForExit(10'000);
   CHECK_MESSAGE(code2 > 0, "exit code " << code2 << " for an unknown shard");
@@ -413,15 +426,16 @@ TEST_CASE("node: the seed API takes body-less POSTs, as `curl -X POST` sends the
   REQUIRE(conn.Connect(n.addr));
   conn.Exchange("POST /set?key=curl&value=posted HTTP/1.1\r\nHost: test\r\n\r\n", 1, 5'000);
   REQUIRE_MESSAGE(conn.responses().size() == 1, "no answer; " << conn.error());
-  CHECK_MESSAGE(Is2xx(conn.responses()[0].status), "HTTP " << conn.responses()[0].status << " "
-                                                           << conn.responses()[0].body);
+  CHECK_MESSAGE(Is2xx(conn.responses()[0].status),
+                "HTTP " << conn.responses()[0].status << " " << conn.responses()[0].body);
   CHECK(n.http.Get(n.addr, "/kv/curl").body == "posted");
 
   RawConnection del;
   REQUIRE(del.Connect(n.addr));
   del.Exchange("POST /delete?key=curl HTTP/1.1\r\nHost: test\r\n\r\n", 1, 5'000);
   REQUIRE(del.responses().size() == 1);
-  CHECK_MESSAGE(del.responses()[0].status == 204, "HTTP " << del.responses()[0].status << " " << del.responses()[0].body);
+  CHECK_MESSAGE(del.responses()[0].status == 204,
+                "HTTP " << del.responses()[0].status << " " << del.responses()[0].body);
   CHECK(n.http.Get(n.addr, "/kv/curl").status == 404);
 }
 
@@ -429,9 +443,10 @@ TEST_CASE("node: a chunked PUT body is stored de-chunked") {
   SingleNode n;
   RawConnection conn;
   REQUIRE(conn.Connect(n.addr));
-  conn.Exchange("PUT /kv/chunked HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n"
-                "5\r\nhello\r\n1\r\n \r\nA\r\nchunked!!!\r\n0\r\n\r\n",
-                1, 5'000);
+  conn.Exchange(
+      "PUT /kv/chunked HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5\r\nhello\r\n1\r\n \r\nA\r\nchunked!!!\r\n0\r\n\r\n",
+      1, 5'000);
   REQUIRE_MESSAGE(conn.responses().size() == 1, "no answer; " << conn.error());
   CHECK(Is2xx(conn.responses()[0].status));
   CHECK(n.http.Get(n.addr, "/kv/chunked").body == "hello chunked!!!");
@@ -456,15 +471,18 @@ TEST_CASE("node: HTTP/1.0 and Connection: close get their answer, then the conne
   // HTTP/1.0 with keep-alive asked for stays open.
   RawConnection kept;
   REQUIRE(kept.Connect(n.addr));
-  kept.Exchange("GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
-                2, 5'000);
+  kept.Exchange(
+      "GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /health HTTP/1.0\r\nConnection: "
+      "keep-alive\r\n\r\n",
+      2, 5'000);
   CHECK(kept.responses().size() == 2);
   CHECK_FALSE(kept.peer_closed());
 }
 
 TEST_CASE("node: /metrics is Prometheus text with the figures of /stats") {
   SingleNode n;
-  for (const std::string key : {"m1", "m2", "m3"}) REQUIRE(Is2xx(n.http.Send(n.addr, "PUT", Kv(key), "v").status));
+  for (const std::string key : {"m1", "m2", "m3"})
+    REQUIRE(Is2xx(n.http.Send(n.addr, "PUT", Kv(key), "v").status));
   Reply r = n.http.Get(n.addr, "/metrics");
   REQUIRE_MESSAGE(r.status == 200, r);
   CHECK(r.Header("Content-Type").find("text/plain") == 0);
@@ -492,7 +510,8 @@ TEST_CASE("node: /metrics is Prometheus text with the figures of /stats") {
   CHECK(samples > 0);
   CHECK_MESSAGE(malformed == 0, "malformed line: " << first_bad);
   Json stats = GetJson(n.http, n.addr, "/stats");
-  CHECK(r.body.find("\ndistkv_keys " + std::to_string(JsonInt(stats, "keys")) + "\n") != std::string::npos);
+  CHECK(r.body.find("\ndistkv_keys " + std::to_string(JsonInt(stats, "keys")) + "\n") !=
+        std::string::npos);
 }
 
 TEST_CASE("node: a second process on the same data directory is refused; the first keeps serving") {
@@ -503,8 +522,8 @@ TEST_CASE("node: a second process on the same data directory is refused; the fir
   WriteFile(config, n.cluster.spec().ToToml());
   std::string other = "127.0.0.1:" + std::to_string(FreePorts(1)[0]);
   Node second("second", n.shard, other,
-              {"serve", "--config", config, "--shard", n.shard, "--data", n.cluster.dir().Sub("data-" + n.shard),
-               "--listen", other},
+              {"serve", "--config", config, "--shard", n.shard, "--data",
+               n.cluster.dir().Sub("data-" + n.shard), "--listen", other},
               dir.Sub("second.log"));
   second.Start();
   int code = second.WaitForExit(10'000);

@@ -26,7 +26,8 @@ std::string PipeValue(size_t i) { return "value-of-" + PipeKey(i); }
 void Preload(const std::string& addr, size_t n) {
   SyncHttp http;
   std::vector<Call> calls;
-  for (size_t i = 0; i < n; ++i) calls.push_back(MakeCall(addr, "PUT", "/kv/" + PipeKey(i), PipeValue(i)));
+  for (size_t i = 0; i < n; ++i)
+    calls.push_back(MakeCall(addr, "PUT", "/kv/" + PipeKey(i), PipeValue(i)));
   for (const Reply& r : http.SendAll(std::move(calls), 16)) REQUIRE_MESSAGE(Is2xx(r.status), r);
 }
 
@@ -36,8 +37,8 @@ size_t CountOutOfOrder(const std::vector<RawResponse>& responses, size_t n, std:
   for (size_t i = 0; i < n && i < responses.size(); ++i) {
     if (responses[i].status != 200 || responses[i].body != PipeValue(i)) {
       if (bad++ == 0) {
-        *first = "answer " + std::to_string(i) + ": HTTP " + std::to_string(responses[i].status) + " body '" +
-                 responses[i].body.substr(0, 80) + "'";
+        *first = "answer " + std::to_string(i) + ": HTTP " + std::to_string(responses[i].status) +
+                 " body '" + responses[i].body.substr(0, 80) + "'";
       }
     }
   }
@@ -58,8 +59,8 @@ TEST_CASE("pipelining: 1,000 GETs pipelined on one connection are answered in or
   REQUIRE_MESSAGE(conn.Connect(cluster.address(0)), conn.error());
   CHECK(conn.Exchange(requests, kRequests, 30'000));
   CHECK_FALSE(conn.parse_failed());
-  REQUIRE_MESSAGE(conn.responses().size() == kRequests, "got " << conn.responses().size() << " answers; "
-                                                                 << conn.error());
+  REQUIRE_MESSAGE(conn.responses().size() == kRequests,
+                  "got " << conn.responses().size() << " answers; " << conn.error());
   std::string first;
   CHECK_MESSAGE(CountOutOfOrder(conn.responses(), kRequests, &first) == 0, first);
   CHECK_FALSE(conn.peer_closed());  // keep-alive: the connection is still usable
@@ -76,20 +77,24 @@ TEST_CASE("pipelining: requests cut at arbitrary byte boundaries are parsed the 
   // Extra headers and a body make the pieces cross every part of a request.
   std::string requests;
   for (size_t i = 0; i < kRequests; ++i) {
-    requests += "GET /kv/" + PipeKey(i) + " HTTP/1.1\r\nHost: test\r\nX-Filler: " + std::string(i % 17, 'f') +
+    requests += "GET /kv/" + PipeKey(i) +
+                " HTTP/1.1\r\nHost: test\r\nX-Filler: " + std::string(i % 17, 'f') +
                 "\r\nAccept: */*\r\n\r\n";
   }
   RawConnection conn;
   REQUIRE(conn.Connect(cluster.address(0)));
   CHECK(conn.Exchange(requests, kRequests, 30'000, /*chunk=*/7));  // pieces of 1..7 bytes
   CHECK_FALSE(conn.parse_failed());
-  REQUIRE_MESSAGE(conn.responses().size() == kRequests, "got " << conn.responses().size() << " answers");
+  REQUIRE_MESSAGE(conn.responses().size() == kRequests,
+                  "got " << conn.responses().size() << " answers");
   std::string first;
   CHECK_MESSAGE(CountOutOfOrder(conn.responses(), kRequests, &first) == 0, first);
 }
 
-TEST_CASE("pipelining: writes and reads mixed on one connection answer in order, each read seeing the writes "
-          "before it") {
+TEST_CASE(
+    "pipelining: writes and reads mixed on one connection answer in order, each read seeing the "
+    "writes "
+    "before it") {
   ClusterSpec spec = LocalCluster(1);
   spec.fsync = "always";  // writes wait for a group commit; reads could overtake them
   TestCluster cluster(spec);
@@ -123,15 +128,18 @@ TEST_CASE("pipelining: writes and reads mixed on one connection answer in order,
   RawConnection conn;
   REQUIRE(conn.Connect(cluster.address(0)));
   CHECK(conn.Exchange(requests, expected.size(), 30'000));
-  REQUIRE_MESSAGE(conn.responses().size() == expected.size(), "got " << conn.responses().size() << " answers");
+  REQUIRE_MESSAGE(conn.responses().size() == expected.size(),
+                  "got " << conn.responses().size() << " answers");
   size_t bad = 0;
   std::string first;
   for (size_t i = 0; i < expected.size(); ++i) {
     const RawResponse& r = conn.responses()[i];
-    bool ok = expected[i].status == 0 ? (r.status >= 200 && r.status < 300) : r.status == expected[i].status;
+    bool ok = expected[i].status == 0 ? (r.status >= 200 && r.status < 300)
+                                      : r.status == expected[i].status;
     if (expected[i].check_body) ok = ok && r.body == expected[i].body;
     if (!ok && bad++ == 0) {
-      first = "answer " + std::to_string(i) + ": HTTP " + std::to_string(r.status) + " '" + r.body.substr(0, 80) + "'";
+      first = "answer " + std::to_string(i) + ": HTTP " + std::to_string(r.status) + " '" +
+              r.body.substr(0, 80) + "'";
     }
   }
   CHECK_MESSAGE(bad == 0, bad << " answers wrong or out of order; first: " << first);

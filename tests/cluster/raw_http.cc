@@ -24,7 +24,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 int MillisLeft(Clock::time_point deadline) {
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  auto left =
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
   return left < 0 ? 0 : static_cast<int>(left);
 }
 
@@ -124,7 +125,8 @@ bool RawConnection::Connect(const std::string& address) {
   std::string host;
   int port = 0;
   sockaddr_in addr{};
-  if (!net::SplitHostPort(address, &host, &port) || inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1) {
+  if (!net::SplitHostPort(address, &host, &port) ||
+      inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1) {
     error_ = "bad address " + address;
     return false;
   }
@@ -137,7 +139,8 @@ bool RawConnection::Connect(const std::string& address) {
   }
   int one = 1;
   setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 && errno != EINPROGRESS) {
+  if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 &&
+      errno != EINPROGRESS) {
     error_ = "connect " + address + ": " + strerror(errno);
     Close();
     return false;
@@ -180,7 +183,8 @@ bool RawConnection::ReadSome(int timeout_ms) {
   }
 }
 
-bool RawConnection::Exchange(std::string_view bytes, size_t responses, int timeout_ms, size_t chunk) {
+bool RawConnection::Exchange(std::string_view bytes, size_t responses, int timeout_ms,
+                             size_t chunk) {
   const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
   size_t sent = 0;
   size_t piece = 1;  // with chunk > 0, pieces of 1, 2, ..., chunk bytes, cyclically

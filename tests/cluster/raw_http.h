@@ -68,6 +68,7 @@ class RawConnection {
 };
 
 // "GET <target> HTTP/1.1" with a Host header and, for a body, its length.
-std::string RawRequest(std::string_view method, std::string_view target, std::string_view body = "");
+std::string RawRequest(std::string_view method, std::string_view target,
+                       std::string_view body = "");
 
 }  // namespace distkv::clustertest

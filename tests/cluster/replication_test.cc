@@ -38,9 +38,9 @@ std::vector<Call> MixedWrites(const std::string& address, size_t n, size_t seed)
     if (i >= keys && x % 3 == 0) {
       calls.push_back(MakeCall(address, "DELETE", "/kv/" + key));
     } else {
-      calls.push_back(MakeCall(address, "PUT", "/kv/" + key,
-                               key + "/" + std::to_string(seed) + "/" + std::to_string(i) +
-                                   std::string(x % 200, 'v')));
+      calls.push_back(MakeCall(
+          address, "PUT", "/kv/" + key,
+          key + "/" + std::to_string(seed) + "/" + std::to_string(i) + std::string(x % 200, 'v')));
     }
   }
   return calls;
@@ -84,7 +84,8 @@ Digest DigestOf(SyncHttp& http, const std::string& address) {
 Json ReplicationStats(SyncHttp& http, const std::string& address) {
   Json stats = GetJson(http, address, "/stats");
   const Json* r = stats.Get("replication");
-  REQUIRE_MESSAGE((r != nullptr && r->is_object()), "/stats of " << address << " has no replication object");
+  REQUIRE_MESSAGE((r != nullptr && r->is_object()),
+                  "/stats of " << address << " has no replication object");
   return *r;
 }
 
@@ -110,7 +111,8 @@ uint64_t EtagLsn(const Reply& reply) {
   return lsn;
 }
 
-TEST_CASE("replication: 10,000 puts, overwrites and deletes reach the replica, which refuses writes") {
+TEST_CASE(
+    "replication: 10,000 puts, overwrites and deletes reach the replica, which refuses writes") {
   TestCluster cluster(LocalCluster(1, 1));
   cluster.Start();
   const std::string primary = cluster.address(0);
@@ -121,7 +123,8 @@ TEST_CASE("replication: 10,000 puts, overwrites and deletes reach the replica, w
   CheckConverges(http, primary, replica);
   const Digest d = DigestOf(http, primary);
   CHECK(d.last_lsn > 3333);  // every write made a record: the test wrote what it meant to
-  MESSAGE("primary and replica: " << d.keys << " keys, last LSN " << d.last_lsn << ", digest " << d.digest);
+  MESSAGE("primary and replica: " << d.keys << " keys, last LSN " << d.last_lsn << ", digest "
+                                  << d.digest);
 
   // Reads of the shard are served by the replica itself.
   Reply get = http.Get(replica, "/kv/" + Key(0));
@@ -132,7 +135,8 @@ TEST_CASE("replication: 10,000 puts, overwrites and deletes reach the replica, w
     Reply r = http.Send(replica, method, "/kv/" + Key(1), "nope");
     CHECK_MESSAGE(r.status == 403, method << ": " << r);
     CHECK(IsJsonError(r));
-    CHECK_MESSAGE(r.body.find(primary) != std::string::npos, "the 403 names the primary: " << r.body);
+    CHECK_MESSAGE(r.body.find(primary) != std::string::npos,
+                  "the 403 names the primary: " << r.body);
   }
   CHECK(DigestOf(http, replica) == DigestOf(http, primary));
 
@@ -145,11 +149,14 @@ TEST_CASE("replication: 10,000 puts, overwrites and deletes reach the replica, w
   CHECK(JsonInt(rs, "crc_errors") == 0);
 
   // The primary sees the replica's acknowledgement (acks trail the data a little).
-  WaitUntil([&] {
-    const Json ps = ReplicationStats(http, primary);
-    const Json* list = ps.Get("replicas");
-    return list && list->items.size() == 1 && JsonInt(list->items[0], "acked_lsn") == d.last_lsn;
-  }, 5000);
+  WaitUntil(
+      [&] {
+        const Json ps = ReplicationStats(http, primary);
+        const Json* list = ps.Get("replicas");
+        return list && list->items.size() == 1 &&
+               JsonInt(list->items[0], "acked_lsn") == d.last_lsn;
+      },
+      5000);
   const Json ps = ReplicationStats(http, primary);
   CHECK(JsonText(ps, "role") == "primary");
   const Json* replicas = ps.Get("replicas");
@@ -233,7 +240,9 @@ TEST_CASE("replication: the replica reconnects to a restarted primary and goes o
   CHECK(JsonInt(rs, "reconnects") >= 1);
 }
 
-TEST_CASE("replication: ?ack=replica with no replica running answers 504 after ack_timeout_ms; the write stays") {
+TEST_CASE(
+    "replication: ?ack=replica with no replica running answers 504 after ack_timeout_ms; the write "
+    "stays") {
   ClusterSpec spec = LocalCluster(1, 1);
   spec.Set("replication", "ack_timeout_ms", 300);
   TestCluster cluster(spec);
@@ -277,7 +286,8 @@ TEST_CASE("replication: with [replication] min_acks = 1 every write waits for a 
 
   Reply r = http.Send(primary, "PUT", "/kv/m1", "one");
   REQUIRE_MESSAGE(Is2xx(r.status), r);
-  CHECK(JsonInt(ReplicationStats(http, replica), "applied_lsn") >= static_cast<int64_t>(EtagLsn(r)));
+  CHECK(JsonInt(ReplicationStats(http, replica), "applied_lsn") >=
+        static_cast<int64_t>(EtagLsn(r)));
 
   CHECK(cluster.replica(0).Stop() == 0);
   r = http.Send(primary, "PUT", "/kv/m2", "two");
@@ -299,9 +309,10 @@ TEST_CASE("replication: ?ack=replica answers only once the replica holds the wri
   for (int i = 0; i < 30; ++i) {
     const std::string key = "ack-" + std::to_string(i);
     const std::string value = "value-" + std::to_string(i);
-    Reply r = http.Send(primary, i % 5 == 4 ? "DELETE" : "PUT",
-                        "/kv/" + (i % 5 == 4 ? "ack-" + std::to_string(i - 1) : key) + "?ack=replica",
-                        i % 5 == 4 ? "" : value);
+    Reply r =
+        http.Send(primary, i % 5 == 4 ? "DELETE" : "PUT",
+                  "/kv/" + (i % 5 == 4 ? "ack-" + std::to_string(i - 1) : key) + "?ack=replica",
+                  i % 5 == 4 ? "" : value);
     REQUIRE_MESSAGE(Is2xx(r.status), r);
     if (i % 5 != 4) {
       const uint64_t lsn = EtagLsn(r);

@@ -58,7 +58,8 @@ class SilentListener {
     addr.sin_port = htons(static_cast<uint16_t>(port));
     int one = 1;
     setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    ok_ = fd_ >= 0 && ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 && ::listen(fd_, 64) == 0;
+    ok_ = fd_ >= 0 && ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+          ::listen(fd_, 64) == 0;
   }
   ~SilentListener() {
     if (fd_ >= 0) ::close(fd_);
@@ -70,8 +71,10 @@ class SilentListener {
   bool ok_ = false;
 };
 
-TEST_CASE("sharding: 1,000 keys written through random nodes are readable through every node and stored only on "
-          "their owner") {
+TEST_CASE(
+    "sharding: 1,000 keys written through random nodes are readable through every node and stored "
+    "only on "
+    "their owner") {
   TestCluster cluster(ShardedSpec(3));
   cluster.Start();
   constexpr size_t kKeys = 1000;
@@ -86,7 +89,8 @@ TEST_CASE("sharding: 1,000 keys written through random nodes are readable throug
     if (i % 2 == 0) {
       writes.push_back(MakeCall(via, "PUT", "/kv/" + PercentEncode(UserKey(i)), UserValue(i)));
     } else {
-      writes.push_back(MakeCall(via, "POST", "/set?key=" + PercentEncode(UserKey(i)) + "&value=" + UserValue(i)));
+      writes.push_back(MakeCall(
+          via, "POST", "/set?key=" + PercentEncode(UserKey(i)) + "&value=" + UserValue(i)));
     }
     ++owned[cluster.OwnerOf(UserKey(i))];
   }
@@ -100,7 +104,8 @@ TEST_CASE("sharding: 1,000 keys written through random nodes are readable throug
   std::vector<Call> reads;
   for (size_t node = 0; node < cluster.size(); ++node) {
     for (size_t i = 0; i < kKeys; ++i) {
-      std::string target = (i + node) % 2 == 0 ? "/kv/" + PercentEncode(UserKey(i)) : "/get?key=" + PercentEncode(UserKey(i));
+      std::string target = (i + node) % 2 == 0 ? "/kv/" + PercentEncode(UserKey(i))
+                                               : "/get?key=" + PercentEncode(UserKey(i));
       reads.push_back(MakeCall(cluster.address(node), "GET", target));
     }
   }
@@ -109,11 +114,15 @@ TEST_CASE("sharding: 1,000 keys written through random nodes are readable throug
   for (size_t j = 0; j < replies.size(); ++j) {
     size_t i = j % kKeys;
     if (replies[j].status != 200 || replies[j].body != UserValue(i)) {
-      if (bad_reads++ == 0) MESSAGE("first bad read of " << UserKey(i) << " via node " << j / kKeys << ": " << replies[j]);
+      if (bad_reads++ == 0)
+        MESSAGE("first bad read of " << UserKey(i) << " via node " << j / kKeys << ": "
+                                     << replies[j]);
     }
     // The answer names the shard that answered it: the owner, also when forwarded.
-    if (replies[j].Header("X-Distkv-Shard") != cluster.spec().shards[cluster.OwnerOf(UserKey(i))].name) {
-      if (wrong_shard++ == 0) MESSAGE("first wrong X-Distkv-Shard, " << UserKey(i) << ": " << replies[j]);
+    if (replies[j].Header("X-Distkv-Shard") !=
+        cluster.spec().shards[cluster.OwnerOf(UserKey(i))].name) {
+      if (wrong_shard++ == 0)
+        MESSAGE("first wrong X-Distkv-Shard, " << UserKey(i) << ": " << replies[j]);
     }
   }
   CHECK_MESSAGE(bad_reads == 0, bad_reads << " of " << replies.size() << " reads wrong");
@@ -174,7 +183,8 @@ TEST_CASE("sharding: redirect mode answers 307 with a Location at the owner") {
   Reply put = http.Send(cluster.address(0), "PUT", "/kv/" + key, "redirected");
   CHECK_MESSAGE(put.status == 307, put);
   std::string location = put.Header("Location");
-  REQUIRE_MESSAGE(location.rfind(prefix, 0) == 0, "Location '" << location << "' does not point at " << owner);
+  REQUIRE_MESSAGE(location.rfind(prefix, 0) == 0,
+                  "Location '" << location << "' does not point at " << owner);
   // 307 keeps method and body: replaying them at the Location stores the value.
   std::string target = location.substr(prefix.size() - 1);
   Reply replayed = http.Send(owner, "PUT", target, "redirected");
@@ -199,18 +209,22 @@ TEST_CASE("sharding: redirect mode answers 307 with a Location at the owner") {
   CHECK(JsonInt(GetJson(http, cluster.address(2), "/stats"), "keys") == 0);
 }
 
-TEST_CASE("sharding: a dead owner gives 502/503/504 while live shards keep working, and serves again after a "
-          "restart") {
+TEST_CASE(
+    "sharding: a dead owner gives 502/503/504 while live shards keep working, and serves again "
+    "after a "
+    "restart") {
   ClusterSpec spec = ShardedSpec(3);
   spec.Set("cluster", "forward_timeout_ms", 1000).Set("cluster", "connect_timeout_ms", 300);
   TestCluster cluster(spec);
   cluster.Start();
   std::vector<std::string> keys;
-  for (size_t owner = 0; owner < 3; ++owner) keys.push_back(KeyOwnedBy(cluster.spec(), owner, "dead"));
+  for (size_t owner = 0; owner < 3; ++owner)
+    keys.push_back(KeyOwnedBy(cluster.spec(), owner, "dead"));
   {
     SyncHttp http;
     for (size_t owner = 0; owner < 3; ++owner) {
-      REQUIRE(Is2xx(http.Send(cluster.address(owner), "PUT", "/kv/" + keys[owner], "before").status));
+      REQUIRE(
+          Is2xx(http.Send(cluster.address(owner), "PUT", "/kv/" + keys[owner], "before").status));
     }
   }
   cluster.primary(2).Kill();
@@ -311,8 +325,12 @@ TEST_CASE("sharding: GET /cluster returns the shard map and which node answered"
     CollectStrings(map, &strings);
     std::vector<double> numbers;
     CollectNumbers(map, &numbers);
-    auto has_string = [&](const std::string& s) { return std::find(strings.begin(), strings.end(), s) != strings.end(); };
-    auto has_number = [&](double n) { return std::find(numbers.begin(), numbers.end(), n) != numbers.end(); };
+    auto has_string = [&](const std::string& s) {
+      return std::find(strings.begin(), strings.end(), s) != strings.end();
+    };
+    auto has_number = [&](double n) {
+      return std::find(numbers.begin(), numbers.end(), n) != numbers.end();
+    };
     for (const ShardSpec& shard : spec.shards) {
       CHECK_MESSAGE(has_string(shard.name), shard.name << " missing from " << r.body);
       CHECK_MESSAGE(has_string(shard.address), shard.address << " missing from " << r.body);
@@ -335,19 +353,21 @@ TEST_CASE("sharding: pipelined GETs through a forwarding node come back in order
     SyncHttp http;
     std::vector<Call> writes;
     for (size_t i = 0; i < kKeys; ++i) {
-      writes.push_back(MakeCall(cluster.address(cluster.OwnerOf(UserKey(i))), "PUT", "/kv/" + PercentEncode(UserKey(i)),
-                                UserValue(i)));
+      writes.push_back(MakeCall(cluster.address(cluster.OwnerOf(UserKey(i))), "PUT",
+                                "/kv/" + PercentEncode(UserKey(i)), UserValue(i)));
     }
     for (const Reply& r : http.SendAll(std::move(writes), 16)) REQUIRE_MESSAGE(Is2xx(r.status), r);
   }
   // About a third are local to node 0 (fast), the rest forwarded (slower):
   // answers must still leave in request order.
   std::string requests;
-  for (size_t i = 0; i < kKeys; ++i) requests += RawRequest("GET", "/kv/" + PercentEncode(UserKey(i)));
+  for (size_t i = 0; i < kKeys; ++i)
+    requests += RawRequest("GET", "/kv/" + PercentEncode(UserKey(i)));
   RawConnection conn;
   REQUIRE(conn.Connect(cluster.address(0)));
   CHECK(conn.Exchange(requests, kKeys, 30'000));
-  REQUIRE_MESSAGE(conn.responses().size() == kKeys, "got " << conn.responses().size() << " answers");
+  REQUIRE_MESSAGE(conn.responses().size() == kKeys,
+                  "got " << conn.responses().size() << " answers");
   size_t bad = 0;
   for (size_t i = 0; i < kKeys; ++i) {
     const RawResponse& r = conn.responses()[i];
@@ -358,7 +378,9 @@ TEST_CASE("sharding: pipelined GETs through a forwarding node come back in order
   CHECK(bad == 0);
 }
 
-TEST_CASE("sharding: ?read=replica sends a read for another shard to its replica, which serves with the primary down") {
+TEST_CASE(
+    "sharding: ?read=replica sends a read for another shard to its replica, which serves with the "
+    "primary down") {
   ClusterSpec spec = LocalCluster(2, /*replicas_per_shard=*/1);
   spec.fsync = "never";
   TestCluster cluster(spec);
@@ -368,7 +390,8 @@ TEST_CASE("sharding: ?read=replica sends a read for another shard to its replica
   const std::string target = "/kv/" + key + "?read=replica";
   REQUIRE(Is2xx(http.Send(cluster.address(0), "PUT", "/kv/" + key, "replicated").status));
   // The replica follows asynchronously: wait until it has the key.
-  REQUIRE(WaitUntil([&] { return http.Get(cluster.replica(1).address(), "/kv/" + key).status == 200; }, 10'000));
+  REQUIRE(WaitUntil(
+      [&] { return http.Get(cluster.replica(1).address(), "/kv/" + key).status == 200; }, 10'000));
 
   auto forwarded_to_replica = [&] {
     const Json stats = GetJson(http, cluster.address(0), "/stats");

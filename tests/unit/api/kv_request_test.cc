@@ -83,10 +83,10 @@ TEST_CASE("the seed API takes keys and values from the query string") {
 }
 
 TEST_CASE("bad requests get the status that means them") {
-  CHECK(Parse(Req("GET", "/kv/")).error.status == 400);                 // empty key
-  CHECK(Parse(Req("GET", "/kv/%zz")).error.status == 400);              // bad escape
-  CHECK(Parse(Req("GET", "/get")).error.status == 400);                 // no key
-  CHECK(Parse(Req("GET", "/set?key=k")).error.status == 400);           // no value
+  CHECK(Parse(Req("GET", "/kv/")).error.status == 400);        // empty key
+  CHECK(Parse(Req("GET", "/kv/%zz")).error.status == 400);     // bad escape
+  CHECK(Parse(Req("GET", "/get")).error.status == 400);        // no key
+  CHECK(Parse(Req("GET", "/set?key=k")).error.status == 400);  // no value
   CHECK(Parse(Req("PATCH", "/kv/k")).error.status == 405);
   CHECK(Parse(Req("PATCH", "/kv/k")).error.header("Allow") != nullptr);
   CHECK(Parse(Req("PUT", "/get?key=k")).error.status == 405);

@@ -50,7 +50,8 @@ TEST_CASE("every bucket is narrower than 1/128 of its lower bound and holds its 
   }
   // Buckets are contiguous: the next one starts where this one ends.
   for (size_t b = 0; b + 1 < LatencyHistogram::BucketOf(LatencyHistogram::kMaxValue); ++b) {
-    CHECK(LatencyHistogram::BucketLow(b) + LatencyHistogram::BucketWidth(b) == LatencyHistogram::BucketLow(b + 1));
+    CHECK(LatencyHistogram::BucketLow(b) + LatencyHistogram::BucketWidth(b) ==
+          LatencyHistogram::BucketLow(b + 1));
   }
 }
 
@@ -66,10 +67,12 @@ TEST_CASE("percentiles of a uniform spread from 1 us to 100 ms are within 1%") {
 
 TEST_CASE("percentiles of a long-tailed (log-normal) sample are within 1%") {
   std::mt19937_64 gen(7);
-  std::lognormal_distribution<double> dist(std::log(500'000.0), 1.5);  // median 0.5 ms, tail into seconds
+  std::lognormal_distribution<double> dist(std::log(500'000.0),
+                                           1.5);  // median 0.5 ms, tail into seconds
   std::vector<uint64_t> samples;
   for (int i = 0; i < 200'000; ++i) {
-    samples.push_back(std::clamp<uint64_t>(static_cast<uint64_t>(dist(gen)), 1000, LatencyHistogram::kMaxValue));
+    samples.push_back(
+        std::clamp<uint64_t>(static_cast<uint64_t>(dist(gen)), 1000, LatencyHistogram::kMaxValue));
   }
   CheckWithinOnePercent(samples);
 }

@@ -55,10 +55,37 @@ TEST_CASE("defaults need only targets") {
 TEST_CASE("every flag is parsed, in both --flag value and --flag=value forms") {
   BenchOptions o;
   std::string error;
-  REQUIRE(Parse({"--targets=127.0.0.2:8080,[::1]:9000", "--connections", "8", "--requests=1000", "--ratio", "50:50",
-                 "--keys", "1000", "--value-bytes", "64", "--distribution", "zipf", "--zipf-theta", "0.8",
-                 "--pipeline", "4", "--api", "seed", "--preload", "--verify", "--rate", "2500.5", "--json",
-                 "out.json", "--timeout-ms", "250", "--seed", "42", "--key-prefix", "k/", "--no-progress"},
+  REQUIRE(Parse({"--targets=127.0.0.2:8080,[::1]:9000",
+                 "--connections",
+                 "8",
+                 "--requests=1000",
+                 "--ratio",
+                 "50:50",
+                 "--keys",
+                 "1000",
+                 "--value-bytes",
+                 "64",
+                 "--distribution",
+                 "zipf",
+                 "--zipf-theta",
+                 "0.8",
+                 "--pipeline",
+                 "4",
+                 "--api",
+                 "seed",
+                 "--preload",
+                 "--verify",
+                 "--rate",
+                 "2500.5",
+                 "--json",
+                 "out.json",
+                 "--timeout-ms",
+                 "250",
+                 "--seed",
+                 "42",
+                 "--key-prefix",
+                 "k/",
+                 "--no-progress"},
                 &o, &error) == ParseResult::kOk);
   CHECK(o.targets == std::vector<std::string>{"127.0.0.2:8080", "[::1]:9000"});
   CHECK(o.connections == 8);
@@ -84,8 +111,8 @@ TEST_CASE("every flag is parsed, in both --flag value and --flag=value forms") {
 
 TEST_CASE("bad flags are refused with a reason") {
   const std::vector<std::vector<std::string>> bad = {
-      {},                                                     // no targets
-      {"--targets", "127.0.0.1"},                             // no port
+      {},                          // no targets
+      {"--targets", "127.0.0.1"},  // no port
       {"--targets", ""},
       {"--targets", "127.0.0.1:1", "--connections", "0"},
       {"--targets", "127.0.0.1:1", "--connections", "ten"},
@@ -103,10 +130,10 @@ TEST_CASE("bad flags are refused with a reason") {
       {"--targets", "127.0.0.1:1", "--timeout-ms", "0"},
       {"--targets", "127.0.0.1:1", "--verify", "--value-bytes", "16"},
       {"--targets", "127.0.0.1:1", "--verify=yes"},
-      {"--targets", "127.0.0.1:1", "--keys"},                // missing value
+      {"--targets", "127.0.0.1:1", "--keys"},  // missing value
       {"--targets", "127.0.0.1:1", "--bogus", "1"},
       {"--targets", "127.0.0.1:1", "stray"},
-      {"--targets", "127.0.0.1:1", "--config", "x.toml"},    // both
+      {"--targets", "127.0.0.1:1", "--config", "x.toml"},  // both
       {"--config", "/nonexistent/sharding.toml"},
   };
   for (const auto& args : bad) {
@@ -158,8 +185,9 @@ replica = "127.0.0.33:8080"
 
 TEST_CASE("a sharding.toml without usable shards is refused") {
   TempDir dir;
-  for (const char* text : {"[cluster]\nrouting = \"proxy\"\n", "[[shards]]\nname = \"a\"\n",
-                           "[[shards]]\naddress = \"nowhere\"\n", "[[shards]\naddress = \"127.0.0.1:1\"\n"}) {
+  for (const char* text :
+       {"[cluster]\nrouting = \"proxy\"\n", "[[shards]]\nname = \"a\"\n",
+        "[[shards]]\naddress = \"nowhere\"\n", "[[shards]\naddress = \"127.0.0.1:1\"\n"}) {
     CAPTURE(text);
     std::string path = dir.Write("bad.toml", text);
     BenchOptions o;

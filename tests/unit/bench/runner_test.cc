@@ -38,8 +38,9 @@ class KvServer {
   void Serve(std::promise<int>* bound) {
     uv_loop_t loop;
     uv_loop_init(&loop);
-    net::HttpServer server(&loop, net::ServerLimits{},
-                           [this](net::HttpRequest& r, net::Responder responder) { Handle(r, responder); });
+    net::HttpServer server(
+        &loop, net::ServerLimits{},
+        [this](net::HttpRequest& r, net::Responder responder) { Handle(r, responder); });
     int rc = server.Listen("127.0.0.1", 0);
     REQUIRE(rc == 0);
     stop_.data = &server;

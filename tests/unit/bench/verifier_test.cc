@@ -13,7 +13,9 @@ constexpr uint32_t kRun = 0x1234;
 constexpr size_t kSize = 64;
 
 std::string Name(uint64_t key) { return KeyName("k", key); }
-std::string Value(uint64_t key, uint64_t version) { return MakeValue(kRun, Name(key), version, kSize); }
+std::string Value(uint64_t key, uint64_t version) {
+  return MakeValue(kRun, Name(key), version, kSize);
+}
 
 }  // namespace
 
@@ -33,7 +35,8 @@ TEST_CASE("a read after an acknowledged write must see that write") {
   t = v.BeginRead(1);
   CHECK(v.EndRead(Name(1), t, 200, Value(2, w2)) == ReadVerdict::kMismatch);  // another key's value
   t = v.BeginRead(1);
-  CHECK(v.EndRead(Name(1), t, 200, MakeValue(kRun + 1, Name(1), w2, kSize)) == ReadVerdict::kMismatch);
+  CHECK(v.EndRead(Name(1), t, 200, MakeValue(kRun + 1, Name(1), w2, kSize)) ==
+        ReadVerdict::kMismatch);
   t = v.BeginRead(1);
   CHECK(v.EndRead(Name(1), t, 200, Value(1, w2).substr(0, 40)) == ReadVerdict::kMismatch);  // torn
   CHECK(v.reads_checked() == 6);
@@ -82,7 +85,8 @@ TEST_CASE("while every write of a key has failed, the value from before the run 
   uint64_t acked = v.BeginWrite(1);
   v.EndWrite(1, acked, WriteOutcome::kAcked, 9);
   t = v.BeginRead(1);
-  CHECK(v.EndRead(Name(1), t, 200, MakeValue(kRun - 1, Name(1), 3, kSize)) == ReadVerdict::kMismatch);
+  CHECK(v.EndRead(Name(1), t, 200, MakeValue(kRun - 1, Name(1), 3, kSize)) ==
+        ReadVerdict::kMismatch);
   CHECK(v.mismatches() == 1);
 }
 

@@ -30,7 +30,8 @@ TEST_CASE("values of other versions, keys or runs, and damaged values, are told 
   CHECK(CheckValue(run + 1, "key:1", v, 100, &version) == ValueCheck::kOtherRun);
   CHECK(CheckValue(run, "key:1", "hello", 100, &version) == ValueCheck::kMalformed);
   CHECK(CheckValue(run, "key:1", "", 100, &version) == ValueCheck::kMalformed);
-  CHECK(CheckValue(run, "key:1", v.substr(0, 60), 100, &version) == ValueCheck::kCorrupt);  // truncated
+  CHECK(CheckValue(run, "key:1", v.substr(0, 60), 100, &version) ==
+        ValueCheck::kCorrupt);  // truncated
   std::string flipped = v;
   flipped[80] = flipped[80] == 'a' ? 'b' : 'a';
   CHECK(CheckValue(run, "key:1", flipped, 100, &version) == ValueCheck::kCorrupt);
@@ -39,9 +40,7 @@ TEST_CASE("values of other versions, keys or runs, and damaged values, are told 
   CHECK(CheckValue(run, "key:1", mixed, 100, &version) == ValueCheck::kCorrupt);
 }
 
-TEST_CASE("key names") {
-  CHECK(KeyName("key:", 42) == "key:42");
-}
+TEST_CASE("key names") { CHECK(KeyName("key:", 42) == "key:42"); }
 
 TEST_CASE("the seeded generator is reproducible and Below stays in range") {
   Rng a(9);
@@ -84,7 +83,8 @@ TEST_CASE("zipf keys are skewed towards a few hot keys spread over the key space
   std::set<uint64_t> seen;
   for (uint64_t r = 0; r < n; ++r) seen.insert(chooser.IndexOfRank(r));
   CHECK(seen.size() == n);
-  CHECK(chooser.IndexOfRank(0) != chooser.IndexOfRank(1) - 1);  // neighbours in rank are not in index
+  CHECK(chooser.IndexOfRank(0) !=
+        chooser.IndexOfRank(1) - 1);  // neighbours in rank are not in index
 
   Rng rng(3);
   std::map<uint64_t, int> counts;

@@ -24,7 +24,8 @@ std::vector<distkv::ShardConfig> DefaultShards(int n) {
 }  // namespace
 
 TEST_CASE("a key's slot is XXH3_64bits(key) % 16384") {
-  for (const std::string& key : {std::string("a"), std::string("hello"), std::string("\0bin\xff", 5)}) {
+  for (const std::string& key :
+       {std::string("a"), std::string("hello"), std::string("\0bin\xff", 5)}) {
     CHECK(distkv::SlotOf(key) == XXH3_64bits(key.data(), key.size()) % 16384);
   }
 }

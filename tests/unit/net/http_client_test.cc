@@ -67,7 +67,8 @@ class TestPeer {
     struct sockaddr_in addr;
     uv_ip4_addr("127.0.0.1", 0, &addr);
     REQUIRE(uv_tcp_bind(&listener_, reinterpret_cast<const sockaddr*>(&addr), 0) == 0);
-    REQUIRE(uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 128, &TestPeer::OnConnection) == 0);
+    REQUIRE(uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 128, &TestPeer::OnConnection) ==
+            0);
     struct sockaddr_storage bound;
     int len = sizeof(bound);
     uv_tcp_getsockname(&listener_, reinterpret_cast<sockaddr*>(&bound), &len);
@@ -124,7 +125,8 @@ class TestPeer {
       if (end == std::string::npos) return;
       size_t body = 0;
       size_t cl = c->in.find("Content-Length: ");
-      if (cl != std::string::npos && cl < end) body = std::strtoul(c->in.c_str() + cl + 16, nullptr, 10);
+      if (cl != std::string::npos && cl < end)
+        body = std::strtoul(c->in.c_str() + cl + 16, nullptr, 10);
       size_t total = end + 4 + body;
       if (c->in.size() < total) return;
       std::string request = c->in.substr(0, total);
@@ -155,10 +157,13 @@ struct Loop {
     uv_timer_t watchdog;
     uv_timer_init(&loop, &watchdog);
     watchdog.data = this;
-    uv_timer_start(&watchdog, [](uv_timer_t* t) {
-      FAIL_CHECK("test loop did not finish");
-      uv_stop(t->loop);
-    }, 20'000, 0);
+    uv_timer_start(
+        &watchdog,
+        [](uv_timer_t* t) {
+          FAIL_CHECK("test loop did not finish");
+          uv_stop(t->loop);
+        },
+        20'000, 0);
     uv_unref(reinterpret_cast<uv_handle_t*>(&watchdog));
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_close(reinterpret_cast<uv_handle_t*>(&watchdog), nullptr);
@@ -167,7 +172,8 @@ struct Loop {
 };
 
 std::string Ok(std::string_view body) {
-  return "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + std::string(body);
+  return "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" +
+         std::string(body);
 }
 
 std::string TargetOf(const std::string& request) {
@@ -215,8 +221,9 @@ TEST_CASE("SplitHostPort accepts host:port and [v6]:port and refuses the rest") 
   CHECK(port == 9000);
   CHECK(SplitHostPort("localhost:1", &host, &port));
   CHECK(host == "localhost");
-  for (const char* bad : {"", "127.0.0.1", "127.0.0.1:", ":80", "127.0.0.1:0", "127.0.0.1:65536",
-                          "127.0.0.1:80x", "::1:80", "[::1]80", "[::1]", "[127.0.0.1]:80", "h:-1"}) {
+  for (const char* bad :
+       {"", "127.0.0.1", "127.0.0.1:", ":80", "127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:80x",
+        "::1:80", "[::1]80", "[::1]", "[127.0.0.1]:80", "h:-1"}) {
     CAPTURE(bad);
     CHECK_FALSE(SplitHostPort(bad, &host, &port));
   }
@@ -633,7 +640,8 @@ TEST_CASE("the pool never pipelines a request behind a stream") {
   TestPeer peer(&l.loop);
   peer.on_request = [](PeerConn& c, const std::string& req) {
     if (TargetOf(req) == "/stream") {
-      c.Write("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\ntick\r\n");  // and never ends
+      c.Write(
+          "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\ntick\r\n");  // and never ends
     } else {
       c.Write(Ok("plain"));
     }
@@ -653,7 +661,8 @@ TEST_CASE("the pool never pipelines a request behind a stream") {
     });
     return true;
   };
-  client.Request(peer.address(), std::move(stream), [&](ClientResult& r) { stream_error = r.error; });
+  client.Request(peer.address(), std::move(stream),
+                 [&](ClientResult& r) { stream_error = r.error; });
   l.Run();
   CHECK(plain == "plain");
   CHECK(stream_error == ClientError::kShutdown);
@@ -685,7 +694,9 @@ TEST_CASE("against the project's HttpServer: concurrent pipelined requests and b
     if (r.method == "PUT") r.body = std::string(static_cast<size_t>(i % 200), 'x');
     std::string expect = r.method + " " + r.target + " " + r.body;
     client.Request(peer, std::move(r), [&, expect](ClientResult& res) {
-      if (res.error != ClientError::kNone || res.response.status != 200 || res.response.body != expect) ++wrong;
+      if (res.error != ClientError::kNone || res.response.status != 200 ||
+          res.response.body != expect)
+        ++wrong;
       ++done;
       if (sent < kTotal) {
         send();

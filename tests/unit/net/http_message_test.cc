@@ -98,13 +98,15 @@ TEST_CASE("ParseQuery splits and decodes parameters in order") {
 }  // namespace
 }  // namespace distkv::net
 
-TEST_CASE("PercentEncode escapes everything but unreserved characters, and PercentDecode undoes it") {
+TEST_CASE(
+    "PercentEncode escapes everything but unreserved characters, and PercentDecode undoes it") {
   CHECK(distkv::net::PercentEncode("Az09-._~") == "Az09-._~");
   CHECK(distkv::net::PercentEncode("a b/c?d&e=f%\xff:@") == "a%20b%2Fc%3Fd%26e%3Df%25%FF%3A%40");
   std::string out = "/kv/";
   distkv::net::AppendPercentEncoded(&out, std::string("\0k", 2));
   CHECK(out == "/kv/%00k");
   std::string decoded;
-  REQUIRE(distkv::net::PercentDecode(distkv::net::PercentEncode(std::string("\0\x01 +\xff", 5)), &decoded, true));
+  REQUIRE(distkv::net::PercentDecode(distkv::net::PercentEncode(std::string("\0\x01 +\xff", 5)),
+                                     &decoded, true));
   CHECK(decoded == std::string("\0\x01 +\xff", 5));
 }

@@ -143,22 +143,26 @@ TEST_CASE("server: answers given later, from a timer, are written") {
     held.push_back(std::move(responder));
   });
   RawClient c(&ts);
-  REQUIRE(c.Send("GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n"
-                 "GET /c HTTP/1.1\r\nHost: x\r\n\r\n"));
+  REQUIRE(
+      c.Send("GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n"
+             "GET /c HTTP/1.1\r\nHost: x\r\n\r\n"));
   REQUIRE(ts.RunUntil([&held] { return held.size() == 3; }));
   // Answer from a timer callback in reverse order: the server must still
   // flush them (the loop may otherwise sit in poll) and keep their order.
   uv_timer_t timer;
   uv_timer_init(ts.loop(), &timer);
   timer.data = &held;
-  uv_timer_start(&timer, [](uv_timer_t* t) {
-    auto* responders = static_cast<std::vector<Responder>*>(t->data);
-    for (size_t i = responders->size(); i-- > 0;) {
-      HttpResponse response;
-      response.body = std::to_string(i);
-      (*responders)[i].Send(std::move(response));
-    }
-  }, 1, 0);
+  uv_timer_start(
+      &timer,
+      [](uv_timer_t* t) {
+        auto* responders = static_cast<std::vector<Responder>*>(t->data);
+        for (size_t i = responders->size(); i-- > 0;) {
+          HttpResponse response;
+          response.body = std::to_string(i);
+          (*responders)[i].Send(std::move(response));
+        }
+      },
+      1, 0);
   auto responses = c.Await(3);
   REQUIRE(responses.size() == 3);
   CHECK(responses[0].body == "0");
@@ -227,8 +231,9 @@ TEST_CASE("server: chunked request bodies are de-chunked, trailers tolerated") {
     responder.Send(HttpResponse{});
   });
   RawClient c(&ts);
-  REQUIRE(c.Send("PUT /kv/k HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-                 "5\r\nhello\r\n1\r\n \r\nA\r\n0123456789\r\n0\r\nX-Trailer: t\r\n\r\n"));
+  REQUIRE(
+      c.Send("PUT /kv/k HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+             "5\r\nhello\r\n1\r\n \r\nA\r\n0123456789\r\n0\r\nX-Trailer: t\r\n\r\n"));
   auto responses = c.Await(1);
   REQUIRE(responses.size() == 1);
   CHECK(responses[0].status == 200);
@@ -239,8 +244,9 @@ TEST_CASE("server: chunked request bodies are de-chunked, trailers tolerated") {
 TEST_CASE("server: Expect: 100-continue gets an interim 100 before the body is sent") {
   TestServer ts(ServerLimits{}, EchoHandler());
   RawClient c(&ts);
-  REQUIRE(c.Send("PUT /kv/k HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
-                 "Expect: 100-continue\r\n\r\n"));
+  REQUIRE(
+      c.Send("PUT /kv/k HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+             "Expect: 100-continue\r\n\r\n"));
   auto responses = c.Await(1);
   REQUIRE(responses.size() == 1);
   CHECK(responses[0].status == 100);
@@ -262,9 +268,10 @@ TEST_CASE("server: Expect: 100-continue waits its turn behind earlier answers") 
     EchoHandler()(request, responder);
   });
   RawClient c(&ts);
-  REQUIRE(c.Send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"
-                 "PUT /kv/k HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
-                 "Expect: 100-continue\r\n\r\n"));
+  REQUIRE(
+      c.Send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"
+             "PUT /kv/k HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+             "Expect: 100-continue\r\n\r\n"));
   REQUIRE(ts.RunUntil([&held] { return held.alive(); }));
   ts.RunFor(10);
   c.Poll();
@@ -293,8 +300,9 @@ TEST_CASE("server: HEAD answers carry the GET body's length and no body") {
     responder.Send(std::move(response));
   });
   RawClient c(&ts);
-  REQUIRE(c.Send("HEAD /x HTTP/1.1\r\nHost: x\r\n\r\nHEAD /declared HTTP/1.1\r\nHost: x\r\n\r\n"
-                 "GET /x HTTP/1.1\r\nHost: x\r\n\r\n"));
+  REQUIRE(
+      c.Send("HEAD /x HTTP/1.1\r\nHost: x\r\n\r\nHEAD /declared HTTP/1.1\r\nHost: x\r\n\r\n"
+             "GET /x HTTP/1.1\r\nHost: x\r\n\r\n"));
   auto responses = c.Await(3, {true, true, false});
   REQUIRE(responses.size() == 3);
   CHECK(*responses[0].header("Content-Length") == "10");
@@ -342,8 +350,9 @@ TEST_CASE("server: Connection: close is answered, then the connection closes") {
   TestServer ts(ServerLimits{}, EchoHandler());
   RawClient c(&ts);
   // The request after the closing one is never read.
-  REQUIRE(c.Send("GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nConnection: close\r\n\r\n"
-                 "GET /c HTTP/1.1\r\nHost: x\r\n\r\n"));
+  REQUIRE(
+      c.Send("GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nConnection: close\r\n\r\n"
+             "GET /c HTTP/1.1\r\nHost: x\r\n\r\n"));
   REQUIRE(c.AwaitEof());
   auto responses = c.Responses();
   REQUIRE(responses.size() == 2);
@@ -511,8 +520,9 @@ TEST_CASE("server: 204 and 304 answers carry no body and no length") {
     responder.Send(std::move(response));
   });
   RawClient c(&ts);
-  REQUIRE(c.Send("DELETE /204 HTTP/1.1\r\nHost: x\r\n\r\nGET /304 HTTP/1.1\r\nHost: x\r\n\r\n"
-                 "GET /204 HTTP/1.1\r\nHost: x\r\n\r\n"));
+  REQUIRE(
+      c.Send("DELETE /204 HTTP/1.1\r\nHost: x\r\n\r\nGET /304 HTTP/1.1\r\nHost: x\r\n\r\n"
+             "GET /204 HTTP/1.1\r\nHost: x\r\n\r\n"));
   auto responses = c.Await(3);
   REQUIRE(responses.size() == 3);
   CHECK(responses[0].status == 204);
@@ -591,11 +601,11 @@ TEST_CASE("server: destroying a server without Shutdown leaves nothing behind") 
   uv_loop_init(&loop);
   Responder held;
   bool on_close = false;
-  auto server = std::make_unique<HttpServer>(&loop, ServerLimits{},
-                                             [&](HttpRequest&, Responder responder) {
-                                               held = responder;
-                                               held.OnClose([&on_close] { on_close = true; });
-                                             });
+  auto server =
+      std::make_unique<HttpServer>(&loop, ServerLimits{}, [&](HttpRequest&, Responder responder) {
+        held = responder;
+        held.OnClose([&on_close] { on_close = true; });
+      });
   REQUIRE(server->Listen("127.0.0.1", 0) == 0);
   const int port = server->port();
   int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -612,7 +622,7 @@ TEST_CASE("server: destroying a server without Shutdown leaves nothing behind") 
   server.reset();
   CHECK(on_close);
   CHECK_FALSE(held.alive());
-  held.Send(HttpResponse{});  // ignored
+  held.Send(HttpResponse{});      // ignored
   uv_run(&loop, UV_RUN_DEFAULT);  // close callbacks free everything
   CHECK(uv_loop_close(&loop) == 0);
   close(fd);

@@ -123,9 +123,10 @@ TEST_CASE("limits: a PUT without a length is answered 411; a POST without one ha
   CHECK(ErrorCode(put) == "length_required");
   // Other methods need no length (POST included), and an explicit zero is fine.
   RawClient ok(&ts);
-  REQUIRE(ok.Send("DELETE /kv/k HTTP/1.1\r\nHost: x\r\n\r\n"
-                  "PUT /kv/k HTTP/1.1\r\nContent-Length: 0\r\n\r\n"
-                  "POST /set?key=a HTTP/1.1\r\nHost: x\r\n\r\n"));
+  REQUIRE(
+      ok.Send("DELETE /kv/k HTTP/1.1\r\nHost: x\r\n\r\n"
+              "PUT /kv/k HTTP/1.1\r\nContent-Length: 0\r\n\r\n"
+              "POST /set?key=a HTTP/1.1\r\nHost: x\r\n\r\n"));
   auto responses = ok.Await(3);
   REQUIRE(responses.size() == 3);
   CHECK(responses[0].status == 200);
@@ -161,8 +162,9 @@ TEST_CASE("limits: malformed requests are answered 400") {
 TEST_CASE("limits: requests before a bad one are answered first, in order") {
   TestServer ts(ServerLimits{}, EchoHandler());
   RawClient c(&ts);
-  REQUIRE(c.Send("GET /one HTTP/1.1\r\nHost: x\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\n"
-                 "BROKEN\r\n\r\nGET /never HTTP/1.1\r\n\r\n"));
+  REQUIRE(
+      c.Send("GET /one HTTP/1.1\r\nHost: x\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\n"
+             "BROKEN\r\n\r\nGET /never HTTP/1.1\r\n\r\n"));
   REQUIRE(c.AwaitEof());
   auto responses = c.Responses();
   REQUIRE(responses.size() == 3);
@@ -276,9 +278,8 @@ TEST_CASE("limits: max_pipelined unanswered requests stop the reading") {
   ServerLimits limits;
   limits.max_pipelined = 2;
   std::vector<Responder> held;
-  TestServer ts(limits, [&held](HttpRequest&, Responder responder) {
-    held.push_back(std::move(responder));
-  });
+  TestServer ts(
+      limits, [&held](HttpRequest&, Responder responder) { held.push_back(std::move(responder)); });
   RawClient c(&ts);
   std::string batch;
   for (int i = 0; i < 6; ++i) batch += "GET /" + std::to_string(i) + " HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -318,8 +319,9 @@ TEST_CASE("limits: a client that does not read stops being read") {
     queued_seen = responder.queued_bytes();
   });
   RawClient c(&ts, 4096);
-  REQUIRE(c.Send("GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n"
-                 "GET /3 HTTP/1.1\r\nHost: x\r\n\r\n"));
+  REQUIRE(
+      c.Send("GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n"
+             "GET /3 HTTP/1.1\r\nHost: x\r\n\r\n"));
   REQUIRE(ts.RunUntil([&ts] { return ts.counters().backpressure_pauses == 1; }));
   ts.RunFor(50);
   CHECK(ts.counters().requests == 1);
@@ -341,8 +343,9 @@ namespace {
 TEST_CASE("limits: an Upgrade request is answered, then the connection closes") {
   test::TestServer ts(ServerLimits{}, test::EchoHandler());
   test::RawClient c(&ts);
-  REQUIRE(c.Send("GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
-                 "\x81\x05hello"));
+  REQUIRE(
+      c.Send("GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+             "\x81\x05hello"));
   REQUIRE(c.AwaitEof());
   auto responses = c.Responses();
   REQUIRE(responses.size() == 1);

@@ -58,8 +58,8 @@ inline size_t ParseResponse(std::string_view data, bool head_request, bool eof,
     pos = end + 2;
   }
   size_t consumed = head_end + 4;
-  const bool no_body = head_request || out->status < 200 || out->status == 204 ||
-                       out->status == 304;
+  const bool no_body =
+      head_request || out->status < 200 || out->status == 204 || out->status == 304;
   if (no_body) return consumed;
   const std::string* te = out->header("Transfer-Encoding");
   const std::string* cl = out->header("Content-Length");

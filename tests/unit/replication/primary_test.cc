@@ -179,22 +179,27 @@ TEST_CASE("primary: a replica that stops reading is cut off; the primary does no
   addr.sin_port = htons(static_cast<uint16_t>(p.port()));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  const std::string req = "GET /internal/replicate?from=0&replica=stuck HTTP/1.1\r\nHost: x\r\n\r\n";
+  const std::string req =
+      "GET /internal/replicate?from=0&replica=stuck HTTP/1.1\r\nHost: x\r\n\r\n";
   REQUIRE(::send(fd, req.data(), req.size(), 0) == static_cast<ssize_t>(req.size()));
 
   size_t max_queued = 0;
   std::string stats;
-  REQUIRE(loop.RunUntil([&] {
-    stats.clear();
-    p.primary()->AppendJson(&stats);
-    const size_t at = stats.find("\"queued_bytes\":");
-    if (at != std::string::npos) max_queued = std::max<size_t>(max_queued, std::stoull(stats.substr(at + 15)));
-    return p.primary()->counters().stall_disconnects == 1;
-  }, 20'000));
+  REQUIRE(loop.RunUntil(
+      [&] {
+        stats.clear();
+        p.primary()->AppendJson(&stats);
+        const size_t at = stats.find("\"queued_bytes\":");
+        if (at != std::string::npos)
+          max_queued = std::max<size_t>(max_queued, std::stoull(stats.substr(at + 15)));
+        return p.primary()->counters().stall_disconnects == 1;
+      },
+      20'000));
   CHECK(p.primary()->connected_replicas() == 0);
   // What the primary held for it: at most the low-water mark and one frame.
   CHECK(max_queued > 0);
-  CHECK(max_queued <= o.low_water_bytes + o.slice_bytes + storage::EncodedRecordSize(8, 1000) + 4096);
+  CHECK(max_queued <=
+        o.low_water_bytes + o.slice_bytes + storage::EncodedRecordSize(8, 1000) + 4096);
   CHECK(p.primary()->counters().records_sent < 20000);
   ::close(fd);
 }

@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "tests/unit/replication/replication_test_util.h"
 #include "src/replication/replica.h"
+#include "tests/unit/replication/replication_test_util.h"
 
 namespace distkv::repltest {
 namespace {
@@ -17,7 +17,8 @@ namespace {
 class TestReplica {
  public:
   TestReplica(TestLoop& loop, const std::string& dir, const std::string& primary,
-              ReplicationReplicaOptions o = {}) : loop_(loop) {
+              ReplicationReplicaOptions o = {})
+      : loop_(loop) {
     store_ = MustOpen(TestOptions(dir));
     pipeline_ = std::make_unique<CommitPipeline>(loop.get(), store_.get());
     client_ = std::make_unique<net::HttpClient>(loop.get(), net::ClientOptions{});
@@ -56,7 +57,8 @@ class FakePrimary {
   using Handler = std::function<bool(const net::HttpRequest&, net::Responder&)>;
   FakePrimary(TestLoop& loop, Handler handler) : loop_(loop), handler_(std::move(handler)) {
     server_ = std::make_unique<net::HttpServer>(
-        loop.get(), net::ServerLimits{}, [this](net::HttpRequest& request, net::Responder responder) {
+        loop.get(), net::ServerLimits{},
+        [this](net::HttpRequest& request, net::Responder responder) {
           if (request.path != "/internal/replicate") {
             responder.Send(net::MakeErrorResponse(404, "not_found", request.path));
             return;
@@ -105,7 +107,8 @@ ReplicationReplicaOptions Quick() {
   return o;
 }
 
-TEST_CASE("replica: follows a primary through catch-up and live writes to the same contents and LSNs") {
+TEST_CASE(
+    "replica: follows a primary through catch-up and live writes to the same contents and LSNs") {
   TestLoop loop;
   TestPrimary p(loop);
   p.Put("k", 2000, 300);
@@ -200,7 +203,9 @@ TEST_CASE("replica: a replica reopened on its data asks only for what it lacks")
   CHECK(Contents(again.store()) == Contents(p.store()));
 }
 
-TEST_CASE("replica: a record with a bad CRC is not applied; the good ones before it are, and it reconnects") {
+TEST_CASE(
+    "replica: a record with a bad CRC is not applied; the good ones before it are, and it "
+    "reconnects") {
   TestLoop loop;
   FakePrimary fake(loop, [](const net::HttpRequest& req, net::Responder& out) {
     const uint64_t from = FromOf(req.query);

@@ -16,9 +16,9 @@
 
 #include "net/http_client.h"
 #include "net/http_server.h"
-#include "src/shard/commit_pipeline.h"
 #include "src/replication/primary.h"
 #include "src/replication/stream_format.h"
+#include "src/shard/commit_pipeline.h"
 #include "storage/record_format.h"
 #include "tests/unit/storage/storage_test_util.h"
 
@@ -45,7 +45,8 @@ class TestLoop {
   bool RunUntil(const std::function<bool()>& cond, uint64_t timeout_ms = 10'000) {
     uv_timer_t tick;
     uv_timer_init(&loop_, &tick);
-    uv_timer_start(&tick, [](uv_timer_t*) {}, 2, 2);
+    uv_timer_start(
+        &tick, [](uv_timer_t*) {}, 2, 2);
     const uint64_t deadline = uv_hrtime() + timeout_ms * 1'000'000;
     bool ok = cond();
     while (!ok && uv_hrtime() < deadline) {
@@ -72,7 +73,8 @@ class TestPrimary {
     primary_ = std::make_unique<ReplicationPrimary>(loop.get(), store_.get(), options);
     pipeline_->SetDurableListener([this](uint64_t lsn) { primary_->OnDurable(lsn); });
     server_ = std::make_unique<net::HttpServer>(
-        loop.get(), net::ServerLimits{}, [this](net::HttpRequest& request, net::Responder responder) {
+        loop.get(), net::ServerLimits{},
+        [this](net::HttpRequest& request, net::Responder responder) {
           if (request.path == "/internal/replicate") {
             primary_->HandleReplicate(request, std::move(responder));
           } else if (request.path == "/internal/replica-ack") {
@@ -193,9 +195,11 @@ class StreamReader {
 // Every (key, value) of a store, sorted, for comparing two stores.
 inline std::vector<std::pair<std::string, std::string>> Contents(storage::Store* store) {
   std::vector<std::pair<std::string, std::string>> out;
-  REQUIRE(store->ForEach([&](std::string_view k, std::string_view v, uint64_t) {
-    out.emplace_back(std::string(k), std::string(v));
-  }).ok());
+  REQUIRE(store
+              ->ForEach([&](std::string_view k, std::string_view v, uint64_t) {
+                out.emplace_back(std::string(k), std::string(v));
+              })
+              .ok());
   std::sort(out.begin(), out.end());
   return out;
 }

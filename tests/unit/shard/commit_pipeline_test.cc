@@ -62,11 +62,14 @@ class Writer {
       CHECK(store_->durable_lsn() >= lsn);
       acked_++;
       if (left_ > 0) {
-        uv_timer_start(timer_, [](uv_timer_t* t) {
-          auto* w = static_cast<Writer*>(t->data);
-          w->Stage();
-          w->Submit();
-        }, 0, 0);
+        uv_timer_start(
+            timer_,
+            [](uv_timer_t* t) {
+              auto* w = static_cast<Writer*>(t->data);
+              w->Stage();
+              w->Submit();
+            },
+            0, 0);
       }
     });
   }

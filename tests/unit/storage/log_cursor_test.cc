@@ -149,13 +149,15 @@ TEST_CASE("records read through a cursor replay into an identical store") {
   REQUIRE(replica->Flush().ok());
   CHECK(replica->last_lsn() == primary->last_lsn());
   CHECK(replica->size() == primary->size());
-  REQUIRE(primary->ForEach([&](std::string_view k, std::string_view v, uint64_t lsn) {
-    std::string rv;
-    uint64_t rl;
-    REQUIRE(replica->Get(k, &rv, &rl).ok());
-    CHECK(rv == v);
-    CHECK(rl == lsn);
-  }).ok());
+  REQUIRE(primary
+              ->ForEach([&](std::string_view k, std::string_view v, uint64_t lsn) {
+                std::string rv;
+                uint64_t rl;
+                REQUIRE(replica->Get(k, &rv, &rl).ok());
+                CHECK(rv == v);
+                CHECK(rl == lsn);
+              })
+              .ok());
 }
 
 TEST_CASE("a cursor from before the start of the log is refused") {

@@ -17,9 +17,9 @@ TEST_CASE("a record round-trips and its layout is the documented one") {
   CHECK(buf.size() == 21 + 3 + 5);
   CHECK(static_cast<uint8_t>(buf[4]) == 0x08);  // LSN, little-endian
   CHECK(static_cast<uint8_t>(buf[11]) == 0x01);
-  CHECK(buf[12] == 1);                          // type put
-  CHECK(buf[13] == 3);                          // key length
-  CHECK(buf[17] == 5);                          // value length
+  CHECK(buf[12] == 1);  // type put
+  CHECK(buf[13] == 3);  // key length
+  CHECK(buf[17] == 5);  // value length
   CHECK(buf.substr(21, 3) == key);
   CHECK(buf.substr(24) == "value");
   const uint32_t crc = crc32c::Value(buf.data() + 4, buf.size() - 4);

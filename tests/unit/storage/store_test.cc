@@ -232,14 +232,15 @@ TEST_CASE("ForEach visits every live key once with its value and LSN") {
   TempDir dir;
   auto s = MustOpen(TestOptions(dir.path()));
   uint64_t lsn;
-  for (int i = 0; i < 50; i++) REQUIRE(s->Put("k" + std::to_string(i), "v" + std::to_string(i), &lsn).ok());
+  for (int i = 0; i < 50; i++)
+    REQUIRE(s->Put("k" + std::to_string(i), "v" + std::to_string(i), &lsn).ok());
   REQUIRE(s->Flush().ok());
   REQUIRE(s->Remove("k3", &lsn).ok());
   REQUIRE(s->Put("k4", "new", &lsn).ok());  // staged, not flushed: still visible
   std::map<std::string, std::pair<std::string, uint64_t>> seen;
   REQUIRE(s->ForEach([&](std::string_view k, std::string_view v, uint64_t l) {
-    CHECK(seen.emplace(std::string(k), std::make_pair(std::string(v), l)).second);
-  }).ok());
+             CHECK(seen.emplace(std::string(k), std::make_pair(std::string(v), l)).second);
+           }).ok());
   CHECK(seen.size() == 49);
   CHECK(seen.count("k3") == 0);
   CHECK(seen["k4"] == std::make_pair(std::string("new"), lsn));
