@@ -1,5 +1,5 @@
 // HttpClient's pool and the ClientConnection facade; the connection itself
-// is PipelinedConnection (net/client_connection.h).
+// is OutboundConnection (net/outbound_connection.h).
 //
 // The pool keeps, per peer, every open connection and a stack of the idle
 // ones. A request takes the most recently idled connection (LIFO keeps the
@@ -20,7 +20,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "net/client_connection.h"
+#include "net/outbound_connection.h"
 
 namespace distkv::net {
 
@@ -73,20 +73,20 @@ bool SplitHostPort(std::string_view peer, std::string* host, int* port) {
 // --- ClientConnection -------------------------------------------------------
 
 struct ClientConnection::Impl {
-  std::shared_ptr<PipelinedConnection> conn;
+  std::shared_ptr<OutboundConnection> conn;
 };
 
 ClientConnection::ClientConnection(uv_loop_t* loop, const std::string& host, int port,
                                    const ClientOptions& options)
     : impl_(std::make_shared<Impl>()) {
-  impl_->conn = PipelinedConnection::Create(loop, host, port, options);
+  impl_->conn = OutboundConnection::Create(loop, host, port, options);
 }
 
 ClientConnection::~ClientConnection() { Close(); }
 
 void ClientConnection::Submit(OutboundRequest request, ResponseCallback callback) {
   // A local reference: the callback may run at once and destroy this facade.
-  std::shared_ptr<PipelinedConnection> conn = impl_->conn;
+  std::shared_ptr<OutboundConnection> conn = impl_->conn;
   conn->Submit(std::move(request),
                [callback = std::move(callback)](ClientResult& result, OutboundRequest*) {
                  callback(result);
@@ -106,8 +106,8 @@ struct HttpClient::Impl {
   struct Peer {
     std::string host;
     int port = 0;
-    std::vector<std::shared_ptr<PipelinedConnection>> open;
-    std::vector<PipelinedConnection*> idle;  // subset of open with nothing in flight
+    std::vector<std::shared_ptr<OutboundConnection>> open;
+    std::vector<OutboundConnection*> idle;  // subset of open with nothing in flight
   };
 
   uv_loop_t* loop;
@@ -126,9 +126,9 @@ struct HttpClient::Impl {
 
   // A stream gets a connection of its own: it would hold up whatever is
   // pipelined behind it, and it would wait for whatever is ahead of it.
-  PipelinedConnection* Pick(Peer* peer, bool stream) {
+  OutboundConnection* Pick(Peer* peer, bool stream) {
     while (!peer->idle.empty()) {
-      PipelinedConnection* conn = peer->idle.back();
+      OutboundConnection* conn = peer->idle.back();
       peer->idle.pop_back();
       if (conn->usable() && conn->in_flight() == 0) return conn;
     }
@@ -142,19 +142,19 @@ struct HttpClient::Impl {
   }
 
   // Returns the new connection; it is pooled only if it has not already failed.
-  std::shared_ptr<PipelinedConnection> Open(Peer* peer) {
+  std::shared_ptr<OutboundConnection> Open(Peer* peer) {
     ++counters.connections_opened;
-    std::shared_ptr<PipelinedConnection> conn =
-        PipelinedConnection::Create(loop, peer->host, peer->port, options);
+    std::shared_ptr<OutboundConnection> conn =
+        OutboundConnection::Create(loop, peer->host, peer->port, options);
     if (conn->usable()) {
-      PipelinedConnection* raw = conn.get();
+      OutboundConnection* raw = conn.get();
       conn->OnClose([this, peer, raw] { Forget(peer, raw); });
       peer->open.push_back(conn);
     }
     return conn;
   }
 
-  void Forget(Peer* peer, PipelinedConnection* conn) {
+  void Forget(Peer* peer, OutboundConnection* conn) {
     auto idle = std::find(peer->idle.begin(), peer->idle.end(), conn);
     if (idle != peer->idle.end()) peer->idle.erase(idle);
     auto open = std::find_if(peer->open.begin(), peer->open.end(),
@@ -162,7 +162,7 @@ struct HttpClient::Impl {
     if (open != peer->open.end()) peer->open.erase(open);
   }
 
-  void Release(Peer* peer, PipelinedConnection* conn) {
+  void Release(Peer* peer, OutboundConnection* conn) {
     if (peer->idle.size() >= options.max_idle_per_peer) {
       conn->Close(ClientError::kShutdown, "idle connection beyond max_idle_per_peer");
       return;
@@ -178,8 +178,8 @@ struct HttpClient::Impl {
   }
 
   void Send(Peer* peer, OutboundRequest request, ResponseCallback callback, bool resent) {
-    std::shared_ptr<PipelinedConnection> fresh;
-    PipelinedConnection* conn = resent ? nullptr : Pick(peer, static_cast<bool>(request.on_body));
+    std::shared_ptr<OutboundConnection> fresh;
+    OutboundConnection* conn = resent ? nullptr : Pick(peer, static_cast<bool>(request.on_body));
     if (conn == nullptr) {
       fresh = Open(peer);
       conn = fresh.get();
@@ -234,7 +234,7 @@ void HttpClient::Request(const std::string& peer, OutboundRequest request,
 void HttpClient::Close() {
   if (impl_->closed) return;
   impl_->closed = true;
-  std::vector<std::shared_ptr<PipelinedConnection>> all;
+  std::vector<std::shared_ptr<OutboundConnection>> all;
   for (auto& [name, peer] : impl_->peers) {
     all.insert(all.end(), peer.open.begin(), peer.open.end());
   }

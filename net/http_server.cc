@@ -1,5 +1,6 @@
 // HttpServer: the listening socket, shutdown and the public face of the
-// server. Connections, parsing and writing live in net/server_connection.cc.
+// server. Connections live in net/server_connection.h, their shared state in
+// net/server_context.h.
 //
 // Every libuv handle the server owns is heap-allocated and freed by its close
 // callback, so destroying the server while handles are still closing is safe
@@ -11,6 +12,7 @@
 #include <netinet/in.h>
 
 #include "net/server_connection.h"
+#include "net/uv_handle.h"
 
 namespace distkv::net {
 
@@ -21,7 +23,7 @@ struct HttpServer::Impl : ServerContext {
   ~Impl() override {
     if (listener != nullptr) {
       listener->data = nullptr;
-      if (!listener_closing) uv_close(reinterpret_cast<uv_handle_t*>(listener), OnListenerClosed);
+      if (!listener_closing) CloseAndDelete(listener);
     }
   }
 
@@ -31,9 +33,8 @@ struct HttpServer::Impl : ServerContext {
     impl->Accept(stream);
   }
 
-  static void OnListenerClosed(uv_handle_t* handle) {
-    auto* impl = static_cast<Impl*>(handle->data);
-    delete reinterpret_cast<uv_tcp_t*>(handle);
+  static void OnListenerClosed(void* data) {
+    auto* impl = static_cast<Impl*>(data);
     if (impl == nullptr) return;
     impl->listener = nullptr;
     impl->listener_closing = false;
@@ -49,7 +50,7 @@ struct HttpServer::Impl : ServerContext {
     on_closed = std::move(callback);
     if (listener != nullptr && !listener_closing) {
       listener_closing = true;
-      uv_close(reinterpret_cast<uv_handle_t*>(listener), OnListenerClosed);
+      CloseAndDelete<uv_tcp_t, OnListenerClosed>(listener);
     }
     BeginDrain();
     MaybeDone();
@@ -99,8 +100,7 @@ int HttpServer::Listen(const std::string& host, int port) {
   r = uv_tcp_bind(listener, reinterpret_cast<const sockaddr*>(&addr), 0);
   if (r == 0) r = uv_listen(reinterpret_cast<uv_stream_t*>(listener), 1024, Impl::OnConnection);
   if (r != 0) {
-    listener->data = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(listener), Impl::OnListenerClosed);
+    CloseAndDelete(listener);
     return r;
   }
   sockaddr_storage bound{};

@@ -48,7 +48,7 @@ struct ServerCounters {
   uint64_t backpressure_pauses = 0;  // times a connection stopped being read
 };
 
-class Connection;
+class ServerConnection;
 
 // The way a handler answers one request. Cheap to copy; answer exactly once
 // (Send, or BeginStream ... EndStream). If the connection has gone away,
@@ -70,7 +70,7 @@ class Responder {
   void OnClose(std::function<void()> fn);
 
  private:
-  friend class Connection;
+  friend class ServerConnection;
   struct Slot;
   explicit Responder(std::shared_ptr<Slot> slot) : slot_(std::move(slot)) {}
   std::shared_ptr<Slot> slot_;

@@ -1,5 +1,7 @@
-// Connection: one accepted TCP connection of an HttpServer, and the state the
-// server's connections share (ServerContext).
+// ServerConnection: one accepted TCP connection of an HttpServer. Its code
+// is split by job: server_connection.cc (setup, teardown, reading),
+// request_parsing.cc, responder.cc (answers), connection_writing.cc and
+// connection_timeouts.cc.
 //
 // Reading. Every read is fed to the connection's llhttp parser. Callbacks
 // gather the request in a reused HttpRequest; on_message_complete pauses the
@@ -42,11 +44,13 @@
 #include <vector>
 
 #include "net/http_server.h"
+#include "net/response_batch.h"
 #include "net/response_writer.h"
+#include "net/server_context.h"
 
 namespace distkv::net {
 
-class Connection;
+class ServerConnection;
 
 // The answer to one request, shared by the connection's queue and the
 // request's Responder.
@@ -58,7 +62,7 @@ struct Responder::Slot {
     kDone,       // complete; its bytes are in out/body until flushed
   };
 
-  Connection* conn = nullptr;  // non-null only while queued on a live connection
+  ServerConnection* conn = nullptr;  // non-null only while queued on a live connection
   State state = State::kReceiving;
   bool head_request = false;
   bool http10 = false;
@@ -70,80 +74,13 @@ struct Responder::Slot {
   std::function<void()> on_close;
 };
 
-// State shared by the connections of one server; owned by the server.
-class ServerContext {
- public:
-  ServerContext(uv_loop_t* loop, const ServerLimits& limits, HttpServer::Handler handler);
-  virtual ~ServerContext();
-
-  uv_loop_t* loop() const { return loop_; }
-  const ServerLimits& limits() const { return limits_; }
-  ServerCounters& counters() { return counters_; }
-  const ServerCounters& counters() const { return counters_; }
-  const HttpServer::Handler& handler() const { return handler_; }
-  // "Name: value\r\n" lines written into every response.
-  std::string& extra_headers() { return extra_headers_; }
-  bool draining() const { return draining_; }
-
-  // Accepts one pending connection of listener, or closes it at once when
-  // the server is full.
-  void Accept(uv_stream_t* listener);
-
-  // Connection bookkeeping.
-  Connection* first_connection() const { return first_; }
-  void Link(Connection* c);
-  void Unlink(Connection* c);
-
-  // Flushes c in this loop iteration's check phase.
-  void ScheduleFlush(Connection* c);
-  void CancelFlush(Connection* c);
-
-  // Read buffer lent to whichever connection is being read (one loop thread).
-  char* read_buffer() { return read_buffer_.get(); }
-  static constexpr size_t kReadBufferSize = 64 * 1024;
-
- protected:
-  // Shutdown: no new requests; in-flight ones are answered; hooks closed.
-  void BeginDrain();
-  // Called from a connection's close callback after it was unlinked.
-  virtual void ConnectionGone() {}
-  // Called once both loop hooks are closed (after BeginDrain).
-  virtual void HooksClosed() {}
-  bool hooks_open() const { return check_ != nullptr && !hooks_closing_; }
-  bool hooks_alive() const { return check_ != nullptr || idle_ != nullptr; }
-  void CloseHooks();
-
- private:
-  static void OnCheck(uv_check_t* handle);
-  static void OnHookClosed(uv_handle_t* handle);
-
-  uv_loop_t* loop_;
-  ServerLimits limits_;
-  ServerCounters counters_;
-  HttpServer::Handler handler_;
-  std::string extra_headers_;
-  bool draining_ = false;
-  Connection* first_ = nullptr;
-  std::vector<Connection*> flush_queue_;
-  std::vector<Connection*> flushing_;  // flush_queue_ being processed (kept for its capacity)
-  bool in_check_ = false;
-  // The check hook flushes; the idle hook only keeps the loop from blocking
-  // in poll while flushes are scheduled from outside the poll phase.
-  uv_check_t* check_ = nullptr;
-  uv_idle_t* idle_ = nullptr;
-  bool hooks_closing_ = false;
-  std::unique_ptr<char[]> read_buffer_;
-
-  friend class Connection;
-};
-
-class Connection {
+class ServerConnection {
  public:
   // Takes the pending connection of listener; false if libuv refused it.
   static bool Accept(ServerContext* ctx, uv_stream_t* listener);
 
-  Connection(const Connection&) = delete;
-  Connection& operator=(const Connection&) = delete;
+  ServerConnection(const ServerConnection&) = delete;
+  ServerConnection& operator=(const ServerConnection&) = delete;
 
   // Writes the ready prefix of the response queue; resumes reading when
   // back-pressure has eased.
@@ -164,13 +101,12 @@ class Connection {
   size_t queued_bytes() const { return unsent_bytes_; }
 
  private:
-  friend class ServerContext;
-  struct WriteBatch;
+  friend class ServerContext;  // the intrusive list and the flush queue
   static constexpr uint64_t kNoDeadline = UINT64_MAX;
   static constexpr uint64_t kLingerMs = 1000;
 
-  explicit Connection(ServerContext* ctx);
-  ~Connection();
+  explicit ServerConnection(ServerContext* ctx);
+  ~ServerConnection();
 
   // libuv callbacks.
   static void OnAlloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
@@ -204,9 +140,9 @@ class Connection {
   void Flush();
   // Takes the bytes of the ready prefix of the queue; *close_after when the
   // last slot taken ends the connection.
-  WriteBatch* CollectReady(bool* close_after);
-  void Write(WriteBatch* batch);
-  void RecycleBatch(WriteBatch* batch);
+  ResponseBatch* CollectReady(bool* close_after);
+  void Write(ResponseBatch* batch);
+  void RecycleBatch(ResponseBatch* batch);
   void MaybeResume();
   bool Overloaded() const;
   void StartReading();
@@ -245,7 +181,7 @@ class Connection {
   // Responses.
   std::deque<std::shared_ptr<Responder::Slot>> slots_;
   std::vector<std::shared_ptr<Responder::Slot>> free_slots_;
-  std::vector<WriteBatch*> free_batches_;
+  std::vector<ResponseBatch*> free_batches_;
   size_t unanswered_ = 0;
   size_t unsent_bytes_ = 0;
   int writes_in_flight_ = 0;
@@ -267,8 +203,8 @@ class Connection {
   uint64_t timer_due_ = 0;
 
   // Intrusive list of the server's connections.
-  Connection* prev_ = nullptr;
-  Connection* next_ = nullptr;
+  ServerConnection* prev_ = nullptr;
+  ServerConnection* next_ = nullptr;
 };
 
 }  // namespace distkv::net

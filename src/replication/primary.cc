@@ -6,6 +6,7 @@
 #include <cinttypes>
 #include <utility>
 
+#include "net/uv_handle.h"
 #include "src/obs/log.h"
 #include "src/obs/metrics.h"
 #include "src/replication/stream_format.h"
@@ -25,14 +26,6 @@ bool ParseU64(std::string_view text, uint64_t* out) {
   }
   *out = v;
   return true;
-}
-
-template <typename Handle>
-void CloseAndDelete(Handle*& handle) {
-  if (!handle) return;
-  uv_close(reinterpret_cast<uv_handle_t*>(handle),
-           [](uv_handle_t* h) { delete reinterpret_cast<Handle*>(h); });
-  handle = nullptr;
 }
 
 // The query parameters both replication endpoints take.
@@ -115,10 +108,12 @@ void ReplicationPrimary::Stop() {
     deadlines_.clear();
     for (auto& [id, w] : waiters) w.done(false);
   }
-  CloseAndDelete(idle_);
-  CloseAndDelete(drain_timer_);
-  CloseAndDelete(ack_timer_);
-  CloseAndDelete(heartbeat_timer_);
+  net::CloseAndDelete(idle_);
+  net::CloseAndDelete(drain_timer_);
+  net::CloseAndDelete(ack_timer_);
+  net::CloseAndDelete(heartbeat_timer_);
+  idle_ = nullptr;
+  drain_timer_ = ack_timer_ = heartbeat_timer_ = nullptr;
 }
 
 void ReplicationPrimary::HandleReplicate(const net::HttpRequest& request,

@@ -6,6 +6,7 @@
 #include <cinttypes>
 #include <cstdio>
 
+#include "net/uv_handle.h"
 #include "src/api/kv_request.h"
 #include "src/obs/log.h"
 #include "storage/record_format.h"
@@ -80,8 +81,7 @@ void ReplicationReplica::Stop() {
     if (conn_) conn_->Close();
   }
   if (timer_) {
-    uv_close(reinterpret_cast<uv_handle_t*>(timer_),
-             [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+    net::CloseAndDelete(timer_);
     timer_ = nullptr;
   }
 }

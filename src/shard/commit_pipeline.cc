@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "net/uv_handle.h"
 #include "src/obs/log.h"
 
 namespace distkv {
@@ -15,13 +16,6 @@ struct CommitPipeline::Job {
   storage::Status status;
   uint64_t start_ns = 0;  // when the batch was handed to the thread pool
 };
-
-namespace {
-void CloseTimer(uv_timer_t* timer) {
-  uv_close(reinterpret_cast<uv_handle_t*>(timer),
-           [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
-}
-}  // namespace
 
 CommitPipeline::CommitPipeline(uv_loop_t* loop, storage::Store* store)
     : loop_(loop), store_(store), alive_(std::make_shared<bool>(true)) {
@@ -38,8 +32,8 @@ CommitPipeline::CommitPipeline(uv_loop_t* loop, storage::Store* store)
 
 CommitPipeline::~CommitPipeline() {
   *alive_ = false;
-  if (timer_) CloseTimer(timer_);
-  CloseTimer(linger_timer_);
+  net::CloseAndDelete(timer_);
+  net::CloseAndDelete(linger_timer_);
 }
 
 void CommitPipeline::OnTimer(uv_timer_t* timer) {

@@ -1,5 +1,5 @@
 // See client_connection.h for the mechanism.
-#include "net/client_connection.h"
+#include "net/outbound_connection.h"
 
 #include <algorithm>
 #include <limits>
@@ -15,31 +15,31 @@ namespace {
 constexpr size_t kCoalesceLimit = 64 * 1024;
 constexpr size_t kReadBufferBytes = 64 * 1024;
 
-PipelinedConnection* FromHandle(void* data) { return static_cast<PipelinedConnection*>(data); }
+OutboundConnection* FromHandle(void* data) { return static_cast<OutboundConnection*>(data); }
 
 }  // namespace
 
-struct PipelinedConnection::WriteReq {
+struct OutboundConnection::WriteReq {
   uv_write_t req;
-  PipelinedConnection* conn;
+  OutboundConnection* conn;
   std::vector<std::string> chunks;
 };
 
 struct ResolveReq {
   uv_getaddrinfo_t req;
-  std::shared_ptr<PipelinedConnection> conn;
+  std::shared_ptr<OutboundConnection> conn;
 };
 
-std::shared_ptr<PipelinedConnection> PipelinedConnection::Create(uv_loop_t* loop,
-                                                                 const std::string& host, int port,
-                                                                 const ClientOptions& options) {
-  std::shared_ptr<PipelinedConnection> conn(new PipelinedConnection(loop, host, port, options));
+std::shared_ptr<OutboundConnection> OutboundConnection::Create(uv_loop_t* loop,
+                                                               const std::string& host, int port,
+                                                               const ClientOptions& options) {
+  std::shared_ptr<OutboundConnection> conn(new OutboundConnection(loop, host, port, options));
   conn->Start();
   return conn;
 }
 
-PipelinedConnection::PipelinedConnection(uv_loop_t* loop, const std::string& host, int port,
-                                         const ClientOptions& options)
+OutboundConnection::OutboundConnection(uv_loop_t* loop, const std::string& host, int port,
+                                       const ClientOptions& options)
     : loop_(loop),
       host_(host),
       port_(port),
@@ -47,9 +47,9 @@ PipelinedConnection::PipelinedConnection(uv_loop_t* loop, const std::string& hos
       options_(options),
       parser_(this) {}
 
-PipelinedConnection::~PipelinedConnection() = default;
+OutboundConnection::~OutboundConnection() = default;
 
-void PipelinedConnection::Start() {
+void OutboundConnection::Start() {
   uv_tcp_init(loop_, &tcp_);
   uv_timer_init(loop_, &timer_);
   uv_prepare_init(loop_, &flush_);
@@ -73,7 +73,7 @@ void PipelinedConnection::Start() {
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   std::string port = std::to_string(port_);
-  int r = uv_getaddrinfo(loop_, &resolve->req, &PipelinedConnection::OnResolvedCb, host_.c_str(),
+  int r = uv_getaddrinfo(loop_, &resolve->req, &OutboundConnection::OnResolvedCb, host_.c_str(),
                          port.c_str(), &hints);
   if (r < 0) {
     delete resolve;
@@ -81,9 +81,9 @@ void PipelinedConnection::Start() {
   }
 }
 
-void PipelinedConnection::OnResolvedCb(uv_getaddrinfo_t* req, int status, struct addrinfo* res) {
+void OutboundConnection::OnResolvedCb(uv_getaddrinfo_t* req, int status, struct addrinfo* res) {
   auto* resolve = reinterpret_cast<ResolveReq*>(req);
-  std::shared_ptr<PipelinedConnection> conn = std::move(resolve->conn);
+  std::shared_ptr<OutboundConnection> conn = std::move(resolve->conn);
   delete resolve;
   if (conn->closed_) {
     uv_freeaddrinfo(res);
@@ -99,18 +99,18 @@ void PipelinedConnection::OnResolvedCb(uv_getaddrinfo_t* req, int status, struct
   uv_freeaddrinfo(res);
 }
 
-void PipelinedConnection::Connect(const struct sockaddr* addr) {
+void OutboundConnection::Connect(const struct sockaddr* addr) {
   state_ = State::kConnecting;
-  int r = uv_tcp_connect(&connect_req_, &tcp_, addr, &PipelinedConnection::OnConnectCb);
+  int r = uv_tcp_connect(&connect_req_, &tcp_, addr, &OutboundConnection::OnConnectCb);
   if (r < 0)
     Close(ClientError::kConnectFailed, "connect to " + host_header_ + ": " + uv_strerror(r));
 }
 
-void PipelinedConnection::OnConnectCb(uv_connect_t* req, int status) {
+void OutboundConnection::OnConnectCb(uv_connect_t* req, int status) {
   FromHandle(req->handle->data)->OnConnected(status);
 }
 
-void PipelinedConnection::OnConnected(int status) {
+void OutboundConnection::OnConnected(int status) {
   if (closed_ || status == UV_ECANCELED) return;
   if (status < 0) {
     Close(ClientError::kConnectFailed, "connect to " + host_header_ + ": " + uv_strerror(status));
@@ -118,8 +118,8 @@ void PipelinedConnection::OnConnected(int status) {
   }
   state_ = State::kConnected;
   uv_tcp_nodelay(&tcp_, 1);
-  int r = uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), &PipelinedConnection::OnAllocCb,
-                        &PipelinedConnection::OnReadCb);
+  int r = uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), &OutboundConnection::OnAllocCb,
+                        &OutboundConnection::OnReadCb);
   if (r < 0) {
     Close(ClientError::kConnectionLost, "read from " + host_header_ + ": " + uv_strerror(r));
     return;
@@ -127,15 +127,15 @@ void PipelinedConnection::OnConnected(int status) {
   // Requests queued while connecting are sent now; their clocks start now.
   uint64_t now = uv_now(loop_);
   uint64_t earliest = std::numeric_limits<uint64_t>::max();
-  for (Pending& p : pending_) {
+  for (InFlightRequest& p : in_flight_) {
     p.deadline = now + p.timeout_ms;
     earliest = std::min(earliest, p.deadline);
   }
-  if (!pending_.empty()) ArmTimer(earliest);
+  if (!in_flight_.empty()) ArmTimer(earliest);
   Flush();
 }
 
-void PipelinedConnection::Submit(OutboundRequest request, Callback callback) {
+void OutboundConnection::Submit(OutboundRequest request, Callback callback) {
   if (closed_ || draining_) {
     ClientResult result;
     result.error = closed_ ? close_error_ : ClientError::kConnectionLost;
@@ -143,7 +143,7 @@ void PipelinedConnection::Submit(OutboundRequest request, Callback callback) {
     callback(result, nullptr);
     return;
   }
-  Pending p;
+  InFlightRequest p;
   p.callback = std::move(callback);
   p.timeout_ms = request.timeout_ms != 0 ? request.timeout_ms : options_.request_timeout_ms;
   p.head_method = request.method == "HEAD";
@@ -172,24 +172,24 @@ void PipelinedConnection::Submit(OutboundRequest request, Callback callback) {
     p.deadline = uv_now(loop_) + p.timeout_ms;
     ArmTimer(p.deadline);
   }
-  pending_.push_back(std::move(p));
+  in_flight_.push_back(std::move(p));
   ScheduleFlush();
 }
 
-void PipelinedConnection::ScheduleFlush() {
+void OutboundConnection::ScheduleFlush() {
   if (state_ != State::kConnected || closed_ || writing_ || flush_scheduled_) return;
-  uv_prepare_start(&flush_, &PipelinedConnection::OnFlushCb);
+  uv_prepare_start(&flush_, &OutboundConnection::OnFlushCb);
   flush_scheduled_ = true;
 }
 
-void PipelinedConnection::OnFlushCb(uv_prepare_t* prepare) {
-  PipelinedConnection* conn = FromHandle(prepare->data);
+void OutboundConnection::OnFlushCb(uv_prepare_t* prepare) {
+  OutboundConnection* conn = FromHandle(prepare->data);
   uv_prepare_stop(prepare);
   conn->flush_scheduled_ = false;
   conn->Flush();
 }
 
-void PipelinedConnection::Flush() {
+void OutboundConnection::Flush() {
   if (state_ != State::kConnected || closed_ || writing_ || outbox_.empty()) return;
   auto* w = new WriteReq;
   w->conn = this;
@@ -198,7 +198,7 @@ void PipelinedConnection::Flush() {
   bufs.reserve(w->chunks.size());
   for (std::string& chunk : w->chunks) bufs.push_back(uv_buf_init(chunk.data(), chunk.size()));
   int r = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&tcp_), bufs.data(), bufs.size(),
-                   &PipelinedConnection::OnWriteCb);
+                   &OutboundConnection::OnWriteCb);
   if (r < 0) {
     delete w;
     Close(ClientError::kConnectionLost, "write to " + host_header_ + ": " + uv_strerror(r));
@@ -207,12 +207,12 @@ void PipelinedConnection::Flush() {
   writing_ = true;
 }
 
-void PipelinedConnection::OnWriteCb(uv_write_t* req, int status) {
+void OutboundConnection::OnWriteCb(uv_write_t* req, int status) {
   auto* w = reinterpret_cast<WriteReq*>(req);
   w->conn->OnWritten(w, status);
 }
 
-void PipelinedConnection::OnWritten(WriteReq* req, int status) {
+void OutboundConnection::OnWritten(WriteReq* req, int status) {
   delete req;
   writing_ = false;
   if (closed_) return;
@@ -223,18 +223,18 @@ void PipelinedConnection::OnWritten(WriteReq* req, int status) {
   Flush();
 }
 
-void PipelinedConnection::ArmTimer(uint64_t deadline) {
+void OutboundConnection::ArmTimer(uint64_t deadline) {
   if (closed_) return;
   if (timer_armed_ && timer_due_ <= deadline) return;
   uint64_t now = uv_now(loop_);
-  uv_timer_start(&timer_, &PipelinedConnection::OnTimerCb, deadline > now ? deadline - now : 0, 0);
+  uv_timer_start(&timer_, &OutboundConnection::OnTimerCb, deadline > now ? deadline - now : 0, 0);
   timer_armed_ = true;
   timer_due_ = deadline;
 }
 
-void PipelinedConnection::OnTimerCb(uv_timer_t* timer) { FromHandle(timer->data)->OnTimer(); }
+void OutboundConnection::OnTimerCb(uv_timer_t* timer) { FromHandle(timer->data)->OnTimer(); }
 
-void PipelinedConnection::OnTimer() {
+void OutboundConnection::OnTimer() {
   timer_armed_ = false;
   if (closed_) return;
   if (state_ != State::kConnected) {
@@ -245,7 +245,7 @@ void PipelinedConnection::OnTimer() {
   uint64_t now = uv_now(loop_);
   uint64_t earliest = std::numeric_limits<uint64_t>::max();
   bool expired = false;
-  for (Pending& p : pending_) {
+  for (InFlightRequest& p : in_flight_) {
     if (p.deadline <= now) {
       p.timed_out = true;
       expired = true;
@@ -256,31 +256,31 @@ void PipelinedConnection::OnTimer() {
   if (expired) {
     Close(ClientError::kConnectionLost,
           "connection to " + host_header_ + " closed after an earlier request timed out");
-  } else if (!pending_.empty()) {
+  } else if (!in_flight_.empty()) {
     ArmTimer(earliest);
   }
 }
 
-void PipelinedConnection::OnAllocCb(uv_handle_t* handle, size_t, uv_buf_t* buf) {
-  PipelinedConnection* conn = FromHandle(handle->data);
+void OutboundConnection::OnAllocCb(uv_handle_t* handle, size_t, uv_buf_t* buf) {
+  OutboundConnection* conn = FromHandle(handle->data);
   if (!conn->read_buf_) conn->read_buf_.reset(new char[kReadBufferBytes]);
   *buf = uv_buf_init(conn->read_buf_.get(), kReadBufferBytes);
 }
 
-void PipelinedConnection::OnReadCb(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
+void OutboundConnection::OnReadCb(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
   FromHandle(stream->data)->OnRead(nread, buf);
 }
 
-void PipelinedConnection::OnRead(ssize_t nread, const uv_buf_t* buf) {
+void OutboundConnection::OnRead(ssize_t nread, const uv_buf_t* buf) {
   if (closed_ || nread == 0) return;
-  std::shared_ptr<PipelinedConnection> guard = shared_from_this();
+  std::shared_ptr<OutboundConnection> guard = shared_from_this();
   if (nread < 0) {
     OnEof(nread);
     return;
   }
   // A stream's timeout is an idle timeout: every byte moves it on.
-  if (!pending_.empty() && pending_.front().request.on_body) {
-    pending_.front().deadline = uv_now(loop_) + pending_.front().timeout_ms;
+  if (!in_flight_.empty() && in_flight_.front().request.on_body) {
+    in_flight_.front().deadline = uv_now(loop_) + in_flight_.front().timeout_ms;
   }
   ResponseParser::Result r = parser_.Feed(buf->base, static_cast<size_t>(nread));
   if (closed_) return;
@@ -289,7 +289,7 @@ void PipelinedConnection::OnRead(ssize_t nread, const uv_buf_t* buf) {
   }
 }
 
-void PipelinedConnection::OnEof(ssize_t status) {
+void OutboundConnection::OnEof(ssize_t status) {
   bool partial = parser_.in_response();
   if (status == UV_EOF && partial) {
     // A body that runs to the end of the connection completes now.
@@ -305,12 +305,12 @@ void PipelinedConnection::OnEof(ssize_t status) {
   Shutdown(ClientError::kConnectionLost, detail, !partial && responses_completed_ > 0);
 }
 
-ResponseParser::BodyMode PipelinedConnection::OnResponseHead(const HttpResponse& head) {
-  if (pending_.empty()) {
+ResponseParser::BodyMode OutboundConnection::OnResponseHead(const HttpResponse& head) {
+  if (in_flight_.empty()) {
     Close(ClientError::kProtocol, "response from " + host_header_ + " to no request");
     return ResponseParser::BodyMode::kStop;
   }
-  Pending& p = pending_.front();
+  InFlightRequest& p = in_flight_.front();
   if (p.request.on_head) {
     p.request.on_head(head);
     if (closed_) return ResponseParser::BodyMode::kStop;
@@ -319,8 +319,8 @@ ResponseParser::BodyMode PipelinedConnection::OnResponseHead(const HttpResponse&
   return p.request.on_body ? ResponseParser::BodyMode::kStream : ResponseParser::BodyMode::kCollect;
 }
 
-bool PipelinedConnection::OnResponseBody(std::string_view chunk) {
-  bool more = pending_.front().request.on_body(chunk);
+bool OutboundConnection::OnResponseBody(std::string_view chunk) {
+  bool more = in_flight_.front().request.on_body(chunk);
   if (closed_) return false;
   if (!more) {
     Close(ClientError::kShutdown, "stream from " + host_header_ + " stopped by its receiver");
@@ -329,9 +329,9 @@ bool PipelinedConnection::OnResponseBody(std::string_view chunk) {
   return true;
 }
 
-bool PipelinedConnection::OnResponseComplete(HttpResponse& response, bool keep_alive) {
-  Pending p = std::move(pending_.front());
-  pending_.pop_front();
+bool OutboundConnection::OnResponseComplete(HttpResponse& response, bool keep_alive) {
+  InFlightRequest p = std::move(in_flight_.front());
+  in_flight_.pop_front();
   if (p.request.on_body) --streams_pending_;
   ++responses_completed_;
   if (!keep_alive) draining_ = true;
@@ -347,31 +347,30 @@ bool PipelinedConnection::OnResponseComplete(HttpResponse& response, bool keep_a
   return true;
 }
 
-void PipelinedConnection::Close(ClientError error, const std::string& detail) {
+void OutboundConnection::Close(ClientError error, const std::string& detail) {
   Shutdown(error, detail, false);
 }
 
-void PipelinedConnection::Shutdown(ClientError error, const std::string& detail,
-                                   bool allow_resend) {
+void OutboundConnection::Shutdown(ClientError error, const std::string& detail, bool allow_resend) {
   if (closed_) return;
-  std::shared_ptr<PipelinedConnection> guard = shared_from_this();
+  std::shared_ptr<OutboundConnection> guard = shared_from_this();
   closed_ = true;
   close_error_ = error;
   close_detail_ = detail;
   timer_armed_ = false;
-  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), &PipelinedConnection::OnHandleClosedCb);
-  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), &PipelinedConnection::OnHandleClosedCb);
-  uv_close(reinterpret_cast<uv_handle_t*>(&flush_), &PipelinedConnection::OnHandleClosedCb);
+  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), &OutboundConnection::OnHandleClosedCb);
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), &OutboundConnection::OnHandleClosedCb);
+  uv_close(reinterpret_cast<uv_handle_t*>(&flush_), &OutboundConnection::OnHandleClosedCb);
   outbox_.clear();
-  std::deque<Pending> pending;
-  pending.swap(pending_);
+  std::deque<InFlightRequest> pending;
+  pending.swap(in_flight_);
   streams_pending_ = 0;
   if (on_close_) {
     std::function<void()> fn = std::move(on_close_);
     on_close_ = nullptr;
     fn();
   }
-  for (Pending& p : pending) {
+  for (InFlightRequest& p : pending) {
     ClientResult result;
     if (p.timed_out) {
       result.error = ClientError::kTimeout;
@@ -385,11 +384,11 @@ void PipelinedConnection::Shutdown(ClientError error, const std::string& detail,
   }
 }
 
-void PipelinedConnection::OnHandleClosedCb(uv_handle_t* handle) {
-  PipelinedConnection* conn = FromHandle(handle->data);
+void OutboundConnection::OnHandleClosedCb(uv_handle_t* handle) {
+  OutboundConnection* conn = FromHandle(handle->data);
   if (--conn->handles_open_ > 0) return;
   // The last reference may be this one: the connection is deleted on return.
-  std::shared_ptr<PipelinedConnection> last;
+  std::shared_ptr<OutboundConnection> last;
   last.swap(conn->self_);
 }
 

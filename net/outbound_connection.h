@@ -1,4 +1,4 @@
-// PipelinedConnection: the engine behind ClientConnection and HttpClient's
+// OutboundConnection: the engine behind ClientConnection and HttpClient's
 // pool — one keep-alive TCP connection to one peer.
 //
 // Requests are serialized into an outbox as they are submitted, and the
@@ -40,8 +40,8 @@
 
 namespace distkv::net {
 
-class PipelinedConnection : public std::enable_shared_from_this<PipelinedConnection>,
-                            private ResponseParser::Sink {
+class OutboundConnection : public std::enable_shared_from_this<OutboundConnection>,
+                           private ResponseParser::Sink {
  public:
   // resend is non-null when the request failed with kConnectionLost before a
   // byte of its response arrived, on a connection that had already answered
@@ -49,9 +49,9 @@ class PipelinedConnection : public std::enable_shared_from_this<PipelinedConnect
   // method makes a second attempt harmless: the caller may send *resend again.
   using Callback = std::function<void(ClientResult& result, OutboundRequest* resend)>;
 
-  static std::shared_ptr<PipelinedConnection> Create(uv_loop_t* loop, const std::string& host,
-                                                     int port, const ClientOptions& options);
-  ~PipelinedConnection() override;
+  static std::shared_ptr<OutboundConnection> Create(uv_loop_t* loop, const std::string& host,
+                                                    int port, const ClientOptions& options);
+  ~OutboundConnection() override;
 
   // Queues the request. If the connection can no longer send, the callback
   // runs at once, before Submit returns.
@@ -59,7 +59,7 @@ class PipelinedConnection : public std::enable_shared_from_this<PipelinedConnect
   // Closes the connection; pending callbacks fail with error.
   void Close(ClientError error, const std::string& detail);
 
-  size_t in_flight() const { return pending_.size(); }
+  size_t in_flight() const { return in_flight_.size(); }
   // A streaming request is pending: nothing queued behind it would be
   // answered before the stream ends.
   bool streaming() const { return streams_pending_ > 0; }
@@ -70,7 +70,7 @@ class PipelinedConnection : public std::enable_shared_from_this<PipelinedConnect
  private:
   enum class State { kResolving, kConnecting, kConnected };
 
-  struct Pending {
+  struct InFlightRequest {
     OutboundRequest request;  // kept for on_head/on_body and a possible resend (body moved out)
     Callback callback;
     uint64_t timeout_ms = 0;
@@ -82,8 +82,8 @@ class PipelinedConnection : public std::enable_shared_from_this<PipelinedConnect
 
   struct WriteReq;
 
-  PipelinedConnection(uv_loop_t* loop, const std::string& host, int port,
-                      const ClientOptions& options);
+  OutboundConnection(uv_loop_t* loop, const std::string& host, int port,
+                     const ClientOptions& options);
   void Start();
   void Connect(const struct sockaddr* addr);
   void Flush();
@@ -121,7 +121,7 @@ class PipelinedConnection : public std::enable_shared_from_this<PipelinedConnect
   uv_prepare_t flush_;  // active while the outbox waits for the end of the iteration
   uv_connect_t connect_req_;
   int handles_open_ = 0;
-  std::shared_ptr<PipelinedConnection> self_;  // see the lifetime note above
+  std::shared_ptr<OutboundConnection> self_;  // see the lifetime note above
 
   State state_ = State::kResolving;
   bool closed_ = false;
@@ -131,7 +131,7 @@ class PipelinedConnection : public std::enable_shared_from_this<PipelinedConnect
   bool timer_armed_ = false;
   uint64_t timer_due_ = 0;
 
-  std::deque<Pending> pending_;
+  std::deque<InFlightRequest> in_flight_;
   size_t streams_pending_ = 0;       // pending requests with on_body
   std::vector<std::string> outbox_;  // serialized requests not yet handed to libuv
   bool writing_ = false;

@@ -1,0 +1,248 @@
+// ServerConnection, parsing: llhttp callbacks gather a request in the
+// connection's reused HttpRequest and enforce the server's limits; a
+// callback that rejects the request sets error_status_ and returns -1, which
+// makes llhttp_execute fail, and RespondError answers with the status that
+// names the problem. on_message_complete pauses the parser so that Dispatch
+// hands each request to the handler outside llhttp.
+#include <algorithm>
+
+#include "net/server_connection.h"
+
+namespace distkv::net {
+
+namespace {
+
+constexpr size_t kMaxBodyReserve = 1 << 20;  // a Content-Length is not trusted beyond this
+constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+
+struct ErrorText {
+  std::string_view code;
+  std::string_view message;
+};
+
+ErrorText ErrorFor(int status) {
+  switch (status) {
+    case 411:
+      return {"length_required", "PUT and POST need a Content-Length header or a chunked body"};
+    case 413:
+      return {"payload_too_large", "the request body is larger than the server accepts"};
+    case 414:
+      return {"uri_too_long", "the request target is longer than the server accepts"};
+    case 417:
+      return {"expectation_failed", "only \"Expect: 100-continue\" is supported"};
+    case 431:
+      return {"request_header_fields_too_large",
+              "the request headers are larger than the server accepts"};
+    default:
+      return {"bad_request", "the request is not valid HTTP/1.1"};
+  }
+}
+
+}  // namespace
+
+void ServerConnection::Dispatch() {
+  message_ready_ = false;
+  std::shared_ptr<Responder::Slot> slot = std::move(current_);
+  if (slot == nullptr) return;
+  slot->state = Responder::Slot::State::kPending;
+  slot->keep_alive = request_.keep_alive;
+  ++unanswered_;
+  ++requests_seen_;
+  ++ctx_->counters().requests;
+  if (!request_.keep_alive) stop_parsing_ = true;  // nothing after it is read
+  ctx_->handler()(request_, Responder(std::move(slot)));
+}
+
+void ServerConnection::RespondError(int status) {
+  ++ctx_->counters().parse_errors;
+  std::shared_ptr<Responder::Slot> slot = std::move(current_);
+  if (slot == nullptr) {
+    slot = NewSlot();
+    slot->conn = this;
+    slots_.push_back(slot);
+  }
+  slot->head_request = false;
+  slot->close_after = true;
+  const ErrorText text = ErrorFor(status);
+  HttpResponse response = MakeErrorResponse(status, text.code, text.message);
+  const size_t before = slot->out.size();
+  AppendResponseHead(response, BodyFraming::kContentLength, response.body.size(),
+                     ConnectionHeader::kClose, ctx_->extra_headers(), &slot->out);
+  slot->out.append(response.body);
+  AddUnsent(slot->out.size() - before);
+  slot->state = Responder::Slot::State::kDone;
+  in_message_ = false;
+  message_ready_ = false;
+  stop_parsing_ = true;
+  pending_input_.clear();
+  StopReading();
+}
+
+// llhttp callbacks. A callback that rejects the request sets error_status_
+// and returns -1, which makes llhttp_execute fail.
+
+const llhttp_settings_t* ServerConnection::ParserSettings() {
+  static const llhttp_settings_t settings = [] {
+    llhttp_settings_t s;
+    llhttp_settings_init(&s);
+    s.on_message_begin = OnMessageBegin;
+    s.on_url = OnUrl;
+    s.on_header_field = OnHeaderField;
+    s.on_header_field_complete = [](llhttp_t* p) {
+      static_cast<ServerConnection*>(p->data)->in_header_field_ = false;
+      return 0;
+    };
+    s.on_header_value = OnHeaderValue;
+    s.on_header_value_complete = OnHeaderValueComplete;
+    s.on_headers_complete = OnHeadersComplete;
+    s.on_body = OnBody;
+    s.on_message_complete = OnMessageComplete;
+    return s;
+  }();
+  return &settings;
+}
+
+int ServerConnection::OnMessageBegin(llhttp_t* p) {
+  auto* c = static_cast<ServerConnection*>(p->data);
+  HttpRequest& r = c->request_;
+  r.method.clear();
+  r.target.clear();
+  r.path.clear();
+  r.query.clear();
+  r.headers.clear();
+  r.body.clear();
+  r.http_major = 1;
+  r.http_minor = 1;
+  r.keep_alive = true;
+  c->header_bytes_ = 0;
+  c->body_bytes_ = 0;
+  c->error_status_ = 0;
+  c->in_header_field_ = false;
+  c->in_message_ = true;
+  c->head_complete_ = false;
+  c->head_start_ = uv_now(c->ctx_->loop());
+  return 0;
+}
+
+int ServerConnection::OnUrl(llhttp_t* p, const char* at, size_t len) {
+  auto* c = static_cast<ServerConnection*>(p->data);
+  std::string& target = c->request_.target;
+  if (target.size() + len > c->ctx_->limits().max_url_bytes) {
+    c->error_status_ = 414;
+    return -1;
+  }
+  target.append(at, len);
+  return 0;
+}
+
+int ServerConnection::OnHeaderField(llhttp_t* p, const char* at, size_t len) {
+  auto* c = static_cast<ServerConnection*>(p->data);
+  std::vector<Header>& headers = c->request_.headers;
+  if (!c->in_header_field_) {  // a new header line (a name may come in pieces)
+    headers.emplace_back();
+    c->header_bytes_ += 4;  // ": " and CRLF
+    c->in_header_field_ = true;
+  }
+  c->header_bytes_ += len;
+  if (c->header_bytes_ > c->ctx_->limits().max_header_bytes) {
+    c->error_status_ = 431;
+    return -1;
+  }
+  headers.back().name.append(at, len);
+  return 0;
+}
+
+int ServerConnection::OnHeaderValue(llhttp_t* p, const char* at, size_t len) {
+  auto* c = static_cast<ServerConnection*>(p->data);
+  c->header_bytes_ += len;
+  if (c->header_bytes_ > c->ctx_->limits().max_header_bytes) {
+    c->error_status_ = 431;
+    return -1;
+  }
+  c->request_.headers.back().value.append(at, len);
+  return 0;
+}
+
+int ServerConnection::OnHeaderValueComplete(llhttp_t* p) {
+  auto* c = static_cast<ServerConnection*>(p->data);
+  std::string& value = c->request_.headers.back().value;
+  while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.pop_back();
+  return 0;
+}
+
+int ServerConnection::OnHeadersComplete(llhttp_t* p) {
+  auto* c = static_cast<ServerConnection*>(p->data);
+  HttpRequest& r = c->request_;
+  const ServerLimits& limits = c->ctx_->limits();
+  c->head_complete_ = true;
+
+  const auto method = static_cast<llhttp_method_t>(p->method);
+  r.method.assign(llhttp_method_name(method));
+  r.http_major = p->http_major;
+  r.http_minor = p->http_minor;
+  const size_t q = r.target.find('?');
+  if (q == std::string::npos) {
+    r.path.assign(r.target);
+  } else {
+    r.path.assign(r.target, 0, q);
+    r.query.assign(r.target, q + 1);
+  }
+  r.peer = c->peer_;
+
+  const bool chunked = (p->flags & F_CHUNKED) != 0;
+  const bool has_length = (p->flags & F_CONTENT_LENGTH) != 0;
+  if (has_length && p->content_length > limits.max_body_bytes) {
+    c->error_status_ = 413;
+    return -1;
+  }
+  // A PUT's body is the value it stores: no length means a broken client.
+  // A POST without one has an empty body (RFC 9112 6.3), which is what
+  // `curl -X POST URL` sends to the seed API's /set?key=..&value=...
+  if (!chunked && !has_length && method == HTTP_PUT) {
+    c->error_status_ = 411;
+    return -1;
+  }
+  const bool http11 = r.http_major > 1 || (r.http_major == 1 && r.http_minor >= 1);
+  bool send_continue = false;
+  if (const std::string* expect = r.header("Expect")) {
+    if (!EqualsIgnoreCase(*expect, "100-continue")) {
+      c->error_status_ = 417;
+      return -1;
+    }
+    send_continue = http11 && (chunked || p->content_length > 0);
+  }
+  if (has_length) r.body.reserve(std::min<uint64_t>(p->content_length, kMaxBodyReserve));
+
+  std::shared_ptr<Responder::Slot> slot = c->NewSlot();
+  slot->conn = c;
+  slot->head_request = method == HTTP_HEAD;
+  slot->http10 = !http11;
+  if (send_continue) {
+    slot->out.append(kContinue);
+    c->AddUnsent(kContinue.size());
+  }
+  c->slots_.push_back(slot);
+  c->current_ = std::move(slot);
+  return 0;
+}
+
+int ServerConnection::OnBody(llhttp_t* p, const char* at, size_t len) {
+  auto* c = static_cast<ServerConnection*>(p->data);
+  c->body_bytes_ += len;
+  if (c->body_bytes_ > c->ctx_->limits().max_body_bytes) {
+    c->error_status_ = 413;
+    return -1;
+  }
+  c->request_.body.append(at, len);
+  return 0;
+}
+
+int ServerConnection::OnMessageComplete(llhttp_t* p) {
+  auto* c = static_cast<ServerConnection*>(p->data);
+  c->request_.keep_alive = llhttp_should_keep_alive(p) != 0 && p->upgrade == 0;
+  c->in_message_ = false;
+  c->message_ready_ = true;
+  return HPE_PAUSED;  // Dispatch runs outside llhttp
+}
+
+}  // namespace distkv::net
