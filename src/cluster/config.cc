@@ -11,8 +11,38 @@
 #include <set>
 #include <sstream>
 
+#include "net/address.h"
+#include "storage/key_index.h"
+#include "storage/record_format.h"
+
 namespace distkv {
 namespace {
+
+// Every key sharding.toml may hold, by section. A section or key not listed
+// here is refused with file:line, so a misspelt setting ("min_ack", "fsnyc",
+// "[storag]") can never silently not apply.
+//
+// To add a setting: add its key to its section's row here (or a new row for a
+// new section such as [auth]), then read it in ParseRoot (ParseShard for keys
+// of a [[shards]] entry) with Optional/OptionalCount, which check its type and
+// range. A section read elsewhere (e.g. a subsystem's own parser) still needs
+// its row here.
+struct SectionKeys {
+  const char* section;
+  std::initializer_list<const char*> keys;
+};
+const SectionKeys kKnownKeys[] = {
+    {"cluster", {"routing", "forward_timeout_ms", "connect_timeout_ms"}},
+    {"storage", {"fsync", "segment_bytes"}},
+    {"limits", {"max_key_bytes", "max_value_bytes"}},
+    {"server",
+     {"max_connections", "header_timeout_ms", "idle_timeout_ms", "max_url_bytes",
+      "max_header_bytes", "max_body_bytes", "max_pipelined"}},
+    {"replication", {"min_acks", "ack_timeout_ms"}},
+    // [[shards]] entries: the seed projects' name, idx, address, replicas and
+    // replica, plus slots.
+    {"shards", {"name", "idx", "address", "replicas", "replica", "slots"}},
+};
 
 // Thrown inside this file only; LoadConfig turns it into a return value.
 struct ConfigError {
@@ -27,6 +57,51 @@ struct ConfigError {
   if (loc.line() > 0 && loc.file_name() != "unknown file") out << ":" << loc.line();
   out << ": " << field << ": " << problem;
   throw ConfigError{out.str()};
+}
+
+const SectionKeys* FindSection(const std::string& name) {
+  for (const auto& s : kKnownKeys) {
+    if (name == s.section) return &s;
+  }
+  return nullptr;
+}
+
+void CheckKeys(const std::string& source, const toml::value& table, const SectionKeys& known,
+               const std::string& field) {
+  for (const auto& [key, value] : table.as_table()) {
+    bool found = false;
+    for (const char* k : known.keys) found = found || key == k;
+    if (found) continue;
+    std::string list;
+    for (const char* k : known.keys) list += std::string(list.empty() ? "" : ", ") + k;
+    Fail(source, value, field + "." + key, "unknown key (known keys: " + list + ")");
+  }
+}
+
+// Refuses sections and keys that kKnownKeys does not list.
+void CheckKnownKeys(const std::string& source, const toml::value& root) {
+  for (const auto& [name, value] : root.as_table()) {
+    const SectionKeys* known = FindSection(name);
+    if (known == nullptr) {
+      std::string list;
+      for (const auto& s : kKnownKeys) list += std::string(list.empty() ? "" : ", ") + s.section;
+      Fail(source, value, name,
+           value.is_table() ? "unknown section (known sections: " + list + ")"
+                            : "unknown top-level key (settings belong in a section: " + list + ")");
+    }
+    if (name == "shards") {
+      if (!value.is_array()) Fail(source, value, "shards", "must be written as [[shards]] entries");
+      size_t i = 0;
+      for (const auto& entry : value.as_array()) {
+        const std::string field = "shards[" + std::to_string(i++) + "]";
+        if (!entry.is_table()) Fail(source, entry, field, "must be a table ([[shards]])");
+        CheckKeys(source, entry, *known, field);
+      }
+    } else {
+      if (!value.is_table()) Fail(source, value, name, "must be a section ([" + name + "])");
+      CheckKeys(source, value, *known, name);
+    }
+  }
 }
 
 std::string TypeName(const toml::value& v) {
@@ -49,26 +124,30 @@ bool Optional(const std::string& source, const toml::value& table, const std::st
   return true;
 }
 
+// Reads an optional non-negative integer within [min_value, max_value].
 uint64_t OptionalCount(const std::string& source, const toml::value& table,
                        const std::string& section, const std::string& key, uint64_t fallback,
-                       uint64_t min_value) {
+                       uint64_t min_value, uint64_t max_value = INT64_MAX) {
   int64_t n = 0;
   if (!Optional(source, table, section, key, &n)) return fallback;
   if (n < static_cast<int64_t>(min_value)) {
     Fail(source, table.at(key), section + "." + key,
          "must be at least " + std::to_string(min_value));
   }
+  if (static_cast<uint64_t>(n) > max_value) {
+    Fail(source, table.at(key), section + "." + key,
+         std::to_string(n) + " is above the limit of " + std::to_string(max_value));
+  }
   return static_cast<uint64_t>(n);
 }
 
-bool ValidAddress(const std::string& address) {
-  auto colon = address.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 == address.size()) return false;
-  for (size_t i = colon + 1; i < address.size(); ++i) {
-    if (address[i] < '0' || address[i] > '9') return false;
+void CheckAddress(const std::string& source, const toml::value& at, const std::string& field,
+                  const std::string& address) {
+  net::HostPort parsed;
+  std::string problem;
+  if (!net::ParseHostPort(address, &parsed, &problem)) {
+    Fail(source, at, field, "\"" + address + "\" is not host:port: " + problem);
   }
-  long port = std::stol(address.substr(colon + 1));
-  return port > 0 && port < 65536;
 }
 
 SlotRange ParseSlotRange(const std::string& source, const toml::value& v,
@@ -101,7 +180,8 @@ SlotRange ParseSlotRange(const std::string& source, const toml::value& v,
   return SlotRange{static_cast<uint32_t>(first), static_cast<uint32_t>(last)};
 }
 
-ShardConfig ParseShard(const std::string& source, const toml::value& t, size_t position) {
+ShardConfig ParseShard(const std::string& source, const toml::value& t, size_t position,
+                       size_t count) {
   const std::string field = "shards[" + std::to_string(position) + "]";
   if (!t.is_table()) Fail(source, t, field, "must be a table ([[shards]])");
   ShardConfig shard;
@@ -110,14 +190,16 @@ ShardConfig ParseShard(const std::string& source, const toml::value& t, size_t p
   }
   int64_t idx = 0;
   if (!Optional(source, t, field, "idx", &idx)) Fail(source, t, field + ".idx", "is required");
-  if (idx < 0) Fail(source, t.at("idx"), field + ".idx", "must not be negative");
+  if (idx < 0 || static_cast<uint64_t>(idx) >= count) {
+    Fail(source, t.at("idx"), field + ".idx",
+         std::to_string(idx) + " is not within 0-" + std::to_string(count - 1) + " (there are " +
+             std::to_string(count) + " shards)");
+  }
   shard.idx = static_cast<int>(idx);
   if (!Optional(source, t, field, "address", &shard.address)) {
     Fail(source, t, field + ".address", "is required (\"host:port\")");
   }
-  if (!ValidAddress(shard.address)) {
-    Fail(source, t.at("address"), field + ".address", "\"" + shard.address + "\" is not host:port");
-  }
+  CheckAddress(source, t.at("address"), field + ".address", shard.address);
   if (t.contains("replicas")) {
     Optional(source, t, field, "replicas", &shard.replicas);
   }
@@ -126,7 +208,8 @@ ShardConfig ParseShard(const std::string& source, const toml::value& t, size_t p
     shard.replicas.push_back(single);
   }
   for (const auto& r : shard.replicas) {
-    if (!ValidAddress(r)) Fail(source, t, field + ".replicas", "\"" + r + "\" is not host:port");
+    CheckAddress(source, t.contains("replicas") ? t.at("replicas") : t.at("replica"),
+                 field + ".replicas", r);
   }
   if (t.contains("slots")) {
     const toml::value& s = t.at("slots");
@@ -176,13 +259,7 @@ void Validate(const std::string& source, const toml::value& root, ClusterConfig*
                std::to_string(s.replicas.size()) + " replica(s)");
     }
   }
-  for (size_t i = 0; i < config->shards.size(); ++i) {
-    if (!idxs.count(static_cast<int>(i))) {
-      Fail(source, shards_value, "shards",
-           "idx values must be 0.." + std::to_string(config->shards.size() - 1) +
-               " without gaps; " + std::to_string(i) + " is missing");
-    }
-  }
+  // Each idx is within 0..N-1 (ParseShard) and none repeats, so there is no gap.
   std::sort(config->shards.begin(), config->shards.end(),
             [](const ShardConfig& a, const ShardConfig& b) { return a.idx < b.idx; });
 
@@ -210,6 +287,7 @@ void Validate(const std::string& source, const toml::value& root, ClusterConfig*
 
 void ParseRoot(const std::string& source, const toml::value& root, ClusterConfig* config) {
   config->source = source;
+  CheckKnownKeys(source, root);
   if (root.contains("cluster")) {
     const toml::value& c = root.at("cluster");
     std::string routing;
@@ -236,15 +314,15 @@ void ParseRoot(const std::string& source, const toml::value& root, ClusterConfig
       Fail(source, s.at("fsync"), "storage.fsync",
            "\"" + fsync + "\" is not one of \"always\", \"everysec\", \"never\"");
     }
-    config->segment_bytes =
-        OptionalCount(source, s, "storage", "segment_bytes", config->segment_bytes, 4096);
+    config->segment_bytes = OptionalCount(source, s, "storage", "segment_bytes",
+                                          config->segment_bytes, 4096, storage::kMaxIndexOffset);
   }
   if (root.contains("limits")) {
     const toml::value& l = root.at("limits");
     config->max_key_bytes =
         OptionalCount(source, l, "limits", "max_key_bytes", config->max_key_bytes, 1);
-    config->max_value_bytes =
-        OptionalCount(source, l, "limits", "max_value_bytes", config->max_value_bytes, 0);
+    config->max_value_bytes = OptionalCount(source, l, "limits", "max_value_bytes",
+                                            config->max_value_bytes, 0, storage::kMaxValueBytes);
     if (config->max_key_bytes > 65535) {
       Fail(source, l.at("max_key_bytes"), "limits.max_key_bytes", "must be at most 65535");
     }
@@ -266,7 +344,8 @@ void ParseRoot(const std::string& source, const toml::value& root, ClusterConfig
   }
   if (root.contains("replication")) {
     const toml::value& r = root.at("replication");
-    config->min_acks = static_cast<int>(OptionalCount(source, r, "replication", "min_acks", 0, 0));
+    config->min_acks =
+        static_cast<int>(OptionalCount(source, r, "replication", "min_acks", 0, 0, 1000));
     config->ack_timeout_ms =
         OptionalCount(source, r, "replication", "ack_timeout_ms", config->ack_timeout_ms, 1);
   }
@@ -275,8 +354,9 @@ void ParseRoot(const std::string& source, const toml::value& root, ClusterConfig
     Fail(source, root, "shards", "at least one [[shards]] entry is required");
   }
   size_t i = 0;
+  const size_t count = root.at("shards").as_array().size();
   for (const auto& t : root.at("shards").as_array())
-    config->shards.push_back(ParseShard(source, t, i++));
+    config->shards.push_back(ParseShard(source, t, i++, count));
   Validate(source, root, config);
 }
 

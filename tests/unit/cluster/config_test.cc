@@ -134,7 +134,7 @@ TEST_CASE("mistakes are refused with file, line and field") {
     std::string e = ErrorOf(
         "[[shards]]\nname = \"a\"\nidx = 0\naddress = \"h:1\"\n"
         "[[shards]]\nname = \"b\"\nidx = 2\naddress = \"h:2\"\n");
-    CHECK(e.find("1 is missing") != std::string::npos);
+    CHECK(e.find("test.toml:7: shards[1].idx: 2 is not within 0-1 (there are 2 shards)") == 0);
   }
   SUBCASE("overlapping slots") {
     std::string e = ErrorOf(
@@ -160,10 +160,72 @@ TEST_CASE("mistakes are refused with file, line and field") {
     std::string e = ErrorOf(std::string("[replication]\nmin_acks = 2\n") + kSeed);
     CHECK(e.find("test.toml:2: replication.min_acks") == 0);
   }
+  SUBCASE("idx beyond 32 bits is not taken as 0") {
+    std::string e = ErrorOf(
+        "[[shards]]\nname = \"a\"\nidx = 4294967296\naddress = \"h:1\"\n"
+        "[[shards]]\nname = \"b\"\nidx = 1\naddress = \"h:2\"\n");
+    CHECK(e == "test.toml:3: shards[0].idx: 4294967296 is not within 0-1 (there are 2 shards)");
+  }
+  SUBCASE("a huge port") {
+    std::string e =
+        ErrorOf("[[shards]]\nname = \"a\"\nidx = 0\naddress = \"h:99999999999999999999\"\n");
+    CHECK(e ==
+          "test.toml:4: shards[0].address: \"h:99999999999999999999\" is not host:port: port "
+          "99999999999999999999 is not within 1-65535");
+  }
+  SUBCASE("a replica's port out of range") {
+    std::string e =
+        ErrorOf("[[shards]]\nname = \"a\"\nidx = 0\naddress = \"h:1\"\nreplicas = [\"h:65536\"]\n");
+    CHECK(e.find("test.toml:5: shards[0].replicas: \"h:65536\"") == 0);
+  }
+  SUBCASE("max_value_bytes above the record format's 4 GiB limit") {
+    std::string e = ErrorOf(std::string("[limits]\nmax_value_bytes = 4294967296\n") + kSeed);
+    CHECK(e == "test.toml:2: limits.max_value_bytes: 4294967296 is above the limit of 4294967295");
+  }
+  SUBCASE("min_acks far out of range") {
+    std::string e = ErrorOf(std::string("[replication]\nmin_acks = 4294967296\n") + kSeed);
+    CHECK(e.find("test.toml:2: replication.min_acks: 4294967296 is above") == 0);
+  }
   SUBCASE("no shards") {
     std::string e = ErrorOf("[cluster]\nrouting = \"proxy\"\n");
     CHECK(e.find("at least one [[shards]]") != std::string::npos);
   }
+}
+
+TEST_CASE("unknown keys and sections are refused with file and line") {
+  SUBCASE("a misspelt key in a section") {
+    std::string e = ErrorOf(std::string("[replication]\nmin_ack = 1\n") + kSeed);
+    CHECK(e.find("test.toml:2: replication.min_ack: unknown key (known keys: min_acks") == 0);
+  }
+  SUBCASE("a misspelt key of [storage]") {
+    std::string e = ErrorOf(std::string("[storage]\n\nfsnyc = \"never\"\n") + kSeed);
+    CHECK(e.find("test.toml:3: storage.fsnyc: unknown key") == 0);
+  }
+  SUBCASE("a misspelt section") {
+    std::string e = ErrorOf(std::string("\n[storag]\nfsync = \"never\"\n") + kSeed);
+    CHECK(e.find("test.toml:2: storag: unknown section (known sections: cluster") == 0);
+  }
+  SUBCASE("a misspelt key in a [[shards]] entry") {
+    std::string e = ErrorOf(std::string(kSeed) + "adress = \"h:1\"\n");
+    CHECK_MESSAGE(e.find("test.toml:13: shards[1].adress: unknown key") == 0, e);
+  }
+  SUBCASE("a setting outside any section") {
+    std::string e = ErrorOf(std::string("fsync = \"never\"\n") + kSeed);
+    CHECK(e.find("test.toml:1: fsync: unknown top-level key") == 0);
+  }
+}
+
+TEST_CASE("host names and IPv6 addresses are accepted") {
+  ClusterConfig c;
+  std::string error;
+  REQUIRE_MESSAGE(ParseConfig("[[shards]]\nname = \"a\"\nidx = 0\naddress = \"localhost:8080\"\n"
+                              "replicas = [\"[::1]:8081\", \"db-1.internal:8080\"]\n",
+                              "test.toml", &c, &error),
+                  error);
+  CHECK(c.shards[0].address == "localhost:8080");
+  CHECK(c.shards[0].replicas[0] == "[::1]:8081");
+  CHECK(ErrorOf("[[shards]]\nname = \"a\"\nidx = 0\naddress = \"::1:8080\"\n")
+            .find("an IPv6 address needs brackets") != std::string::npos);
 }
 
 TEST_CASE("the repository's sharding.toml is the 4-shard example cluster") {
