@@ -2,7 +2,7 @@
 #
 #   make            build build/distkv and build/distkv-bench (installs missing packages first)
 #   make run        one node, one shard, data in ./data, on 127.0.0.1:8080
-#   make run-multi  the example cluster of sharding.toml in the background (see README)
+#   make run-multi  the example cluster of sharding.toml (or CONFIG=file) in the background
 #   make stop       stop the processes started by run-multi
 #   make test       every test; ends with "N passed, N failed"
 #   make test-asan  the same suite under AddressSanitizer + UBSan
@@ -149,8 +149,9 @@ test-asan:
 run: $(BUILD)/distkv
 	$(BUILD)/distkv serve --data ./data --listen 127.0.0.1:8080
 
+CONFIG ?= sharding.toml
 run-multi: all
-	@scripts/cluster.sh start sharding.toml
+	@scripts/cluster.sh start $(CONFIG)
 
 stop:
 	@scripts/cluster.sh stop

@@ -3,6 +3,7 @@
 // and reduced to the project's one-line form "file:line: field: problem".
 #include "src/cluster/config.h"
 
+#include <sys/stat.h>
 #include <toml.hpp>
 
 #include <algorithm>
@@ -39,6 +40,7 @@ const SectionKeys kKnownKeys[] = {
      {"max_connections", "header_timeout_ms", "idle_timeout_ms", "max_url_bytes",
       "max_header_bytes", "max_body_bytes", "max_pipelined"}},
     {"replication", {"min_acks", "ack_timeout_ms"}},
+    {"auth", {"cluster_secret", "cluster_secret_file", "tokens", "tokens_file", "status_role"}},
     // [[shards]] entries: the seed projects' name, idx, address, replicas and
     // replica, plus slots.
     {"shards", {"name", "idx", "address", "replicas", "replica", "slots"}},
@@ -285,6 +287,110 @@ void Validate(const std::string& source, const toml::value& root, ClusterConfig*
   }
 }
 
+// A path in the config is relative to the config file's directory.
+std::string ResolvePath(const std::string& source, const std::string& path) {
+  if (path.empty() || path[0] == '/') return path;
+  auto slash = source.rfind('/');
+  return slash == std::string::npos ? path : source.substr(0, slash + 1) + path;
+}
+
+// Reads a file that holds secrets: it must exist and be closed to group and
+// others, as ssh insists for its keys. Its content is never put in a message.
+std::string ReadSecretFile(const std::string& source, const toml::value& at,
+                           const std::string& field, const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) Fail(source, at, field, path + " cannot be read");
+  if (st.st_mode & 077) {
+    Fail(source, at, field, path + " is readable by group or others; chmod 600 it");
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (!in) Fail(source, at, field, path + " cannot be read");
+  return text.str();
+}
+
+// [auth] cluster_secret | cluster_secret_file, tokens | tokens_file, status_role.
+void ParseAuth(const std::string& source, const toml::value& a, AuthConfig* auth) {
+  constexpr size_t kMinSecretBytes = 16;
+  std::string file;
+  if (Optional(source, a, "auth", "cluster_secret_file", &file)) {
+    if (a.contains("cluster_secret")) {
+      Fail(source, a.at("cluster_secret"), "auth.cluster_secret",
+           "give cluster_secret or cluster_secret_file, not both");
+    }
+    auth->cluster_secret = ReadSecretFile(source, a.at("cluster_secret_file"),
+                                          "auth.cluster_secret_file", ResolvePath(source, file));
+    while (!auth->cluster_secret.empty() &&
+           (auth->cluster_secret.back() == '\n' || auth->cluster_secret.back() == '\r')) {
+      auth->cluster_secret.pop_back();
+    }
+  } else if (!Optional(source, a, "auth", "cluster_secret", &auth->cluster_secret)) {
+    Fail(source, a, "auth.cluster_secret",
+         "is required with [auth] (the nodes prove themselves to each other with it)");
+  }
+  if (auth->cluster_secret.size() < kMinSecretBytes) {
+    Fail(source, a, "auth.cluster_secret",
+         "must be at least " + std::to_string(kMinSecretBytes) + " bytes");
+  }
+  std::string role_name;
+  if (Optional(source, a, "auth", "status_role", &role_name) &&
+      (!ParseRole(role_name, &auth->status_role) || auth->status_role == Role::kNode)) {
+    Fail(source, a.at("status_role"), "auth.status_role",
+         "\"" + role_name + "\" is not one of \"none\", \"read\", \"write\", \"admin\"");
+  }
+
+  // tokens = [ { token = "...", role = "read" }, ... ], here or in tokens_file.
+  toml::value tokens_file_root;
+  const toml::value* tokens = nullptr;
+  std::string tokens_source = source;
+  if (Optional(source, a, "auth", "tokens_file", &file)) {
+    if (a.contains("tokens")) {
+      Fail(source, a.at("tokens"), "auth.tokens", "give tokens or tokens_file, not both");
+    }
+    tokens_source = ResolvePath(source, file);
+    std::istringstream text(
+        ReadSecretFile(source, a.at("tokens_file"), "auth.tokens_file", tokens_source));
+    tokens_file_root = toml::parse(text, tokens_source);
+    if (!tokens_file_root.contains("tokens")) {
+      Fail(tokens_source, tokens_file_root, "tokens", "is required in a tokens_file");
+    }
+    tokens = &tokens_file_root.at("tokens");
+  } else if (a.contains("tokens")) {
+    tokens = &a.at("tokens");
+  }
+  if (tokens == nullptr) return;
+  if (!tokens->is_array()) Fail(tokens_source, *tokens, "auth.tokens", "must be an array");
+  size_t i = 0;
+  for (const toml::value& t : tokens->as_array()) {
+    const std::string field = "auth.tokens[" + std::to_string(i++) + "]";
+    std::string token, role;
+    static const SectionKeys kTokenKeys = {"tokens", {"token", "role"}};
+    if (t.is_table()) CheckKeys(tokens_source, t, kTokenKeys, field);
+    if (!t.is_table() || !Optional(tokens_source, t, field, "token", &token) ||
+        !Optional(tokens_source, t, field, "role", &role)) {
+      Fail(tokens_source, t, field, "must be { token = \"...\", role = \"read|write|admin\" }");
+    }
+    Role r = Role::kNone;
+    if (!ParseRole(role, &r) || r == Role::kNone) {
+      Fail(tokens_source, t, field + ".role",
+           "\"" + role + "\" is not one of \"read\", \"write\", \"admin\"");
+    }
+    // The messages below name the entry, never the token itself.
+    if (token.size() < kMinSecretBytes) {
+      Fail(tokens_source, t, field + ".token",
+           "must be at least " + std::to_string(kMinSecretBytes) + " bytes");
+    }
+    if (token == auth->cluster_secret) {
+      Fail(tokens_source, t, field + ".token", "must differ from the cluster secret");
+    }
+    for (const auto& [other, unused] : auth->tokens) {
+      if (other == token) Fail(tokens_source, t, field + ".token", "is listed twice");
+    }
+    auth->tokens.emplace_back(token, r);
+  }
+}
+
 void ParseRoot(const std::string& source, const toml::value& root, ClusterConfig* config) {
   config->source = source;
   CheckKnownKeys(source, root);
@@ -348,6 +454,10 @@ void ParseRoot(const std::string& source, const toml::value& root, ClusterConfig
         static_cast<int>(OptionalCount(source, r, "replication", "min_acks", 0, 0, 1000));
     config->ack_timeout_ms =
         OptionalCount(source, r, "replication", "ack_timeout_ms", config->ack_timeout_ms, 1);
+  }
+  if (root.contains("auth")) {
+    ParseAuth(source, root.at("auth"), &config->auth);
+    config->auth.enabled = true;
   }
   if (!root.contains("shards") || !root.at("shards").is_array() ||
       root.at("shards").as_array().empty()) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "net/http_server.h"
+#include "src/api/auth.h"
 #include "storage/store.h"
 
 namespace distkv {
@@ -49,6 +50,8 @@ struct ClusterConfig {
 
   int min_acks = 0;  // [replication]: replicas that must hold a write
   uint64_t ack_timeout_ms = 2'000;
+
+  AuthConfig auth;  // [auth]: tokens, roles, the cluster secret (off when absent)
 
   std::vector<ShardConfig> shards;  // sorted by idx
 };

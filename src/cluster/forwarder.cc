@@ -52,8 +52,9 @@ net::HttpResponse UnreachableResponse(const net::ClientResult& result, const std
   }
 }
 
-Forwarder::Forwarder(const ClusterConfig& config, net::HttpClient* client, std::string self_name)
-    : config_(config), client_(client), self_name_(std::move(self_name)) {}
+Forwarder::Forwarder(const ClusterConfig& config, net::HttpClient* client,
+                     const Authenticator* auth, std::string self_name)
+    : config_(config), client_(client), auth_(auth), self_name_(std::move(self_name)) {}
 
 net::HttpResponse Forwarder::Redirect(const net::HttpRequest& original, const ShardConfig& owner) {
   net::HttpResponse resp;
@@ -68,7 +69,7 @@ net::HttpResponse Forwarder::Redirect(const net::HttpRequest& original, const Sh
 }
 
 void Forwarder::Forward(const net::HttpRequest& original, KvRequest& kv, const ShardConfig& owner,
-                        Reply reply) {
+                        Role role, Reply reply) {
   net::OutboundRequest out;
   switch (kv.op) {
     case KvOp::kGet:
@@ -91,6 +92,7 @@ void Forwarder::Forward(const net::HttpRequest& original, KvRequest& kv, const S
       out.headers.push_back({std::string(name), *v});
   }
   out.headers.push_back({std::string(kHopHeader), self_name_});
+  auth_->AddPeerCredentials(&out.headers, role);
   out.timeout_ms = config_.forward_timeout_ms;
   counters_.forwarded++;
 

@@ -16,6 +16,7 @@
 #include <functional>
 
 #include "net/http_client.h"
+#include "src/api/auth.h"
 #include "src/api/kv_request.h"
 #include "src/cluster/config.h"
 
@@ -27,12 +28,15 @@ class Forwarder {
  public:
   using Reply = std::function<void(net::HttpResponse&& response)>;
 
-  Forwarder(const ClusterConfig& config, net::HttpClient* client, std::string self_name);
+  // auth adds the cluster secret and the client's role to forwarded requests.
+  Forwarder(const ClusterConfig& config, net::HttpClient* client, const Authenticator* auth,
+            std::string self_name);
 
   // original: the request as received (method, target); kv: what it asks
   // (its value is moved into the forwarded request). owner must outlive the
-  // request: it is an entry of the node's shard map.
-  void Forward(const net::HttpRequest& original, KvRequest& kv, const ShardConfig& owner,
+  // request: it is an entry of the node's shard map. role: the client's, which
+  // the owner grants the forwarded request (no more).
+  void Forward(const net::HttpRequest& original, KvRequest& kv, const ShardConfig& owner, Role role,
                Reply reply);
   // The 307 answer of redirect mode.
   static net::HttpResponse Redirect(const net::HttpRequest& original, const ShardConfig& owner);
@@ -50,6 +54,7 @@ class Forwarder {
 
   const ClusterConfig& config_;
   net::HttpClient* client_;
+  const Authenticator* auth_;
   std::string self_name_;
   size_t next_replica_ = 0;
   Counters counters_;

@@ -10,7 +10,10 @@
 namespace distkv {
 
 Node::Node(uv_loop_t* loop, NodeOptions options)
-    : loop_(loop), options_(std::move(options)), map_(options_.config.shards) {
+    : loop_(loop),
+      options_(std::move(options)),
+      map_(options_.config.shards),
+      auth_(options_.config.auth) {
   key_limits_.max_key_bytes = options_.config.max_key_bytes;
   key_limits_.max_value_bytes = options_.config.max_value_bytes;
 }
@@ -63,13 +66,14 @@ bool Node::Start(std::string* error) {
   co.connect_timeout_ms = config.connect_timeout_ms;
   co.request_timeout_ms = config.forward_timeout_ms;
   client_ = std::make_unique<net::HttpClient>(loop_, co);
-  forwarder_ = std::make_unique<Forwarder>(config, client_.get(), shard.name);
+  forwarder_ = std::make_unique<Forwarder>(config, client_.get(), &auth_, shard.name);
   if (options_.replica) {
     ReplicationReplicaOptions ro;
     ro.shard = shard.name;
     ro.primary = shard.address;
     ro.self_address = listen_;
     ro.connect_timeout_ms = config.connect_timeout_ms;
+    auth_.AddPeerCredentials(&ro.headers);
     // A frame holds one slice of records, or one record above the slice size.
     ro.max_frame_bytes =
         (1u << 20) + storage::EncodedRecordSize(config.max_key_bytes, config.max_value_bytes);
@@ -78,6 +82,7 @@ bool Node::Start(std::string* error) {
   } else {
     ReplicationPrimaryOptions po;
     po.shard = shard.name;
+    po.replicas = shard.replicas;
     primary_ = std::make_unique<ReplicationPrimary>(loop_, store_.get(), po);
     pipeline_->SetDurableListener([this](uint64_t lsn) { primary_->OnDurable(lsn); });
   }
@@ -94,6 +99,12 @@ bool Node::Start(std::string* error) {
   }
   started_ns_ = uv_hrtime();
   if (replica_) replica_->Start();
+  if (!auth_.enabled()) {
+    Logf(LogLevel::kInfo,
+         "authentication is off: anyone who can reach %s may read, write and replicate (add "
+         "[auth] to %s to require tokens)",
+         listen_.c_str(), config.source.c_str());
+  }
   Logf(LogLevel::kInfo,
        "shard %s (%s) serving on %s, data in %s, %" PRIu64 " keys, last LSN %" PRIu64
        ", fsync=%s, routing=%s",
@@ -145,13 +156,20 @@ void Node::OnRequest(net::HttpRequest& request, net::Responder responder) {
   const uint64_t start_ns = uv_hrtime();
   ParsedRequest parsed;
   net::HttpResponse error;
+  const Authenticator::Identity who = auth_.Identify(request);
   if (!ParseRequest(request, key_limits_, &parsed, &error)) {
+    // Only a known sender learns why its request is wrong.
+    if (!who.valid) auth_.Allow(who, Role::kRead, &error);
+    Finish(responder, Route::kOther, start_ns, std::move(error));
+    return;
+  }
+  if (!auth_.Allow(who, RequiredRole(parsed, auth_.config().status_role), &error)) {
     Finish(responder, Route::kOther, start_ns, std::move(error));
     return;
   }
   switch (parsed.endpoint) {
     case Endpoint::kKv:
-      HandleKv(request, parsed, std::move(responder), start_ns);
+      HandleKv(request, parsed, who.role, std::move(responder), start_ns);
       return;
     case Endpoint::kHealth: {
       net::HttpResponse r;
@@ -203,8 +221,8 @@ void Node::HandleReplication(Endpoint endpoint, net::HttpRequest& request, net::
   primary_->HandleReplicate(request, std::move(responder));
 }
 
-void Node::HandleKv(net::HttpRequest& request, ParsedRequest& parsed, net::Responder responder,
-                    uint64_t start_ns) {
+void Node::HandleKv(net::HttpRequest& request, ParsedRequest& parsed, Role role,
+                    net::Responder responder, uint64_t start_ns) {
   KvRequest& kv = parsed.kv;
   const size_t owner = map_.OwnerOfKey(kv.key);
   if (owner != self_) {
@@ -224,7 +242,7 @@ void Node::HandleKv(net::HttpRequest& request, ParsedRequest& parsed, net::Respo
       Finish(responder, Route::kRedirected, start_ns, Forwarder::Redirect(request, shard));
       return;
     }
-    forwarder_->Forward(request, kv, shard,
+    forwarder_->Forward(request, kv, shard, role,
                         [this, responder, start_ns](net::HttpResponse&& response) mutable {
                           Finish(responder, Route::kForwarded, start_ns, std::move(response));
                         });

@@ -15,6 +15,7 @@
 
 #include "net/http_client.h"
 #include "net/http_server.h"
+#include "src/api/auth.h"
 #include "src/api/kv_request.h"
 #include "src/cluster/config.h"
 #include "src/cluster/forwarder.h"
@@ -56,8 +57,8 @@ class Node {
   void OnRequest(net::HttpRequest& request, net::Responder responder);
   void Finish(net::Responder& responder, Route route, uint64_t start_ns,
               net::HttpResponse&& response);
-  void HandleKv(net::HttpRequest& request, ParsedRequest& parsed, net::Responder responder,
-                uint64_t start_ns);
+  void HandleKv(net::HttpRequest& request, ParsedRequest& parsed, Role role,
+                net::Responder responder, uint64_t start_ns);
   void HandleLocalGet(const KvRequest& kv, net::Responder responder, uint64_t start_ns);
   void HandleLocalWrite(KvRequest& kv, net::Responder responder, uint64_t start_ns);
   void HandleReplication(Endpoint endpoint, net::HttpRequest& request, net::Responder responder,
@@ -77,6 +78,7 @@ class Node {
   size_t self_ = 0;  // position of this node's shard in map_.shards()
   std::string listen_;
   KeyLimits key_limits_;
+  Authenticator auth_;
   uint64_t started_ns_ = 0;
 
   std::unique_ptr<storage::Store> store_;

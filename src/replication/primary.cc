@@ -224,6 +224,13 @@ net::HttpResponse ReplicationPrimary::HandleAck(const net::HttpRequest& request)
         409, "wrong_shard",
         "this node is the primary of shard " + options_.shard + ", not of " + p.shard);
   }
+  if (!options_.replicas.empty() && std::find(options_.replicas.begin(), options_.replicas.end(),
+                                              p.replica) == options_.replicas.end()) {
+    // Counting it would let any node stand in for a replica towards min_acks.
+    return net::MakeErrorResponse(403, "unknown_replica",
+                                  "\"" + p.replica + "\" is not a replica of shard " +
+                                      options_.shard + " in the cluster's configuration");
+  }
   const uint64_t durable = store_->durable_lsn();
   if (p.lsn > durable) {
     // Counting it could acknowledge writes this primary never made durable.

@@ -60,7 +60,10 @@
 namespace distkv {
 
 struct ReplicationPrimaryOptions {
-  std::string shard;                    // this node's shard; a replica must name the same
+  std::string shard;  // this node's shard; a replica must name the same
+  // The shard's configured replicas ("host:port"): only their acks count.
+  // Empty: any replica's (tests of the primary alone).
+  std::vector<std::string> replicas;
   size_t slice_bytes = 256u << 10;      // records read from the log per pump
   size_t low_water_bytes = 4u << 20;    // stop pumping while more is queued on the socket
   size_t max_queued_bytes = 16u << 20;  // end the stream beyond this

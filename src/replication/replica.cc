@@ -108,6 +108,7 @@ void ReplicationReplica::Connect() {
                "&replica=" + PercentEncode(options_.self_address) +
                "&shard=" + PercentEncode(options_.shard);
   req.timeout_ms = options_.idle_timeout_ms;
+  req.headers = options_.headers;
   std::weak_ptr<bool> alive = alive_;
   auto current = [this, alive, id]() {
     auto a = alive.lock();
@@ -325,6 +326,7 @@ void ReplicationReplica::MaybeSendAck() {
   req.target = "/internal/replica-ack?replica=" + PercentEncode(options_.self_address) +
                "&lsn=" + std::to_string(durable) + "&shard=" + PercentEncode(options_.shard);
   req.timeout_ms = options_.ack_timeout_ms;
+  req.headers = options_.headers;
   std::weak_ptr<bool> alive = alive_;
   client_->Request(options_.primary, std::move(req),
                    [this, alive, durable](net::ClientResult& result) {

@@ -450,8 +450,9 @@ bool ParseEtag(std::string_view etag, uint64_t* lsn) {
 
 // --- JSON helpers ---------------------------------------------------------------------
 
-Json GetJson(SyncHttp& http, const std::string& address, const std::string& target) {
-  Reply reply = http.Get(address, target);
+Json GetJson(SyncHttp& http, const std::string& address, const std::string& target,
+             std::vector<net::Header> headers) {
+  Reply reply = http.Get(address, target, std::move(headers));
   REQUIRE_MESSAGE(reply.status == 200, "GET " << target << " on " << address << ": " << reply);
   Json json;
   std::string error;

@@ -202,7 +202,8 @@ bool ParseEtag(std::string_view etag, uint64_t* lsn);
 inline bool Is2xx(int status) { return status >= 200 && status < 300; }
 
 // GET target, requiring 200 and a JSON body.
-Json GetJson(SyncHttp& http, const std::string& address, const std::string& target);
+Json GetJson(SyncHttp& http, const std::string& address, const std::string& target,
+             std::vector<net::Header> headers = {});
 // The integer field of a JSON object; the check fails when it is missing.
 int64_t JsonInt(const Json& object, std::string_view field);
 // The string field of a JSON object; the check fails when it is missing.
