@@ -14,6 +14,8 @@ BUILD    ?= build
 SANITIZE ?=
 
 PACKAGES := libuv1-dev node-llhttp libtoml11-dev libxxhash-dev doctest-dev g++ make curl
+# Only the tests need these: JSON parsing, and a browser for the cluster page's test.
+TEST_PACKAGES := nlohmann-json3-dev chromium
 LLHTTP_SRC := /usr/share/llhttp
 LLHTTP_INC := /usr/share/include/llhttp
 
@@ -51,7 +53,7 @@ lib         = $(BUILD)/lib$(1).a
 # What each layer links against: itself and the layers below it, in link order.
 LINK_storage     := storage
 LINK_net         := net
-LINK_obs         := obs
+LINK_obs         := obs net
 LINK_api         := api obs net
 LINK_shard       := shard obs storage
 LINK_cluster     := cluster api obs net storage
@@ -61,6 +63,7 @@ LINK_bench       := bench net
 link_libs        = $(foreach l,$(LINK_$(1)),$(call lib,$(l)))
 
 DEPS_STAMP := $(BUILD)/.packages
+TEST_DEPS_STAMP := $(BUILD)/.test-packages
 
 .PHONY: all run run-multi stop remove-all test test-asan unit-test cluster-test build-tests \
         bench bench-storage load-test clean packages
@@ -71,9 +74,11 @@ all: $(BUILD)/distkv $(BUILD)/distkv-bench
 # Installs what is missing, once per build directory. apt-get update only runs
 # when a plain install fails (a fresh machine has no package lists yet).
 packages: $(DEPS_STAMP)
-$(DEPS_STAMP):
+$(DEPS_STAMP): PKGS = $(PACKAGES)
+$(TEST_DEPS_STAMP): PKGS = $(TEST_PACKAGES)
+$(DEPS_STAMP) $(TEST_DEPS_STAMP):
 	@mkdir -p $(@D)
-	@missing=""; for p in $(PACKAGES); do \
+	@missing=""; for p in $(PKGS); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
@@ -106,6 +111,18 @@ $(foreach l,$(SRC_LAYERS),$(eval $(call src_layer_lib,$(l))))
 $(BENCH_LIB): $(call obj,$(BENCH_SRCS))
 	@rm -f $@; ar rcs $@ $^
 
+# The cluster page (/ui) is compiled into the node as one C++ raw string.
+UI_PAGE := src/node/ui/page.html
+$(BUILD)/gen/ui_page.cc: $(UI_PAGE)
+	@mkdir -p $(@D)
+	@! grep -q ')distkv_ui"' $< || { echo "$<: contains the raw-string delimiter" >&2; exit 1; }
+	@{ printf '// Generated from $< by the Makefile.\n#include "src/node/ui_page.h"\n'; \
+	  printf 'namespace distkv {\nstd::string_view UiPage() {\n  static const char kPage[] = R"distkv_ui('; \
+	  cat $<; printf ')distkv_ui";\n  return {kPage, sizeof kPage - 1};\n}\n}  // namespace distkv\n'; } >$@
+$(BUILD)/gen/ui_page.o: $(BUILD)/gen/ui_page.cc
+	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c $< -o $@
+$(call lib,node): $(BUILD)/gen/ui_page.o
+
 # --- binaries -------------------------------------------------------------
 $(BUILD)/distkv: $(call obj,src/main.cc) $(call link_libs,node)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -122,6 +139,7 @@ $(BUILD)/$(1)-unit-tests: $(TEST_MAIN) $(call obj,$(call unit_srcs,$(1))) $(call
 endef
 $(foreach l,$(UNIT_LAYERS),$(eval $(call unit_test_bin,$(l))))
 
+$(call obj,$(CLUSTER_SRCS)): | $(TEST_DEPS_STAMP)
 $(BUILD)/cluster-tests: $(TEST_MAIN) $(call obj,$(CLUSTER_SRCS)) $(BENCH_LIB) $(NET_LIB)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

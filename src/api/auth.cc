@@ -44,12 +44,14 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b) {
 Role RequiredRole(const ParsedRequest& request, Role status_role) {
   switch (request.endpoint) {
     case Endpoint::kHealth:
+    case Endpoint::kUi:  // the page holds no data; it asks for a token itself
       return Role::kNone;
     case Endpoint::kKv:
       return request.kv.op == KvOp::kGet ? Role::kRead : Role::kWrite;
     case Endpoint::kStats:
     case Endpoint::kMetrics:
     case Endpoint::kCluster:
+    case Endpoint::kClusterStatus:
       return status_role;
     case Endpoint::kCompact:
     case Endpoint::kDigest:

@@ -153,6 +153,8 @@ bool ParseRequest(net::HttpRequest& r, const KeyLimits& limits, ParsedRequest* o
         {"/stats", Endpoint::kStats, "GET, HEAD"},
         {"/metrics", Endpoint::kMetrics, "GET, HEAD"},
         {"/cluster", Endpoint::kCluster, "GET, HEAD"},
+        {"/cluster/status", Endpoint::kClusterStatus, "GET, HEAD"},
+        {"/ui", Endpoint::kUi, "GET, HEAD"},
         {"/internal/digest", Endpoint::kDigest, "GET, HEAD"},
         {"/internal/replicate", Endpoint::kReplicate, "GET"},
         {"/internal/replica-ack", Endpoint::kReplicaAck, "POST"},

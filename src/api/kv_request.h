@@ -16,6 +16,8 @@ enum class Endpoint {
   kStats,
   kMetrics,
   kCluster,
+  kClusterStatus,  // every node's state, gathered by this one
+  kUi,             // the live cluster page
   kCompact,
   kDigest,
   kReplicate,

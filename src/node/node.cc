@@ -105,6 +105,9 @@ bool Node::Start(std::string* error) {
          "[auth] to %s to require tokens)",
          listen_.c_str(), config.source.c_str());
   }
+  events_.Add("start", std::string(role_name()) + " of " + shard.name + " on " + listen_ + ", " +
+                           std::to_string(store_->size()) + " keys, last LSN " +
+                           std::to_string(store_->last_lsn()));
   Logf(LogLevel::kInfo,
        "shard %s (%s) serving on %s, data in %s, %" PRIu64 " keys, last LSN %" PRIu64
        ", fsync=%s, routing=%s",
@@ -186,6 +189,12 @@ void Node::OnRequest(net::HttpRequest& request, net::Responder responder) {
       return;
     case Endpoint::kCluster:
       HandleCluster(std::move(responder), start_ns);
+      return;
+    case Endpoint::kClusterStatus:
+      HandleClusterStatus(std::move(responder), start_ns);
+      return;
+    case Endpoint::kUi:
+      Finish(responder, Route::kUi, start_ns, UiResponse());
       return;
     case Endpoint::kDigest:
       Finish(responder, Route::kDigest, start_ns, DigestResponse());

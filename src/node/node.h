@@ -20,7 +20,9 @@
 #include "src/cluster/config.h"
 #include "src/cluster/forwarder.h"
 #include "src/cluster/shard_map.h"
+#include "src/obs/events.h"
 #include "src/obs/metrics.h"
+#include "src/obs/progress.h"
 #include "src/replication/primary.h"
 #include "src/replication/replica.h"
 #include "src/shard/commit_pipeline.h"
@@ -52,6 +54,13 @@ class Node {
   void Shutdown(std::function<void()> done);
 
   const std::string& listen_address() const { return listen_; }
+  // Where the node's parts record what an operator should see: events
+  // (failover, compaction, resync...) and long operations' progress.
+  EventLog* events() { return &events_; }
+  ProgressBoard* progress() { return &progress_; }
+
+  // How long /cluster/status waits for a node's /stats before listing it as down.
+  static constexpr uint64_t kStatusTimeoutMs = 1000;
 
  private:
   void OnRequest(net::HttpRequest& request, net::Responder responder);
@@ -64,6 +73,9 @@ class Node {
   void HandleReplication(Endpoint endpoint, net::HttpRequest& request, net::Responder responder,
                          uint64_t start_ns);
   void HandleCluster(net::Responder responder, uint64_t start_ns);
+  // /cluster/status and /ui, in cluster_status.cc.
+  void HandleClusterStatus(net::Responder responder, uint64_t start_ns);
+  net::HttpResponse UiResponse() const;
   // Status pages, in node_status.cc.
   net::HttpResponse StatsResponse() const;
   net::HttpResponse MetricsResponse() const;
@@ -90,6 +102,8 @@ class Node {
   std::unique_ptr<ReplicationPrimary> primary_;
   std::unique_ptr<ReplicationReplica> replica_;
   RequestMetrics metrics_;
+  EventLog events_;
+  ProgressBoard progress_;
 };
 
 }  // namespace distkv

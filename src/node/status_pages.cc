@@ -22,6 +22,7 @@ net::HttpResponse Node::StatsResponse() const {
   AppendJsonField(&b, "shard", shard.name);
   AppendJsonField(&b, "address", listen_);
   AppendJsonField(&b, "uptime_s", (uv_hrtime() - started_ns_) / 1'000'000'000ull);
+  AppendJsonField(&b, "time_ms", events_.now_ms());
   AppendJsonField(&b, "fsync", storage::FsyncModeName(options_.config.fsync));
   AppendJsonField(&b, "keys", st.keys);
   AppendJsonField(&b, "live_bytes", st.live_bytes);
@@ -59,9 +60,15 @@ net::HttpResponse Node::StatsResponse() const {
   AppendJsonField(&b, "total", metrics_.total());
   AppendJsonField(&b, "p50_us_le", metrics_.latency().QuantileUpperBoundUs(0.5));
   AppendJsonField(&b, "p99_us_le", metrics_.latency().QuantileUpperBoundUs(0.99));
-  b += "\"by_route\":";
+  b += "\"kv_latency\":";
+  metrics_.kv_latency().AppendJson(&b);
+  b += ",\"by_route\":";
   metrics_.AppendJson(&b);
-  b += "}}\n";
+  b += "},\"progress\":";
+  progress_.AppendJson(&b);
+  b += ",\"events\":";
+  events_.AppendJson(&b);
+  b += "}\n";
   net::HttpResponse r;
   r.SetHeader("Content-Type", "application/json");
   r.body = std::move(b);

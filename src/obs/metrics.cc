@@ -20,6 +20,10 @@ std::string_view RouteName(Route route) {
       return "metrics";
     case Route::kCluster:
       return "cluster";
+    case Route::kClusterStatus:
+      return "cluster_status";
+    case Route::kUi:
+      return "ui";
     case Route::kCompact:
       return "compact";
     case Route::kDigest:
@@ -63,6 +67,31 @@ void RequestMetrics::Record(Route route, int status, uint64_t micros) {
   counts_[static_cast<size_t>(route)][static_cast<size_t>(status)]++;
   total_++;
   latency_.Observe(micros);
+  switch (route) {
+    case Route::kKvGet:
+    case Route::kKvPut:
+    case Route::kKvDelete:
+    case Route::kForwarded:
+    case Route::kRedirected:
+      kv_latency_.Observe(micros);
+      break;
+    default:
+      break;
+  }
+}
+
+void LatencyHistogram::AppendJson(std::string* out) const {
+  out->append("{\"bounds_us\":[");
+  for (size_t i = 0; i < kBoundsUs.size(); ++i) {
+    if (i) out->push_back(',');
+    out->append(std::to_string(kBoundsUs[i]));
+  }
+  out->append("],\"counts\":[");
+  for (size_t i = 0; i < buckets_.size(); ++i) {
+    if (i) out->push_back(',');
+    out->append(std::to_string(buckets_[i]));
+  }
+  out->append("]}");
 }
 
 uint64_t RequestMetrics::count(Route route, int status) const {

@@ -18,6 +18,8 @@ enum class Route : uint8_t {
   kStats,
   kMetrics,
   kCluster,
+  kClusterStatus,
+  kUi,
   kCompact,
   kDigest,
   kReplication,
@@ -41,6 +43,10 @@ class LatencyHistogram {
   // Upper bound of the bucket holding the q-quantile (0 < q <= 1), in µs.
   uint64_t QuantileUpperBoundUs(double q) const;
   const std::array<uint64_t, kBoundsUs.size() + 1>& buckets() const { return buckets_; }
+  // Appends {"bounds_us":[...],"counts":[...]} (counts has one more entry:
+  // above every bound), so a reader can diff two snapshots for the
+  // percentiles of the interval between them.
+  void AppendJson(std::string* out) const;
 
  private:
   std::array<uint64_t, kBoundsUs.size() + 1> buckets_{};  // last: above every bound
@@ -54,6 +60,9 @@ class RequestMetrics {
   uint64_t total() const { return total_; }
   uint64_t count(Route route, int status) const;
   const LatencyHistogram& latency() const { return latency_; }
+  // Key-value requests only (local or forwarded): what a user's latency is,
+  // without the status pages and replication streams.
+  const LatencyHistogram& kv_latency() const { return kv_latency_; }
 
   // Appends "route":{"200":n,...} pairs as a JSON object body.
   void AppendJson(std::string* out) const;
@@ -65,6 +74,7 @@ class RequestMetrics {
   std::array<std::array<uint64_t, kStatuses>, static_cast<size_t>(Route::kCount)> counts_{};
   uint64_t total_ = 0;
   LatencyHistogram latency_;
+  LatencyHistogram kv_latency_;
 };
 
 // Small helpers for hand-written JSON and Prometheus text.
