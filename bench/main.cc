@@ -7,6 +7,7 @@
 #include <string>
 
 #include "bench/options.h"
+#include "bench/progress_printer.h"
 #include "bench/report.h"
 #include "bench/runner.h"
 
@@ -26,17 +27,12 @@ int main(int argc, char** argv) {
       break;
   }
 
+  ProgressPrinter printer(stderr, isatty(STDERR_FILENO));
   ProgressFn progress;
-  bool live = options.progress && isatty(STDERR_FILENO);
-  if (live) {
-    progress = [](const ProgressSample& s) {
-      std::fprintf(stderr, "\r%s\033[K", FormatProgress(s).c_str());
-      std::fflush(stderr);
-    };
-  }
+  if (options.progress) progress = [&printer](const ProgressSample& s) { printer.Show(s); };
   BenchResult result;
   bool ran = RunBench(options, &result, progress);
-  if (live) std::fputs("\r\033[K", stderr);
+  printer.Done();
   if (!ran) {
     std::fprintf(stderr, "distkv-bench: %s\n", result.error.c_str());
     return 1;

@@ -47,7 +47,8 @@ checks and output
                         the value of its latest write (or of one still in flight);
                         mismatches are reported and the exit code is 1
   --json FILE           also write the results as JSON
-  --no-progress         no live progress line (it is shown only on a terminal)
+  --no-progress         no progress on stderr (a live line on a terminal, else a
+                        plain line every 5 s)
   --help                this text
 
 exit codes: 0 ok, 1 verification mismatches or no successful request, 2 bad flags

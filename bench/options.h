@@ -32,7 +32,7 @@ struct BenchOptions {
   uint64_t timeout_ms = 5'000;
   uint64_t seed = 1;
   std::string key_prefix = "key:";
-  bool progress = true;      // a live line on stderr (only shown on a terminal)
+  bool progress = true;      // progress on stderr: live on a terminal, else plain lines
   std::string command_line;  // the exact command, for the report
 };
 

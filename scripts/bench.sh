@@ -15,6 +15,8 @@
 #      other node (forwarded)
 #
 # Then a table of every figure and the ratios the design's targets speak of.
+# Everything printed also goes to $BENCH_OUT/bench-<UTC time>.txt, and a chart
+# of the runs (throughput bars, p50/p99 latency) to the .svg of the same name.
 # A run whose answers are not all 2xx, or with socket errors, is flagged and
 # makes the script exit 1: its rate would measure error answers.
 #
@@ -26,6 +28,7 @@
 #   BENCH_BASE_PORT    first loopback port to try (28090); ports in use are skipped
 #   BENCH_DIR          where the data directories go (/tmp); it must be on the
 #                      disk you mean to measure: fsync figures are that disk's
+#   BENCH_OUT          where the text output and the SVG chart go (build/bench)
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 trap 'echo "bench.sh: line $LINENO: \"$BASH_COMMAND\" failed" >&2' ERR
@@ -36,6 +39,10 @@ KEYS=${BENCH_KEYS:-10000}
 BIN=${DISTKV_BIN:-$PWD/build/distkv}
 LUA=bench/wrk/kv.lua
 NEXT_PORT=${BENCH_BASE_PORT:-28090}
+OUT_DIR=${BENCH_OUT:-build/bench}
+mkdir -p "$OUT_DIR"
+OUT_STEM="$OUT_DIR/bench-$(date -u +%Y%m%dT%H%M%SZ)"
+exec > >(tee "$OUT_STEM.txt")
 
 # --- tools --------------------------------------------------------------------
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
@@ -136,10 +143,10 @@ load_keys() {
 }
 
 # --- measuring -----------------------------------------------------------------------
-RESULTS=()   # label|req/s|p99|non-2xx|socket errors|command
+RESULTS=()   # label|req/s|p99|non-2xx|socket errors|command|p50
 FLAGGED=0
 record() {
-  RESULTS+=("$1|$2|$3|$4|$5|$6")
+  RESULTS+=("$1|$2|$3|$4|$5|$6|$7")
   printf '  %-44s %8s req/s   p99 %-9s' "$1" "$2" "$3"
   if [ "$4" != 0 ] || [ "$5" != 0 ]; then
     printf '  FLAGGED: %s non-2xx, %s socket errors' "$4" "$5"
@@ -152,14 +159,15 @@ record() {
 run_wrk() {
   local label=$1 url=$2 out; shift 2
   out=$(env "$@" wrk -t1 -c"$CONNS" -d"${SECONDS_EACH}s" --latency -s "$LUA" "$url")
-  local rps p99 bad errs
+  local rps p50 p99 bad errs
   rps=$(awk '/^Requests\/sec/ {printf "%d", $2}' <<<"$out")
+  p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
   p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
   bad=$(awk '/Non-2xx or 3xx responses/ {print $NF}' <<<"$out")
   errs=$(awk '/Socket errors/ {gsub(",", ""); print $4 + $6 + $8 + $10}' <<<"$out")
   [ -n "$rps" ] || die "wrk printed no rate for \"$label\": $out"
   record "$label" "$rps" "${p99:--}" "${bad:-0}" "${errs:-0}" \
-    "$* wrk -t1 -c$CONNS -d${SECONDS_EACH}s --latency -s $LUA $url"
+    "$* wrk -t1 -c$CONNS -d${SECONDS_EACH}s --latency -s $LUA $url" "${p50:--}"
 }
 
 # The disk's latency for what fsync=always does: appends of 4 KiB, each
@@ -257,18 +265,18 @@ redis_run() {  # label, server args...
   done
   cmd="redis-benchmark -p $PORT -c $CONNS -d 100 -t set,get -n 200000 -r $KEYS"
   out=$($cmd 2>/dev/null | tr '\r' '\n')
-  local t rps p99
+  local t rps p50 p99
   for t in SET GET; do
     # "====== SET ======" opens a test's summary; "throughput summary: N
     # requests per second", then a header line and the latency figures.
-    read -r rps p99 < <(awk -v t="$t" '
+    read -r rps p50 p99 < <(awk -v t="$t" '
       /^====== / { cur = $2 }
-      cur == t && hdr { p99 = $5; hdr = 0 }
+      cur == t && hdr { p50 = $3; p99 = $5; hdr = 0 }
       cur == t && /avg +min +p50/ { hdr = 1 }
       cur == t && /throughput summary/ { rps = $3 }
-      END { printf "%d %s\n", rps, p99 }' <<<"$out")
+      END { printf "%d %s %s\n", rps, p50, p99 }' <<<"$out")
     [ "$rps" -gt 0 ] || die "redis-benchmark printed no $t rate"
-    record "redis $t, $label" "$rps" "${p99}ms" 0 0 "redis-server --port $PORT --save '' $* ; $cmd"
+    record "redis $t, $label" "$rps" "${p99}ms" 0 0 "redis-server --port $PORT --save '' $* ; $cmd" "${p50}ms"
   done
   stop_pid "$pid"
 }
@@ -315,7 +323,7 @@ echo
 echo "| run | req/s | p99 | vs nginx | command |"
 echo "|---|---:|---:|---:|---|"
 for r in "${RESULTS[@]}"; do
-  IFS='|' read -r label rps p99 bad errs cmd <<<"$r"
+  IFS='|' read -r label rps p99 bad errs cmd _ <<<"$r"
   note=""; { [ "$bad" != 0 ] || [ "$errs" != 0 ]; } && note=" (FLAGGED: $bad non-2xx, $errs socket errors)"
   echo "| $label$note | $rps | $p99 | $(ratio "$rps" "$nginx") | \`$cmd\` |"
 done
@@ -329,6 +337,16 @@ echo "| PUT fsync=always / fsync=never | $(ratio "$(rate_of "PUT new keys, fsync
 echo "| PUT fsync=always / redis SET appendfsync always | $(ratio "$(rate_of "PUT new keys, fsync=always")" "$(rate_of "redis SET, appendfsync always")") | ≥ 1.00 |"
 echo "| GET forwarded / direct | $(ratio "$(rate_of "GET through the other node (forwarded)")" "$(rate_of "GET direct to the owner")") | ≥ 0.50 |"
 echo "| PUT forwarded / direct | $(ratio "$(rate_of "PUT through the other node (forwarded)")" "$(rate_of "PUT direct to the owner")") | ≥ 0.50 |"
+
+# The chart of every run, next to the text.
+{ echo "distkv benchmarks, $(date -u +%Y-%m-%d) — wrk -t1 -c$CONNS, ${SECONDS_EACH}s a run, $(nproc) cores"
+  for r in "${RESULTS[@]}"; do
+    IFS='|' read -r label rps p99 _ _ _ p50 <<<"$r"
+    printf '%s\t%s\t%s\t%s\n' "$label" "$rps" "$p50" "$p99"
+  done
+} | awk -f scripts/bench_chart.awk >"$OUT_STEM.svg"
+echo
+echo "written: $OUT_STEM.txt and $OUT_STEM.svg (the chart)"
 if [ "$FLAGGED" != 0 ]; then
   echo "bench.sh: some runs had non-2xx answers or socket errors (FLAGGED above); their rates are not valid" >&2
   exit 1
