@@ -9,6 +9,7 @@
 #include "net/uv_handle.h"
 #include "src/obs/log.h"
 #include "src/obs/metrics.h"
+#include "src/obs/prometheus.h"
 #include "src/replication/stream_format.h"
 
 namespace distkv {
@@ -75,17 +76,16 @@ ReplicationPrimary::ReplicationPrimary(uv_loop_t* loop, storage::Store* store,
     : loop_(loop),
       store_(store),
       options_(std::move(options)),
-      times_floor_(store->durable_lsn()),
+      acks_(loop, options_.replicas, store->durable_lsn(), StreamClockUs(),
+            options_.max_batch_times),
       alive_(std::make_shared<bool>(true)) {
+  for (const auto& address : options_.replicas) replicas_[address];
   idle_ = new uv_idle_t;
   uv_idle_init(loop_, idle_);
   idle_->data = this;
   drain_timer_ = new uv_timer_t;
   uv_timer_init(loop_, drain_timer_);
   drain_timer_->data = this;
-  ack_timer_ = new uv_timer_t;
-  uv_timer_init(loop_, ack_timer_);
-  ack_timer_->data = this;
   heartbeat_timer_ = new uv_timer_t;
   uv_timer_init(loop_, heartbeat_timer_);
   heartbeat_timer_->data = this;
@@ -103,17 +103,13 @@ void ReplicationPrimary::Stop() {
     for (auto& [address, replica] : replicas_) {
       if (replica.session) EndSession(replica.session, "the primary is stopping");
     }
-    std::map<uint64_t, Waiter> waiters;
-    waiters.swap(waiters_);
-    deadlines_.clear();
-    for (auto& [id, w] : waiters) w.done(false);
+    acks_.Stop();
   }
   net::CloseAndDelete(idle_);
   net::CloseAndDelete(drain_timer_);
-  net::CloseAndDelete(ack_timer_);
   net::CloseAndDelete(heartbeat_timer_);
   idle_ = nullptr;
-  drain_timer_ = ack_timer_ = heartbeat_timer_ = nullptr;
+  drain_timer_ = heartbeat_timer_ = nullptr;
 }
 
 void ReplicationPrimary::HandleReplicate(const net::HttpRequest& request,
@@ -137,6 +133,10 @@ void ReplicationPrimary::HandleReplicate(const net::HttpRequest& request,
         409, "wrong_shard",
         "this node is the primary of shard " + options_.shard + ", not of " + p.shard +
             "; check the replica's --shard and the sharding.toml both nodes use"));
+    return;
+  }
+  if (RefuseUnknown(p.replica, &error)) {
+    refuse(std::move(error));
     return;
   }
   const uint64_t durable = store_->durable_lsn();
@@ -184,7 +184,6 @@ void ReplicationPrimary::HandleReplicate(const net::HttpRequest& request,
   session->connected_ns = uv_hrtime();
   session->queue_limit = options_.max_queued_bytes;
   replica.session = session;
-  replica.acked_lsn = std::max(replica.acked_lsn, p.lsn);  // it holds what it asks after
   replica.sent_lsn = p.lsn;
   replica.connects++;
   replica.last_seen_ns = session->connected_ns;
@@ -210,7 +209,7 @@ void ReplicationPrimary::HandleReplicate(const net::HttpRequest& request,
   session->responder.WriteChunk(hb);
   counters_.heartbeats_sent++;
   Pump(session);
-  ResolveWaiters();
+  acks_.Ack(p.replica, p.lsn);  // it holds what it asks after
   UpdateScheduling();
 }
 
@@ -224,13 +223,7 @@ net::HttpResponse ReplicationPrimary::HandleAck(const net::HttpRequest& request)
         409, "wrong_shard",
         "this node is the primary of shard " + options_.shard + ", not of " + p.shard);
   }
-  if (!options_.replicas.empty() && std::find(options_.replicas.begin(), options_.replicas.end(),
-                                              p.replica) == options_.replicas.end()) {
-    // Counting it would let any node stand in for a replica towards min_acks.
-    return net::MakeErrorResponse(403, "unknown_replica",
-                                  "\"" + p.replica + "\" is not a replica of shard " +
-                                      options_.shard + " in the cluster's configuration");
-  }
+  if (RefuseUnknown(p.replica, &error)) return error;
   const uint64_t durable = store_->durable_lsn();
   if (p.lsn > durable) {
     // Counting it could acknowledge writes this primary never made durable.
@@ -238,16 +231,12 @@ net::HttpResponse ReplicationPrimary::HandleAck(const net::HttpRequest& request)
                                   "acknowledged LSN " + std::to_string(p.lsn) +
                                       " is past this primary's log end " + std::to_string(durable));
   }
-  Replica& replica = replicas_[p.replica];
-  replica.acked_lsn = std::max(replica.acked_lsn, p.lsn);
-  replica.last_seen_ns = uv_hrtime();
-  counters_.acks_received++;
-  ResolveWaiters();
-  TrimBatchTimes();
+  replicas_[p.replica].last_seen_ns = uv_hrtime();
+  acks_.Ack(p.replica, p.lsn);
   net::HttpResponse r;
   r.SetHeader("Content-Type", "application/json");
   r.body = "{";
-  AppendJsonField(&r.body, "acked_lsn", replica.acked_lsn);
+  AppendJsonField(&r.body, "acked_lsn", acks_.acked_lsn(p.replica));
   AppendJsonField(&r.body, "durable_lsn", durable, false);
   r.body += "}\n";
   return r;
@@ -255,8 +244,7 @@ net::HttpResponse ReplicationPrimary::HandleAck(const net::HttpRequest& request)
 
 void ReplicationPrimary::OnDurable(uint64_t durable_lsn) {
   if (stopped_) return;
-  batch_times_.emplace_back(durable_lsn, StreamClockUs());
-  TrimBatchTimes();
+  acks_.OnDurable(durable_lsn, StreamClockUs());
   std::vector<std::shared_ptr<Session>> live;
   for (auto& [address, replica] : replicas_) {
     if (replica.session && replica.session->phase == Phase::kLive) live.push_back(replica.session);
@@ -294,7 +282,7 @@ void ReplicationPrimary::Pump(const std::shared_ptr<Session>& session) {
   }
   const uint64_t durable = store_->durable_lsn();
   const uint64_t position = session->cursor->position();
-  if (FinishRecordsFrame(&frame, start, durable, DurableTimeUs(position))) {
+  if (FinishRecordsFrame(&frame, start, durable, acks_.DurableTimeUs(position))) {
     // LSNs are dense (a failed batch's LSNs are reused), so the span is the
     // record count.
     const uint64_t records = position - replica.sent_lsn;
@@ -414,106 +402,24 @@ void ReplicationPrimary::SendHeartbeats() {
 }
 
 void ReplicationPrimary::WaitForAcks(uint64_t lsn, int needed, uint64_t timeout_ms, AckDone done) {
-  counters_.ack_waits++;
-  if (ReplicasHolding(lsn) >= needed) {
-    done(true);
-    return;
-  }
-  if (stopped_) {
-    counters_.ack_timeouts++;
-    done(false);
-    return;
-  }
-  const uint64_t id = next_waiter_id_++;
-  const uint64_t deadline = uv_now(loop_) + timeout_ms;
-  const bool earliest = deadlines_.empty() || deadline < deadlines_.begin()->first;
-  waiters_.emplace(id, Waiter{lsn, needed, deadline, std::move(done)});
-  deadlines_.emplace(deadline, id);
-  if (earliest) ArmAckTimer();
+  acks_.Wait(lsn, needed, timeout_ms, std::move(done));
 }
 
-int ReplicationPrimary::ReplicasHolding(uint64_t lsn) const {
-  int n = 0;
-  for (const auto& [address, replica] : replicas_) n += replica.acked_lsn >= lsn;
-  return n;
+bool ReplicationPrimary::RefuseUnknown(const std::string& name, net::HttpResponse* error) {
+  if (acks_.Knows(name)) return false;
+  counters_.unknown_replicas++;
+  std::string configured;
+  for (const auto& [address, r] : replicas_)
+    configured += (configured.empty() ? "" : ", ") + address;
+  *error = net::MakeErrorResponse(403, "unknown_replica",
+                                  "\"" + name + "\" is not a replica of shard " + options_.shard +
+                                      " in this node's sharding.toml (its replicas: " +
+                                      (configured.empty() ? "none" : configured) + ")");
+  return true;
 }
 
-void ReplicationPrimary::ResolveWaiters() {
-  if (waiters_.empty()) return;
-  uint64_t best = 0;
-  for (const auto& [address, replica] : replicas_) best = std::max(best, replica.acked_lsn);
-  // Waiters are in LSN order, so the scan stops at the first LSN no replica
-  // holds yet.
-  std::vector<AckDone> ready;
-  for (auto it = waiters_.begin(); it != waiters_.end() && it->second.lsn <= best;) {
-    if (ReplicasHolding(it->second.lsn) >= it->second.needed) {
-      ready.push_back(std::move(it->second.done));
-      deadlines_.erase({it->second.deadline_ms, it->first});
-      it = waiters_.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  if (ready.empty()) return;
-  ArmAckTimer();
-  for (auto& done : ready) done(true);
-}
-
-void ReplicationPrimary::ArmAckTimer() {
-  if (!ack_timer_) return;
-  if (waiters_.empty()) {
-    uv_timer_stop(ack_timer_);
-    return;
-  }
-  const uint64_t now = uv_now(loop_);
-  const uint64_t deadline = deadlines_.begin()->first;
-  uv_timer_start(ack_timer_, OnAckTimer, deadline > now ? deadline - now : 0, 0);
-}
-
-void ReplicationPrimary::OnAckTimer(uv_timer_t* handle) {
-  auto* self = static_cast<ReplicationPrimary*>(handle->data);
-  const uint64_t now = uv_now(self->loop_);
-  std::vector<AckDone> expired;
-  while (!self->deadlines_.empty() && self->deadlines_.begin()->first <= now) {
-    auto it = self->waiters_.find(self->deadlines_.begin()->second);
-    expired.push_back(std::move(it->second.done));
-    self->waiters_.erase(it);
-    self->deadlines_.erase(self->deadlines_.begin());
-  }
-  self->counters_.ack_timeouts += expired.size();
-  self->ArmAckTimer();
-  for (auto& done : expired) done(false);
-}
-
-uint64_t ReplicationPrimary::DurableTimeUs(uint64_t lsn) const {
-  if (lsn <= times_floor_ || batch_times_.empty()) return 0;
-  auto it = std::lower_bound(
-      batch_times_.begin(), batch_times_.end(), lsn,
-      [](const std::pair<uint64_t, uint64_t>& e, uint64_t l) { return e.first < l; });
-  return it == batch_times_.end() ? 0 : it->second;
-}
-
-void ReplicationPrimary::TrimBatchTimes() {
-  // Keep what a connected replica may still ask about: the batches after
-  // the lowest LSN that one of them has acked or been sent.
-  uint64_t needed_after = store_->durable_lsn();
-  for (const auto& [address, replica] : replicas_) {
-    if (replica.session)
-      needed_after = std::min({needed_after, replica.acked_lsn, replica.sent_lsn});
-  }
-  while (!batch_times_.empty() && (batch_times_.front().first <= needed_after ||
-                                   batch_times_.size() > options_.max_batch_times)) {
-    times_floor_ = batch_times_.front().first;
-    batch_times_.pop_front();
-  }
-}
-
-uint64_t ReplicationPrimary::LagMs(const Replica& r, uint64_t now_us) const {
-  if (r.acked_lsn >= store_->durable_lsn()) return 0;
-  uint64_t since = DurableTimeUs(r.acked_lsn + 1);
-  // Older than every batch remembered: at least as old as the oldest one.
-  if (since == 0) since = batch_times_.empty() ? now_us : batch_times_.front().second;
-  return now_us > since ? (now_us - since) / 1000 : 0;
+uint64_t ReplicationPrimary::LagMs(const std::string& address, uint64_t now_us) const {
+  return acks_.LagMs(acks_.acked_lsn(address), store_->durable_lsn(), now_us);
 }
 
 size_t ReplicationPrimary::connected_replicas() const {
@@ -523,8 +429,7 @@ size_t ReplicationPrimary::connected_replicas() const {
 }
 
 uint64_t ReplicationPrimary::acked_lsn(const std::string& address) const {
-  auto it = replicas_.find(address);
-  return it == replicas_.end() ? 0 : it->second.acked_lsn;
+  return acks_.acked_lsn(address);
 }
 
 void ReplicationPrimary::AppendJson(std::string* out) const {
@@ -544,15 +449,20 @@ void ReplicationPrimary::AppendJson(std::string* out) const {
     b += "{";
     AppendJsonField(&b, "address", address);
     b += std::string("\"connected\":") + (r.session ? "true" : "false") + ",";
-    AppendJsonField(&b, "acked_lsn", r.acked_lsn);
+    const uint64_t acked = acks_.acked_lsn(address);
+    AppendJsonField(&b, "acked_lsn", acked);
     AppendJsonField(&b, "sent_lsn", r.sent_lsn);
-    AppendJsonField(&b, "lag_records", durable > r.acked_lsn ? durable - r.acked_lsn : 0);
-    AppendJsonField(&b, "lag_ms", LagMs(r, now_us));
+    AppendJsonField(&b, "lag_records", durable > acked ? durable - acked : 0);
+    AppendJsonField(&b, "lag_ms", LagMs(address, now_us));
     AppendJsonField(&b, "records_sent", r.records_sent);
     AppendJsonField(&b, "bytes_sent", r.bytes_sent);
     AppendJsonField(&b, "queued_bytes", r.session ? r.session->responder.queued_bytes() : 0);
     AppendJsonField(&b, "connects", r.connects);
-    AppendJsonField(&b, "last_seen_ms_ago", (now_ns - r.last_seen_ns) / 1'000'000, false);
+    if (r.last_seen_ns == 0) {
+      b += "\"last_seen_ms_ago\":null";
+    } else {
+      AppendJsonField(&b, "last_seen_ms_ago", (now_ns - r.last_seen_ns) / 1'000'000, false);
+    }
     b += "}";
   }
   b += "],";
@@ -565,10 +475,11 @@ void ReplicationPrimary::AppendJson(std::string* out) const {
   AppendJsonField(&b, "bytes_sent", counters_.bytes_sent);
   AppendJsonField(&b, "frames_sent", counters_.frames_sent);
   AppendJsonField(&b, "heartbeats_sent", counters_.heartbeats_sent);
-  AppendJsonField(&b, "acks_received", counters_.acks_received);
-  AppendJsonField(&b, "ack_waits", counters_.ack_waits);
-  AppendJsonField(&b, "ack_waiting", waiters_.size());
-  AppendJsonField(&b, "ack_timeouts", counters_.ack_timeouts, false);
+  AppendJsonField(&b, "unknown_replicas", counters_.unknown_replicas);
+  AppendJsonField(&b, "acks_received", acks_.acks_received());
+  AppendJsonField(&b, "ack_waits", acks_.waits());
+  AppendJsonField(&b, "ack_waiting", acks_.waiting());
+  AppendJsonField(&b, "ack_timeouts", acks_.timeouts(), false);
   b += "}";
 }
 
@@ -588,43 +499,44 @@ void ReplicationPrimary::AppendPrometheus(std::string* out) const {
                    "Streams ended because a replica did not drain its queue.",
                    counters_.overflow_disconnects + counters_.stall_disconnects);
   AppendPromMetric(out, "distkv_replication_acks_received_total", "counter",
-                   "Acknowledgements received from replicas.", counters_.acks_received);
+                   "Acknowledgements received from replicas.", acks_.acks_received());
   AppendPromMetric(out, "distkv_replication_ack_waits_total", "counter",
-                   "Writes that waited for replicas (?ack=replica or min_acks).",
-                   counters_.ack_waits);
+                   "Writes that waited for replicas (?ack=replica or min_acks).", acks_.waits());
   AppendPromMetric(out, "distkv_replication_ack_timeouts_total", "counter",
                    "Writes answered 504 because too few replicas acknowledged them in time.",
-                   counters_.ack_timeouts);
+                   acks_.timeouts());
   if (replicas_.empty()) return;
   const uint64_t durable = store_->durable_lsn();
   const uint64_t now_us = StreamClockUs();
   struct PerReplica {
     const char* name;
     const char* help;
-    uint64_t (*value)(const ReplicationPrimary&, const Replica&, uint64_t, uint64_t);
+    uint64_t (*value)(const ReplicationPrimary&, const std::string&, const Replica&, uint64_t,
+                      uint64_t);
   };
   static constexpr PerReplica kGauges[] = {
       {"distkv_replica_connected", "1 while the replica streams from this primary.",
-       [](const ReplicationPrimary&, const Replica& r, uint64_t, uint64_t) -> uint64_t {
-         return r.session != nullptr;
-       }},
+       [](const ReplicationPrimary&, const std::string&, const Replica& r, uint64_t,
+          uint64_t) -> uint64_t { return r.session != nullptr; }},
       {"distkv_replica_acked_lsn", "Newest LSN the replica acknowledged as durable.",
-       [](const ReplicationPrimary&, const Replica& r, uint64_t, uint64_t) { return r.acked_lsn; }},
+       [](const ReplicationPrimary& self, const std::string& a, const Replica&, uint64_t,
+          uint64_t) { return self.acks_.acked_lsn(a); }},
       {"distkv_replica_lag_records",
        "Records durable here and not yet acknowledged by the replica.",
-       [](const ReplicationPrimary&, const Replica& r, uint64_t durable, uint64_t) -> uint64_t {
-         return durable > r.acked_lsn ? durable - r.acked_lsn : 0;
+       [](const ReplicationPrimary& self, const std::string& a, const Replica&, uint64_t durable,
+          uint64_t) -> uint64_t {
+         const uint64_t acked = self.acks_.acked_lsn(a);
+         return durable > acked ? durable - acked : 0;
        }},
       {"distkv_replica_lag_ms", "Age of the oldest record the replica has not acknowledged.",
-       [](const ReplicationPrimary& self, const Replica& r, uint64_t, uint64_t now_us) {
-         return self.LagMs(r, now_us);
-       }},
+       [](const ReplicationPrimary& self, const std::string& a, const Replica&, uint64_t,
+          uint64_t now_us) { return self.LagMs(a, now_us); }},
   };
+  PromWriter prom(out);
   for (const PerReplica& g : kGauges) {
-    *out += std::string("# HELP ") + g.name + " " + g.help + "\n# TYPE " + g.name + " gauge\n";
+    prom.Family(g.name, "gauge", g.help);
     for (const auto& [address, r] : replicas_) {
-      *out += std::string(g.name) + "{replica=\"" + address + "\"} " +
-              std::to_string(g.value(*this, r, durable, now_us)) + "\n";
+      prom.Sample(g.name, {{"replica", address}}, g.value(*this, address, r, durable, now_us));
     }
   }
 }

@@ -31,11 +31,14 @@
 // Acks. `POST /internal/replica-ack?replica=ADDR&lsn=N` records that ADDR
 // holds every record up to N durably (a session's `from` counts as an ack
 // too). WaitForAcks lets a write wait for `needed` replicas to hold its LSN,
-// or time out; the node answers 504 then, and the record stays written.
+// or time out; the node answers 504 then, and the record stays written. The
+// bookkeeping (acked LSNs, waiters, lag) is AckTracker's (ack_tracker.h).
 //
-// Replicas are known by the address they listen on; what is known of one
-// (its acked LSN, counters) survives its reconnections, so /stats shows a
-// disconnected replica and how far it got.
+// Replicas are known by the address sharding.toml gives them (the address
+// they send as replica=); only the shard's configured replicas may stream or
+// ack, anyone else gets 403, so the table of replicas is fixed. What is known
+// of one (its acked LSN, counters) survives its reconnections, so /stats
+// shows a disconnected replica and how far it got.
 //
 // Snapshots are not built yet: if the log no longer holds the records after
 // a replica's LSN (only compaction could cause that), the request is answered
@@ -45,25 +48,22 @@
 #include <uv.h>
 
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
-#include <set>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "net/http_server.h"
+#include "src/replication/ack_tracker.h"
 #include "storage/store.h"
 
 namespace distkv {
 
 struct ReplicationPrimaryOptions {
-  std::string shard;  // this node's shard; a replica must name the same
-  // The shard's configured replicas ("host:port"): only their acks count.
-  // Empty: any replica's (tests of the primary alone).
-  std::vector<std::string> replicas;
+  std::string shard;                    // this node's shard; a replica must name the same
+  std::vector<std::string> replicas;    // the shard's replicas: only they may stream and ack
   size_t slice_bytes = 256u << 10;      // records read from the log per pump
   size_t low_water_bytes = 4u << 20;    // stop pumping while more is queued on the socket
   size_t max_queued_bytes = 16u << 20;  // end the stream beyond this
@@ -74,7 +74,7 @@ struct ReplicationPrimaryOptions {
 
 class ReplicationPrimary {
  public:
-  using AckDone = std::function<void(bool acked)>;
+  using AckDone = AckTracker::Done;
 
   ReplicationPrimary(uv_loop_t* loop, storage::Store* store, ReplicationPrimaryOptions options);
   ~ReplicationPrimary();
@@ -108,11 +108,10 @@ class ReplicationPrimary {
     uint64_t bytes_sent = 0;
     uint64_t frames_sent = 0;
     uint64_t heartbeats_sent = 0;
-    uint64_t acks_received = 0;
-    uint64_t ack_waits = 0;     // writes that waited for replicas
-    uint64_t ack_timeouts = 0;  // ... and were answered 504
+    uint64_t unknown_replicas = 0;  // 403 answers: a name not configured for this shard
   };
   const Counters& counters() const { return counters_; }
+  const AckTracker& acks() const { return acks_; }
   size_t connected_replicas() const;
   // Highest LSN acknowledged by the replica at address (0 if unknown).
   uint64_t acked_lsn(const std::string& address) const;
@@ -134,22 +133,14 @@ class ReplicationPrimary {
     std::string frame;              // reused buffer for one frame
   };
 
-  // What is known of one replica, connected or not.
+  // What is known of one replica, connected or not (its acked LSN: acks_).
   struct Replica {
     std::shared_ptr<Session> session;  // null while disconnected
-    uint64_t acked_lsn = 0;
     uint64_t sent_lsn = 0;
     uint64_t records_sent = 0;
     uint64_t bytes_sent = 0;
     uint64_t connects = 0;
     uint64_t last_seen_ns = 0;
-  };
-
-  struct Waiter {
-    uint64_t lsn;
-    int needed;
-    uint64_t deadline_ms;  // loop time
-    AckDone done;
   };
 
   void Pump(const std::shared_ptr<Session>& session);
@@ -158,36 +149,22 @@ class ReplicationPrimary {
   void OnSessionClosed(const std::string& address, uint64_t id);
   void UpdateScheduling();
   void SendHeartbeats();
-  void ResolveWaiters();
-  void ArmAckTimer();
-  int ReplicasHolding(uint64_t lsn) const;
-  // Wall-clock µs at which lsn became durable here, or 0 if not known.
-  uint64_t DurableTimeUs(uint64_t lsn) const;
-  uint64_t LagMs(const Replica& r, uint64_t now_ns) const;
-  void TrimBatchTimes();
+  // 403 unless name is one of the shard's configured replicas.
+  bool RefuseUnknown(const std::string& name, net::HttpResponse* error);
+  uint64_t LagMs(const std::string& address, uint64_t now_us) const;
 
   static void OnIdle(uv_idle_t* handle);
   static void OnDrainTimer(uv_timer_t* handle);
   static void OnHeartbeatTimer(uv_timer_t* handle);
-  static void OnAckTimer(uv_timer_t* handle);
 
   uv_loop_t* loop_;
   storage::Store* store_;
   ReplicationPrimaryOptions options_;
-  std::map<std::string, Replica> replicas_;  // by listen address
-  // By arrival (which is LSN order: the pipeline completes writes in order),
-  // and by deadline for the timer.
-  std::map<uint64_t, Waiter> waiters_;
-  std::set<std::pair<uint64_t, uint64_t>> deadlines_;  // (deadline ms, waiter id)
-  uint64_t next_waiter_id_ = 1;
-  // (last LSN of a batch, wall-clock µs it became durable), oldest first.
-  // LSNs <= times_floor_ are older than the first entry: their time is unknown.
-  std::deque<std::pair<uint64_t, uint64_t>> batch_times_;
-  uint64_t times_floor_ = 0;
+  std::map<std::string, Replica> replicas_;  // the configured ones, by address
+  AckTracker acks_;
   uv_idle_t* idle_ = nullptr;          // pumps sessions in catch-up
   uv_timer_t* drain_timer_ = nullptr;  // re-checks blocked sessions
   uv_timer_t* heartbeat_timer_ = nullptr;
-  uv_timer_t* ack_timer_ = nullptr;
   uint64_t next_session_id_ = 1;
   bool stopped_ = false;
   std::shared_ptr<bool> alive_;

@@ -129,8 +129,12 @@ void ReplicationReplica::OnHead(const net::HttpResponse& head) {
   state_ = State::kStreaming;
   counters_.connects++;
   if (counters_.connects > 1) counters_.reconnects++;
-  backoff_ms_ = options_.min_backoff_ms;
+  // The backoff is not reset here: a primary that accepts the stream but whose
+  // records this replica cannot take (full disk, bad record) would otherwise
+  // be reconnected to, and the log re-sent, at the minimum delay forever.
   connected_since_ms_ = uv_now(loop_);
+  stream_start_durable_ = store_->durable_lsn();
+  stream_progressed_ = false;
   Logf(LogLevel::kInfo, "replica of shard %s: streaming from primary %s after LSN %" PRIu64,
        options_.shard.c_str(), options_.primary.c_str(), store_->last_lsn());
 }
@@ -241,6 +245,7 @@ void ReplicationReplica::OnCommitted(const storage::Status& status, uint64_t sta
     apply_lag_.Observe(now > stamp_us ? now - stamp_us : 0);
   }
   const uint64_t durable = store_->durable_lsn();
+  if (state_ == State::kStreaming && durable > stream_start_durable_) stream_progressed_ = true;
   while (!behind_.empty() && behind_.front().first <= durable) behind_.pop_front();
   MaybeSendAck();
 }
@@ -262,6 +267,12 @@ void ReplicationReplica::OnStreamEnd(const net::ClientResult& result) {
     reason = "the primary ended the stream";
   }
   if (head_status_ != 0 && head_status_ != 200) counters_.refused++;
+  // A stream that made records durable, or lasted longer than the longest
+  // backoff, was healthy: its end is a new failure, retried at the minimum.
+  if (was_streaming &&
+      (stream_progressed_ || uv_now(loop_) - connected_since_ms_ >= options_.max_backoff_ms)) {
+    backoff_ms_ = options_.min_backoff_ms;
+  }
   uint64_t delay = backoff_ms_;
   if (throttled_) {
     delay = 0;  // not a failure: resume as soon as the pipeline has caught up

@@ -26,7 +26,10 @@
 // not parse, an LSN that does not follow, a failed commit — ends the stream;
 // the replica waits until everything it staged is durable (or undone), then
 // reconnects after a backoff that doubles from min_backoff_ms to
-// max_backoff_ms and returns to the minimum once a stream is accepted.
+// max_backoff_ms. It returns to the minimum only after a healthy stream: one
+// that made records durable here or lasted max_backoff_ms; a stream that is
+// accepted and then fails at once (a full disk, a record it cannot take)
+// counts as one more failure.
 // Because it always asks from its own last LSN, a restart of either side
 // resumes where it left off.
 //
@@ -153,7 +156,9 @@ class ReplicationReplica {
   bool ack_in_flight_ = false;
   uint64_t acked_lsn_ = 0;  // newest LSN the primary accepted as our ack
   uint64_t connected_since_ms_ = 0;
-  uint64_t start_lsn_ = 0;  // the local log's end when Start() ran
+  uint64_t stream_start_durable_ = 0;  // durable LSN when the current stream began
+  bool stream_progressed_ = false;     // it made records durable since
+  uint64_t start_lsn_ = 0;             // the local log's end when Start() ran
   std::string last_error_;
   LatencyHistogram visible_lag_;
   LatencyHistogram apply_lag_;

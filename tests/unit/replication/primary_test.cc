@@ -126,7 +126,7 @@ TEST_CASE("primary: WaitForAcks is satisfied by enough acks, or times out") {
   CHECK(two == -1);  // two replicas, but not both at 8
   REQUIRE(loop.RunUntil([&] { return two != -1; }));
   CHECK(two == 0);
-  CHECK(primary->counters().ack_timeouts == 1);
+  CHECK(primary->acks().timeouts() == 1);
 
   // An ack past the log's end would acknowledge writes that never happened.
   r = primary->HandleAck(AckRequest("replica=r1&lsn=11"));
@@ -143,6 +143,60 @@ TEST_CASE("primary: WaitForAcks is satisfied by enough acks, or times out") {
   int both = -1;
   primary->WaitForAcks(10, 2, 60'000, [&](bool ok) { both = ok; });
   CHECK(both == 1);
+}
+
+TEST_CASE("primary: only the shard's configured replicas may ack or stream (403 otherwise)") {
+  TestLoop loop;
+  ReplicationPrimaryOptions o;
+  o.replicas = {"10.0.0.2:8080"};
+  TestPrimary p(loop, o);
+  p.Put("k", 10);
+  ReplicationPrimary* primary = p.primary();
+  int acked = -1;
+  primary->WaitForAcks(5, 1, 60'000, [&](bool ok) { acked = ok; });
+
+  // A stranger's ack neither counts nor enters the table, whatever its name.
+  for (const char* name : {"intruder", "a%22b%0Ac", "10.0.0.3:8080"}) {
+    net::HttpResponse r = primary->HandleAck(AckRequest(std::string("replica=") + name + "&lsn=8"));
+    CHECK(r.status == 403);
+    CHECK(r.body.find("\"unknown_replica\"") != std::string::npos);
+  }
+  CHECK(acked == -1);
+  CHECK(primary->acks().acked().size() == 1);
+  std::string metrics;
+  primary->AppendPrometheus(&metrics);
+  CHECK(metrics.find("intruder") == std::string::npos);
+
+  StreamReader reader(loop, p.port(), "/internal/replicate?from=0&replica=intruder&shard=s");
+  REQUIRE(loop.RunUntil([&] { return reader.ended; }));
+  CHECK(reader.status == 403);
+  CHECK(primary->connected_replicas() == 0);
+
+  CHECK(primary->HandleAck(AckRequest("replica=10.0.0.2:8080&lsn=8")).status == 200);
+  CHECK(acked == 1);
+}
+
+TEST_CASE("primary: lag_ms grows with the oldest unacknowledged record, connected or not") {
+  TestLoop loop;
+  ReplicationPrimaryOptions o;
+  o.replicas = {"r1"};
+  TestPrimary p(loop, o);
+  p.Put("k", 10);
+  CHECK(p.primary()->HandleAck(AckRequest("replica=r1&lsn=10")).status == 200);
+  p.Put("j", 10);  // r1 never connected and is now 10 records behind
+  auto lag_ms = [&] {
+    std::string json;
+    p.primary()->AppendJson(&json);
+    auto at = json.find("\"lag_ms\":");
+    REQUIRE(at != std::string::npos);
+    return std::stoull(json.substr(at + 9));
+  };
+  const uint64_t before = lag_ms();
+  usleep(300'000);
+  const uint64_t after = lag_ms();
+  CHECK(after >= before + 250);
+  CHECK(p.primary()->HandleAck(AckRequest("replica=r1&lsn=20")).status == 200);
+  CHECK(lag_ms() == 0);
 }
 
 TEST_CASE("primary: Stop ends every stream and answers every waiting write with false") {
@@ -166,6 +220,7 @@ TEST_CASE("primary: a replica that stops reading is cut off; the primary does no
   o.slice_bytes = 64u << 10;
   o.low_water_bytes = 256u << 10;
   o.stall_timeout_ms = 200;
+  o.replicas = {"stuck"};
   TestPrimary p(loop, o);
   p.Put("k", 20000, 1000);  // 20 MB: far more than the socket buffers hold
 

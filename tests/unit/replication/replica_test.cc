@@ -286,5 +286,23 @@ TEST_CASE("replica: a refusing primary is retried with a backoff that doubles up
   CHECK_FALSE(r.replica()->connected());
 }
 
+TEST_CASE("replica: streams that are accepted and then fail at once back off too") {
+  TestLoop loop;
+  // Accepts every stream, then sends a frame that does not parse: as a replica
+  // whose disk is full fails right after each connect.
+  FakePrimary fake(loop, [](const net::HttpRequest&, net::Responder& out) {
+    out.BeginStream(net::HttpResponse{});
+    out.WriteChunk(std::string("\x09\x00\x00\x00\x00", 5));
+    return true;
+  });
+  TempDir dir;
+  ReplicationReplicaOptions o = Quick();
+  o.max_backoff_ms = 40;
+  TestReplica r(loop, dir.path(), fake.address(), o);
+  REQUIRE(loop.RunUntil([&] { return fake.queries.size() >= 5; }));
+  CHECK(r.replica()->counters().connects >= 4);
+  CHECK(r.replica()->backoff_ms() == o.max_backoff_ms);
+}
+
 }  // namespace
 }  // namespace distkv::repltest

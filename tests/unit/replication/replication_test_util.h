@@ -68,6 +68,8 @@ class TestPrimary {
  public:
   TestPrimary(TestLoop& loop, ReplicationPrimaryOptions options = {}) : loop_(loop) {
     if (options.shard.empty()) options.shard = "s";
+    // The replica names the tests use; anyone else is refused (403).
+    if (options.replicas.empty()) options.replicas = {"r1", "r2", "stuck", "127.0.0.1:1"};
     store_ = MustOpen(TestOptions(dir_.path()));
     pipeline_ = std::make_unique<CommitPipeline>(loop.get(), store_.get());
     primary_ = std::make_unique<ReplicationPrimary>(loop.get(), store_.get(), options);
