@@ -83,6 +83,7 @@ bool Node::Start(std::string* error) {
     ReplicationPrimaryOptions po;
     po.shard = shard.name;
     po.replicas = shard.replicas;
+    po.events = &events_;
     primary_ = std::make_unique<ReplicationPrimary>(loop_, store_.get(), po);
     pipeline_->SetDurableListener([this](uint64_t lsn) { primary_->OnDurable(lsn); });
   }

@@ -198,9 +198,8 @@ void ReplicationPrimary::HandleReplicate(const net::HttpRequest& request,
   session->responder.OnClose([this, alive, address = p.replica, id = session->id]() {
     if (auto a = alive.lock(); a && *a) OnSessionClosed(address, id);
   });
-  Logf(LogLevel::kInfo,
-       "replica %s connected: streaming after LSN %" PRIu64 " (durable here: %" PRIu64 ")",
-       p.replica.c_str(), p.lsn, durable);
+  Note("replica " + p.replica + " connected: streaming after LSN " + std::to_string(p.lsn) +
+       " (durable here: " + std::to_string(durable) + ")");
 
   // A heartbeat first, so the replica knows where the primary is before the
   // first records arrive.
@@ -302,12 +301,20 @@ void ReplicationPrimary::Pump(const std::shared_ptr<Session>& session) {
   session->phase = position >= durable ? Phase::kLive : Phase::kCatchUp;
 }
 
+void ReplicationPrimary::Note(std::string message) {
+  if (options_.events) {
+    options_.events->Add("replication", std::move(message));  // logs it too
+  } else {
+    LogLine(LogLevel::kInfo, message);
+  }
+}
+
 void ReplicationPrimary::EndSession(std::shared_ptr<Session> session, const char* why) {
   if (session->closed) return;
   session->closed = true;
   auto it = replicas_.find(session->address);
   if (it != replicas_.end() && it->second.session == session) it->second.session.reset();
-  Logf(LogLevel::kInfo, "replica %s disconnected: %s", session->address.c_str(), why);
+  Note("replica " + session->address + " disconnected: " + why);
   session->responder.EndStream();
 }
 
@@ -316,7 +323,7 @@ void ReplicationPrimary::OnSessionClosed(const std::string& address, uint64_t id
   if (it == replicas_.end() || !it->second.session || it->second.session->id != id) return;
   it->second.session->closed = true;
   it->second.session.reset();
-  Logf(LogLevel::kInfo, "replica %s disconnected: its connection closed", address.c_str());
+  Note("replica " + address + " disconnected: its connection closed");
   UpdateScheduling();
 }
 

@@ -56,6 +56,7 @@
 #include <vector>
 
 #include "net/http_server.h"
+#include "src/obs/events.h"
 #include "src/replication/ack_tracker.h"
 #include "storage/store.h"
 
@@ -70,6 +71,9 @@ struct ReplicationPrimaryOptions {
   uint64_t heartbeat_ms = 500;
   uint64_t stall_timeout_ms = 10'000;  // blocked this long without draining: end the stream
   size_t max_batch_times = 65536;      // batch completion times kept for lag in ms
+  // Where replicas connecting and leaving are recorded for the cluster page
+  // (null: the log only).
+  EventLog* events = nullptr;
 };
 
 class ReplicationPrimary {
@@ -144,6 +148,8 @@ class ReplicationPrimary {
   };
 
   void Pump(const std::shared_ptr<Session>& session);
+  // Records a replica's coming or going: an event when options_.events is set, else a log line.
+  void Note(std::string message);
   void EndSession(std::shared_ptr<Session> session,
                   const char* why);  // by value: it may drop the last owner
   void OnSessionClosed(const std::string& address, uint64_t id);

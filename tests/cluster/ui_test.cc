@@ -56,6 +56,15 @@ void WriteKeys(SyncHttp& http, TestCluster& cluster, const std::vector<size_t>& 
   for (const Reply& r : http.SendAll(std::move(calls), 16)) REQUIRE_MESSAGE(Is2xx(r.status), r);
 }
 
+// True when the /stats body lists an event of that kind whose message starts with prefix.
+bool HasEvent(const json& stats, const std::string& kind, const std::string& prefix) {
+  for (const json& e : stats.at("events")) {
+    if (e.at("kind") == kind && e.at("message").get<std::string>().rfind(prefix, 0) == 0)
+      return true;
+  }
+  return false;
+}
+
 // Every node of the status answer, by address.
 std::map<std::string, json> NodesOf(const json& status) {
   std::map<std::string, json> nodes;
@@ -112,8 +121,12 @@ TEST_CASE(
     CHECK(replica.at("up") == true);
     CHECK(replica.at("stats").at("role") == "replica");
     CHECK(replica.at("stats").at("replication").at("lag_records").is_number());
-    // Every node's events are in its stats: at least its start.
+    // Every node's events are in its stats: at least its start; the
+    // primary's also its replica connecting.
     CHECK(replica.at("stats").at("events").at(0).at("kind") == "start");
+    CHECK_MESSAGE(HasEvent(primary.at("stats"), "replication",
+                           "replica " + replica.at("address").get<std::string>() + " connected"),
+                  primary.at("stats").at("events"));
   }
 
   // Shard 0's replica dies; shard 1's replica hangs (it keeps accepting
@@ -146,6 +159,13 @@ TEST_CASE(
   CHECK(nodes.at(cluster.address(0)).at("up") == true);
   CHECK(nodes.at(cluster.address(1)).at("up") == true);
   CHECK(nodes.at(cluster.address(1)).at("stats").at("keys") == 7);
+  // The dead replica's primary has recorded it leaving (its stream ended).
+  CHECK(WaitUntil(
+      [&] {
+        return HasEvent(GetJsonBody(http, cluster.address(0), "/stats"), "replication",
+                        "replica " + cluster.spec().shards[0].replicas[0] + " disconnected");
+      },
+      5'000));
 
   // The page itself is served as one self-contained document.
   Reply page = http.Get(cluster.address(0), "/ui");
@@ -215,9 +235,11 @@ TEST_CASE("ui: headless Chromium shows both shards, key counts, replica lag, and
   json segments =
       browser.Evaluate("[...document.querySelectorAll('#slotbar .seg')].map(e => e.dataset.shard)");
   CHECK(segments == json::array({cluster.spec().shards[0].name, cluster.spec().shards[1].name}));
-  // The events of every node: each one's start.
+  // The events of every node: each one's start, each replica connecting.
   CHECK(browser.Evaluate("document.querySelectorAll('#event-list li[data-kind=start]').length") ==
         4);
+  CHECK(browser.Evaluate(
+            "document.querySelectorAll('#event-list li[data-kind=replication]').length") >= 2);
   // One chart per node.
   CHECK(browser.Evaluate("document.querySelectorAll('#charts .chart svg').length") == 8);
 
