@@ -86,4 +86,33 @@ std::string FormatHostPort(const std::string& host, int port) {
   return host + ":" + std::to_string(port);
 }
 
+int ResolveListenHost(uv_loop_t* loop, const std::string& host, std::string* ip) {
+  sockaddr_in6 v6;
+  sockaddr_in v4;
+  if (uv_ip4_addr(host.c_str(), 0, &v4) == 0 || uv_ip6_addr(host.c_str(), 0, &v6) == 0) {
+    *ip = host;
+    return 0;
+  }
+  uv_getaddrinfo_t req;
+  addrinfo hints = {};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  // No callback: libuv resolves synchronously.
+  int r = uv_getaddrinfo(loop, &req, nullptr, host.c_str(), nullptr, &hints);
+  if (r != 0) return r;
+  const addrinfo* pick = nullptr;
+  for (const addrinfo* a = req.addrinfo; a != nullptr; a = a->ai_next) {
+    if (a->ai_family == AF_INET && pick == nullptr) pick = a;
+  }
+  if (pick == nullptr) pick = req.addrinfo;
+  char text[INET6_ADDRSTRLEN] = {0};
+  r = pick == nullptr ? UV_EAI_NONAME
+      : pick->ai_family == AF_INET
+          ? uv_ip4_name(reinterpret_cast<const sockaddr_in*>(pick->ai_addr), text, sizeof text)
+          : uv_ip6_name(reinterpret_cast<const sockaddr_in6*>(pick->ai_addr), text, sizeof text);
+  uv_freeaddrinfo(req.addrinfo);
+  if (r == 0) *ip = text;
+  return r;
+}
+
 }  // namespace distkv::net

@@ -6,6 +6,8 @@
 // connects or listens, so the loop never blocks on DNS.
 #pragma once
 
+#include <uv.h>
+
 #include <cstdint>
 #include <string>
 
@@ -22,5 +24,11 @@ bool ParseHostPort(const std::string& address, HostPort* out, std::string* error
 
 // The text form again: "[::1]:8080" for IPv6 literals, "host:port" otherwise.
 std::string FormatHostPort(const std::string& host, int port);
+
+// The IP address to bind for a listen host: an IP literal as it is, a host
+// name resolved (IPv4 preferred, as peers that resolve the same name on this
+// machine mostly try it first). Resolution is synchronous: call it before the
+// loop serves anything (at start-up), never from a callback. 0 or a libuv error.
+int ResolveListenHost(uv_loop_t* loop, const std::string& host, std::string* ip);
 
 }  // namespace distkv::net

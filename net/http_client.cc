@@ -15,6 +15,8 @@
 // connection before answering is resent once on a new connection.
 #include "net/http_client.h"
 
+#include "net/address.h"
+
 #include <algorithm>
 #include <charconv>
 #include <unordered_map>
@@ -45,28 +47,11 @@ std::string_view ClientErrorName(ClientError error) {
 }
 
 bool SplitHostPort(std::string_view peer, std::string* host, int* port) {
-  std::string_view h;
-  std::string_view p;
-  if (!peer.empty() && peer.front() == '[') {
-    size_t close = peer.find(']');
-    if (close == std::string_view::npos || close + 1 >= peer.size() || peer[close + 1] != ':')
-      return false;
-    h = peer.substr(1, close - 1);
-    p = peer.substr(close + 2);
-    if (h.find(':') == std::string_view::npos) return false;  // brackets are for IPv6 only
-  } else {
-    size_t colon = peer.rfind(':');
-    if (colon == std::string_view::npos) return false;
-    h = peer.substr(0, colon);
-    p = peer.substr(colon + 1);
-    if (h.find(':') != std::string_view::npos) return false;  // a bare IPv6 address is ambiguous
-  }
-  if (h.empty() || p.empty() || p.size() > 5) return false;
-  int value = 0;
-  auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), value);
-  if (ec != std::errc() || end != p.data() + p.size() || value < 1 || value > 65535) return false;
-  host->assign(h);
-  *port = value;
+  HostPort parsed;
+  std::string error;
+  if (!ParseHostPort(std::string(peer), &parsed, &error)) return false;
+  *host = std::move(parsed.host);
+  *port = parsed.port;
   return true;
 }
 

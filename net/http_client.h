@@ -107,7 +107,8 @@ class HttpClient {
   std::unique_ptr<Impl> impl_;
 };
 
-// Splits "host:port" (IPv4 or "[v6]:port"); false if malformed.
+// Splits "host:port" (IPv4, host name or "[v6]:port"); false if malformed.
+// ParseHostPort (net/address.h) says what is wrong.
 bool SplitHostPort(std::string_view peer, std::string* host, int* port);
 
 }  // namespace distkv::net

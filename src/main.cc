@@ -1,7 +1,10 @@
 // distkv: the command line.
 //
 //   distkv serve --config sharding.toml --shard NAME [--replica] [--data DIR]
-//                [--listen HOST:PORT] [--repair] [--log-requests]
+//                [--listen HOST:PORT] [--advertise HOST:PORT] [--repair] [--log-requests]
+//
+// `serve` may be left out when the first argument is a flag, as the seed
+// projects were started (distkv --db-location=d --http-addr=... --shard=...).
 //
 // The seed projects' flags --config-file, --db-location and --http-addr are
 // accepted as aliases. Without --config the node serves a single shard
@@ -24,7 +27,10 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: distkv serve [--config FILE --shard NAME] [--replica] [--data DIR]\n"
-    "                    [--listen HOST:PORT] [--repair] [--log-requests]\n"
+    "                    [--listen HOST:PORT] [--advertise HOST:PORT] [--repair]\n"
+    "                    [--log-requests]\n"
+    "       distkv --db-location=DIR --http-addr=ADDR --config-file=FILE --shard=NAME\n"
+    "                                             the same (the seed projects' form)\n"
     "       distkv nodes [--config FILE]          list the nodes of a config, one per line\n"
     "       distkv locate [--config FILE] KEY...  print each key's slot, shard and address\n"
     "\n"
@@ -35,6 +41,8 @@ constexpr const char* kUsage =
     "                    (default: data/<shard> or data/<shard>-replica)\n"
     "  --listen ADDR     host:port to listen on; alias --http-addr\n"
     "                    (default: the shard's address, or its replica address)\n"
+    "  --advertise ADDR  this node's address in sharding.toml when it listens on another\n"
+    "                    (--listen 0.0.0.0:8080 --advertise db-1.internal:8080)\n"
     "  --repair          truncate a corrupt sealed segment instead of refusing to start\n"
     "  --log-requests    one log line per request\n";
 
@@ -51,14 +59,17 @@ int Usage(const char* problem) {
 
 // Returns -1 when the arguments are fine, else the exit code.
 int ParseArgs(int argc, char** argv, Args* args) {
-  if (argc < 2 || std::strcmp(argv[1], "serve") != 0) {
+  // The seed projects' command line has no command word: flags first means serve.
+  const bool bare_flags = argc >= 2 && argv[1][0] == '-' && std::strcmp(argv[1], "--help") != 0 &&
+                          std::strcmp(argv[1], "-h") != 0;
+  if (!bare_flags && (argc < 2 || std::strcmp(argv[1], "serve") != 0)) {
     if (argc >= 2 && (!std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h"))) {
       std::fputs(kUsage, stdout);
       return 0;
     }
     return Usage(argc < 2 ? "missing command" : "unknown command (only \"serve\" exists)");
   }
-  for (int i = 2; i < argc; ++i) {
+  for (int i = bare_flags ? 1 : 2; i < argc; ++i) {
     std::string flag = argv[i];
     std::string value;
     bool has_inline = false;
@@ -85,6 +96,8 @@ int ParseArgs(int argc, char** argv, Args* args) {
       ok = take(&args->node.data_dir);
     } else if (flag == "--listen" || flag == "--http-addr") {
       ok = take(&args->node.listen);
+    } else if (flag == "--advertise") {
+      ok = take(&args->node.advertise);
     } else if (flag == "--replica") {
       args->node.replica = true;
     } else if (flag == "--repair") {

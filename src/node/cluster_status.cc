@@ -70,7 +70,7 @@ void Node::HandleClusterStatus(net::Responder responder, uint64_t start_ns) {
   auto render = [this, g, responder, start_ns]() mutable {
     std::string b = "{";
     AppendJsonField(&b, "time_ms", events_.now_ms());
-    AppendJsonField(&b, "self", listen_);
+    AppendJsonField(&b, "self", advertise_);
     AppendJsonField(&b, "timeout_ms", kStatusTimeoutMs);
     AppendJsonField(&b, "elapsed_ms", (uv_hrtime() - start_ns) / 1'000'000);
     AppendJsonField(&b, "slots", kSlotCount);
@@ -116,7 +116,7 @@ void Node::HandleClusterStatus(net::Responder responder, uint64_t start_ns) {
   };
 
   for (Fetch& f : g->fetches) {
-    if (f.address == listen_) {
+    if (f.address == advertise_) {
       f.done = f.up = true;
       f.stats = StatsResponse().body;
     } else {

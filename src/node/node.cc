@@ -4,6 +4,7 @@
 #include <cinttypes>
 #include <cstdio>
 
+#include "net/address.h"
 #include "src/obs/log.h"
 #include "storage/record_format.h"
 
@@ -42,10 +43,27 @@ bool Node::Start(std::string* error) {
       return false;
     }
   }
+  advertise_ = options_.advertise.empty() ? listen_ : options_.advertise;
+  if (options_.replica &&
+      std::find(shard.replicas.begin(), shard.replicas.end(), advertise_) == shard.replicas.end()) {
+    // The primary accepts streams and acks only from the replicas it knows.
+    std::string listed;
+    for (const auto& r : shard.replicas) listed += (listed.empty() ? "" : ", ") + r;
+    *error = config.source + ": " + advertise_ + " is not a replica of shard " + shard.name +
+             " (its replicas: " + (listed.empty() ? "none" : listed) +
+             "); a replica listening on another address names its own with --advertise";
+    return false;
+  }
+  net::HostPort listen;
+  std::string problem;
+  if (!net::ParseHostPort(listen_, &listen, &problem)) {
+    *error = "listen address \"" + listen_ + "\" is not host:port: " + problem;
+    return false;
+  }
   std::string host;
-  int port = 0;
-  if (!net::SplitHostPort(listen_, &host, &port)) {
-    *error = "listen address \"" + listen_ + "\" is not host:port";
+  const int port = listen.port;
+  if (int rc = net::ResolveListenHost(loop_, listen.host, &host); rc != 0) {
+    *error = "cannot resolve the listen host " + listen.host + ": " + uv_strerror(rc);
     return false;
   }
 
@@ -71,7 +89,7 @@ bool Node::Start(std::string* error) {
     ReplicationReplicaOptions ro;
     ro.shard = shard.name;
     ro.primary = shard.address;
-    ro.self_address = listen_;
+    ro.self_address = advertise_;
     ro.connect_timeout_ms = config.connect_timeout_ms;
     auth_.AddPeerCredentials(&ro.headers);
     // A frame holds one slice of records, or one record above the slice size.

@@ -36,7 +36,9 @@ struct NodeOptions {
   bool replica = false;  // serve as a read-only replica of it
   std::string data_dir;  // the shard's directory
   std::string listen;    // "host:port"; default: the config's address for this node
-  bool repair = false;   // truncate a corrupt sealed segment instead of refusing to start
+  // This node's address in the config, when it listens on another (0.0.0.0:8080).
+  std::string advertise;
+  bool repair = false;  // truncate a corrupt sealed segment instead of refusing to start
   bool log_requests = false;
 };
 
@@ -89,6 +91,7 @@ class Node {
   ShardMap map_;
   size_t self_ = 0;  // position of this node's shard in map_.shards()
   std::string listen_;
+  std::string advertise_;  // the address sharding.toml gives this node: advertise, or listen_
   KeyLimits key_limits_;
   Authenticator auth_;
   uint64_t started_ns_ = 0;

@@ -20,7 +20,7 @@ net::HttpResponse Node::StatsResponse() const {
   std::string b = "{";
   AppendJsonField(&b, "role", role_name());
   AppendJsonField(&b, "shard", shard.name);
-  AppendJsonField(&b, "address", listen_);
+  AppendJsonField(&b, "address", advertise_);
   AppendJsonField(&b, "uptime_s", (uv_hrtime() - started_ns_) / 1'000'000'000ull);
   AppendJsonField(&b, "time_ms", events_.now_ms());
   AppendJsonField(&b, "fsync", storage::FsyncModeName(options_.config.fsync));
@@ -170,7 +170,7 @@ void Node::HandleCluster(net::Responder responder, uint64_t start_ns) {
     b += "\"self\":{";
     AppendJsonField(&b, "shard", self.name);
     AppendJsonField(&b, "role", role_name());
-    AppendJsonField(&b, "address", listen_, false);
+    AppendJsonField(&b, "address", advertise_, false);
     b += "},\"shards\":[";
     for (size_t n = 0; n < map_.shards().size(); ++n) {
       const ShardConfig& s = map_.shards()[n];
@@ -202,7 +202,7 @@ void Node::HandleCluster(net::Responder responder, uint64_t start_ns) {
   };
 
   for (size_t i = 0; i < probe->peers.size(); ++i) {
-    if (probe->peers[i] == listen_) {
+    if (probe->peers[i] == advertise_) {
       probe->reachable[i] = 1;
       continue;
     }
