@@ -6,6 +6,9 @@
 #   make stop       stop the processes started by run-multi
 #   make test       every test; ends with "N passed, N failed"
 #   make test-asan  the same suite under AddressSanitizer + UBSan
+#   make test-tsan  the unit tests and the cluster tests' threaded paths under ThreadSanitizer
+#   make fuzz       each libFuzzer target for FUZZ_SECONDS (see RELIABILITY.md)
+#   make chaos      a replicated cluster under load and faults, checked for linearizability
 #   make bench-storage / bench / load-test   benchmarks (see BENCHMARKS.md)
 
 CXX      ?= g++
@@ -15,7 +18,8 @@ SANITIZE ?=
 
 PACKAGES := libuv1-dev node-llhttp libtoml11-dev libxxhash-dev doctest-dev g++ make curl
 # Only the tests need these: JSON parsing, and a browser for the cluster page's test.
-TEST_PACKAGES := nlohmann-json3-dev chromium
+# (clang and its libFuzzer runtime for the fuzz targets, python3 for the chaos run.)
+TEST_PACKAGES := nlohmann-json3-dev chromium clang libclang-rt-14-dev python3
 LLHTTP_SRC := /usr/share/llhttp
 LLHTTP_INC := /usr/share/include/llhttp
 
@@ -66,7 +70,8 @@ DEPS_STAMP := $(BUILD)/.packages
 TEST_DEPS_STAMP := $(BUILD)/.test-packages
 
 .PHONY: all run run-multi stop remove-all test test-asan unit-test cluster-test build-tests \
-        bench bench-storage load-test clean packages
+        bench bench-storage load-test clean packages fuzz fuzz-build fuzz-regress fuzz-binaries \
+        test-tsan tsan-run chaos
 
 all: $(BUILD)/distkv $(BUILD)/distkv-bench
 
@@ -144,9 +149,13 @@ $(BUILD)/cluster-tests: $(TEST_MAIN) $(call obj,$(CLUSTER_SRCS)) $(BENCH_LIB) $(
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # --- tests ----------------------------------------------------------------
-test: $(UNIT_BINS) $(BUILD)/cluster-tests $(BUILD)/distkv $(BUILD)/distkv-bench
+# Unit tests, cluster tests, the fuzz targets over their corpora, the
+# consistency checker's tests and a short chaos run (CHAOS_DURATION seconds).
+CHAOS_DURATION ?= 30
+test: $(UNIT_BINS) $(BUILD)/cluster-tests $(BUILD)/distkv $(BUILD)/distkv-bench fuzz-build
 	@DISTKV_BIN=$(abspath $(BUILD)/distkv) DISTKV_BENCH_BIN=$(abspath $(BUILD)/distkv-bench) \
-	  tests/run.sh $(UNIT_BINS) $(BUILD)/cluster-tests
+	  CHAOS_DURATION=$(CHAOS_DURATION) tests/run.sh $(UNIT_BINS) $(BUILD)/cluster-tests \
+	  tests/fuzz/run.sh tests/chaos/checker_test.py tests/chaos/chaos.py
 
 # Every binary and test binary, without running anything.
 build-tests: all $(UNIT_BINS) $(BUILD)/cluster-tests
@@ -162,6 +171,59 @@ cluster-test: $(BUILD)/cluster-tests $(BUILD)/distkv $(BUILD)/distkv-bench
 test-asan:
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
 	  SANITIZE="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test
+
+# --- fuzzing --------------------------------------------------------------
+# libFuzzer targets (tests/fuzz/*_fuzz.cc), built with clang, ASan and UBSan
+# in their own build directory. `make fuzz` runs each for FUZZ_SECONDS,
+# adding what it finds to build-fuzz/corpus/<target> (the tree's seeds in
+# tests/fuzz/corpus/<target> are read, never written); a crash stops the run
+# and leaves its input in build-fuzz/crashes/. `make test` replays the tree's
+# corpora once (fuzz-regress).
+FUZZ_CXX      ?= clang++
+FUZZ_CC       ?= clang
+FUZZ_SECONDS  ?= 60
+FUZZ_TARGETS  := $(basename $(notdir $(wildcard tests/fuzz/*_fuzz.cc)))
+FUZZ_BINS     := $(foreach t,$(FUZZ_TARGETS),$(BUILD)/fuzz/$(t))
+FUZZ_LINK_http_server_fuzz      := net
+FUZZ_LINK_record_fuzz           := storage
+FUZZ_LINK_segment_recovery_fuzz := storage
+FUZZ_LINK_frame_fuzz            := $(LINK_replication)
+FUZZ_LINK_config_fuzz           := $(LINK_cluster)
+define fuzz_bin
+$(BUILD)/fuzz/$(1): $(call obj,tests/fuzz/$(1).cc) $(foreach l,$(FUZZ_LINK_$(1)),$(call lib,$(l)))
+	@mkdir -p $$(@D)
+	$(CXX) $(LDFLAGS) -fsanitize=fuzzer -o $$@ $$^ $(LDLIBS)
+endef
+$(foreach t,$(FUZZ_TARGETS),$(eval $(call fuzz_bin,$(t))))
+fuzz-binaries: $(FUZZ_BINS)
+
+fuzz-build: | $(DEPS_STAMP) $(TEST_DEPS_STAMP)
+	@$(MAKE) --no-print-directory BUILD=build-fuzz CXX="$(FUZZ_CXX)" CC="$(FUZZ_CC)" OPT=-O1 \
+	  SANITIZE="-fsanitize=address,undefined -fsanitize=fuzzer-no-link -fno-sanitize-recover=undefined" \
+	  fuzz-binaries
+
+fuzz-regress: fuzz-build
+	@tests/fuzz/run.sh regress build-fuzz/fuzz $(FUZZ_TARGETS)
+
+fuzz: fuzz-build
+	@tests/fuzz/run.sh fuzz build-fuzz/fuzz $(FUZZ_TARGETS)
+
+# ThreadSanitizer (gcc's libtsan): every unit test, and the cluster tests whose
+# nodes run the commit pipeline's worker thread hard (TSAN_CLUSTER_TESTS),
+# against a TSan-built distkv; a report in a node's log fails the test.
+TSAN_CLUSTER_TESTS ?= durability*,replication*,pipelining*
+test-tsan:
+	@$(MAKE) --no-print-directory BUILD=build-tsan OPT=-O1 SANITIZE="-fsanitize=thread" tsan-run
+tsan-run: $(UNIT_BINS) $(BUILD)/cluster-tests $(BUILD)/distkv $(BUILD)/distkv-bench
+	@TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+	  DISTKV_BIN=$(abspath $(BUILD)/distkv) DISTKV_BENCH_BIN=$(abspath $(BUILD)/distkv-bench) \
+	  tests/run.sh $(UNIT_BINS) "$(BUILD)/cluster-tests -tc=$(TSAN_CLUSTER_TESTS)"
+
+# A replicated cluster under load and faults, its history checked
+# (tests/chaos/chaos.py; make chaos DURATION=600 for a long run).
+DURATION ?= 60
+chaos: $(BUILD)/distkv
+	@DISTKV_BIN=$(abspath $(BUILD)/distkv) tests/chaos/chaos.py --duration $(DURATION)
 
 # --- running --------------------------------------------------------------
 run: $(BUILD)/distkv
@@ -188,6 +250,6 @@ bench: all
 	@scripts/bench.sh
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-tsan build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
-# Runs doctest binaries one after the other and closes with a single line
-# "N passed, N failed" summed over all of them (the line CI reads).
+# Runs test binaries one after the other and closes with a single line
+# "N passed, N failed" summed over all of them (the line CI reads). A binary
+# reports either doctest's summary or a line "[check] N passed, N failed"
+# (the fuzz regression run, the chaos run). An argument may carry arguments of
+# its own ("build/cluster-tests -tc=durability*"): it is split on spaces and
+# not globbed.
 # Exit status is non-zero when any test case failed or a binary crashed.
-set -u
+set -u -f
 passed=0; failed=0; status=0
 for bin in "$@"; do
   out=$(mktemp)
-  "$bin" 2>&1 | tee "$out"
+  $bin 2>&1 | tee "$out"
   rc=${PIPESTATUS[0]}
-  line=$(grep -E '^\[doctest\] test cases:' "$out" | tail -n 1)
+  line=$(grep -E '^\[doctest\] test cases:|^\[check\] [0-9]+ passed' "$out" | tail -n 1)
   rm -f "$out"
   if [ -z "$line" ]; then
     echo "$bin: exited $rc without a doctest summary (crash?)"
     failed=$((failed + 1)); status=1; continue
   fi
-  p=$(sed -E 's/.*\|[[:space:]]*([0-9]+) passed.*/\1/' <<<"$line")
-  f=$(sed -E 's/.*\|[[:space:]]*([0-9]+) failed.*/\1/' <<<"$line")
+  p=$(sed -E 's/.*[]|][[:space:]]*([0-9]+) passed.*/\1/' <<<"$line")
+  f=$(sed -E 's/.*[|,][[:space:]]*([0-9]+) failed.*/\1/' <<<"$line")
   passed=$((passed + p)); failed=$((failed + f))
   [ "$rc" -eq 0 ] || status=1
 done

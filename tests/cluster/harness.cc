@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -19,6 +20,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -102,24 +104,73 @@ TempDir::~TempDir() {
 
 // --- small utilities -----------------------------------------------------------
 
-std::vector<int> FreePorts(size_t n) {
-  std::vector<int> fds;
-  std::vector<int> ports;
-  for (size_t i = 0; i < n; ++i) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    REQUIRE_MESSAGE(fd >= 0, "socket: " << strerror(errno));
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    REQUIRE_MESSAGE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0,
-                    "bind: " << strerror(errno));
-    socklen_t len = sizeof addr;
-    getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-    fds.push_back(fd);
-    ports.push_back(ntohs(addr.sin_port));
+namespace {
+
+// True when port can be bound on 127.0.0.1 now (nothing else listens there).
+bool PortBindable(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE_MESSAGE(fd >= 0, "socket: " << strerror(errno));
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);  // as the node binds
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// The ports this process has claimed and not handed out yet.
+class PortAllocator {
+ public:
+  int Next() {
+    for (;;) {
+      if (next_ == end_) ClaimBlock();
+      int port = next_++;
+      if (PortBindable(port)) return port;
+    }
   }
-  for (int fd : fds) ::close(fd);
+
+ private:
+  void ClaimBlock() {
+    const char* base = std::getenv("TMPDIR");
+    std::string dir =
+        std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/distkv-test-ports";
+    ::mkdir(dir.c_str(), 0777);  // may exist; open() below reports real trouble
+    const int blocks = (kPortLimit - kPortBase) / kPortBlock;
+    // Start at a different block in each process so claims rarely contend.
+    const int first = static_cast<int>(getpid()) % blocks;
+    for (int i = 0; i < blocks; ++i) {
+      const int block = (first + i) % blocks;
+      if (claimed_.count(block)) continue;
+      std::string path = dir + "/" + std::to_string(block) + ".lock";
+      int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+      REQUIRE_MESSAGE(fd >= 0, "open " << path << ": " << strerror(errno));
+      if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        ::close(fd);
+        continue;
+      }
+      // Held (fd left open) until the process exits; the kernel releases it.
+      claimed_.insert(block);
+      next_ = kPortBase + block * kPortBlock;
+      end_ = next_ + kPortBlock;
+      return;
+    }
+    FAIL("every port block in " << dir << " is claimed by another process");
+  }
+
+  std::set<int> claimed_;
+  int next_ = 0;
+  int end_ = 0;
+};
+
+}  // namespace
+
+std::vector<int> FreePorts(size_t n) {
+  static PortAllocator allocator;
+  std::vector<int> ports;
+  for (size_t i = 0; i < n; ++i) ports.push_back(allocator.Next());
   return ports;
 }
 
@@ -229,6 +280,7 @@ Process::~Process() {
     while (std::getline(in, line)) {
       if (line.find("AddressSanitizer") != std::string::npos ||
           line.find("LeakSanitizer") != std::string::npos ||
+          line.find("ThreadSanitizer") != std::string::npos ||
           line.find("runtime error:") != std::string::npos) {
         FAIL_CHECK(label_ << " reported a sanitizer error: " << line);
         break;
@@ -463,26 +515,27 @@ Json GetJson(SyncHttp& http, const std::string& address, const std::string& targ
 }
 
 int64_t JsonInt(const Json& object, std::string_view field) {
-  const Json* value = object.Get(field);
+  const Json* value = JsonField(object, field);
   REQUIRE_MESSAGE((value != nullptr && value->is_number()),
                   "no number field \"" << std::string(field) << "\"");
-  return static_cast<int64_t>(value->number);
+  return value->is_number_integer() ? value->get<int64_t>()
+                                    : static_cast<int64_t>(value->get<double>());
 }
 
 std::string JsonText(const Json& object, std::string_view field) {
-  const Json* value = object.Get(field);
+  const Json* value = JsonField(object, field);
   REQUIRE_MESSAGE((value != nullptr && value->is_string()),
                   "no string field \"" << std::string(field) << "\"");
-  return value->text;
+  return value->get<std::string>();
 }
 
 bool IsJsonError(std::string_view body) {
   Json json;
   if (!ParseJson(body, &json)) return false;
-  const Json* error = json.Get("error");
-  const Json* message = json.Get("message");
-  return error != nullptr && error->is_string() && !error->text.empty() && message != nullptr &&
-         message->is_string() && !message->text.empty();
+  const Json* error = JsonField(json, "error");
+  const Json* message = JsonField(json, "message");
+  return error != nullptr && error->is_string() && !error->get<std::string>().empty() &&
+         message != nullptr && message->is_string() && !message->get<std::string>().empty();
 }
 
 bool IsJsonError(const Reply& reply) { return IsJsonError(reply.body); }

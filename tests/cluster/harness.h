@@ -60,8 +60,15 @@ class TempDir {
   std::string path_;
 };
 
-// n distinct TCP ports free on 127.0.0.1 right now (bound to port 0 together,
-// then released).
+// n distinct TCP ports on 127.0.0.1 that no other test process will hand out.
+// Ports come from blocks of kPortBlock in [kPortBase, kPortLimit), below the
+// kernel's ephemeral range (so no outgoing connection takes one); a test
+// process claims a block by holding flock(2) on $TMPDIR/distkv-test-ports/
+// <block>.lock until it exits, and never hands out a port twice. A port some
+// other program is bound to is skipped.
+inline constexpr int kPortBase = 20000;
+inline constexpr int kPortLimit = 32000;
+inline constexpr int kPortBlock = 100;
 std::vector<int> FreePorts(size_t n);
 
 void WriteFile(const std::string& path, std::string_view content);

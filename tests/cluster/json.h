@@ -1,37 +1,23 @@
-// A small JSON reader for the cluster tests: the node answers /stats,
-// /cluster and every error as JSON, and the tests look inside.
-//
-// ParseJson builds a plain tree (objects keep their field order). It accepts
-// RFC 8259 JSON; \u escapes are decoded to UTF-8 (surrogate pairs included).
-// It is a test tool: no streaming, no depth limit beyond the stack.
+// JSON for the cluster tests: the node answers /stats, /cluster and every
+// error as JSON, and the tests look inside. Parsing is nlohmann-json's, which
+// is strict (RFC 8259: no trailing commas, no invalid UTF-8), so a test that
+// parses a body also checks that the node emitted valid JSON.
 #pragma once
 
-#include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <vector>
 
 namespace distkv::clustertest {
 
-struct Json {
-  enum class Type { kNull, kBool, kNumber, kString, kArray, kObject };
-  Type type = Type::kNull;
-  bool boolean = false;
-  double number = 0;
-  std::string text;         // kString: the decoded string; kNumber: the literal as written
-  std::vector<Json> items;  // kArray
-  std::vector<std::pair<std::string, Json>> fields;  // kObject
+using Json = nlohmann::json;
 
-  bool is_object() const { return type == Type::kObject; }
-  bool is_string() const { return type == Type::kString; }
-  bool is_number() const { return type == Type::kNumber; }
-  // The field called key of an object, or nullptr (also when not an object).
-  const Json* Get(std::string_view key) const;
-};
-
-// False (and *error says where) when text is not one JSON value.
+// False (and *error says where) when text is not exactly one JSON value.
 bool ParseJson(std::string_view text, Json* out, std::string* error = nullptr);
+
+// The field called key of an object, or nullptr (also when json is not an object).
+const Json* JsonField(const Json& json, std::string_view key);
 
 // Every string value in the tree (object keys excluded), depth first.
 void CollectStrings(const Json& json, std::vector<std::string>* out);

@@ -345,12 +345,12 @@ TEST_CASE("node: /health answers 200 and /stats reports role, shard, key count a
   REQUIRE(ParseEtag(last.Header("ETag"), &last_lsn));
 
   Json stats = GetJson(n.http, n.addr, "/stats");
-  const Json* role = stats.Get("role");
-  const Json* shard = stats.Get("shard");
+  const Json* role = JsonField(stats, "role");
+  const Json* shard = JsonField(stats, "shard");
   REQUIRE(role != nullptr);
   REQUIRE(shard != nullptr);
-  CHECK(role->text == "primary");
-  CHECK(shard->text == n.shard);
+  CHECK(*role == "primary");
+  CHECK(*shard == n.shard);
   CHECK(JsonInt(stats, "keys") == 3);  // b, c, d
   CHECK(JsonInt(stats, "last_lsn") == static_cast<int64_t>(last_lsn));
 }

@@ -74,24 +74,24 @@ Digest DigestOf(SyncHttp& http, const std::string& address) {
   Digest d;
   d.keys = JsonInt(j, "keys");
   d.last_lsn = JsonInt(j, "last_lsn");
-  const Json* digest = j.Get("digest");
+  const Json* digest = JsonField(j, "digest");
   REQUIRE(digest != nullptr);
-  d.digest = digest->text;
+  d.digest = digest->get<std::string>();
   return d;
 }
 
 // The "replication" object of a node's /stats.
 Json ReplicationStats(SyncHttp& http, const std::string& address) {
   Json stats = GetJson(http, address, "/stats");
-  const Json* r = stats.Get("replication");
+  const Json* r = JsonField(stats, "replication");
   REQUIRE_MESSAGE((r != nullptr && r->is_object()),
                   "/stats of " << address << " has no replication object");
   return *r;
 }
 
 bool JsonTrue(const Json& object, std::string_view field) {
-  const Json* v = object.Get(field);
-  return v != nullptr && v->type == Json::Type::kBool && v->boolean;
+  const Json* v = JsonField(object, field);
+  return v != nullptr && v->is_boolean() && v->get<bool>();
 }
 
 // Waits until the replica's digest equals the primary's (the primary takes no
@@ -152,17 +152,17 @@ TEST_CASE(
   WaitUntil(
       [&] {
         const Json ps = ReplicationStats(http, primary);
-        const Json* list = ps.Get("replicas");
-        return list && list->items.size() == 1 &&
-               JsonInt(list->items[0], "acked_lsn") == d.last_lsn;
+        const Json* list = JsonField(ps, "replicas");
+        return list && list->is_array() && list->size() == 1 &&
+               JsonInt((*list)[0], "acked_lsn") == d.last_lsn;
       },
       5000);
   const Json ps = ReplicationStats(http, primary);
   CHECK(JsonText(ps, "role") == "primary");
-  const Json* replicas = ps.Get("replicas");
+  const Json* replicas = JsonField(ps, "replicas");
   REQUIRE(replicas != nullptr);
-  REQUIRE(replicas->items.size() == 1);
-  const Json& entry = replicas->items[0];
+  REQUIRE((replicas->is_array() && replicas->size() == 1));
+  const Json& entry = (*replicas)[0];
   CHECK(JsonText(entry, "address") == replica);
   CHECK(JsonTrue(entry, "connected"));
   CHECK(JsonInt(entry, "acked_lsn") == d.last_lsn);

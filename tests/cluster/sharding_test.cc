@@ -134,9 +134,9 @@ TEST_CASE(
     CHECK(owned[node] > 0);
     Json stats = GetJson(http, cluster.address(node), "/stats");
     CHECK(JsonInt(stats, "keys") == static_cast<int64_t>(owned[node]));
-    const Json* shard = stats.Get("shard");
+    const Json* shard = JsonField(stats, "shard");
     REQUIRE(shard != nullptr);
-    CHECK(shard->text == cluster.spec().shards[node].name);
+    CHECK(*shard == cluster.spec().shards[node].name);
   }
 }
 
@@ -395,7 +395,7 @@ TEST_CASE(
 
   auto forwarded_to_replica = [&] {
     const Json stats = GetJson(http, cluster.address(0), "/stats");
-    const Json* f = stats.Get("forwarding");
+    const Json* f = JsonField(stats, "forwarding");
     REQUIRE_MESSAGE(f != nullptr, "/stats has no forwarding object");
     return JsonInt(*f, "to_replica");
   };
