@@ -1,10 +1,7 @@
-// System-call wrappers; see file_util.h.
+// Io-call wrappers; see file_util.h.
 #include "storage/file_util.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 namespace distkv::storage {
 
@@ -19,38 +16,29 @@ std::string Context(std::string_view op, std::string_view name) {
 
 }  // namespace
 
-Status PwriteAll(int fd, const char* data, size_t n, uint64_t off, std::string_view name) {
+Status PwriteAll(Io* io, int fd, const char* data, size_t n, uint64_t off, std::string_view name) {
   while (n > 0) {
-    ssize_t w = ::pwrite(fd, data, n, static_cast<off_t>(off));
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return Status::FromErrno(errno, Context("write", name));
-    }
+    size_t w = 0;
+    if (int err = io->Write(fd, data, n, off, &w))
+      return Status::FromErrno(err, Context("write", name));
+    if (w == 0) return Status::FromErrno(EIO, Context("write (no progress)", name));
     data += w;
-    n -= static_cast<size_t>(w);
-    off += static_cast<uint64_t>(w);
+    n -= w;
+    off += w;
   }
   return Status::OK();
 }
 
-Status PreadSome(int fd, char* data, size_t n, uint64_t off, size_t* got, std::string_view name) {
-  size_t done = 0;
-  while (done < n) {
-    ssize_t r = ::pread(fd, data + done, n - done, static_cast<off_t>(off + done));
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return Status::FromErrno(errno, Context("read", name));
-    }
-    if (r == 0) break;
-    done += static_cast<size_t>(r);
-  }
-  *got = done;
+Status PreadSome(Io* io, int fd, char* data, size_t n, uint64_t off, size_t* got,
+                 std::string_view name) {
+  if (int err = io->Read(fd, data, n, off, got))
+    return Status::FromErrno(err, Context("read", name));
   return Status::OK();
 }
 
-Status PreadExact(int fd, char* data, size_t n, uint64_t off, std::string_view name) {
+Status PreadExact(Io* io, int fd, char* data, size_t n, uint64_t off, std::string_view name) {
   size_t got;
-  Status s = PreadSome(fd, data, n, off, &got, name);
+  Status s = PreadSome(io, fd, data, n, off, &got, name);
   if (!s.ok()) return s;
   if (got != n) {
     return Status::Corruption(Context("short read of", name) + " at offset " + std::to_string(off));
@@ -58,40 +46,30 @@ Status PreadExact(int fd, char* data, size_t n, uint64_t off, std::string_view n
   return Status::OK();
 }
 
-Status FileSize(int fd, uint64_t* size, std::string_view name) {
-  struct stat st;
-  if (::fstat(fd, &st) != 0) return Status::FromErrno(errno, Context("stat", name));
-  *size = static_cast<uint64_t>(st.st_size);
+Status FileSize(Io* io, int fd, uint64_t* size, std::string_view name) {
+  if (int err = io->Size(fd, size)) return Status::FromErrno(err, Context("stat", name));
   return Status::OK();
 }
 
-Status CreateDirs(const std::string& path) {
+Status SyncFile(Io* io, int fd, std::string_view name) {
+  if (int err = io->Sync(fd)) return Status::FromErrno(err, Context("fdatasync", name));
+  return Status::OK();
+}
+
+Status SyncDir(Io* io, int dir_fd, std::string_view name) {
+  if (int err = io->SyncDir(dir_fd))
+    return Status::FromErrno(err, Context("fsync of directory", name));
+  return Status::OK();
+}
+
+Status CreateDirs(Io* io, const std::string& path) {
   if (path.empty()) return Status::InvalidArgument("empty directory name");
-  for (size_t i = 1; i <= path.size(); i++) {
-    if (i != path.size() && path[i] != '/') continue;
-    std::string prefix = path.substr(0, i);
-    if (::mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST) {
-      return Status::FromErrno(errno, Context("mkdir", prefix));
-    }
-  }
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0) return Status::FromErrno(errno, Context("stat", path));
-  if (!S_ISDIR(st.st_mode)) return Status::InvalidArgument(path + " is not a directory");
+  if (int err = io->CreateDirs(path)) return Status::FromErrno(err, Context("mkdir", path));
   return Status::OK();
 }
 
-Status ListDir(const std::string& path, std::vector<std::string>* names) {
-  DIR* d = ::opendir(path.c_str());
-  if (!d) return Status::FromErrno(errno, Context("opendir", path));
-  names->clear();
-  errno = 0;
-  while (struct dirent* e = ::readdir(d)) {
-    std::string_view n(e->d_name);
-    if (n != "." && n != "..") names->emplace_back(n);
-  }
-  const int err = errno;
-  ::closedir(d);
-  if (err != 0) return Status::FromErrno(err, Context("readdir", path));
+Status ListDir(Io* io, const std::string& path, std::vector<std::string>* names) {
+  if (int err = io->ListDir(path, names)) return Status::FromErrno(err, Context("list", path));
   return Status::OK();
 }
 

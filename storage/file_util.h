@@ -1,6 +1,6 @@
-// Thin wrappers over the system calls the store makes, turning errno into a
-// Status that names the file. Short reads and writes and EINTR are handled
-// here so that callers never see them.
+// Thin wrappers over the Io calls the store makes, turning errno into a
+// Status that names the file. Short reads and writes are handled here so that
+// callers never see them.
 #pragma once
 
 #include <cstddef>
@@ -9,21 +9,25 @@
 #include <string_view>
 #include <vector>
 
+#include "storage/io.h"
 #include "storage/status.h"
 
 namespace distkv::storage {
 
 // Writes all n bytes at offset off.
-Status PwriteAll(int fd, const char* data, size_t n, uint64_t off, std::string_view name);
+Status PwriteAll(Io* io, int fd, const char* data, size_t n, uint64_t off, std::string_view name);
 // Reads up to n bytes at off; *got receives how many (fewer only at end of file).
-Status PreadSome(int fd, char* data, size_t n, uint64_t off, size_t* got, std::string_view name);
+Status PreadSome(Io* io, int fd, char* data, size_t n, uint64_t off, size_t* got,
+                 std::string_view name);
 // Reads exactly n bytes at off; Corruption if the file ends first.
-Status PreadExact(int fd, char* data, size_t n, uint64_t off, std::string_view name);
-Status FileSize(int fd, uint64_t* size, std::string_view name);
+Status PreadExact(Io* io, int fd, char* data, size_t n, uint64_t off, std::string_view name);
+Status FileSize(Io* io, int fd, uint64_t* size, std::string_view name);
+Status SyncFile(Io* io, int fd, std::string_view name);
+Status SyncDir(Io* io, int dir_fd, std::string_view name);
 // mkdir -p.
-Status CreateDirs(const std::string& path);
+Status CreateDirs(Io* io, const std::string& path);
 // Names of the entries of a directory, without "." and "..".
-Status ListDir(const std::string& path, std::vector<std::string>* names);
+Status ListDir(Io* io, const std::string& path, std::vector<std::string>* names);
 
 std::string JoinPath(std::string_view dir, std::string_view name);
 

@@ -3,7 +3,9 @@
 // with LSN > its position, reading only bytes of completed batches. When the
 // log cannot supply every record after the position (it starts later, or a
 // segment disappeared under the cursor) the answer is NotFound, never a gap:
-// replication then falls back to a snapshot.
+// replication then falls back to a snapshot. Each record it returns has the
+// LSN after the previous one, or is a gap record continuing from it; a hole
+// is Corruption naming the file and offset, never passed on.
 #include <algorithm>
 
 #include "storage/segment_reader.h"
@@ -24,6 +26,8 @@ class LogCursorImpl final : public LogCursor {
   // The segment to continue in, or nullptr when the durable log has nothing
   // after pos_. NotFound if the segment the cursor was reading is gone.
   Status Locate(const Segment** seg);
+  // OK if rec may follow pos_.
+  Status CheckFollows(const Record& rec, const std::string& path, uint64_t offset) const;
 
   const StoreImpl* store_;
   uint64_t pos_;
@@ -69,6 +73,34 @@ Status LogCursorImpl::Locate(const Segment** seg) {
   return Status::OK();
 }
 
+Status LogCursorImpl::CheckFollows(const Record& rec, const std::string& path,
+                                   uint64_t offset) const {
+  uint64_t prev = 0, history;
+  if (rec.type == RecordType::kGap) {
+    DecodeGapValue(rec.value, &prev, &history);
+    if (prev == pos_) return Status::OK();
+  } else if (rec.lsn == pos_ + 1) {
+    return Status::OK();
+  }
+  // The position itself may be missing from this log: LSNs a gap record
+  // skips (burned, or lost by another history), or a range --repair gave up.
+  if (rec.type == RecordType::kGap && prev < pos_) {
+    return Status::NotFound("LSN " + std::to_string(pos_) +
+                            " is not in this log (it lies in a gap before LSN " +
+                            std::to_string(rec.lsn) + ")");
+  }
+  for (const LsnGap& g : store_->manifest().gaps) {
+    if (g.first <= pos_ + 1 && g.last >= pos_ + 1) {
+      return Status::NotFound("LSNs " + std::to_string(g.first) + "-" + std::to_string(g.last) +
+                              " were lost (repair); the log cannot continue after LSN " +
+                              std::to_string(pos_));
+    }
+  }
+  return Status::Corruption("hole in the log: LSN " + std::to_string(rec.lsn) + " in " + path +
+                            " at offset " + std::to_string(offset) + " follows LSN " +
+                            std::to_string(pos_));
+}
+
 Status LogCursorImpl::Next(std::string* out, size_t max_bytes) {
   size_t appended = 0;
   while (pos_ < store_->durable_lsn() && (appended == 0 || appended < max_bytes)) {
@@ -77,7 +109,7 @@ Status LogCursorImpl::Next(std::string* out, size_t max_bytes) {
     if (!located.ok()) return located;
     if (!seg) break;
     const size_t want = max_bytes > appended ? max_bytes - appended : 1;
-    SegmentReader reader(seg->fd, seg->path, offset_, seg->written,
+    SegmentReader reader(store_->io(), seg->fd, seg->path, offset_, seg->written,
                          std::clamp<size_t>(want, 64 << 10, 4 << 20));
     Record rec;
     std::string_view raw;
@@ -86,8 +118,13 @@ Status LogCursorImpl::Next(std::string* out, size_t max_bytes) {
     for (;;) {
       s = reader.Next(&rec, &raw, &off);
       if (!s.ok()) break;
+      if (rec.lsn <= pos_) {
+        offset_ = reader.offset();
+        continue;
+      }
+      Status hole = CheckFollows(rec, seg->path, off);
+      if (!hole.ok()) return hole;
       offset_ = reader.offset();
-      if (rec.lsn <= pos_) continue;
       out->append(raw);
       appended += raw.size();
       pos_ = rec.lsn;

@@ -31,8 +31,19 @@ void EncodeRecord(const Record& r, std::string* out) {
   EncodeFixed32(p, crc32c::Value(p + 4, body));
 }
 
-Status DecodeRecord(std::string_view buf, Record* out, size_t* consumed) {
-  if (buf.size() < kRecordHeaderBytes) return Status::Incomplete("record header");
+std::string EncodeGapValue(uint64_t prev_lsn, uint64_t history_id) {
+  std::string v(kGapValueBytes, '\0');
+  EncodeFixed64(v.data(), prev_lsn);
+  EncodeFixed64(v.data() + 8, history_id);
+  return v;
+}
+
+void DecodeGapValue(std::string_view value, uint64_t* prev_lsn, uint64_t* history_id) {
+  *prev_lsn = value.size() >= 8 ? DecodeFixed64(value.data()) : 0;
+  *history_id = value.size() >= 16 ? DecodeFixed64(value.data() + 8) : 0;
+}
+
+Status CheckRecordHeader(std::string_view buf, uint64_t* total) {
   const char* p = buf.data();
   const uint64_t lsn = DecodeFixed64(p + 4);
   const uint8_t type = static_cast<uint8_t>(p[12]);
@@ -41,22 +52,38 @@ Status DecodeRecord(std::string_view buf, Record* out, size_t* consumed) {
   // Header fields are checked before the length is trusted, so a damaged
   // length reads as corruption rather than as a record still to come.
   if (lsn == 0) return Status::Corruption("record has LSN 0");
-  if (type != static_cast<uint8_t>(RecordType::kPut) &&
-      type != static_cast<uint8_t>(RecordType::kDelete)) {
-    return Status::Corruption("bad record type");
+  switch (static_cast<RecordType>(type)) {
+    case RecordType::kPut:
+      if (klen == 0 || klen > kMaxKeyBytes) return Status::Corruption("bad key length");
+      break;
+    case RecordType::kDelete:
+      if (klen == 0 || klen > kMaxKeyBytes) return Status::Corruption("bad key length");
+      if (vlen != 0) return Status::Corruption("tombstone with a value");
+      break;
+    case RecordType::kGap:
+      if (klen != 0 || vlen != kGapValueBytes) return Status::Corruption("bad gap record");
+      break;
+    default:
+      return Status::Corruption("bad record type");
   }
-  if (klen == 0 || klen > kMaxKeyBytes) return Status::Corruption("bad key length");
-  if (type == static_cast<uint8_t>(RecordType::kDelete) && vlen != 0) {
-    return Status::Corruption("tombstone with a value");
-  }
-  const uint64_t total = EncodedRecordSize(klen, vlen);
+  *total = EncodedRecordSize(klen, vlen);
+  return Status::OK();
+}
+
+Status DecodeRecord(std::string_view buf, Record* out, size_t* consumed) {
+  if (buf.size() < kRecordHeaderBytes) return Status::Incomplete("record header");
+  uint64_t total;
+  Status s = CheckRecordHeader(buf, &total);
+  if (!s.ok()) return s;
   if (buf.size() < total) return Status::Incomplete("record body");
+  const char* p = buf.data();
   const uint32_t crc = crc32c::Value(p + 4, total - 4);
   if (crc != DecodeFixed32(p)) return Status::Corruption("CRC mismatch");
-  out->lsn = lsn;
-  out->type = static_cast<RecordType>(type);
+  const uint32_t klen = DecodeFixed32(p + 13);
+  out->lsn = DecodeFixed64(p + 4);
+  out->type = static_cast<RecordType>(p[12]);
   out->key = std::string_view(p + kRecordHeaderBytes, klen);
-  out->value = std::string_view(p + kRecordHeaderBytes + klen, vlen);
+  out->value = std::string_view(p + kRecordHeaderBytes + klen, total - kRecordHeaderBytes - klen);
   *consumed = total;
   return Status::OK();
 }

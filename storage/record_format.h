@@ -6,11 +6,19 @@
 //   offset  size  field
 //   0       4     crc     CRC-32C (Castagnoli) of bytes [4, 21 + klen + vlen)
 //   4       8     lsn     log sequence number, >= 1, strictly increasing per shard
-//   12      1     type    1 = put, 2 = delete (a tombstone)
-//   13      4     klen    key length, 1 .. 65536
-//   17      4     vlen    value length, 0 .. 2^32 - 1 (always 0 for a delete)
+//   12      1     type    1 = put, 2 = delete (a tombstone), 3 = gap
+//   13      4     klen    key length, 1 .. 65536 (0 for a gap)
+//   17      4     vlen    value length, 0 .. 2^32 - 1 (0 for a delete, 16 for a gap)
 //   21      klen  key
 //   21+klen vlen  value
+//
+// A gap record says that no record has an LSN between its previous LSN and
+// its own: its value is the previous LSN (u64) and the id of the history the
+// log continues in (u64). LSNs are otherwise dense: every record's LSN is the
+// one before plus 1. The store writes a gap record before the first write
+// after LSNs were burned (a batch that failed, a crash that may have handed
+// out LSNs it lost, a new history), so that an LSN is never used twice and a
+// missing record is still detectable.
 //
 // The same bytes are written to segment files, scanned by recovery, read by a
 // LogCursor and sent to replicas, which decode them with DecodeRecord() and so
@@ -19,6 +27,8 @@
 //
 // Segment files. A shard's directory holds:
 //   LOCK               flock(2)ed by the one Store that has the directory open
+//   MANIFEST           what recovery must not guess; see storage/manifest.h
+//   <id>.seg.<offset>.corrupt  bytes --repair cut from segment <id> at <offset>
 //   <id>.seg           a segment: records back to back, nothing else; <id> is
 //                      a decimal number, zero-padded to 12 digits
 //   <id>.hint          (compaction) the index of segment <id>, where one exists
@@ -43,7 +53,8 @@
 
 namespace distkv::storage {
 
-enum class RecordType : uint8_t { kPut = 1, kDelete = 2 };
+enum class RecordType : uint8_t { kPut = 1, kDelete = 2, kGap = 3 };
+inline constexpr size_t kGapValueBytes = 16;
 
 inline constexpr size_t kRecordHeaderBytes = 21;
 inline constexpr size_t kMaxKeyBytes = 64 * 1024;
@@ -63,6 +74,14 @@ inline constexpr uint64_t EncodedRecordSize(size_t key_bytes, uint64_t value_byt
 
 // Appends the encoding of r to *out. The caller has checked the limits above.
 void EncodeRecord(const Record& r, std::string* out);
+
+// The value of a gap record, and its fields.
+std::string EncodeGapValue(uint64_t prev_lsn, uint64_t history_id);
+void DecodeGapValue(std::string_view value, uint64_t* prev_lsn, uint64_t* history_id);
+
+// Checks the header at the start of buf (at least kRecordHeaderBytes) without
+// the CRC. OK with *total the record's encoded size, or Corruption.
+Status CheckRecordHeader(std::string_view buf, uint64_t* total);
 
 // Decodes the record at the start of buf and checks its CRC.
 //   OK          *out is the record (viewing buf), *consumed its encoded size

@@ -2,9 +2,6 @@
 // are in store_recovery.cc, the log cursor in log_cursor.cc.
 #include "storage/store_impl.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cassert>
 #include <cstring>
@@ -48,26 +45,50 @@ Status Store::Open(const Options& options, std::unique_ptr<Store>* store) {
 }
 
 StoreImpl::StoreImpl(const Options& options)
-    : options_(options), last_sync_(std::chrono::steady_clock::now()) {}
+    : options_(options),
+      io_(options.io ? options.io : Io::Posix()),
+      last_sync_(std::chrono::steady_clock::now()) {}
 
 StoreImpl::~StoreImpl() {
   // A batch in flight still uses our descriptors: the owner must finish it
-  // first. Records merely staged are written (nobody was told they are
-  // durable, but losing them on a clean close would surprise), and the
-  // active segment is synced unless the mode leaves syncing to the OS.
+  // first.
   assert(!in_flight_);
-  if (!in_flight_) {
-    if (HasStaged()) Flush();
-    if (options_.fsync != FsyncMode::kNever) {
-      for (Segment& s : segments_) {
-        if (!s.synced && s.fd >= 0) ::fdatasync(s.fd);
-      }
+  if (!in_flight_ && opened_) CloseCleanly();  // a failed Open writes nothing
+  for (Segment& s : segments_) {
+    if (s.fd >= 0) io_->Close(s.fd);
+  }
+  if (dir_fd_ >= 0) io_->Close(dir_fd_);
+  if (lock_fd_ >= 0) io_->Close(lock_fd_);  // releases the lock
+}
+
+// Records merely staged are written (nobody was told they are durable, but
+// losing them on a clean close would surprise), every segment is synced, and
+// the MANIFEST records the exact high-water mark: the next open then knows
+// that every LSN up to it must be in the log.
+void StoreImpl::CloseCleanly() {
+  if (!read_only_.ok()) return;  // after a failed sync, nothing here can be trusted
+  if (HasStaged() && !Flush().ok()) return;
+  for (Segment& s : segments_) {
+    if (!s.synced && s.fd >= 0) {
+      if (!SyncFile(io_, s.fd, s.path).ok()) return;
+      s.synced = true;
     }
   }
-  for (Segment& s : segments_) {
-    if (s.fd >= 0) ::close(s.fd);
+  Manifest m = manifest_;
+  if (lsn_floor_ > last_lsn_ || need_gap_) {
+    // LSNs were burned and no gap record marks them yet: the log does not
+    // hold every LSN up to the high-water mark, so do not claim it does. The
+    // next open jumps past them as after a crash, without losing a history
+    // (nothing unsynced was acknowledged: everything is synced now).
+    m.clean = false;
+    m.open_mode = FsyncMode::kAlways;
+    m.high_water = std::max(persisted_hw_, lsn_floor_);
+  } else {
+    m.clean = true;
+    m.high_water = last_lsn_;
   }
-  if (dir_fd_ >= 0) ::close(dir_fd_);
+  Status s = WriteManifest(io_, options_.dir, dir_fd_, m);
+  if (!s.ok()) Log("could not record the clean close in the MANIFEST: " + s.ToString());
 }
 
 void StoreImpl::Log(const std::string& line) const {
@@ -84,7 +105,7 @@ const Segment* StoreImpl::FindSegment(uint32_t id) const {
   return const_cast<StoreImpl*>(this)->FindSegment(id);
 }
 
-Status StoreImpl::CheckWritable() const { return broken_; }
+Status StoreImpl::CheckWritable() const { return read_only_; }
 
 // --- staging ----------------------------------------------------------------
 
@@ -122,7 +143,7 @@ Status StoreImpl::Stage(uint64_t lsn, RecordType type, std::string_view key,
   if (type == RecordType::kPut) {
     u.had_old = index_.Put(key, e, &u.old);
     live_bytes_ += size;
-  } else {
+  } else if (type == RecordType::kDelete) {
     u.had_old = index_.Erase(key, &u.old);
   }
   if (u.had_old) live_bytes_ -= RecordBytes(key, u.old);
@@ -131,10 +152,28 @@ Status StoreImpl::Stage(uint64_t lsn, RecordType type, std::string_view key,
   return Status::OK();
 }
 
+// Before the first write after LSNs were burned (or a new history began),
+// a gap record takes the next unused LSN and says where the log continues
+// from.
+Status StoreImpl::StageGapIfNeeded() {
+  if (!need_gap_ && lsn_floor_ <= last_lsn_) return Status::OK();
+  const uint64_t lsn = std::max(lsn_floor_, last_lsn_) + 1;
+  if (lsn + 1 > persisted_hw_) {
+    return Status::Busy("no LSN reserved yet; retry when the batch in flight completes");
+  }
+  Status s = Stage(lsn, RecordType::kGap, {}, EncodeGapValue(last_lsn_, history_id()));
+  if (s.ok()) need_gap_ = false;
+  return s;
+}
+
 Status StoreImpl::Put(std::string_view key, std::string_view value, uint64_t* lsn) {
   Status s = CheckKey(key);
   if (s.ok()) s = CheckValue(value);
   if (s.ok()) s = CheckWritable();
+  if (s.ok()) s = StageGapIfNeeded();
+  if (s.ok() && last_lsn_ + 1 > persisted_hw_) {
+    s = Status::Busy("no LSN reserved yet; retry when the batch in flight completes");
+  }
   if (!s.ok()) return s;
   s = Stage(last_lsn_ + 1, RecordType::kPut, key, value);
   if (s.ok() && lsn) *lsn = last_lsn_;
@@ -147,6 +186,11 @@ Status StoreImpl::Remove(std::string_view key, uint64_t* lsn) {
   if (!s.ok()) return s;
   IndexEntry e;
   if (!index_.Find(key, &e)) return Status::NotFound();
+  s = StageGapIfNeeded();
+  if (s.ok() && last_lsn_ + 1 > persisted_hw_) {
+    s = Status::Busy("no LSN reserved yet; retry when the batch in flight completes");
+  }
+  if (!s.ok()) return s;
   s = Stage(last_lsn_ + 1, RecordType::kDelete, key, {});
   if (s.ok() && lsn) *lsn = last_lsn_;
   return s;
@@ -154,22 +198,53 @@ Status StoreImpl::Remove(std::string_view key, uint64_t* lsn) {
 
 Status StoreImpl::Apply(uint64_t lsn, bool is_delete, std::string_view key,
                         std::string_view value) {
-  Status s = CheckKey(key);
-  if (s.ok()) s = CheckValue(value);
-  if (s.ok() && is_delete && !value.empty()) s = Status::InvalidArgument("delete with a value");
-  if (s.ok() && lsn <= last_lsn_) {
-    s = Status::InvalidArgument("LSN " + std::to_string(lsn) + " is not above the last LSN " +
-                                std::to_string(last_lsn_));
-  }
-  if (s.ok()) s = CheckWritable();
+  return Apply(Record{lsn, is_delete ? RecordType::kDelete : RecordType::kPut, key, value});
+}
+
+Status StoreImpl::Apply(const Record& r) {
+  Status s = CheckWritable();
   if (!s.ok()) return s;
-  return Stage(lsn, is_delete ? RecordType::kDelete : RecordType::kPut, key, value);
+  if (r.type == RecordType::kGap) {
+    uint64_t prev, history;
+    DecodeGapValue(r.value, &prev, &history);
+    if (r.value.size() != kGapValueBytes || history == 0 || r.lsn <= prev) {
+      return Status::InvalidArgument("malformed gap record at LSN " + std::to_string(r.lsn));
+    }
+    if (prev != last_lsn_) {
+      return Status::InvalidArgument("gap record at LSN " + std::to_string(r.lsn) +
+                                     " continues from LSN " + std::to_string(prev) +
+                                     ", but the last LSN here is " + std::to_string(last_lsn_));
+    }
+    s = Stage(r.lsn, RecordType::kGap, {}, r.value);
+    if (s.ok() && history != history_id()) {
+      manifest_.histories.push_back(HistoryEntry{history, r.lsn, prev});
+      if (manifest_.histories.size() > kMaxHistories) {
+        manifest_.histories.erase(manifest_.histories.begin());
+      }
+      manifest_gen_++;
+    }
+    return s;
+  }
+  s = CheckKey(r.key);
+  if (s.ok()) s = CheckValue(r.value);
+  if (s.ok() && r.type == RecordType::kDelete && !r.value.empty()) {
+    s = Status::InvalidArgument("delete with a value");
+  }
+  if (s.ok() && r.lsn != last_lsn_ + 1) {
+    s = Status::InvalidArgument("LSN " + std::to_string(r.lsn) + " does not follow the last LSN " +
+                                std::to_string(last_lsn_) + " (LSNs " +
+                                (r.lsn > last_lsn_ ? std::to_string(last_lsn_ + 1) + "-" +
+                                                         std::to_string(r.lsn - 1) + " missing)"
+                                                   : "must increase)"));
+  }
+  if (!s.ok()) return s;
+  return Stage(r.lsn, r.type, r.key, r.value);
 }
 
 // --- group commit -------------------------------------------------------------
 
 std::unique_ptr<WriteBatch> StoreImpl::TakeBatch(bool force_sync) {
-  if (in_flight_ || !broken_.ok()) return nullptr;
+  if (in_flight_ || !read_only_.ok()) return nullptr;
   bool unsynced = false;
   for (const Segment& s : segments_) unsynced |= !s.synced;
   if (staged_.empty() && !(force_sync && unsynced)) return nullptr;
@@ -179,10 +254,12 @@ std::unique_ptr<WriteBatch> StoreImpl::TakeBatch(bool force_sync) {
       options_.fsync == FsyncMode::kAlways || force_sync ||
       (options_.fsync == FsyncMode::kEverySec && now - last_sync_ >= std::chrono::seconds(1));
 
-  auto b = std::make_unique<WriteBatchImpl>(dir_fd_, &options_.fault_hook);
+  auto b = std::make_unique<WriteBatchImpl>(io_, options_.dir, dir_fd_, &options_.fault_hook);
   // One entry per segment that has staged bytes or unsynced written bytes,
   // in segment order. Every segment but the newest is sealed: always synced.
   size_t next_chunk = 0;
+  const BatchFile* created = nullptr;
+  uint64_t created_first_lsn = 0;
   for (size_t i = 0; i < segments_.size(); i++) {
     const Segment& s = segments_[i];
     const Chunk* chunk = nullptr;
@@ -202,6 +279,10 @@ std::unique_ptr<WriteBatch> StoreImpl::TakeBatch(bool force_sync) {
     }
     f.sync = (i + 1 < segments_.size()) || sync_active;
     b->files.push_back(std::move(f));
+    if (s.fd < 0 && chunk) {
+      created = &b->files.back();
+      created_first_lsn = chunk->first_lsn;
+    }
   }
   assert(next_chunk == staged_.chunks.size());
   b->records_ = staged_.undo.size();
@@ -212,13 +293,41 @@ std::unique_ptr<WriteBatch> StoreImpl::TakeBatch(bool force_sync) {
     b->first_lsn_ = durable_lsn_ + 1;
     b->last_lsn_ = durable_lsn_;
   }
+  // The MANIFEST follows the data when a segment is created (so a deleted
+  // newest segment is noticed), when the LSN reservation is half used, and
+  // when the history changed.
+  const bool reserve = last_lsn_ + kLsnReservation / 2 > persisted_hw_;
+  if (created || reserve || manifest_gen_ != persisted_gen_) {
+    Manifest m = manifest_;
+    m.clean = false;
+    m.open_mode = options_.fsync;
+    m.high_water = reserve ? last_lsn_ + kLsnReservation : persisted_hw_;
+    if (created) {
+      m.active_segment = created->segment;
+      m.active_first_lsn = created_first_lsn;
+    }
+    b->manifest = std::move(m);
+    b->manifest_gen = manifest_gen_;
+  }
   inflight_ = std::move(staged_);
   staged_ = Pending{};
   in_flight_ = true;
   return b;
 }
 
-void StoreImpl::FinishBatch(std::unique_ptr<WriteBatch> batch, Status status) {
+void StoreImpl::AdoptFile(const BatchFile& f) {
+  Segment* s = FindSegment(f.segment);
+  if (f.created) s->fd = f.fd;
+  if (f.data && !f.data->empty()) {
+    s->written = f.offset + f.data->size();
+    s->synced = f.sync;
+  } else if (f.sync) {
+    s->synced = true;
+  }
+  if (f.sync && f.segment == segments_.back().id) last_sync_ = std::chrono::steady_clock::now();
+}
+
+Status StoreImpl::FinishBatch(std::unique_ptr<WriteBatch> batch, Status status) {
   auto* b = static_cast<WriteBatchImpl*>(batch.get());
   assert(in_flight_);
   in_flight_ = false;
@@ -226,21 +335,18 @@ void StoreImpl::FinishBatch(std::unique_ptr<WriteBatch> batch, Status status) {
 
   if (status.ok() && !b->ran) status = Status::InvalidArgument("batch finished without Run()");
   if (status.ok()) {
-    for (BatchFile& f : b->files) {
-      Segment* s = FindSegment(f.segment);
-      if (f.created) s->fd = f.fd;
-      if (f.data && !f.data->empty()) {
-        s->written = f.offset + f.data->size();
-        s->synced = f.sync;
-      } else if (f.sync) {
-        s->synced = true;
-      }
-      if (f.sync && f.segment == segments_.back().id) last_sync_ = std::chrono::steady_clock::now();
-    }
+    for (const BatchFile& f : b->files) AdoptFile(f);
     for (const Chunk& c : inflight_.chunks) {
       Segment* s = FindSegment(c.segment);
       if (s->first_lsn == 0) s->first_lsn = c.first_lsn;
       s->last_lsn = c.last_lsn;
+    }
+    if (b->manifest) {
+      persisted_hw_ = b->manifest->high_water;
+      manifest_.high_water = persisted_hw_;
+      manifest_.active_segment = b->manifest->active_segment;
+      manifest_.active_first_lsn = b->manifest->active_first_lsn;
+      persisted_gen_ = b->manifest_gen;
     }
     if (b->records() > 0) {
       durable_lsn_ = b->last_lsn();
@@ -248,53 +354,140 @@ void StoreImpl::FinishBatch(std::unique_ptr<WriteBatch> batch, Status status) {
       batch_records_ += b->records();
     }
     inflight_ = Pending{};
-    return;
+    return status;
   }
 
-  if (b->records() == 0) {
-    // A failed sync of already-written bytes: nothing to undo, but say so.
-    Log("sync failed: " + status.ToString());
+  // Every LSN staged so far is burned, whatever happens below: readers may
+  // have seen them (ETags), so they must never name another record.
+  lsn_floor_ = std::max(lsn_floor_, last_lsn_);
+  failed_batches_++;
+  // The last LSN before this batch's records (or before the staged ones,
+  // for a batch that only synced).
+  const uint64_t lsn_before_batch = !inflight_.empty()
+                                        ? inflight_.lsn_before
+                                        : (!staged_.empty() ? staged_.lsn_before : last_lsn_);
+  const size_t undone_staged = staged_.undo.size();
+  Rollback(&staged_, 0);
+  staged_ = Pending{};
+
+  if (b->failure == WriteBatchImpl::Failure::kSync) {
+    // fsyncgate: the files' state is unknown, and retrying the sync could
+    // succeed over pages the kernel dropped. Keep what was written (its
+    // writers are told it may or may not survive; under everysec/never it
+    // is as durable as promised), undo what never reached a file, and
+    // accept no more writes.
+    size_t kept = 0;
+    bool cut = false;
+    for (const BatchFile& f : b->files) {
+      if (!cut && (f.written || !f.data)) {
+        AdoptFile(f);
+      } else {
+        cut = true;
+        if (f.created) {
+          io_->Close(f.fd);
+          io_->Unlink(f.path);
+        }
+      }
+    }
+    uint64_t last_kept = lsn_before_batch;
+    for (const Chunk& c : inflight_.chunks) {
+      Segment* s = FindSegment(c.segment);
+      if (s->written < c.offset + c.bytes->size()) break;
+      if (s->first_lsn == 0) s->first_lsn = c.first_lsn;
+      s->last_lsn = c.last_lsn;
+      last_kept = c.last_lsn;
+      kept += CountRecords(c);
+    }
+    Rollback(&inflight_, kept);
     inflight_ = Pending{};
-    return;
+    last_lsn_ = last_kept;
+    // Under "always" the kept records are not durable: not for replicas either.
+    if (options_.fsync != FsyncMode::kAlways) durable_lsn_ = last_kept;
+    ForgetUncreatedSegments();
+    RecountTotal();
+    read_only_ = Status::IOError("a sync failed (" + status.ToString() +
+                                 "); the store accepts no writes until it is restarted, which "
+                                 "recovers from what is on disk");
+    Log(read_only_.ToString() + "; " + std::to_string(undone_staged) + " staged records undone");
+    if (b->records() == 0 || options_.fsync != FsyncMode::kAlways) {
+      return b->records() == 0 ? status : Status::OK();
+    }
+    return Status::IOError("the write may or may not be stored: " + status.ToString() +
+                           "; the store is read-only until restarted");
   }
 
   // Undo everything not yet durable, newest first.
-  const size_t undone = staged_.undo.size() + inflight_.undo.size();
-  const uint64_t lsn_before = inflight_.lsn_before;
-  Rollback(&staged_);
-  Rollback(&inflight_);
-  staged_ = Pending{};
+  Rollback(&inflight_, 0);
   inflight_ = Pending{};
-  last_lsn_ = lsn_before;
-  failed_batches_++;
+  last_lsn_ = lsn_before_batch;
 
+  // The undo must be as durable as what it undoes could be (the batch may
+  // have synced its data before a later step failed): otherwise a crash
+  // could bring back writes that were answered as failed. Newest first, so
+  // that a crash in the middle leaves a prefix of the log: the files this
+  // batch created go (and the directory is synced), then the older ones are
+  // cut back.
+  Status undo;
+  bool removed = false;
   for (BatchFile& f : b->files) {
     if (f.created) {
-      // Created by this batch: the segment never completed, remove it.
-      ::close(f.fd);
-      ::unlink(f.path.c_str());
+      io_->Close(f.fd);
+      io_->Unlink(f.path);
+      removed = true;
     }
   }
-  // Forget segments no completed batch created (they are at the back).
-  while (segments_.size() > 1 && segments_.back().fd < 0) segments_.pop_back();
-  total_bytes_ = 0;
+  if (removed) undo = SyncDir(io_, dir_fd_, options_.dir);
+  ForgetUncreatedSegments();
   for (Segment& s : segments_) {
-    if (s.end != s.written || s.id == segments_.back().id) {
+    if (undo.ok() && (s.end != s.written || s.id == segments_.back().id) && s.fd >= 0) {
       // Cut whatever part of the batch reached the file.
-      if (s.fd >= 0 && ::ftruncate(s.fd, static_cast<off_t>(s.written)) != 0) {
-        broken_ = Status::FromErrno(errno, "truncate " + s.path + " after a failed batch");
-        Log(broken_.ToString());
+      if (int err = io_->Truncate(s.fd, s.written)) {
+        undo = Status::FromErrno(err, "truncate " + s.path + " after a failed batch");
+      } else {
+        undo = SyncFile(io_, s.fd, s.path);
       }
     }
+  }
+  if (!undo.ok()) {
+    read_only_ = Status::IOError("a failed batch could not be undone durably (" + undo.ToString() +
+                                 "); the store accepts no writes until it is restarted");
+    Log(read_only_.ToString());
+  }
+  RecountTotal();
+  Log("batch of " + std::to_string(b->records()) + " records (LSN " +
+      std::to_string(b->first_lsn()) + "-" + std::to_string(b->last_lsn()) +
+      ") failed: " + status.ToString() + "; rolled back " +
+      std::to_string(b->records() + undone_staged) + " records");
+  return status;
+}
+
+// Forget segments no completed batch created (they are at the back).
+void StoreImpl::ForgetUncreatedSegments() {
+  while (segments_.size() > 1 && segments_.back().fd < 0) segments_.pop_back();
+}
+
+void StoreImpl::RecountTotal() {
+  total_bytes_ = 0;
+  for (Segment& s : segments_) {
     s.end = s.written;
     total_bytes_ += s.end;
   }
-  Log("batch of " + std::to_string(b->records()) + " records (LSN " +
-      std::to_string(b->first_lsn()) + "-" + std::to_string(b->last_lsn()) +
-      ") failed: " + status.ToString() + "; rolled back " + std::to_string(undone) + " records");
 }
 
-void StoreImpl::Rollback(Pending* p) {
+size_t StoreImpl::CountRecords(const Chunk& c) {
+  size_t n = 0;
+  std::string_view buf(*c.bytes);
+  while (!buf.empty()) {
+    uint64_t total;
+    if (!CheckRecordHeader(buf, &total).ok()) break;
+    buf.remove_prefix(total);
+    n++;
+  }
+  return n;
+}
+
+// Undoes the index changes of p's records from the keep-th on, newest first.
+void StoreImpl::Rollback(Pending* p, size_t keep) {
   std::vector<Record> records;
   records.reserve(p->undo.size());
   for (const Chunk& c : p->chunks) {
@@ -310,9 +503,10 @@ void StoreImpl::Rollback(Pending* p) {
     }
   }
   assert(records.size() == p->undo.size());
-  for (size_t i = std::min(records.size(), p->undo.size()); i-- > 0;) {
+  for (size_t i = std::min(records.size(), p->undo.size()); i-- > keep;) {
     const Record& r = records[i];
     const Undo& u = p->undo[i];
+    if (r.type == RecordType::kGap) continue;
     if (r.type == RecordType::kPut) {
       live_bytes_ -= EncodedRecordSize(r.key.size(), r.value.size());
       if (!u.had_old) index_.Erase(r.key);
@@ -328,26 +522,48 @@ Status StoreImpl::Flush() {
   if (in_flight_) return Status::Busy("a batch is in flight");
   while (HasStaged()) {
     std::unique_ptr<WriteBatch> b = TakeBatch(false);
-    if (!b) return broken_.ok() ? Status::OK() : broken_;
+    if (!b) return read_only_.ok() ? Status::OK() : read_only_;
     Status s = b->Run();
-    FinishBatch(std::move(b), s);
-    if (!s.ok()) return s;
+    Status told = FinishBatch(std::move(b), s);
+    if (!s.ok()) return told.ok() ? s : told;
   }
   return Status::OK();
 }
 
 // --- reads ---------------------------------------------------------------------
 
+// A read takes the whole record in one pread and checks its CRC, key and
+// LSN: damage on disk becomes an error naming the file and offset, never
+// wrong bytes. The record is read into *value and its head cut off.
 Status StoreImpl::ReadValue(std::string_view key, const IndexEntry& e, std::string* value) const {
   const Segment* seg = FindSegment(e.segment);
-  if (!seg)
+  if (!seg) {
     return Status::Corruption("index points at missing segment " + std::to_string(e.segment));
-  const uint64_t value_off = e.offset + kRecordHeaderBytes + key.size();
+  }
+  const size_t head = kRecordHeaderBytes + key.size();
   if (e.offset < seg->written) {
-    value->resize(e.value_len);
-    return PreadExact(seg->fd, value->data(), e.value_len, value_off, seg->path);
+    const uint64_t total = EncodedRecordSize(key.size(), e.value_len);
+    value->resize(total);
+    Status s = PreadExact(io_, seg->fd, value->data(), total, e.offset, seg->path);
+    Record r;
+    size_t n;
+    if (s.ok()) s = DecodeRecord(*value, &r, &n);
+    if (s.ok() && (r.lsn != e.lsn || r.key != key || n != total)) {
+      s = Status::Corruption("record does not match the index");
+    }
+    if (!s.ok()) {
+      value->clear();
+      if (s.IsIOError()) return s;
+      return Status::Corruption("bad record in " + seg->path + " at offset " +
+                                std::to_string(e.offset) + " (key of " +
+                                std::to_string(key.size()) + " bytes, LSN " +
+                                std::to_string(e.lsn) + "): " + std::string(s.message()));
+    }
+    value->erase(0, head);
+    return Status::OK();
   }
   // Not on file yet: the record is in the batch in flight or still staged.
+  const uint64_t value_off = e.offset + head;
   for (const Pending* p : {&inflight_, &staged_}) {
     for (const Chunk& c : p->chunks) {
       if (c.segment == e.segment && e.offset >= c.offset && e.offset < c.offset + c.bytes->size()) {
@@ -399,6 +615,9 @@ StoreStats StoreImpl::Stats() const {
   st.syncs = syncs_;
   st.index_bytes = index_.MemoryBytes();
   st.failed_batches = failed_batches_;
+  st.high_water_lsn = persisted_hw_;
+  st.history_id = history_id();
+  st.read_only = !read_only_.ok();
   return st;
 }
 

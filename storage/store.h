@@ -20,12 +20,23 @@
 //     store->FinishBatch(std::move(b), s);                 // owner thread
 //
 // At most one batch is in flight; records staged meanwhile form the next one.
-// After FinishBatch returns OK, every LSN <= batch->last_lsn() is as durable as
-// the fsync mode promises, and the owner may acknowledge those writes. When a
-// batch fails (ENOSPC, EIO) FinishBatch undoes it and every record staged after
-// it: the index goes back to what it was, the log is truncated to its last
-// good byte, and the failed LSNs are reused — the writers must be told of the
-// failure, and the store stays usable.
+// FinishBatch returns what the batch's writers are to be told. OK: every LSN
+// <= batch->last_lsn() is as durable as the fsync mode promises. When writing
+// the batch fails (ENOSPC, EIO) FinishBatch undoes it and every record staged
+// after it: the index goes back to what it was and the log is truncated to its
+// last good byte; the store stays usable, and the undone LSNs are never used
+// again (the next write follows a gap record, see record_format.h).
+//
+// A failed sync is different ("fsyncgate"): the kernel may have dropped the
+// dirty pages and a later sync would succeed over lost data, so the store
+// never retries. It stops accepting writes until it is reopened (writable()
+// says why), undoes only the records staged after the batch, and returns an
+// error for the batch's own records, which may or may not survive a restart —
+// except under everysec, whose promise (written) they kept: OK for them.
+// Either way every record whose LSN is above last_lsn() afterwards was undone.
+//
+// LSNs are never reused, across failures and restarts: the MANIFEST
+// (storage/manifest.h) persists a high-water mark above every LSN handed out.
 #pragma once
 
 #include <cstdint>
@@ -37,6 +48,9 @@
 #include "storage/status.h"
 
 namespace distkv::storage {
+
+class Io;
+struct Record;
 
 enum class FsyncMode {
   kAlways,    // every batch is written and fdatasync'ed before it completes
@@ -58,6 +72,9 @@ struct Options {
   bool repair = false;
   // Receives one line per noteworthy event (recovery, truncation). May be empty.
   std::function<void(std::string_view line)> log;
+  // The file system underneath; nullptr means Io::Posix(). Tests pass a
+  // FaultyIo (storage/faulty_io.h). Not owned; must outlive the store.
+  Io* io = nullptr;
   // Test hook for failure paths: WriteBatch::Run calls it before each step
   // ("create", "write", "sync") and fails that step with the errno it
   // returns, if non-zero. Called on the thread that runs the batch.
@@ -77,6 +94,9 @@ struct StoreStats {
   uint64_t syncs = 0;           // fdatasync calls
   uint64_t index_bytes = 0;     // memory held by the key index (table + key arena)
   uint64_t failed_batches = 0;  // batches that failed and were rolled back
+  uint64_t high_water_lsn = 0;  // persisted: no LSN at or below it is handed out again
+  uint64_t history_id = 0;
+  bool read_only = false;  // after a failed sync; writable() says why
 };
 
 class WriteBatch {
@@ -97,6 +117,8 @@ class LogCursor {
  public:
   virtual ~LogCursor() = default;
   // Appends whole encoded records with LSN > the cursor's position to *out,
+  // each LSN the previous one + 1 or a gap record continuing from it (a hole
+  // in the log is Corruption naming the file and offset, never skipped),
   // up to about max_bytes (at least one record when one is available), and
   // advances. An OK status with nothing appended means the cursor is at the
   // end of what is durable now; call again later to get more.
@@ -129,6 +151,11 @@ class Store {
   // absent key still stages its tombstone (the logs stay identical).
   virtual Status Apply(uint64_t lsn, bool is_delete, std::string_view key,
                        std::string_view value) = 0;
+  // The same for any decoded record, gap records included. The record's LSN
+  // must be last_lsn() + 1, or it must be a gap record whose previous LSN is
+  // last_lsn(): a stream with a hole is refused (InvalidArgument). A gap
+  // record's history id becomes this store's current history.
+  virtual Status Apply(const Record& record) = 0;
 
   // Group commit, as described at the top of this file.
   virtual bool HasStaged() const = 0;
@@ -137,7 +164,7 @@ class Store {
   // in flight. With force_sync (everysec's timer) a batch is returned even if
   // nothing is staged, as long as written data awaits a sync.
   virtual std::unique_ptr<WriteBatch> TakeBatch(bool force_sync = false) = 0;
-  virtual void FinishBatch(std::unique_ptr<WriteBatch> batch, Status status) = 0;
+  virtual Status FinishBatch(std::unique_ptr<WriteBatch> batch, Status status) = 0;
   // Convenience for tests and tools: runs batches on this thread until
   // nothing is staged.
   virtual Status Flush() = 0;
@@ -157,6 +184,16 @@ class Store {
   virtual uint64_t size() const = 0;         // live keys
   virtual uint64_t last_lsn() const = 0;     // newest staged LSN (0 for an empty store)
   virtual uint64_t durable_lsn() const = 0;  // newest LSN of a completed batch
+  // The persisted LSN high-water mark (see storage/manifest.h).
+  virtual uint64_t high_water_lsn() const = 0;
+  // The id of the history the log is in now (random, 64 bits, never 0), and
+  // the LSN it started at; a new one starts when the store is created, when
+  // --repair cuts records and when a crash may have lost acknowledged records.
+  virtual uint64_t history_id() const = 0;
+  virtual uint64_t history_start_lsn() const = 0;
+  // OK while the store accepts writes; after a failed sync, the reason it
+  // does not (until it is reopened).
+  virtual Status writable() const = 0;
   virtual StoreStats Stats() const = 0;
   virtual const Options& options() const = 0;
 };

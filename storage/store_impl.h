@@ -11,10 +11,14 @@
 //   inflight_  the same for the batch being run. Its bytes are shared,
 //              read-only, with the WriteBatch; Get() reads records that are
 //              not on file yet from here or from staged_.
+//   manifest_  the MANIFEST as last written. A batch carries a new one when
+//              it creates a segment, when the LSN reservation runs low or
+//              when the history changed; it is written after the batch's data.
 //
 // FinishBatch() either makes a batch's bytes part of the files (OK) or undoes
 // staged_ and inflight_ newest first, truncates the files to their `written`
-// size and forgets segments no completed batch created.
+// size and forgets segments no completed batch created. LSNs it undid are
+// burned: lsn_floor_ rises past them and the next Put stages a gap record.
 #pragma once
 
 #include <chrono>
@@ -23,12 +27,15 @@
 #include <string>
 #include <vector>
 
-#include "storage/dir_lock.h"
+#include "storage/io.h"
 #include "storage/key_index.h"
+#include "storage/manifest.h"
 #include "storage/record_format.h"
 #include "storage/store.h"
 
 namespace distkv::storage {
+
+struct BatchFile;
 
 struct Segment {
   uint32_t id = 0;
@@ -39,10 +46,14 @@ struct Segment {
   bool synced = true;      // every written byte has been fdatasync'ed
   uint64_t first_lsn = 0;  // of the records within `written` (0: none)
   uint64_t last_lsn = 0;
+  bool compacted = false;  // listed as compacted in the MANIFEST (sparse LSNs)
 };
 
 class StoreImpl final : public Store {
  public:
+  // LSNs reserved ahead in the MANIFEST; renewed when half is used.
+  static constexpr uint64_t kLsnReservation = 1 << 20;
+
   explicit StoreImpl(const Options& options);
   ~StoreImpl() override;
 
@@ -54,10 +65,11 @@ class StoreImpl final : public Store {
   Status Put(std::string_view key, std::string_view value, uint64_t* lsn) override;
   Status Remove(std::string_view key, uint64_t* lsn) override;
   Status Apply(uint64_t lsn, bool is_delete, std::string_view key, std::string_view value) override;
+  Status Apply(const Record& record) override;
   bool HasStaged() const override { return !staged_.undo.empty(); }
   bool BatchInFlight() const override { return in_flight_; }
   std::unique_ptr<WriteBatch> TakeBatch(bool force_sync) override;
-  void FinishBatch(std::unique_ptr<WriteBatch> batch, Status status) override;
+  Status FinishBatch(std::unique_ptr<WriteBatch> batch, Status status) override;
   Status Flush() override;
   Status ForEach(
       const std::function<void(std::string_view, std::string_view, uint64_t)>& fn) override;
@@ -65,12 +77,18 @@ class StoreImpl final : public Store {
   uint64_t size() const override { return index_.size(); }
   uint64_t last_lsn() const override { return last_lsn_; }
   uint64_t durable_lsn() const override { return durable_lsn_; }
+  uint64_t high_water_lsn() const override { return persisted_hw_; }
+  uint64_t history_id() const override { return manifest_.history().id; }
+  uint64_t history_start_lsn() const override { return manifest_.history().start_lsn; }
+  Status writable() const override { return read_only_; }
   StoreStats Stats() const override;
   const Options& options() const override { return options_; }
 
   // For LogCursor (same thread).
+  Io* io() const { return io_; }
   const std::vector<Segment>& segments() const { return segments_; }
   const Segment* FindSegment(uint32_t id) const;
+  const Manifest& manifest() const { return manifest_; }
 
  private:
   struct Chunk {
@@ -90,27 +108,64 @@ class StoreImpl final : public Store {
     uint64_t lsn_before = 0;  // last_lsn_ before the first record
     bool empty() const { return undo.empty(); }
   };
+  // What recovery learned while scanning, for the checks that follow it.
+  struct ScanState {
+    uint64_t log_start = 0;  // from the MANIFEST (0: the first record found)
+    uint64_t prev_lsn = 0;   // last LSN of the dense log so far (0: none yet)
+    uint64_t max_lsn = 0;
+    std::vector<LsnGap> gaps;      // declared absent (MANIFEST and new ones)
+    std::vector<LsnGap> new_gaps;  // --repair: found missing now
+    bool repaired = false;         // --repair cut or accepted something
+    uint64_t first_cut_prev = 0;   // --repair: the last LSN before the first loss
+  };
 
   Segment* FindSegment(uint32_t id);
   Status Recover();
-  Status RecoverSegment(Segment* seg, bool newest, uint64_t* max_lsn);
+  Status ScanSegment(Segment* seg, bool newest, ScanState* st);
+  Status CheckDense(const Segment& seg, uint64_t offset, const Record& rec, ScanState* st);
+  Status CutSegment(Segment* seg, uint64_t at, uint64_t file_size, const std::string& why);
   Status CreateFirstSegment();
   Status CheckWritable() const;
   Status Stage(uint64_t lsn, RecordType type, std::string_view key, std::string_view value);
-  void Rollback(Pending* p);
+  Status StageGapIfNeeded();
+  // Undoes the index changes of p's records from the keep-th on.
+  void Rollback(Pending* p, size_t keep);
+  static size_t CountRecords(const Chunk& c);
+  // Makes what a batch did to one file part of the segment.
+  void AdoptFile(const BatchFile& f);
+  void ForgetUncreatedSegments();
+  void RecountTotal();  // ends back to written, total_bytes_ from them
   Status ReadValue(std::string_view key, const IndexEntry& e, std::string* value) const;
   void Log(const std::string& line) const;
+  void CloseCleanly();
 
   const Options options_;
-  DirLock lock_;
+  Io* io_;
+  int lock_fd_ = -1;
   int dir_fd_ = -1;
+  bool opened_ = false;  // Init() succeeded
   std::vector<Segment> segments_;
   KeyIndex index_;
   Pending staged_;
   Pending inflight_;
   bool in_flight_ = false;
-  // Set when a rollback could not restore the files; writes then fail with it.
-  Status broken_;
+  // Set after a failed sync, or when a rollback could not restore the files:
+  // writes then fail with it until the store is reopened.
+  Status read_only_;
+
+  Manifest manifest_;
+  // LSNs up to lsn_floor_ may have been handed out (burned by a failed batch
+  // or a crash): the next Put stages a gap record past them. need_gap_ also
+  // asks for one when a new history started.
+  uint64_t lsn_floor_ = 0;
+  bool need_gap_ = false;
+  // manifest_ is the current MANIFEST; it is on disk when persisted_gen_ ==
+  // manifest_gen_ (Apply of a gap record changes the history in memory, and
+  // the next batch writes it). persisted_hw_ is the high-water mark on disk:
+  // Put never hands out an LSN above it.
+  uint64_t manifest_gen_ = 0;
+  uint64_t persisted_gen_ = 0;
+  uint64_t persisted_hw_ = 0;
 
   uint64_t last_lsn_ = 0;
   uint64_t durable_lsn_ = 0;

@@ -1,55 +1,150 @@
-// Opening a store: lock the directory, find the segments, and rebuild the
-// index by scanning every record of every segment, checking its CRC.
+// Opening a store: lock the directory, read the MANIFEST, find the segments,
+// rebuild the index by scanning every record of every segment (checking its
+// CRC), check that the log holds every LSN it should, and write the MANIFEST
+// of the new run.
 //
 // For each key the record with the highest LSN wins, whatever file it is in;
 // tombstones take part (they are kept in the index, flagged, until every
-// segment is scanned, then dropped). A bad or torn record at the end of the
-// newest segment is the normal trace of a crash during a write: the file is
-// cut back to the last good record and the cut is logged. A bad record in any
-// other segment is damage to data that was complete and synced: Open fails
-// with Corruption naming the file and offset, unless Options::repair asks to
-// cut the segment there, which is logged with the bytes lost.
+// segment is scanned, then dropped).
+//
+// Damage. A bad record at the end of the newest segment, with nothing valid
+// after it, is the normal trace of a crash during a write (a torn tail): the
+// file is cut back to the last good record and the cut is logged. Anything
+// else is damage to data that was complete: a bad record followed by valid
+// ones (in any segment), a hole in the LSNs (a segment deleted or cut short),
+// a newest segment the MANIFEST knows but the directory lacks, or a log that
+// ends before the high-water mark of a clean close. Open then fails with
+// Corruption naming the file, the offset and the missing LSNs, unless
+// Options::repair (--repair) accepts the loss: damaged bytes are cut (and
+// kept in a .corrupt file beside the segment), the missing LSNs are recorded
+// as a gap in the MANIFEST, and a new history begins.
+//
+// LSNs after the open. After a clean close the log continues at the next
+// LSN. After a crash the high-water mark is a reservation that may cover
+// LSNs handed out and lost: the next write jumps past it (a gap record), so
+// no LSN — and so no ETag — is used twice. If that run's fsync mode could
+// acknowledge unsynced writes (everysec, never), acknowledged records may be
+// lost: a new history begins.
 #include <errno.h>
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 
+#include "storage/coding.h"
+#include "storage/crc32c.h"
 #include "storage/file_util.h"
 #include "storage/segment_reader.h"
 #include "storage/store_impl.h"
 
 namespace distkv::storage {
 
+namespace {
+
+constexpr size_t kScanReadBytes = 4 << 20;
+
+std::string Range(uint64_t first, uint64_t last) {
+  return first == last ? "LSN " + std::to_string(first)
+                       : "LSNs " + std::to_string(first) + "-" + std::to_string(last);
+}
+
+// Looks for a whole, valid record starting anywhere in (from, size) with an
+// LSN above prev_lsn (and not absurdly far above it). Reads in bounded
+// pieces; a candidate larger than a piece has its CRC streamed.
+Status FindValidRecordAfter(Io* io, int fd, const std::string& name, uint64_t from, uint64_t size,
+                            uint64_t prev_lsn, bool* found, uint64_t* found_off) {
+  *found = false;
+  constexpr size_t kWindow = 1 << 20;
+  std::string buf;
+  uint64_t buf_off = 0;
+  for (uint64_t off = from + 1; off + kRecordHeaderBytes <= size; off++) {
+    if (off < buf_off || off + kRecordHeaderBytes > buf_off + buf.size()) {
+      buf_off = off;
+      const size_t want = static_cast<size_t>(std::min<uint64_t>(kWindow, size - off));
+      buf.resize(want);
+      size_t got;
+      Status s = PreadSome(io, fd, buf.data(), want, off, &got, name);
+      if (!s.ok()) return s;
+      buf.resize(got);
+      if (got < kRecordHeaderBytes) return Status::OK();
+    }
+    std::string_view at(buf.data() + (off - buf_off), buf.size() - (off - buf_off));
+    uint64_t total;
+    if (!CheckRecordHeader(at, &total).ok()) continue;
+    const uint64_t lsn = DecodeFixed64(at.data() + 4);
+    if (lsn <= prev_lsn || lsn - prev_lsn > (1ull << 32) || total > size - off) continue;
+    uint32_t crc;
+    if (total <= at.size()) {
+      crc = crc32c::Value(at.data() + 4, total - 4);
+    } else {
+      crc = crc32c::Extend(0, at.data() + 4, at.size() - 4);
+      std::string piece;
+      for (uint64_t p = off + at.size(); p < off + total;) {
+        const size_t n = static_cast<size_t>(std::min<uint64_t>(kWindow, off + total - p));
+        piece.resize(n);
+        size_t got;
+        Status s = PreadSome(io, fd, piece.data(), n, p, &got, name);
+        if (!s.ok()) return s;
+        if (got < n) break;
+        crc = crc32c::Extend(crc, piece.data(), n);
+        p += n;
+      }
+    }
+    if (crc == DecodeFixed32(at.data())) {
+      *found = true;
+      *found_off = off;
+      return Status::OK();
+    }
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
 Status StoreImpl::Init() {
-  Status s = CreateDirs(options_.dir);
+  Status s = CreateDirs(io_, options_.dir);
   if (!s.ok()) return s;
-  s = lock_.Acquire(JoinPath(options_.dir, "LOCK"));
-  if (!s.ok()) return s;
-  dir_fd_ = ::open(options_.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd_ < 0) return Status::FromErrno(errno, "open " + options_.dir);
-  s = Recover();
-  if (!s.ok()) return s;
-  if (segments_.empty()) s = CreateFirstSegment();
-  return s;
+  const std::string lock_path = JoinPath(options_.dir, "LOCK");
+  if (int err = io_->Lock(lock_path, &lock_fd_)) {
+    if (err == EWOULDBLOCK)
+      return Status::Busy(lock_path + " is locked: the store is open elsewhere");
+    return Status::FromErrno(err, "lock " + lock_path);
+  }
+  if (int err = io_->OpenDir(options_.dir, &dir_fd_)) {
+    dir_fd_ = -1;
+    return Status::FromErrno(err, "open " + options_.dir);
+  }
+  return Recover();
 }
 
 Status StoreImpl::CreateFirstSegment() {
+  // The file itself is created by the first batch that writes to it, which
+  // also records it in the MANIFEST.
   Segment seg;
   seg.id = 1;
   seg.path = JoinPath(options_.dir, SegmentFileName(seg.id));
-  seg.fd = ::open(seg.path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (seg.fd < 0) return Status::FromErrno(errno, "create " + seg.path);
   segments_.push_back(std::move(seg));
-  if (::fsync(dir_fd_) != 0) return Status::FromErrno(errno, "fsync " + options_.dir);
   return Status::OK();
 }
 
 Status StoreImpl::Recover() {
   const auto start = std::chrono::steady_clock::now();
+  Manifest m;
+  bool found = false;
+  Status s = ReadManifest(io_, options_.dir, &m, &found);
+  if (!s.ok()) {
+    if (!s.IsCorruption() || !options_.repair) {
+      return s.IsCorruption()
+                 ? Status::Corruption(std::string(s.message()) +
+                                      "; start with --repair to rebuild it from the segments")
+                 : s;
+    }
+    Log("repair: " + s.ToString() + "; rebuilding the MANIFEST from the segments");
+    found = false;
+    m = Manifest{};
+  }
+
   std::vector<std::string> names;
-  Status s = ListDir(options_.dir, &names);
+  s = ListDir(io_, options_.dir, &names);
   if (!s.ok()) return s;
   std::vector<uint64_t> ids;
   for (const std::string& name : names) {
@@ -60,25 +155,29 @@ Status StoreImpl::Recover() {
       }
       ids.push_back(id);
     } else if (name.ends_with(".tmp")) {
-      // An unfinished file of an interrupted compaction or hint write.
+      // An unfinished file of an interrupted MANIFEST, compaction or hint write.
       const std::string path = JoinPath(options_.dir, name);
-      ::unlink(path.c_str());
+      io_->Unlink(path);
       Log("removed unfinished file " + path);
     }
   }
   std::sort(ids.begin(), ids.end());
 
-  uint64_t max_lsn = 0;
+  ScanState st;
+  st.log_start = found ? m.log_start : 0;  // 0: the first record found sets it
+  st.gaps = m.gaps;
   live_bytes_ = 0;
   tombstones_ = 0;
   for (size_t i = 0; i < ids.size(); i++) {
     Segment seg;
     seg.id = static_cast<uint32_t>(ids[i]);
     seg.path = JoinPath(options_.dir, SegmentFileName(seg.id));
-    seg.fd = ::open(seg.path.c_str(), O_RDWR | O_CLOEXEC);
-    if (seg.fd < 0) return Status::FromErrno(errno, "open " + seg.path);
+    for (const CompactedSegment& c : m.compacted) seg.compacted |= c.id == seg.id;
+    if (int err = io_->Open(seg.path, Io::kOpenExisting, &seg.fd)) {
+      return Status::FromErrno(err, "open " + seg.path);
+    }
     segments_.push_back(std::move(seg));
-    s = RecoverSegment(&segments_.back(), i + 1 == ids.size(), &max_lsn);
+    s = ScanSegment(&segments_.back(), i + 1 == ids.size(), &st);
     if (!s.ok()) return s;
   }
 
@@ -86,35 +185,160 @@ Status StoreImpl::Recover() {
   if (tombstones_ > 0) {
     index_.EraseIf([](std::string_view, const IndexEntry& e) { return e.deleted; });
   }
+  const uint64_t last = st.max_lsn;
+
+  // What the MANIFEST knows and the directory lacks.
+  if (found) {
+    uint64_t missing_first = 0, missing_last = 0;
+    std::string what;
+    if (m.active_segment != 0 && !FindSegment(m.active_segment)) {
+      missing_first = std::max(m.active_first_lsn, last + 1);
+      missing_last = std::max(m.high_water, missing_first);
+      what = "segment " + SegmentFileName(m.active_segment) + " (the newest, from LSN " +
+             std::to_string(m.active_first_lsn) +
+             ") is missing: " + Range(missing_first, missing_last) + (m.clean ? "" : " (at most)") +
+             " are gone";
+    } else if (m.clean && last < m.high_water) {
+      missing_first = last + 1;
+      missing_last = m.high_water;
+      what = "the log ends at LSN " + std::to_string(last) + " but the store was closed at LSN " +
+             std::to_string(m.high_water) + ": " + Range(missing_first, missing_last) +
+             " are missing (a segment was deleted or cut short)";
+    }
+    if (!what.empty()) {
+      if (!options_.repair) {
+        return Status::Corruption(options_.dir + ": " + what +
+                                  "; start with --repair to accept the loss");
+      }
+      Log("repair: " + what + "; accepting the loss");
+      st.new_gaps.push_back(LsnGap{missing_first, missing_last});
+      if (st.first_cut_prev == 0) st.first_cut_prev = last;
+      st.repaired = true;
+    }
+  }
+
+  // The new run's MANIFEST.
+  Manifest next = found ? m : Manifest{};
+  uint64_t floor = last;
+  bool new_history = !found;
+  uint64_t prev_end = last;
+  if (found) {
+    floor = std::max(m.high_water, last);
+    if (!m.clean && m.open_mode != FsyncMode::kAlways) new_history = true;
+  } else {
+    next.log_start = st.log_start == 0 ? 1 : st.log_start;
+    next.histories.clear();
+    if (!ids.empty()) Log("no MANIFEST in " + options_.dir + ": created one from the segments");
+  }
+  if (st.repaired) {
+    new_history = true;
+    prev_end = st.first_cut_prev;
+  }
+  for (const LsnGap& g : st.new_gaps) next.gaps.push_back(g);
+  if (new_history) {
+    next.histories.push_back(HistoryEntry{NewHistoryId(), floor + 1, std::min(prev_end, floor)});
+    if (next.histories.size() > kMaxHistories) next.histories.erase(next.histories.begin());
+  }
+  if (segments_.empty()) {
+    CreateFirstSegment();
+  }
+  next.active_segment = segments_.back().fd >= 0 ? segments_.back().id : 0;
+  next.active_first_lsn = segments_.back().first_lsn;
+  if (next.active_segment == 0) next.active_first_lsn = 0;
+  next.clean = false;
+  next.open_mode = options_.fsync;
+  next.high_water = floor + kLsnReservation;
+  s = WriteManifest(io_, options_.dir, dir_fd_, next);
+  if (!s.ok()) return s;
+  manifest_ = std::move(next);
+  persisted_hw_ = manifest_.high_water;
+  opened_ = true;
+
   total_bytes_ = 0;
   for (const Segment& seg : segments_) total_bytes_ += seg.end;
-  last_lsn_ = durable_lsn_ = max_lsn;
+  last_lsn_ = durable_lsn_ = last;
+  lsn_floor_ = floor;
+  // A store that existed before carries its history change into the log, so
+  // that replicas learn it; a new store's history simply starts at LSN 1.
+  need_gap_ = found && new_history;
 
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                       std::chrono::steady_clock::now() - start)
                       .count();
-  Log("recovered " + std::to_string(index_.size()) + " keys from " +
-      std::to_string(segments_.size()) + " segments in " + std::to_string(ms) + " ms, last LSN " +
-      std::to_string(last_lsn_));
+  Log("recovered " + std::to_string(index_.size()) + " keys from " + std::to_string(ids.size()) +
+      " segments in " + std::to_string(ms) + " ms, last LSN " + std::to_string(last_lsn_) +
+      (floor > last ? ", next LSN after " + std::to_string(floor) : "") +
+      (new_history ? ", new history" : ""));
   return Status::OK();
 }
 
-Status StoreImpl::RecoverSegment(Segment* seg, bool newest, uint64_t* max_lsn) {
+// The LSN of each record of the non-compacted log must follow the one before
+// (or be a gap record continuing from it, or follow a gap the MANIFEST
+// declares). Records below log_start are leftovers of a compaction and take
+// no part.
+Status StoreImpl::CheckDense(const Segment& seg, uint64_t offset, const Record& rec,
+                             ScanState* st) {
+  if (seg.compacted) return Status::OK();
+  if (st->log_start == 0) st->log_start = rec.lsn;
+  if (rec.lsn < st->log_start) return Status::OK();
+  const uint64_t expected = st->prev_lsn == 0 ? st->log_start : st->prev_lsn + 1;
+  bool follows = rec.lsn == expected;
+  if (rec.type == RecordType::kGap) {
+    uint64_t prev, history;
+    DecodeGapValue(rec.value, &prev, &history);
+    follows = prev == expected - 1 && rec.lsn > prev;
+  }
+  if (!follows && rec.lsn > expected) {
+    for (const LsnGap& g : st->gaps) follows |= g.first <= expected && g.last >= rec.lsn - 1;
+  }
+  if (!follows) {
+    const std::string where = seg.path + " at offset " + std::to_string(offset);
+    if (rec.lsn < expected) {
+      return Status::Corruption("LSN " + std::to_string(rec.lsn) + " in " + where +
+                                " does not follow LSN " + std::to_string(expected - 1) +
+                                " (the log's order is broken)");
+    }
+    const std::string what = Range(expected, rec.lsn - 1) +
+                             " are missing from the log (a segment was deleted or cut short): "
+                             "LSN " +
+                             std::to_string(rec.lsn) + " in " + where + " follows LSN " +
+                             std::to_string(expected - 1);
+    if (!options_.repair) {
+      return Status::Corruption(what + "; start with --repair to accept the loss");
+    }
+    Log("repair: " + what + "; accepting the loss");
+    st->new_gaps.push_back(LsnGap{expected, rec.lsn - 1});
+    st->gaps.push_back(st->new_gaps.back());
+    if (st->first_cut_prev == 0) st->first_cut_prev = expected - 1;
+    st->repaired = true;
+  }
+  st->prev_lsn = rec.lsn;
+  return Status::OK();
+}
+
+Status StoreImpl::ScanSegment(Segment* seg, bool newest, ScanState* st) {
   uint64_t file_size;
-  Status s = FileSize(seg->fd, &file_size, seg->path);
+  Status s = FileSize(io_, seg->fd, &file_size, seg->path);
   if (!s.ok()) return s;
-  SegmentReader reader(seg->fd, seg->path, 0, file_size, 4 << 20);
+  SegmentReader reader(io_, seg->fd, seg->path, 0, file_size, kScanReadBytes,
+                       /*skip_large_values=*/true);
   Record rec;
   std::string_view raw;
   uint64_t off;
   for (;;) {
     s = reader.Next(&rec, &raw, &off);
     if (!s.ok()) break;
+    s = CheckDense(*seg, off, rec, st);
+    if (!s.ok()) return s;
+    if (seg->first_lsn == 0 || rec.lsn < seg->first_lsn) seg->first_lsn = rec.lsn;
+    seg->last_lsn = std::max(seg->last_lsn, rec.lsn);
+    st->max_lsn = std::max(st->max_lsn, rec.lsn);
+    if (rec.type == RecordType::kGap) continue;
     IndexEntry e;
     e.lsn = rec.lsn;
     e.offset = off;
     e.segment = seg->id;
-    e.value_len = static_cast<uint32_t>(rec.value.size());
+    e.value_len = static_cast<uint32_t>(reader.value_bytes());
     e.deleted = rec.type == RecordType::kDelete;
     bool replaced;
     IndexEntry old;
@@ -129,36 +353,81 @@ Status StoreImpl::RecoverSegment(Segment* seg, bool newest, uint64_t* max_lsn) {
       if (e.deleted) {
         tombstones_++;
       } else {
-        live_bytes_ += raw.size();
+        live_bytes_ += reader.record_bytes();
       }
     }
-    if (seg->first_lsn == 0 || rec.lsn < seg->first_lsn) seg->first_lsn = rec.lsn;
-    seg->last_lsn = std::max(seg->last_lsn, rec.lsn);
-    *max_lsn = std::max(*max_lsn, rec.lsn);
   }
   const uint64_t good = reader.offset();
   if (!s.IsNotFound()) {
     if (!s.IsCorruption() && !s.IsIncomplete()) return s;  // an I/O error
     const std::string where = seg->path + " at offset " + std::to_string(good);
-    const std::string lost = std::to_string(file_size - good) + " bytes";
-    if (!newest && !options_.repair) {
-      return Status::Corruption("bad record in sealed segment " + where + ": " +
-                                std::string(s.message()) +
-                                " (Options::repair truncates the segment there)");
-    }
-    if (::ftruncate(seg->fd, static_cast<off_t>(good)) != 0 || ::fdatasync(seg->fd) != 0) {
-      return Status::FromErrno(errno, "truncate " + seg->path);
-    }
-    if (newest) {
-      Log("truncated the torn tail of " + where + " (" + lost +
-          " dropped: " + std::string(s.message()) + ")");
+    const std::string why(s.message());
+    bool valid_after = false;
+    uint64_t valid_off = 0;
+    Status f = FindValidRecordAfter(io_, seg->fd, seg->path, good, file_size, st->max_lsn,
+                                    &valid_after, &valid_off);
+    if (!f.ok()) return f;
+    if (newest && !valid_after) {
+      if (int err = io_->Truncate(seg->fd, good))
+        return Status::FromErrno(err, "truncate " + seg->path);
+      s = SyncFile(io_, seg->fd, seg->path);
+      if (!s.ok()) return s;
+      Log("truncated the torn tail of " + where + " (" + std::to_string(file_size - good) +
+          " bytes dropped: " + why + ")");
     } else {
-      Log("repair: cut sealed segment " + where + ", " + lost + " lost (" +
-          std::string(s.message()) + ")");
+      const std::string what =
+          "bad record in " + std::string(newest ? "" : "sealed ") + "segment " + where + ": " +
+          why +
+          (valid_after ? " (valid records follow at offset " + std::to_string(valid_off) +
+                             ": this is damage, not a torn write)"
+                       : "");
+      if (!options_.repair) {
+        return Status::Corruption(what +
+                                  "; start with --repair to cut the segment there (the "
+                                  "cut bytes are kept in a .corrupt file)");
+      }
+      s = CutSegment(seg, good, file_size, what);
+      if (!s.ok()) return s;
+      if (st->first_cut_prev == 0) st->first_cut_prev = st->max_lsn;
+      st->repaired = true;
     }
   }
+  // What was read may be in the page cache only (the last process was
+  // killed before syncing): make it durable before trusting it as sealed.
+  s = SyncFile(io_, seg->fd, seg->path);
+  if (!s.ok()) return s;
   seg->written = seg->end = good;
   seg->synced = true;
+  return Status::OK();
+}
+
+// --repair: keeps the bytes from `at` on in <segment>.<at>.corrupt, then cuts
+// the segment there.
+Status StoreImpl::CutSegment(Segment* seg, uint64_t at, uint64_t file_size,
+                             const std::string& why) {
+  const std::string keep = seg->path + "." + std::to_string(at) + ".corrupt";
+  int fd;
+  if (int err = io_->Open(keep, Io::kCreate | Io::kTruncate, &fd)) {
+    return Status::FromErrno(err, "create " + keep);
+  }
+  Status s;
+  std::string piece;
+  for (uint64_t off = at; s.ok() && off < file_size;) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(1 << 20, file_size - off));
+    piece.resize(n);
+    s = PreadExact(io_, seg->fd, piece.data(), n, off, seg->path);
+    if (s.ok()) s = PwriteAll(io_, fd, piece.data(), n, off - at, keep);
+    off += n;
+  }
+  if (s.ok()) s = SyncFile(io_, fd, keep);
+  io_->Close(fd);
+  if (s.ok()) s = SyncDir(io_, dir_fd_, options_.dir);
+  if (!s.ok()) return s;
+  if (int err = io_->Truncate(seg->fd, at)) return Status::FromErrno(err, "truncate " + seg->path);
+  s = SyncFile(io_, seg->fd, seg->path);
+  if (!s.ok()) return s;
+  Log("repair: " + why + "; cut " + std::to_string(file_size - at) + " bytes lost, kept in " +
+      keep);
   return Status::OK();
 }
 

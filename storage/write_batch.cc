@@ -1,10 +1,6 @@
 // WriteBatchImpl::Run; the plan it executes is described in write_batch.h.
 #include "storage/write_batch.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <unistd.h>
-
 #include "storage/file_util.h"
 
 namespace distkv::storage {
@@ -19,30 +15,42 @@ Status WriteBatchImpl::Run() {
   for (BatchFile& f : files) {
     if (f.fd < 0) {
       int err = Inject("create");
-      int fd = err ? -1 : ::open(f.path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-      if (fd < 0) return Status::FromErrno(err ? err : errno, "create " + f.path);
+      int fd = -1;
+      if (err == 0) err = io_->Open(f.path, Io::kCreate | Io::kTruncate, &fd);
+      if (err) return Fail(Failure::kCreate, Status::FromErrno(err, "create " + f.path));
       f.fd = fd;
       f.created = true;
       created_any = true;
     }
     if (f.data && !f.data->empty()) {
-      if (int err = Inject("write")) return Status::FromErrno(err, "write " + f.path);
-      Status s = PwriteAll(f.fd, f.data->data(), f.data->size(), f.offset, f.path);
-      if (!s.ok()) return s;
+      if (int err = Inject("write")) {
+        return Fail(Failure::kWrite, Status::FromErrno(err, "write " + f.path));
+      }
+      Status s = PwriteAll(io_, f.fd, f.data->data(), f.data->size(), f.offset, f.path);
+      if (!s.ok()) return Fail(Failure::kWrite, s);
     }
+    f.written = true;
     if (f.sync) {
       int err = Inject("sync");
-      if (err == 0 && ::fdatasync(f.fd) != 0) err = errno;
       syncs_done++;
-      if (err) return Status::FromErrno(err, "fdatasync " + f.path);
+      Status s = err ? Status::FromErrno(err, "fdatasync " + f.path) : SyncFile(io_, f.fd, f.path);
+      if (!s.ok()) return Fail(Failure::kSync, s);
     }
   }
   if (created_any) {
     // The new segment's directory entry must be as durable as its data.
     int err = Inject("sync");
-    if (err == 0 && ::fsync(dir_fd_) != 0) err = errno;
     syncs_done++;
-    if (err) return Status::FromErrno(err, "fsync of the store directory");
+    Status s =
+        err ? Status::FromErrno(err, "fsync of the store directory") : SyncDir(io_, dir_fd_, dir_);
+    if (!s.ok()) return Fail(Failure::kSync, s);
+  }
+  if (manifest) {
+    bool uncertain = false;
+    int err = Inject("manifest");
+    Status s = err ? Status::FromErrno(err, "write MANIFEST")
+                   : WriteManifest(io_, dir_, dir_fd_, *manifest, &uncertain);
+    if (!s.ok()) return Fail(uncertain ? Failure::kSync : Failure::kManifest, s);
   }
   return Status::OK();
 }

@@ -171,6 +171,14 @@ net::HttpResponse Node::StorageError(const storage::Status& status) const {
                                   "the write was not stored: " + std::string(status.message()) +
                                       "; free disk space on this node and retry");
   }
+  if (status.IsCorruption()) {
+    // Damage on disk: never answered with wrong bytes. The message names the
+    // file and offset; the log keeps it for the operator.
+    LogLine(LogLevel::kError, "read failed: " + status.ToString());
+    return net::MakeErrorResponse(
+        500, "corrupt_record",
+        "the stored record is damaged, so it is not served: " + std::string(status.message()));
+  }
   return net::MakeErrorResponse(500, "storage_error", status.ToString());
 }
 
@@ -194,9 +202,18 @@ void Node::OnRequest(net::HttpRequest& request, net::Responder responder) {
       HandleKv(request, parsed, who.role, std::move(responder), start_ns);
       return;
     case Endpoint::kHealth: {
+      // A store that turned read-only after a failed sync still serves
+      // reads: 200, but it says so and why.
       net::HttpResponse r;
       r.SetHeader("Content-Type", "application/json");
-      r.body = std::string("{\"status\":\"ok\",\"role\":\"") + role_name() + "\"}\n";
+      const storage::Status writable = store_->writable();
+      r.body = std::string("{\"status\":\"") + (writable.ok() ? "ok" : "read_only") +
+               "\",\"role\":\"" + role_name() + "\"";
+      if (!writable.ok()) {
+        r.body += ",";
+        AppendJsonField(&r.body, "reason", writable.message(), false);
+      }
+      r.body += "}\n";
       Finish(responder, Route::kHealth, start_ns, std::move(r));
       return;
     }
@@ -343,6 +360,13 @@ void Node::HandleLocalWrite(KvRequest& kv, net::Responder responder, uint64_t st
   if (kv.op == KvOp::kDelete && !exists) {
     Finish(responder, route, start_ns,
            net::MakeErrorResponse(404, "not_found", "no value for this key"));
+    return;
+  }
+  if (const storage::Status w = store_->writable(); !w.ok()) {
+    Finish(responder, route, start_ns,
+           net::MakeErrorResponse(503, "read_only",
+                                  "this shard accepts no writes until its node is restarted: " +
+                                      std::string(w.message())));
     return;
   }
   uint64_t lsn = 0;

@@ -30,6 +30,16 @@ net::HttpResponse Node::StatsResponse() const {
   AppendJsonField(&b, "segments", st.segments);
   AppendJsonField(&b, "last_lsn", st.last_lsn);
   AppendJsonField(&b, "durable_lsn", st.durable_lsn);
+  AppendJsonField(&b, "high_water_lsn", st.high_water_lsn);
+  {
+    char id[17];
+    std::snprintf(id, sizeof(id), "%016" PRIx64, st.history_id);
+    AppendJsonField(&b, "history_id", id);
+  }
+  // After a failed sync the store takes no writes until a restart; say why.
+  const storage::Status writable = store_->writable();
+  AppendJsonField(&b, "read_only", writable.ok() ? 0 : 1);
+  if (!writable.ok()) AppendJsonField(&b, "read_only_reason", writable.message());
   AppendJsonField(&b, "index_bytes", st.index_bytes);
   b += "\"commit\":{";
   AppendJsonField(&b, "batches", pc.batches);
@@ -80,6 +90,9 @@ net::HttpResponse Node::MetricsResponse() const {
   const auto& pc = pipeline_->counters();
   std::string b;
   AppendPromMetric(&b, "distkv_keys", "gauge", "Live keys in this node's store.", st.keys);
+  AppendPromMetric(&b, "distkv_read_only", "gauge",
+                   "1 after a failed sync: the store takes no writes until restarted.",
+                   st.read_only ? 1 : 0);
   AppendPromMetric(&b, "distkv_live_bytes", "gauge", "Bytes of live records.", st.live_bytes);
   AppendPromMetric(&b, "distkv_dead_bytes", "gauge", "Bytes of overwritten or deleted records.",
                    st.dead_bytes);

@@ -187,8 +187,7 @@ bool ReplicationReplica::HandleRecords(const Frame& frame) {
           "record after LSN " + std::to_string(store_->last_lsn()) + " rejected: " + s.ToString();
       break;
     }
-    s = store_->Apply(record.lsn, record.type == storage::RecordType::kDelete, record.key,
-                      record.value);
+    s = store_->Apply(record);  // refuses a hole: the next LSN must be the last + 1
     if (!s.ok()) {
       counters_.protocol_errors++;
       abort_reason_ = "cannot apply the record of LSN " + std::to_string(record.lsn) +

@@ -127,7 +127,7 @@ void CommitPipeline::OnBatchDone(Job* job) {
   const uint64_t last = job->batch->last_lsn();
   const size_t records = job->batch->records();
   storage::Status status = job->status;
-  store_->FinishBatch(std::move(job->batch), status);
+  const storage::Status told = store_->FinishBatch(std::move(job->batch), status);
   if (status.ok()) {
     counters_.batches++;
     counters_.batch_records += records;
@@ -147,15 +147,19 @@ void CommitPipeline::OnBatchDone(Job* job) {
     for (Done& done : ready) done(status);
     if (listener_ && records > 0) listener_(last);
   } else {
-    // The store undid this batch and everything staged after it: every
-    // waiter still queued belongs to one of those writes.
+    // The store undid every write above its last LSN now (this batch, or the
+    // part of it that never reached a file, and everything staged after it);
+    // the writes of this batch it kept (after a failed sync) get what the
+    // store says of them.
     counters_.batch_failures++;
     expected_writers_ = 0;
-    Logf(LogLevel::kError, "commit failed, %zu writes undone: %s", waiters_.size(),
+    const uint64_t kept = std::min(last, store_->last_lsn());
+    Logf(LogLevel::kError, "commit failed, %zu writes waiting: %s", waiters_.size(),
          status.ToString().c_str());
     std::deque<Waiter> failed;
     failed.swap(waiters_);
-    for (auto& w : failed) w.done(status);
+    for (auto& w : failed) w.done(w.lsn <= kept ? told : status);
+    if (told.ok() && listener_ && kept > 0) listener_(store_->durable_lsn());
   }
   MaybeStartBatch(false);
 }

@@ -29,7 +29,9 @@
 // the loop sends the answers; answers still leave in LSN order.
 //
 // When a batch fails (disk full, I/O error) the Store undoes it and every
-// write staged after it; all their waiters get the error.
+// write staged after it; all their waiters get the error. After a failed
+// sync the store keeps what reached the files and turns read-only; the
+// waiters of what it kept get the store's verdict (storage/store.h).
 #pragma once
 
 #include <uv.h>

@@ -196,7 +196,7 @@ TEST_CASE("commit pipeline: a failed batch fails every write it undid, and the n
   storage::Options o = TestOptions(dir.path());
   o.fsync = storage::FsyncMode::kAlways;
   auto fail = std::make_shared<bool>(true);
-  o.fault_hook = [fail](std::string_view step) { return step == "sync" && *fail ? EIO : 0; };
+  o.fault_hook = [fail](std::string_view step) { return step == "write" && *fail ? ENOSPC : 0; };
   Fixture f(o);
   int failed = 0;
   for (int i = 0; i < 5; i++) {
@@ -215,6 +215,33 @@ TEST_CASE("commit pipeline: a failed batch fails every write it undid, and the n
   f.pipeline->WhenDurable(lsn, [&](const storage::Status& s) { ok = s.ok(); });
   REQUIRE(f.loop.RunUntil([&] { return ok; }));
   CHECK(f.store->durable_lsn() == lsn);
+}
+
+TEST_CASE(
+    "commit pipeline: after a failed sync the batch's writers hear 'may or may not', the "
+    "rest 'failed', and the store takes no more writes") {
+  TempDir dir;
+  storage::Options o = TestOptions(dir.path());
+  o.fsync = storage::FsyncMode::kAlways;
+  auto fail = std::make_shared<bool>(false);
+  o.fault_hook = [fail](std::string_view step) { return step == "sync" && *fail ? EIO : 0; };
+  Fixture f(o);
+  uint64_t lsn = 0;
+  REQUIRE(f.store->Put("first", "v", &lsn).ok());
+  bool first_ok = false;
+  f.pipeline->WhenDurable(lsn, [&](const storage::Status& s) { first_ok = s.ok(); });
+  REQUIRE(f.loop.RunUntil([&] { return first_ok; }));
+  *fail = true;
+  std::vector<std::string> answers;
+  for (int i = 0; i < 5; i++) {
+    REQUIRE(f.store->Put("k" + std::to_string(i), "v", &lsn).ok());
+    f.pipeline->WhenDurable(lsn,
+                            [&](const storage::Status& s) { answers.push_back(s.ToString()); });
+  }
+  REQUIRE(f.loop.RunUntil([&] { return answers.size() == 5; }));
+  for (const std::string& a : answers) CHECK(a.find("may or may not") != std::string::npos);
+  CHECK_FALSE(f.store->writable().ok());
+  CHECK_FALSE(f.store->Put("k", "v", &lsn).ok());
 }
 
 }  // namespace

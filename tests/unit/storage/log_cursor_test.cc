@@ -3,6 +3,8 @@
 // only once their batch completed.
 #include <doctest/doctest.h>
 
+#include <cerrno>
+
 #include <string>
 #include <vector>
 
@@ -160,21 +162,37 @@ TEST_CASE("records read through a cursor replay into an identical store") {
               .ok());
 }
 
-TEST_CASE("a cursor from before the start of the log is refused") {
+TEST_CASE("a cursor crosses a gap record but refuses a position inside the gap") {
   TempDir dir;
-  auto s = MustOpen(TestOptions(dir.path()));
-  std::unique_ptr<LogCursor> c;
-  CHECK(s->NewLogCursor(0, &c).ok());  // empty log: nothing is missing yet
-  REQUIRE(s->Apply(5, false, "a", "1").ok());
-  REQUIRE(s->Apply(6, false, "b", "2").ok());
+  Options o = TestOptions(dir.path());
+  int fail = 0;
+  o.fault_hook = [&fail](std::string_view step) { return step == "write" && fail ? ENOSPC : 0; };
+  auto s = MustOpen(o);
+  uint64_t lsn;
+  REQUIRE(s->Put("a", "1", &lsn).ok());
+  REQUIRE(s->Put("b", "2", &lsn).ok());
   REQUIRE(s->Flush().ok());
-  CHECK(s->NewLogCursor(0, &c).IsNotFound());
-  CHECK(s->NewLogCursor(3, &c).IsNotFound());
-  REQUIRE(s->NewLogCursor(4, &c).ok());
+  REQUIRE(s->Put("c", "burned", &lsn).ok());  // LSN 3, lost with its batch
+  fail = 1;
+  CHECK(s->Flush().IsNoSpace());
+  fail = 0;
+  REQUIRE(s->Put("d", "4", &lsn).ok());
+  CHECK(lsn == 5);  // LSN 4 is the gap record
+  REQUIRE(s->Flush().ok());
+
+  std::unique_ptr<LogCursor> c;
+  REQUIRE(s->NewLogCursor(0, &c).ok());
   std::string buf;
   REQUIRE(c->Next(&buf, 1 << 20).ok());
   std::vector<Decoded> got = DecodeAll(buf);
-  REQUIRE(got.size() == 2);
-  CHECK(got[0].lsn == 5);
-  CHECK(got[1].lsn == 6);
+  REQUIRE(got.size() == 4);
+  CHECK(got[1].lsn == 2);
+  CHECK(got[2].lsn == 4);
+  CHECK(got[3].lsn == 5);
+
+  // A replica that holds LSN 3 holds a record this log never kept.
+  REQUIRE(s->NewLogCursor(3, &c).ok());
+  buf.clear();
+  CHECK(c->Next(&buf, 1 << 20).IsNotFound());
+  CHECK(buf.empty());
 }

@@ -1,5 +1,6 @@
 // Helpers shared by the storage tests: a temporary directory that removes
-// itself, and shortcuts for opening a store and reading a file's bytes.
+// itself, shortcuts for opening a store and reading a file's bytes, and a
+// way to make a cleanly closed store look crashed.
 #pragma once
 
 #include <doctest/doctest.h>
@@ -12,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "storage/io.h"
+#include "storage/manifest.h"
 #include "storage/store.h"
 
 namespace distkv::storage::testing {
@@ -58,6 +61,21 @@ inline std::string ReadFile(const std::string& path) {
 inline void WriteFile(const std::string& path, const std::string& bytes) {
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
   f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+// Rewrites dir's MANIFEST as a crash would have left it: the store still
+// open, in the given fsync mode (the high-water mark stays as it was).
+inline void MarkCrashed(const std::string& dir, FsyncMode mode = FsyncMode::kAlways) {
+  Manifest m;
+  bool found = false;
+  REQUIRE(ReadManifest(Io::Posix(), dir, &m, &found).ok());
+  REQUIRE(found);
+  m.clean = false;
+  m.open_mode = mode;
+  int fd;
+  REQUIRE(Io::Posix()->OpenDir(dir, &fd) == 0);
+  REQUIRE(WriteManifest(Io::Posix(), dir, fd, m).ok());
+  Io::Posix()->Close(fd);
 }
 
 // The value of key, or "<absent>".
