@@ -1,7 +1,8 @@
 // distkv: the command line.
 //
 //   distkv serve --config sharding.toml --shard NAME [--replica] [--data DIR]
-//                [--listen HOST:PORT] [--advertise HOST:PORT] [--repair] [--log-requests]
+//                [--listen HOST:PORT] [--advertise HOST:PORT] [--repair]
+//                [--sync-journal FILE] [--log-requests]
 //
 // `serve` may be left out when the first argument is a flag, as the seed
 // projects were started (distkv --db-location=d --http-addr=... --shard=...).
@@ -28,7 +29,7 @@ namespace {
 constexpr const char* kUsage =
     "usage: distkv serve [--config FILE --shard NAME] [--replica] [--data DIR]\n"
     "                    [--listen HOST:PORT] [--advertise HOST:PORT] [--repair]\n"
-    "                    [--log-requests]\n"
+    "                    [--sync-journal FILE] [--log-requests]\n"
     "       distkv --db-location=DIR --http-addr=ADDR --config-file=FILE --shard=NAME\n"
     "                                             the same (the seed projects' form)\n"
     "       distkv nodes [--config FILE]          list the nodes of a config, one per line\n"
@@ -43,7 +44,11 @@ constexpr const char* kUsage =
     "                    (default: the shard's address, or its replica address)\n"
     "  --advertise ADDR  this node's address in sharding.toml when it listens on another\n"
     "                    (--listen 0.0.0.0:8080 --advertise db-1.internal:8080)\n"
-    "  --repair          truncate a corrupt sealed segment instead of refusing to start\n"
+    "  --repair          accept lost or damaged data instead of refusing to start: cut a\n"
+    "                    damaged segment (the cut bytes go to a .corrupt file), record\n"
+    "                    missing LSNs, start a new history\n"
+    "  --sync-journal F  (for tests) append each fdatasync'ed file size to F, so a test\n"
+    "                    can cut the files back to what was durable after a SIGKILL\n"
     "  --log-requests    one log line per request\n";
 
 struct Args {
@@ -102,6 +107,8 @@ int ParseArgs(int argc, char** argv, Args* args) {
       args->node.replica = true;
     } else if (flag == "--repair") {
       args->node.repair = true;
+    } else if (flag == "--sync-journal") {
+      ok = take(&args->node.sync_journal);
     } else if (flag == "--log-requests") {
       args->node.log_requests = true;
     } else if (flag == "--help" || flag == "-h") {

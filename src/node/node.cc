@@ -7,6 +7,7 @@
 #include "net/address.h"
 #include "src/obs/log.h"
 #include "storage/record_format.h"
+#include "storage/sync_journal_io.h"
 
 namespace distkv {
 
@@ -72,6 +73,16 @@ bool Node::Start(std::string* error) {
   so.segment_bytes = config.segment_bytes;
   so.fsync = config.fsync;
   so.repair = options_.repair;
+  if (!options_.sync_journal.empty()) {
+    auto journal =
+        std::make_unique<storage::SyncJournalIo>(storage::Io::Posix(), options_.sync_journal);
+    if (!journal->ok()) {
+      *error = "cannot open the sync journal " + options_.sync_journal;
+      return false;
+    }
+    journal_io_ = std::move(journal);
+    so.io = journal_io_.get();
+  }
   so.log = [](std::string_view line) { LogLine(LogLevel::kInfo, line); };
   storage::Status s = storage::Store::Open(so, &store_);
   if (!s.ok()) {

@@ -26,6 +26,7 @@
 #include "src/replication/primary.h"
 #include "src/replication/replica.h"
 #include "src/shard/commit_pipeline.h"
+#include "storage/io.h"
 #include "storage/store.h"
 
 namespace distkv {
@@ -38,7 +39,8 @@ struct NodeOptions {
   std::string listen;    // "host:port"; default: the config's address for this node
   // This node's address in the config, when it listens on another (0.0.0.0:8080).
   std::string advertise;
-  bool repair = false;  // truncate a corrupt sealed segment instead of refusing to start
+  bool repair = false;       // accept lost or damaged data instead of refusing to start
+  std::string sync_journal;  // tests: record synced sizes here (storage/sync_journal_io.h)
   bool log_requests = false;
 };
 
@@ -96,6 +98,7 @@ class Node {
   Authenticator auth_;
   uint64_t started_ns_ = 0;
 
+  std::unique_ptr<storage::Io> journal_io_;  // with --sync-journal; outlives store_
   std::unique_ptr<storage::Store> store_;
   std::unique_ptr<CommitPipeline> pipeline_;
   std::unique_ptr<net::HttpServer> server_;
