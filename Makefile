@@ -16,7 +16,7 @@ CC       ?= gcc
 BUILD    ?= build
 SANITIZE ?=
 
-PACKAGES := libuv1-dev node-llhttp libtoml11-dev libxxhash-dev doctest-dev g++ make curl
+PACKAGES := libuv1-dev node-llhttp libtoml11-dev libxxhash-dev doctest-dev g++ make curl libssl-dev openssl
 # Only the tests need these: JSON parsing, and a browser for the cluster page's test.
 # (clang and its libFuzzer runtime for the fuzz targets, python3 for the chaos run.)
 TEST_PACKAGES := nlohmann-json3-dev chromium clang libclang-rt-14-dev python3
@@ -29,7 +29,7 @@ CPPFLAGS := -I. -I$(LLHTTP_INC) -MMD -MP
 CXXFLAGS := -std=c++20 $(OPT) -g $(WARN) $(SANITIZE) -pthread
 CFLAGS   := $(OPT) -g $(SANITIZE)
 LDFLAGS  := $(SANITIZE) -pthread
-LDLIBS   := -luv -lxxhash
+LDLIBS   := -luv -lxxhash -lssl -lcrypto
 
 STORAGE_SRCS := $(sort $(wildcard storage/*.cc))
 NET_SRCS     := $(sort $(wildcard net/*.cc))
@@ -154,7 +154,8 @@ $(BUILD)/cluster-tests: $(TEST_MAIN) $(call obj,$(CLUSTER_SRCS)) $(BENCH_LIB) $(
 CHAOS_DURATION ?= 30
 test: $(UNIT_BINS) $(BUILD)/cluster-tests $(BUILD)/distkv $(BUILD)/distkv-bench fuzz-build
 	@DISTKV_BIN=$(abspath $(BUILD)/distkv) DISTKV_BENCH_BIN=$(abspath $(BUILD)/distkv-bench) \
-	  CHAOS_DURATION=$(CHAOS_DURATION) tests/run.sh $(UNIT_BINS) $(BUILD)/cluster-tests \
+	  CHAOS_DURATION=$(CHAOS_DURATION) CLUSTER_TESTS_BIN=$(abspath $(BUILD)/cluster-tests) \
+	  tests/run.sh $(UNIT_BINS) $(BUILD)/cluster-tests tests/cluster-tests-tls.sh \
 	  tests/fuzz/run.sh tests/chaos/checker_test.py tests/chaos/chaos.py
 
 # Every binary and test binary, without running anything.

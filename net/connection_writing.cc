@@ -59,6 +59,10 @@ ResponseBatch* ServerConnection::CollectReady(bool* close_after) {
 }
 
 void ServerConnection::Write(ResponseBatch* batch) {
+  if (tls_ != nullptr) {
+    TlsWrite(batch);
+    return;
+  }
   batch->Seal();
   auto* stream = reinterpret_cast<uv_stream_t*>(&tcp_);
   const auto nbufs = batch->buf_count();
@@ -110,15 +114,19 @@ void ServerConnection::OnWrite(uv_write_t* req, int status) {
   c->unsent_bytes_ -= batch->bytes;
   --c->writes_in_flight_;
   c->RecycleBatch(batch);
-  if (c->closing_) return;
+  c->AfterWrite(status);
+}
+
+void ServerConnection::AfterWrite(int status) {
+  if (closing_) return;
   if (status < 0) {
-    c->Close();
+    Close();
     return;
   }
-  c->last_activity_ = uv_now(c->ctx_->loop());
-  c->MaybeResume();
-  c->MaybeFinish();
-  c->ArmTimer();
+  last_activity_ = uv_now(ctx_->loop());
+  MaybeResume();
+  MaybeFinish();
+  ArmTimer();
 }
 
 }  // namespace distkv::net

@@ -51,6 +51,8 @@ struct OutboundRequest {
   uint64_t timeout_ms = 0;  // 0: the client's default; for streams, idle time allowed between bytes
 };
 
+class TlsContext;
+
 struct ClientOptions {
   uint64_t connect_timeout_ms = 1'000;
   uint64_t request_timeout_ms = 5'000;
@@ -59,6 +61,11 @@ struct ClientOptions {
   // first; pipelining only sets in when every connection is busy (and never
   // behind a streaming request).
   size_t max_pipeline = 8;
+  // HTTPS: every connection starts with a TLS handshake that verifies the
+  // peer against the context's CA (net/tls_context.h).
+  std::shared_ptr<TlsContext> tls;
+  // Told why a TLS handshake failed (the request's error detail says it too).
+  std::function<void(std::string_view line)> log;
 };
 
 using ResponseCallback = std::function<void(ClientResult& result)>;

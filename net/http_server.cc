@@ -120,6 +120,12 @@ void HttpServer::Shutdown(std::function<void()> on_closed) {
   impl_->Shutdown(std::move(on_closed));
 }
 
+void HttpServer::EnableTls(std::shared_ptr<TlsContext> tls) { impl_->set_tls(std::move(tls)); }
+
+void HttpServer::SetLog(std::function<void(std::string_view line)> log) {
+  impl_->set_log(std::move(log));
+}
+
 const ServerCounters& HttpServer::counters() const { return impl_->counters(); }
 
 const ServerLimits& HttpServer::limits() const { return impl_->limits(); }

@@ -38,6 +38,8 @@ struct ServerLimits {
   size_t max_write_queue_bytes = 8u << 20;     // unsent bytes before reading pauses
 };
 
+class TlsContext;
+
 struct ServerCounters {
   uint64_t connections_accepted = 0;
   uint64_t connections_rejected = 0;  // over max_connections
@@ -46,6 +48,7 @@ struct ServerCounters {
   uint64_t parse_errors = 0;         // 400/411/413/414/431 answered by the server itself
   uint64_t timeouts = 0;             // connections closed by header or idle timeout
   uint64_t backpressure_pauses = 0;  // times a connection stopped being read
+  uint64_t tls_failures = 0;         // TLS handshakes or records refused (HTTPS only)
 };
 
 class ServerConnection;
@@ -89,6 +92,14 @@ class HttpServer {
   // (the node uses it for X-Distkv-Shard). A response that sets the same
   // header itself (a forwarded answer) keeps its own value.
   void AddResponseHeader(std::string name, std::string value);
+
+  // Serves HTTPS only (call before Listen): every connection starts with a
+  // TLS handshake (net/tls_session.h); a plain HTTP request gets a plain 400
+  // and the connection closes.
+  void EnableTls(std::shared_ptr<TlsContext> tls);
+  // Where the server reports what an operator must see (a refused TLS
+  // handshake and why). Never called with request contents.
+  void SetLog(std::function<void(std::string_view line)> log);
 
   // Binds and listens; returns 0 or a libuv error code (uv_strerror names it).
   int Listen(const std::string& host, int port);

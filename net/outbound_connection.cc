@@ -19,12 +19,6 @@ OutboundConnection* FromHandle(void* data) { return static_cast<OutboundConnecti
 
 }  // namespace
 
-struct OutboundConnection::WriteReq {
-  uv_write_t req;
-  OutboundConnection* conn;
-  std::vector<std::string> chunks;
-};
-
 struct ResolveReq {
   uv_getaddrinfo_t req;
   std::shared_ptr<OutboundConnection> conn;
@@ -124,6 +118,7 @@ void OutboundConnection::OnConnected(int status) {
     Close(ClientError::kConnectionLost, "read from " + host_header_ + ": " + uv_strerror(r));
     return;
   }
+  if (options_.tls && !TlsStart()) return;
   // Requests queued while connecting are sent now; their clocks start now.
   uint64_t now = uv_now(loop_);
   uint64_t earliest = std::numeric_limits<uint64_t>::max();
@@ -191,9 +186,11 @@ void OutboundConnection::OnFlushCb(uv_prepare_t* prepare) {
 
 void OutboundConnection::Flush() {
   if (state_ != State::kConnected || closed_ || writing_ || outbox_.empty()) return;
+  if (tls_ != nullptr && !tls_->established()) return;  // sent once the handshake is done
   auto* w = new WriteReq;
   w->conn = this;
   w->chunks.swap(outbox_);
+  if (tls_ != nullptr) TlsEncrypt(&w->chunks);
   std::vector<uv_buf_t> bufs;
   bufs.reserve(w->chunks.size());
   for (std::string& chunk : w->chunks) bufs.push_back(uv_buf_init(chunk.data(), chunk.size()));
@@ -213,8 +210,8 @@ void OutboundConnection::OnWriteCb(uv_write_t* req, int status) {
 }
 
 void OutboundConnection::OnWritten(WriteReq* req, int status) {
+  if (!req->raw) writing_ = false;
   delete req;
-  writing_ = false;
   if (closed_) return;
   if (status < 0) {
     Close(ClientError::kConnectionLost, "write to " + host_header_ + ": " + uv_strerror(status));
@@ -282,7 +279,15 @@ void OutboundConnection::OnRead(ssize_t nread, const uv_buf_t* buf) {
   if (!in_flight_.empty() && in_flight_.front().request.on_body) {
     in_flight_.front().deadline = uv_now(loop_) + in_flight_.front().timeout_ms;
   }
-  ResponseParser::Result r = parser_.Feed(buf->base, static_cast<size_t>(nread));
+  if (tls_ != nullptr) {
+    TlsRead(buf->base, static_cast<size_t>(nread));
+  } else {
+    Feed(buf->base, static_cast<size_t>(nread));
+  }
+}
+
+void OutboundConnection::Feed(const char* data, size_t len) {
+  ResponseParser::Result r = parser_.Feed(data, len);
   if (closed_) return;
   if (r == ResponseParser::Result::kError) {
     Close(ClientError::kProtocol, "bad response from " + host_header_ + ": " + parser_.error());

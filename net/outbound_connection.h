@@ -37,6 +37,7 @@
 
 #include "net/client_response_parser.h"
 #include "net/http_client.h"
+#include "net/tls_session.h"
 
 namespace distkv::net {
 
@@ -80,7 +81,12 @@ class OutboundConnection : public std::enable_shared_from_this<OutboundConnectio
     bool timed_out = false;
   };
 
-  struct WriteReq;
+  struct WriteReq {
+    uv_write_t req;
+    OutboundConnection* conn;
+    std::vector<std::string> chunks;
+    bool raw = false;  // TLS handshake bytes, written outside the outbox's turn
+  };
 
   OutboundConnection(uv_loop_t* loop, const std::string& host, int port,
                      const ClientOptions& options);
@@ -94,6 +100,12 @@ class OutboundConnection : public std::enable_shared_from_this<OutboundConnectio
   void OnRead(ssize_t nread, const uv_buf_t* buf);
   void OnWritten(WriteReq* req, int status);
   void OnEof(ssize_t status);
+  // HTTPS (tls_outbound_connection.cc).
+  bool TlsStart();
+  void TlsRead(const char* data, size_t len);
+  void TlsEncrypt(std::vector<std::string>* chunks);
+  void WriteRaw(std::string bytes);
+  void Feed(const char* data, size_t len);
   void Shutdown(ClientError error, const std::string& detail, bool allow_resend);
   std::string PeerName() const { return host_header_; }
 
@@ -137,6 +149,8 @@ class OutboundConnection : public std::enable_shared_from_this<OutboundConnectio
   bool writing_ = false;
   bool flush_scheduled_ = false;
   ResponseParser parser_;
+  std::unique_ptr<TlsSession> tls_;  // HTTPS only
+  std::string tls_plain_;            // a read's plaintext (reused)
   std::unique_ptr<char[]> read_buf_;
   uint64_t responses_completed_ = 0;
   std::function<void()> on_close_;

@@ -54,6 +54,7 @@ bool ServerConnection::Accept(ServerContext* ctx, uv_stream_t* listener) {
   ++ctx->counters().connections_accepted;
   uv_tcp_nodelay(&c->tcp_, 1);
   c->peer_ = PeerName(&c->tcp_);
+  if (ctx->tls()) c->tls_ = std::make_unique<TlsSession>(ctx->tls());
   c->accepted_at_ = c->last_activity_ = uv_now(ctx->loop());
   c->StartReading();
   c->ArmTimer();
@@ -123,6 +124,12 @@ void ServerConnection::MaybeFinish() {
   }
   // Shut down our side and drop whatever the client still sends, so the last
   // response is not destroyed by a reset (see the top of the header).
+  if (tls_ != nullptr) {  // close_notify first: the peer can tell the end from a cut
+    tls_out_.clear();
+    tls_->Shutdown(&tls_out_);
+    if (!tls_out_.empty()) WriteRaw(tls_out_.data(), tls_out_.size());
+    if (closing_) return;
+  }
   lingering_ = true;
   linger_start_ = uv_now(ctx_->loop());
   if (uv_shutdown(&shutdown_req_, reinterpret_cast<uv_stream_t*>(&tcp_), OnShutdown) != 0) {
@@ -169,7 +176,11 @@ void ServerConnection::OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t
   }
   if (nread == 0 || c->lingering_ || c->closing_) return;
   c->last_activity_ = uv_now(c->ctx_->loop());
-  c->Parse(buf->base, static_cast<size_t>(nread));
+  if (c->tls_ != nullptr) {
+    c->TlsRead(buf->base, static_cast<size_t>(nread));
+  } else {
+    c->Parse(buf->base, static_cast<size_t>(nread));
+  }
   c->FlushAndResume();
 }
 

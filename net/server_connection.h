@@ -47,6 +47,7 @@
 #include "net/response_batch.h"
 #include "net/response_writer.h"
 #include "net/server_context.h"
+#include "net/tls_session.h"
 
 namespace distkv::net {
 
@@ -127,6 +128,17 @@ class ServerConnection {
   static int OnBody(llhttp_t* p, const char* at, size_t len);
   static int OnMessageComplete(llhttp_t* p);
 
+  // HTTPS (tls_server_connection.cc): a read's ciphertext in, its plaintext
+  // parsed; a batch encrypted and written; ciphertext of the session's own
+  // written as is.
+  void TlsRead(const char* data, size_t len);
+  void TlsWrite(ResponseBatch* batch);
+  void TlsFailed();
+  void WriteRaw(const char* data, size_t len);
+  static void OnRawWrite(uv_write_t* req, int status);
+  // After any write completes: resume, finish, re-arm.
+  void AfterWrite(int status);
+
   // Parses data, dispatching each complete request; keeps what it may not
   // parse yet in pending_input_.
   void Parse(const char* data, size_t len);
@@ -164,6 +176,9 @@ class ServerConnection {
   uv_shutdown_t shutdown_req_;
   llhttp_t parser_;
   std::string peer_;
+  std::unique_ptr<TlsSession> tls_;  // HTTPS only
+  std::string tls_plain_;            // a read's plaintext (reused)
+  std::string tls_out_;              // ciphertext to write (reused)
 
   // The request being parsed (reused; cleared at each message begin).
   HttpRequest request_;

@@ -50,6 +50,14 @@ class ServerContext {
   void ScheduleFlush(ServerConnection* c);
   void CancelFlush(ServerConnection* c);
 
+  // HTTPS: the TLS settings every connection starts a session with.
+  const std::shared_ptr<TlsContext>& tls() const { return tls_; }
+  void set_tls(std::shared_ptr<TlsContext> tls) { tls_ = std::move(tls); }
+  void set_log(std::function<void(std::string_view)> log) { log_ = std::move(log); }
+  void Log(std::string_view line) const {
+    if (log_) log_(line);
+  }
+
   // Read buffer lent to whichever connection is being read (one loop thread).
   char* read_buffer() { return read_buffer_.get(); }
   static constexpr size_t kReadBufferSize = 64 * 1024;
@@ -75,6 +83,8 @@ class ServerContext {
   ServerCounters counters_;
   HttpServer::Handler handler_;
   std::string extra_headers_;
+  std::shared_ptr<TlsContext> tls_;
+  std::function<void(std::string_view)> log_;
   bool draining_ = false;
   ServerConnection* first_ = nullptr;
   std::vector<ServerConnection*> flush_queue_;

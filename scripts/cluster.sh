@@ -42,7 +42,9 @@ start() {
   while read -r shard role addr; do
     local id; id=$(node_id "$shard" "$role" "$addr") ok=0
     for _ in $(seq 1 100); do
-      if curl -fsS -o /dev/null --max-time 1 "http://$addr/health" 2>/dev/null; then ok=1; break; fi
+      # A [tls] cluster answers on https only (-k: this only asks "is it up?").
+      if curl -fsS -o /dev/null --max-time 1 "http://$addr/health" 2>/dev/null ||
+         curl -fsSk -o /dev/null --max-time 1 "https://$addr/health" 2>/dev/null; then ok=1; break; fi
       running "$RUN/$id.pid" || break
       sleep 0.1
     done

@@ -41,6 +41,7 @@ const SectionKeys kKnownKeys[] = {
       "max_header_bytes", "max_body_bytes", "max_pipelined"}},
     {"replication", {"min_acks", "ack_timeout_ms"}},
     {"auth", {"cluster_secret", "cluster_secret_file", "tokens", "tokens_file", "status_role"}},
+    {"tls", {"cert", "key", "ca", "verify_clients"}},
     // [[shards]] entries: the seed projects' name, idx, address, replicas and
     // replica, plus slots.
     {"shards", {"name", "idx", "address", "replicas", "replica", "slots"}},
@@ -458,6 +459,20 @@ void ParseRoot(const std::string& source, const toml::value& root, ClusterConfig
   if (root.contains("auth")) {
     ParseAuth(source, root.at("auth"), &config->auth);
     config->auth.enabled = true;
+  }
+  if (root.contains("tls")) {
+    const toml::value& t = root.at("tls");
+    config->tls = true;
+    for (auto [key, path] :
+         {std::pair{"cert", &config->tls_files.cert}, std::pair{"key", &config->tls_files.key},
+          std::pair{"ca", &config->tls_files.ca}}) {
+      if (!Optional(source, t, "tls", key, path) || path->empty()) {
+        Fail(source, t, std::string("tls.") + key,
+             "is required with [tls] (a PEM file; the nodes verify each other against ca)");
+      }
+      *path = ResolvePath(source, *path);
+    }
+    Optional(source, t, "tls", "verify_clients", &config->tls_verify_clients);
   }
   if (!root.contains("shards") || !root.at("shards").is_array() ||
       root.at("shards").as_array().empty()) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "net/http_server.h"
+#include "net/tls_context.h"
 #include "src/api/auth.h"
 #include "storage/store.h"
 
@@ -52,6 +53,12 @@ struct ClusterConfig {
   uint64_t ack_timeout_ms = 2'000;
 
   AuthConfig auth;  // [auth]: tokens, roles, the cluster secret (off when absent)
+
+  // [tls]: when present, the node's port speaks HTTPS only and the nodes talk
+  // to each other over TLS, verifying each other against the CA.
+  bool tls = false;
+  net::TlsFiles tls_files;          // paths resolved against the config's directory
+  bool tls_verify_clients = false;  // mutual TLS: clients need a certificate from the CA too
 
   std::vector<ShardConfig> shards;  // sorted by idx
 };

@@ -91,7 +91,24 @@ bool Node::Start(std::string* error) {
   }
   pipeline_ = std::make_unique<CommitPipeline>(loop_, store_.get());
 
+  // [tls]: this node's port is HTTPS, and it reaches its peers over TLS,
+  // presenting its own certificate (which mutual TLS asks for).
+  std::shared_ptr<net::TlsContext> tls_server, tls_client;
+  if (config.tls) {
+    std::string tls_error;
+    tls_server =
+        net::TlsContext::NewServer(config.tls_files, config.tls_verify_clients, &tls_error);
+    if (tls_server) tls_client = net::TlsContext::NewClient(config.tls_files, &tls_error);
+    if (!tls_client) {
+      *error = config.source + ": [tls]: " + tls_error;
+      return false;
+    }
+  }
+  auto log_warning = [](std::string_view line) { LogLine(LogLevel::kWarn, line); };
+
   net::ClientOptions co;
+  co.tls = tls_client;
+  co.log = log_warning;
   co.connect_timeout_ms = config.connect_timeout_ms;
   co.request_timeout_ms = config.forward_timeout_ms;
   client_ = std::make_unique<net::HttpClient>(loop_, co);
@@ -103,6 +120,7 @@ bool Node::Start(std::string* error) {
     ro.self_address = advertise_;
     ro.connect_timeout_ms = config.connect_timeout_ms;
     auth_.AddPeerCredentials(&ro.headers);
+    ro.tls = tls_client;
     // A frame holds one slice of records, or one record above the slice size.
     ro.max_frame_bytes =
         (1u << 20) + storage::EncodedRecordSize(config.max_key_bytes, config.max_value_bytes);
@@ -122,6 +140,8 @@ bool Node::Start(std::string* error) {
         OnRequest(request, std::move(responder));
       });
   server_->AddResponseHeader("X-Distkv-Shard", shard.name);
+  server_->SetLog(log_warning);
+  if (tls_server) server_->EnableTls(tls_server);
   int rc = server_->Listen(host, port);
   if (rc != 0) {
     *error = "cannot listen on " + listen_ + ": " + uv_strerror(rc);
@@ -140,10 +160,13 @@ bool Node::Start(std::string* error) {
                            std::to_string(store_->last_lsn()));
   Logf(LogLevel::kInfo,
        "shard %s (%s) serving on %s, data in %s, %" PRIu64 " keys, last LSN %" PRIu64
-       ", fsync=%s, routing=%s",
+       ", fsync=%s, routing=%s%s",
        shard.name.c_str(), role_name(), listen_.c_str(), so.dir.c_str(), store_->size(),
        store_->last_lsn(), std::string(storage::FsyncModeName(config.fsync)).c_str(),
-       config.routing == RoutingMode::kProxy ? "proxy" : "redirect");
+       config.routing == RoutingMode::kProxy ? "proxy" : "redirect",
+       !config.tls                 ? ""
+       : config.tls_verify_clients ? ", HTTPS with client certificates"
+                                   : ", HTTPS");
   return true;
 }
 

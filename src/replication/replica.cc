@@ -100,6 +100,7 @@ void ReplicationReplica::Connect() {
   net::ClientOptions co;
   co.connect_timeout_ms = options_.connect_timeout_ms;
   co.request_timeout_ms = options_.idle_timeout_ms;
+  co.tls = options_.tls;
   conn_ = std::make_unique<net::ClientConnection>(loop_, host_, port_, co);
 
   net::OutboundRequest req;

@@ -64,6 +64,7 @@ struct ReplicationReplicaOptions {
   std::string primary;               // the primary's "host:port"
   std::string self_address;          // this node's listen address, which names it to the primary
   std::vector<net::Header> headers;  // sent with every request to the primary (credentials)
+  std::shared_ptr<net::TlsContext> tls;  // HTTPS to the primary when set
   uint64_t connect_timeout_ms = 500;
   uint64_t idle_timeout_ms = 3'000;  // > the primary's heartbeat interval, several times over
   uint64_t ack_timeout_ms = 2'000;

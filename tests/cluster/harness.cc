@@ -216,6 +216,11 @@ std::string ClusterSpec::ToToml() const {
   std::map<std::string, std::map<std::string, std::string>> sections = settings;
   if (!routing.empty()) sections["cluster"]["routing"] = "\"" + routing + "\"";
   if (!fsync.empty()) sections["storage"]["fsync"] = "\"" + fsync + "\"";
+  if (TlsEverywhere() && !sections.count("tls")) {
+    sections["tls"]["cert"] = "\"" + Certs().cert + "\"";
+    sections["tls"]["key"] = "\"" + Certs().key + "\"";
+    sections["tls"]["ca"] = "\"" + Certs().ca + "\"";
+  }
   std::ostringstream out;
   out << "# written by the cluster-test harness\n";
   for (const auto& [section, entries] : sections) {

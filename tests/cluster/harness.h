@@ -36,6 +36,7 @@
 
 #include "tests/cluster/http_sync.h"
 #include "tests/cluster/json.h"
+#include "tests/cluster/test_tls.h"
 
 namespace distkv::clustertest {
 

@@ -1,6 +1,8 @@
 // SyncHttp: see http_sync.h.
 #include "tests/cluster/http_sync.h"
 
+#include "tests/cluster/test_tls.h"
+
 #include <signal.h>
 
 #include <doctest/doctest.h>
@@ -61,6 +63,7 @@ net::ClientOptions SyncHttp::DefaultOptions() {
   options.request_timeout_ms = 10'000;
   options.max_idle_per_peer = 64;
   options.max_pipeline = 1;
+  if (TlsEverywhere()) options.tls = TestClientTls(Certs().cert, Certs().key);
   return options;
 }
 

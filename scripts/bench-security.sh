@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# TLS and auth benchmarks, all in one run (the ratios are what counts):
+# one node each for plain HTTP, HTTPS, and HTTP with [auth] on, same build,
+# same settings (fsync=never: the network layer is what differs), each
+# loaded with the same 10,000 keys of 100 bytes. Runs alternate between the
+# nodes so drift on the machine hits both sides of a ratio alike.
+#
+#   scripts/bench-security.sh        (after make; needs wrk, curl, openssl)
+#   BENCH_SECONDS (10) and BENCH_CONNECTIONS (50) as for scripts/bench.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=build/distkv
+LUA=bench/wrk/kv.lua
+SECS=${BENCH_SECONDS:-10}
+CONNS=${BENCH_CONNECTIONS:-50}
+export BENCH_CONNECTIONS=$CONNS BENCH_KEYS=10000
+TMP=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$TMP"; }
+trap cleanup EXIT
+TOKEN=bench-writer-token-0123456789
+
+# Certificates: a CA and a node certificate for 127.0.0.1.
+ec="-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+openssl req -x509 $ec -days 2 -keyout "$TMP/ca.key" -out "$TMP/ca.crt" -subj /CN=bench-ca 2>/dev/null
+openssl req -new $ec -keyout "$TMP/node.key" -out "$TMP/node.csr" -subj /CN=bench 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\n' >"$TMP/san.ext"
+openssl x509 -req -in "$TMP/node.csr" -CA "$TMP/ca.crt" -CAkey "$TMP/ca.key" -CAcreateserial \
+  -days 2 -extfile "$TMP/san.ext" -out "$TMP/node.crt" 2>/dev/null
+
+# start NAME PORT EXTRA_TOML: one node of its own one-shard cluster.
+start() {
+  local name=$1 port=$2 extra=$3
+  printf '[storage]\nfsync = "never"\n%b\n[[shards]]\nname = "%s"\nidx = 0\naddress = "127.0.0.1:%s"\n' \
+    "$extra" "$name" "$port" >"$TMP/$name.toml"
+  $BIN serve --config "$TMP/$name.toml" --shard "$name" --data "$TMP/data-$name" \
+    >"$TMP/$name.log" 2>&1 &
+  PIDS+=($!)
+}
+start plain 18601 ""
+start tls 18602 "[tls]\ncert = \"node.crt\"\nkey = \"node.key\"\nca = \"ca.crt\"\n"
+start auth 18603 "[auth]\ncluster_secret = \"bench-cluster-secret-0123456789\"\ntokens = [ { token = \"$TOKEN\", role = \"write\" } ]\n"
+sleep 1
+for url in http://127.0.0.1:18601 https://127.0.0.1:18602 http://127.0.0.1:18603; do
+  curl -fsS --cacert "$TMP/ca.crt" -o /dev/null "$url/health"
+done
+
+HDR=(-H "Authorization: Bearer $TOKEN")
+load() {  # every key once, so GETs find their value
+  BENCH_OP=load wrk -t1 -c"$CONNS" -d60s -s "$LUA" "$@" >/dev/null
+}
+load http://127.0.0.1:18601
+load https://127.0.0.1:18602
+load "${HDR[@]}" http://127.0.0.1:18603
+
+run() {  # LABEL OP wrk-args...: prints req/s and p99
+  local label=$1 op=$2 out; shift 2
+  out=$(BENCH_OP=$op wrk -t1 -c"$CONNS" -d"${SECS}s" --latency -s "$LUA" "$@")
+  local rps p99 bad
+  rps=$(awk '/^Requests\/sec/ {printf "%d", $2}' <<<"$out")
+  p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+  bad=$(awk '/Non-2xx or 3xx responses/ {print $NF}' <<<"$out")
+  printf '%-28s %9s req/s  p99 %-8s non-2xx %s   (BENCH_OP=%s wrk -t1 -c%s -d%ss --latency -s %s %s)\n' \
+    "$label" "$rps" "$p99" "${bad:-0}" "$op" "$CONNS" "$SECS" "$LUA" "$*"
+}
+echo "TLS and auth, wrk -t1 -c$CONNS, ${SECS}s each, 100-byte values, 10,000 keys, fsync=never"
+for round in 1 2; do
+  echo "round $round"
+  run "GET plain" get http://127.0.0.1:18601
+  run "GET TLS" get https://127.0.0.1:18602
+  run "PUT plain" put http://127.0.0.1:18601
+  run "PUT TLS" put https://127.0.0.1:18602
+  run "GET auth off" get http://127.0.0.1:18601
+  run "GET auth on" get "${HDR[@]}" http://127.0.0.1:18603
+  run "PUT auth off" put http://127.0.0.1:18601
+  run "PUT auth on" put "${HDR[@]}" http://127.0.0.1:18603
+done
