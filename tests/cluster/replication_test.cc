@@ -140,6 +140,11 @@ TEST_CASE(
   }
   CHECK(DigestOf(http, replica) == DigestOf(http, primary));
 
+  // The digest sees applied records at once; applied_lsn counts them once
+  // the replica's own group commit has made them durable, a moment later.
+  CHECK(WaitUntil(
+      [&] { return JsonInt(ReplicationStats(http, replica), "applied_lsn") == d.last_lsn; },
+      10000));
   const Json rs = ReplicationStats(http, replica);
   CHECK(JsonText(rs, "role") == "replica");
   CHECK(JsonText(rs, "primary") == primary);
