@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "storage/io.h"
 #include "storage/record_format.h"
 #include "storage/segment_reader.h"
 
@@ -74,7 +75,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   int fd = memfd_create("segment", 0);
   Check(fd >= 0, "memfd_create");
   Check(write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()), "write");
-  SegmentReader reader(fd, "fuzz.seg", 0, bytes.size(), read_bytes);
+  SegmentReader reader(distkv::storage::Io::Posix(), fd, "fuzz.seg", 0, bytes.size(), read_bytes);
   size_t i = 0;
   for (;;) {
     Record r;
