@@ -100,9 +100,10 @@ $(BUILD)/%.o: %.cc | $(DEPS_STAMP)
 	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c $< -o $@
 
 # llhttp ships as C sources; they are compiled into the binary as the design asks.
+# Strict mode checks the CRLF after each chunk's data (lenient mode skips any two bytes).
 $(BUILD)/llhttp/%.o: | $(DEPS_STAMP)
 	@mkdir -p $(@D)
-	$(CC) -I$(LLHTTP_INC) $(CFLAGS) -c $(LLHTTP_SRC)/$*.c -o $@
+	$(CC) -I$(LLHTTP_INC) $(CFLAGS) -DLLHTTP_STRICT_MODE=1 -c $(LLHTTP_SRC)/$*.c -o $@
 
 $(STORAGE_LIB): $(call obj,$(STORAGE_SRCS))
 	@rm -f $@; ar rcs $@ $^

@@ -11,11 +11,31 @@ namespace distkv::net {
 
 uint64_t ServerConnection::Deadline() const {
   if (closing_ || ctx_ == nullptr) return kNoDeadline;
+  const uint64_t due = ActivityDeadline();
+  // Shutting down: a client that does not read its answers does not hold the
+  // server up beyond shutdown_timeout_ms.
+  return ctx_->draining() ? std::min(due, ctx_->drain_deadline()) : due;
+}
+
+bool ServerConnection::ReceivingBody() const {
+  return in_message_ && head_complete_ && !paused_ && !stop_parsing_;
+}
+
+uint64_t ServerConnection::BodyDeadline() const {
+  const ServerLimits& limits = ctx_->limits();
+  const uint64_t rate = std::max<uint64_t>(1, limits.min_body_bytes_per_s);
+  return body_start_ + limits.body_timeout_ms + body_bytes_ * 1000 / rate;
+}
+
+uint64_t ServerConnection::ActivityDeadline() const {
   const ServerLimits& limits = ctx_->limits();
   if (lingering_) return linger_start_ + std::min<uint64_t>(kLingerMs, limits.idle_timeout_ms);
   if (in_message_) {
-    return head_complete_ ? last_activity_ + limits.idle_timeout_ms
-                          : head_start_ + limits.header_timeout_ms;
+    if (!head_complete_) return head_start_ + limits.header_timeout_ms;
+    // Each byte resets the idle clock, so a body trickled at 1 byte/s would
+    // hold the connection forever: the body must also keep a minimum rate.
+    const uint64_t idle = last_activity_ + limits.idle_timeout_ms;
+    return ReceivingBody() ? std::min(idle, BodyDeadline()) : idle;
   }
   if (unsent_bytes_ > 0) return last_activity_ + limits.idle_timeout_ms;  // client not reading
   if (!slots_.empty()) return kNoDeadline;                                // waiting for the handler
@@ -39,8 +59,20 @@ void ServerConnection::OnTimer(uv_timer_t* timer) {
   c->timer_armed_ = false;
   const uint64_t due = c->Deadline();
   if (due == kNoDeadline) return;
-  if (uv_now(c->ctx_->loop()) >= due) {
+  const uint64_t now = uv_now(c->ctx_->loop());
+  if (now >= due) {
     if (!c->lingering_) ++c->ctx_->counters().timeouts;
+    if (c->ReceivingBody() && now >= c->BodyDeadline() && !c->ctx_->draining()) {
+      // Say why before closing: the client is alive, just too slow.
+      const ServerLimits& limits = c->ctx_->limits();
+      c->RespondError(
+          408, "the request body arrived too slowly: " + std::to_string(c->body_bytes_) +
+                   " bytes in " + std::to_string(now - c->body_start_) + " ms; after the first " +
+                   std::to_string(limits.body_timeout_ms) + " ms the server needs at least " +
+                   std::to_string(limits.min_body_bytes_per_s) + " bytes/s");
+      c->FlushAndResume();
+      return;
+    }
     c->Close();
     return;
   }

@@ -12,17 +12,32 @@
 // callback runs, so a caller that sends its next request from the callback
 // reuses the same connection. Beyond max_idle_per_peer idle connections are
 // closed. A GET or HEAD that fails because the peer closed a reused idle
-// connection before answering is resent once on a new connection.
+// connection before answering, or that was pipelined behind a request that
+// timed out, is resent once on a new connection.
+//
+// Order. Requests with the same order_key (a client connection's, when the
+// node forwards) go where the earlier unanswered ones of that key went, so
+// the peer reads them in the order they were submitted; a Binding counts
+// them and is dropped when the last is answered. Different keys spread over
+// the pool as before.
+//
+// Cap. At most max_connections_per_peer connections are open to a peer.
+// When none has room, requests wait in the peer's FIFO queue and are sent
+// as responses free room; a request whose key has requests in the queue
+// queues behind them, so the queue keeps the order too. One timer fails
+// requests that waited longer than their timeout (kBusy: never sent).
 #include "net/http_client.h"
 
 #include "net/address.h"
 
 #include <algorithm>
 #include <charconv>
+#include <deque>
 #include <unordered_map>
 #include <vector>
 
 #include "net/outbound_connection.h"
+#include "net/uv_handle.h"
 
 namespace distkv::net {
 
@@ -42,6 +57,8 @@ std::string_view ClientErrorName(ClientError error) {
       return "protocol_error";
     case ClientError::kShutdown:
       return "shutdown";
+    case ClientError::kBusy:
+      return "busy";
   }
   return "unknown";
 }
@@ -88,11 +105,27 @@ void ClientConnection::Close() {
 // --- HttpClient ---------------------------------------------------------------
 
 struct HttpClient::Impl {
+  // The connection that carries the unanswered requests of one order_key.
+  struct Binding {
+    std::shared_ptr<OutboundConnection> conn;  // null while its requests wait in the queue
+    size_t outstanding = 0;                    // submitted on conn, not yet called back
+    size_t queued = 0;                         // waiting in the peer's queue
+  };
+  // A request waiting for a connection (the peer has max_connections_per_peer
+  // open, each carrying max_pipeline requests).
+  struct Waiting {
+    OutboundRequest request;
+    ResponseCallback callback;
+    bool resent = false;
+    uint64_t deadline = 0;  // loop time: its timeout counts from when it was asked for
+  };
   struct Peer {
     std::string host;
     int port = 0;
     std::vector<std::shared_ptr<OutboundConnection>> open;
     std::vector<OutboundConnection*> idle;  // subset of open with nothing in flight
+    std::unordered_map<uint64_t, Binding> bindings;
+    std::deque<Waiting> queue;
   };
 
   uv_loop_t* loop;
@@ -100,6 +133,8 @@ struct HttpClient::Impl {
   Counters counters;
   bool closed = false;
   std::unordered_map<std::string, Peer> peers;  // node-based: Peer* stays valid
+  uv_timer_t* queue_timer = nullptr;            // the earliest deadline of a waiting request
+  uint64_t queue_timer_due = 0;
 
   Peer* FindPeer(const std::string& name) {
     auto it = peers.find(name);
@@ -107,6 +142,11 @@ struct HttpClient::Impl {
     Peer peer;
     if (!SplitHostPort(name, &peer.host, &peer.port)) return nullptr;
     return &peers.emplace(name, std::move(peer)).first->second;
+  }
+
+  bool AtCap(const Peer* peer) const {
+    return options.max_connections_per_peer != 0 &&
+           peer->open.size() >= options.max_connections_per_peer;
   }
 
   // A stream gets a connection of its own: it would hold up whatever is
@@ -140,14 +180,15 @@ struct HttpClient::Impl {
   }
 
   void Forget(Peer* peer, OutboundConnection* conn) {
-    auto idle = std::find(peer->idle.begin(), peer->idle.end(), conn);
-    if (idle != peer->idle.end()) peer->idle.erase(idle);
+    peer->idle.erase(std::remove(peer->idle.begin(), peer->idle.end(), conn), peer->idle.end());
     auto open = std::find_if(peer->open.begin(), peer->open.end(),
                              [conn](const auto& c) { return c.get() == conn; });
     if (open != peer->open.end()) peer->open.erase(open);
   }
 
   void Release(Peer* peer, OutboundConnection* conn) {
+    // A connection an order_key went to directly may still be on the stack.
+    if (std::find(peer->idle.begin(), peer->idle.end(), conn) != peer->idle.end()) return;
     if (peer->idle.size() >= options.max_idle_per_peer) {
       conn->Close(ClientError::kShutdown, "idle connection beyond max_idle_per_peer");
       return;
@@ -162,15 +203,49 @@ struct HttpClient::Impl {
     callback(result);
   }
 
-  void Send(Peer* peer, OutboundRequest request, ResponseCallback callback, bool resent) {
-    std::shared_ptr<OutboundConnection> fresh;
-    OutboundConnection* conn = resent ? nullptr : Pick(peer, static_cast<bool>(request.on_body));
-    if (conn == nullptr) {
-      fresh = Open(peer);
-      conn = fresh.get();
+  // The connection for a request, or nullptr when it must wait in the queue.
+  // A request of a bound order_key goes where the earlier ones went (or
+  // behind them in the queue); a resent one gets a new connection, since the
+  // idle ones may be as stale as the one that failed.
+  std::shared_ptr<OutboundConnection> Choose(Peer* peer, const OutboundRequest& request,
+                                             bool resent) {
+    if (request.order_key != 0) {
+      auto it = peer->bindings.find(request.order_key);
+      if (it != peer->bindings.end()) {
+        if (it->second.queued > 0) return nullptr;
+        if (it->second.conn != nullptr && it->second.conn->usable() && !resent)
+          return it->second.conn;
+      }
     }
-    conn->Submit(std::move(request), [this, peer, conn, resent, callback = std::move(callback)](
-                                         ClientResult& result, OutboundRequest* resend) mutable {
+    if (!resent) {
+      if (OutboundConnection* conn = Pick(peer, static_cast<bool>(request.on_body)))
+        return conn->shared_from_this();
+    }
+    if (AtCap(peer)) return nullptr;
+    return Open(peer);
+  }
+
+  void Send(Peer* peer, OutboundRequest request, ResponseCallback callback, bool resent) {
+    std::shared_ptr<OutboundConnection> conn = Choose(peer, request, resent);
+    if (conn == nullptr) {
+      Enqueue(peer, std::move(request), std::move(callback), resent);
+      return;
+    }
+    Submit(peer, std::move(conn), std::move(request), std::move(callback), resent);
+  }
+
+  void Submit(Peer* peer, std::shared_ptr<OutboundConnection> conn, OutboundRequest request,
+              ResponseCallback callback, bool resent) {
+    const uint64_t key = request.order_key;
+    OutboundConnection* raw = conn.get();
+    if (key != 0) {
+      Binding& binding = peer->bindings[key];
+      binding.conn = std::move(conn);
+      ++binding.outstanding;
+    }
+    raw->Submit(std::move(request), [this, peer, raw, key, resent, callback = std::move(callback)](
+                                        ClientResult& result, OutboundRequest* resend) mutable {
+      if (key != 0) Unbind(peer, key);
       if (resend != nullptr && !resent && !closed) {
         ++counters.resent;
         Send(peer, std::move(*resend), std::move(callback), true);
@@ -181,11 +256,105 @@ struct HttpClient::Impl {
         if (result.error == ClientError::kTimeout || result.error == ClientError::kConnectTimeout) {
           ++counters.timeouts;
         }
-      } else if (!closed && conn->usable() && conn->in_flight() == 0) {
-        Release(peer, conn);
+      } else if (!closed && raw->usable() && raw->in_flight() == 0) {
+        Release(peer, raw);
       }
+      // A connection has room again: waiting requests go first.
+      if (!closed && !peer->queue.empty()) ServeQueue(peer);
       callback(result);
     });
+  }
+
+  void Unbind(Peer* peer, uint64_t key) {
+    auto it = peer->bindings.find(key);
+    if (it == peer->bindings.end()) return;
+    if (--it->second.outstanding == 0 && it->second.queued == 0) peer->bindings.erase(it);
+  }
+
+  void Enqueue(Peer* peer, OutboundRequest request, ResponseCallback callback, bool resent) {
+    ++counters.queued;
+    if (request.order_key != 0) ++peer->bindings[request.order_key].queued;
+    const uint64_t timeout =
+        request.timeout_ms != 0 ? request.timeout_ms : options.request_timeout_ms;
+    Waiting w;
+    w.deadline = uv_now(loop) + timeout;
+    w.request = std::move(request);
+    w.callback = std::move(callback);
+    w.resent = resent;
+    peer->queue.push_back(std::move(w));
+    ArmQueueTimer(peer->queue.back().deadline);
+  }
+
+  // Sends waiting requests, oldest first, while connections have room.
+  void ServeQueue(Peer* peer) {
+    while (!closed && !peer->queue.empty()) {
+      Waiting& front = peer->queue.front();
+      const uint64_t key = front.request.order_key;
+      Binding* binding = nullptr;
+      if (key != 0) {
+        binding = &peer->bindings[key];
+        --binding->queued;  // so that Choose does not send it back to the queue
+      }
+      std::shared_ptr<OutboundConnection> conn = Choose(peer, front.request, front.resent);
+      if (conn == nullptr) {
+        if (binding != nullptr) ++binding->queued;
+        return;
+      }
+      Waiting w = std::move(front);
+      peer->queue.pop_front();
+      Submit(peer, std::move(conn), std::move(w.request), std::move(w.callback), w.resent);
+    }
+  }
+
+  void ArmQueueTimer(uint64_t due) {
+    if (queue_timer == nullptr) {
+      queue_timer = new uv_timer_t;
+      uv_timer_init(loop, queue_timer);
+      queue_timer->data = this;
+    } else if (uv_is_active(reinterpret_cast<uv_handle_t*>(queue_timer)) &&
+               queue_timer_due <= due) {
+      return;
+    }
+    const uint64_t now = uv_now(loop);
+    queue_timer_due = due;
+    uv_timer_start(
+        queue_timer, [](uv_timer_t* t) { static_cast<Impl*>(t->data)->ExpireWaiting(); },
+        due > now ? due - now : 0, 0);
+  }
+
+  // Requests that waited for a connection longer than their timeout fail:
+  // they were never sent, so any method may be retried by the caller.
+  void ExpireWaiting() {
+    const uint64_t now = uv_now(loop);
+    uint64_t next = 0;
+    std::vector<std::pair<const std::string*, Waiting>> expired;
+    for (auto& [name, peer] : peers) {
+      for (auto it = peer.queue.begin(); it != peer.queue.end();) {
+        if (it->deadline > now) {
+          if (next == 0 || it->deadline < next) next = it->deadline;
+          ++it;
+          continue;
+        }
+        const uint64_t key = it->request.order_key;
+        if (key != 0) {
+          auto b = peer.bindings.find(key);
+          if (b != peer.bindings.end() && --b->second.queued == 0 && b->second.outstanding == 0)
+            peer.bindings.erase(b);
+        }
+        expired.emplace_back(&name, std::move(*it));
+        it = peer.queue.erase(it);
+      }
+    }
+    if (next != 0) ArmQueueTimer(next);
+    for (auto& [name, w] : expired) {
+      ++counters.errors;
+      Fail(w.callback, ClientError::kBusy,
+           "none of the " + std::to_string(options.max_connections_per_peer) + " connections to " +
+               *name + " became free within " +
+               std::to_string(w.request.timeout_ms != 0 ? w.request.timeout_ms
+                                                        : options.request_timeout_ms) +
+               " ms; the request was not sent");
+    }
   }
 };
 
@@ -224,7 +393,20 @@ void HttpClient::Close() {
     all.insert(all.end(), peer.open.begin(), peer.open.end());
   }
   for (auto& conn : all) conn->Close(ClientError::kShutdown, "the client was closed");
+  std::vector<Impl::Waiting> waiting;
+  for (auto& [name, peer] : impl_->peers) {
+    for (Impl::Waiting& w : peer.queue) waiting.push_back(std::move(w));
+  }
   impl_->peers.clear();
+  if (impl_->queue_timer != nullptr) {
+    impl_->queue_timer->data = nullptr;
+    CloseAndDelete(impl_->queue_timer);
+    impl_->queue_timer = nullptr;
+  }
+  for (Impl::Waiting& w : waiting) {
+    ++impl_->counters.errors;
+    Impl::Fail(w.callback, ClientError::kShutdown, "the client was closed");
+  }
 }
 
 const HttpClient::Counters& HttpClient::counters() const { return impl_->counters; }

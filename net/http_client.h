@@ -28,6 +28,7 @@ enum class ClientError {
   kConnectionLost,  // closed or reset before the response was complete
   kProtocol,        // the peer's bytes are not valid HTTP
   kShutdown,        // the client was closed with the request pending
+  kBusy,            // waited for a free connection (max_connections_per_peer) in vain; not sent
 };
 std::string_view ClientErrorName(ClientError error);
 
@@ -49,6 +50,10 @@ struct OutboundRequest {
   // Called with the status and headers as soon as they are parsed (streaming).
   std::function<void(const HttpResponse& head)> on_head;
   uint64_t timeout_ms = 0;  // 0: the client's default; for streams, idle time allowed between bytes
+  // Requests to one peer with the same non-zero order_key reach the peer in
+  // the order they were submitted: they share one connection while any of
+  // them is unanswered (see HttpClient). 0: any connection will do.
+  uint64_t order_key = 0;
 };
 
 class TlsContext;
@@ -66,6 +71,10 @@ struct ClientOptions {
   std::shared_ptr<TlsContext> tls;
   // Told why a TLS handshake failed (the request's error detail says it too).
   std::function<void(std::string_view line)> log;
+  // Connections per peer (0: no cap). When all are open and each carries
+  // max_pipeline requests, further requests wait in a queue, oldest first,
+  // for at most their timeout (then kBusy: never sent).
+  size_t max_connections_per_peer = 64;
 };
 
 using ResponseCallback = std::function<void(ClientResult& result)>;
@@ -106,6 +115,7 @@ class HttpClient {
     uint64_t errors = 0;
     uint64_t timeouts = 0;
     uint64_t resent = 0;  // GET/HEAD resent once: the peer had closed the idle connection we reused
+    uint64_t queued = 0;  // requests that waited for a connection (max_connections_per_peer)
   };
   const Counters& counters() const;
 

@@ -31,6 +31,9 @@ struct HttpRequest {
   int http_minor = 1;
   bool keep_alive = true;  // the client's wish (HTTP/1.0 needs Connection: keep-alive)
   std::string peer;        // "ip:port" of the client (server side only)
+  // The client connection it came on, unique within the server (server side
+  // only): requests that must take effect in the order sent share it.
+  uint64_t connection_id = 0;
 
   const std::string* header(std::string_view name) const { return FindHeader(headers, name); }
 };

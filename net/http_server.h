@@ -28,14 +28,19 @@
 namespace distkv::net {
 
 struct ServerLimits {
-  size_t max_url_bytes = 8 * 1024;
+  size_t max_url_bytes = 16 * 1024;            // a 4096-byte key fully %-escaped fits, with a query
   size_t max_header_bytes = 16 * 1024;         // all header lines together
   size_t max_body_bytes = (16u << 20) + 4096;  // a 16 MiB value plus slack
   size_t max_connections = 4096;               // beyond it new connections are closed at once
   uint64_t header_timeout_ms = 10'000;         // time to receive a complete request head
   uint64_t idle_timeout_ms = 60'000;           // keep-alive connection with nothing to do
-  size_t max_pipelined = 256;                  // unanswered requests before reading pauses
-  size_t max_write_queue_bytes = 8u << 20;     // unsent bytes before reading pauses
+  // A request body must arrive at min_body_bytes_per_s on average once
+  // body_timeout_ms have passed since its head (else 408 and close).
+  uint64_t body_timeout_ms = 10'000;
+  uint64_t min_body_bytes_per_s = 16 * 1024;
+  uint64_t shutdown_timeout_ms = 5'000;     // Shutdown closes connections still busy after this
+  size_t max_pipelined = 256;               // unanswered requests before reading pauses
+  size_t max_write_queue_bytes = 8u << 20;  // unsent bytes before reading pauses
 };
 
 class TlsContext;

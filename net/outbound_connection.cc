@@ -251,8 +251,14 @@ void OutboundConnection::OnTimer() {
     }
   }
   if (expired) {
-    Close(ClientError::kConnectionLost,
-          "connection to " + host_header_ + " closed after an earlier request timed out");
+    // The byte stream cannot be resynchronised: the connection closes. The
+    // requests pipelined behind the late one may have been applied by the
+    // peer or not: an idempotent one is offered for a resend (on another
+    // connection), the others fail as timed out, which says just that.
+    Shutdown(ClientError::kTimeout,
+             "the connection to " + host_header_ +
+                 " was closed after an earlier request on it timed out",
+             /*allow_resend=*/true);
   } else if (!in_flight_.empty()) {
     ArmTimer(earliest);
   }
@@ -385,7 +391,7 @@ void OutboundConnection::Shutdown(ClientError error, const std::string& detail, 
       result.error = error;
       result.detail = detail;
     }
-    p.callback(result, allow_resend && p.resendable ? &p.request : nullptr);
+    p.callback(result, allow_resend && p.resendable && !p.timed_out ? &p.request : nullptr);
   }
 }
 

@@ -16,7 +16,10 @@
 // received, making it an idle timeout); the timer is armed for the earliest
 // deadline and simply re-checks when it fires, so a completing request never
 // touches the timer. A request past its deadline fails with kTimeout, and
-// the connection is closed: its byte stream cannot be resynchronised.
+// the connection is closed: its byte stream cannot be resynchronised. The
+// requests pipelined behind it fail with kTimeout too (the peer may or may
+// not have applied them), except idempotent ones, which are offered for a
+// resend on another connection.
 //
 // Lifetime: owners hold a shared_ptr, and the connection holds one to itself
 // (self_) from creation until libuv has closed both its handles, so it may

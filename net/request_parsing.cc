@@ -5,6 +5,8 @@
 // names the problem. on_message_complete pauses the parser so that Dispatch
 // hands each request to the handler outside llhttp.
 #include <algorithm>
+#include <cstdio>
+#include <string>
 
 #include "net/server_connection.h"
 
@@ -28,6 +30,8 @@ ErrorText ErrorFor(int status) {
       return {"payload_too_large", "the request body is larger than the server accepts"};
     case 414:
       return {"uri_too_long", "the request target is longer than the server accepts"};
+    case 408:
+      return {"request_timeout", "the request body arrived too slowly"};
     case 417:
       return {"expectation_failed", "only \"Expect: 100-continue\" is supported"};
     case 431:
@@ -36,6 +40,45 @@ ErrorText ErrorFor(int status) {
     default:
       return {"bad_request", "the request is not valid HTTP/1.1"};
   }
+}
+
+// An absolute-form target ("http://host:port/kv/k", as proxies send) is
+// served like its origin form, and its authority replaces the Host header
+// (RFC 9112 3.2.2). Any other form must start with '/'; "*" (asterisk-form)
+// is only for OPTIONS, which nothing here serves.
+bool ToOriginForm(HttpRequest* r, std::string* error) {
+  std::string& target = r->target;
+  if (!target.empty() && target.front() == '/') return true;
+  size_t scheme_end = 0;
+  for (std::string_view scheme : {"http://", "https://"}) {
+    if (target.size() >= scheme.size() &&
+        EqualsIgnoreCase(std::string_view(target).substr(0, scheme.size()), scheme)) {
+      scheme_end = scheme.size();
+    }
+  }
+  if (scheme_end == 0) {
+    *error = "the request target must be a path (/kv/key) or an absolute http:// URL";
+    return false;
+  }
+  const size_t path = target.find_first_of("/?", scheme_end);
+  std::string authority =
+      target.substr(scheme_end, (path == std::string::npos ? target.size() : path) - scheme_end);
+  if (authority.empty() || authority.find('@') != std::string::npos) {
+    *error = "the absolute request target has no host, or has user info";
+    return false;
+  }
+  std::string origin = path == std::string::npos ? "/" : target.substr(path);
+  if (origin.front() == '?') origin.insert(0, "/");
+  target = std::move(origin);
+  bool has_host = false;
+  for (Header& h : r->headers) {
+    if (EqualsIgnoreCase(h.name, "Host")) {
+      h.value = authority;
+      has_host = true;
+    }
+  }
+  if (!has_host) r->headers.push_back(Header{"Host", std::move(authority)});
+  return true;
 }
 
 }  // namespace
@@ -53,7 +96,7 @@ void ServerConnection::Dispatch() {
   ctx_->handler()(request_, Responder(std::move(slot)));
 }
 
-void ServerConnection::RespondError(int status) {
+void ServerConnection::RespondError(int status, std::string_view detail) {
   ++ctx_->counters().parse_errors;
   std::shared_ptr<Responder::Slot> slot = std::move(current_);
   if (slot == nullptr) {
@@ -64,7 +107,8 @@ void ServerConnection::RespondError(int status) {
   slot->head_request = false;
   slot->close_after = true;
   const ErrorText text = ErrorFor(status);
-  HttpResponse response = MakeErrorResponse(status, text.code, text.message);
+  HttpResponse response =
+      MakeErrorResponse(status, text.code, detail.empty() ? text.message : detail);
   const size_t before = slot->out.size();
   AppendResponseHead(response, BodyFraming::kContentLength, response.body.size(),
                      ConnectionHeader::kClose, ctx_->extra_headers(), &slot->out);
@@ -96,6 +140,7 @@ const llhttp_settings_t* ServerConnection::ParserSettings() {
     s.on_header_value_complete = OnHeaderValueComplete;
     s.on_headers_complete = OnHeadersComplete;
     s.on_body = OnBody;
+    s.on_chunk_header = OnChunkHeader;
     s.on_message_complete = OnMessageComplete;
     return s;
   }();
@@ -117,6 +162,7 @@ int ServerConnection::OnMessageBegin(llhttp_t* p) {
   c->header_bytes_ = 0;
   c->body_bytes_ = 0;
   c->error_status_ = 0;
+  c->error_detail_.clear();
   c->in_header_field_ = false;
   c->in_message_ = true;
   c->head_complete_ = false;
@@ -129,7 +175,23 @@ int ServerConnection::OnUrl(llhttp_t* p, const char* at, size_t len) {
   std::string& target = c->request_.target;
   if (target.size() + len > c->ctx_->limits().max_url_bytes) {
     c->error_status_ = 414;
+    c->error_detail_ = "the request target is longer than the server's limit of " +
+                       std::to_string(c->ctx_->limits().max_url_bytes) +
+                       " bytes (a key takes up to 3 bytes per byte when %-escaped)";
     return -1;
+  }
+  // llhttp lets a TAB or form feed through in the target; in a key they
+  // would be taken literally. A target is visible ASCII (RFC 9112 3.2).
+  for (size_t i = 0; i < len; ++i) {
+    const auto b = static_cast<unsigned char>(at[i]);
+    if (b <= 0x20 || b == 0x7f) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "0x%02x", b);
+      c->error_status_ = 400;
+      c->error_detail_ = std::string("the request target contains a raw control byte (") + hex +
+                         (b == '\t' ? ", a TAB" : "") + "); %-escape it";
+      return -1;
+    }
   }
   target.append(at, len);
   return 0;
@@ -175,11 +237,16 @@ int ServerConnection::OnHeadersComplete(llhttp_t* p) {
   HttpRequest& r = c->request_;
   const ServerLimits& limits = c->ctx_->limits();
   c->head_complete_ = true;
+  c->body_start_ = uv_now(c->ctx_->loop());
 
   const auto method = static_cast<llhttp_method_t>(p->method);
   r.method.assign(llhttp_method_name(method));
   r.http_major = p->http_major;
   r.http_minor = p->http_minor;
+  if (!ToOriginForm(&r, &c->error_detail_)) {
+    c->error_status_ = 400;
+    return -1;
+  }
   const size_t q = r.target.find('?');
   if (q == std::string::npos) {
     r.path.assign(r.target);
@@ -188,6 +255,7 @@ int ServerConnection::OnHeadersComplete(llhttp_t* p) {
     r.query.assign(r.target, q + 1);
   }
   r.peer = c->peer_;
+  r.connection_id = c->id_;
 
   const bool chunked = (p->flags & F_CHUNKED) != 0;
   const bool has_length = (p->flags & F_CONTENT_LENGTH) != 0;
@@ -234,6 +302,20 @@ int ServerConnection::OnBody(llhttp_t* p, const char* at, size_t len) {
     return -1;
   }
   c->request_.body.append(at, len);
+  return 0;
+}
+
+// A chunk that cannot fit in any body the server accepts is refused as soon
+// as its size line is read, before a byte of it is buffered.
+int ServerConnection::OnChunkHeader(llhttp_t* p) {
+  auto* c = static_cast<ServerConnection*>(p->data);
+  const size_t limit = c->ctx_->limits().max_body_bytes;
+  if (p->content_length > limit - std::min(limit, c->body_bytes_)) {
+    c->error_status_ = 413;
+    c->error_detail_ = "a chunk size of " + std::to_string(p->content_length) +
+                       " bytes exceeds the body limit of " + std::to_string(limit) + " bytes";
+    return -1;
+  }
   return 0;
 }
 

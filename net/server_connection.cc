@@ -6,6 +6,10 @@
 
 #include <netinet/in.h>
 
+#include <algorithm>
+#include <cstdio>
+#include <string>
+
 namespace distkv::net {
 
 namespace {
@@ -28,9 +32,29 @@ std::string PeerName(const uv_tcp_t* tcp) {
   return out;
 }
 
+// What is wrong with the bytes llhttp refused. A control byte in the target
+// is named (a raw TAB would otherwise become part of a key).
+std::string ParseErrorDetail(const llhttp_t* parser, const char* data, size_t len) {
+  std::string detail = "the request is not valid HTTP/1.1: ";
+  const char* pos = llhttp_get_error_pos(parser);
+  if (llhttp_get_errno(parser) == HPE_INVALID_URL && pos != nullptr && pos >= data &&
+      pos <= data + len) {
+    // llhttp stops at or just after the offending byte.
+    for (const char* p = std::min(pos, data + len - 1); p >= data && p + 2 >= pos; --p) {
+      const auto b = static_cast<unsigned char>(*p);
+      if (b > 0x20 && b != 0x7f) continue;
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "0x%02x", b);
+      return detail + "the request target contains the raw byte " + hex +
+             (b == '\t' ? " (a TAB)" : "") + ", which must be %-escaped";
+    }
+  }
+  return detail + llhttp_get_error_reason(parser);
+}
+
 }  // namespace
 
-ServerConnection::ServerConnection(ServerContext* ctx) : ctx_(ctx) {
+ServerConnection::ServerConnection(ServerContext* ctx) : ctx_(ctx), id_(ctx->NextConnectionId()) {
   uv_tcp_init(ctx->loop(), &tcp_);
   uv_timer_init(ctx->loop(), &timer_);
   tcp_.data = this;
@@ -101,10 +125,16 @@ void ServerConnection::Drain() {
     Close();
     return;
   }
-  stop_parsing_ = true;
   StopReading();
   pending_input_.clear();
   paused_ = false;
+  EndOfRequests();
+  MaybeFinish();
+  ArmTimer();
+}
+
+void ServerConnection::EndOfRequests() {
+  stop_parsing_ = true;
   if (current_ != nullptr) {  // a request still arriving is abandoned
     unsent_bytes_ -= current_->out.size();
     current_->conn = nullptr;
@@ -112,13 +142,29 @@ void ServerConnection::Drain() {
     current_.reset();
   }
   in_message_ = false;
-  MaybeFinish();
-  ArmTimer();
+}
+
+void ServerConnection::OnPeerEof() {
+  // The client has shut down its sending side (nc -N, some proxies) but may
+  // still read: the requests it sent are answered, then the connection
+  // closes. Input kept back by back-pressure is parsed first.
+  for (const auto& slot : slots_) {
+    // A stream's client that stops sending is gone: streams never end by
+    // themselves, so waiting for one to finish would hold the connection.
+    if (slot->state == Responder::Slot::State::kStreaming) {
+      Close();
+      return;
+    }
+  }
+  peer_eof_ = true;
+  StopReading();
+  if (!paused_) EndOfRequests();
+  FlushAndResume();
 }
 
 void ServerConnection::MaybeFinish() {
   if (closing_ || lingering_ || !stop_parsing_ || !slots_.empty() || writes_in_flight_ > 0) return;
-  if (ctx_ == nullptr || ctx_->draining()) {
+  if (ctx_ == nullptr || ctx_->draining() || peer_eof_) {  // nothing to wait for
     Close();
     return;
   }
@@ -149,7 +195,7 @@ void ServerConnection::OnShutdown(uv_shutdown_t* req, int status) {
 // Reading and parsing
 
 void ServerConnection::StartReading() {
-  if (reading_ || closing_) return;
+  if (reading_ || closing_ || peer_eof_) return;
   if (uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), OnAlloc, OnRead) == 0) reading_ = true;
 }
 
@@ -170,7 +216,11 @@ void ServerConnection::OnAlloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
 
 void ServerConnection::OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
   auto* c = static_cast<ServerConnection*>(stream->data);
-  if (nread < 0) {  // EOF or error: also the normal end of a lingering close
+  if (nread == UV_EOF && !c->lingering_ && !c->closing_ && c->ctx_ != nullptr) {
+    c->OnPeerEof();
+    return;
+  }
+  if (nread < 0) {  // an error, or EOF as the normal end of a lingering close
     c->Close();
     return;
   }
@@ -210,7 +260,11 @@ void ServerConnection::Parse(const char* data, size_t len) {
       stop_parsing_ = true;
       break;
     }
-    RespondError(error_status_ != 0 ? error_status_ : 400);
+    if (error_status_ != 0) {
+      RespondError(error_status_, error_detail_);
+    } else {  // llhttp's own verdict names the problem ("Invalid character in chunk size")
+      RespondError(400, ParseErrorDetail(&parser_, data, len));
+    }
     break;
   }
   in_parse_ = false;
@@ -234,6 +288,7 @@ void ServerConnection::MaybeResume() {
       Flush();
     }
   }
+  if (!paused_ && peer_eof_ && !stop_parsing_) EndOfRequests();  // the kept input is all parsed
   if (!paused_ && !stop_parsing_) StartReading();
 }
 

@@ -126,6 +126,7 @@ class ServerConnection {
   static int OnHeaderValueComplete(llhttp_t* p);
   static int OnHeadersComplete(llhttp_t* p);
   static int OnBody(llhttp_t* p, const char* at, size_t len);
+  static int OnChunkHeader(llhttp_t* p);
   static int OnMessageComplete(llhttp_t* p);
 
   // HTTPS (tls_server_connection.cc): a read's ciphertext in, its plaintext
@@ -145,7 +146,8 @@ class ServerConnection {
   void Dispatch();
   // Answers the request being received with the server's own error and
   // stops reading.
-  void RespondError(int status);
+  // detail, when given, replaces the status's standard message.
+  void RespondError(int status, std::string_view detail = {});
   std::shared_ptr<Responder::Slot> NewSlot();
   void RecycleSlot(std::shared_ptr<Responder::Slot>&& slot);
   void OutputReady();
@@ -159,11 +161,19 @@ class ServerConnection {
   bool Overloaded() const;
   void StartReading();
   void StopReading();
+  // No further request will be read; a partly received one is abandoned.
+  void EndOfRequests();
+  // The client shut down its sending side.
+  void OnPeerEof();
   // Detaches every queued slot and runs their OnClose callbacks.
   void DropSlots();
   // Nothing more to read or write: shut down gracefully.
   void MaybeFinish();
+  // When the timer must act, given what the connection is doing.
   uint64_t Deadline() const;
+  uint64_t ActivityDeadline() const;
+  bool ReceivingBody() const;
+  uint64_t BodyDeadline() const;
   void ArmTimer();
   void AddUnsent(size_t n) { unsent_bytes_ += n; }
   // The Connection header this response carries, given the request and the
@@ -179,6 +189,7 @@ class ServerConnection {
   std::unique_ptr<TlsSession> tls_;  // HTTPS only
   std::string tls_plain_;            // a read's plaintext (reused)
   std::string tls_out_;              // ciphertext to write (reused)
+  uint64_t id_;
 
   // The request being parsed (reused; cleared at each message begin).
   HttpRequest request_;
@@ -186,6 +197,7 @@ class ServerConnection {
   size_t header_bytes_ = 0;
   size_t body_bytes_ = 0;
   int error_status_ = 0;          // set by a callback that rejects the request
+  std::string error_detail_;      // and what exactly is wrong, when it says
   bool in_header_field_ = false;  // the last header callback was a field name
   bool in_message_ = false;       // a request has begun and not completed
   bool head_complete_ = false;
@@ -206,12 +218,14 @@ class ServerConnection {
   bool paused_ = false;        // reading stopped by back-pressure
   bool stop_parsing_ = false;  // no further request will be read
   bool lingering_ = false;     // sending side shut down, draining the client's bytes
+  bool peer_eof_ = false;      // the client's sending side is shut down
   bool closing_ = false;
   bool flush_scheduled_ = false;
   int handles_open_ = 0;
   uint64_t requests_seen_ = 0;
   uint64_t accepted_at_ = 0;
   uint64_t head_start_ = 0;
+  uint64_t body_start_ = 0;  // when the head was complete: the body's clock
   uint64_t last_activity_ = 0;
   uint64_t linger_start_ = 0;
   bool timer_armed_ = false;

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "net/response_writer.h"
 #include "net/server_connection.h"
 #include "net/uv_handle.h"
 
@@ -43,10 +44,16 @@ ServerContext::~ServerContext() {
 
 void ServerContext::Accept(uv_stream_t* listener) {
   if (counters_.connections_current >= limits_.max_connections) {
-    auto* tcp = new uv_tcp_t;
-    uv_tcp_init(loop_, tcp);
-    uv_accept(listener, reinterpret_cast<uv_stream_t*>(tcp));
-    CloseAndDelete(tcp);
+    HttpResponse busy =
+        MakeErrorResponse(503, "too_many_connections",
+                          "the server has its limit of " + std::to_string(limits_.max_connections) +
+                              " connections open; retry after the time in Retry-After");
+    busy.SetHeader("Retry-After", "1");
+    std::string bytes;
+    AppendResponseHead(busy, BodyFraming::kContentLength, busy.body.size(),
+                       ConnectionHeader::kClose, extra_headers_, &bytes);
+    bytes += busy.body;
+    refuser_.Refuse(loop_, listener, bytes);
     ++counters_.connections_rejected;
     return;
   }
@@ -116,7 +123,9 @@ void ServerContext::BeginDrain() {
   // callback of that very flush, which then carries on by itself).
   if (hooks_open() && !flush_queue_.empty() && !in_check_) OnCheck(check_);
   draining_ = true;
+  drain_deadline_ = uv_now(loop_) + limits_.shutdown_timeout_ms;
   for (ServerConnection* c = first_; c != nullptr; c = c->next_) c->Drain();
+  refuser_.CloseAll();
   CloseHooks();
 }
 

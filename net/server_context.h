@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "net/connection_refusal.h"
 #include "net/http_server.h"
 
 namespace distkv::net {
@@ -36,6 +37,8 @@ class ServerContext {
   // "Name: value\r\n" lines written into every response.
   std::string& extra_headers() { return extra_headers_; }
   bool draining() const { return draining_; }
+  // Loop time by which a draining server closes the connections left.
+  uint64_t drain_deadline() const { return drain_deadline_; }
 
   // Accepts one pending connection of listener, or closes it at once when
   // the server is full.
@@ -57,6 +60,8 @@ class ServerContext {
   void Log(std::string_view line) const {
     if (log_) log_(line);
   }
+  // A new connection's id (HttpRequest::connection_id); never 0.
+  uint64_t NextConnectionId() { return ++last_connection_id_; }
 
   // Read buffer lent to whichever connection is being read (one loop thread).
   char* read_buffer() { return read_buffer_.get(); }
@@ -86,6 +91,8 @@ class ServerContext {
   std::shared_ptr<TlsContext> tls_;
   std::function<void(std::string_view)> log_;
   bool draining_ = false;
+  uint64_t last_connection_id_ = 0;
+  uint64_t drain_deadline_ = 0;
   ServerConnection* first_ = nullptr;
   std::vector<ServerConnection*> flush_queue_;
   std::vector<ServerConnection*> flushing_;  // flush_queue_ being processed (kept for its capacity)
@@ -94,6 +101,7 @@ class ServerContext {
   uv_idle_t* idle_ = nullptr;
   bool hooks_closing_ = false;
   std::unique_ptr<char[]> read_buffer_;
+  ConnectionRefuser refuser_;
 
   friend class ServerConnection;  // reports its end (ConnectionGone)
 };

@@ -1,5 +1,7 @@
 #include "src/api/kv_request.h"
 
+#include <algorithm>
+#include <initializer_list>
 #include <vector>
 
 namespace distkv {
@@ -13,6 +15,28 @@ net::HttpResponse MethodNotAllowed(const net::HttpRequest& r, std::string_view a
       r.method + " is not allowed on " + r.path + "; use " + std::string(allow));
   resp.SetHeader("Allow", allow);
   return resp;
+}
+
+// A comma-separated list of entity tags as this server makes them ("42";
+// weak ones, W/"42", compare equal for If-None-Match, RFC 9110 13.1.2).
+bool ParseEtagList(std::string_view list, std::vector<uint64_t>* out) {
+  while (!list.empty()) {
+    const size_t comma = list.find(',');
+    std::string_view tag = list.substr(0, comma);
+    list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+    while (!tag.empty() && (tag.front() == ' ' || tag.front() == '\t')) tag.remove_prefix(1);
+    while (!tag.empty() && (tag.back() == ' ' || tag.back() == '\t')) tag.remove_suffix(1);
+    if (tag.rfind("W/", 0) == 0) tag.remove_prefix(2);
+    if (tag.size() < 3 || tag.front() != '"' || tag.back() != '"') return false;
+    tag = tag.substr(1, tag.size() - 2);
+    uint64_t lsn = 0;
+    for (char c : tag) {
+      if (c < '0' || c > '9' || lsn > (UINT64_MAX - 9) / 10) return false;
+      lsn = lsn * 10 + static_cast<uint64_t>(c - '0');
+    }
+    out->push_back(lsn);
+  }
+  return !out->empty();
 }
 
 // Reads conditions and flags shared by every key-value request.
@@ -36,16 +60,56 @@ bool ParseConditions(const net::HttpRequest& r,
     kv->if_match = std::string(v);
   }
   if (const std::string* m = r.header("If-None-Match")) {
-    if (*m != "*") {
-      *error = net::MakeErrorResponse(400, "bad_if_none_match",
-                                      "only If-None-Match: * (create only) is supported");
+    if (*m == "*") {
+      kv->if_none_match_star = true;
+    } else if (kv->op != KvOp::kGet || !ParseEtagList(*m, &kv->if_none_match)) {
+      *error = net::MakeErrorResponse(
+          400, "bad_if_none_match",
+          kv->op == KvOp::kGet
+              ? "If-None-Match must be * or ETags this server gave, like \"42\", \"43\""
+              : "a write takes only If-None-Match: * (create only)");
       return false;
     }
-    kv->if_none_match_star = true;
   }
   for (const auto& [name, value] : params) {
     if (name == "read" && value == "replica") kv->read_replica = true;
     if (name == "ack" && value == "replica") kv->ack_replica = true;
+  }
+  return true;
+}
+
+using Params = std::vector<std::pair<std::string, std::string>>;
+
+// The query parameters a key-value endpoint takes, each at most once, with
+// the values it understands. Anything else is refused: a typo such as
+// ?ack=replcia must not silently change what a write waits for, and a second
+// key= must not silently pick one of two keys.
+bool CheckParams(const Params& params, std::initializer_list<std::string_view> allowed,
+                 const std::string& path, net::HttpResponse* error) {
+  for (size_t i = 0; i < params.size(); ++i) {
+    const std::string& name = params[i].first;
+    if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
+      std::string takes;
+      for (std::string_view a : allowed) takes += (takes.empty() ? "" : ", ") + std::string(a);
+      *error = net::MakeErrorResponse(
+          400, "unknown_parameter",
+          "unknown query parameter \"" + name + "\" for " + path + "; it takes " + takes);
+      return false;
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (params[j].first == name) {
+        *error = net::MakeErrorResponse(400, "duplicate_parameter",
+                                        "the query parameter \"" + name + "\" is given twice");
+        return false;
+      }
+    }
+    if ((name == "read" || name == "ack") && params[i].second != "replica") {
+      *error =
+          net::MakeErrorResponse(400, "bad_parameter",
+                                 name + "=" + params[i].second +
+                                     " is not understood; the only value is " + name + "=replica");
+      return false;
+    }
   }
   return true;
 }
@@ -90,6 +154,7 @@ bool ParseRequest(net::HttpRequest& r, const KeyLimits& limits, ParsedRequest* o
 
   if (path.rfind("/kv/", 0) == 0) {
     out->endpoint = Endpoint::kKv;
+    if (!CheckParams(params, {"read", "ack"}, "/kv/{key}", error)) return false;
     if (!net::PercentDecode(std::string_view(path).substr(4), &kv.key, false)) {
       *error = net::MakeErrorResponse(400, "bad_key", "the key has a malformed %-escape");
       return false;
@@ -108,6 +173,11 @@ bool ParseRequest(net::HttpRequest& r, const KeyLimits& limits, ParsedRequest* o
   } else if (path == "/get" || path == "/retrieve" || path == "/set" || path == "/store" ||
              path == "/delete") {
     out->endpoint = Endpoint::kKv;
+    const bool ok = path == "/get" || path == "/retrieve"
+                        ? CheckParams(params, {"key", "read"}, path, error)
+                    : path == "/delete" ? CheckParams(params, {"key", "ack"}, path, error)
+                                        : CheckParams(params, {"key", "value", "ack"}, path, error);
+    if (!ok) return false;
     const std::string* key = Param(params, "key");
     if (!key) {
       *error = net::MakeErrorResponse(400, "missing_key", path + " needs ?key=...");

@@ -4,7 +4,9 @@
 // /get /retrieve /set /store /delete with query strings.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "net/http_message.h"
 
@@ -33,6 +35,9 @@ struct KvRequest {
   std::string if_match;  // the ETag's LSN digits; empty when absent
   bool has_if_match = false;
   bool if_none_match_star = false;
+  // GET/HEAD If-None-Match: the ETags (LSNs) the client holds; the answer is
+  // 304 when the current one is among them (or with *, when the key exists).
+  std::vector<uint64_t> if_none_match;
   bool read_replica = false;  // ?read=replica: a forwarded read may go to a replica
   bool ack_replica = false;   // ?ack=replica: answer once a replica holds the write
 };

@@ -412,7 +412,10 @@ void ParseRoot(const std::string& source, const toml::value& root, ClusterConfig
         OptionalCount(source, c, "cluster", "forward_timeout_ms", config->forward_timeout_ms, 1);
     config->connect_timeout_ms =
         OptionalCount(source, c, "cluster", "connect_timeout_ms", config->connect_timeout_ms, 1);
+    config->forward_max_connections = OptionalCount(source, c, "cluster", "forward_max_connections",
+                                                    config->forward_max_connections, 1);
   }
+  config->ack_timeout_ms = std::max<uint64_t>(1, config->forward_timeout_ms * 3 / 4);
   if (root.contains("storage")) {
     const toml::value& s = root.at("storage");
     std::string fsync;
@@ -434,8 +437,11 @@ void ParseRoot(const std::string& source, const toml::value& root, ClusterConfig
       Fail(source, l.at("max_key_bytes"), "limits.max_key_bytes", "must be at most 65535");
     }
   }
-  // The body limit follows the value limit unless [server] says otherwise.
+  // The body limit follows the value limit, and the URL limit the key limit
+  // (every byte %-escaped, plus a query), unless [server] says otherwise.
   config->server.max_body_bytes = config->max_value_bytes + 4096;
+  config->server.max_url_bytes =
+      std::max<size_t>(config->server.max_url_bytes, 3 * config->max_key_bytes + 1024);
   if (root.contains("server")) {
     const toml::value& s = root.at("server");
     net::ServerLimits& l = config->server;
@@ -448,6 +454,11 @@ void ParseRoot(const std::string& source, const toml::value& root, ClusterConfig
         OptionalCount(source, s, "server", "max_header_bytes", l.max_header_bytes, 256);
     l.max_body_bytes = OptionalCount(source, s, "server", "max_body_bytes", l.max_body_bytes, 0);
     l.max_pipelined = OptionalCount(source, s, "server", "max_pipelined", l.max_pipelined, 1);
+    l.body_timeout_ms = OptionalCount(source, s, "server", "body_timeout_ms", l.body_timeout_ms, 1);
+    l.min_body_bytes_per_s =
+        OptionalCount(source, s, "server", "min_body_bytes_per_s", l.min_body_bytes_per_s, 1);
+    l.shutdown_timeout_ms =
+        OptionalCount(source, s, "server", "shutdown_timeout_ms", l.shutdown_timeout_ms, 1);
   }
   if (root.contains("replication")) {
     const toml::value& r = root.at("replication");
@@ -455,6 +466,12 @@ void ParseRoot(const std::string& source, const toml::value& root, ClusterConfig
         static_cast<int>(OptionalCount(source, r, "replication", "min_acks", 0, 0, 1000));
     config->ack_timeout_ms =
         OptionalCount(source, r, "replication", "ack_timeout_ms", config->ack_timeout_ms, 1);
+    if (r.contains("ack_timeout_ms") && config->ack_timeout_ms >= config->forward_timeout_ms) {
+      Fail(source, r.at("ack_timeout_ms"), "replication.ack_timeout_ms",
+           std::to_string(config->ack_timeout_ms) + " must be below cluster.forward_timeout_ms (" +
+               std::to_string(config->forward_timeout_ms) +
+               ") so that a forwarded write reports the replica timeout itself");
+    }
   }
   if (root.contains("auth")) {
     ParseAuth(source, root.at("auth"), &config->auth);

@@ -40,6 +40,8 @@ struct ClusterConfig {
   RoutingMode routing = RoutingMode::kProxy;
   uint64_t forward_timeout_ms = 2'000;
   uint64_t connect_timeout_ms = 500;
+  // Pooled connections to each peer; a burst beyond them waits in a queue.
+  size_t forward_max_connections = 64;
 
   storage::FsyncMode fsync = storage::FsyncMode::kAlways;
   uint64_t segment_bytes = 64ull << 20;
@@ -50,7 +52,9 @@ struct ClusterConfig {
   net::ServerLimits server;  // [server] section
 
   int min_acks = 0;  // [replication]: replicas that must hold a write
-  uint64_t ack_timeout_ms = 2'000;
+  // Below forward_timeout_ms, so that a forwarded write reports the replica
+  // timeout itself; unset, it is 3/4 of forward_timeout_ms (1500 by default).
+  uint64_t ack_timeout_ms = 1'500;
 
   AuthConfig auth;  // [auth]: tokens, roles, the cluster secret (off when absent)
 

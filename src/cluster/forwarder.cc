@@ -38,6 +38,10 @@ net::HttpResponse UnreachableResponse(const net::ClientResult& result, const std
       return net::MakeErrorResponse(
           503, "shard_unavailable",
           who + " refused the connection (" + result.detail + "); retry once it is back");
+    case net::ClientError::kBusy:
+      return net::MakeErrorResponse(
+          503, "shard_busy",
+          who + " is busy (" + result.detail + "); the request was not applied: retry later");
     case net::ClientError::kConnectTimeout:
     case net::ClientError::kTimeout:
       return net::MakeErrorResponse(504, "shard_timeout",
@@ -94,6 +98,10 @@ void Forwarder::Forward(const net::HttpRequest& original, KvRequest& kv, const S
   out.headers.push_back({std::string(kHopHeader), self_name_});
   auth_->AddPeerCredentials(&out.headers, role);
   out.timeout_ms = config_.forward_timeout_ms;
+  // One client connection's requests reach the owner in the order sent, on
+  // one pooled connection (RFC 9112 9.3.2: pipelined requests take effect
+  // in order); different client connections still spread over the pool.
+  out.order_key = original.connection_id;
   counters_.forwarded++;
 
   if (kv.op == KvOp::kGet && kv.read_replica && !owner.replicas.empty()) {

@@ -7,6 +7,8 @@
 // X-Distkv-Shard, body). The forwarded request carries X-Distkv-Hop; a node
 // that receives one for a key it does not own answers 421 rather than
 // forwarding again, so two nodes that disagree about ownership cannot loop.
+// The requests of one client connection carry its id as their order_key, so
+// they reach the owner in the order the client sent them.
 // An owner that cannot be reached gives 503 (refused), 504 (timed out) or
 // 502 (broken answer), each naming the shard and address.
 //

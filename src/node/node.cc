@@ -111,6 +111,7 @@ bool Node::Start(std::string* error) {
   co.log = log_warning;
   co.connect_timeout_ms = config.connect_timeout_ms;
   co.request_timeout_ms = config.forward_timeout_ms;
+  co.max_connections_per_peer = config.forward_max_connections;
   client_ = std::make_unique<net::HttpClient>(loop_, co);
   forwarder_ = std::make_unique<Forwarder>(config, client_.get(), &auth_, shard.name);
   if (options_.replica) {
@@ -359,6 +360,12 @@ void Node::HandleLocalGet(const KvRequest& kv, net::Responder responder, uint64_
     r.headers.reserve(2);
     r.headers.push_back(net::Header{"ETag", MakeEtag(lsn)});
     r.headers.push_back(net::Header{"Content-Type", "application/octet-stream"});
+    if (kv.if_none_match_star ||
+        (!kv.if_none_match.empty() && std::find(kv.if_none_match.begin(), kv.if_none_match.end(),
+                                                lsn) != kv.if_none_match.end())) {
+      r.status = 304;  // the client's copy is current
+      r.body.clear();
+    }
   }
   Finish(responder, Route::kKvGet, start_ns, std::move(r));
 }

@@ -174,7 +174,7 @@ TEST_CASE("limits: requests before a bad one are answered first, in order") {
   CHECK(ts.counters().requests == 2);
 }
 
-TEST_CASE("limits: connections beyond max_connections are closed at once") {
+TEST_CASE("limits: connections beyond max_connections get 503 with Retry-After, then close") {
   ServerLimits limits;
   limits.max_connections = 2;
   TestServer ts(limits, EchoHandler());
@@ -182,8 +182,14 @@ TEST_CASE("limits: connections beyond max_connections are closed at once") {
   RawClient c2(&ts);
   REQUIRE(ts.RunUntil([&ts] { return ts.counters().connections_current == 2; }));
   RawClient c3(&ts);
+  REQUIRE(c3.Send("GET /full HTTP/1.1\r\nHost: x\r\n\r\n"));
   REQUIRE(c3.AwaitEof());
-  CHECK(c3.received().empty());
+  auto refused = c3.Responses();
+  REQUIRE(refused.size() == 1);
+  CHECK(refused[0].status == 503);
+  REQUIRE(refused[0].header("Retry-After") != nullptr);
+  CHECK(*refused[0].header("Retry-After") == "1");
+  CHECK(ErrorCode(refused[0]) == "too_many_connections");
   CHECK(ts.counters().connections_rejected == 1);
   CHECK(ts.counters().connections_accepted == 2);
 
