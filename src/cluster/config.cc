@@ -33,12 +33,13 @@ struct SectionKeys {
   std::initializer_list<const char*> keys;
 };
 const SectionKeys kKnownKeys[] = {
-    {"cluster", {"routing", "forward_timeout_ms", "connect_timeout_ms"}},
+    {"cluster", {"routing", "forward_timeout_ms", "connect_timeout_ms", "forward_max_connections"}},
     {"storage", {"fsync", "segment_bytes"}},
     {"limits", {"max_key_bytes", "max_value_bytes"}},
     {"server",
      {"max_connections", "header_timeout_ms", "idle_timeout_ms", "max_url_bytes",
-      "max_header_bytes", "max_body_bytes", "max_pipelined"}},
+      "max_header_bytes", "max_body_bytes", "max_pipelined", "body_timeout_ms",
+      "min_body_bytes_per_s", "shutdown_timeout_ms"}},
     {"replication", {"min_acks", "ack_timeout_ms"}},
     {"auth", {"cluster_secret", "cluster_secret_file", "tokens", "tokens_file", "status_role"}},
     {"tls", {"cert", "key", "ca", "verify_clients"}},
