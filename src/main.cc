@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "net/http_client.h"
 #include "src/cluster/config.h"
 #include "src/cluster/shard_map.h"
 #include "src/node/node.h"
@@ -34,6 +35,8 @@ constexpr const char* kUsage =
     "                                             the same (the seed projects' form)\n"
     "       distkv nodes [--config FILE]          list the nodes of a config, one per line\n"
     "       distkv locate [--config FILE] KEY...  print each key's slot, shard and address\n"
+    "       distkv promote [--config FILE] --shard NAME [--replica ADDR] [--force]\n"
+    "                                             make a replica its shard's primary\n"
     "\n"
     "  --config FILE     cluster description (sharding.toml); alias --config-file\n"
     "  --shard NAME      the shard this node serves (required with --config)\n"
@@ -221,8 +224,80 @@ int Locate(int argc, char** argv) {
   return 0;
 }
 
+// `distkv promote --config FILE --shard NAME --replica ADDR [--force]`: asks
+// that replica to take over its shard (POST /admin/promote); it pushes the new
+// cluster map to every node. Prints the new map; exit 0 on success, 1 when the
+// replica refused (the reason is printed), 3 when it could not be reached.
+int Promote(int argc, char** argv) {
+  std::string path = "sharding.toml", shard, replica;
+  bool force = false;
+  for (int i = 2; i < argc; ++i) {
+    std::string flag = argv[i];
+    if ((flag == "--config" || flag == "--config-file") && i + 1 < argc) {
+      path = argv[++i];
+    } else if (flag == "--shard" && i + 1 < argc) {
+      shard = argv[++i];
+    } else if (flag == "--replica" && i + 1 < argc) {
+      replica = argv[++i];
+    } else if (flag == "--force") {
+      force = true;
+    } else {
+      return Usage(("unknown flag " + flag).c_str());
+    }
+  }
+  if (shard.empty()) return Usage("promote needs --shard NAME");
+  distkv::ClusterConfig config;
+  std::string error;
+  if (!distkv::LoadConfig(path, &config, &error)) {
+    std::fprintf(stderr, "distkv: bad config: %s\n", error.c_str());
+    return 1;
+  }
+  distkv::ShardMap map(config.shards);
+  const int pos = map.Find(shard);
+  if (pos < 0) {
+    std::fprintf(stderr, "distkv: %s has no shard named %s\n", path.c_str(), shard.c_str());
+    return 1;
+  }
+  const distkv::ShardConfig& s = map.shards()[pos];
+  if (replica.empty()) {
+    if (s.replicas.size() != 1) {
+      return Usage("promote needs --replica ADDR (the shard lists more than one replica)");
+    }
+    replica = s.replicas.front();
+  }
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  int rc = 3;
+  {
+    distkv::net::ClientOptions co;
+    co.request_timeout_ms = 10'000;
+    distkv::net::HttpClient client(&loop, co);
+    distkv::net::OutboundRequest req;
+    req.method = "POST";
+    req.target = std::string("/admin/promote") + (force ? "?force=true" : "");
+    client.Request(replica, std::move(req), [&](distkv::net::ClientResult& result) {
+      if (result.error != distkv::net::ClientError::kNone) {
+        std::fprintf(stderr, "distkv: %s: %s\n", replica.c_str(), result.detail.c_str());
+      } else if (result.response.status == 200) {
+        std::fputs(result.response.body.c_str(), stdout);
+        rc = 0;
+      } else {
+        std::fprintf(stderr, "distkv: %s answered %d: %s", replica.c_str(), result.response.status,
+                     result.response.body.c_str());
+        rc = 1;
+      }
+      client.Close();
+    });
+    uv_run(&loop, UV_RUN_DEFAULT);
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  return rc;
+}
+
 int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
+  if (argc >= 2 && std::strcmp(argv[1], "promote") == 0) return Promote(argc, argv);
   if (argc >= 2 && std::strcmp(argv[1], "nodes") == 0) return ListNodes(argc, argv);
   if (argc >= 2 && std::strcmp(argv[1], "locate") == 0) return Locate(argc, argv);
   Args args;

@@ -229,6 +229,8 @@ bool ParseRequest(net::HttpRequest& r, const KeyLimits& limits, ParsedRequest* o
         {"/internal/replicate", Endpoint::kReplicate, "GET"},
         {"/internal/replica-ack", Endpoint::kReplicaAck, "POST"},
         {"/admin/compact", Endpoint::kCompact, "POST"},
+        {"/internal/cluster-map", Endpoint::kClusterMap, "GET, POST"},
+        {"/admin/promote", Endpoint::kPromote, "POST"},
     };
     for (const Fixed& f : kFixed) {
       if (path != f.path) continue;

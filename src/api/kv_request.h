@@ -24,6 +24,8 @@ enum class Endpoint {
   kDigest,
   kReplicate,
   kReplicaAck,
+  kClusterMap,
+  kPromote,
 };
 
 enum class KvOp { kGet, kPut, kDelete };

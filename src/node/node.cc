@@ -114,26 +114,12 @@ bool Node::Start(std::string* error) {
   co.max_connections_per_peer = config.forward_max_connections;
   client_ = std::make_unique<net::HttpClient>(loop_, co);
   forwarder_ = std::make_unique<Forwarder>(config, client_.get(), &auth_, shard.name);
-  if (options_.replica) {
-    ReplicationReplicaOptions ro;
-    ro.shard = shard.name;
-    ro.primary = shard.address;
-    ro.self_address = advertise_;
-    ro.connect_timeout_ms = config.connect_timeout_ms;
-    auth_.AddPeerCredentials(&ro.headers);
-    ro.tls = tls_client;
-    // A frame holds one slice of records, or one record above the slice size.
-    ro.max_frame_bytes =
-        (1u << 20) + storage::EncodedRecordSize(config.max_key_bytes, config.max_value_bytes);
-    replica_ = std::make_unique<ReplicationReplica>(loop_, store_.get(), pipeline_.get(),
-                                                    client_.get(), ro);
+  tls_client_ = tls_client;
+  if (!InitClusterMap(error)) return false;
+  if (is_replica_) {
+    StartFollowing(map_.shards()[self_].address);
   } else {
-    ReplicationPrimaryOptions po;
-    po.shard = shard.name;
-    po.replicas = shard.replicas;
-    po.events = &events_;
-    primary_ = std::make_unique<ReplicationPrimary>(loop_, store_.get(), po);
-    pipeline_->SetDurableListener([this](uint64_t lsn) { primary_->OnDurable(lsn); });
+    StartPrimary();
   }
 
   server_ = std::make_unique<net::HttpServer>(
@@ -159,6 +145,7 @@ bool Node::Start(std::string* error) {
   events_.Add("start", std::string(role_name()) + " of " + shard.name + " on " + listen_ + ", " +
                            std::to_string(store_->size()) + " keys, last LSN " +
                            std::to_string(store_->last_lsn()));
+  StartMapPoll();
   Logf(LogLevel::kInfo,
        "shard %s (%s) serving on %s, data in %s, %" PRIu64 " keys, last LSN %" PRIu64
        ", fsync=%s, routing=%s%s",
@@ -176,6 +163,7 @@ void Node::Shutdown(std::function<void()> done) {
     done();
     return;
   }
+  StopMapPoll();
   // Streams never end by themselves: end them first so the server can drain.
   if (primary_) primary_->Stop();
   if (replica_) replica_->Stop();
@@ -275,6 +263,12 @@ void Node::OnRequest(net::HttpRequest& request, net::Responder responder) {
              net::MakeErrorResponse(501, "not_implemented",
                                     "compaction is not available in this version (see README)"));
       return;
+    case Endpoint::kClusterMap:
+      HandleClusterMap(request, std::move(responder), start_ns);
+      return;
+    case Endpoint::kPromote:
+      HandlePromote(request, std::move(responder), start_ns);
+      return;
     case Endpoint::kReplicate:
     case Endpoint::kReplicaAck:
       HandleReplication(parsed.endpoint, request, std::move(responder), start_ns);
@@ -332,7 +326,7 @@ void Node::HandleKv(net::HttpRequest& request, ParsedRequest& parsed, Role role,
     HandleLocalGet(kv, std::move(responder), start_ns);
     return;
   }
-  if (options_.replica) {
+  if (is_replica_) {
     const ShardConfig& shard = map_.shards()[self_];
     net::HttpResponse r =
         net::MakeErrorResponse(403, "read_only_replica",
@@ -420,37 +414,56 @@ void Node::HandleLocalWrite(KvRequest& kv, net::Responder responder, uint64_t st
   const int ok_status = kv.op == KvOp::kDelete ? 204 : (exists ? 200 : 201);
   // ?ack=replica asks for one replica; [replication] min_acks for N always.
   const int needed = std::max(options_.config.min_acks, kv.ack_replica ? 1 : 0);
-  pipeline_->WhenDurable(lsn, [this, responder, route, start_ns, lsn, ok_status,
-                               needed](const storage::Status& status) mutable {
-    if (!status.ok()) {
-      Finish(responder, route, start_ns, StorageError(status));
-      return;
-    }
-    net::HttpResponse r;
-    r.status = ok_status;
-    if (ok_status != 204)
-      r.headers.push_back(net::Header{"ETag", MakeEtag(lsn)});  // fresh: no search
-    if (needed == 0) {
-      Finish(responder, route, start_ns, std::move(r));
-      return;
-    }
-    const uint64_t timeout_ms = options_.config.ack_timeout_ms;
-    primary_->WaitForAcks(
-        lsn, needed, timeout_ms,
-        [this, responder, route, start_ns, lsn, needed, timeout_ms,
-         r = std::move(r)](bool acked) mutable {
-          if (!acked) {
-            r = net::MakeErrorResponse(
-                504, "replica_timeout",
-                "the write is durable on the primary (LSN " + std::to_string(lsn) +
-                    ") and stays written, but fewer than " + std::to_string(needed) +
-                    " replica(s) acknowledged it within " + std::to_string(timeout_ms) +
-                    " ms; replicas receive it when they catch up");
-            r.SetHeader("ETag", MakeEtag(lsn));
-          }
+  pipeline_->WhenDurable(
+      lsn, [this, responder, route, start_ns, lsn, ok_status, needed,
+            generation = role_generation_](const storage::Status& status) mutable {
+        if (!status.ok()) {
+          Finish(responder, route, start_ns, StorageError(status));
+          return;
+        }
+        if (generation != role_generation_) {
+          // Deposed while the write was in flight: it is durable here, but the
+          // new primary may never have received it.
+          failover_.writes_fenced++;
+          Finish(responder, route, start_ns,
+                 net::MakeErrorResponse(
+                     503, "deposed",
+                     "this node stopped being the primary of shard " + options_.shard +
+                         " while the write was in flight; it may or may not have been applied; "
+                         "retry against the primary at " +
+                         map_.shards()[self_].address));
+          return;
+        }
+        net::HttpResponse r;
+        r.status = ok_status;
+        if (ok_status != 204)
+          r.headers.push_back(net::Header{"ETag", MakeEtag(lsn)});  // fresh: no search
+        if (needed == 0) {
           Finish(responder, route, start_ns, std::move(r));
-        });
-  });
+          return;
+        }
+        const uint64_t timeout_ms = options_.config.ack_timeout_ms;
+        if (!primary_) {
+          Finish(responder, route, start_ns,
+                 net::MakeErrorResponse(503, "deposed", "this node is no longer the primary"));
+          return;
+        }
+        primary_->WaitForAcks(
+            lsn, needed, timeout_ms,
+            [this, responder, route, start_ns, lsn, needed, timeout_ms,
+             r = std::move(r)](bool acked) mutable {
+              if (!acked) {
+                r = net::MakeErrorResponse(
+                    504, "replica_timeout",
+                    "the write is durable on the primary (LSN " + std::to_string(lsn) +
+                        ") and stays written, but fewer than " + std::to_string(needed) +
+                        " replica(s) acknowledged it within " + std::to_string(timeout_ms) +
+                        " ms; replicas receive it when they catch up");
+                r.SetHeader("ETag", MakeEtag(lsn));
+              }
+              Finish(responder, route, start_ns, std::move(r));
+            });
+      });
 }
 
 }  // namespace distkv

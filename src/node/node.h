@@ -9,6 +9,7 @@
 
 #include <uv.h>
 
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -17,6 +18,7 @@
 #include "net/http_server.h"
 #include "src/api/auth.h"
 #include "src/api/kv_request.h"
+#include "src/cluster/cluster_map.h"
 #include "src/cluster/config.h"
 #include "src/cluster/forwarder.h"
 #include "src/cluster/shard_map.h"
@@ -86,7 +88,25 @@ class Node {
   net::HttpResponse DigestResponse();
   net::HttpResponse StorageError(const storage::Status& status) const;
 
-  const char* role_name() const { return options_.replica ? "replica" : "primary"; }
+  // Failover: the cluster map this node follows and its role in it (failover.cc).
+  bool InitClusterMap(std::string* error);
+  void SwitchMap(ClusterMap map);
+  bool AdoptMap(ClusterMap map, const std::string& from);
+  void ApplyRole();
+  void BecomePrimary();
+  void BecomeReplicaOf(const std::string& primary);
+  void StartPrimary();
+  void StartFollowing(const std::string& primary);
+  std::vector<std::string> PeerAddresses() const;
+  void FetchMap(const std::string& peer);
+  void PushMap();
+  void StartMapPoll();
+  void StopMapPoll();
+  void HandleClusterMap(net::HttpRequest& request, net::Responder responder, uint64_t start_ns);
+  void HandlePromote(net::HttpRequest& request, net::Responder responder, uint64_t start_ns);
+  void Promote(net::Responder responder, uint64_t start_ns, const std::string& why);
+
+  const char* role_name() const { return is_replica_ ? "replica" : "primary"; }
 
   uv_loop_t* loop_;
   NodeOptions options_;
@@ -110,6 +130,27 @@ class Node {
   RequestMetrics metrics_;
   EventLog events_;
   ProgressBoard progress_;
+
+  std::shared_ptr<net::TlsContext> tls_client_;  // for connections to peers, when [tls] is on
+
+  // Failover state. map_ is built from cluster_map_; maps replaced by a newer
+  // epoch are kept in retired_maps_ (see SwitchMap).
+  ClusterMap cluster_map_;
+  std::deque<ShardMap> retired_maps_;
+  bool is_replica_ = false;
+  // Bumped at every role change: a write staged under one role is not
+  // acknowledged under another.
+  uint64_t role_generation_ = 0;
+  uv_timer_t* map_timer_ = nullptr;
+  size_t map_poll_next_ = 0;
+  struct FailoverCounters {
+    uint64_t maps_adopted = 0;
+    uint64_t promotions = 0;
+    uint64_t demotions = 0;
+    uint64_t writes_fenced = 0;  // staged as primary, answered 503 after a demotion
+  };
+  FailoverCounters failover_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace distkv

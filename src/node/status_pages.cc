@@ -21,6 +21,7 @@ net::HttpResponse Node::StatsResponse() const {
   AppendJsonField(&b, "role", role_name());
   AppendJsonField(&b, "shard", shard.name);
   AppendJsonField(&b, "address", advertise_);
+  AppendJsonField(&b, "epoch", cluster_map_.epoch);
   AppendJsonField(&b, "uptime_s", (uv_hrtime() - started_ns_) / 1'000'000'000ull);
   AppendJsonField(&b, "time_ms", events_.now_ms());
   AppendJsonField(&b, "fsync", storage::FsyncModeName(options_.config.fsync));
@@ -63,6 +64,11 @@ net::HttpResponse Node::StatsResponse() const {
   AppendJsonField(&b, "to_replica", fc.to_replica);
   AppendJsonField(&b, "failed", fc.failed);
   AppendJsonField(&b, "connections_opened", client_->counters().connections_opened, false);
+  b += "},\"failover\":{";
+  AppendJsonField(&b, "maps_adopted", failover_.maps_adopted);
+  AppendJsonField(&b, "promotions", failover_.promotions);
+  AppendJsonField(&b, "demotions", failover_.demotions);
+  AppendJsonField(&b, "writes_fenced", failover_.writes_fenced, false);
   b += "},\"replication\":";
   if (primary_) primary_->AppendJson(&b);
   if (replica_) replica_->AppendJson(&b);
@@ -178,6 +184,7 @@ void Node::HandleCluster(net::Responder responder, uint64_t start_ns) {
     const ShardConfig& self = map_.shards()[self_];
     std::string b = "{";
     AppendJsonField(&b, "slots", kSlotCount);
+    AppendJsonField(&b, "epoch", cluster_map_.epoch);
     AppendJsonField(&b, "routing",
                     options_.config.routing == RoutingMode::kProxy ? "proxy" : "redirect");
     b += "\"self\":{";

@@ -86,6 +86,8 @@ class ReplicationReplica {
   void Start();
   // Closes the stream and the timer; no more acks are sent.
   void Stop();
+  // The "host:port" followed.
+  const std::string& primary() const { return options_.primary; }
 
   // The "replication" object of /stats, and its /metrics lines.
   void AppendJson(std::string* out) const;

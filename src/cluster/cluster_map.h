@@ -1,0 +1,63 @@
+// ClusterMap: the versioned answer to "who serves which slots".
+//
+// sharding.toml is the map's starting point, epoch 0. Failover (and, later,
+// slot migration) changes it: every change produces a map with a higher
+// epoch, and a node that learns a map with a higher epoch than its own
+// switches to it. The epoch only grows, so two maps can always be ordered and
+// a node never goes back to an older one. Who may create a new epoch is not
+// decided here: an operator's `distkv promote`, or the etcd coordinator, whose
+// leader key makes epochs unique.
+//
+// On the wire (the /internal/cluster-map endpoint) and on disk (the file
+// cluster_map.toml in a node's data directory) a map is text in the format of
+// sharding.toml's [[shards]] entries, preceded by its epoch:
+//
+//   epoch = 3
+//   [[shards]]
+//   name = "Delhi"
+//   idx = 0
+//   address = "127.0.0.22:8080"          # the primary
+//   replicas = ["127.0.0.2:8080"]
+//   slots = [[0, 4095]]
+//
+// so the config loader validates a received map exactly as it validates a
+// config file (names, addresses, every slot owned exactly once).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "src/cluster/config.h"
+
+namespace distkv {
+
+struct ClusterMap {
+  uint64_t epoch = 0;
+  std::vector<ShardConfig> shards;  // sorted by idx, slots always explicit
+};
+
+std::string EncodeClusterMap(const ClusterMap& map);
+// False with *error (naming `source`) when the text is not a valid map.
+bool DecodeClusterMap(const std::string& text, const std::string& source, ClusterMap* map,
+                      std::string* error);
+
+// The map after `replica` (an address listed among shard's replicas) takes
+// over as the shard's primary under epoch + 1: the old primary becomes one of
+// its replicas, so it rejoins as such when it comes back.
+bool PromotedMap(const ClusterMap& current, const std::string& shard, const std::string& replica,
+                 ClusterMap* out, std::string* error);
+
+// Where `address` serves in `map`: the position of its shard and whether it
+// is that shard's primary. False when the map does not name the address.
+bool FindNode(const ClusterMap& map, const std::string& address, size_t* shard, bool* primary);
+
+// A node's copy of the newest map it has adopted, in its data directory
+// (replaced atomically: temp file, fsync, rename, fsync of the directory).
+inline constexpr const char* kClusterMapFile = "cluster_map.toml";
+bool SaveClusterMap(const std::string& dir, const ClusterMap& map, std::string* error);
+// True and *map when dir holds a valid map; false without error when there is
+// none; false with *error when it is damaged.
+bool LoadClusterMap(const std::string& dir, ClusterMap* map, std::string* error);
+
+}  // namespace distkv

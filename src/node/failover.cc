@@ -1,0 +1,391 @@
+// The node's side of failover: the cluster map it follows, and its role.
+//
+// A node starts from sharding.toml (epoch 0), then from the newest map it
+// saved in its data directory (cluster_map.toml), then from any newer map a
+// peer holds: at start it asks every node of its map, and afterwards one
+// node a second, round robin, so a node that was down or cut off during a
+// promotion learns the new map within seconds of being able to reach anyone.
+// Promotions push the new map to every node at once (POST
+// /internal/cluster-map); the poll is the safety net, not the mechanism.
+//
+// The role follows the map. A node finds its own address in the map: as the
+// shard's primary it serves writes and streams its log; as a replica it
+// follows whichever address the map names as primary. A switch happens in
+// one loop turn, before any other request is looked at:
+//   - deposed primary: writes are refused at once (403 naming the new
+//     primary); writes already staged still become durable, but their
+//     answers say 503 "may or may not have been applied" instead of 2xx, so
+//     no write is acknowledged after the node learned it was deposed; the
+//     replication streams are ended and the node follows the new primary.
+//   - promoted replica: it stops following and starts serving writes and
+//     streams; records it applied keep their LSNs, new writes continue after
+//     them.
+//
+// `POST /admin/promote` on a replica is the manual failover. It refuses
+// (409) while the primary it follows is reachable and ahead of it, unless
+// ?force=true. It builds the map with itself as primary and the old primary
+// as a replica under epoch + 1, adopts it, answers, and pushes it.
+#include <cinttypes>
+
+#include "src/cluster/cluster_map.h"
+#include "src/node/node.h"
+#include "src/obs/log.h"
+#include "storage/record_format.h"
+
+namespace distkv {
+namespace {
+
+constexpr uint64_t kMapPollIntervalMs = 1'000;
+constexpr uint64_t kMapRequestTimeoutMs = 1'000;
+constexpr const char* kEpochHeader = "X-Distkv-Epoch";
+
+uint64_t JsonNumberField(std::string_view json, std::string_view name) {
+  // The first "name": <digits> in a document this project wrote.
+  const std::string needle = "\"" + std::string(name) + "\":";
+  size_t at = json.find(needle);
+  if (at == std::string_view::npos) return 0;
+  at += needle.size();
+  while (at < json.size() && json[at] == ' ') ++at;
+  uint64_t v = 0;
+  while (at < json.size() && json[at] >= '0' && json[at] <= '9') {
+    v = v * 10 + static_cast<uint64_t>(json[at++] - '0');
+  }
+  return v;
+}
+
+}  // namespace
+
+bool Node::InitClusterMap(std::string* error) {
+  cluster_map_.epoch = 0;
+  cluster_map_.shards = options_.config.shards;
+  ClusterMap saved;
+  std::string load_error;
+  if (LoadClusterMap(options_.data_dir, &saved, &load_error)) {
+    if (saved.shards.size() != cluster_map_.shards.size() ||
+        map_.Find(saved.shards[self_].name) != static_cast<int>(self_)) {
+      *error = options_.data_dir + "/" + kClusterMapFile +
+               " names other shards than the config; remove it if the config is the truth";
+      return false;
+    }
+    if (saved.epoch > 0) {
+      Logf(LogLevel::kInfo, "cluster map epoch %" PRIu64 " from %s/%s", saved.epoch,
+           options_.data_dir.c_str(), kClusterMapFile);
+      SwitchMap(std::move(saved));
+    }
+  } else if (!load_error.empty()) {
+    *error = load_error;
+    return false;
+  }
+  size_t shard = 0;
+  bool primary = false;
+  if (!FindNode(cluster_map_, advertise_, &shard, &primary)) {
+    // Not named in the map (a replica started with --listen elsewhere, or a
+    // single node): the command line decides, as before failover existed.
+    primary = !options_.replica;
+  } else if (shard != self_) {
+    *error = "this node's address " + advertise_ + " belongs to shard " +
+             cluster_map_.shards[shard].name + " in the cluster map, not " + options_.shard;
+    return false;
+  } else if (primary == options_.replica && cluster_map_.epoch > 0) {
+    Logf(LogLevel::kInfo, "cluster map epoch %" PRIu64 " makes this node the shard's %s",
+         cluster_map_.epoch, primary ? "primary" : "replica");
+  }
+  is_replica_ = !primary;
+  return true;
+}
+
+void Node::SwitchMap(ClusterMap map) {
+  // In-flight forwards hold references into the old map's shard entries;
+  // moving a vector keeps its elements where they are, so the old map lives
+  // on in retired_maps_ (a few hundred bytes for each epoch this process saw).
+  retired_maps_.push_back(std::move(map_));
+  map_ = ShardMap(map.shards);
+  cluster_map_ = std::move(map);
+}
+
+bool Node::AdoptMap(ClusterMap map, const std::string& from) {
+  if (map.epoch <= cluster_map_.epoch) return false;
+  if (map.shards.size() != cluster_map_.shards.size() ||
+      map.shards[self_].name != cluster_map_.shards[self_].name) {
+    Logf(LogLevel::kError,
+         "cluster map epoch %" PRIu64
+         " from %s does not have this node's shard %s where "
+         "expected; ignored",
+         map.epoch, from.c_str(), options_.shard.c_str());
+    return false;
+  }
+  std::string error;
+  if (!SaveClusterMap(options_.data_dir, map, &error)) {
+    // Not adopting keeps a promotion from being forgotten at the next start.
+    Logf(LogLevel::kError, "cannot save cluster map epoch %" PRIu64 ": %s", map.epoch,
+         error.c_str());
+    return false;
+  }
+  Logf(LogLevel::kInfo, "cluster map epoch %" PRIu64 " -> %" PRIu64 " (from %s)",
+       cluster_map_.epoch, map.epoch, from.c_str());
+  failover_.maps_adopted++;
+  SwitchMap(std::move(map));
+  ApplyRole();
+  return true;
+}
+
+void Node::ApplyRole() {
+  size_t shard = 0;
+  bool primary = false;
+  if (!FindNode(cluster_map_, advertise_, &shard, &primary) || shard != self_) return;
+  const std::string& primary_address = cluster_map_.shards[self_].address;
+  if (primary && is_replica_) {
+    BecomePrimary();
+  } else if (!primary && !is_replica_) {
+    BecomeReplicaOf(primary_address);
+  } else if (!primary && replica_ && replica_->primary() != primary_address) {
+    Logf(LogLevel::kInfo, "shard %s: following the new primary %s", options_.shard.c_str(),
+         primary_address.c_str());
+    StartFollowing(primary_address);
+  }
+}
+
+void Node::BecomePrimary() {
+  Logf(LogLevel::kInfo,
+       "shard %s: this node is now the primary (epoch %" PRIu64 ", LSN %" PRIu64 ")",
+       options_.shard.c_str(), cluster_map_.epoch, store_->last_lsn());
+  failover_.promotions++;
+  events_.Add("promotion", "this node became the primary of " + options_.shard + " (epoch " +
+                               std::to_string(cluster_map_.epoch) + ")");
+  role_generation_++;
+  if (replica_) replica_->Stop();
+  replica_.reset();
+  is_replica_ = false;
+  StartPrimary();
+}
+
+void Node::BecomeReplicaOf(const std::string& primary) {
+  Logf(LogLevel::kWarn,
+       "shard %s: deposed by epoch %" PRIu64 "; writes refused from now on, following %s",
+       options_.shard.c_str(), cluster_map_.epoch, primary.c_str());
+  failover_.demotions++;
+  events_.Add("failover", "deposed by epoch " + std::to_string(cluster_map_.epoch) +
+                              "; following the new primary " + primary);
+  role_generation_++;
+  is_replica_ = true;
+  pipeline_->SetDurableListener(nullptr);
+  if (primary_) primary_->Stop();
+  primary_.reset();
+  StartFollowing(primary);
+}
+
+void Node::StartPrimary() {
+  ReplicationPrimaryOptions po;
+  po.shard = options_.shard;
+  po.replicas = cluster_map_.shards[self_].replicas;
+  po.events = &events_;
+  primary_ = std::make_unique<ReplicationPrimary>(loop_, store_.get(), po);
+  pipeline_->SetDurableListener([this](uint64_t lsn) {
+    if (primary_) primary_->OnDurable(lsn);
+  });
+}
+
+void Node::StartFollowing(const std::string& primary) {
+  if (replica_) replica_->Stop();
+  const ClusterConfig& config = options_.config;
+  ReplicationReplicaOptions ro;
+  ro.shard = options_.shard;
+  ro.primary = primary;
+  ro.self_address = advertise_;
+  ro.connect_timeout_ms = config.connect_timeout_ms;
+  auth_.AddPeerCredentials(&ro.headers);
+  ro.tls = tls_client_;
+  // A frame holds one slice of records, or one record above the slice size.
+  ro.max_frame_bytes =
+      (1u << 20) + storage::EncodedRecordSize(config.max_key_bytes, config.max_value_bytes);
+  replica_ =
+      std::make_unique<ReplicationReplica>(loop_, store_.get(), pipeline_.get(), client_.get(), ro);
+  if (server_) replica_->Start();  // else Start() starts it once listening
+}
+
+std::vector<std::string> Node::PeerAddresses() const {
+  std::vector<std::string> peers;
+  for (const ShardConfig& s : cluster_map_.shards) {
+    if (s.address != advertise_) peers.push_back(s.address);
+    for (const std::string& r : s.replicas) {
+      if (r != advertise_) peers.push_back(r);
+    }
+  }
+  return peers;
+}
+
+void Node::FetchMap(const std::string& peer) {
+  net::OutboundRequest req;
+  req.target = "/internal/cluster-map";
+  req.timeout_ms = kMapRequestTimeoutMs;
+  req.headers.push_back(net::Header{kEpochHeader, std::to_string(cluster_map_.epoch)});
+  std::weak_ptr<bool> alive = alive_;
+  client_->Request(peer, std::move(req), [this, alive, peer](net::ClientResult& result) {
+    if (alive.expired() || result.error != net::ClientError::kNone ||
+        result.response.status != 200) {
+      return;
+    }
+    ClusterMap map;
+    std::string error;
+    if (!DecodeClusterMap(result.response.body, peer + "/internal/cluster-map", &map, &error)) {
+      Logf(LogLevel::kError, "cluster map from %s refused: %s", peer.c_str(), error.c_str());
+      return;
+    }
+    AdoptMap(std::move(map), peer);
+  });
+}
+
+void Node::PushMap() {
+  const std::string text = EncodeClusterMap(cluster_map_);
+  for (const std::string& peer : PeerAddresses()) {
+    net::OutboundRequest req;
+    req.method = "POST";
+    req.target = "/internal/cluster-map";
+    req.timeout_ms = kMapRequestTimeoutMs;
+    req.headers.push_back(net::Header{"Content-Type", "application/toml"});
+    req.body = text;
+    const uint64_t epoch = cluster_map_.epoch;
+    client_->Request(peer, std::move(req), [peer, epoch](net::ClientResult& result) {
+      if (result.error != net::ClientError::kNone) {
+        Logf(LogLevel::kInfo,
+             "cluster map epoch %" PRIu64 " not pushed to %s (%s); it learns it when it asks",
+             epoch, peer.c_str(), result.detail.c_str());
+      }
+    });
+  }
+}
+
+void Node::StartMapPoll() {
+  for (const std::string& peer : PeerAddresses()) FetchMap(peer);
+  map_timer_ = new uv_timer_t;
+  uv_timer_init(loop_, map_timer_);
+  map_timer_->data = this;
+  uv_timer_start(
+      map_timer_,
+      [](uv_timer_t* t) {
+        Node* node = static_cast<Node*>(t->data);
+        std::vector<std::string> peers = node->PeerAddresses();
+        if (peers.empty()) return;
+        node->FetchMap(peers[node->map_poll_next_++ % peers.size()]);
+      },
+      kMapPollIntervalMs, kMapPollIntervalMs);
+}
+
+void Node::StopMapPoll() {
+  if (!map_timer_) return;
+  uv_close(reinterpret_cast<uv_handle_t*>(map_timer_),
+           [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+  map_timer_ = nullptr;
+}
+
+void Node::HandleClusterMap(net::HttpRequest& request, net::Responder responder,
+                            uint64_t start_ns) {
+  if (request.method == "POST") {
+    ClusterMap map;
+    std::string error;
+    if (!DecodeClusterMap(request.body, "the pushed cluster map", &map, &error)) {
+      Finish(responder, Route::kCluster, start_ns,
+             net::MakeErrorResponse(400, "bad_cluster_map", error));
+      return;
+    }
+    const uint64_t epoch = map.epoch;
+    AdoptMap(std::move(map), request.peer);
+    if (epoch < cluster_map_.epoch) {
+      // The sender is behind: it learns from the answer's epoch header and asks.
+      net::HttpResponse r =
+          net::MakeErrorResponse(409, "stale_epoch",
+                                 "this node holds epoch " + std::to_string(cluster_map_.epoch) +
+                                     ", newer than the pushed " + std::to_string(epoch));
+      r.SetHeader(kEpochHeader, std::to_string(cluster_map_.epoch));
+      Finish(responder, Route::kCluster, start_ns, std::move(r));
+      return;
+    }
+  }
+  net::HttpResponse r;
+  r.SetHeader("Content-Type", "application/toml");
+  r.SetHeader(kEpochHeader, std::to_string(cluster_map_.epoch));
+  r.body = EncodeClusterMap(cluster_map_);
+  Finish(responder, Route::kCluster, start_ns, std::move(r));
+}
+
+void Node::HandlePromote(net::HttpRequest& request, net::Responder responder, uint64_t start_ns) {
+  bool force = false;
+  std::vector<std::pair<std::string, std::string>> params;
+  net::ParseQuery(request.query, &params);
+  for (const auto& [name, value] : params) {
+    if (name == "force") force = value.empty() || value == "true" || value == "1";
+  }
+  if (!is_replica_) {
+    Finish(responder, Route::kCluster, start_ns,
+           net::MakeErrorResponse(409, "already_primary",
+                                  "this node is already the primary of shard " + options_.shard));
+    return;
+  }
+  const std::string old_primary = cluster_map_.shards[self_].address;
+  if (force) {
+    Promote(std::move(responder), start_ns, "forced");
+    return;
+  }
+  // Ask the primary how far it is; promoting while it is reachable and ahead
+  // would cut off its newest writes.
+  net::OutboundRequest req;
+  req.target = "/stats";
+  req.timeout_ms = kMapRequestTimeoutMs;
+  std::weak_ptr<bool> alive = alive_;
+  client_->Request(
+      old_primary, std::move(req),
+      [this, alive, responder, start_ns, old_primary](net::ClientResult& result) mutable {
+        if (alive.expired()) return;
+        if (!is_replica_) {
+          Finish(responder, Route::kCluster, start_ns,
+                 net::MakeErrorResponse(409, "already_primary",
+                                        "this node became the primary meanwhile"));
+          return;
+        }
+        if (result.error != net::ClientError::kNone) {
+          Promote(std::move(responder), start_ns,
+                  "the primary " + old_primary + " is unreachable (" + result.detail + ")");
+          return;
+        }
+        const uint64_t theirs = JsonNumberField(result.response.body, "durable_lsn");
+        const uint64_t ours = store_->last_lsn();
+        if (theirs > ours) {
+          Finish(responder, Route::kCluster, start_ns,
+                 net::MakeErrorResponse(409, "replica_behind",
+                                        "the primary " + old_primary + " is reachable and at LSN " +
+                                            std::to_string(theirs) + ", this replica at " +
+                                            std::to_string(ours) +
+                                            "; wait for it to catch up, or add ?force=true to "
+                                            "promote anyway (its newer writes are then cut off)"));
+          return;
+        }
+        Promote(std::move(responder), start_ns,
+                "the primary " + old_primary + " is reachable and not ahead");
+      });
+}
+
+void Node::Promote(net::Responder responder, uint64_t start_ns, const std::string& why) {
+  ClusterMap next;
+  std::string error;
+  if (!PromotedMap(cluster_map_, options_.shard, advertise_, &next, &error)) {
+    Finish(responder, Route::kCluster, start_ns,
+           net::MakeErrorResponse(409, "cannot_promote", error));
+    return;
+  }
+  Logf(LogLevel::kInfo, "shard %s: promotion to epoch %" PRIu64 " (%s)", options_.shard.c_str(),
+       next.epoch, why.c_str());
+  if (!AdoptMap(std::move(next), "promote")) {
+    Finish(responder, Route::kCluster, start_ns,
+           net::MakeErrorResponse(500, "cannot_promote",
+                                  "the new cluster map could not be saved; see the node's log"));
+    return;
+  }
+  PushMap();
+  net::HttpResponse r;
+  r.SetHeader("Content-Type", "application/toml");
+  r.SetHeader(kEpochHeader, std::to_string(cluster_map_.epoch));
+  r.body = EncodeClusterMap(cluster_map_);
+  Finish(responder, Route::kCluster, start_ns, std::move(r));
+}
+
+}  // namespace distkv

@@ -1,0 +1,153 @@
+// Failover with real processes: manual promotion of a replica (distkv
+// promote), the cluster map's epoch reaching every node (pushed, or fetched
+// by a node that was down), and the old primary rejoining as a replica.
+#include <doctest/doctest.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "tests/cluster/harness.h"
+#include "tests/cluster/http_sync.h"
+
+namespace distkv::clustertest {
+namespace {
+
+nlohmann::json JsonOf(SyncHttp& http, const std::string& address, const std::string& target) {
+  Reply r = http.Get(address, target);
+  REQUIRE_MESSAGE(r.status == 200, address << target << ": " << r);
+  return nlohmann::json::parse(r.body);
+}
+
+uint64_t EpochOf(SyncHttp& http, const std::string& address) {
+  Reply r = http.Get(address, "/cluster");
+  if (r.status != 200) return 0;
+  return nlohmann::json::parse(r.body).at("epoch").get<uint64_t>();
+}
+
+std::string DigestOf(SyncHttp& http, const std::string& address) {
+  Reply r = http.Get(address, "/internal/digest");
+  if (r.status != 200) return "unreachable";
+  return r.body.substr(0, r.body.find(",\"last_lsn\""));  // keys and digest
+}
+
+// Runs `distkv args...` to its end; its exit code.
+int RunDistkv(const TempDir& dir, const std::string& label, std::vector<std::string> args) {
+  Process p(label, DistkvBinary(), std::move(args), dir.Sub(label + ".log"));
+  p.Start();
+  int code = p.WaitForExit(20'000);
+  if (code != 0) MESSAGE(label << " exited " << code << ":\n" << p.LogTail());
+  return code;
+}
+
+// Keys of shard `owner`, in a cluster laid out like `cluster`.
+std::vector<std::string> KeysOf(const TestCluster& cluster, size_t owner, size_t n,
+                                const std::string& prefix) {
+  std::vector<std::string> keys;
+  for (size_t i = 0; keys.size() < n; ++i) {
+    std::string key = prefix + std::to_string(i);
+    if (cluster.OwnerOf(key) == owner) keys.push_back(key);
+  }
+  return keys;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "failover: distkv promote makes a replica primary under epoch 1; writes go on through any "
+    "node, a node that was down learns the map, the old primary rejoins as a replica") {
+  TestCluster cluster(LocalCluster(2, 1));
+  cluster.Start();
+  SyncHttp http;
+  const std::string old_primary = cluster.primary(0).address();
+  const std::string promoted = cluster.replica(0).address();
+
+  // Acknowledged writes to shard 0, sent through shard 1's primary.
+  std::vector<std::string> before = KeysOf(cluster, 0, 50, "before-");
+  for (const std::string& k : before) {
+    Reply r = http.Send(cluster.address(1), "PUT", "/kv/" + k, "v-" + k);
+    REQUIRE_MESSAGE(Is2xx(r.status), r);
+  }
+  REQUIRE(
+      WaitUntil([&] { return DigestOf(http, promoted) == DigestOf(http, old_primary); }, 10'000));
+
+  // Shard 1's replica is down during the promotion; the old primary dies.
+  cluster.replica(1).Stop();
+  cluster.primary(0).Kill();
+
+  REQUIRE(RunDistkv(cluster.dir(), "promote",
+                    {"promote", "--config", cluster.dir().Sub("sharding.toml"), "--shard",
+                     cluster.spec().shards[0].name}) == 0);
+
+  // The promoted node and the nodes that were up hold epoch 1 at once (pushed).
+  CHECK(EpochOf(http, promoted) == 1);
+  CHECK(EpochOf(http, cluster.address(1)) == 1);
+  nlohmann::json map = JsonOf(http, cluster.address(1), "/cluster");
+  CHECK(map["shards"][0]["primary"]["address"] == promoted);
+  CHECK(JsonOf(http, promoted, "/health")["role"] == "primary");
+
+  // Writes to shard 0 succeed through any node: the new primary, and shard 1
+  // forwarding to it.
+  std::vector<std::string> after = KeysOf(cluster, 0, 50, "after-");
+  for (size_t i = 0; i < after.size(); ++i) {
+    const std::string& via = i % 2 ? promoted : cluster.address(1);
+    Reply r = http.Send(via, "PUT", "/kv/" + after[i], "v-" + after[i]);
+    CHECK_MESSAGE(Is2xx(r.status), "via " << via << ": " << r);
+  }
+
+  // A node that was down during the promotion learns epoch 1 from a peer.
+  cluster.replica(1).StartAndWait();
+  CHECK(WaitUntil([&] { return EpochOf(http, cluster.replica(1).address()) == 1; }, 10'000));
+
+  // The old primary comes back with its old command line: the map makes it a
+  // replica of the promoted node; it refuses writes and catches up.
+  cluster.primary(0).StartAndWait();
+  CHECK(WaitUntil([&] { return EpochOf(http, old_primary) == 1; }, 10'000));
+  CHECK(JsonOf(http, old_primary, "/health")["role"] == "replica");
+  Reply refused = http.Send(old_primary, "PUT", "/kv/" + after[0], "late");
+  CHECK_MESSAGE(refused.status == 403, refused);
+  CHECK(refused.body.find(promoted) != std::string::npos);
+  CHECK(WaitUntil([&] { return DigestOf(http, old_primary) == DigestOf(http, promoted); }, 10'000));
+
+  // Every acknowledged write reads back, through every node.
+  std::vector<std::string> all = before;
+  all.insert(all.end(), after.begin(), after.end());
+  for (const std::string& via :
+       {promoted, old_primary, cluster.address(1), cluster.replica(1).address()}) {
+    for (const std::string& k : all) {
+      Reply r = http.Get(via, "/kv/" + k);
+      CHECK_MESSAGE((r.status == 200 && r.body == "v-" + k),
+                    "via " << via << " " << k << ": " << r);
+    }
+  }
+}
+
+TEST_CASE("failover: promoting a primary, or a node of another shard, is refused") {
+  TestCluster cluster(LocalCluster(1, 1));
+  cluster.Start();
+  SyncHttp http;
+  Reply r = http.Send(cluster.address(0), "POST", "/admin/promote");
+  CHECK_MESSAGE(r.status == 409, r);
+  CHECK(r.body.find("already_primary") != std::string::npos);
+  CHECK(EpochOf(http, cluster.address(0)) == 0);
+  CHECK(RunDistkv(cluster.dir(), "promote-unknown",
+                  {"promote", "--config", cluster.dir().Sub("sharding.toml"), "--shard",
+                   "no-such-shard"}) == 1);
+}
+
+TEST_CASE("failover: a pushed cluster map with a lower epoch or bad content changes nothing") {
+  TestCluster cluster(LocalCluster(1, 1));
+  cluster.Start();
+  SyncHttp http;
+  Reply bad = http.Send(cluster.address(0), "POST", "/internal/cluster-map", "epoch = x\n");
+  CHECK_MESSAGE(bad.status == 400, bad);
+  Reply mine = http.Get(cluster.address(0), "/internal/cluster-map");
+  REQUIRE(mine.status == 200);
+  CHECK(mine.body.rfind("epoch = 0\n", 0) == 0);
+  // A map that drops the shard's replica, at the same epoch: ignored.
+  Reply same = http.Send(cluster.address(0), "POST", "/internal/cluster-map", mine.body);
+  CHECK(same.status == 200);
+  CHECK(EpochOf(http, cluster.address(0)) == 0);
+}
+
+}  // namespace distkv::clustertest
