@@ -16,10 +16,11 @@ CC       ?= gcc
 BUILD    ?= build
 SANITIZE ?=
 
-PACKAGES := libuv1-dev node-llhttp libtoml11-dev libxxhash-dev doctest-dev g++ make curl libssl-dev openssl
-# Only the tests need these: JSON parsing, and a browser for the cluster page's test.
-# (clang and its libFuzzer runtime for the fuzz targets, python3 for the chaos run.)
-TEST_PACKAGES := nlohmann-json3-dev chromium clang libclang-rt-14-dev python3
+PACKAGES := libuv1-dev node-llhttp libtoml11-dev libxxhash-dev doctest-dev g++ make curl \
+            libssl-dev openssl nlohmann-json3-dev
+# Only the tests need these: a browser for the cluster page's test, etcd for failover's,
+# clang and its libFuzzer runtime for the fuzz targets, python3 for the chaos run.
+TEST_PACKAGES := chromium etcd-server clang libclang-rt-14-dev python3
 LLHTTP_SRC := /usr/share/llhttp
 LLHTTP_INC := /usr/share/include/llhttp
 

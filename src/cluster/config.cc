@@ -43,6 +43,7 @@ const SectionKeys kKnownKeys[] = {
     {"replication", {"min_acks", "ack_timeout_ms"}},
     {"auth", {"cluster_secret", "cluster_secret_file", "tokens", "tokens_file", "status_role"}},
     {"tls", {"cert", "key", "ca", "verify_clients"}},
+    {"coordinator", {"etcd", "prefix", "lease_ttl_ms", "max_lag_records"}},
     // [[shards]] entries: the seed projects' name, idx, address, replicas and
     // replica, plus slots.
     {"shards", {"name", "idx", "address", "replicas", "replica", "slots"}},
@@ -491,6 +492,29 @@ void ParseRoot(const std::string& source, const toml::value& root, ClusterConfig
       *path = ResolvePath(source, *path);
     }
     Optional(source, t, "tls", "verify_clients", &config->tls_verify_clients);
+  }
+  if (root.contains("coordinator")) {
+    const toml::value& c = root.at("coordinator");
+    if (c.contains("etcd")) {
+      const toml::value& e = c.at("etcd");
+      if (!e.is_array()) Fail(source, e, "coordinator.etcd", "must be a list of \"host:port\"");
+      for (const toml::value& v : e.as_array()) {
+        net::HostPort hp;
+        std::string why;
+        if (!v.is_string() || !net::ParseHostPort(v.as_string().str, &hp, &why)) {
+          Fail(source, v, "coordinator.etcd", "each entry must be a \"host:port\" string");
+        }
+        config->etcd.push_back(v.as_string().str);
+      }
+    }
+    Optional(source, c, "coordinator", "prefix", &config->etcd_prefix);
+    if (config->etcd_prefix.empty() || config->etcd_prefix[0] != '/') {
+      Fail(source, c.at("prefix"), "coordinator.prefix", "must start with /");
+    }
+    config->lease_ttl_ms =
+        OptionalCount(source, c, "coordinator", "lease_ttl_ms", config->lease_ttl_ms, 1000);
+    config->max_lag_records =
+        OptionalCount(source, c, "coordinator", "max_lag_records", config->max_lag_records, 0);
   }
   if (!root.contains("shards") || !root.at("shards").is_array() ||
       root.at("shards").as_array().empty()) {

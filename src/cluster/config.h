@@ -64,6 +64,12 @@ struct ClusterConfig {
   net::TlsFiles tls_files;          // paths resolved against the config's directory
   bool tls_verify_clients = false;  // mutual TLS: clients need a certificate from the CA too
 
+
+  // [coordinator]: automatic failover through etcd when `etcd` lists endpoints.
+  std::vector<std::string> etcd;
+  std::string etcd_prefix = "/distkv";
+  uint64_t lease_ttl_ms = 3'000;
+  uint64_t max_lag_records = 100'000;  // a replica further behind does not run
   std::vector<ShardConfig> shards;  // sorted by idx
 };
 

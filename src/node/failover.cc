@@ -255,6 +255,39 @@ void Node::PushMap() {
   }
 }
 
+void Node::StartCoordinator() {
+  const ClusterConfig& config = options_.config;
+  if (config.etcd.empty()) return;
+  CoordinatorOptions co;
+  co.endpoints = config.etcd;
+  co.prefix = config.etcd_prefix;
+  co.lease_ttl_ms = config.lease_ttl_ms;
+  co.max_lag_records = config.max_lag_records;
+  co.shard = options_.shard;
+  co.self = listen_;
+  CoordinatorHooks hooks;
+  hooks.map = [this]() -> const ClusterMap& { return cluster_map_; };
+  hooks.adopt = [this](ClusterMap map) {
+    if (AdoptMap(std::move(map), "etcd") && !is_replica_) PushMap();
+  };
+  hooks.is_primary = [this] { return !is_replica_; };
+  hooks.last_lsn = [this] { return store_->last_lsn(); };
+  hooks.lag_records = [this]() -> int64_t {
+    if (!replica_ || replica_->primary_lsn() == 0) return -1;
+    return static_cast<int64_t>(replica_->lag_records());
+  };
+  coordinator_ = std::make_unique<Coordinator>(loop_, client_.get(), co, std::move(hooks));
+  coordinator_->Start();
+}
+
+bool Node::WritesFenced(std::string* why) const {
+  if (!coordinator_ || coordinator_->WritesAllowed()) return false;
+  *why = "the primary of shard " + options_.shard +
+         " cannot confirm its etcd lease (" + coordinator_->state() +
+         "), so it may have been replaced: writes are paused until it can";
+  return true;
+}
+
 void Node::StartMapPoll() {
   for (const std::string& peer : PeerAddresses()) FetchMap(peer);
   map_timer_ = new uv_timer_t;
@@ -314,6 +347,14 @@ void Node::HandlePromote(net::HttpRequest& request, net::Responder responder, ui
   net::ParseQuery(request.query, &params);
   for (const auto& [name, value] : params) {
     if (name == "force") force = value.empty() || value == "true" || value == "1";
+  }
+  if (coordinator_) {
+    Finish(responder, Route::kCluster, start_ns,
+           net::MakeErrorResponse(
+               409, "coordinated",
+               "failover is automatic through etcd ([coordinator] in the config); stop the "
+               "primary to have a replica take over"));
+    return;
   }
   if (!is_replica_) {
     Finish(responder, Route::kCluster, start_ns,

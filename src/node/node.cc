@@ -146,6 +146,7 @@ bool Node::Start(std::string* error) {
                            std::to_string(store_->size()) + " keys, last LSN " +
                            std::to_string(store_->last_lsn()));
   StartMapPoll();
+  StartCoordinator();
   Logf(LogLevel::kInfo,
        "shard %s (%s) serving on %s, data in %s, %" PRIu64 " keys, last LSN %" PRIu64
        ", fsync=%s, routing=%s%s",
@@ -164,6 +165,7 @@ void Node::Shutdown(std::function<void()> done) {
     return;
   }
   StopMapPoll();
+  if (coordinator_) coordinator_->Stop();
   // Streams never end by themselves: end them first so the server can drain.
   if (primary_) primary_->Stop();
   if (replica_) replica_->Stop();
@@ -235,6 +237,10 @@ void Node::OnRequest(net::HttpRequest& request, net::Responder responder) {
       if (!writable.ok()) {
         r.body += ",";
         AppendJsonField(&r.body, "reason", writable.message(), false);
+      }
+      if (coordinator_) {
+        r.body += ",\"coordinator\":";
+        coordinator_->AppendJson(&r.body);
       }
       r.body += "}\n";
       Finish(responder, Route::kHealth, start_ns, std::move(r));
@@ -337,6 +343,12 @@ void Node::HandleKv(net::HttpRequest& request, ParsedRequest& parsed, Role role,
            std::move(r));
     return;
   }
+  std::string fenced;
+  if (WritesFenced(&fenced)) {
+    Finish(responder, kv.op == KvOp::kPut ? Route::kKvPut : Route::kKvDelete, start_ns,
+           net::MakeErrorResponse(503, "lease_unconfirmed", fenced));
+    return;
+  }
   HandleLocalWrite(kv, std::move(responder), start_ns);
 }
 
@@ -421,7 +433,15 @@ void Node::HandleLocalWrite(KvRequest& kv, net::Responder responder, uint64_t st
           Finish(responder, route, start_ns, StorageError(status));
           return;
         }
-        if (generation != role_generation_) {
+        std::string fenced;
+    if (WritesFenced(&fenced)) {
+      failover_.writes_fenced++;
+      Finish(responder, route, start_ns,
+             net::MakeErrorResponse(503, "lease_unconfirmed",
+                                    fenced + "; this write may or may not have been applied"));
+      return;
+    }
+    if (generation != role_generation_) {
           // Deposed while the write was in flight: it is durable here, but the
           // new primary may never have received it.
           failover_.writes_fenced++;

@@ -20,6 +20,7 @@
 #include "src/api/kv_request.h"
 #include "src/cluster/cluster_map.h"
 #include "src/cluster/config.h"
+#include "src/cluster/coordinator.h"
 #include "src/cluster/forwarder.h"
 #include "src/cluster/shard_map.h"
 #include "src/obs/events.h"
@@ -105,6 +106,9 @@ class Node {
   void HandleClusterMap(net::HttpRequest& request, net::Responder responder, uint64_t start_ns);
   void HandlePromote(net::HttpRequest& request, net::Responder responder, uint64_t start_ns);
   void Promote(net::Responder responder, uint64_t start_ns, const std::string& why);
+  void StartCoordinator();
+  // Whether this primary may take or acknowledge a write now; else *why.
+  bool WritesFenced(std::string* why) const;
 
   const char* role_name() const { return is_replica_ ? "replica" : "primary"; }
 
@@ -150,6 +154,7 @@ class Node {
     uint64_t writes_fenced = 0;  // staged as primary, answered 503 after a demotion
   };
   FailoverCounters failover_;
+  std::unique_ptr<Coordinator> coordinator_;  // with [coordinator] etcd = [...]
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

@@ -185,6 +185,11 @@ void Node::HandleCluster(net::Responder responder, uint64_t start_ns) {
     std::string b = "{";
     AppendJsonField(&b, "slots", kSlotCount);
     AppendJsonField(&b, "epoch", cluster_map_.epoch);
+    if (coordinator_) {
+      b += "\"coordinator\":";
+      coordinator_->AppendJson(&b);
+      b += ",";
+    }
     AppendJsonField(&b, "routing",
                     options_.config.routing == RoutingMode::kProxy ? "proxy" : "redirect");
     b += "\"self\":{";

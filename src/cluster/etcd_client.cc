@@ -1,0 +1,203 @@
+#include "src/cluster/etcd_client.h"
+
+#include <nlohmann/json.hpp>
+
+namespace distkv {
+namespace {
+
+constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+// The gateway writes int64 as a JSON string ("42"); accept a number too.
+int64_t Int64Field(const nlohmann::json& j, const char* name) {
+  auto it = j.find(name);
+  if (it == j.end()) return 0;
+  if (it->is_string()) return std::strtoll(it->get<std::string>().c_str(), nullptr, 10);
+  if (it->is_number_integer()) return it->get<int64_t>();
+  return 0;
+}
+
+std::string Quoted(std::string_view s) { return nlohmann::json(std::string(s)).dump(); }
+
+}  // namespace
+
+std::string Base64Encode(std::string_view in) {
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
+    out += kAlphabet[v >> 18];
+    out += kAlphabet[(v >> 12) & 63];
+    out += kAlphabet[(v >> 6) & 63];
+    out += kAlphabet[v & 63];
+  }
+  if (i + 1 == in.size()) {
+    uint32_t v = uint8_t(in[i]) << 16;
+    out += kAlphabet[v >> 18];
+    out += kAlphabet[(v >> 12) & 63];
+    out += "==";
+  } else if (i + 2 == in.size()) {
+    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8);
+    out += kAlphabet[v >> 18];
+    out += kAlphabet[(v >> 12) & 63];
+    out += kAlphabet[(v >> 6) & 63];
+    out += '=';
+  }
+  return out;
+}
+
+bool Base64Decode(std::string_view in, std::string* out) {
+  out->clear();
+  if (in.size() % 4 != 0) return false;
+  uint32_t v = 0;
+  int bits = 0;
+  for (size_t i = 0; i < in.size(); ++i) {
+    const char c = in[i];
+    if (c == '=') {
+      // Padding only at the end, at most two.
+      if (i + 2 < in.size() || (i + 2 == in.size() && in[i + 1] != '=')) return false;
+      break;
+    }
+    const char* p = std::strchr(kAlphabet, c);
+    if (p == nullptr || c == '\0') return false;
+    v = (v << 6) | static_cast<uint32_t>(p - kAlphabet);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out->push_back(static_cast<char>((v >> bits) & 0xff));
+    }
+  }
+  return true;
+}
+
+EtcdClient::EtcdClient(net::HttpClient* client, std::vector<std::string> endpoints,
+                       uint64_t timeout_ms)
+    : client_(client), endpoints_(std::move(endpoints)), timeout_ms_(timeout_ms) {}
+
+void EtcdClient::Call(const std::string& path, std::string body,
+                      std::function<void(bool ok, const std::string& json)> done) {
+  net::OutboundRequest req;
+  req.method = "POST";
+  req.target = path;
+  req.timeout_ms = timeout_ms_;
+  req.headers.push_back(net::Header{"Content-Type", "application/json"});
+  req.body = std::move(body);
+  const size_t used = current_;
+  client_->Request(endpoints_[used], std::move(req),
+                   [this, used, path, done = std::move(done)](net::ClientResult& result) {
+                     std::string error;
+                     if (result.error != net::ClientError::kNone) {
+                       error = "etcd " + endpoints_[used] + path + ": " + result.detail;
+                     } else if (result.response.status != 200) {
+                       error = "etcd " + endpoints_[used] + path + " answered " +
+                               std::to_string(result.response.status) + ": " +
+                               result.response.body.substr(0, 200);
+                     }
+                     if (!error.empty()) {
+                       last_error_ = error;
+                       if (used == current_) current_ = (current_ + 1) % endpoints_.size();
+                       done(false, error);
+                       return;
+                     }
+                     done(true, result.response.body);
+                   });
+}
+
+void EtcdClient::Grant(int64_t ttl_s, LeaseDone done) {
+  Call("/v3/lease/grant", "{\"TTL\":\"" + std::to_string(ttl_s) + "\"}",
+       [done = std::move(done)](bool ok, const std::string& body) {
+         if (!ok) return done(false, 0, 0);
+         nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
+         if (!j.is_object()) return done(false, 0, 0);
+         const int64_t id = Int64Field(j, "ID");
+         done(id != 0, id, Int64Field(j, "TTL"));
+       });
+}
+
+void EtcdClient::KeepAlive(int64_t lease, LeaseDone done) {
+  Call("/v3/lease/keepalive", "{\"ID\":\"" + std::to_string(lease) + "\"}",
+       [lease, done = std::move(done)](bool ok, const std::string& body) {
+         if (!ok) return done(false, lease, 0);
+         nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
+         if (!j.is_object() || !j.contains("result") || !j["result"].is_object()) {
+           return done(false, lease, 0);
+         }
+         // TTL absent or 0: the lease has expired (or was revoked).
+         done(true, lease, Int64Field(j["result"], "TTL"));
+       });
+}
+
+void EtcdClient::Get(const std::string& key, GetDone done) {
+  Call("/v3/kv/range", "{\"key\":\"" + Base64Encode(key) + "\"}",
+       [done = std::move(done)](bool ok, const std::string& body) {
+         EtcdKey k;
+         if (!ok) return done(false, k);
+         nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
+         if (!j.is_object()) return done(false, k);
+         auto kvs = j.find("kvs");
+         if (kvs != j.end() && kvs->is_array() && !kvs->empty()) {
+           const nlohmann::json& kv = (*kvs)[0];
+           k.found = true;
+           if (kv.contains("value") && kv["value"].is_string() &&
+               !Base64Decode(kv["value"].get<std::string>(), &k.value)) {
+             return done(false, k);
+           }
+           k.create_revision = Int64Field(kv, "create_revision");
+           k.mod_revision = Int64Field(kv, "mod_revision");
+           k.lease = Int64Field(kv, "lease");
+         }
+         done(true, k);
+       });
+}
+
+void EtcdClient::Txn(std::string compare, std::string success, TxnDone done) {
+  Call("/v3/kv/txn", "{\"compare\":[" + compare + "],\"success\":[" + success + "]}",
+       [done = std::move(done)](bool ok, const std::string& body) {
+         if (!ok) return done(false, false);
+         nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
+         if (!j.is_object()) return done(false, false);
+         auto s = j.find("succeeded");
+         done(true, s != j.end() && s->is_boolean() && s->get<bool>());
+       });
+}
+
+namespace {
+
+std::string PutOp(const std::string& key, const std::string& value, int64_t lease) {
+  std::string op = "{\"request_put\":{\"key\":\"" + Base64Encode(key) + "\",\"value\":\"" +
+                   Base64Encode(value) + "\"";
+  if (lease != 0) op += ",\"lease\":\"" + std::to_string(lease) + "\"";
+  return op + "}}";
+}
+
+}  // namespace
+
+void EtcdClient::PutIfAbsent(const std::string& key, const std::string& value, int64_t lease,
+                             TxnDone done) {
+  Txn("{\"target\":\"CREATE\",\"key\":\"" + Base64Encode(key) +
+          "\",\"result\":\"EQUAL\",\"create_revision\":\"0\"}",
+      PutOp(key, value, lease), std::move(done));
+}
+
+void EtcdClient::PutIfValue(const std::string& key, const std::string& expected,
+                            const std::string& value, int64_t lease, TxnDone done) {
+  Txn("{\"target\":\"VALUE\",\"key\":\"" + Base64Encode(key) + "\",\"result\":\"EQUAL\",\"value\":" +
+          Quoted(Base64Encode(expected)) + "}",
+      PutOp(key, value, lease), std::move(done));
+}
+
+void EtcdClient::PutIfModRevision(const std::string& key, int64_t mod_revision,
+                                  const std::string& value, TxnDone done) {
+  Txn("{\"target\":\"MOD\",\"key\":\"" + Base64Encode(key) +
+          "\",\"result\":\"EQUAL\",\"mod_revision\":\"" + std::to_string(mod_revision) + "\"}",
+      PutOp(key, value, 0), std::move(done));
+}
+
+void EtcdClient::DeleteIfValue(const std::string& key, const std::string& expected,
+                               TxnDone done) {
+  Txn("{\"target\":\"VALUE\",\"key\":\"" + Base64Encode(key) + "\",\"result\":\"EQUAL\",\"value\":" +
+          Quoted(Base64Encode(expected)) + "}",
+      "{\"request_delete_range\":{\"key\":\"" + Base64Encode(key) + "\"}}", std::move(done));
+}
+
+}  // namespace distkv
