@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "net/http_message.h"
+#include "net/uv_handle.h"
 #include "src/obs/log.h"
 
 namespace distkv {
@@ -40,8 +41,7 @@ void Coordinator::Start() {
 
 void Coordinator::Stop() {
   if (!timer_) return;
-  uv_close(reinterpret_cast<uv_handle_t*>(timer_),
-           [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+  net::CloseAndDelete(timer_);
   timer_ = nullptr;
   writes_until_ms_ = 0;
 }

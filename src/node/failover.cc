@@ -29,6 +29,7 @@
 
 #include "src/cluster/cluster_map.h"
 #include "src/node/node.h"
+#include "net/uv_handle.h"
 #include "src/obs/log.h"
 #include "storage/record_format.h"
 
@@ -306,8 +307,7 @@ void Node::StartMapPoll() {
 
 void Node::StopMapPoll() {
   if (!map_timer_) return;
-  uv_close(reinterpret_cast<uv_handle_t*>(map_timer_),
-           [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+  net::CloseAndDelete(map_timer_);
   map_timer_ = nullptr;
 }
 

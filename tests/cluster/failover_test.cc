@@ -28,7 +28,8 @@ uint64_t EpochOf(SyncHttp& http, const std::string& address) {
 std::string DigestOf(SyncHttp& http, const std::string& address) {
   Reply r = http.Get(address, "/internal/digest");
   if (r.status != 200) return "unreachable";
-  return r.body.substr(0, r.body.find(",\"last_lsn\""));  // keys and digest
+  nlohmann::json j = nlohmann::json::parse(r.body);
+  return std::to_string(j.at("keys").get<uint64_t>()) + "/" + j.at("digest").get<std::string>();
 }
 
 // Runs `distkv args...` to its end; its exit code.

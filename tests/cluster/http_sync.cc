@@ -125,6 +125,9 @@ void SyncHttp::SubmitNext(const std::shared_ptr<Batch>& batch) {
 void SyncHttp::RunUntilDone(const std::shared_ptr<Batch>& batch) {
   size_t rounds = (batch->calls.size() + batch->concurrency - 1) / batch->concurrency;
   bool expired = false;
+  // The loop may have been idle for long (the test slept or waited on another
+  // thread); the client's timeouts start from the loop's clock.
+  uv_update_time(&loop_);
   guard_.data = &expired;
   uv_timer_start(
       &guard_, [](uv_timer_t* t) { *static_cast<bool*>(t->data) = true; },

@@ -1,0 +1,233 @@
+// Automatic failover with a real etcd (Debian's etcd-server) and real nodes:
+// a primary killed under load, a primary paused past its lease (SIGSTOP)
+// that must not acknowledge a single write once deposed, and etcd itself
+// going away.
+#include <doctest/doctest.h>
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/cluster/harness.h"
+#include "tests/cluster/http_sync.h"
+
+namespace distkv::clustertest {
+namespace {
+
+constexpr int kLeaseTtlMs = 2'000;
+
+// One etcd member on loopback, data in the test's directory.
+class Etcd : public Process {
+ public:
+  Etcd(const TempDir& dir, int client_port, int peer_port)
+      : Process("etcd", "/usr/bin/etcd",
+                {"--name", "distkv-test", "--data-dir", dir.Sub("etcd-data"),
+                 "--listen-client-urls", "http://127.0.0.1:" + std::to_string(client_port),
+                 "--advertise-client-urls", "http://127.0.0.1:" + std::to_string(client_port),
+                 "--listen-peer-urls", "http://127.0.0.1:" + std::to_string(peer_port),
+                 "--initial-advertise-peer-urls", "http://127.0.0.1:" + std::to_string(peer_port),
+                 "--initial-cluster", "distkv-test=http://127.0.0.1:" + std::to_string(peer_port)},
+                dir.Sub("etcd.log")),
+        address_("127.0.0.1:" + std::to_string(client_port)) {}
+
+  void StartAndWait() {
+    Start();
+    SyncHttp http;
+    bool up = WaitUntil([&] { return http.Get(address_, "/health").status == 200; }, 20'000, 50);
+    REQUIRE_MESSAGE(up, "etcd did not start:\n" << LogTail());
+  }
+  const std::string& address() const { return address_; }
+
+ private:
+  std::string address_;
+};
+
+struct EtcdCluster {
+  explicit EtcdCluster(size_t shards, size_t replicas, int min_acks = 0)
+      : ports(FreePorts(2)), etcd(dir, ports[0], ports[1]), spec(LocalCluster(shards, replicas)) {
+    etcd.StartAndWait();
+    spec.settings["coordinator"]["etcd"] = "[\"" + etcd.address() + "\"]";
+    spec.Set("coordinator", "lease_ttl_ms", kLeaseTtlMs);
+    if (min_acks > 0) spec.Set("replication", "min_acks", min_acks);
+    cluster = std::make_unique<TestCluster>(spec);
+    cluster->Start();
+  }
+  TempDir dir;  // etcd's data and log
+  std::vector<int> ports;
+  Etcd etcd;
+  ClusterSpec spec;
+  std::unique_ptr<TestCluster> cluster;
+};
+
+nlohmann::json Health(SyncHttp& http, const std::string& address) {
+  Reply r = http.Get(address, "/health");
+  if (r.status != 200) return nlohmann::json::object();
+  return nlohmann::json::parse(r.body, nullptr, false);
+}
+
+bool IsPrimary(SyncHttp& http, const std::string& address) {
+  nlohmann::json h = Health(http, address);
+  return h.is_object() && h.value("role", "") == "primary" &&
+         h["coordinator"].value("writes_allowed", false);
+}
+
+std::string DigestOf(SyncHttp& http, const std::string& address) {
+  Reply r = http.Get(address, "/internal/digest");
+  if (r.status != 200) return "unreachable";
+  nlohmann::json j = nlohmann::json::parse(r.body);
+  return std::to_string(j.at("keys").get<uint64_t>()) + "/" + j.at("digest").get<std::string>();
+}
+
+// Keys of shard `owner`.
+std::vector<std::string> KeysOf(const TestCluster& cluster, size_t owner, size_t n,
+                                const std::string& prefix) {
+  std::vector<std::string> keys;
+  for (size_t i = 0; keys.size() < n; ++i) {
+    std::string key = prefix + std::to_string(i);
+    if (cluster.OwnerOf(key) == owner) keys.push_back(key);
+  }
+  return keys;
+}
+
+// A client that writes unique key=value pairs, one at a time, until stopped,
+// and remembers which writes were acknowledged (2xx).
+class Writer {
+ public:
+  Writer(std::vector<std::string> keys, std::vector<std::string> targets)
+      : keys_(std::move(keys)), targets_(std::move(targets)), thread_([this] { Run(); }) {}
+  ~Writer() { Stop(); }
+  void Stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  size_t acked() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return acked_.size();
+  }
+  std::vector<std::pair<std::string, std::string>> acked_writes() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return acked_;
+  }
+  size_t failed() const { return failed_; }
+
+ private:
+  void Run() {
+    SyncHttp http;
+    for (size_t i = 0; !stop_ && i < keys_.size(); ++i) {
+      const std::string value = "value-of-" + keys_[i];
+      Reply r = http.Send(targets_[i % targets_.size()], "PUT", "/kv/" + keys_[i], value);
+      if (Is2xx(r.status)) {
+        std::lock_guard<std::mutex> lock(mu_);
+        acked_.emplace_back(keys_[i], value);
+      } else {
+        failed_++;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    }
+  }
+  std::vector<std::string> keys_;
+  std::vector<std::string> targets_;
+  std::atomic<bool> stop_{false};
+  std::atomic<size_t> failed_{0};
+  std::mutex mu_;
+  std::vector<std::pair<std::string, std::string>> acked_;
+  std::thread thread_;
+};
+
+void CheckAllReadable(SyncHttp& http, const std::vector<std::pair<std::string, std::string>>& acked,
+                      const std::vector<std::string>& via) {
+  size_t bad = 0;
+  for (const std::string& node : via) {
+    for (const auto& [key, value] : acked) {
+      Reply r = http.Get(node, "/kv/" + key);
+      if (!(r.status == 200 && r.body == value) && bad++ < 5) {
+        FAIL_CHECK("acknowledged " << key << " reads via " << node << " as " << r);
+      }
+    }
+  }
+  CHECK(bad == 0);
+}
+
+}  // namespace
+
+TEST_CASE(
+    "failover (etcd): the primary killed under load with min_acks = 1; a replica takes over, "
+    "writes succeed again through other nodes, no acknowledged write is lost") {
+  EtcdCluster ec(2, 2, /*min_acks=*/1);
+  TestCluster& cluster = *ec.cluster;
+  // Writes to shard 0, sent through shard 1's primary (forwarded).
+  Writer writer(KeysOf(cluster, 0, 100'000, "load-"), {cluster.address(1)});
+  REQUIRE(WaitUntil([&] { return writer.acked() >= 50; }, 20'000));
+
+  cluster.primary(0).Kill();
+  const size_t at_kill = writer.acked();
+  const auto killed = std::chrono::steady_clock::now();
+  const bool resumed = WaitUntil([&] { return writer.acked() >= at_kill + 50; }, 30'000);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - killed)
+                      .count();
+  writer.Stop();
+  REQUIRE_MESSAGE(resumed, "writes did not resume after the primary's death");
+  SyncHttp http;
+  MESSAGE("writes resumed " << ms << " ms after the primary's death (lease TTL " << kLeaseTtlMs
+                            << " ms); " << writer.failed() << " writes failed meanwhile");
+
+  // The map, as shard 1's primary follows it, names the new primary.
+  Reply map = http.Get(cluster.address(1), "/internal/cluster-map");
+  REQUIRE_MESSAGE(map.status == 200, map);
+  const size_t at = map.body.find("address = \"") + 11;
+  const std::string promoted = map.body.substr(at, map.body.find('"', at) - at);
+  REQUIRE((promoted == cluster.replica(0, 0).address() ||
+           promoted == cluster.replica(0, 1).address()));
+  CHECK_MESSAGE(WaitUntil([&] { return IsPrimary(http, promoted); }, 5'000), Health(http, cluster.replica(0, 0).address()).dump()
+                                               << "\n"
+                                               << Health(http, cluster.replica(0, 1).address()).dump());
+  const std::string other = promoted == cluster.replica(0, 0).address()
+                                ? cluster.replica(0, 1).address()
+                                : cluster.replica(0, 0).address();
+  CheckAllReadable(http, writer.acked_writes(), {cluster.address(1), promoted});
+  CHECK(WaitUntil([&] { return DigestOf(http, other) == DigestOf(http, promoted); }, 10'000));
+
+  // The old primary comes back as a replica of the new one and catches up.
+  cluster.primary(0).StartAndWait();
+  CHECK(WaitUntil([&] { return Health(http, cluster.address(0)).value("role", "") == "replica"; },
+                  10'000));
+  CHECK(WaitUntil(
+      [&] { return DigestOf(http, cluster.address(0)) == DigestOf(http, promoted); }, 10'000));
+}
+
+TEST_CASE(
+    "failover (etcd): with etcd gone reads go on, the primary stops acknowledging writes once "
+    "its lease could have expired, and resumes by itself when etcd is back") {
+  EtcdCluster ec(1, 1);
+  TestCluster& cluster = *ec.cluster;
+  SyncHttp http;
+  const std::string primary = cluster.address(0);
+  REQUIRE(WaitUntil([&] { return IsPrimary(http, primary); }, 10'000));
+  REQUIRE(Is2xx(http.Send(primary, "PUT", "/kv/before", "1").status));
+
+  REQUIRE(kill(ec.etcd.pid(), SIGSTOP) == 0);
+  CHECK(WaitUntil([&] { return http.Send(primary, "PUT", "/kv/during", "2").status == 503; },
+                  10'000));
+  Reply refused = http.Send(primary, "PUT", "/kv/during", "2");
+  CHECK(refused.status == 503);
+  CHECK(refused.body.find("lease") != std::string::npos);
+  nlohmann::json h = Health(http, primary);
+  CHECK(h["coordinator"]["writes_allowed"] == false);
+  // Reads are served on the primary and on the replica.
+  CHECK(http.Get(primary, "/kv/before").status == 200);
+  CHECK(http.Get(cluster.replica(0).address(), "/kv/before").status == 200);
+
+  REQUIRE(kill(ec.etcd.pid(), SIGCONT) == 0);
+  CHECK(WaitUntil([&] { return Is2xx(http.Send(primary, "PUT", "/kv/after", "3").status); },
+                  15'000));
+  CHECK(IsPrimary(http, primary));
+  CHECK(Health(http, cluster.replica(0).address()).value("role", "") == "replica");
+}
+
+}  // namespace distkv::clustertest
