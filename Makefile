@@ -3,6 +3,7 @@
 #   make            build build/distkv and build/distkv-bench (installs missing packages first)
 #   make run        one node, one shard, data in ./data, on 127.0.0.1:8080
 #   make run-multi  the example cluster of sharding.toml (or CONFIG=file) in the background
+#   make run-multi-ha  the same with a local etcd and automatic failover
 #   make stop       stop the processes started by run-multi
 #   make test       every test; ends with "N passed, N failed"
 #   make test-asan  the same suite under AddressSanitizer + UBSan
@@ -70,7 +71,7 @@ link_libs        = $(foreach l,$(LINK_$(1)),$(call lib,$(l)))
 DEPS_STAMP := $(BUILD)/.packages
 TEST_DEPS_STAMP := $(BUILD)/.test-packages
 
-.PHONY: all run run-multi stop remove-all test test-asan unit-test cluster-test build-tests \
+.PHONY: all run run-multi run-multi-ha stop remove-all test test-asan unit-test cluster-test build-tests \
         bench bench-storage load-test clean packages fuzz fuzz-build fuzz-regress fuzz-binaries \
         test-tsan tsan-run chaos
 
@@ -235,6 +236,10 @@ run: $(BUILD)/distkv
 CONFIG ?= sharding.toml
 run-multi: all
 	@scripts/cluster.sh start $(CONFIG)
+
+# The same cluster with a local etcd and automatic failover (see README, Failover).
+run-multi-ha: all $(TEST_DEPS_STAMP)
+	@scripts/cluster.sh start-ha $(CONFIG)
 
 stop:
 	@scripts/cluster.sh stop

@@ -5,6 +5,8 @@
 #   scripts/cluster.sh start [CONFIG]   start every node; data under data/, logs and pids under run/
 #   scripts/cluster.sh stop             SIGTERM every node started here (by pid), wait for exit
 #   scripts/cluster.sh status           which of them run
+#   scripts/cluster.sh start-ha [CONFIG] a local etcd (data and log under run/), then the nodes
+#                                       with [coordinator] etcd pointing at it (automatic failover)
 #
 # Each node is `build/distkv serve --config CONFIG --shard NAME [--replica --listen ADDR]`;
 # `distkv nodes` lists them, so this script never parses TOML itself.
@@ -93,9 +95,32 @@ status() {
   done
 }
 
+# A one-member etcd on 127.0.0.1:2379 and a copy of the config with the
+# coordinator on; `stop` stops etcd too (its pid is in run/ with the nodes').
+start_ha() {
+  local config=${1:-sharding.toml}
+  mkdir -p "$RUN"
+  if ! running "$RUN/etcd.pid"; then
+    nohup etcd --name distkv --data-dir "$RUN/etcd" \
+      --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
+      --listen-peer-urls http://127.0.0.1:2380 >>"$RUN/etcd.log" 2>&1 </dev/null &
+    echo $! >"$RUN/etcd.pid"
+  fi
+  for _ in $(seq 1 100); do
+    curl -fsS -o /dev/null --max-time 1 http://127.0.0.1:2379/health 2>/dev/null && break
+    sleep 0.1
+  done
+  local ha="$RUN/sharding-ha.toml"
+  cp "$config" "$ha"
+  grep -q '^\[coordinator\]' "$ha" || printf '\n[coordinator]\netcd = ["127.0.0.1:2379"]\n' >>"$ha"
+  echo "etcd on 127.0.0.1:2379 (log $RUN/etcd.log); config with the coordinator: $ha"
+  start "$ha"
+}
+
 case "${1:-}" in
   start) shift; start "$@" ;;
+  start-ha) shift; start_ha "$@" ;;
   stop) stop ;;
   status) status ;;
-  *) echo "usage: $0 start [CONFIG] | stop | status" >&2; exit 2 ;;
+  *) echo "usage: $0 start [CONFIG] | start-ha [CONFIG] | stop | status" >&2; exit 2 ;;
 esac

@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -36,6 +37,7 @@ constexpr const char* kUsage =
     "       distkv nodes [--config FILE]          list the nodes of a config, one per line\n"
     "       distkv locate [--config FILE] KEY...  print each key's slot, shard and address\n"
     "       distkv promote [--config FILE] --shard NAME [--replica ADDR] [--force]\n"
+    "                      [--token T]            (or DISTKV_TOKEN; default: the config's secret)\n"
     "                                             make a replica its shard's primary\n"
     "\n"
     "  --config FILE     cluster description (sharding.toml); alias --config-file\n"
@@ -229,7 +231,8 @@ int Locate(int argc, char** argv) {
 // cluster map to every node. Prints the new map; exit 0 on success, 1 when the
 // replica refused (the reason is printed), 3 when it could not be reached.
 int Promote(int argc, char** argv) {
-  std::string path = "sharding.toml", shard, replica;
+  std::string path = "sharding.toml", shard, replica, token;
+  if (const char* t = std::getenv("DISTKV_TOKEN")) token = t;
   bool force = false;
   for (int i = 2; i < argc; ++i) {
     std::string flag = argv[i];
@@ -241,6 +244,8 @@ int Promote(int argc, char** argv) {
       replica = argv[++i];
     } else if (flag == "--force") {
       force = true;
+    } else if (flag == "--token" && i + 1 < argc) {
+      token = argv[++i];
     } else {
       return Usage(("unknown flag " + flag).c_str());
     }
@@ -275,6 +280,9 @@ int Promote(int argc, char** argv) {
     distkv::net::OutboundRequest req;
     req.method = "POST";
     req.target = std::string("/admin/promote") + (force ? "?force=true" : "");
+    // An admin token, or the cluster secret of a config that has one.
+    if (token.empty()) token = config.auth.cluster_secret;
+    if (!token.empty()) req.headers.push_back({"Authorization", "Bearer " + token});
     client.Request(replica, std::move(req), [&](distkv::net::ClientResult& result) {
       if (result.error != distkv::net::ClientError::kNone) {
         std::fprintf(stderr, "distkv: %s: %s\n", replica.c_str(), result.detail.c_str());

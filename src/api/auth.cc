@@ -55,9 +55,11 @@ Role RequiredRole(const ParsedRequest& request, Role status_role) {
       return status_role;
     case Endpoint::kCompact:
     case Endpoint::kDigest:
+    case Endpoint::kPromote:
       return Role::kAdmin;
     case Endpoint::kReplicate:
     case Endpoint::kReplicaAck:
+    case Endpoint::kClusterMap:
       return Role::kNode;
   }
   return Role::kNode;

@@ -275,6 +275,7 @@ void Coordinator::CheckPeers(std::function<void()> next) {
     net::OutboundRequest req;
     req.target = "/stats";
     req.timeout_ms = std::max<uint64_t>(100, options_.lease_ttl_ms / 4);
+    req.headers = options_.peer_headers;
     client_->Request(peer, std::move(req), [this, alive, round, finish, peer, primary, mine](
                                                net::ClientResult& result) {
       if (alive.expired()) return;

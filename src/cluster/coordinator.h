@@ -53,6 +53,7 @@ struct CoordinatorOptions {
   uint64_t max_lag_records = 100'000;
   std::string shard;  // this node's shard
   std::string self;   // this node's address, as the map names it
+  std::vector<net::Header> peer_headers;  // credentials for asking other nodes
 };
 
 // What the coordinator needs from the node; all called on the loop.

@@ -219,6 +219,7 @@ void Node::FetchMap(const std::string& peer) {
   net::OutboundRequest req;
   req.target = "/internal/cluster-map";
   req.timeout_ms = kMapRequestTimeoutMs;
+  auth_.AddPeerCredentials(&req.headers);
   req.headers.push_back(net::Header{kEpochHeader, std::to_string(cluster_map_.epoch)});
   std::weak_ptr<bool> alive = alive_;
   client_->Request(peer, std::move(req), [this, alive, peer](net::ClientResult& result) {
@@ -244,6 +245,7 @@ void Node::PushMap() {
     req.target = "/internal/cluster-map";
     req.timeout_ms = kMapRequestTimeoutMs;
     req.headers.push_back(net::Header{"Content-Type", "application/toml"});
+    auth_.AddPeerCredentials(&req.headers);
     req.body = text;
     const uint64_t epoch = cluster_map_.epoch;
     client_->Request(peer, std::move(req), [peer, epoch](net::ClientResult& result) {
@@ -266,6 +268,7 @@ void Node::StartCoordinator() {
   co.max_lag_records = config.max_lag_records;
   co.shard = options_.shard;
   co.self = listen_;
+  auth_.AddPeerCredentials(&co.peer_headers);
   CoordinatorHooks hooks;
   hooks.map = [this]() -> const ClusterMap& { return cluster_map_; };
   hooks.adopt = [this](ClusterMap map) {
@@ -372,6 +375,7 @@ void Node::HandlePromote(net::HttpRequest& request, net::Responder responder, ui
   net::OutboundRequest req;
   req.target = "/stats";
   req.timeout_ms = kMapRequestTimeoutMs;
+  auth_.AddPeerCredentials(&req.headers);
   std::weak_ptr<bool> alive = alive_;
   client_->Request(
       old_primary, std::move(req),
