@@ -133,9 +133,13 @@ bool FindNode(const ClusterMap& map, const std::string& address, size_t* shard, 
 }
 
 bool SaveClusterMap(const std::string& dir, const ClusterMap& map, std::string* error) {
-  const std::string path = dir + "/" + kClusterMapFile;
+  return WriteFileAtomically(dir, kClusterMapFile, EncodeClusterMap(map), error);
+}
+
+bool WriteFileAtomically(const std::string& dir, const std::string& name, const std::string& text,
+                         std::string* error) {
+  const std::string path = dir + "/" + name;
   const std::string tmp = path + ".tmp";
-  const std::string text = EncodeClusterMap(map);
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
     *error = "cannot create " + tmp + ": " + std::strerror(errno);

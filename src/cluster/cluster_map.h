@@ -56,6 +56,9 @@ bool FindNode(const ClusterMap& map, const std::string& address, size_t* shard, 
 // (replaced atomically: temp file, fsync, rename, fsync of the directory).
 inline constexpr const char* kClusterMapFile = "cluster_map.toml";
 bool SaveClusterMap(const std::string& dir, const ClusterMap& map, std::string* error);
+// Replaces dir/name with text: temp file, fdatasync, rename, fsync of dir.
+bool WriteFileAtomically(const std::string& dir, const std::string& name, const std::string& text,
+                         std::string* error);
 // True and *map when dir holds a valid map; false without error when there is
 // none; false with *error when it is damaged.
 bool LoadClusterMap(const std::string& dir, ClusterMap* map, std::string* error);

@@ -70,7 +70,7 @@ struct ClusterConfig {
   std::string etcd_prefix = "/distkv";
   uint64_t lease_ttl_ms = 3'000;
   uint64_t max_lag_records = 100'000;  // a replica further behind does not run
-  std::vector<ShardConfig> shards;  // sorted by idx
+  std::vector<ShardConfig> shards;     // sorted by idx
 };
 
 // Parses and validates a sharding.toml. On failure returns false and sets

@@ -141,8 +141,8 @@ void Coordinator::PrimaryTick(std::function<void()> next) {
   etcd_.KeepAlive(lease_, [this, sent, next](bool ok, int64_t, int64_t ttl_s) {
     if (!ok) {
       counters_.etcd_errors++;
-      SetState(std::string("cannot renew the lease") +
-               (WritesAllowed() ? "" : ", writes paused") + ": " + etcd_.last_error());
+      SetState(std::string("cannot renew the lease") + (WritesAllowed() ? "" : ", writes paused") +
+               ": " + etcd_.last_error());
       next();
       return;
     }
@@ -168,44 +168,44 @@ void Coordinator::PrimaryTick(std::function<void()> next) {
 }
 
 void Coordinator::Acquire(uint64_t confirmed_at_ms, std::function<void()> next) {
-  etcd_.PutIfAbsent(LeaderKey(), options_.self, lease_, [this, confirmed_at_ms, next](
-                                                           bool ok, bool succeeded) {
-    if (!ok) {
-      counters_.etcd_errors++;
-      next();
-      return;
-    }
-    if (succeeded) {
-      holding_ = true;
-      writes_until_ms_ = confirmed_at_ms + options_.lease_ttl_ms * 3 / 4;
-      SetState("primary, holding the leader key");
-      next();
-      return;
-    }
-    // Held: by us under an older lease (a restart), or by someone else.
-    etcd_.Get(LeaderKey(), [this, confirmed_at_ms, next](bool ok, const EtcdKey& key) {
-      if (!ok || !key.found) {
-        next();
-        return;
-      }
-      if (key.value != options_.self) {
-        holding_ = false;
-        writes_until_ms_ = 0;
-        SetState("the leader key names " + key.value + "; writes refused until the map says");
-        next();
-        return;
-      }
-      etcd_.PutIfValue(LeaderKey(), options_.self, options_.self, lease_,
-                       [this, confirmed_at_ms, next](bool ok, bool succeeded) {
-                         if (ok && succeeded) {
-                           holding_ = true;
-                           writes_until_ms_ = confirmed_at_ms + options_.lease_ttl_ms * 3 / 4;
-                           SetState("primary, holding the leader key");
-                         }
-                         next();
-                       });
-    });
-  });
+  etcd_.PutIfAbsent(
+      LeaderKey(), options_.self, lease_, [this, confirmed_at_ms, next](bool ok, bool succeeded) {
+        if (!ok) {
+          counters_.etcd_errors++;
+          next();
+          return;
+        }
+        if (succeeded) {
+          holding_ = true;
+          writes_until_ms_ = confirmed_at_ms + options_.lease_ttl_ms * 3 / 4;
+          SetState("primary, holding the leader key");
+          next();
+          return;
+        }
+        // Held: by us under an older lease (a restart), or by someone else.
+        etcd_.Get(LeaderKey(), [this, confirmed_at_ms, next](bool ok, const EtcdKey& key) {
+          if (!ok || !key.found) {
+            next();
+            return;
+          }
+          if (key.value != options_.self) {
+            holding_ = false;
+            writes_until_ms_ = 0;
+            SetState("the leader key names " + key.value + "; writes refused until the map says");
+            next();
+            return;
+          }
+          etcd_.PutIfValue(LeaderKey(), options_.self, options_.self, lease_,
+                           [this, confirmed_at_ms, next](bool ok, bool succeeded) {
+                             if (ok && succeeded) {
+                               holding_ = true;
+                               writes_until_ms_ = confirmed_at_ms + options_.lease_ttl_ms * 3 / 4;
+                               SetState("primary, holding the leader key");
+                             }
+                             next();
+                           });
+        });
+      });
 }
 
 void Coordinator::ReplicaTick(std::function<void()> next) {
@@ -276,27 +276,28 @@ void Coordinator::CheckPeers(std::function<void()> next) {
     req.target = "/stats";
     req.timeout_ms = std::max<uint64_t>(100, options_.lease_ttl_ms / 4);
     req.headers = options_.peer_headers;
-    client_->Request(peer, std::move(req), [this, alive, round, finish, peer, primary, mine](
-                                               net::ClientResult& result) {
-      if (alive.expired()) return;
-      if (result.error == net::ClientError::kNone && result.response.status == 200) {
-        nlohmann::json j = nlohmann::json::parse(result.response.body, nullptr, false);
-        if (j.is_object()) {
-          const uint64_t theirs = j.value("last_lsn", uint64_t{0});
-          const std::string role = j.value("role", std::string());
-          if (peer == primary && role == "primary") {
-            round->someone_better = true;
-            round->why = "the primary " + peer + " answers; it takes its key back";
-          } else if (role == "replica" &&
-                     (theirs > mine || (theirs == mine && peer < options_.self))) {
-            round->someone_better = true;
-            round->why = "replica " + peer + " is further (LSN " + std::to_string(theirs) +
-                         " vs " + std::to_string(mine) + ")";
+    client_->Request(
+        peer, std::move(req),
+        [this, alive, round, finish, peer, primary, mine](net::ClientResult& result) {
+          if (alive.expired()) return;
+          if (result.error == net::ClientError::kNone && result.response.status == 200) {
+            nlohmann::json j = nlohmann::json::parse(result.response.body, nullptr, false);
+            if (j.is_object()) {
+              const uint64_t theirs = j.value("last_lsn", uint64_t{0});
+              const std::string role = j.value("role", std::string());
+              if (peer == primary && role == "primary") {
+                round->someone_better = true;
+                round->why = "the primary " + peer + " answers; it takes its key back";
+              } else if (role == "replica" &&
+                         (theirs > mine || (theirs == mine && peer < options_.self))) {
+                round->someone_better = true;
+                round->why = "replica " + peer + " is further (LSN " + std::to_string(theirs) +
+                             " vs " + std::to_string(mine) + ")";
+              }
+            }
           }
-        }
-      }
-      if (--round->pending == 0) finish();
-    });
+          if (--round->pending == 0) finish();
+        });
   }
 }
 

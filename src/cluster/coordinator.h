@@ -51,8 +51,8 @@ struct CoordinatorOptions {
   std::string prefix = "/distkv";
   uint64_t lease_ttl_ms = 3'000;
   uint64_t max_lag_records = 100'000;
-  std::string shard;  // this node's shard
-  std::string self;   // this node's address, as the map names it
+  std::string shard;                      // this node's shard
+  std::string self;                       // this node's address, as the map names it
   std::vector<net::Header> peer_headers;  // credentials for asking other nodes
 };
 

@@ -181,8 +181,8 @@ void EtcdClient::PutIfAbsent(const std::string& key, const std::string& value, i
 
 void EtcdClient::PutIfValue(const std::string& key, const std::string& expected,
                             const std::string& value, int64_t lease, TxnDone done) {
-  Txn("{\"target\":\"VALUE\",\"key\":\"" + Base64Encode(key) + "\",\"result\":\"EQUAL\",\"value\":" +
-          Quoted(Base64Encode(expected)) + "}",
+  Txn("{\"target\":\"VALUE\",\"key\":\"" + Base64Encode(key) +
+          "\",\"result\":\"EQUAL\",\"value\":" + Quoted(Base64Encode(expected)) + "}",
       PutOp(key, value, lease), std::move(done));
 }
 
@@ -193,10 +193,9 @@ void EtcdClient::PutIfModRevision(const std::string& key, int64_t mod_revision,
       PutOp(key, value, 0), std::move(done));
 }
 
-void EtcdClient::DeleteIfValue(const std::string& key, const std::string& expected,
-                               TxnDone done) {
-  Txn("{\"target\":\"VALUE\",\"key\":\"" + Base64Encode(key) + "\",\"result\":\"EQUAL\",\"value\":" +
-          Quoted(Base64Encode(expected)) + "}",
+void EtcdClient::DeleteIfValue(const std::string& key, const std::string& expected, TxnDone done) {
+  Txn("{\"target\":\"VALUE\",\"key\":\"" + Base64Encode(key) +
+          "\",\"result\":\"EQUAL\",\"value\":" + Quoted(Base64Encode(expected)) + "}",
       "{\"request_delete_range\":{\"key\":\"" + Base64Encode(key) + "\"}}", std::move(done));
 }
 

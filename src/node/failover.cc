@@ -25,12 +25,19 @@
 // (409) while the primary it follows is reachable and ahead of it, unless
 // ?force=true. It builds the map with itself as primary and the old primary
 // as a replica under epoch + 1, adopts it, answers, and pushes it.
-#include <cinttypes>
+#include <sys/stat.h>
 
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "net/uv_handle.h"
 #include "src/cluster/cluster_map.h"
 #include "src/node/node.h"
-#include "net/uv_handle.h"
 #include "src/obs/log.h"
+#include "storage/file_util.h"
 #include "storage/record_format.h"
 
 namespace distkv {
@@ -39,6 +46,18 @@ namespace {
 constexpr uint64_t kMapPollIntervalMs = 1'000;
 constexpr uint64_t kMapRequestTimeoutMs = 1'000;
 constexpr const char* kEpochHeader = "X-Distkv-Epoch";
+constexpr const char* kPrimarySinceHeader = "X-Distkv-Primary-Since";
+constexpr const char* kFollowingFile = "following";
+constexpr const char* kPrimarySinceFile = "primary_since";
+constexpr int kFollowAttempts = 20;
+constexpr uint64_t kFollowRetryMs = 500;
+
+std::string ReadMarker(const std::string& dir, const char* name) {
+  std::ifstream in(dir + "/" + name);
+  std::string value;
+  std::getline(in, value);
+  return value;
+}
 
 uint64_t JsonNumberField(std::string_view json, std::string_view name) {
   // The first "name": <digits> in a document this project wrote.
@@ -92,7 +111,24 @@ bool Node::InitClusterMap(std::string* error) {
          cluster_map_.epoch, primary ? "primary" : "replica");
   }
   is_replica_ = !primary;
+  following_ = ReadMarker(options_.data_dir, kFollowingFile);
+  if (following_.empty() && listen_ != options_.config.shards[self_].address) {
+    // Before any failover a replica follows the primary of the config.
+    following_ = options_.config.shards[self_].address;
+  }
+  const std::string since = ReadMarker(options_.data_dir, kPrimarySinceFile);
+  if (!since.empty()) {
+    has_primary_since_ = true;
+    primary_since_ = std::strtoull(since.c_str(), nullptr, 10);
+  }
   return true;
+}
+
+void Node::SaveMarker(const char* name, const std::string& value) {
+  std::string error;
+  if (!WriteFileAtomically(options_.data_dir, name, value + "\n", &error)) {
+    Logf(LogLevel::kError, "cannot save %s: %s", name, error.c_str());
+  }
 }
 
 void Node::SwitchMap(ClusterMap map) {
@@ -142,7 +178,7 @@ void Node::ApplyRole() {
   } else if (!primary && replica_ && replica_->primary() != primary_address) {
     Logf(LogLevel::kInfo, "shard %s: following the new primary %s", options_.shard.c_str(),
          primary_address.c_str());
-    StartFollowing(primary_address);
+    FollowPrimary(primary_address);
   }
 }
 
@@ -157,6 +193,13 @@ void Node::BecomePrimary() {
   if (replica_) replica_->Stop();
   replica_.reset();
   is_replica_ = false;
+  // Records up to here came from the old primary; replicas that followed
+  // it and hold more cut their tail back to this LSN (FollowPrimary).
+  primary_since_ = store_->last_lsn();
+  has_primary_since_ = true;
+  SaveMarker(kPrimarySinceFile, std::to_string(primary_since_));
+  following_ = listen_;
+  SaveMarker(kFollowingFile, following_);
   StartPrimary();
 }
 
@@ -172,7 +215,9 @@ void Node::BecomeReplicaOf(const std::string& primary) {
   pipeline_->SetDurableListener(nullptr);
   if (primary_) primary_->Stop();
   primary_.reset();
-  StartFollowing(primary);
+  has_primary_since_ = false;
+  std::remove((options_.data_dir + "/" + kPrimarySinceFile).c_str());
+  FollowPrimary(primary);
 }
 
 void Node::StartPrimary() {
@@ -286,9 +331,8 @@ void Node::StartCoordinator() {
 
 bool Node::WritesFenced(std::string* why) const {
   if (!coordinator_ || coordinator_->WritesAllowed()) return false;
-  *why = "the primary of shard " + options_.shard +
-         " cannot confirm its etcd lease (" + coordinator_->state() +
-         "), so it may have been replaced: writes are paused until it can";
+  *why = "the primary of shard " + options_.shard + " cannot confirm its etcd lease (" +
+         coordinator_->state() + "), so it may have been replaced: writes are paused until it can";
   return true;
 }
 
@@ -340,8 +384,132 @@ void Node::HandleClusterMap(net::HttpRequest& request, net::Responder responder,
   net::HttpResponse r;
   r.SetHeader("Content-Type", "application/toml");
   r.SetHeader(kEpochHeader, std::to_string(cluster_map_.epoch));
+  if (!is_replica_ && has_primary_since_) {
+    r.SetHeader(kPrimarySinceHeader, std::to_string(primary_since_));
+  }
   r.body = EncodeClusterMap(cluster_map_);
   Finish(responder, Route::kCluster, start_ns, std::move(r));
+}
+
+void Node::FollowPrimary(const std::string& primary, int attempt) {
+  if (replica_) replica_->Stop();
+  replica_.reset();
+  if (following_ == primary) {
+    StartFollowing(primary);
+    return;
+  }
+  // A new primary: ask where its history began.
+  net::OutboundRequest req;
+  req.target = "/internal/cluster-map";
+  req.timeout_ms = kMapRequestTimeoutMs;
+  auth_.AddPeerCredentials(&req.headers);
+  std::weak_ptr<bool> alive = alive_;
+  client_->Request(
+      primary, std::move(req), [this, alive, primary, attempt](net::ClientResult& result) {
+        if (alive.expired() || !is_replica_ || map_.shards()[self_].address != primary) return;
+        if (result.error != net::ClientError::kNone || result.response.status != 200) {
+          if (attempt + 1 < kFollowAttempts) {
+            auto* timer = new uv_timer_t;
+            uv_timer_init(loop_, timer);
+            struct Retry {
+              Node* node;
+              std::weak_ptr<bool> alive;
+              std::string primary;
+              int attempt;
+            };
+            timer->data = new Retry{this, alive, primary, attempt + 1};
+            uv_timer_start(
+                timer,
+                [](uv_timer_t* t) {
+                  std::unique_ptr<Retry> retry(static_cast<Retry*>(t->data));
+                  t->data = nullptr;
+                  net::CloseAndDelete(t);
+                  if (!retry->alive.expired())
+                    retry->node->FollowPrimary(retry->primary, retry->attempt);
+                },
+                kFollowRetryMs, 0);
+            return;
+          }
+          Logf(LogLevel::kError,
+               "shard %s: cannot ask the new primary %s where its history begins; following it "
+               "without the check",
+               options_.shard.c_str(), primary.c_str());
+        } else if (const std::string* since = result.response.header(kPrimarySinceHeader)) {
+          const uint64_t fork = std::strtoull(since->c_str(), nullptr, 10);
+          if (store_->last_lsn() > fork) {
+            CutDivergedTail(primary, fork);
+            return;
+          }
+        }
+        following_ = primary;
+        SaveMarker(kFollowingFile, following_);
+        StartFollowing(primary);
+      });
+}
+
+void Node::CutDivergedTail(const std::string& primary, uint64_t fork_lsn) {
+  // The records after fork_lsn were written here and never reached the new
+  // primary: keep them for the operator, then rebuild this node's data from
+  // the new primary (it streams from LSN 0; the old data serves reads until
+  // the cut).
+  const std::string lost_dir = options_.data_dir + "/lost";
+  ::mkdir(lost_dir.c_str(), 0755);
+  const std::string lost_path = lost_dir + "/epoch-" + std::to_string(cluster_map_.epoch) +
+                                "-after-lsn-" + std::to_string(fork_lsn) + ".log";
+  const uint64_t last = store_->last_lsn();
+  uint64_t bytes = 0;
+  {
+    std::unique_ptr<storage::LogCursor> cursor;
+    std::ofstream out(lost_path, std::ios::binary | std::ios::trunc);
+    storage::Status s = store_->NewLogCursor(fork_lsn, &cursor);
+    std::string chunk;
+    while (s.ok()) {
+      chunk.clear();
+      s = cursor->Next(&chunk, 1 << 20);
+      if (chunk.empty()) break;
+      out.write(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+      bytes += chunk.size();
+    }
+    out.flush();
+    if (!s.ok() || !out) {
+      Logf(LogLevel::kError, "shard %s: writing %s: %s", options_.shard.c_str(), lost_path.c_str(),
+           s.ok() ? "write failed" : s.ToString().c_str());
+    }
+  }
+  failover_.tails_cut++;
+  failover_.lost_bytes += bytes;
+  Logf(LogLevel::kWarn,
+       "shard %s: LSNs %" PRIu64 "..%" PRIu64
+       " were written here but never reached the new "
+       "primary %s: %" PRIu64
+       " bytes of records moved to %s (record format of "
+       "storage/record_format.h); rebuilding from the new primary",
+       options_.shard.c_str(), fork_lsn + 1, last, primary.c_str(), bytes, lost_path.c_str());
+  events_.Add("lost", "LSNs " + std::to_string(fork_lsn + 1) + ".." + std::to_string(last) +
+                          " cut into " + lost_path);
+  std::weak_ptr<bool> alive = alive_;
+  pipeline_->Drain([this, alive, primary] {
+    if (alive.expired()) return;
+    pipeline_.reset();
+    store_.reset();
+    // Everything but the node's own files goes; the store starts empty.
+    std::vector<std::string> names;
+    storage::ListDir(options_.data_dir, &names).ok();
+    for (const std::string& name : names) {
+      if (name == kClusterMapFile || name == kFollowingFile || name == "lost") continue;
+      std::remove((options_.data_dir + "/" + name).c_str());
+    }
+    storage::Status s = storage::Store::Open(store_options_, &store_);
+    if (!s.ok()) {
+      Logf(LogLevel::kError, "shard %s: cannot reopen the store after the cut: %s",
+           options_.shard.c_str(), s.ToString().c_str());
+      std::exit(1);
+    }
+    pipeline_ = std::make_unique<CommitPipeline>(loop_, store_.get());
+    following_ = primary;
+    SaveMarker(kFollowingFile, following_);
+    StartFollowing(primary);
+  });
 }
 
 void Node::HandlePromote(net::HttpRequest& request, net::Responder responder, uint64_t start_ns) {

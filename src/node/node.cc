@@ -84,6 +84,7 @@ bool Node::Start(std::string* error) {
     so.io = journal_io_.get();
   }
   so.log = [](std::string_view line) { LogLine(LogLevel::kInfo, line); };
+  store_options_ = so;
   storage::Status s = storage::Store::Open(so, &store_);
   if (!s.ok()) {
     *error = "cannot open the store in " + so.dir + ": " + s.ToString();
@@ -117,7 +118,7 @@ bool Node::Start(std::string* error) {
   tls_client_ = tls_client;
   if (!InitClusterMap(error)) return false;
   if (is_replica_) {
-    StartFollowing(map_.shards()[self_].address);
+    FollowPrimary(map_.shards()[self_].address);
   } else {
     StartPrimary();
   }

@@ -107,6 +107,12 @@ class Node {
   void HandlePromote(net::HttpRequest& request, net::Responder responder, uint64_t start_ns);
   void Promote(net::Responder responder, uint64_t start_ns, const std::string& why);
   void StartCoordinator();
+  // Follows `primary`, first cutting what this node's log holds beyond the
+  // point where that primary's history began (a deposed primary's
+  // unreplicated writes) into lost/.
+  void FollowPrimary(const std::string& primary, int attempt = 0);
+  void CutDivergedTail(const std::string& primary, uint64_t fork_lsn);
+  void SaveMarker(const char* name, const std::string& value);
   // Whether this primary may take or acknowledge a write now; else *why.
   bool WritesFenced(std::string* why) const;
 
@@ -152,9 +158,18 @@ class Node {
     uint64_t promotions = 0;
     uint64_t demotions = 0;
     uint64_t writes_fenced = 0;  // staged as primary, answered 503 after a demotion
+    uint64_t tails_cut = 0;      // diverged log tails moved to lost/
+    uint64_t lost_bytes = 0;
   };
   FailoverCounters failover_;
   std::unique_ptr<Coordinator> coordinator_;  // with [coordinator] etcd = [...]
+  storage::Options store_options_;            // to reopen the store after a cut
+  // The primary whose history this node's log follows (file "following"),
+  // and, while primary after a promotion, the last LSN it took over with
+  // (file "primary_since"; absent for a primary that was never promoted).
+  std::string following_;
+  bool has_primary_since_ = false;
+  uint64_t primary_since_ = 0;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

@@ -68,7 +68,9 @@ net::HttpResponse Node::StatsResponse() const {
   AppendJsonField(&b, "maps_adopted", failover_.maps_adopted);
   AppendJsonField(&b, "promotions", failover_.promotions);
   AppendJsonField(&b, "demotions", failover_.demotions);
-  AppendJsonField(&b, "writes_fenced", failover_.writes_fenced, false);
+  AppendJsonField(&b, "writes_fenced", failover_.writes_fenced);
+  AppendJsonField(&b, "tails_cut", failover_.tails_cut);
+  AppendJsonField(&b, "lost_bytes", failover_.lost_bytes, false);
   b += "},\"replication\":";
   if (primary_) primary_->AppendJson(&b);
   if (replica_) replica_->AppendJson(&b);

@@ -3,6 +3,9 @@
 // by a node that was down), and the old primary rejoining as a replica.
 #include <doctest/doctest.h>
 
+#include <signal.h>
+
+#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -121,6 +124,56 @@ TEST_CASE(
                     "via " << via << " " << k << ": " << r);
     }
   }
+}
+
+TEST_CASE(
+    "failover: a deposed primary's writes that never reached the new primary are cut into lost/, "
+    "not merged; it then holds exactly the new primary's data") {
+  TestCluster cluster(LocalCluster(1, 1));
+  cluster.Start();
+  SyncHttp http;
+  const std::string old_primary = cluster.address(0);
+  const std::string promoted = cluster.replica(0).address();
+  for (int i = 0; i < 10; ++i) {
+    REQUIRE(Is2xx(http.Send(old_primary, "PUT", "/kv/early-" + std::to_string(i), "e").status));
+  }
+  REQUIRE(
+      WaitUntil([&] { return DigestOf(http, promoted) == DigestOf(http, old_primary); }, 10'000));
+  // The replica is down; the primary acknowledges five more writes.
+  cluster.replica(0).Kill();
+  for (int i = 0; i < 5; ++i) {
+    REQUIRE(
+        Is2xx(http.Send(old_primary, "PUT", "/kv/unreplicated-" + std::to_string(i), "u").status));
+  }
+  cluster.primary(0).Kill();
+  cluster.replica(0).StartAndWait();
+  REQUIRE(RunDistkv(cluster.dir(), "promote-force",
+                    {"promote", "--config", cluster.dir().Sub("sharding.toml"), "--shard",
+                     cluster.spec().shards[0].name, "--force"}) == 0);
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE(Is2xx(http.Send(promoted, "PUT", "/kv/later-" + std::to_string(i), "l").status));
+  }
+
+  cluster.primary(0).StartAndWait();
+  CHECK(WaitUntil([&] { return DigestOf(http, old_primary) == DigestOf(http, promoted); }, 15'000));
+  CHECK(http.Get(old_primary, "/kv/unreplicated-0").status == 404);
+  CHECK(http.Get(old_primary, "/kv/later-2").status == 200);
+  nlohmann::json stats = JsonOf(http, old_primary, "/stats");
+  CHECK(stats["failover"]["tails_cut"] == 1);
+  CHECK(stats["failover"]["lost_bytes"].get<uint64_t>() > 0);
+  // The cut records are in lost/, in the log's record format.
+  std::string lost;
+  const std::string cmd =
+      "cat " + cluster.dir().Sub("data-" + cluster.spec().shards[0].name) + "/lost/*.log";
+  FILE* f = popen(cmd.c_str(), "r");
+  REQUIRE(f != nullptr);
+  char buf[4096];
+  for (size_t n; (n = fread(buf, 1, sizeof buf, f)) > 0;) lost.append(buf, n);
+  pclose(f);
+  for (int i = 0; i < 5; ++i) {
+    CHECK(lost.find("unreplicated-" + std::to_string(i)) != std::string::npos);
+  }
+  CHECK(lost.find("early-") == std::string::npos);
 }
 
 TEST_CASE("failover: promoting a primary, or a node of another shard, is refused") {
