@@ -112,7 +112,7 @@ bool Node::InitClusterMap(std::string* error) {
   }
   is_replica_ = !primary;
   following_ = ReadMarker(options_.data_dir, kFollowingFile);
-  if (following_.empty() && listen_ != options_.config.shards[self_].address) {
+  if (following_.empty() && advertise_ != options_.config.shards[self_].address) {
     // Before any failover a replica follows the primary of the config.
     following_ = options_.config.shards[self_].address;
   }
@@ -198,7 +198,7 @@ void Node::BecomePrimary() {
   primary_since_ = store_->last_lsn();
   has_primary_since_ = true;
   SaveMarker(kPrimarySinceFile, std::to_string(primary_since_));
-  following_ = listen_;
+  following_ = advertise_;
   SaveMarker(kFollowingFile, following_);
   StartPrimary();
 }
@@ -312,7 +312,7 @@ void Node::StartCoordinator() {
   co.lease_ttl_ms = config.lease_ttl_ms;
   co.max_lag_records = config.max_lag_records;
   co.shard = options_.shard;
-  co.self = listen_;
+  co.self = advertise_;
   auth_.AddPeerCredentials(&co.peer_headers);
   CoordinatorHooks hooks;
   hooks.map = [this]() -> const ClusterMap& { return cluster_map_; };
