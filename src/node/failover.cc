@@ -267,7 +267,7 @@ void Node::FetchMap(const std::string& peer) {
   auth_.AddPeerCredentials(&req.headers);
   req.headers.push_back(net::Header{kEpochHeader, std::to_string(cluster_map_.epoch)});
   std::weak_ptr<bool> alive = alive_;
-  client_->Request(peer, std::move(req), [this, alive, peer](net::ClientResult& result) {
+  control_client_->Request(peer, std::move(req), [this, alive, peer](net::ClientResult& result) {
     if (alive.expired() || result.error != net::ClientError::kNone ||
         result.response.status != 200) {
       return;
@@ -293,7 +293,7 @@ void Node::PushMap() {
     auth_.AddPeerCredentials(&req.headers);
     req.body = text;
     const uint64_t epoch = cluster_map_.epoch;
-    client_->Request(peer, std::move(req), [peer, epoch](net::ClientResult& result) {
+    control_client_->Request(peer, std::move(req), [peer, epoch](net::ClientResult& result) {
       if (result.error != net::ClientError::kNone) {
         Logf(LogLevel::kInfo,
              "cluster map epoch %" PRIu64 " not pushed to %s (%s); it learns it when it asks",
@@ -325,7 +325,7 @@ void Node::StartCoordinator() {
     if (!replica_ || replica_->primary_lsn() == 0) return -1;
     return static_cast<int64_t>(replica_->lag_records());
   };
-  coordinator_ = std::make_unique<Coordinator>(loop_, client_.get(), co, std::move(hooks));
+  coordinator_ = std::make_unique<Coordinator>(loop_, control_client_.get(), co, std::move(hooks));
   coordinator_->Start();
 }
 
@@ -404,7 +404,7 @@ void Node::FollowPrimary(const std::string& primary, int attempt) {
   req.timeout_ms = kMapRequestTimeoutMs;
   auth_.AddPeerCredentials(&req.headers);
   std::weak_ptr<bool> alive = alive_;
-  client_->Request(
+  control_client_->Request(
       primary, std::move(req), [this, alive, primary, attempt](net::ClientResult& result) {
         if (alive.expired() || !is_replica_ || map_.shards()[self_].address != primary) return;
         if (result.error != net::ClientError::kNone || result.response.status != 200) {
@@ -545,7 +545,7 @@ void Node::HandlePromote(net::HttpRequest& request, net::Responder responder, ui
   req.timeout_ms = kMapRequestTimeoutMs;
   auth_.AddPeerCredentials(&req.headers);
   std::weak_ptr<bool> alive = alive_;
-  client_->Request(
+  control_client_->Request(
       old_primary, std::move(req),
       [this, alive, responder, start_ns, old_primary](net::ClientResult& result) mutable {
         if (alive.expired()) return;

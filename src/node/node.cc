@@ -114,6 +114,9 @@ bool Node::Start(std::string* error) {
   co.request_timeout_ms = config.forward_timeout_ms;
   co.max_connections_per_peer = config.forward_max_connections;
   client_ = std::make_unique<net::HttpClient>(loop_, co);
+  // Cluster-map and coordinator traffic on connections of its own: a slow
+  // or silent peer's control request never holds up forwarded requests.
+  control_client_ = std::make_unique<net::HttpClient>(loop_, co);
   forwarder_ = std::make_unique<Forwarder>(config, client_.get(), &auth_, shard.name);
   tls_client_ = tls_client;
   if (!InitClusterMap(error)) return false;
@@ -173,6 +176,7 @@ void Node::Shutdown(std::function<void()> done) {
   server_->Shutdown([this, done = std::move(done)]() mutable {
     pipeline_->Drain([this, done = std::move(done)]() {
       client_->Close();
+      control_client_->Close();
       Logf(LogLevel::kInfo, "shard %s stopped at LSN %" PRIu64, map_.shards()[self_].name.c_str(),
            store_->durable_lsn());
       done();
@@ -435,14 +439,14 @@ void Node::HandleLocalWrite(KvRequest& kv, net::Responder responder, uint64_t st
           return;
         }
         std::string fenced;
-    if (WritesFenced(&fenced)) {
-      failover_.writes_fenced++;
-      Finish(responder, route, start_ns,
-             net::MakeErrorResponse(503, "lease_unconfirmed",
-                                    fenced + "; this write may or may not have been applied"));
-      return;
-    }
-    if (generation != role_generation_) {
+        if (WritesFenced(&fenced)) {
+          failover_.writes_fenced++;
+          Finish(responder, route, start_ns,
+                 net::MakeErrorResponse(503, "lease_unconfirmed",
+                                        fenced + "; this write may or may not have been applied"));
+          return;
+        }
+        if (generation != role_generation_) {
           // Deposed while the write was in flight: it is durable here, but the
           // new primary may never have received it.
           failover_.writes_fenced++;

@@ -162,8 +162,9 @@ class Node {
     uint64_t lost_bytes = 0;
   };
   FailoverCounters failover_;
-  std::unique_ptr<Coordinator> coordinator_;  // with [coordinator] etcd = [...]
-  storage::Options store_options_;            // to reopen the store after a cut
+  std::unique_ptr<net::HttpClient> control_client_;  // map fetches and pushes, etcd
+  std::unique_ptr<Coordinator> coordinator_;         // with [coordinator] etcd = [...]
+  storage::Options store_options_;                   // to reopen the store after a cut
   // The primary whose history this node's log follows (file "following"),
   // and, while primary after a promotion, the last LSN it took over with
   // (file "primary_since"; absent for a primary that was never promoted).
