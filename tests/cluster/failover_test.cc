@@ -137,8 +137,13 @@ TEST_CASE(
   for (int i = 0; i < 10; ++i) {
     REQUIRE(Is2xx(http.Send(old_primary, "PUT", "/kv/early-" + std::to_string(i), "e").status));
   }
-  REQUIRE(
-      WaitUntil([&] { return DigestOf(http, promoted) == DigestOf(http, old_primary); }, 10'000));
+  // The replica holds all of it durably (a SIGKILL loses what it only staged).
+  REQUIRE(WaitUntil(
+      [&] {
+        return JsonOf(http, promoted, "/stats")["durable_lsn"] ==
+               JsonOf(http, old_primary, "/stats")["last_lsn"];
+      },
+      10'000));
   // The replica is down; the primary acknowledges five more writes.
   cluster.replica(0).Kill();
   for (int i = 0; i < 5; ++i) {
