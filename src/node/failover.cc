@@ -38,6 +38,7 @@
 #include "src/node/node.h"
 #include "src/obs/log.h"
 #include "storage/file_util.h"
+#include "storage/io.h"
 #include "storage/record_format.h"
 
 namespace distkv {
@@ -494,7 +495,7 @@ void Node::CutDivergedTail(const std::string& primary, uint64_t fork_lsn) {
     store_.reset();
     // Everything but the node's own files goes; the store starts empty.
     std::vector<std::string> names;
-    storage::ListDir(options_.data_dir, &names).ok();
+    storage::ListDir(storage::Io::Posix(), options_.data_dir, &names).ok();
     for (const std::string& name : names) {
       if (name == kClusterMapFile || name == kFollowingFile || name == "lost") continue;
       std::remove((options_.data_dir + "/" + name).c_str());
