@@ -1,0 +1,275 @@
+// Tests of the outbound client's pool: sharing connections, order keys,
+// the per-peer cap and its queue, and what follows a timed-out request.
+// The peer is TestPeer (client_test_peer.h).
+#include "tests/unit/net/client_test_peer.h"
+
+#include <doctest/doctest.h>
+
+namespace distkv::net {
+using namespace testing;
+
+TEST_CASE("max_pipeline lets the pool share one connection between concurrent requests") {
+  Loop l;
+  TestPeer peer(&l.loop);
+  peer.on_request = [](PeerConn& c, const std::string& req) { c.Write(Ok(TargetOf(req))); };
+  ClientOptions options;
+  options.max_pipeline = 8;
+  HttpClient client(&l.loop, options);
+  int done = 0;
+  for (int i = 0; i < 8; ++i) {
+    client.Request(peer.address(), Get("/" + std::to_string(i)), [&, i](ClientResult& r) {
+      CHECK(r.error == ClientError::kNone);
+      CHECK(r.response.body == "/" + std::to_string(i));
+      if (++done == 8) {
+        client.Close();
+        peer.Close();
+      }
+    });
+  }
+  l.Run();
+  CHECK(done == 8);
+  CHECK(client.counters().connections_opened == 1);
+}
+
+TEST_CASE("the pool never pipelines a request behind a stream") {
+  Loop l;
+  TestPeer peer(&l.loop);
+  peer.on_request = [](PeerConn& c, const std::string& req) {
+    if (TargetOf(req) == "/stream") {
+      c.Write(
+          "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\ntick\r\n");  // and never ends
+    } else {
+      c.Write(Ok("plain"));
+    }
+  };
+  ClientOptions options;
+  options.max_pipeline = 8;
+  HttpClient client(&l.loop, options);
+  ClientError stream_error = ClientError::kNone;
+  std::string plain;
+  OutboundRequest stream = Get("/stream");
+  stream.on_body = [&](std::string_view) {
+    // The stream is flowing; a plain request now must not queue behind it.
+    client.Request(peer.address(), Get("/plain"), [&](ClientResult& r) {
+      plain = r.response.body;
+      client.Close();
+      peer.Close();
+    });
+    return true;
+  };
+  client.Request(peer.address(), std::move(stream),
+                 [&](ClientResult& r) { stream_error = r.error; });
+  l.Run();
+  CHECK(plain == "plain");
+  CHECK(stream_error == ClientError::kShutdown);
+  CHECK(client.counters().connections_opened == 2);
+}
+
+// Where each request arrived: the peer records (connection, target) pairs.
+struct Arrivals {
+  std::vector<std::pair<PeerConn*, std::string>> seen;
+  std::vector<PeerConn*> ConnectionsOf(std::string_view prefix) const {
+    std::vector<PeerConn*> out;
+    for (const auto& [conn, target] : seen) {
+      if (target.rfind(prefix, 0) == 0) out.push_back(conn);
+    }
+    return out;
+  }
+  std::vector<std::string> TargetsWith(std::string_view prefix) const {
+    std::vector<std::string> out;
+    for (const auto& [conn, target] : seen) {
+      if (target.rfind(prefix, 0) == 0) out.push_back(target);
+    }
+    return out;
+  }
+};
+
+TEST_CASE("requests with one order_key go out in order on one connection, though others are idle") {
+  Loop l;
+  TestPeer peer(&l.loop);
+  Arrivals arrivals;
+  peer.on_request = [&](PeerConn& c, const std::string& req) {
+    arrivals.seen.emplace_back(&c, TargetOf(req));
+    c.Write(Ok(TargetOf(req)));
+  };
+  ClientOptions options;
+  options.max_pipeline = 1;  // one request per connection, unless bound by order_key
+  HttpClient client(&l.loop, options);
+  // Four requests at once open four connections, which then sit idle.
+  int warm = 0;
+  for (int i = 0; i < 4; ++i) {
+    client.Request(peer.address(), Get("/warm"), [&](ClientResult& r) {
+      CHECK(r.error == ClientError::kNone);
+      if (++warm < 4) return;
+      // Two client connections' requests, interleaved, submitted at once.
+      int done = 0;
+      for (int j = 0; j < 6; ++j) {
+        OutboundRequest req = Get((j % 2 == 0 ? "/a/" : "/b/") + std::to_string(j));
+        req.method = j % 3 == 1 ? "PUT" : "GET";
+        req.order_key = j % 2 == 0 ? 7 : 8;
+        client.Request(peer.address(), std::move(req), [&](ClientResult& res) {
+          CHECK(res.error == ClientError::kNone);
+          if (++done == 6) {
+            client.Close();
+            peer.Close();
+          }
+        });
+      }
+    });
+  }
+  l.Run();
+  CHECK(client.counters().connections_opened == 4);
+  for (std::string_view key : {"/a/", "/b/"}) {
+    CAPTURE(key);
+    const std::vector<PeerConn*> conns = arrivals.ConnectionsOf(key);
+    REQUIRE(conns.size() == 3);
+    CHECK(conns[0] == conns[1]);
+    CHECK(conns[1] == conns[2]);
+  }
+  CHECK(arrivals.TargetsWith("/a/") == std::vector<std::string>{"/a/0", "/a/2", "/a/4"});
+  CHECK(arrivals.TargetsWith("/b/") == std::vector<std::string>{"/b/1", "/b/3", "/b/5"});
+}
+
+TEST_CASE(
+    "max_connections_per_peer: a burst waits in a queue instead of opening more connections") {
+  Loop l;
+  TestPeer peer(&l.loop);
+  peer.on_request = [](PeerConn& c, const std::string& req) { c.Write(Ok(TargetOf(req))); };
+  ClientOptions options;
+  options.max_connections_per_peer = 2;
+  options.max_pipeline = 1;
+  HttpClient client(&l.loop, options);
+  int done = 0;
+  int wrong = 0;
+  for (int i = 0; i < 10; ++i) {
+    const std::string target = "/q/" + std::to_string(i);
+    client.Request(peer.address(), Get(target), [&, target](ClientResult& r) {
+      if (r.error != ClientError::kNone || r.response.body != target) ++wrong;
+      if (++done == 10) {
+        client.Close();
+        peer.Close();
+      }
+    });
+  }
+  l.Run();
+  CHECK(done == 10);
+  CHECK(wrong == 0);
+  CHECK(peer.accepted == 2);
+  CHECK(client.counters().connections_opened == 2);
+  CHECK(client.counters().queued == 8);
+}
+
+TEST_CASE("a request that waits in the queue beyond its timeout fails kBusy and is never sent") {
+  Loop l;
+  TestPeer peer(&l.loop);
+  peer.on_request = [](PeerConn&, const std::string&) {};  // never answers
+  ClientOptions options;
+  options.max_connections_per_peer = 1;
+  options.max_pipeline = 1;
+  HttpClient client(&l.loop, options);
+  ClientError first = ClientError::kNone;
+  ClientError second = ClientError::kNone;
+  std::string detail;
+  OutboundRequest slow = Get("/slow");
+  slow.timeout_ms = 2'000;
+  client.Request(peer.address(), std::move(slow), [&](ClientResult& r) { first = r.error; });
+  OutboundRequest waiting = Get("/waiting");
+  waiting.timeout_ms = 100;
+  client.Request(peer.address(), std::move(waiting), [&](ClientResult& r) {
+    second = r.error;
+    detail = r.detail;
+    client.Close();
+    peer.Close();
+  });
+  l.Run();
+  CHECK(second == ClientError::kBusy);
+  CHECK_MESSAGE(detail.find("not sent") != std::string::npos, detail);
+  CHECK(first == ClientError::kShutdown);
+  CHECK(peer.requests == 1);
+}
+
+TEST_CASE("after a timeout, the GET pipelined behind is resent elsewhere; the PUT fails kTimeout") {
+  Loop l;
+  TestPeer peer(&l.loop);
+  std::set<PeerConn*> stalled;  // connections that got /slow: nothing more is answered there
+  peer.on_request = [&](PeerConn& c, const std::string& req) {
+    if (TargetOf(req) == "/slow") stalled.insert(&c);
+    if (stalled.count(&c) == 0) c.Write(Ok(TargetOf(req)));
+  };
+  HttpClient client(&l.loop, ClientOptions{});
+  std::map<std::string, ClientResult> results;
+  auto send = [&](std::string method, std::string target) {
+    OutboundRequest r = Get(target);
+    r.method = std::move(method);
+    r.order_key = 1;  // one client connection's requests: one pooled connection
+    r.timeout_ms = target == "/slow" ? 200 : 5'000;
+    client.Request(peer.address(), std::move(r), [&, target](ClientResult& res) {
+      results[target] = std::move(res);
+      if (results.size() == 3) {
+        client.Close();
+        peer.Close();
+      }
+    });
+  };
+  send("GET", "/slow");
+  send("PUT", "/put");
+  send("GET", "/get");
+  l.Run();
+  REQUIRE(results.size() == 3);
+  CHECK(results["/slow"].error == ClientError::kTimeout);
+  CHECK(results["/put"].error == ClientError::kTimeout);
+  CHECK_MESSAGE(results["/put"].detail.find("timed out") != std::string::npos,
+                results["/put"].detail);
+  CHECK(results["/get"].error == ClientError::kNone);
+  CHECK(results["/get"].response.body == "/get");
+  CHECK(client.counters().resent == 1);
+  CHECK(peer.accepted == 2);
+}
+
+TEST_CASE("against the project's HttpServer: concurrent pipelined requests and bodies all match") {
+  Loop l;
+  HttpServer server(&l.loop, ServerLimits{}, [](HttpRequest& request, Responder responder) {
+    HttpResponse response;
+    response.body = request.method + " " + request.target + " " + request.body;
+    responder.Send(std::move(response));
+  });
+  REQUIRE(server.Listen("127.0.0.1", 0) == 0);
+  ClientOptions options;
+  options.max_pipeline = 4;
+  HttpClient client(&l.loop, options);
+  const std::string peer = "127.0.0.1:" + std::to_string(server.port());
+  const int kTotal = 2000;
+  const int kConcurrent = 16;
+  int sent = 0;
+  int done = 0;
+  int wrong = 0;
+  std::function<void()> send = [&] {
+    int i = sent++;
+    OutboundRequest r;
+    r.method = i % 3 == 0 ? "PUT" : "GET";
+    r.target = "/kv/" + std::to_string(i);
+    if (r.method == "PUT") r.body = std::string(static_cast<size_t>(i % 200), 'x');
+    std::string expect = r.method + " " + r.target + " " + r.body;
+    client.Request(peer, std::move(r), [&, expect](ClientResult& res) {
+      if (res.error != ClientError::kNone || res.response.status != 200 ||
+          res.response.body != expect)
+        ++wrong;
+      ++done;
+      if (sent < kTotal) {
+        send();
+      } else if (done == kTotal) {
+        client.Close();
+        server.Shutdown([] {});
+      }
+    });
+  };
+  for (int i = 0; i < kConcurrent; ++i) send();
+  l.Run();
+  CHECK(done == kTotal);
+  CHECK(wrong == 0);
+  CHECK(client.counters().errors == 0);
+  // 16 concurrent requests, 4 per connection: 4 connections suffice.
+  CHECK(client.counters().connections_opened == 4);
+}
+
+}  // namespace distkv::net
