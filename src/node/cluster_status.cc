@@ -78,15 +78,8 @@ void Node::HandleClusterStatus(net::Responder responder, uint64_t start_ns) {
     for (size_t n = 0; n < map_.shards().size(); ++n) {
       const ShardConfig& s = map_.shards()[n];
       if (n) b += ",";
-      b += "{";
-      AppendJsonField(&b, "name", s.name);
-      AppendJsonField(&b, "idx", static_cast<uint64_t>(s.idx));
-      b += "\"slots\":[";
-      for (size_t k = 0; k < s.slots.size(); ++k) {
-        b += (k ? ",[" : "[") + std::to_string(s.slots[k].first) + "," +
-             std::to_string(s.slots[k].last) + "]";
-      }
-      b += "],\"nodes\":[";
+      AppendShardHead(&b, s);
+      b += ",\"nodes\":[";
       bool first = true;
       for (const Fetch& f : g->fetches) {
         if (f.shard != n) continue;

@@ -47,6 +47,9 @@ struct NodeOptions {
   bool log_requests = false;
 };
 
+// Shared by the status pages (status_pages.cc).
+void AppendShardHead(std::string* b, const ShardConfig& s);
+
 class Node {
  public:
   Node(uv_loop_t* loop, NodeOptions options);

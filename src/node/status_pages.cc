@@ -11,6 +11,20 @@
 
 namespace distkv {
 
+// `{"name":...,"idx":N,"slots":[[a,b],...]` — the part of a shard's object
+// that /cluster and /cluster/status share; the caller goes on with its fields.
+void AppendShardHead(std::string* b, const ShardConfig& s) {
+  *b += "{";
+  AppendJsonField(b, "name", s.name);
+  AppendJsonField(b, "idx", static_cast<uint64_t>(s.idx));
+  *b += "\"slots\":[";
+  for (size_t k = 0; k < s.slots.size(); ++k) {
+    *b += (k ? ",[" : "[") + std::to_string(s.slots[k].first) + "," +
+          std::to_string(s.slots[k].last) + "]";
+  }
+  *b += "]";
+}
+
 net::HttpResponse Node::StatsResponse() const {
   const storage::StoreStats st = store_->Stats();
   const ShardConfig& shard = map_.shards()[self_];
@@ -202,15 +216,8 @@ void Node::HandleCluster(net::Responder responder, uint64_t start_ns) {
     for (size_t n = 0; n < map_.shards().size(); ++n) {
       const ShardConfig& s = map_.shards()[n];
       if (n) b += ",";
-      b += "{";
-      AppendJsonField(&b, "name", s.name);
-      AppendJsonField(&b, "idx", static_cast<uint64_t>(s.idx));
-      b += "\"slots\":[";
-      for (size_t k = 0; k < s.slots.size(); ++k) {
-        b += (k ? ",[" : "[") + std::to_string(s.slots[k].first) + "," +
-             std::to_string(s.slots[k].last) + "]";
-      }
-      b += "],\"primary\":{";
+      AppendShardHead(&b, s);
+      b += ",\"primary\":{";
       AppendJsonField(&b, "address", s.address);
       b += std::string("\"reachable\":") + (probe->reachable[i++] == 1 ? "true" : "false") + "}";
       b += ",\"replicas\":[";
