@@ -103,7 +103,7 @@ $(BUILD)/%.o: %.cc | $(DEPS_STAMP)
 
 # llhttp ships as C sources; they are compiled into the binary as the design asks.
 # Strict mode checks the CRLF after each chunk's data (lenient mode skips any two bytes).
-$(BUILD)/llhttp/%.o: | $(DEPS_STAMP)
+$(BUILD)/llhttp/%.o: Makefile | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) -I$(LLHTTP_INC) $(CFLAGS) -DLLHTTP_STRICT_MODE=1 -c $(LLHTTP_SRC)/$*.c -o $@
 
