@@ -15,10 +15,12 @@ for bin in "$@"; do
   $bin 2>&1 | tee "$out"
   rc=${PIPESTATUS[0]}
   line=$(grep -E '^\[doctest\] test cases:|^\[check\] [0-9]+ passed' "$out" | tail -n 1)
-  # doctest's console reporter prints "TEST CASE:  <name>" above each failure.
+  # doctest's console reporter prints "TEST CASE:  <name>" above each
+  # failure (and above each MESSAGE, hence the check for an ERROR line).
   while IFS= read -r name; do
     failures+=("$bin: $name")
-  done < <(sed -n -E 's/^TEST CASE:[[:space:]]+//p' "$out" | sort -u)
+  done < <(awk '/^TEST CASE:/ { sub(/^TEST CASE:[ \t]+/, ""); name = $0 }
+                / ERROR: / && name != "" { print name }' "$out" | sort -u)
   rm -f "$out"
   echo "[run] $bin: exit $rc in $((SECONDS - start)) s"
   if [ -z "$line" ]; then
