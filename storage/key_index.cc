@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <random>
 #include <utility>
 
 namespace distkv::storage {
@@ -18,7 +19,15 @@ constexpr size_t kMinCapacity = 16;
 constexpr size_t kFirstBlockBytes = 4096;
 constexpr uint64_t kDeletedFlag = 1ull << 39;
 
-uint64_t HashKey(std::string_view key) { return XXH3_64bits(key.data(), key.size()); }
+// Drawn once per process (a function-local static: thread-safe, and no
+// index depends on when another was made).
+uint64_t ProcessHashSeed() {
+  static const uint64_t seed = [] {
+    std::random_device device;
+    return (static_cast<uint64_t>(device()) << 32) ^ device();
+  }();
+  return seed;
+}
 
 size_t VarintLength(size_t v) {
   size_t n = 1;
@@ -63,7 +72,11 @@ void Store(char* p, T v) {
 
 }  // namespace
 
-KeyIndex::KeyIndex() : slots_(kMinCapacity, kEmpty) {}
+KeyIndex::KeyIndex() : seed_(ProcessHashSeed()), slots_(kMinCapacity, kEmpty) {}
+
+uint64_t KeyIndex::HashKey(std::string_view key) const {
+  return XXH3_64bits_withSeed(key.data(), key.size(), seed_);
+}
 
 KeyIndex::~KeyIndex() {
   for (Block& b : blocks_) std::free(b.data);

@@ -67,8 +67,14 @@ class KeyIndex {
   size_t capacity() const { return slots_.size(); }
   // Bytes held: the slot array plus the arena blocks.
   size_t MemoryBytes() const;
+  // The seed of the key hash: random, drawn once per process, so keys
+  // crafted to collide under plain XXH3 do not pile into one probe run. (The
+  // slot hash of sharding is unseeded: it is part of the protocol.)
+  uint64_t hash_seed() const { return seed_; }
 
  private:
+  uint64_t HashKey(std::string_view key) const;
+
   static constexpr uint64_t kEmpty = 0;
   static constexpr uint64_t kDeletedSlot = 1;
   static constexpr int kFingerprintBits = 24;
@@ -103,6 +109,7 @@ class KeyIndex {
   void Rebuild(size_t min_live);
   void EraseAt(size_t slot);
 
+  uint64_t seed_;
   std::vector<uint64_t> slots_;
   std::vector<Block> blocks_;
   size_t live_ = 0;

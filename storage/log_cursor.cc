@@ -102,13 +102,16 @@ Status LogCursorImpl::CheckFollows(const Record& rec, const std::string& path,
 }
 
 Status LogCursorImpl::Next(std::string* out, size_t max_bytes) {
-  size_t appended = 0;
-  while (pos_ < store_->durable_lsn() && (appended == 0 || appended < max_bytes)) {
+  // Bytes read, records skipped before the position included: the slice is
+  // bounded by what is read, not only by what is returned, so a cursor that
+  // starts near the end of a large segment skips it over several calls.
+  size_t scanned = 0;
+  while (pos_ < store_->durable_lsn() && (scanned == 0 || scanned < max_bytes)) {
     const Segment* seg;
     Status located = Locate(&seg);
     if (!located.ok()) return located;
     if (!seg) break;
-    const size_t want = max_bytes > appended ? max_bytes - appended : 1;
+    const size_t want = max_bytes > scanned ? max_bytes - scanned : 1;
     SegmentReader reader(store_->io(), seg->fd, seg->path, offset_, seg->written,
                          std::clamp<size_t>(want, 64 << 10, 4 << 20));
     Record rec;
@@ -118,17 +121,18 @@ Status LogCursorImpl::Next(std::string* out, size_t max_bytes) {
     for (;;) {
       s = reader.Next(&rec, &raw, &off);
       if (!s.ok()) break;
+      scanned += raw.size();
       if (rec.lsn <= pos_) {
         offset_ = reader.offset();
+        if (scanned >= max_bytes) break;
         continue;
       }
       Status hole = CheckFollows(rec, seg->path, off);
       if (!hole.ok()) return hole;
       offset_ = reader.offset();
       out->append(raw);
-      appended += raw.size();
       pos_ = rec.lsn;
-      if (appended >= max_bytes) break;
+      if (scanned >= max_bytes) break;
     }
     if (s.IsNotFound()) {
       offset_ = seg->written;

@@ -119,9 +119,11 @@ class LogCursor {
   // Appends whole encoded records with LSN > the cursor's position to *out,
   // each LSN the previous one + 1 or a gap record continuing from it (a hole
   // in the log is Corruption naming the file and offset, never skipped),
-  // up to about max_bytes (at least one record when one is available), and
-  // advances. An OK status with nothing appended means the cursor is at the
-  // end of what is durable now; call again later to get more.
+  // reading about max_bytes of the log (records it skips to reach its
+  // position count too; at least one record is read), and advances. It may
+  // append nothing while it skips: position() below durable_lsn() then means
+  // there is more, call again; at durable_lsn() the cursor is at the end of
+  // what is durable now.
   virtual Status Next(std::string* out, size_t max_bytes) = 0;
   // LSN of the last record returned so far (the starting LSN before any).
   virtual uint64_t position() const = 0;

@@ -467,7 +467,8 @@ void Node::CutDivergedTail(const std::string& primary, uint64_t fork_lsn) {
     while (s.ok()) {
       chunk.clear();
       s = cursor->Next(&chunk, 1 << 20);
-      if (chunk.empty()) break;
+      // An empty slice short of the durable LSN was spent skipping records.
+      if (chunk.empty() && cursor->position() >= store_->durable_lsn()) break;
       out.write(chunk.data(), static_cast<std::streamsize>(chunk.size()));
       bytes += chunk.size();
     }

@@ -2,6 +2,11 @@
 // with deletes and re-inserts through several rebuilds.
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <set>
 #include <string>
 #include <unordered_map>
 
@@ -148,4 +153,31 @@ TEST_CASE("KeyIndex agrees with std::unordered_map under random operations") {
     REQUIRE(idx.Find(k, &e));
     CHECK(e.lsn == lsn);
   }
+}
+
+// Run by the test below in a new process of this binary: prints its seed.
+TEST_CASE("KeyIndex seed of this process (prints it when DISTKV_PRINT_SEED is set)") {
+  if (std::getenv("DISTKV_PRINT_SEED") == nullptr) return;
+  std::printf("seed=%llu\n", static_cast<unsigned long long>(KeyIndex().hash_seed()));
+}
+
+TEST_CASE("KeyIndex seeds its key hash once per process, with a different seed in each") {
+  KeyIndex a, b;
+  CHECK(a.hash_seed() == b.hash_seed());  // one seed for the process
+  std::set<unsigned long long> seeds = {a.hash_seed()};
+  char self[4096] = {0};
+  REQUIRE(::readlink("/proc/self/exe", self, sizeof self - 1) > 0);
+  const std::string command = std::string("DISTKV_PRINT_SEED=1 '") + self +
+                              "' -tc='KeyIndex seed of this process*' 2>/dev/null";
+  for (int i = 0; i < 2; ++i) {
+    FILE* child = ::popen(command.c_str(), "r");
+    REQUIRE(child != nullptr);
+    char line[256];
+    unsigned long long seed = 0;
+    while (std::fgets(line, sizeof line, child)) std::sscanf(line, "seed=%llu", &seed);
+    ::pclose(child);
+    CHECK(seed != 0);
+    seeds.insert(seed);
+  }
+  CHECK(seeds.size() == 3);
 }
