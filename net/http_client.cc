@@ -2,12 +2,17 @@
 // is OutboundConnection (net/outbound_connection.h).
 //
 // The pool keeps, per peer, every open connection and a stack of the idle
-// ones. A request takes the most recently idled connection (LIFO keeps the
-// working set small and warm), else — when pipelining is allowed — a busy
-// connection with room (never one carrying a stream), else opens a new one.
-// So at light load every request has a connection to itself, and under
-// saturation requests share connections: several go out in one write and
-// come back in one read, which is what keeps forwarding cheap. A connection returns to the
+// ones. A request joins the connection the previous one went to while that
+// connection's outbox still waits for this loop turn's write (so a burst of
+// forwards costs one write here and one read at the peer), else takes the
+// most recently idled connection (LIFO keeps the working set small and
+// warm), else — a read, when pipelining is allowed — a busy connection with
+// room, else opens a new one. Nothing waits behind a slower request: HTTP
+// answers in order, and a write's answer may wait for the peer's group
+// commit (or its replicas), so a read is never pipelined behind a write or a
+// stream, and a write only behind writes that leave in the same write as it
+// (the peer commits them together) — except behind requests of its own
+// order_key, below. A connection returns to the
 // idle stack when its last pending response completes, before the caller's
 // callback runs, so a caller that sends its next request from the callback
 // reuses the same connection. Beyond max_idle_per_peer idle connections are
@@ -36,6 +41,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "net/client_request.h"
 #include "net/outbound_connection.h"
 #include "net/uv_handle.h"
 
@@ -124,6 +130,7 @@ struct HttpClient::Impl {
     int port = 0;
     std::vector<std::shared_ptr<OutboundConnection>> open;
     std::vector<OutboundConnection*> idle;  // subset of open with nothing in flight
+    OutboundConnection* last = nullptr;     // where the latest request went (one of open)
     std::unordered_map<uint64_t, Binding> bindings;
     std::deque<Waiting> queue;
   };
@@ -149,18 +156,42 @@ struct HttpClient::Impl {
            peer->open.size() >= options.max_connections_per_peer;
   }
 
-  // A stream gets a connection of its own: it would hold up whatever is
-  // pipelined behind it, and it would wait for whatever is ahead of it.
-  OutboundConnection* Pick(Peer* peer, bool stream) {
+  // Whether a request may be pipelined behind conn's pending ones without
+  // waiting for anything slower than itself. A read may follow reads. A write
+  // may follow only writes that are still in this turn's outbox: the peer
+  // reads them together and commits them in one group commit, so they are
+  // answered together (and a read of their clients bound to conn later waits
+  // for its own client's write anyway). Nothing follows a stream or a
+  // may_wait request.
+  bool CanJoin(const OutboundConnection* conn, bool write) const {
+    if (!conn->usable() || conn->exclusive() || conn->in_flight() >= options.max_pipeline)
+      return false;
+    if (write) return conn->nothing_sent() && conn->carries_only_writes();
+    return !conn->carries_write();
+  }
+
+  // The connection for a request that has no binding: the connection the
+  // previous request went to, while its outbox still waits for this loop
+  // turn's write and the request may join it (one write here and one read at
+  // the peer for the lot); else an idle one; else, for a read, any
+  // connection it may join. A stream or a may_wait request always gets a
+  // connection of its own.
+  OutboundConnection* Pick(Peer* peer, const OutboundRequest& request) {
+    const bool exclusive = request.on_body || request.may_wait;
+    const bool write = !IsRetryableMethod(request.method);
+    const bool pipeline = options.max_pipeline > 1 && !exclusive;
+    if (pipeline && peer->last != nullptr && peer->last->outbox_waiting() &&
+        CanJoin(peer->last, write)) {
+      return peer->last;
+    }
     while (!peer->idle.empty()) {
       OutboundConnection* conn = peer->idle.back();
       peer->idle.pop_back();
       if (conn->usable() && conn->in_flight() == 0) return conn;
     }
-    if (options.max_pipeline > 1 && !stream) {
+    if (pipeline && !write) {
       for (const auto& conn : peer->open) {
-        if (conn->usable() && !conn->streaming() && conn->in_flight() < options.max_pipeline)
-          return conn.get();
+        if (CanJoin(conn.get(), false)) return conn.get();
       }
     }
     return nullptr;
@@ -180,6 +211,7 @@ struct HttpClient::Impl {
   }
 
   void Forget(Peer* peer, OutboundConnection* conn) {
+    if (peer->last == conn) peer->last = nullptr;
     peer->idle.erase(std::remove(peer->idle.begin(), peer->idle.end(), conn), peer->idle.end());
     auto open = std::find_if(peer->open.begin(), peer->open.end(),
                              [conn](const auto& c) { return c.get() == conn; });
@@ -218,8 +250,7 @@ struct HttpClient::Impl {
       }
     }
     if (!resent) {
-      if (OutboundConnection* conn = Pick(peer, static_cast<bool>(request.on_body)))
-        return conn->shared_from_this();
+      if (OutboundConnection* conn = Pick(peer, request)) return conn->shared_from_this();
     }
     if (AtCap(peer)) return nullptr;
     return Open(peer);
@@ -238,6 +269,7 @@ struct HttpClient::Impl {
               ResponseCallback callback, bool resent) {
     const uint64_t key = request.order_key;
     OutboundConnection* raw = conn.get();
+    if (raw->usable()) peer->last = raw;  // usable: pooled, and Forget clears it on close
     if (key != 0) {
       Binding& binding = peer->bindings[key];
       binding.conn = std::move(conn);

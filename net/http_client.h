@@ -54,6 +54,9 @@ struct OutboundRequest {
   // the order they were submitted: they share one connection while any of
   // them is unanswered (see HttpClient). 0: any connection will do.
   uint64_t order_key = 0;
+  // The answer may come long after the request arrives (a write that waits
+  // for a replica's acknowledgement): HttpClient pipelines nothing behind it.
+  bool may_wait = false;
 };
 
 class TlsContext;

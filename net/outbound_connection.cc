@@ -142,27 +142,27 @@ void OutboundConnection::Submit(OutboundRequest request, Callback callback) {
   p.callback = std::move(callback);
   p.timeout_ms = request.timeout_ms != 0 ? request.timeout_ms : options_.request_timeout_ms;
   p.head_method = request.method == "HEAD";
+  p.write = !IsRetryableMethod(request.method);
+  p.exclusive = request.on_body || request.may_wait;
 
-  std::string head;
-  AppendRequestHead(&head, request, host_header_);
-  auto enqueue = [this](std::string&& bytes) {
-    if (!outbox_.empty() && outbox_.back().size() + bytes.size() <= kCoalesceLimit) {
-      outbox_.back().append(bytes);
-    } else {
-      outbox_.push_back(std::move(bytes));
-    }
-  };
-  if (head.size() + request.body.size() <= kCoalesceLimit) {
-    head.append(request.body);
-    enqueue(std::move(head));
+  // Serialized straight into the outbox's last chunk: a burst of requests
+  // is one buffer and one write. A large body is written from its own string.
+  if (outbox_.empty() || outbox_.back().size() >= kCoalesceLimit) {
+    outbox_.push_back(std::move(spare_));
+    spare_.clear();
+  }
+  AppendRequestHead(&outbox_.back(), request, host_header_);
+  if (request.body.size() <= kCoalesceLimit) {
+    outbox_.back().append(request.body);
     p.resendable = IsRetryableMethod(request.method);
   } else {
-    enqueue(std::move(head));
     outbox_.push_back(std::move(request.body));
     request.body.clear();
   }
   p.request = std::move(request);
-  if (p.request.on_body) ++streams_pending_;
+  if (p.exclusive) ++exclusive_pending_;
+  if (p.write) ++writes_pending_;
+  ++unsent_;
   if (state_ == State::kConnected) {
     p.deadline = uv_now(loop_) + p.timeout_ms;
     ArmTimer(p.deadline);
@@ -190,11 +190,18 @@ void OutboundConnection::Flush() {
   auto* w = new WriteReq;
   w->conn = this;
   w->chunks.swap(outbox_);
+  unsent_ = 0;
   if (tls_ != nullptr) TlsEncrypt(&w->chunks);
-  std::vector<uv_buf_t> bufs;
-  bufs.reserve(w->chunks.size());
-  for (std::string& chunk : w->chunks) bufs.push_back(uv_buf_init(chunk.data(), chunk.size()));
-  int r = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&tcp_), bufs.data(), bufs.size(),
+  uv_buf_t few[4];
+  std::vector<uv_buf_t> many;
+  uv_buf_t* bufs = few;
+  if (w->chunks.size() > std::size(few)) {
+    many.resize(w->chunks.size());
+    bufs = many.data();
+  }
+  for (size_t i = 0; i < w->chunks.size(); ++i)
+    bufs[i] = uv_buf_init(w->chunks[i].data(), w->chunks[i].size());
+  int r = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&tcp_), bufs, w->chunks.size(),
                    &OutboundConnection::OnWriteCb);
   if (r < 0) {
     delete w;
@@ -210,7 +217,15 @@ void OutboundConnection::OnWriteCb(uv_write_t* req, int status) {
 }
 
 void OutboundConnection::OnWritten(WriteReq* req, int status) {
-  if (!req->raw) writing_ = false;
+  if (!req->raw) {
+    writing_ = false;
+    // The first chunk's buffer serializes the next requests (no allocation
+    // per write); one grown by a large burst is let go.
+    if (!req->chunks.empty() && req->chunks[0].capacity() <= 2 * kCoalesceLimit) {
+      spare_ = std::move(req->chunks[0]);
+      spare_.clear();
+    }
+  }
   delete req;
   if (closed_) return;
   if (status < 0) {
@@ -343,7 +358,8 @@ bool OutboundConnection::OnResponseBody(std::string_view chunk) {
 bool OutboundConnection::OnResponseComplete(HttpResponse& response, bool keep_alive) {
   InFlightRequest p = std::move(in_flight_.front());
   in_flight_.pop_front();
-  if (p.request.on_body) --streams_pending_;
+  if (p.exclusive) --exclusive_pending_;
+  if (p.write) --writes_pending_;
   ++responses_completed_;
   if (!keep_alive) draining_ = true;
   ClientResult result;
@@ -375,7 +391,9 @@ void OutboundConnection::Shutdown(ClientError error, const std::string& detail, 
   outbox_.clear();
   std::deque<InFlightRequest> pending;
   pending.swap(in_flight_);
-  streams_pending_ = 0;
+  exclusive_pending_ = 0;
+  writes_pending_ = 0;
+  unsent_ = 0;
   if (on_close_) {
     std::function<void()> fn = std::move(on_close_);
     on_close_ = nullptr;

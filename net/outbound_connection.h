@@ -64,9 +64,20 @@ class OutboundConnection : public std::enable_shared_from_this<OutboundConnectio
   void Close(ClientError error, const std::string& detail);
 
   size_t in_flight() const { return in_flight_.size(); }
-  // A streaming request is pending: nothing queued behind it would be
-  // answered before the stream ends.
-  bool streaming() const { return streams_pending_ > 0; }
+  // A stream or a may_wait request is pending: nothing queued behind it
+  // would be answered before it ends.
+  bool exclusive() const { return exclusive_pending_ > 0; }
+  // A write (any method but GET and HEAD) is pending: its answer may wait
+  // for the peer's disk or replicas, and HTTP answers in order, so a request
+  // queued behind it would wait as long.
+  bool carries_write() const { return writes_pending_ > 0; }
+  bool carries_only_writes() const { return writes_pending_ == in_flight_.size(); }
+  // Requests wait in the outbox for this loop turn's write: one submitted
+  // now leaves in the same write, at no extra cost.
+  bool outbox_waiting() const { return !outbox_.empty(); }
+  // Every pending request is still in the outbox: nothing has reached the
+  // peer yet, so one submitted now arrives together with all of them.
+  bool nothing_sent() const { return unsent_ == in_flight_.size(); }
   bool usable() const { return !closed_ && !draining_; }
   uint64_t responses_completed() const { return responses_completed_; }
   void OnClose(std::function<void()> fn) { on_close_ = std::move(fn); }
@@ -80,6 +91,8 @@ class OutboundConnection : public std::enable_shared_from_this<OutboundConnectio
     uint64_t timeout_ms = 0;
     uint64_t deadline = 0;  // loop time (ms); 0 until the request is sent
     bool head_method = false;
+    bool write = false;       // counted in writes_pending_
+    bool exclusive = false;   // a stream or may_wait: counted in exclusive_pending_
     bool resendable = false;  // a retryable method whose whole request is still here
     bool timed_out = false;
   };
@@ -147,8 +160,11 @@ class OutboundConnection : public std::enable_shared_from_this<OutboundConnectio
   uint64_t timer_due_ = 0;
 
   std::deque<InFlightRequest> in_flight_;
-  size_t streams_pending_ = 0;       // pending requests with on_body
+  size_t exclusive_pending_ = 0;     // pending streams (on_body) and may_wait requests
+  size_t writes_pending_ = 0;        // pending requests whose method is not GET or HEAD
+  size_t unsent_ = 0;                // pending requests whose bytes are still in outbox_
   std::vector<std::string> outbox_;  // serialized requests not yet handed to libuv
+  std::string spare_;                // an empty buffer with room, from the last write
   bool writing_ = false;
   bool flush_scheduled_ = false;
   ResponseParser parser_;

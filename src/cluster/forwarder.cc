@@ -16,17 +16,11 @@ bool IsPassedBack(std::string_view name) {
   return false;
 }
 
-// The client's answer: the owner's status, body and passed-back headers,
-// moved out of the owner's response (one pass over its headers).
+// The client's answer is the owner's response itself, its headers cut down
+// in place to those passed back: no new header list, no copies.
 net::HttpResponse PassBack(net::HttpResponse& owner) {
-  net::HttpResponse resp;
-  resp.status = owner.status;
-  resp.headers.reserve(owner.headers.size());
-  for (net::Header& h : owner.headers) {
-    if (IsPassedBack(h.name)) resp.headers.push_back(std::move(h));
-  }
-  resp.body = std::move(owner.body);
-  return resp;
+  std::erase_if(owner.headers, [](const net::Header& h) { return !IsPassedBack(h.name); });
+  return std::move(owner);
 }
 }  // namespace
 
@@ -87,6 +81,10 @@ void Forwarder::Forward(const net::HttpRequest& original, KvRequest& kv, const S
       out.method = "DELETE";
       break;
   }
+  // A write that waits for a replica's acknowledgement may be answered long
+  // after it arrives: nothing is pipelined behind it.
+  out.may_wait = kv.op != KvOp::kGet && (kv.ack_replica || config_.min_acks > 0);
+  out.headers.reserve(5);  // the conditions, the hop, the credentials (two at most)
   out.target.reserve(4 + kv.key.size() * 3 + 12);
   out.target = "/kv/";
   net::AppendPercentEncoded(&out.target, kv.key);

@@ -268,8 +268,225 @@ TEST_CASE("against the project's HttpServer: concurrent pipelined requests and b
   CHECK(done == kTotal);
   CHECK(wrong == 0);
   CHECK(client.counters().errors == 0);
-  // 16 concurrent requests, 4 per connection: 4 connections suffice.
+  // Reads share connections (4 a connection); each write has one of its own.
+  CHECK(client.counters().connections_opened <= kConcurrent);
+}
+
+// A server whose PUTs are answered only once the test releases them (as a
+// write waits for a group commit); everything else is answered at once with
+// its target. Responses leave in request order, as HttpServer sends them.
+struct HeldWrites {
+  Loop l;
+  bool released = false;
+  std::vector<Responder> held;
+  HttpServer server{&l.loop, ServerLimits{}, [this](HttpRequest& request, Responder responder) {
+                      if (request.method == "PUT" && !released) {
+                        held.push_back(std::move(responder));
+                        return;
+                      }
+                      HttpResponse response;
+                      response.body = request.target;
+                      responder.Send(std::move(response));
+                    }};
+  std::string peer;
+  HeldWrites() {
+    REQUIRE(server.Listen("127.0.0.1", 0) == 0);
+    peer = "127.0.0.1:" + std::to_string(server.port());
+  }
+  void Release() {
+    released = true;
+    for (Responder& r : held) r.Send(HttpResponse{});
+    held.clear();
+  }
+  static OutboundRequest Request(std::string method, std::string target, uint64_t order_key) {
+    OutboundRequest r = Get(std::move(target));
+    r.method = std::move(method);
+    if (r.method == "PUT") r.body = "value";
+    r.order_key = order_key;
+    r.timeout_ms = 10'000;  // a stuck request fails by this, long before the watchdog
+    return r;
+  }
+};
+
+TEST_CASE("a read is never pipelined behind a write that waits: it gets a connection of its own") {
+  HeldWrites t;
+  ClientOptions options;
+  options.max_pipeline = 8;
+  HttpClient client(&t.l.loop, options);
+  std::vector<std::string> answered;
+  client.Request(t.peer, Get("/warm"), [&](ClientResult& warm) {
+    REQUIRE(warm.error == ClientError::kNone);
+    // One idle connection now. The write takes it; the read, submitted in the
+    // same loop turn, must not queue behind the write's answer.
+    client.Request(t.peer, HeldWrites::Request("PUT", "/w", 1), [&](ClientResult& r) {
+      CHECK(r.error == ClientError::kNone);
+      answered.push_back("/w");
+      client.Close();
+      t.server.Shutdown([] {});
+    });
+    client.Request(t.peer, HeldWrites::Request("GET", "/r", 2), [&](ClientResult& r) {
+      CHECK(r.error == ClientError::kNone);
+      CHECK(r.response.body == "/r");
+      answered.push_back("/r");
+      t.Release();  // the write's commit completes only after the read was answered
+    });
+  });
+  t.l.Run();
+  CHECK(answered == std::vector<std::string>{"/r", "/w"});
+  CHECK(client.counters().connections_opened == 2);
+}
+
+TEST_CASE(
+    "a write never joins a busy connection, where a later read of that connection's client "
+    "would queue behind it") {
+  HeldWrites t;
+  ClientOptions options;
+  options.max_pipeline = 8;
+  HttpClient client(&t.l.loop, options);
+  std::vector<std::string> answered;
+  client.Request(t.peer, Get("/warm"), [&](ClientResult& warm) {
+    REQUIRE(warm.error == ClientError::kNone);
+    // Client 7's first read takes the idle connection; client 8's write comes
+    // next; then client 7's second read, which must follow its first.
+    auto read = [&](std::string target) {
+      client.Request(t.peer, HeldWrites::Request("GET", target, 7), [&, target](ClientResult& r) {
+        CHECK(r.error == ClientError::kNone);
+        answered.push_back(target);
+        if (target == "/a2") t.Release();
+      });
+    };
+    read("/a1");
+    client.Request(t.peer, HeldWrites::Request("PUT", "/w", 8), [&](ClientResult& r) {
+      CHECK(r.error == ClientError::kNone);
+      answered.push_back("/w");
+      client.Close();
+      t.server.Shutdown([] {});
+    });
+    read("/a2");
+  });
+  t.l.Run();
+  CHECK(answered == std::vector<std::string>{"/a1", "/a2", "/w"});
+}
+
+TEST_CASE("a write never follows a write already sent, nor one that waits for replicas") {
+  HeldWrites t;
+  ClientOptions options;
+  options.max_pipeline = 8;
+  HttpClient client(&t.l.loop, options);
+  std::vector<std::string> answered;
+  std::function<void(std::string, uint64_t, bool)> put = [&](std::string target, uint64_t key,
+                                                             bool may_wait) {
+    OutboundRequest r = HeldWrites::Request("PUT", target, key);
+    r.may_wait = may_wait;
+    client.Request(t.peer, std::move(r), [&, target](ClientResult& res) {
+      CHECK(res.error == ClientError::kNone);
+      answered.push_back(target);
+      if (answered.size() == 3) {
+        client.Close();
+        t.server.Shutdown([] {});
+      }
+    });
+  };
+  // /slow waits for replicas; /w1, submitted in the same turn, must not
+  // follow it. /w2 comes once the server holds both: /w1 has been sent, and
+  // /w2 must not follow it either. All three are released together.
+  put("/slow", 1, true);
+  put("/w1", 2, false);
+  uv_check_t poll;
+  uv_check_init(&t.l.loop, &poll);
+  struct PollState {
+    HeldWrites* t;
+    std::function<void(std::string, uint64_t, bool)>* put;
+    bool sent_w2 = false;
+  } state{&t, &put};
+  poll.data = &state;
+  uv_check_start(&poll, [](uv_check_t* c) {
+    auto* st = static_cast<PollState*>(c->data);
+    if (!st->sent_w2 && st->t->held.size() == 2) {
+      st->sent_w2 = true;
+      (*st->put)("/w2", 3, false);
+    } else if (st->sent_w2 && st->t->held.size() == 3) {
+      uv_check_stop(c);
+      st->t->Release();
+    }
+  });
+  uv_unref(reinterpret_cast<uv_handle_t*>(&poll));
+  t.l.Run();
+  uv_close(reinterpret_cast<uv_handle_t*>(&poll), nullptr);
+  // Each came on a connection of its own (on a shared one, its answer could
+  // not have left before the earlier write's).
+  CHECK(client.counters().connections_opened == 3);
+  CHECK(answered.size() == 3);
+}
+
+TEST_CASE("writes submitted in one loop turn share one connection; a read does not follow them") {
+  HeldWrites t;
+  ClientOptions options;
+  options.max_pipeline = 8;
+  HttpClient client(&t.l.loop, options);
+  std::vector<std::string> answered;
+  for (int i = 0; i < 4; ++i) {
+    const std::string target = "/w" + std::to_string(i);
+    client.Request(t.peer, HeldWrites::Request("PUT", target, 10 + i),
+                   [&, target](ClientResult& r) {
+                     CHECK(r.error == ClientError::kNone);
+                     answered.push_back(target);
+                     if (answered.size() == 5) {
+                       client.Close();
+                       t.server.Shutdown([] {});
+                     }
+                   });
+  }
+  client.Request(t.peer, HeldWrites::Request("GET", "/r", 20), [&](ClientResult& r) {
+    CHECK(r.error == ClientError::kNone);
+    answered.push_back("/r");
+    t.Release();
+  });
+  t.l.Run();
+  CHECK(client.counters().connections_opened == 2);
+  CHECK(answered == std::vector<std::string>{"/r", "/w0", "/w1", "/w2", "/w3"});
+}
+
+TEST_CASE(
+    "reads submitted in one loop turn share one connection and one write, though others "
+    "are idle") {
+  Loop l;
+  TestPeer peer(&l.loop);
+  Arrivals arrivals;
+  peer.on_request = [&](PeerConn& c, const std::string& req) {
+    arrivals.seen.emplace_back(&c, TargetOf(req));
+    c.Write(Ok(TargetOf(req)));
+  };
+  ClientOptions options;
+  options.max_pipeline = 8;
+  HttpClient client(&l.loop, options);
+  // Four requests on four connections (held apart by order keys and one
+  // loop turn each), which then sit idle.
+  int warm = 0;
+  for (uint64_t i = 1; i <= 4; ++i) {
+    OutboundRequest w = Get("/warm");
+    w.method = "PUT";
+    w.may_wait = true;  // a connection of its own
+    client.Request(peer.address(), std::move(w), [&](ClientResult& r) {
+      CHECK(r.error == ClientError::kNone);
+      if (++warm < 4) return;
+      int done = 0;
+      for (int j = 0; j < 6; ++j) {
+        client.Request(peer.address(), Get("/burst/" + std::to_string(j)), [&](ClientResult& res) {
+          CHECK(res.error == ClientError::kNone);
+          if (++done == 6) {
+            client.Close();
+            peer.Close();
+          }
+        });
+      }
+    });
+  }
+  l.Run();
   CHECK(client.counters().connections_opened == 4);
+  const std::vector<PeerConn*> conns = arrivals.ConnectionsOf("/burst/");
+  REQUIRE(conns.size() == 6);
+  for (PeerConn* c : conns) CHECK(c == conns[0]);
 }
 
 }  // namespace distkv::net
