@@ -24,6 +24,7 @@
 #include "src/cluster/config.h"
 #include "src/cluster/shard_map.h"
 #include "src/node/node.h"
+#include "src/node/reshard_command.h"
 #include "src/obs/log.h"
 
 namespace {
@@ -37,6 +38,8 @@ constexpr const char* kUsage =
     "       distkv nodes [--config FILE]          list the nodes of a config, one per line\n"
     "       distkv locate [--config FILE] KEY...  print each key's slot, shard and address\n"
     "       distkv promote [--config FILE] --shard NAME [--replica ADDR] [--force]\n"
+    "       distkv reshard [--config FILE] --slots A-B --to SHARD\n"
+    "       distkv rebalance [--config FILE] [--drain NAME]\n"
     "                      [--token T]            (or DISTKV_TOKEN; default: the config's secret)\n"
     "                                             make a replica its shard's primary\n"
     "\n"
@@ -307,6 +310,8 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   if (argc >= 2 && std::strcmp(argv[1], "promote") == 0) return Promote(argc, argv);
   if (argc >= 2 && std::strcmp(argv[1], "nodes") == 0) return ListNodes(argc, argv);
+  if (argc >= 2 && (std::strcmp(argv[1], "reshard") == 0 || std::strcmp(argv[1], "rebalance") == 0))
+    return distkv::ReshardCommand(argc, argv);
   if (argc >= 2 && std::strcmp(argv[1], "locate") == 0) return Locate(argc, argv);
   Args args;
   if (int rc = ParseArgs(argc, argv, &args); rc >= 0) return rc;

@@ -56,10 +56,13 @@ Role RequiredRole(const ParsedRequest& request, Role status_role) {
     case Endpoint::kCompact:
     case Endpoint::kDigest:
     case Endpoint::kPromote:
+    case Endpoint::kPurge:
+    case Endpoint::kMigrate:
       return Role::kAdmin;
     case Endpoint::kReplicate:
     case Endpoint::kReplicaAck:
     case Endpoint::kClusterMap:
+    case Endpoint::kSlots:
       return Role::kNode;
   }
   return Role::kNode;

@@ -231,6 +231,12 @@ bool ParseRequest(net::HttpRequest& r, const KeyLimits& limits, ParsedRequest* o
         {"/admin/compact", Endpoint::kCompact, "POST"},
         {"/internal/cluster-map", Endpoint::kClusterMap, "GET, POST"},
         {"/admin/promote", Endpoint::kPromote, "POST"},
+        {"/purge", Endpoint::kPurge, "GET, POST"},
+        {"/admin/migrate", Endpoint::kMigrate, "GET, POST"},
+        {"/internal/slots/snapshot", Endpoint::kSlots, "GET"},
+        {"/internal/slots/tail", Endpoint::kSlots, "GET"},
+        {"/internal/slots/pause", Endpoint::kSlots, "POST"},
+        {"/internal/slots/cutover-check", Endpoint::kSlots, "POST"},
     };
     for (const Fixed& f : kFixed) {
       if (path != f.path) continue;

@@ -26,6 +26,9 @@ enum class Endpoint {
   kReplicaAck,
   kClusterMap,
   kPromote,
+  kPurge,    // drop the keys of slots this shard does not own
+  kMigrate,  // start (or look at) a slot migration into this shard
+  kSlots,    // /internal/slots/*: the source's side of a migration
 };
 
 enum class KvOp { kGet, kPut, kDelete };

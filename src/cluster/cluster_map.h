@@ -21,7 +21,18 @@
 //   slots = [[0, 4095]]
 //
 // so the config loader validates a received map exactly as it validates a
-// config file (names, addresses, every slot owned exactly once).
+// config file (names, addresses, every slot owned exactly once). A shard that
+// owns no slot (added, not yet given any; or drained) says `slots = []`.
+//
+// Slot migrations in progress follow the epoch line, one inline table each:
+//
+//   migrations = [{id = 7, slots = "0-1023", source = "Delhi", target = "Mumbai",
+//                  state = "importing"}]
+//
+// While a migration is listed, its slots still belong to the source; the
+// target holds what it has imported so far, invisible (see
+// src/cluster/migration.h). The map that moves the slots to the target also
+// drops the migration, so ownership changes in one epoch.
 #pragma once
 
 #include <cstdint>
@@ -32,11 +43,40 @@
 
 namespace distkv {
 
+struct Migration {
+  uint64_t id = 0;  // unique in the cluster: the epoch of the map that started it
+  SlotRange slots;
+  std::string source;  // shard names
+  std::string target;
+  std::string state = "importing";
+};
+
 struct ClusterMap {
   uint64_t epoch = 0;
   std::vector<ShardConfig> shards;  // sorted by idx, slots always explicit
+  std::vector<Migration> migrations;
 };
 
+// Position in map.shards of the shard called name, or -1.
+int FindShard(const ClusterMap& map, const std::string& name);
+// The migration whose slot range holds slot, or nullptr.
+const Migration* MigrationOfSlot(const ClusterMap& map, uint32_t slot);
+// Whether `shard` owns slot in map.
+bool OwnsSlot(const ShardConfig& shard, uint32_t slot);
+
+// The map under epoch + 1 that starts moving `slots` from the shard owning
+// them (all of them one shard's) to `target`. Refused when a slot is already
+// moving, already the target's, or the names are unknown.
+bool StartedMigrationMap(const ClusterMap& current, SlotRange slots, const std::string& target,
+                         ClusterMap* out, std::string* error);
+// The map under epoch + 1 where migration id's slots belong to its target and
+// the migration is gone (the cutover), or, with commit = false, where the
+// migration is dropped and the slots stay with the source (a rollback).
+bool FinishedMigrationMap(const ClusterMap& current, uint64_t id, bool commit, ClusterMap* out,
+                          std::string* error);
+// The map under epoch + 1 that adds `shard` (a new idx), owning no slot.
+bool AddedShardMap(const ClusterMap& current, const ShardConfig& shard, ClusterMap* out,
+                   std::string* error);
 std::string EncodeClusterMap(const ClusterMap& map);
 // False with *error (naming `source`) when the text is not a valid map.
 bool DecodeClusterMap(const std::string& text, const std::string& source, ClusterMap* map,

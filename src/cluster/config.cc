@@ -224,6 +224,7 @@ ShardConfig ParseShard(const std::string& source, const toml::value& t, size_t p
       shard.slots.push_back(
           ParseSlotRange(source, r, field + ".slots[" + std::to_string(i++) + "]"));
     }
+    shard.owns_nothing = shard.slots.empty();
   }
   return shard;
 }
@@ -268,10 +269,17 @@ void Validate(const std::string& source, const toml::value& root, ClusterConfig*
   std::sort(config->shards.begin(), config->shards.end(),
             [](const ShardConfig& a, const ShardConfig& b) { return a.idx < b.idx; });
 
-  // Every slot must have exactly one owner.
+  // Every slot must have exactly one owner. Shards that own nothing take no
+  // part in the default split (without them, each shard's range is its idx's).
+  const size_t splitting = static_cast<size_t>(
+      std::count_if(config->shards.begin(), config->shards.end(),
+                    [](const ShardConfig& s) { return !s.owns_nothing; }));
   std::vector<int> owner(kSlotCount, -1);
+  int rank = 0;
   for (auto& s : config->shards) {
-    if (s.slots.empty()) s.slots.push_back(DefaultRange(s.idx, config->shards.size()));
+    if (s.owns_nothing) continue;
+    if (s.slots.empty()) s.slots.push_back(DefaultRange(rank, splitting));
+    rank++;
     for (const auto& r : s.slots) {
       for (uint32_t slot = r.first; slot <= r.last; ++slot) {
         if (owner[slot] >= 0) {

@@ -31,6 +31,9 @@ struct ShardConfig {
   std::string address;                // primary "host:port"
   std::vector<std::string> replicas;  // "host:port" each
   std::vector<SlotRange> slots;       // empty: the contiguous default range for idx
+  // `slots = []` given: the shard owns no slot (a shard being added, or one
+  // drained by a rebalance) and takes no part in the default split.
+  bool owns_nothing = false;
 };
 
 enum class RoutingMode { kProxy, kRedirect };

@@ -12,7 +12,7 @@
 //    "shards":[{"name":..,"idx":..,"slots":[[first,last],..],
 //               "nodes":[{"address":..,"configured_role":"primary"|"replica","up":true,
 //                         "elapsed_ms":..,"error":"..","stats":{ the node's /stats }},..]}],
-//    "migrations":[]}
+//    "migrations":[{"id":..,"slots":[first,last],"source":..,"target":..,"state":..},..]}
 #include <algorithm>
 #include <memory>
 
@@ -99,8 +99,9 @@ void Node::HandleClusterStatus(net::Responder responder, uint64_t start_ns) {
       }
       b += "]}";
     }
-    // Slot migrations in progress: none can run in this version.
-    b += "],\"migrations\":[]}\n";
+    b += "],";
+    AppendMigrationsJson(&b);
+    b += "}\n";
     net::HttpResponse r;
     r.SetHeader("Content-Type", "application/json");
     r.SetHeader("Cache-Control", "no-store");

@@ -82,8 +82,10 @@ bool Node::InitClusterMap(std::string* error) {
   ClusterMap saved;
   std::string load_error;
   if (LoadClusterMap(options_.data_dir, &saved, &load_error)) {
-    if (saved.shards.size() != cluster_map_.shards.size() ||
-        map_.Find(saved.shards[self_].name) != static_cast<int>(self_)) {
+    // Shards may have been added since the config was written (a rebalance),
+    // never removed or moved.
+    if (saved.shards.size() < cluster_map_.shards.size() ||
+        saved.shards[self_].name != options_.shard) {
       *error = options_.data_dir + "/" + kClusterMapFile +
                " names other shards than the config; remove it if the config is the truth";
       return false;
@@ -143,7 +145,7 @@ void Node::SwitchMap(ClusterMap map) {
 
 bool Node::AdoptMap(ClusterMap map, const std::string& from) {
   if (map.epoch <= cluster_map_.epoch) return false;
-  if (map.shards.size() != cluster_map_.shards.size() ||
+  if (map.shards.size() < cluster_map_.shards.size() ||
       map.shards[self_].name != cluster_map_.shards[self_].name) {
     Logf(LogLevel::kError,
          "cluster map epoch %" PRIu64
@@ -164,6 +166,7 @@ bool Node::AdoptMap(ClusterMap map, const std::string& from) {
   failover_.maps_adopted++;
   SwitchMap(std::move(map));
   ApplyRole();
+  OnMapChangedForMigrations();
   return true;
 }
 

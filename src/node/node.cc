@@ -151,6 +151,7 @@ bool Node::Start(std::string* error) {
                            std::to_string(store_->last_lsn()));
   StartMapPoll();
   StartCoordinator();
+  StartMigrations();
   Logf(LogLevel::kInfo,
        "shard %s (%s) serving on %s, data in %s, %" PRIu64 " keys, last LSN %" PRIu64
        ", fsync=%s, routing=%s%s",
@@ -169,6 +170,7 @@ void Node::Shutdown(std::function<void()> done) {
     return;
   }
   StopMapPoll();
+  EndMigrationTimers();
   if (coordinator_) coordinator_->Stop();
   // Streams never end by themselves: end them first so the server can drain.
   if (primary_) primary_->Stop();
@@ -280,6 +282,15 @@ void Node::OnRequest(net::HttpRequest& request, net::Responder responder) {
     case Endpoint::kPromote:
       HandlePromote(request, std::move(responder), start_ns);
       return;
+    case Endpoint::kPurge:
+      HandlePurge(std::move(responder), start_ns);
+      return;
+    case Endpoint::kMigrate:
+      HandleMigrate(request, std::move(responder), start_ns);
+      return;
+    case Endpoint::kSlots:
+      HandleSlots(request, std::move(responder), start_ns);
+      return;
     case Endpoint::kReplicate:
     case Endpoint::kReplicaAck:
       HandleReplication(parsed.endpoint, request, std::move(responder), start_ns);
@@ -331,6 +342,10 @@ void Node::HandleKv(net::HttpRequest& request, ParsedRequest& parsed, Role role,
                         [this, responder, start_ns](net::HttpResponse&& response) mutable {
                           Finish(responder, Route::kForwarded, start_ns, std::move(response));
                         });
+    return;
+  }
+  if (net::HttpResponse paused; SlotPaused(SlotOf(kv.key), &paused)) {
+    Finish(responder, Route::kOther, start_ns, std::move(paused));
     return;
   }
   if (kv.op == KvOp::kGet) {

@@ -22,6 +22,7 @@
 #include "src/cluster/config.h"
 #include "src/cluster/coordinator.h"
 #include "src/cluster/forwarder.h"
+#include "src/cluster/migration.h"
 #include "src/cluster/shard_map.h"
 #include "src/obs/events.h"
 #include "src/obs/metrics.h"
@@ -121,6 +122,26 @@ class Node {
 
   const char* role_name() const { return is_replica_ ? "replica" : "primary"; }
 
+  // Slot migration (migration.cc): the source's pause and streams, the
+  // target's import, /purge.
+  void StartMigrations();  // at start: a saved pause, an import to resume
+  void EndMigrationTimers();
+  void OnMapChangedForMigrations();
+  void HandlePurge(net::Responder responder, uint64_t start_ns);
+  void HandleMigrate(net::HttpRequest& request, net::Responder responder, uint64_t start_ns);
+  void HandleSlots(net::HttpRequest& request, net::Responder responder, uint64_t start_ns);
+  // 503 while slot is paused for a cutover on this source; else false.
+  bool SlotPaused(uint32_t slot, net::HttpResponse* answer) const;
+  void AppendMigrationsJson(std::string* b) const;
+  void Purge(std::function<void(uint64_t purged, const storage::Status&)> done);
+  void PauseFor(uint64_t id, SlotRange slots, const std::string& target, uint64_t lsn);
+  void EndPause(const char* why);
+  void CheckPause();
+  void ImportStep();
+  void ImportRetry(const std::string& why);
+  void ImportApply(std::shared_ptr<std::string> body, size_t offset, std::function<void()> next);
+  void ImportCutover();
+
   uv_loop_t* loop_;
   NodeOptions options_;
   ShardMap map_;
@@ -175,6 +196,16 @@ class Node {
   bool has_primary_since_ = false;
   uint64_t primary_since_ = 0;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+
+  // A source's cutover pause (persisted in the file migration_pause) and the
+  // import this primary runs as a migration's target.
+  MigrationPause pause_;
+  uv_timer_t* pause_timer_ = nullptr;
+  std::shared_ptr<MigrationImport> import_;
+  uv_timer_t* import_timer_ = nullptr;
+  std::deque<std::string> migrations_done_;  // JSON of the last imports completed here
+  bool purging_ = false;
+  uint64_t purged_keys_ = 0;
 };
 
 }  // namespace distkv

@@ -228,7 +228,9 @@ void Node::HandleCluster(net::Responder responder, uint64_t start_ns) {
       }
       b += "]}";
     }
-    b += "]}\n";
+    b += "],";
+    AppendMigrationsJson(&b);
+    b += "}\n";
     net::HttpResponse r;
     r.SetHeader("Content-Type", "application/json");
     r.body = std::move(b);

@@ -25,7 +25,7 @@ idx = 1
 address = "127.0.0.3:8080"
 )",
                       "test.toml", &config, &error));
-  return ClusterMap{0, config.shards};
+  return ClusterMap{0, config.shards, {}};
 }
 
 }  // namespace

@@ -1,0 +1,361 @@
+// `distkv reshard` and `distkv rebalance`: the operator's side of slot
+// migration.
+//
+//   distkv reshard   --config FILE --slots A-B --to SHARD [--token T]
+//   distkv rebalance --config FILE [--drain NAME]... [--token T]
+//
+// Both read the cluster map from the nodes of the config (the newest epoch
+// any of them holds), add the config's shards the map does not have yet
+// (owning no slot; the new map is pushed to every node), plan the moves from
+// the map (src/cluster/rebalance.h) and run them one at a time: POST
+// /admin/migrate on the target's primary, then watch it there until the map
+// gives the slots to the target. The nodes do the work and keep its state, so
+// an interrupted command is resumed by running it again: a migration the map
+// still lists is watched to its end first, and the plan then holds only what
+// is left.
+//
+// Progress goes to stderr: a live bar on a terminal, a line every few seconds
+// elsewhere; the summary to stdout. Exit 0 when every move completed, 1 when
+// one was refused or failed, 2 on bad usage, 3 when no node could be reached.
+#include "src/node/reshard_command.h"
+
+#include <unistd.h>
+#include <uv.h>
+
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+#include "net/http_client.h"
+#include "src/cluster/cluster_map.h"
+#include "src/cluster/config.h"
+#include "src/cluster/migration.h"
+#include "src/cluster/rebalance.h"
+
+namespace distkv {
+namespace {
+
+constexpr int kPollMs = 200;
+constexpr double kPlainEverySeconds = 5;
+
+// One request at a time on a private loop.
+class Caller {
+ public:
+  Caller(const ClusterConfig& config, std::string token) : token_(std::move(token)) {
+    uv_loop_init(&loop_);
+    net::ClientOptions co;
+    co.request_timeout_ms = 10'000;
+    co.connect_timeout_ms = config.connect_timeout_ms;
+    client_ = std::make_unique<net::HttpClient>(&loop_, co);
+  }
+  ~Caller() {
+    client_->Close();
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    client_.reset();
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    uv_loop_close(&loop_);
+  }
+
+  net::ClientResult Call(const std::string& address, const std::string& method,
+                         const std::string& target, std::string body = "") {
+    net::OutboundRequest req;
+    req.method = method;
+    req.target = target;
+    req.body = std::move(body);
+    if (!token_.empty()) req.headers.push_back({"Authorization", "Bearer " + token_});
+    net::ClientResult out;
+    bool done = false;
+    client_->Request(address, std::move(req), [&](net::ClientResult& result) {
+      out = std::move(result);
+      done = true;
+    });
+    while (!done) uv_run(&loop_, UV_RUN_ONCE);
+    return out;
+  }
+
+ private:
+  std::string token_;
+  uv_loop_t loop_;
+  std::unique_ptr<net::HttpClient> client_;
+};
+
+std::vector<std::string> NodesOf(const std::vector<ShardConfig>& shards) {
+  std::vector<std::string> nodes;
+  for (const ShardConfig& s : shards) {
+    nodes.push_back(s.address);
+    nodes.insert(nodes.end(), s.replicas.begin(), s.replicas.end());
+  }
+  return nodes;
+}
+
+uint64_t JsonNumber(const std::string& json, const std::string& name) {
+  const size_t at = json.find("\"" + name + "\":");
+  if (at == std::string::npos) return 0;
+  return std::strtoull(json.c_str() + at + name.size() + 3, nullptr, 10);
+}
+
+std::string JsonString(const std::string& json, const std::string& name) {
+  const std::string needle = "\"" + name + "\":\"";
+  const size_t at = json.find(needle);
+  if (at == std::string::npos) return "";
+  const size_t end = json.find('"', at + needle.size());
+  return json.substr(at + needle.size(), end - at - needle.size());
+}
+
+std::string HumanBytes(uint64_t b) {
+  char buf[32];
+  if (b >= (1ull << 20)) {
+    std::snprintf(buf, sizeof buf, "%.1f MB", static_cast<double>(b) / (1 << 20));
+  } else {
+    std::snprintf(buf, sizeof buf, "%.1f KB", static_cast<double>(b) / 1024);
+  }
+  return buf;
+}
+
+class Resharder {
+ public:
+  Resharder(const ClusterConfig& config, std::string token)
+      : config_(config), caller_(config, std::move(token)), terminal_(isatty(2)) {}
+
+  // The newest map any node of the config (or of the map) holds; false when
+  // no node answered.
+  bool ReadMap() {
+    bool any = false;
+    std::vector<std::string> nodes = NodesOf(config_.shards);
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      net::ClientResult r = caller_.Call(nodes[i], "GET", "/internal/cluster-map");
+      if (r.error != net::ClientError::kNone || r.response.status != 200) continue;
+      ClusterMap m;
+      std::string error;
+      if (!DecodeClusterMap(r.response.body, nodes[i], &m, &error)) continue;
+      if (!any || m.epoch > map_.epoch ||
+          (m.epoch == map_.epoch && m.shards.size() > map_.shards.size())) {
+        map_ = std::move(m);
+      }
+      any = true;
+      for (const std::string& n : NodesOf(map_.shards)) {
+        if (std::find(nodes.begin(), nodes.end(), n) == nodes.end()) nodes.push_back(n);
+      }
+    }
+    return any;
+  }
+
+  // The config's shards that the map lacks join it, owning nothing.
+  bool AddNewShards() {
+    for (const ShardConfig& s : config_.shards) {
+      if (FindShard(map_, s.name) >= 0) continue;
+      ClusterMap next;
+      std::string error;
+      if (!AddedShardMap(map_, s, &next, &error)) {
+        std::fprintf(stderr, "distkv: cannot add shard %s: %s\n", s.name.c_str(), error.c_str());
+        return false;
+      }
+      map_ = std::move(next);
+      std::fprintf(stderr, "distkv: shard %s joins the cluster map (epoch %" PRIu64 ")\n",
+                   s.name.c_str(), map_.epoch);
+      const std::string text = EncodeClusterMap(map_);
+      size_t told = 0;
+      for (const std::string& n : NodesOf(map_.shards)) {
+        net::ClientResult r = caller_.Call(n, "POST", "/internal/cluster-map", text);
+        if (r.error == net::ClientError::kNone && r.response.status == 200) told++;
+      }
+      if (told == 0) {
+        std::fprintf(stderr, "distkv: no node took the new map\n");
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // Runs the moves one at a time, re-planning from the map after each.
+  int Run(const std::function<std::vector<SlotMove>(const ClusterMap&)>& plan) {
+    if (!ReadMap()) {
+      std::fprintf(stderr, "distkv: no node of %s answered\n", config_.source.c_str());
+      return 3;
+    }
+    if (!AddNewShards()) return 1;
+    // A migration left by an interrupted run finishes first.
+    while (!map_.migrations.empty()) {
+      const Migration m = map_.migrations.front();
+      if (int rc = Move(SlotMove{m.slots, m.source, m.target}); rc != 0) return rc;
+    }
+    const std::vector<SlotMove> moves = plan(map_);
+    for (const SlotMove& mv : moves) total_slots_ += mv.slots.last - mv.slots.first + 1;
+    if (moves.empty()) {
+      std::printf("nothing to move: the map of epoch %" PRIu64 " is already as asked\n",
+                  map_.epoch);
+      return 0;
+    }
+    for (const SlotMove& mv : moves) {
+      if (int rc = Move(mv); rc != 0) return rc;
+    }
+    if (terminal_) std::fprintf(stderr, "\r\033[K");
+    std::printf("moved %" PRIu64 " slots in %zu migration(s): %" PRIu64 " keys, %s; epoch %" PRIu64
+                "\n",
+                done_slots_, moves.size(), keys_, HumanBytes(bytes_).c_str(), map_.epoch);
+    return 0;
+  }
+
+ private:
+  int Move(const SlotMove& mv) {
+    const int t = FindShard(map_, mv.target);
+    if (t < 0) {
+      std::fprintf(stderr, "distkv: the map has no shard %s\n", mv.target.c_str());
+      return 1;
+    }
+    const std::string target = map_.shards[t].address;
+    const std::string slots = std::to_string(mv.slots.first) + "-" + std::to_string(mv.slots.last);
+    net::ClientResult r = caller_.Call(target, "POST", "/admin/migrate?slots=" + slots);
+    if (r.error != net::ClientError::kNone) {
+      std::fprintf(stderr, "distkv: %s (%s): %s\n", target.c_str(), mv.target.c_str(),
+                   r.detail.c_str());
+      return 3;
+    }
+    if (r.response.status != 200 && r.response.status != 202) {
+      std::fprintf(stderr, "distkv: %s refused slots %s: %d %s", mv.target.c_str(), slots.c_str(),
+                   r.response.status, r.response.body.c_str());
+      return 1;
+    }
+    const auto started = std::chrono::steady_clock::now();
+    double last_plain = -kPlainEverySeconds;
+    std::string phase;
+    uint64_t keys = 0, bytes = 0, pause_us = 0;
+    for (;;) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(kPollMs));
+      r = caller_.Call(target, "GET", "/admin/migrate");
+      if (r.error != net::ClientError::kNone || r.response.status != 200) continue;  // restarting
+      const std::string body = r.response.body.substr(0, r.response.body.find("\"completed\""));
+      const bool listed = body.find("\"slots\":[" + std::to_string(mv.slots.first) + "," +
+                                    std::to_string(mv.slots.last) + "]") != std::string::npos;
+      if (!listed) break;
+      keys = JsonNumber(body, "keys_moved");
+      bytes = JsonNumber(body, "bytes_moved");
+      const std::string now_phase = JsonString(body, "phase");
+      const double elapsed =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      Show(mv, now_phase, keys, bytes, elapsed, now_phase != phase, &last_plain);
+      phase = now_phase;
+    }
+    // Gone from the target's map: did the slots move, or was it rolled back?
+    // The target's record of it has the final figures.
+    r = caller_.Call(target, "GET", "/admin/migrate");
+    const std::string needle =
+        "\"slots\":[" + std::to_string(mv.slots.first) + "," + std::to_string(mv.slots.last) + "]";
+    if (r.error == net::ClientError::kNone && r.response.status == 200) {
+      const size_t at = r.response.body.rfind(needle);
+      if (at != std::string::npos) {
+        const std::string rest = r.response.body.substr(at);
+        keys = JsonNumber(rest, "keys_moved");
+        bytes = JsonNumber(rest, "bytes_moved");
+        pause_us = JsonNumber(rest, "pause_us");
+      }
+    }
+    ReadMap();
+    const int owner_now = FindShard(map_, mv.target);
+    if (owner_now < 0 || !OwnsSlot(map_.shards[owner_now], mv.slots.first)) {
+      std::fprintf(stderr, "\ndistkv: migration of slots %s to %s ended without moving them\n",
+                   slots.c_str(), mv.target.c_str());
+      return 1;
+    }
+    done_slots_ += mv.slots.last - mv.slots.first + 1;
+    keys_ += keys;
+    bytes_ += bytes;
+    const double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    if (terminal_) std::fprintf(stderr, "\r\033[K");
+    std::fprintf(
+        stderr, "slots %s %s -> %s: done, %" PRIu64 " keys, %s in %.1f s (writes paused %.1f ms)\n",
+        slots.c_str(), mv.source.c_str(), mv.target.c_str(), keys, HumanBytes(bytes).c_str(),
+        elapsed, static_cast<double>(pause_us) / 1000);
+    return 0;
+  }
+
+  void Show(const SlotMove& mv, const std::string& phase, uint64_t keys, uint64_t bytes,
+            double elapsed, bool changed, double* last_plain) {
+    const double share =
+        total_slots_ ? static_cast<double>(done_slots_) / static_cast<double>(total_slots_) : 0;
+    char line[256];
+    std::snprintf(line, sizeof line, "slots %u-%u %s -> %s: %s, %" PRIu64 " keys, %s, %.0f s",
+                  mv.slots.first, mv.slots.last, mv.source.c_str(), mv.target.c_str(),
+                  phase.c_str(), keys, HumanBytes(bytes).c_str(), elapsed);
+    if (terminal_) {
+      const int width = 20, filled = static_cast<int>(share * width);
+      std::string bar(static_cast<size_t>(filled), '#');
+      bar.resize(width, '.');
+      std::fprintf(stderr, "\r\033[K[%s] %3.0f%% %s", bar.c_str(), share * 100, line);
+      std::fflush(stderr);
+    } else if (changed || elapsed - *last_plain >= kPlainEverySeconds) {
+      std::fprintf(stderr, "%s\n", line);
+      *last_plain = elapsed;
+    }
+  }
+
+  const ClusterConfig& config_;
+  Caller caller_;
+  bool terminal_;
+  ClusterMap map_;
+  uint64_t total_slots_ = 0, done_slots_ = 0, keys_ = 0, bytes_ = 0;
+};
+
+int Usage(const char* problem) {
+  std::fprintf(stderr,
+               "distkv: %s\n"
+               "usage: distkv reshard --config FILE --slots A-B --to SHARD [--token T]\n"
+               "       distkv rebalance --config FILE [--drain NAME]... [--token T]\n",
+               problem);
+  return 2;
+}
+
+}  // namespace
+
+int ReshardCommand(int argc, char** argv) {
+  const bool rebalance = std::strcmp(argv[1], "rebalance") == 0;
+  std::string path = "sharding.toml", slots_text, to, token;
+  if (const char* t = std::getenv("DISTKV_TOKEN")) token = t;
+  std::vector<std::string> drain;
+  for (int i = 2; i < argc; ++i) {
+    const std::string flag = argv[i];
+    const bool has_value = i + 1 < argc;
+    if ((flag == "--config" || flag == "--config-file") && has_value) {
+      path = argv[++i];
+    } else if (flag == "--token" && has_value) {
+      token = argv[++i];
+    } else if (!rebalance && flag == "--slots" && has_value) {
+      slots_text = argv[++i];
+    } else if (!rebalance && flag == "--to" && has_value) {
+      to = argv[++i];
+    } else if (rebalance && flag == "--drain" && has_value) {
+      drain.push_back(argv[++i]);
+    } else {
+      return Usage(("unknown flag " + flag).c_str());
+    }
+  }
+  SlotRange slots;
+  if (!rebalance && (to.empty() || !ParseSlotRangeText(slots_text, &slots))) {
+    return Usage("reshard needs --slots A-B (0 <= A <= B < 16384) and --to SHARD");
+  }
+  ClusterConfig config;
+  std::string error;
+  if (!LoadConfig(path, &config, &error)) {
+    std::fprintf(stderr, "distkv: bad config: %s\n", error.c_str());
+    return 1;
+  }
+  // Reading and pushing maps is node-to-node traffic: the cluster secret of
+  // the config when it has one, else the token given.
+  if (!config.auth.cluster_secret.empty()) token = config.auth.cluster_secret;
+  Resharder r(config, token);
+  if (rebalance) {
+    return r.Run([&](const ClusterMap& map) { return PlanRebalance(map, drain); });
+  }
+  return r.Run([&](const ClusterMap& map) {
+    if (FindShard(map, to) < 0) {
+      std::fprintf(stderr, "distkv: the cluster map has no shard %s\n", to.c_str());
+    }
+    return PlanReshard(map, slots, to);
+  });
+}
+
+}  // namespace distkv
