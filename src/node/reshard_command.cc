@@ -30,6 +30,7 @@
 #include <thread>
 
 #include "net/http_client.h"
+#include "net/tls_context.h"
 #include "src/cluster/cluster_map.h"
 #include "src/cluster/config.h"
 #include "src/cluster/migration.h"
@@ -49,6 +50,13 @@ class Caller {
     net::ClientOptions co;
     co.request_timeout_ms = 10'000;
     co.connect_timeout_ms = config.connect_timeout_ms;
+    if (config.tls) {
+      // The nodes speak HTTPS only: verify them against the config's CA, and
+      // present the node certificate where mutual TLS asks for one.
+      std::string error;
+      co.tls = net::TlsContext::NewClient(config.tls_files, &error);
+      if (!co.tls) std::fprintf(stderr, "distkv: [tls]: %s\n", error.c_str());
+    }
     client_ = std::make_unique<net::HttpClient>(&loop_, co);
   }
   ~Caller() {
