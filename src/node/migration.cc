@@ -444,7 +444,9 @@ void Node::HandleSlots(net::HttpRequest& request, net::Responder responder, uint
       s = cursor->Next(&chunk, kTailBytes);
       if (!s.ok()) break;
       if (chunk.empty()) {
-        caught_up = true;
+        // The cursor may stop short of the durable LSN (it skipped records
+        // to reach its position); the next request goes on from there.
+        caught_up = cursor->position() >= store_->durable_lsn();
         break;
       }
       scanned += chunk.size();
