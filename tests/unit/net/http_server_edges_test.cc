@@ -91,6 +91,20 @@ TEST_CASE("edges: a chunk size beyond the body limit is refused (413) before its
   CHECK_MESSAGE(r.body.find("chunk size of 9223372036854775807") != std::string::npos, r.body);
 }
 
+TEST_CASE("edges: a chunk size that is not a 64-bit hex number is a bad request (400)") {
+  TestServer ts(ServerLimits{}, EchoHandler());
+  // Seventeen hex digits overflow any length; a size with a non-hex digit is
+  // malformed. Neither is a body too large: both are broken framing.
+  for (const char* size : {"10000000000000000", "ffffffffffffffffff", "5g"}) {
+    CAPTURE(size);
+    ParsedResponse r = OnlyAnswer(&ts, std::string("PUT /k HTTP/1.1\r\nHost: x\r\n"
+                                                   "Transfer-Encoding: chunked\r\n\r\n") +
+                                           size + "\r\nhello\r\n0\r\n\r\n");
+    CHECK(r.status == 400);
+  }
+  CHECK(ts.counters().requests == 0);
+}
+
 TEST_CASE("edges: a raw TAB or space in the target is a 400 that says so") {
   TestServer ts(ServerLimits{}, EchoHandler());
   ParsedResponse tab = OnlyAnswer(&ts, "GET /kv/a\tb HTTP/1.1\r\nHost: x\r\n\r\n");
