@@ -80,7 +80,12 @@ class Node {
   void HandleKv(net::HttpRequest& request, ParsedRequest& parsed, Role role,
                 net::Responder responder, uint64_t start_ns);
   void HandleLocalGet(const KvRequest& kv, net::Responder responder, uint64_t start_ns);
+  // The write path: staged -> durable -> replica acks -> answer (write_path.cc).
+  struct LocalWrite;
   void HandleLocalWrite(KvRequest& kv, net::Responder responder, uint64_t start_ns);
+  void OnWriteDurable(LocalWrite write, const storage::Status& status);
+  void OnWriteAcked(LocalWrite write, bool acked);
+  static net::HttpResponse WriteAnswer(const LocalWrite& write);
   void HandleReplication(Endpoint endpoint, net::HttpRequest& request, net::Responder responder,
                          uint64_t start_ns);
   void HandleCluster(net::Responder responder, uint64_t start_ns);
