@@ -31,6 +31,8 @@ uint64_t ServerConnection::ActivityDeadline() const {
   const ServerLimits& limits = ctx_->limits();
   if (lingering_) return linger_start_ + std::min<uint64_t>(kLingerMs, limits.idle_timeout_ms);
   if (in_message_) {
+    // Waiting for staging room is the server's doing, not the client's.
+    if (awaiting_room_) return kNoDeadline;
     if (!head_complete_) return head_start_ + limits.header_timeout_ms;
     // Each byte resets the idle clock, so a body trickled at 1 byte/s would
     // hold the connection forever: the body must also keep a minimum rate.

@@ -126,6 +126,10 @@ void HttpServer::SetLog(std::function<void(std::string_view line)> log) {
   impl_->set_log(std::move(log));
 }
 
+void HttpServer::SetStagingExempt(std::function<bool(const HttpRequest& request)> exempt) {
+  impl_->set_staging_exempt(std::move(exempt));
+}
+
 const ServerCounters& HttpServer::counters() const { return impl_->counters(); }
 
 const ServerLimits& HttpServer::limits() const { return impl_->limits(); }

@@ -41,6 +41,7 @@ struct ServerLimits {
   uint64_t shutdown_timeout_ms = 5'000;     // Shutdown closes connections still busy after this
   size_t max_pipelined = 256;               // unanswered requests before reading pauses
   size_t max_write_queue_bytes = 8u << 20;  // unsent bytes before reading pauses
+  size_t max_staged_bytes = 128u << 20;     // request bodies held until answered (see above)
 };
 
 class TlsContext;
@@ -54,6 +55,9 @@ struct ServerCounters {
   uint64_t timeouts = 0;             // connections closed by header or idle timeout
   uint64_t backpressure_pauses = 0;  // times a connection stopped being read
   uint64_t tls_failures = 0;         // TLS handshakes or records refused (HTTPS only)
+  uint64_t staged_bytes = 0;         // request bodies held now (see "Staged bytes" above)
+  uint64_t staged_bytes_peak = 0;    // the most ever held at once
+  uint64_t staging_waits = 0;        // requests that waited, unread, for room
 };
 
 class ServerConnection;
@@ -105,6 +109,11 @@ class HttpServer {
   // Where the server reports what an operator must see (a refused TLS
   // handshake and why). Never called with request contents.
   void SetLog(std::function<void(std::string_view line)> log);
+  // Requests for which exempt() holds never wait for room under
+  // max_staged_bytes (their bodies are still counted). A node exempts what
+  // its peers forward, which their own caps bound: two nodes forwarding to
+  // each other must not wait for each other's room.
+  void SetStagingExempt(std::function<bool(const HttpRequest& request)> exempt);
 
   // Binds and listens; returns 0 or a libuv error code (uv_strerror names it).
   int Listen(const std::string& host, int port);

@@ -106,6 +106,7 @@ void ServerConnection::RespondError(int status, std::string_view detail) {
   }
   slot->head_request = false;
   slot->close_after = true;
+  FreeStaged(slot.get());
   const ErrorText text = ErrorFor(status);
   HttpResponse response =
       MakeErrorResponse(status, text.code, detail.empty() ? text.message : detail);
@@ -285,13 +286,42 @@ int ServerConnection::OnHeadersComplete(llhttp_t* p) {
   slot->conn = c;
   slot->head_request = method == HTTP_HEAD;
   slot->http10 = !http11;
+  c->slots_.push_back(slot);
+  c->current_ = slot;
+  // Room for the body under max_staged_bytes, reserved whole from its
+  // length (a chunked body takes it as it arrives, in OnBody). Without room
+  // the parser pauses here and the connection is not read until the
+  // server admits it (StagingAdmitted); its "100 Continue" waits too.
+  if ((has_length && p->content_length > 0) || chunked) {
+    const size_t need = has_length ? p->content_length : 0;
+    const auto& exempt = c->ctx_->staging_exempt();
+    if (!c->ctx_->TakeStaged(c, need, exempt && exempt(r))) {
+      c->awaiting_room_ = true;
+      c->continue_deferred_ = send_continue;
+      return HPE_PAUSED;
+    }
+    slot->staged = need;
+  }
   if (send_continue) {
     slot->out.append(kContinue);
     c->AddUnsent(kContinue.size());
   }
-  c->slots_.push_back(slot);
-  c->current_ = std::move(slot);
   return 0;
+}
+
+void ServerConnection::StagingAdmitted(size_t bytes) {
+  awaiting_room_ = false;
+  if (current_ != nullptr) {
+    current_->staged = bytes;
+    if (continue_deferred_) {
+      current_->out.append(kContinue);
+      AddUnsent(kContinue.size());
+    }
+  }
+  continue_deferred_ = false;
+  // The body's clock starts now: the client could not send it before.
+  body_start_ = last_activity_ = uv_now(ctx_->loop());
+  ctx_->ScheduleFlush(this);
 }
 
 int ServerConnection::OnBody(llhttp_t* p, const char* at, size_t len) {
@@ -300,6 +330,10 @@ int ServerConnection::OnBody(llhttp_t* p, const char* at, size_t len) {
   if (c->body_bytes_ > c->ctx_->limits().max_body_bytes) {
     c->error_status_ = 413;
     return -1;
+  }
+  if ((p->flags & F_CHUNKED) != 0 && c->current_ != nullptr) {
+    c->current_->staged += len;
+    c->ctx_->GrowStaged(len);
   }
   c->request_.body.append(at, len);
   return 0;

@@ -63,6 +63,7 @@ void ServerConnection::RecycleSlot(std::shared_ptr<Responder::Slot>&& slot) {
   s.keep_alive = true;
   s.out.clear();
   s.body.clear();
+  s.staged = 0;
   s.on_close = nullptr;
   free_slots_.push_back(std::move(slot));
 }
@@ -79,6 +80,13 @@ ConnectionHeader ServerConnection::DecideConnection(Responder::Slot* slot,
     return ConnectionHeader::kClose;
   }
   return slot->http10 ? ConnectionHeader::kKeepAlive : ConnectionHeader::kNone;
+}
+
+void ServerConnection::FreeStaged(Responder::Slot* slot) {
+  if (slot->staged == 0) return;
+  const size_t n = slot->staged;
+  slot->staged = 0;
+  if (ctx_ != nullptr) ctx_->ReleaseStaged(n);
 }
 
 void ServerConnection::Answer(Responder::Slot* slot, HttpResponse&& response) {
@@ -109,6 +117,7 @@ void ServerConnection::Answer(Responder::Slot* slot, HttpResponse&& response) {
   AddUnsent(slot->out.size() - before + slot->body.size());
   slot->state = Responder::Slot::State::kDone;
   --unanswered_;
+  FreeStaged(slot);  // the request is done with its body
   OutputReady();
 }
 
@@ -127,6 +136,7 @@ void ServerConnection::BeginStream(Responder::Slot* slot, HttpResponse&& head) {
   AppendResponseHead(head, framing, 0, connection, ctx_->extra_headers(), &slot->out);
   AddUnsent(slot->out.size() - before);
   slot->state = Responder::Slot::State::kStreaming;
+  FreeStaged(slot);
   OutputReady();
 }
 

@@ -89,6 +89,8 @@ void ServerConnection::Close() {
   if (closing_) return;
   closing_ = true;
   if (ctx_ != nullptr) ctx_->CancelFlush(this);
+  if (awaiting_room_ && ctx_ != nullptr) ctx_->ForgetStagingWaiter(this);
+  awaiting_room_ = false;
   reading_ = false;
   pending_input_.clear();
   in_message_ = false;
@@ -111,6 +113,7 @@ void ServerConnection::DropSlots() {
   for (auto& slot : slots_) {
     slot->conn = nullptr;
     unsent_bytes_ -= slot->out.size() + slot->body.size();
+    FreeStaged(slot.get());
     if (slot->on_close) callbacks.push_back(std::move(slot->on_close));
   }
   slots_.clear();
@@ -135,7 +138,13 @@ void ServerConnection::Drain() {
 
 void ServerConnection::EndOfRequests() {
   stop_parsing_ = true;
+  if (awaiting_room_) {
+    if (ctx_ != nullptr) ctx_->ForgetStagingWaiter(this);
+    awaiting_room_ = false;
+    continue_deferred_ = false;
+  }
   if (current_ != nullptr) {  // a request still arriving is abandoned
+    FreeStaged(current_.get());
     unsent_bytes_ -= current_->out.size();
     current_->conn = nullptr;
     slots_.pop_back();
@@ -236,7 +245,8 @@ void ServerConnection::OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t
 
 bool ServerConnection::Overloaded() const {
   const ServerLimits& limits = ctx_->limits();
-  return unanswered_ >= limits.max_pipelined || unsent_bytes_ > limits.max_write_queue_bytes;
+  return awaiting_room_ || unanswered_ >= limits.max_pipelined ||
+         unsent_bytes_ > limits.max_write_queue_bytes;
 }
 
 void ServerConnection::Parse(const char* data, size_t len) {
@@ -248,12 +258,12 @@ void ServerConnection::Parse(const char* data, size_t len) {
     }
     const llhttp_errno_t err = llhttp_execute(&parser_, data, len);
     if (err == HPE_OK) break;
-    if (err == HPE_PAUSED) {  // on_message_complete: one request is ready
+    if (err == HPE_PAUSED) {  // a request is ready, or its body waits for room
       const char* pos = llhttp_get_error_pos(&parser_);
       len -= static_cast<size_t>(pos - data);
       data = pos;
       llhttp_resume(&parser_);
-      Dispatch();
+      if (message_ready_) Dispatch();
       continue;
     }
     if (err == HPE_PAUSED_UPGRADE) {  // upgrades are not supported; Dispatch closed after it

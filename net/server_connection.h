@@ -9,7 +9,10 @@
 // bytes after it are parsed only once the handler has returned. When the
 // connection has max_pipelined unanswered requests or more than
 // max_write_queue_bytes unsent, parsing stops: the rest of the read is kept
-// and the socket is no longer read until the queue drains.
+// and the socket is no longer read until the queue drains. A request whose
+// body finds no room under max_staged_bytes pauses the parser right after
+// its head in the same way, until the server admits it (StagingAdmitted);
+// the room is given back when the request is answered or abandoned.
 //
 // Ordering. Each request gets a response slot when its head is complete
 // (so an interim "100 Continue" has its place in the order too). Slots wait
@@ -72,6 +75,7 @@ struct Responder::Slot {
   bool close_after = false;  // the connection closes once this response is written
   std::string out;           // bytes ready to write: head, small body, chunks
   std::string body;          // a large body, written from here without a copy
+  size_t staged = 0;         // room its request body holds under max_staged_bytes
   std::function<void()> on_close;
 };
 
@@ -140,6 +144,12 @@ class ServerConnection {
   // After any write completes: resume, finish, re-arm.
   void AfterWrite(int status);
 
+  // Staged bytes (http_server.h): the room for the held request's body is
+  // reserved; reading resumes in the check phase.
+  void StagingAdmitted(size_t bytes);
+  // Gives back the room a request's body held.
+  void FreeStaged(Responder::Slot* slot);
+
   // Parses data, dispatching each complete request; keeps what it may not
   // parse yet in pending_input_.
   void Parse(const char* data, size_t len);
@@ -203,7 +213,9 @@ class ServerConnection {
   bool head_complete_ = false;
   bool message_ready_ = false;  // a request is complete, waiting for Dispatch
   bool in_parse_ = false;
-  std::string pending_input_;  // read but not parsed: back-pressure
+  bool awaiting_room_ = false;      // the head is parsed; the body waits for staging room
+  bool continue_deferred_ = false;  // and its "100 Continue" waits with it
+  std::string pending_input_;       // read but not parsed: back-pressure
 
   // Responses.
   std::deque<std::shared_ptr<Responder::Slot>> slots_;

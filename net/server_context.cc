@@ -117,6 +117,48 @@ void ServerContext::OnCheck(uv_check_t* handle) {
   }
 }
 
+bool ServerContext::TakeStaged(ServerConnection* c, size_t bytes, bool exempt) {
+  const size_t held = counters_.staged_bytes;
+  // Those already waiting go first; a lone body larger than the cap goes
+  // through when nothing else is held.
+  if (!exempt &&
+      (!staging_waiters_.empty() || (held > 0 && held + bytes > limits_.max_staged_bytes))) {
+    staging_waiters_.push_back(StagingWaiter{c, bytes});
+    ++counters_.staging_waits;
+    return false;
+  }
+  GrowStaged(bytes);
+  return true;
+}
+
+void ServerContext::GrowStaged(size_t bytes) {
+  counters_.staged_bytes += bytes;
+  counters_.staged_bytes_peak = std::max(counters_.staged_bytes_peak, counters_.staged_bytes);
+}
+
+void ServerContext::ReleaseStaged(size_t bytes) {
+  counters_.staged_bytes -= std::min<uint64_t>(bytes, counters_.staged_bytes);
+  while (!staging_waiters_.empty()) {
+    const StagingWaiter w = staging_waiters_.front();
+    const size_t held = counters_.staged_bytes;
+    if (held > 0 && held + w.bytes > limits_.max_staged_bytes) break;
+    staging_waiters_.pop_front();
+    GrowStaged(w.bytes);
+    // It resumes in the check phase, never inside the answer that freed
+    // the room (which may run in the middle of another connection's parse).
+    w.conn->StagingAdmitted(w.bytes);
+  }
+}
+
+void ServerContext::ForgetStagingWaiter(ServerConnection* c) {
+  auto it = std::find_if(staging_waiters_.begin(), staging_waiters_.end(),
+                         [c](const StagingWaiter& w) { return w.conn == c; });
+  if (it == staging_waiters_.end()) return;
+  const bool first = it == staging_waiters_.begin();
+  staging_waiters_.erase(it);
+  if (first) ReleaseStaged(0);  // those behind it may fit now
+}
+
 void ServerContext::BeginDrain() {
   if (draining_) return;
   // Answers given before the shutdown leave first (unless this is a

@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
@@ -60,6 +61,22 @@ class ServerContext {
   void Log(std::string_view line) const {
     if (log_) log_(line);
   }
+  // Staged bytes (see http_server.h). TakeStaged reserves room for a body of
+  // `bytes` for c and returns true, or queues c and returns false; c is then
+  // told by StagingAdmitted() once its turn comes and the room is reserved.
+  // A request that may not wait (exempt) always gets its room.
+  bool TakeStaged(ServerConnection* c, size_t bytes, bool exempt);
+  // More bytes for a body already admitted (chunked bodies).
+  void GrowStaged(size_t bytes);
+  // Frees room and admits the waiters that now fit, in order.
+  void ReleaseStaged(size_t bytes);
+  // c no longer waits (it closes, or abandons its request).
+  void ForgetStagingWaiter(ServerConnection* c);
+  const std::function<bool(const HttpRequest&)>& staging_exempt() const { return staging_exempt_; }
+  void set_staging_exempt(std::function<bool(const HttpRequest&)> f) {
+    staging_exempt_ = std::move(f);
+  }
+
   // A new connection's id (HttpRequest::connection_id); never 0.
   uint64_t NextConnectionId() { return ++last_connection_id_; }
 
@@ -90,6 +107,12 @@ class ServerContext {
   std::string extra_headers_;
   std::shared_ptr<TlsContext> tls_;
   std::function<void(std::string_view)> log_;
+  std::function<bool(const HttpRequest&)> staging_exempt_;
+  struct StagingWaiter {
+    ServerConnection* conn;
+    size_t bytes;
+  };
+  std::deque<StagingWaiter> staging_waiters_;
   bool draining_ = false;
   uint64_t last_connection_id_ = 0;
   uint64_t drain_deadline_ = 0;

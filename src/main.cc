@@ -2,7 +2,7 @@
 //
 //   distkv serve --config sharding.toml --shard NAME [--replica] [--data DIR]
 //                [--listen HOST:PORT] [--advertise HOST:PORT] [--repair]
-//                [--sync-journal FILE] [--log-requests]
+//                [--sync-journal FILE] [--slow-disk BYTES_PER_S] [--log-requests]
 //
 // `serve` may be left out when the first argument is a flag, as the seed
 // projects were started (distkv --db-location=d --http-addr=... --shard=...).
@@ -14,8 +14,8 @@
 #include <uv.h>
 
 #include <csignal>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -32,7 +32,7 @@ namespace {
 constexpr const char* kUsage =
     "usage: distkv serve [--config FILE --shard NAME] [--replica] [--data DIR]\n"
     "                    [--listen HOST:PORT] [--advertise HOST:PORT] [--repair]\n"
-    "                    [--sync-journal FILE] [--log-requests]\n"
+    "                    [--sync-journal FILE] [--slow-disk BYTES_PER_S] [--log-requests]\n"
     "       distkv --db-location=DIR --http-addr=ADDR --config-file=FILE --shard=NAME\n"
     "                                             the same (the seed projects' form)\n"
     "       distkv nodes [--config FILE]          list the nodes of a config, one per line\n"
@@ -57,6 +57,7 @@ constexpr const char* kUsage =
     "                    missing LSNs, start a new history\n"
     "  --sync-journal F  (for tests) append each fdatasync'ed file size to F, so a test\n"
     "                    can cut the files back to what was durable after a SIGKILL\n"
+    "  --slow-disk N     (for tests and benchmarks) write the data files at most N bytes/s\n"
     "  --log-requests    one log line per request\n";
 
 struct Args {
@@ -117,6 +118,14 @@ int ParseArgs(int argc, char** argv, Args* args) {
       args->node.repair = true;
     } else if (flag == "--sync-journal") {
       ok = take(&args->node.sync_journal);
+    } else if (flag == "--slow-disk") {
+      std::string rate;
+      ok = take(&rate);
+      char* end = nullptr;
+      args->node.slow_disk_bytes_per_s = ok ? std::strtoull(rate.c_str(), &end, 10) : 0;
+      if (ok && (rate.empty() || *end != '\0' || args->node.slow_disk_bytes_per_s == 0)) {
+        return Usage("--slow-disk needs a number of bytes per second above 0");
+      }
     } else if (flag == "--log-requests") {
       args->node.log_requests = true;
     } else if (flag == "--help" || flag == "-h") {

@@ -39,7 +39,7 @@ const SectionKeys kKnownKeys[] = {
     {"server",
      {"max_connections", "header_timeout_ms", "idle_timeout_ms", "max_url_bytes",
       "max_header_bytes", "max_body_bytes", "max_pipelined", "body_timeout_ms",
-      "min_body_bytes_per_s", "shutdown_timeout_ms"}},
+      "min_body_bytes_per_s", "shutdown_timeout_ms", "max_staged_bytes"}},
     {"replication", {"min_acks", "ack_timeout_ms"}},
     {"auth", {"cluster_secret", "cluster_secret_file", "tokens", "tokens_file", "status_role"}},
     {"tls", {"cert", "key", "ca", "verify_clients"}},
@@ -469,6 +469,8 @@ void ParseRoot(const std::string& source, const toml::value& root, ClusterConfig
         OptionalCount(source, s, "server", "min_body_bytes_per_s", l.min_body_bytes_per_s, 1);
     l.shutdown_timeout_ms =
         OptionalCount(source, s, "server", "shutdown_timeout_ms", l.shutdown_timeout_ms, 1);
+    l.max_staged_bytes =
+        OptionalCount(source, s, "server", "max_staged_bytes", l.max_staged_bytes, 1);
   }
   if (root.contains("replication")) {
     const toml::value& r = root.at("replication");

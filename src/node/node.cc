@@ -8,6 +8,7 @@
 #include "src/obs/log.h"
 #include "storage/record_format.h"
 #include "storage/sync_journal_io.h"
+#include "storage/throttled_io.h"
 
 namespace distkv {
 
@@ -83,6 +84,11 @@ bool Node::Start(std::string* error) {
     journal_io_ = std::move(journal);
     so.io = journal_io_.get();
   }
+  if (options_.slow_disk_bytes_per_s > 0) {
+    slow_io_ = std::make_unique<storage::ThrottledIo>(so.io ? so.io : storage::Io::Posix(),
+                                                      options_.slow_disk_bytes_per_s);
+    so.io = slow_io_.get();
+  }
   so.log = [](std::string_view line) { LogLine(LogLevel::kInfo, line); };
   store_options_ = so;
   storage::Status s = storage::Store::Open(so, &store_);
@@ -132,6 +138,9 @@ bool Node::Start(std::string* error) {
       });
   server_->AddResponseHeader("X-Distkv-Shard", shard.name);
   server_->SetLog(log_warning);
+  // Peers' forwards wait for no room here: their own caps bound them.
+  server_->SetStagingExempt(
+      [](const net::HttpRequest& request) { return request.header(kHopHeader) != nullptr; });
   if (tls_server) server_->EnableTls(tls_server);
   int rc = server_->Listen(host, port);
   if (rc != 0) {

@@ -45,6 +45,7 @@ struct NodeOptions {
   std::string advertise;
   bool repair = false;       // accept lost or damaged data instead of refusing to start
   std::string sync_journal;  // tests: record synced sizes here (storage/sync_journal_io.h)
+  uint64_t slow_disk_bytes_per_s = 0;  // tests, benchmarks: a disk this slow (throttled_io.h)
   bool log_requests = false;
 };
 
@@ -158,6 +159,7 @@ class Node {
   uint64_t started_ns_ = 0;
 
   std::unique_ptr<storage::Io> journal_io_;  // with --sync-journal; outlives store_
+  std::unique_ptr<storage::Io> slow_io_;     // with --slow-disk; outlives store_
   std::unique_ptr<storage::Store> store_;
   std::unique_ptr<CommitPipeline> pipeline_;
   std::unique_ptr<net::HttpServer> server_;

@@ -72,7 +72,11 @@ net::HttpResponse Node::StatsResponse() const {
   AppendJsonField(&b, "accepted", sc.connections_accepted);
   AppendJsonField(&b, "rejected", sc.connections_rejected);
   AppendJsonField(&b, "timeouts", sc.timeouts);
-  AppendJsonField(&b, "parse_errors", sc.parse_errors, false);
+  AppendJsonField(&b, "parse_errors", sc.parse_errors);
+  // Write bodies held until durable (or answered), under [server] max_staged_bytes.
+  AppendJsonField(&b, "staged_bytes", sc.staged_bytes);
+  AppendJsonField(&b, "staged_bytes_peak", sc.staged_bytes_peak);
+  AppendJsonField(&b, "staging_waits", sc.staging_waits, false);
   b += "},\"forwarding\":{";
   AppendJsonField(&b, "forwarded", fc.forwarded);
   AppendJsonField(&b, "to_replica", fc.to_replica);
@@ -138,6 +142,12 @@ net::HttpResponse Node::MetricsResponse() const {
   AppendPromMetric(&b, "distkv_fsyncs_total", "counter", "fdatasync calls.", st.syncs);
   AppendPromMetric(&b, "distkv_connections", "gauge", "Open client connections.",
                    server_->counters().connections_current);
+  AppendPromMetric(&b, "distkv_staged_bytes", "gauge",
+                   "Request bodies held until their write is durable (or answered).",
+                   server_->counters().staged_bytes);
+  AppendPromMetric(&b, "distkv_staging_waits_total", "counter",
+                   "Requests whose connection stopped being read for want of staging room.",
+                   server_->counters().staging_waits);
   AppendPromMetric(&b, "distkv_forwarded_total", "counter", "Requests forwarded to other shards.",
                    forwarder_->counters().forwarded);
   AppendPromMetric(&b, "distkv_forward_failures_total", "counter",

@@ -63,6 +63,7 @@ segment_bytes = 1048576
 [server]
 header_timeout_ms = 1500
 max_connections = 10
+max_staged_bytes = 4096
 [limits]
 max_key_bytes = 100
 max_value_bytes = 1000
@@ -74,6 +75,7 @@ max_value_bytes = 1000
   CHECK(c.segment_bytes == 1048576);
   CHECK(c.server.header_timeout_ms == 1500);
   CHECK(c.server.max_connections == 10);
+  CHECK(c.server.max_staged_bytes == 4096);
   CHECK(c.max_key_bytes == 100);
   CHECK(c.max_value_bytes == 1000);
 }
