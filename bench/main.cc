@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "bench/options.h"
@@ -25,6 +26,10 @@ int main(int argc, char** argv) {
       return 2;
     case ParseResult::kOk:
       break;
+  }
+  // A token in the environment stays out of the process list.
+  if (const char* token = std::getenv("DISTKV_TOKEN"); options.token.empty() && token != nullptr) {
+    options.token = token;
   }
 
   ProgressPrinter printer(stderr, isatty(STDERR_FILENO));

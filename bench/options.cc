@@ -32,6 +32,12 @@ load
                         wait for a free connection is timed from its scheduled
                         send time, not from its late send (default: closed loop)
   --timeout-ms N        connect and response timeout (default 5000)
+  --tls                 HTTPS, for nodes with [tls]; needs --ca
+  --ca FILE             the CA (PEM) the nodes' certificates must be signed by
+  --cert FILE, --key FILE
+                        a client certificate and its key, for [tls] verify_clients
+  --token T             send Authorization: Bearer T, for nodes with [auth] (a
+                        write or admin token); DISTKV_TOKEN is read when absent
 workload
   --ratio GET:PUT       operation mix by weight (default 90:10)
   --keys N              size of the key space (default 100000)
@@ -159,7 +165,15 @@ ParseResult ParseBenchFlags(int argc, const char* const* argv, BenchOptions* o,
   o->command_line.clear();
   for (int i = 0; i < argc; ++i) {
     if (i > 0) o->command_line.push_back(' ');
-    o->command_line += QuoteArg(argv[i]);
+    // The report shows the command; a token is a secret and never printed.
+    const std::string_view arg = argv[i];
+    if (i > 0 && std::string_view(argv[i - 1]) == "--token") {
+      o->command_line += "...";
+    } else if (arg.rfind("--token=", 0) == 0) {
+      o->command_line += "--token=...";
+    } else {
+      o->command_line += QuoteArg(argv[i]);
+    }
   }
   bool have_duration = false;
   bool have_requests = false;
@@ -182,7 +196,7 @@ ParseResult ParseBenchFlags(int argc, const char* const* argv, BenchOptions* o,
       has_value = true;
     }
     // Flags without a value.
-    if (name == "--preload" || name == "--verify" || name == "--no-progress") {
+    if (name == "--preload" || name == "--verify" || name == "--no-progress" || name == "--tls") {
       if (has_value) {
         *error = name + " takes no value";
         return ParseResult::kError;
@@ -190,13 +204,15 @@ ParseResult ParseBenchFlags(int argc, const char* const* argv, BenchOptions* o,
       if (name == "--preload") o->preload = true;
       if (name == "--verify") o->verify = true;
       if (name == "--no-progress") o->progress = false;
+      if (name == "--tls") o->tls = true;
       continue;
     }
     static const char* const kValueFlags[] = {
         "--targets",    "--config",      "--connections",  "--pipeline",   "--duration",
         "--requests",   "--rate",        "--timeout-ms",   "--ratio",      "--keys",
         "--key-prefix", "--value-bytes", "--distribution", "--zipf-theta", "--api",
-        "--json",       "--seed"};
+        "--json",       "--seed",        "--ca",           "--cert",       "--key",
+        "--token"};
     bool known = false;
     for (const char* f : kValueFlags) known = known || name == f;
     if (!known) {
@@ -288,6 +304,15 @@ ParseResult ParseBenchFlags(int argc, const char* const* argv, BenchOptions* o,
     } else if (name == "--seed") {
       if (!ParseUint(value, &u)) return bad("want an integer");
       o->seed = u;
+    } else if (name == "--ca" || name == "--cert" || name == "--key") {
+      if (value.empty()) return bad("empty path");
+      (name == "--ca" ? o->tls_ca : name == "--cert" ? o->tls_cert : o->tls_key) = value;
+    } else if (name == "--token") {
+      if (value.empty()) {
+        *error = "--token: empty token";
+        return ParseResult::kError;
+      }
+      o->token = value;
     }
   }
 
@@ -310,6 +335,18 @@ ParseResult ParseBenchFlags(int argc, const char* const* argv, BenchOptions* o,
     if (!LoadClusterAddresses(o->config_path, &primaries, &replicas, error))
       return ParseResult::kError;
     o->targets = primaries;
+  }
+  if (o->tls && o->tls_ca.empty()) {
+    *error = "--tls needs --ca FILE: the CA the nodes' certificates are checked against";
+    return ParseResult::kError;
+  }
+  if (!o->tls && (!o->tls_ca.empty() || !o->tls_cert.empty() || !o->tls_key.empty())) {
+    *error = "--ca, --cert and --key go with --tls";
+    return ParseResult::kError;
+  }
+  if (o->tls_cert.empty() != o->tls_key.empty()) {
+    *error = "--cert and --key go together";
+    return ParseResult::kError;
   }
   if (o->verify && o->value_bytes < 32) {
     *error = "--verify needs --value-bytes of at least 32 (values carry their key and version)";

@@ -32,8 +32,16 @@ struct BenchOptions {
   uint64_t timeout_ms = 5'000;
   uint64_t seed = 1;
   std::string key_prefix = "key:";
+  // HTTPS (--tls): the nodes' certificates are checked against tls_ca; a
+  // client certificate (tls_cert, tls_key) is presented when given, for
+  // nodes with [tls] verify_clients.
+  bool tls = false;
+  std::string tls_ca;
+  std::string tls_cert;
+  std::string tls_key;
+  std::string token;         // sent as Authorization: Bearer (nodes with [auth])
   bool progress = true;      // progress on stderr: live on a terminal, else plain lines
-  std::string command_line;  // the exact command, for the report
+  std::string command_line;  // the exact command, for the report (the token left out)
 };
 
 enum class ParseResult { kOk, kHelp, kError };

@@ -31,6 +31,7 @@
 #include "bench/verifier.h"
 #include "bench/workload.h"
 #include "net/http_client.h"
+#include "net/tls_context.h"
 
 namespace distkv::bench {
 
@@ -72,6 +73,15 @@ class Run {
     if (o_.targets.empty()) {
       result_->error = "no targets";
       return false;
+    }
+    if (o_.tls) {  // the node's own TLS client code, as its peers use it
+      std::string error;
+      client_options_.tls =
+          net::TlsContext::NewClient(net::TlsFiles{o_.tls_cert, o_.tls_key, o_.tls_ca}, &error);
+      if (!client_options_.tls) {
+        result_->error = "--tls: " + error;
+        return false;
+      }
     }
     uv_loop_init(&loop_);
     workers_.resize(static_cast<size_t>(o_.connections));
@@ -208,6 +218,8 @@ class Run {
       req.target = o_.api == Api::kKv ? "/kv/" : "/get?key=";
       net::AppendPercentEncoded(&req.target, key);
     }
+    if (!o_.token.empty())
+      req.headers.push_back(net::Header{"Authorization", "Bearer " + o_.token});
     ++w.in_flight;
     ++in_flight_;
     w.conn->Submit(std::move(req),

@@ -10,7 +10,9 @@
 # verification mismatch.
 #
 # Knobs (environment): CONFIG, LOAD_SECONDS (20), LOAD_KEYS (100000),
-# LOAD_CONNECTIONS (50), LOAD_PIPELINE (1), LOAD_VALUE_BYTES (100), LOAD_JSON.
+# LOAD_CONNECTIONS (50), LOAD_PIPELINE (1), LOAD_VALUE_BYTES (100), LOAD_JSON,
+# LOAD_ARGS (more distkv-bench flags: "--tls --ca ca.crt" for a cluster with
+# [tls]; a token for [auth] goes in DISTKV_TOKEN, which distkv-bench reads).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONFIG=${CONFIG:-sharding.toml}
@@ -25,7 +27,10 @@ VALUE_BYTES=${LOAD_VALUE_BYTES:-100}
 probe=$(awk -F'"' '/^[[:space:]]*address[[:space:]]*=/ {print $2; exit}' "$CONFIG")
 probe=${probe:-127.0.0.2:8080}
 
-if ! curl -fsS -o /dev/null --max-time 1 "http://$probe/health" 2>/dev/null; then
+scheme=http
+[[ " ${LOAD_ARGS:-} " == *" --tls "* ]] && scheme=https
+# /health needs no token; the probe only asks whether something answers.
+if ! curl -kfsS -o /dev/null --max-time 1 "$scheme://$probe/health" 2>/dev/null; then
   echo "no cluster answers at $probe: starting it (scripts/cluster.sh start $CONFIG)"
   scripts/cluster.sh start "$CONFIG"
   echo "(the cluster keeps running after this test: \`make stop\` stops it)"
@@ -35,6 +40,8 @@ fi
 args=(--config "$CONFIG" --preload --keys "$KEYS" --duration "$SECONDS_RUN" --ratio 90:10
       --connections "$CONNS" --pipeline "$PIPELINE" --value-bytes "$VALUE_BYTES" --verify)
 [ -n "${LOAD_JSON:-}" ] && args+=(--json "$LOAD_JSON")
+# shellcheck disable=SC2206 # LOAD_ARGS is a list of flags
+[ -n "${LOAD_ARGS:-}" ] && args+=(${LOAD_ARGS})
 
 set +e
 "$BENCH" "${args[@]}"

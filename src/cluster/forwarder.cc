@@ -54,10 +54,18 @@ Forwarder::Forwarder(const ClusterConfig& config, net::HttpClient* client,
                      const Authenticator* auth, std::string self_name)
     : config_(config), client_(client), auth_(auth), self_name_(std::move(self_name)) {}
 
-net::HttpResponse Forwarder::Redirect(const net::HttpRequest& original, const ShardConfig& owner) {
+std::string NodeUrl(const ClusterConfig& config, std::string_view address,
+                    std::string_view target) {
+  std::string url = config.tls ? "https://" : "http://";
+  url.append(address).append(target);
+  return url;
+}
+
+net::HttpResponse Forwarder::Redirect(const net::HttpRequest& original,
+                                      const ShardConfig& owner) const {
   net::HttpResponse resp;
   resp.status = 307;
-  resp.SetHeader("Location", "http://" + owner.address + original.target);
+  resp.SetHeader("Location", NodeUrl(config_, owner.address, original.target));
   resp.SetHeader("Content-Type", "application/json");
   resp.body = "{\"error\":\"redirect\",\"message\":";
   net::AppendJsonString(&resp.body, "the key belongs to shard " + owner.name + " at " +

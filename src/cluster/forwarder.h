@@ -26,6 +26,10 @@ namespace distkv {
 
 inline constexpr std::string_view kHopHeader = "X-Distkv-Hop";
 
+// The URL of target on the node at address: https:// when [tls] is on
+// (every node's port then speaks HTTPS only), else http://. For Location.
+std::string NodeUrl(const ClusterConfig& config, std::string_view address, std::string_view target);
+
 class Forwarder {
  public:
   using Reply = std::function<void(net::HttpResponse&& response)>;
@@ -41,7 +45,7 @@ class Forwarder {
   void Forward(const net::HttpRequest& original, KvRequest& kv, const ShardConfig& owner, Role role,
                Reply reply);
   // The 307 answer of redirect mode.
-  static net::HttpResponse Redirect(const net::HttpRequest& original, const ShardConfig& owner);
+  net::HttpResponse Redirect(const net::HttpRequest& original, const ShardConfig& owner) const;
 
   struct Counters {
     uint64_t forwarded = 0;

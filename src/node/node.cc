@@ -344,7 +344,7 @@ void Node::HandleKv(net::HttpRequest& request, ParsedRequest& parsed, Role role,
       return;
     }
     if (options_.config.routing == RoutingMode::kRedirect) {
-      Finish(responder, Route::kRedirected, start_ns, Forwarder::Redirect(request, shard));
+      Finish(responder, Route::kRedirected, start_ns, forwarder_->Redirect(request, shard));
       return;
     }
     forwarder_->Forward(request, kv, shard, role,
@@ -367,7 +367,7 @@ void Node::HandleKv(net::HttpRequest& request, ParsedRequest& parsed, Role role,
         net::MakeErrorResponse(403, "read_only_replica",
                                "this node is a read-only replica of shard " + shard.name +
                                    "; send writes to its primary at " + shard.address);
-    r.SetHeader("Location", "http://" + shard.address + request.target);
+    r.SetHeader("Location", NodeUrl(options_.config, shard.address, request.target));
     Finish(responder, kv.op == KvOp::kPut ? Route::kKvPut : Route::kKvDelete, start_ns,
            std::move(r));
     return;

@@ -177,7 +177,8 @@ TEST_CASE("sharding: redirect mode answers 307 with a Location at the owner") {
   SyncHttp http;
   const std::string key = KeyOwnedBy(cluster.spec(), 1, "redir");
   const std::string owner = cluster.address(1);
-  const std::string prefix = "http://" + owner + "/";
+  // The node's port speaks HTTPS under DISTKV_TEST_TLS, and says so in Location.
+  const std::string prefix = (TlsEverywhere() ? "https://" : "http://") + owner + "/";
 
   // A write sent to a non-owner is redirected, not stored there.
   Reply put = http.Send(cluster.address(0), "PUT", "/kv/" + key, "redirected");

@@ -8,6 +8,7 @@
 // make test runs the API, sharding and replication tests this way too.
 #pragma once
 
+#include <cstdlib>
 #include <memory>
 #include <string>
 
@@ -28,6 +29,21 @@ const TestCerts& Certs();
 
 // True when DISTKV_TEST_TLS=1.
 bool TlsEverywhere();
+
+// Turns DISTKV_TEST_TLS on for one test: the harness then writes [tls] into
+// every config (unless the test sets its own) and SyncHttp speaks HTTPS.
+class TlsOn {
+ public:
+  TlsOn() : was_(TlsEverywhere()) { setenv("DISTKV_TEST_TLS", "1", 1); }
+  ~TlsOn() {
+    if (!was_) unsetenv("DISTKV_TEST_TLS");
+  }
+  TlsOn(const TlsOn&) = delete;
+  TlsOn& operator=(const TlsOn&) = delete;
+
+ private:
+  bool was_;
+};
 
 // The [tls] section's lines for these certificates.
 std::string TlsSection(const std::string& cert, const std::string& key, const std::string& ca);

@@ -25,19 +25,6 @@
 namespace distkv::clustertest {
 namespace {
 
-// Turns DISTKV_TEST_TLS on for one test: the harness then writes [tls] into
-// every config (unless the test sets its own) and SyncHttp speaks HTTPS.
-class TlsOn {
- public:
-  TlsOn() : was_(TlsEverywhere()) { setenv("DISTKV_TEST_TLS", "1", 1); }
-  ~TlsOn() {
-    if (!was_) unsetenv("DISTKV_TEST_TLS");
-  }
-
- private:
-  bool was_;
-};
-
 void SetTls(ClusterSpec* spec, const std::string& cert, const std::string& key) {
   spec->SetString("tls", "cert", cert);
   spec->SetString("tls", "key", key);
@@ -119,6 +106,34 @@ TEST_CASE("tls: plain HTTP to the HTTPS port gets a plain 400, then the connecti
   CHECK(raw.WaitForClose(5000));
   SyncHttp http;  // HTTPS still works
   CHECK(http.Get(cluster.address(0), "/health").status == 200);
+}
+
+TEST_CASE("tls: redirects and a replica's 403 name https:// Locations that serve the key") {
+  TlsOn tls;
+  ClusterSpec spec = LocalCluster(2, 1);
+  spec.routing = "redirect";
+  TestCluster cluster(spec);
+  cluster.Start();
+  SyncHttp http;
+  std::string key;
+  for (int i = 0; cluster.OwnerOf(key) != 1 || key.empty(); ++i)
+    key = "tls-loc-" + std::to_string(i);
+
+  Reply put = http.Send(cluster.address(0), "PUT", "/kv/" + key, "over https");
+  CHECK_MESSAGE(put.status == 307, put);
+  const std::string owner_url = "https://" + cluster.address(1) + "/kv/" + key;
+  CHECK(put.Header("Location") == owner_url);
+  Reply replayed =
+      http.Send(cluster.address(1), "PUT", owner_url.substr(owner_url.find("/kv/")), "over https");
+  CHECK_MESSAGE(Is2xx(replayed.status), replayed);
+
+  // A write to shard 0's replica points at its primary, over HTTPS too.
+  std::string own;
+  for (int i = 0; cluster.OwnerOf(own) != 0 || own.empty(); ++i)
+    own = "tls-own-" + std::to_string(i);
+  Reply refused = http.Send(cluster.replica(0).address(), "PUT", "/kv/" + own, "x");
+  CHECK_MESSAGE(refused.status == 403, refused);
+  CHECK(refused.Header("Location") == "https://" + cluster.address(0) + "/kv/" + own);
 }
 
 TEST_CASE("tls: a peer with an expired certificate is refused, with a log line") {

@@ -197,4 +197,27 @@ TEST_CASE("a sharding.toml without usable shards is refused") {
   }
 }
 
+TEST_CASE("--tls needs --ca; --ca, --cert and --key need --tls; the token is never printed") {
+  BenchOptions o;
+  std::string error;
+  CHECK(Parse({"--targets", "h:1", "--tls"}, &o, &error) == ParseResult::kError);
+  CHECK(error.find("--ca") != std::string::npos);
+  o = BenchOptions();
+  CHECK(Parse({"--targets", "h:1", "--ca", "ca.pem"}, &o, &error) == ParseResult::kError);
+  o = BenchOptions();
+  CHECK(Parse({"--targets", "h:1", "--tls", "--ca", "ca.pem", "--cert", "c.pem"}, &o, &error) ==
+        ParseResult::kError);
+  o = BenchOptions();
+  REQUIRE(Parse({"--targets", "h:1", "--tls", "--ca", "ca.pem", "--cert", "c.pem", "--key", "k.pem",
+                 "--token", "s3cret-token", "--token=s3cret-token"},
+                &o, &error) == ParseResult::kOk);
+  CHECK(o.tls);
+  CHECK(o.tls_ca == "ca.pem");
+  CHECK(o.tls_cert == "c.pem");
+  CHECK(o.tls_key == "k.pem");
+  CHECK(o.token == "s3cret-token");
+  CHECK(o.command_line.find("s3cret") == std::string::npos);
+  CHECK(o.command_line.find("--token") != std::string::npos);
+}
+
 }  // namespace distkv::bench
