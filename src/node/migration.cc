@@ -439,15 +439,19 @@ void Node::HandleSlots(net::HttpRequest& request, net::Responder responder, uint
     std::string body, chunk;
     size_t scanned = 0;
     bool caught_up = false;
+    // A fresh cursor skips the records up to `after` a slice at a time,
+    // returning nothing meanwhile: keep calling while it has not reached the
+    // durable LSN (position() does not move while it skips), or a request
+    // would never get past them.
+    int skipping = 0;
     while (body.size() < kTailBytes && scanned < kTailScanBytes) {
       chunk.clear();
       s = cursor->Next(&chunk, kTailBytes);
       if (!s.ok()) break;
       if (chunk.empty()) {
-        // The cursor may stop short of the durable LSN (it skipped records
-        // to reach its position); the next request goes on from there.
         caught_up = cursor->position() >= store_->durable_lsn();
-        break;
+        if (caught_up || ++skipping > 4096) break;
+        continue;
       }
       scanned += chunk.size();
       std::string_view rest = chunk;
