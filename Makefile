@@ -39,7 +39,7 @@ NET_SRCS     := $(sort $(wildcard net/*.cc))
 # below it (main -> node -> replication -> cluster, shard -> api, obs).
 SRC_LAYERS   := node replication cluster shard api obs
 layer_srcs    = $(sort $(wildcard src/$(1)/*.cc))
-BENCH_SRCS   := $(filter-out bench/storage_bench.cc bench/main.cc,$(sort $(wildcard bench/*.cc)))
+BENCH_SRCS   := $(filter-out bench/storage_bench.cc bench/compaction_bench.cc bench/main.cc,$(sort $(wildcard bench/*.cc)))
 CLUSTER_SRCS := $(sort $(wildcard tests/cluster/*.cc))
 # Unit tests: one binary per layer, linked only against that layer and the
 # ones below it, so a test cannot lean on code its layer must not use.
@@ -72,7 +72,7 @@ DEPS_STAMP := $(BUILD)/.packages
 TEST_DEPS_STAMP := $(BUILD)/.test-packages
 
 .PHONY: all run run-multi run-multi-ha stop remove-all test test-asan unit-test cluster-test build-tests \
-        bench bench-storage load-test clean packages fuzz fuzz-build fuzz-regress fuzz-binaries \
+        bench bench-storage bench-compaction load-test clean packages fuzz fuzz-build fuzz-regress fuzz-binaries \
         test-tsan tsan-run chaos
 
 all: $(BUILD)/distkv $(BUILD)/distkv-bench
@@ -139,6 +139,9 @@ $(BUILD)/distkv-bench: $(call obj,bench/main.cc) $(BENCH_LIB) $(NET_LIB)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/storage-bench: $(call obj,bench/storage_bench.cc) $(STORAGE_LIB)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/compaction-bench: $(call obj,bench/compaction_bench.cc) $(STORAGE_LIB)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 define unit_test_bin
@@ -250,6 +253,9 @@ remove-all: stop
 # --- benchmarks -----------------------------------------------------------
 bench-storage: $(BUILD)/storage-bench
 	$(BUILD)/storage-bench
+
+bench-compaction: $(BUILD)/compaction-bench
+	$(BUILD)/compaction-bench
 
 load-test: all
 	@scripts/load-test.sh

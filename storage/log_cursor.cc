@@ -1,13 +1,17 @@
-// LogCursor over a StoreImpl: walks the segments in id order (which is LSN
-// order for segments the writer produced) and returns the encoded records
-// with LSN > its position, reading only bytes of completed batches. When the
-// log cannot supply every record after the position (it starts later, or a
-// segment disappeared under the cursor) the answer is NotFound, never a gap:
-// replication then falls back to a snapshot. Each record it returns has the
+// LogCursor over a StoreImpl: walks the writer's segments in id order (which
+// is LSN order) and returns the encoded records with LSN > its position,
+// reading only bytes of completed batches. Compacted segments are never
+// read: they hold only the live records of their range, and a reader that
+// needs the log from inside that range gets a snapshot instead. The segment
+// the cursor reads is pinned: a compaction that replaces it deletes it only
+// once the cursor has moved on. When the log cannot supply every record
+// after the position (it starts later, or was compacted) the answer is
+// NotFound, never a gap: replication then falls back to a snapshot. Each record it returns has the
 // LSN after the previous one, or is a gap record continuing from it; a hole
 // is Corruption naming the file and offset, never passed on.
 #include <algorithm>
 
+#include "storage/compaction.h"
 #include "storage/segment_reader.h"
 #include "storage/store_impl.h"
 
@@ -18,6 +22,7 @@ namespace {
 class LogCursorImpl final : public LogCursor {
  public:
   LogCursorImpl(const StoreImpl* store, uint64_t after_lsn) : store_(store), pos_(after_lsn) {}
+  ~LogCursorImpl() override { MoveTo(0); }
 
   Status Next(std::string* out, size_t max_bytes) override;
   uint64_t position() const override { return pos_; }
@@ -28,6 +33,17 @@ class LogCursorImpl final : public LogCursor {
   Status Locate(const Segment** seg);
   // OK if rec may follow pos_.
   Status CheckFollows(const Record& rec, const std::string& path, uint64_t offset) const;
+  // Moves the pin (and the position) to segment id (0: none).
+  void MoveTo(uint32_t id) {
+    if (id == segment_) return;
+    // Pin the next before unpinning the last: the last pin on a replaced
+    // segment releases every replaced one.
+    if (id != 0) store_->Pin(id);
+    const uint32_t last = segment_;
+    segment_ = id;
+    offset_ = 0;
+    if (last != 0) store_->Unpin(last);
+  }
 
   const StoreImpl* store_;
   uint64_t pos_;
@@ -53,20 +69,18 @@ Status LogCursorImpl::Locate(const Segment** seg) {
     auto it = std::upper_bound(segs.begin(), segs.end(), segment_,
                                [](uint32_t v, const Segment& x) { return v < x.id; });
     for (; it != segs.end(); ++it) {
-      if (it->written > 0) {
-        segment_ = it->id;
-        offset_ = 0;
-        *seg = &*it;
+      if (it->written > 0 && !it->compacted) {
+        MoveTo(it->id);  // may release replaced segments: look it up again
+        *seg = store_->FindSegment(segment_);
         break;
       }
     }
     return Status::OK();
   }
   for (const Segment& s : segs) {
-    if (s.written > 0 && s.last_lsn > pos_) {
-      segment_ = s.id;
-      offset_ = 0;
-      *seg = &s;
+    if (s.written > 0 && !s.compacted && s.last_lsn > pos_) {
+      MoveTo(s.id);
+      *seg = store_->FindSegment(segment_);
       break;
     }
   }
@@ -146,12 +160,14 @@ Status LogCursorImpl::Next(std::string* out, size_t max_bytes) {
 }  // namespace
 
 Status StoreImpl::NewLogCursor(uint64_t after_lsn, std::unique_ptr<LogCursor>* cursor) {
-  // The oldest record on file; records before it are not in this log (the
-  // store began from a later LSN, or they were compacted away).
+  // The oldest record of the writer's log; records before it are not in this
+  // log (the store began from a later LSN, or they were compacted).
   uint64_t oldest = 0;
   for (const Segment& s : segments_) {
+    if (s.obsolete || s.compacted) continue;
     if (s.first_lsn != 0 && (oldest == 0 || s.first_lsn < oldest)) oldest = s.first_lsn;
   }
+  if (after_lsn + 1 < manifest_.log_start) oldest = std::max(oldest, manifest_.log_start);
   if (oldest > after_lsn + 1) {
     return Status::NotFound("the log starts at LSN " + std::to_string(oldest) +
                             "; records after LSN " + std::to_string(after_lsn) +

@@ -88,6 +88,8 @@ std::string EncodeManifest(const Manifest& m) {
     s += "compacted " + std::to_string(c.id) + " " + std::to_string(c.min_lsn) + " " +
          std::to_string(c.max_lsn) + "\n";
   }
+  for (uint32_t id : m.reserved) s += "reserved " + std::to_string(id) + "\n";
+  for (uint32_t id : m.obsolete) s += "obsolete " + std::to_string(id) + "\n";
   s += "crc " + Hex32(crc32c::Value(s)) + "\n";
   return s;
 }
@@ -171,6 +173,9 @@ Status DecodeManifest(std::string_view text, Manifest* out) {
     } else if (name == "compacted") {
       if (!nums(3) || a == 0 || a > UINT32_MAX || c < b) return Bad(line_no, "bad compacted");
       m.compacted.push_back(CompactedSegment{static_cast<uint32_t>(a), b, c});
+    } else if (name == "reserved" || name == "obsolete") {
+      if (!nums(1) || a == 0 || a > UINT32_MAX) return Bad(line_no, "bad " + std::string(name));
+      (name == "reserved" ? m.reserved : m.obsolete).push_back(static_cast<uint32_t>(a));
     } else {
       return Bad(line_no, "unknown field \"" + std::string(name.substr(0, 40)) + "\"");
     }
@@ -233,6 +238,38 @@ Status WriteManifest(Io* io, const std::string& dir, int dir_fd, const Manifest&
   }
   s = SyncDir(io, dir_fd, dir);
   if (!s.ok() && uncertain) *uncertain = true;
+  return s;
+}
+
+void CopyWriterFields(const Manifest& from, Manifest* to) {
+  to->clean = from.clean;
+  to->open_mode = from.open_mode;
+  to->high_water = from.high_water;
+  to->active_segment = from.active_segment;
+  to->active_first_lsn = from.active_first_lsn;
+  to->histories = from.histories;
+  to->gaps = from.gaps;
+}
+
+void CopyCompactionFields(const Manifest& from, Manifest* to) {
+  to->log_start = from.log_start;
+  to->tombstone_horizon = from.tombstone_horizon;
+  to->compacted = from.compacted;
+  to->reserved = from.reserved;
+  to->obsolete = from.obsolete;
+}
+
+Status ManifestWriter::Update(const Manifest& from, void (*copy)(const Manifest&, Manifest*),
+                              bool* uncertain) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Manifest next = on_disk_;
+  copy(from, &next);
+  bool unsure = false;
+  Status s = WriteManifest(io_, dir_, dir_fd_, next, &unsure);
+  if (uncertain) *uncertain = unsure;
+  // After an uncertain write either file may be the one a restart finds;
+  // the next write replaces it anyway, so build on the newer one.
+  if (s.ok() || unsure) on_disk_ = std::move(next);
   return s;
 }
 

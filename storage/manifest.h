@@ -16,6 +16,8 @@
 //   history <id> <start lsn> <prev end lsn>   one line per history, oldest first
 //   gap <first lsn> <last lsn>                zero or more: LSNs --repair gave up
 //   compacted <id> <min lsn> <max lsn>        zero or more: segments compaction wrote
+//   reserved <id>                             zero or more: ids a running compaction writes
+//   obsolete <id>                             zero or more: segments a compaction replaced
 //   crc <8 hex digits>                        CRC-32C of every byte before this line
 //
 // high_water: no LSN above it has ever been handed out, and no LSN at or
@@ -36,11 +38,27 @@
 // it shares with the previous history; replication compares these. At most
 // kMaxHistories are kept.
 //
+// compacted, reserved, obsolete: a compaction (storage/compaction.h) first
+// lists the ids it will give its outputs as reserved (an output found under
+// a reserved id was never committed: recovery deletes it), then commits in
+// one MANIFEST write that lists its outputs as compacted and its inputs as
+// obsolete (recovery deletes them, whatever order their unlinks had reached)
+// and raises log_start and tombstone_horizon. The writer's active segment is
+// the highest id that is not compacted.
+//
+// Two threads write the MANIFEST of an open store: the one running a batch
+// and the one running a compaction. Each owns some fields (the batch: state,
+// high_water, active_segment, history, gap; the compaction: log_start,
+// tombstone_horizon, compacted, reserved, obsolete), and ManifestWriter
+// serializes their writes so that neither undoes the other's.
+//
 // Unknown lines or versions are refused (Corruption): a MANIFEST from a newer
 // version is never half-understood.
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -85,6 +103,8 @@ struct Manifest {
   std::vector<HistoryEntry> histories;  // never empty once written; back() is current
   std::vector<LsnGap> gaps;
   std::vector<CompactedSegment> compacted;
+  std::vector<uint32_t> reserved;
+  std::vector<uint32_t> obsolete;
 
   const HistoryEntry& history() const { return histories.back(); }
   bool operator==(const Manifest&) const = default;
@@ -102,6 +122,32 @@ Status ReadManifest(Io* io, const std::string& dir, Manifest* m, bool* found);
 // directory sync failed, so either file may be the one a restart finds.
 Status WriteManifest(Io* io, const std::string& dir, int dir_fd, const Manifest& m,
                      bool* uncertain = nullptr);
+
+// The fields each writer of an open store's MANIFEST owns (see above).
+void CopyWriterFields(const Manifest& from, Manifest* to);
+void CopyCompactionFields(const Manifest& from, Manifest* to);
+
+class ManifestWriter {
+ public:
+  ManifestWriter(Io* io, std::string dir, int dir_fd)
+      : io_(io), dir_(std::move(dir)), dir_fd_(dir_fd) {}
+  // What is on disk (after recovery wrote it).
+  void Reset(const Manifest& on_disk) {
+    std::lock_guard<std::mutex> lock(mu_);
+    on_disk_ = on_disk;
+  }
+  // Applies copy (one of the Copy...Fields above, from the caller's view) to
+  // the MANIFEST on disk and writes the result, as WriteManifest. Any thread.
+  Status Update(const Manifest& from, void (*copy)(const Manifest&, Manifest*),
+                bool* uncertain = nullptr);
+
+ private:
+  Io* io_;
+  const std::string dir_;
+  const int dir_fd_;
+  std::mutex mu_;
+  Manifest on_disk_;
+};
 
 // A random history id (never 0).
 uint64_t NewHistoryId();

@@ -6,6 +6,7 @@
 #include <cassert>
 #include <cstring>
 
+#include "storage/compaction.h"
 #include "storage/file_util.h"
 #include "storage/write_batch.h"
 
@@ -87,7 +88,7 @@ void StoreImpl::CloseCleanly() {
     m.clean = true;
     m.high_water = last_lsn_;
   }
-  Status s = WriteManifest(io_, options_.dir, dir_fd_, m);
+  Status s = manifest_writer_->Update(m, CopyWriterFields);
   if (!s.ok()) Log("could not record the clean close in the MANIFEST: " + s.ToString());
 }
 
@@ -112,16 +113,18 @@ Status StoreImpl::CheckWritable() const { return read_only_; }
 Status StoreImpl::Stage(uint64_t lsn, RecordType type, std::string_view key,
                         std::string_view value) {
   const uint64_t size = EncodedRecordSize(key.size(), value.size());
-  Segment* seg = &segments_.back();
+  Segment* seg = Active();
   if (seg->end > 0 && seg->end + size > options_.segment_bytes) {
     // Seal: the record starts the next segment, whose file the batch that
-    // first writes to it creates.
-    if (seg->id >= kMaxSegmentId) return Status::InvalidArgument("segment ids exhausted");
+    // first writes to it creates. Its id is above every id in use, so the
+    // vector stays sorted.
+    if (next_segment_id_ > kMaxSegmentId) return Status::InvalidArgument("segment ids exhausted");
     Segment next;
-    next.id = seg->id + 1;
+    next.id = static_cast<uint32_t>(next_segment_id_++);
     next.path = JoinPath(options_.dir, SegmentFileName(next.id));
     segments_.push_back(std::move(next));
     seg = &segments_.back();
+    active_id_ = seg->id;
   }
   if (staged_.empty()) staged_.lsn_before = last_lsn_;
   if (staged_.chunks.empty() || staged_.chunks.back().segment != seg->id) {
@@ -143,10 +146,14 @@ Status StoreImpl::Stage(uint64_t lsn, RecordType type, std::string_view key,
   if (type == RecordType::kPut) {
     u.had_old = index_.Put(key, e, &u.old);
     live_bytes_ += size;
+    seg->live += size;
   } else if (type == RecordType::kDelete) {
     u.had_old = index_.Erase(key, &u.old);
   }
-  if (u.had_old) live_bytes_ -= RecordBytes(key, u.old);
+  if (u.had_old) {
+    live_bytes_ -= RecordBytes(key, u.old);
+    SubLive(u.old.segment, RecordBytes(key, u.old));
+  }
   staged_.undo.push_back(u);
   last_lsn_ = lsn;
   return Status::OK();
@@ -241,6 +248,52 @@ Status StoreImpl::Apply(const Record& r) {
   return Stage(r.lsn, r.type, r.key, r.value);
 }
 
+// --- histories ------------------------------------------------------------------
+
+// A history's entries are oldest first; one whose start is above the LSN
+// asked about covers no record at or below it (a history a crash began
+// before any record of it was written).
+uint64_t StoreImpl::HistoryAt(uint64_t lsn) const {
+  const std::vector<HistoryEntry>& h = manifest_.histories;
+  for (size_t i = h.size(); i-- > 0;) {
+    if (h[i].start_lsn <= lsn) return h[i].id;
+  }
+  return h.front().id;
+}
+
+bool StoreImpl::SharesHistory(uint64_t id, uint64_t lsn, uint64_t* fork_lsn) const {
+  *fork_lsn = 0;
+  if (lsn == 0) return true;  // nothing to disagree about
+  const std::vector<HistoryEntry>& h = manifest_.histories;
+  for (size_t i = 0; i < h.size(); i++) {
+    if (h[i].id != id) continue;
+    // History i runs up to where the next one says it left it.
+    const uint64_t end = i + 1 < h.size() ? h[i + 1].prev_end_lsn : durable_lsn_;
+    *fork_lsn = std::min(end, durable_lsn_);
+    return lsn <= *fork_lsn;
+  }
+  return false;
+}
+
+void StoreImpl::AdoptHistory(uint64_t id) {
+  // Histories this store began and wrote nothing in (a crash under
+  // "everysec") are not the primary's: they go.
+  std::vector<HistoryEntry>& h = manifest_.histories;
+  while (h.size() > 1 && h.back().start_lsn > last_lsn_) h.pop_back();
+  if (h.back().id == id) return;
+  if (h.size() == 1 && h.back().start_lsn > last_lsn_) h.clear();
+  h.push_back(HistoryEntry{id, last_lsn_ + 1, last_lsn_});
+  if (h.size() > kMaxHistories) h.erase(h.begin());
+  manifest_gen_++;
+}
+
+void StoreImpl::BeginHistory() {
+  std::vector<HistoryEntry>& h = manifest_.histories;
+  h.push_back(HistoryEntry{NewHistoryId(), last_lsn_ + 1, last_lsn_});
+  if (h.size() > kMaxHistories) h.erase(h.begin());
+  manifest_gen_++;
+}
+
 // --- group commit -------------------------------------------------------------
 
 std::unique_ptr<WriteBatch> StoreImpl::TakeBatch(bool force_sync) {
@@ -256,7 +309,8 @@ std::unique_ptr<WriteBatch> StoreImpl::TakeBatch(bool force_sync) {
 
   auto b = std::make_unique<WriteBatchImpl>(io_, options_.dir, dir_fd_, &options_.fault_hook);
   // One entry per segment that has staged bytes or unsynced written bytes,
-  // in segment order. Every segment but the newest is sealed: always synced.
+  // in segment order. Every segment but the active one is sealed: always
+  // synced (compacted segments never have staged bytes).
   size_t next_chunk = 0;
   const BatchFile* created = nullptr;
   uint64_t created_first_lsn = 0;
@@ -277,7 +331,7 @@ std::unique_ptr<WriteBatch> StoreImpl::TakeBatch(bool force_sync) {
       f.data = chunk->bytes;
       b->bytes_ += chunk->bytes->size();
     }
-    f.sync = (i + 1 < segments_.size()) || sync_active;
+    f.sync = s.id != active_id_ || sync_active;
     b->files.push_back(std::move(f));
     if (s.fd < 0 && chunk) {
       created = &b->files.back();
@@ -308,6 +362,7 @@ std::unique_ptr<WriteBatch> StoreImpl::TakeBatch(bool force_sync) {
     }
     b->manifest = std::move(m);
     b->manifest_gen = manifest_gen_;
+    b->manifest_writer = manifest_writer_.get();
   }
   inflight_ = std::move(staged_);
   staged_ = Pending{};
@@ -324,7 +379,7 @@ void StoreImpl::AdoptFile(const BatchFile& f) {
   } else if (f.sync) {
     s->synced = true;
   }
-  if (f.sync && f.segment == segments_.back().id) last_sync_ = std::chrono::steady_clock::now();
+  if (f.sync && f.segment == active_id_) last_sync_ = std::chrono::steady_clock::now();
 }
 
 Status StoreImpl::FinishBatch(std::unique_ptr<WriteBatch> batch, Status status) {
@@ -354,6 +409,7 @@ Status StoreImpl::FinishBatch(std::unique_ptr<WriteBatch> batch, Status status) 
       batch_records_ += b->records();
     }
     inflight_ = Pending{};
+    if (swap_) ReleaseObsolete();
     return status;
   }
 
@@ -409,6 +465,7 @@ Status StoreImpl::FinishBatch(std::unique_ptr<WriteBatch> batch, Status status) 
                                  "); the store accepts no writes until it is restarted, which "
                                  "recovers from what is on disk");
     Log(read_only_.ToString() + "; " + std::to_string(undone_staged) + " staged records undone");
+    if (swap_) ReleaseObsolete();
     if (b->records() == 0 || options_.fsync != FsyncMode::kAlways) {
       return b->records() == 0 ? status : Status::OK();
     }
@@ -439,7 +496,7 @@ Status StoreImpl::FinishBatch(std::unique_ptr<WriteBatch> batch, Status status) 
   if (removed) undo = SyncDir(io_, dir_fd_, options_.dir);
   ForgetUncreatedSegments();
   for (Segment& s : segments_) {
-    if (undo.ok() && (s.end != s.written || s.id == segments_.back().id) && s.fd >= 0) {
+    if (undo.ok() && (s.end != s.written || s.id == active_id_) && s.fd >= 0) {
       // Cut whatever part of the batch reached the file.
       if (int err = io_->Truncate(s.fd, s.written)) {
         undo = Status::FromErrno(err, "truncate " + s.path + " after a failed batch");
@@ -458,12 +515,24 @@ Status StoreImpl::FinishBatch(std::unique_ptr<WriteBatch> batch, Status status) 
       std::to_string(b->first_lsn()) + "-" + std::to_string(b->last_lsn()) +
       ") failed: " + status.ToString() + "; rolled back " +
       std::to_string(b->records() + undone_staged) + " records");
+  if (swap_) ReleaseObsolete();
   return status;
 }
 
-// Forget segments no completed batch created (they are at the back).
+// Forget segments no completed batch created (the writer's newest ones;
+// compacted segments always have a file), but keep one active segment.
 void StoreImpl::ForgetUncreatedSegments() {
-  while (segments_.size() > 1 && segments_.back().fd < 0) segments_.pop_back();
+  size_t writer = 0;
+  for (const Segment& s : segments_) writer += !s.compacted && !s.obsolete;
+  for (size_t i = segments_.size(); i-- > 0 && writer > 1;) {
+    if (segments_[i].fd >= 0 || segments_[i].compacted) continue;
+    segments_.erase(segments_.begin() + static_cast<ptrdiff_t>(i));
+    writer--;
+  }
+  active_id_ = 0;
+  for (const Segment& s : segments_) {
+    if (!s.compacted && !s.obsolete) active_id_ = std::max(active_id_, s.id);
+  }
 }
 
 void StoreImpl::RecountTotal() {
@@ -489,6 +558,7 @@ size_t StoreImpl::CountRecords(const Chunk& c) {
 // Undoes the index changes of p's records from the keep-th on, newest first.
 void StoreImpl::Rollback(Pending* p, size_t keep) {
   std::vector<Record> records;
+  std::vector<uint32_t> record_segment;  // the segment each record went to
   records.reserve(p->undo.size());
   for (const Chunk& c : p->chunks) {
     std::string_view buf(*c.bytes);
@@ -499,6 +569,7 @@ void StoreImpl::Rollback(Pending* p, size_t keep) {
       assert(s.ok());  // we encoded these bytes ourselves
       if (!s.ok()) break;
       records.push_back(r);
+      record_segment.push_back(c.segment);
       buf.remove_prefix(n);
     }
   }
@@ -508,12 +579,17 @@ void StoreImpl::Rollback(Pending* p, size_t keep) {
     const Undo& u = p->undo[i];
     if (r.type == RecordType::kGap) continue;
     if (r.type == RecordType::kPut) {
-      live_bytes_ -= EncodedRecordSize(r.key.size(), r.value.size());
+      const uint64_t size = EncodedRecordSize(r.key.size(), r.value.size());
+      live_bytes_ -= size;
+      SubLive(record_segment[i], size);
       if (!u.had_old) index_.Erase(r.key);
     }
     if (u.had_old) {
-      index_.Put(r.key, u.old);
-      live_bytes_ += RecordBytes(r.key, u.old);
+      // The displaced record may have been moved by a compaction since.
+      const IndexEntry old = Relocate(r.key, u.old);
+      index_.Put(r.key, old);
+      live_bytes_ += RecordBytes(r.key, old);
+      AddLive(old.segment, RecordBytes(r.key, old));
     }
   }
 }
@@ -607,7 +683,23 @@ StoreStats StoreImpl::Stats() const {
   st.keys = index_.size();
   st.live_bytes = live_bytes_;
   st.dead_bytes = total_bytes_ - live_bytes_;
-  st.segments = segments_.size();
+  for (const Segment& s : segments_) {
+    if (s.obsolete) {
+      st.pinned_segments++;
+      continue;
+    }
+    st.segments++;
+    st.hint_files += s.hinted;
+    if (s.id != active_id_) {
+      st.sealed_bytes += s.end;
+      st.sealed_dead_bytes += s.end - std::min(s.end, s.live);
+    }
+  }
+  st.compactions = compactions_;
+  st.compactions_failed = compactions_failed_;
+  st.bytes_reclaimed = bytes_reclaimed_;
+  st.tombstone_horizon = manifest_.tombstone_horizon;
+  st.compacting = compaction_job_ || swap_ != nullptr;
   st.last_lsn = last_lsn_;
   st.durable_lsn = durable_lsn_;
   st.batches = batches_;

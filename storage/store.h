@@ -77,8 +77,35 @@ struct Options {
   Io* io = nullptr;
   // Test hook for failure paths: WriteBatch::Run calls it before each step
   // ("create", "write", "sync") and fails that step with the errno it
-  // returns, if non-zero. Called on the thread that runs the batch.
+  // returns, if non-zero; a compaction calls it before each of its steps
+  // ("compact:reserve", "compact:write", "compact:sync", "compact:publish",
+  // "compact:commit"; and, on the owner's thread, "compact:release" before
+  // deleting each replaced segment, whose result is ignored) and the hint
+  // writer before "hint:write". Called on the thread that runs the batch or
+  // the job.
   std::function<int(std::string_view step)> fault_hook;
+};
+
+// What a compaction may drop (see storage/compaction.h).
+struct CompactionOptions {
+  // Tombstones with an LSN above this are kept even where no older record
+  // of their key remains: a replica that has only reached this LSN still
+  // needs to see those deletes.
+  uint64_t keep_tombstones_after = UINT64_MAX;
+};
+
+// Background work on the store's files: a compaction, or writing the hint
+// files of sealed segments. Planned on the owner's thread by
+// Store::TakeCompaction / TakeHintJob, executed by Run() on any thread, and
+// adopted by Store::FinishJob on the owner's thread (the group-commit
+// pattern). progress() may be read from any thread while Run() works.
+class StoreJob {
+ public:
+  virtual ~StoreJob() = default;
+  virtual Status Run() = 0;
+  virtual bool is_compaction() const = 0;
+  virtual uint64_t input_bytes() const = 0;  // bytes the job reads in all
+  virtual uint64_t progress() const = 0;     // bytes read so far
 };
 
 // What Stats() reports; plain numbers for /stats and /metrics.
@@ -97,6 +124,16 @@ struct StoreStats {
   uint64_t high_water_lsn = 0;  // persisted: no LSN at or below it is handed out again
   uint64_t history_id = 0;
   bool read_only = false;  // after a failed sync; writable() says why
+  // Compaction.
+  uint64_t sealed_bytes = 0;        // bytes of sealed segments (all but the active one)
+  uint64_t sealed_dead_bytes = 0;   // ... not pointed at by the index
+  uint64_t compactions = 0;         // completed compactions
+  uint64_t compactions_failed = 0;  // compactions that failed (the store is unchanged)
+  uint64_t bytes_reclaimed = 0;     // input bytes minus output bytes, summed
+  uint64_t pinned_segments = 0;     // replaced segments kept for readers still using them
+  uint64_t hint_files = 0;          // segments with a hint file
+  uint64_t tombstone_horizon = 0;   // highest LSN of a dropped tombstone
+  bool compacting = false;          // a compaction runs or repoints the index
 };
 
 class WriteBatch {
@@ -177,11 +214,36 @@ class Store {
   virtual Status ForEach(const std::function<void(std::string_view key, std::string_view value,
                                                   uint64_t lsn)>& fn) = 0;
 
-  // A cursor over durable records with LSN > after_lsn. NotFound if the log
-  // no longer holds all of them (it starts at a later LSN); Next() says
-  // NotFound too if they disappear while it reads. The cursor is used on the
+  // A cursor over the durable log after after_lsn, in LSN order. Where a
+  // compaction has run, the log holds only the live records of the compacted
+  // range, so the cursor returns every record with LSN > after_lsn that is
+  // still live (the Kafka rule: a reader resuming there ends with the same
+  // data). NotFound if the log cannot give every effect after after_lsn:
+  // a tombstone above it was dropped (after_lsn < tombstone_horizon()), or
+  // the log starts later. Next() says NotFound too if a compaction moves the
+  // horizon past the cursor while it reads. The cursor is used on the
   // owner's thread and must not outlive the store.
   virtual Status NewLogCursor(uint64_t after_lsn, std::unique_ptr<LogCursor>* cursor) = 0;
+
+  // Background jobs, driven like batches (the owner runs Run() off its
+  // thread). At most one job exists at a time. TakeCompaction plans a merge
+  // of every sealed segment into new segments holding only their live
+  // records (nullptr if a job exists, no segment is sealed, or the index is
+  // still being repointed after the previous one). TakeHintJob plans writing
+  // the hint files of sealed segments that have none (nullptr if none, or a
+  // job exists). After FinishJob adopts a compaction, the index is repointed
+  // at the new segments a slice at a time: call CompactionStep until it
+  // returns false; reads are correct throughout.
+  virtual std::unique_ptr<StoreJob> TakeCompaction(const CompactionOptions& options) = 0;
+  virtual std::unique_ptr<StoreJob> TakeHintJob() = 0;
+  virtual void FinishJob(std::unique_ptr<StoreJob> job, Status status) = 0;
+  virtual bool CompactionStep(size_t max_entries) = 0;
+  // Runs a compaction to the end on this thread (tests and tools).
+  virtual Status Compact(const CompactionOptions& options = {}) = 0;
+
+  // Highest LSN of a tombstone compaction dropped: a LogCursor can only
+  // start at or after it.
+  virtual uint64_t tombstone_horizon() const = 0;
 
   virtual uint64_t size() const = 0;         // live keys
   virtual uint64_t last_lsn() const = 0;     // newest staged LSN (0 for an empty store)
@@ -193,6 +255,19 @@ class Store {
   // --repair cuts records and when a crash may have lost acknowledged records.
   virtual uint64_t history_id() const = 0;
   virtual uint64_t history_start_lsn() const = 0;
+  // Replication histories (the history lines of storage/manifest.h). The id
+  // of the history the record at lsn belongs to in this log.
+  virtual uint64_t HistoryAt(uint64_t lsn) const = 0;
+  // Whether a log that holds history id up to lsn is a prefix of this
+  // store's durable log. If not, *fork_lsn receives the last LSN the two
+  // share (0 when this log does not know the history).
+  virtual bool SharesHistory(uint64_t id, uint64_t lsn, uint64_t* fork_lsn) const = 0;
+  // Replica: the records after last_lsn() follow the primary's history id.
+  // Persisted by the next batch (until then a restart resumes as before).
+  virtual void AdoptHistory(uint64_t id) = 0;
+  // A replica promoted to primary: a new history begins after last_lsn(),
+  // so that a node holding other records after that LSN is recognised.
+  virtual void BeginHistory() = 0;
   // OK while the store accepts writes; after a failed sync, the reason it
   // does not (until it is reopened).
   virtual Status writable() const = 0;

@@ -19,10 +19,17 @@
 // staged_ and inflight_ newest first, truncates the files to their `written`
 // size and forgets segments no completed batch created. LSNs it undid are
 // burned: lsn_floor_ rises past them and the next Put stages a gap record.
+//
+// Segment ids come from one counter (next_segment_id_) shared by the writer
+// and compaction, so the active segment (active_id_) is not always the
+// highest id: a compaction's outputs take ids above it. segments_ is sorted
+// by id; compacted segments are flagged, and the MANIFEST lists them for
+// recovery. Compaction itself is in compaction.cc.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -46,8 +53,13 @@ struct Segment {
   bool synced = true;      // every written byte has been fdatasync'ed
   uint64_t first_lsn = 0;  // of the records within `written` (0: none)
   uint64_t last_lsn = 0;
-  bool compacted = false;  // listed as compacted in the MANIFEST (sparse LSNs)
+  uint64_t live = 0;       // bytes of the records the index points at
+  bool compacted = false;  // listed as compacted in the MANIFEST: sorted by LSN, sparse
+  bool obsolete = false;   // replaced by a compaction; deleted once released
+  bool hinted = false;     // has a valid hint file
 };
+
+class CompactionJobImpl;
 
 class StoreImpl final : public Store {
  public:
@@ -80,15 +92,30 @@ class StoreImpl final : public Store {
   uint64_t high_water_lsn() const override { return persisted_hw_; }
   uint64_t history_id() const override { return manifest_.history().id; }
   uint64_t history_start_lsn() const override { return manifest_.history().start_lsn; }
+  uint64_t HistoryAt(uint64_t lsn) const override;
+  bool SharesHistory(uint64_t id, uint64_t lsn, uint64_t* fork_lsn) const override;
+  void AdoptHistory(uint64_t id) override;
+  void BeginHistory() override;
   Status writable() const override { return read_only_; }
   StoreStats Stats() const override;
   const Options& options() const override { return options_; }
+  std::unique_ptr<StoreJob> TakeCompaction(const CompactionOptions& options) override;
+  std::unique_ptr<StoreJob> TakeHintJob() override;
+  void FinishJob(std::unique_ptr<StoreJob> job, Status status) override;
+  bool CompactionStep(size_t max_entries) override;
+  Status Compact(const CompactionOptions& options) override;
+  uint64_t tombstone_horizon() const override { return manifest_.tombstone_horizon; }
 
   // For LogCursor (same thread).
   Io* io() const { return io_; }
   const std::vector<Segment>& segments() const { return segments_; }
   const Segment* FindSegment(uint32_t id) const;
   const Manifest& manifest() const { return manifest_; }
+  uint32_t active_id() const { return active_id_; }
+  // A reader (a LogCursor) uses segment id: a compaction that replaced it
+  // deletes it only once no reader pins it.
+  void Pin(uint32_t id) const { pins_[id]++; }
+  void Unpin(uint32_t id) const;
 
  private:
   struct Chunk {
@@ -120,8 +147,22 @@ class StoreImpl final : public Store {
   };
 
   Segment* FindSegment(uint32_t id);
+  Segment* Active() { return FindSegment(active_id_); }
   Status Recover();
   Status ScanSegment(Segment* seg, bool newest, ScanState* st);
+  // Recovery from a segment's hint file; NotFound/Corruption: scan instead.
+  Status LoadHints(Segment* seg, uint64_t file_size, ScanState* st);
+  void RecoverRecord(Segment* seg, std::string_view key, const IndexEntry& e, ScanState* st);
+  // Index maintenance shared by staging, rollback and recovery: moves the
+  // live-byte count of a key's record from one segment to another.
+  void AddLive(uint32_t segment, uint64_t bytes);
+  void SubLive(uint32_t segment, uint64_t bytes);
+  // Where a record that sat in a segment replaced by the running compaction
+  // now is (rollback restores index entries older than the compaction).
+  IndexEntry Relocate(std::string_view key, const IndexEntry& e) const;
+  // Closes and deletes replaced segments no reader needs any more.
+  void ReleaseObsolete();
+  uint64_t OldestPendingLsn() const;
   Status CheckDense(const Segment& seg, uint64_t offset, const Record& rec, ScanState* st);
   Status CutSegment(Segment* seg, uint64_t at, uint64_t file_size, const std::string& why);
   Status CreateFirstSegment();
@@ -154,6 +195,7 @@ class StoreImpl final : public Store {
   Status read_only_;
 
   Manifest manifest_;
+  std::unique_ptr<ManifestWriter> manifest_writer_;
   // LSNs up to lsn_floor_ may have been handed out (burned by a failed batch
   // or a crash): the next Put stages a gap record past them. need_gap_ also
   // asks for one when a new history started.
@@ -173,6 +215,20 @@ class StoreImpl final : public Store {
   uint64_t live_bytes_ = 0;   // encoded size of the records the index points at
   uint64_t tombstones_ = 0;   // during recovery: tombstone entries in the index
   std::chrono::steady_clock::time_point last_sync_;
+
+  uint32_t active_id_ = 0;
+  uint64_t next_segment_id_ = 1;
+  bool job_running_ = false;
+  bool compaction_job_ = false;  // the running job is a compaction
+  // The last compaction, kept from FinishJob until its inputs are released:
+  // it knows where each record it moved went.
+  std::unique_ptr<CompactionJobImpl> swap_;
+  size_t swap_pos_ = 0;         // next moved record CompactionStep repoints
+  uint64_t swap_done_lsn_ = 0;  // last_lsn_ when repointing ended
+  mutable std::map<uint32_t, int> pins_;
+  uint64_t compactions_ = 0;
+  uint64_t compactions_failed_ = 0;
+  uint64_t bytes_reclaimed_ = 0;
 
   uint64_t batches_ = 0;
   uint64_t batch_records_ = 0;

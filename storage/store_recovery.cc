@@ -1,7 +1,13 @@
 // Opening a store: lock the directory, read the MANIFEST, find the segments,
-// rebuild the index by scanning every record of every segment (checking its
-// CRC), check that the log holds every LSN it should, and write the MANIFEST
-// of the new run.
+// rebuild the index from each sealed segment's hint file where a valid one
+// exists, else by scanning every record of the segment (checking its CRC),
+// check that the log holds every LSN it should, and write the MANIFEST of
+// the new run.
+//
+// Compaction's traces: segments the MANIFEST lists as obsolete (replaced by
+// a committed compaction) or reserved (written by one that never committed)
+// are deleted here; compacted ones are sparse and take no part in the LSN
+// check. The writer's active segment is the highest id not compacted.
 //
 // For each key the record with the highest LSN wins, whatever file it is in;
 // tombstones take part (they are kept in the index, flagged, until every
@@ -31,8 +37,10 @@
 #include <chrono>
 
 #include "storage/coding.h"
+#include "storage/compaction.h"
 #include "storage/crc32c.h"
 #include "storage/file_util.h"
+#include "storage/hint_file.h"
 #include "storage/segment_reader.h"
 #include "storage/store_impl.h"
 
@@ -113,6 +121,7 @@ Status StoreImpl::Init() {
     dir_fd_ = -1;
     return Status::FromErrno(err, "open " + options_.dir);
   }
+  manifest_writer_ = std::make_unique<ManifestWriter>(io_, options_.dir, dir_fd_);
   return Recover();
 }
 
@@ -120,8 +129,9 @@ Status StoreImpl::CreateFirstSegment() {
   // The file itself is created by the first batch that writes to it, which
   // also records it in the MANIFEST.
   Segment seg;
-  seg.id = 1;
+  seg.id = static_cast<uint32_t>(next_segment_id_++);
   seg.path = JoinPath(options_.dir, SegmentFileName(seg.id));
+  active_id_ = seg.id;
   segments_.push_back(std::move(seg));
   return Status::OK();
 }
@@ -147,13 +157,36 @@ Status StoreImpl::Recover() {
   s = ListDir(io_, options_.dir, &names);
   if (!s.ok()) return s;
   std::vector<uint64_t> ids;
+  std::vector<uint64_t> hints;
+  auto listed = [](const std::vector<uint32_t>& v, uint64_t id) {
+    return std::find(v.begin(), v.end(), id) != v.end();
+  };
+  uint64_t max_id = 0;
+  for (const CompactedSegment& c : m.compacted) max_id = std::max<uint64_t>(max_id, c.id);
+  for (uint32_t id : m.reserved) max_id = std::max<uint64_t>(max_id, id);
+  for (uint32_t id : m.obsolete) max_id = std::max<uint64_t>(max_id, id);
+  bool dropped_compaction_files = false;
   for (const std::string& name : names) {
     uint64_t id;
     if (ParseSegmentFileName(name, &id)) {
+      const std::string path = JoinPath(options_.dir, name);
       if (id == 0 || id > 0xFFFFFFFFull) {
-        return Status::Corruption("segment id out of range: " + JoinPath(options_.dir, name));
+        return Status::Corruption("segment id out of range: " + path);
+      }
+      max_id = std::max(max_id, id);
+      if (listed(m.obsolete, id) || listed(m.reserved, id)) {
+        // Replaced by a committed compaction, or written by one that never
+        // committed: either way not part of the store.
+        io_->Unlink(path);
+        dropped_compaction_files = true;
+        Log("removed " + std::string(listed(m.obsolete, id) ? "replaced" : "uncommitted") +
+            " compaction segment " + path);
+        continue;
       }
       ids.push_back(id);
+    } else if (name.ends_with(".hint") && name.size() > 5 &&
+               ParseSegmentFileName(name.substr(0, name.size() - 5) + ".seg", &id)) {
+      hints.push_back(id);
     } else if (name.ends_with(".tmp")) {
       // An unfinished file of an interrupted MANIFEST, compaction or hint write.
       const std::string path = JoinPath(options_.dir, name);
@@ -162,6 +195,26 @@ Status StoreImpl::Recover() {
     }
   }
   std::sort(ids.begin(), ids.end());
+  for (uint64_t id : hints) {
+    if (!std::binary_search(ids.begin(), ids.end(), id)) {
+      io_->Unlink(JoinPath(options_.dir, HintFileName(id)));  // its segment is gone
+    }
+  }
+  if (dropped_compaction_files) {
+    s = SyncDir(io_, dir_fd_, options_.dir);
+    if (!s.ok()) return s;
+  }
+  next_segment_id_ = max_id + 1;
+  active_id_ = 0;
+  auto is_compacted = [&](uint64_t id) {
+    for (const CompactedSegment& c : m.compacted) {
+      if (c.id == id) return true;
+    }
+    return false;
+  };
+  for (uint64_t id : ids) {
+    if (!is_compacted(id)) active_id_ = static_cast<uint32_t>(id);
+  }
 
   ScanState st;
   st.log_start = found ? m.log_start : 0;  // 0: the first record found sets it
@@ -172,12 +225,12 @@ Status StoreImpl::Recover() {
     Segment seg;
     seg.id = static_cast<uint32_t>(ids[i]);
     seg.path = JoinPath(options_.dir, SegmentFileName(seg.id));
-    for (const CompactedSegment& c : m.compacted) seg.compacted |= c.id == seg.id;
+    seg.compacted = is_compacted(seg.id);
     if (int err = io_->Open(seg.path, Io::kOpenExisting, &seg.fd)) {
       return Status::FromErrno(err, "open " + seg.path);
     }
     segments_.push_back(std::move(seg));
-    s = ScanSegment(&segments_.back(), i + 1 == ids.size(), &st);
+    s = ScanSegment(&segments_.back(), ids[i] == active_id_, &st);
     if (!s.ok()) return s;
   }
 
@@ -185,7 +238,8 @@ Status StoreImpl::Recover() {
   if (tombstones_ > 0) {
     index_.EraseIf([](std::string_view, const IndexEntry& e) { return e.deleted; });
   }
-  const uint64_t last = st.max_lsn;
+  // A dropped tombstone may have held the highest LSN: it is never reused.
+  const uint64_t last = std::max(st.max_lsn, found ? m.tombstone_horizon : 0);
 
   // What the MANIFEST knows and the directory lacks.
   if (found) {
@@ -235,21 +289,25 @@ Status StoreImpl::Recover() {
     prev_end = st.first_cut_prev;
   }
   for (const LsnGap& g : st.new_gaps) next.gaps.push_back(g);
+  // Compaction: what an unfinished one reserved is gone; so are the files
+  // a finished one replaced.
+  next.reserved.clear();
+  next.obsolete.clear();
+  std::erase_if(next.compacted, [&](const CompactedSegment& c) { return !FindSegment(c.id); });
   if (new_history) {
     next.histories.push_back(HistoryEntry{NewHistoryId(), floor + 1, std::min(prev_end, floor)});
     if (next.histories.size() > kMaxHistories) next.histories.erase(next.histories.begin());
   }
-  if (segments_.empty()) {
-    CreateFirstSegment();
-  }
-  next.active_segment = segments_.back().fd >= 0 ? segments_.back().id : 0;
-  next.active_first_lsn = segments_.back().first_lsn;
+  if (active_id_ == 0) CreateFirstSegment();
+  next.active_segment = Active()->fd >= 0 ? active_id_ : 0;
+  next.active_first_lsn = Active()->first_lsn;
   if (next.active_segment == 0) next.active_first_lsn = 0;
   next.clean = false;
   next.open_mode = options_.fsync;
   next.high_water = floor + kLsnReservation;
   s = WriteManifest(io_, options_.dir, dir_fd_, next);
   if (!s.ok()) return s;
+  manifest_writer_->Reset(next);
   manifest_ = std::move(next);
   persisted_hw_ = manifest_.high_water;
   opened_ = true;
@@ -316,10 +374,83 @@ Status StoreImpl::CheckDense(const Segment& seg, uint64_t offset, const Record& 
   return Status::OK();
 }
 
+// Applies one record found by recovery (from a hint or a scan) to the index.
+void StoreImpl::RecoverRecord(Segment* seg, std::string_view key, const IndexEntry& e,
+                              ScanState* st) {
+  if (seg->first_lsn == 0 || e.lsn < seg->first_lsn) seg->first_lsn = e.lsn;
+  seg->last_lsn = std::max(seg->last_lsn, e.lsn);
+  st->max_lsn = std::max(st->max_lsn, e.lsn);
+  bool replaced;
+  IndexEntry old;
+  if (index_.PutIfNewer(key, e, &replaced, &old)) {
+    if (replaced) {
+      if (old.deleted) {
+        tombstones_--;
+      } else {
+        live_bytes_ -= EncodedRecordSize(key.size(), old.value_len);
+        SubLive(old.segment, EncodedRecordSize(key.size(), old.value_len));
+      }
+    }
+    if (e.deleted) {
+      tombstones_++;
+    } else {
+      live_bytes_ += EncodedRecordSize(key.size(), e.value_len);
+      seg->live += EncodedRecordSize(key.size(), e.value_len);
+    }
+  }
+}
+
+// A sealed segment's hint file, if it can be trusted, says everything a scan
+// would, without reading values. Nothing is applied unless the whole file is
+// good (ReadHintFile checks it first).
+Status StoreImpl::LoadHints(Segment* seg, uint64_t file_size, ScanState* st) {
+  const std::string hint = JoinPath(options_.dir, HintFileName(seg->id));
+  // The LSN check runs over the entries first, so a bad one applies nothing.
+  ScanState trial = *st;
+  Status dense;
+  Status s = ReadHintFile(io_, hint, file_size, [&](const HintEntry& h) {
+    if (!dense.ok()) return;
+    Record r;
+    r.lsn = h.lsn;
+    r.type = h.gap ? RecordType::kGap : h.tombstone ? RecordType::kDelete : RecordType::kPut;
+    if (h.gap) r.value = h.key;
+    dense = CheckDense(*seg, h.offset, r, &trial);
+  });
+  if (s.ok() && !dense.ok()) return dense;
+  if (!s.ok()) return s;
+  *st = std::move(trial);
+  return ReadHintFile(io_, hint, file_size, [&](const HintEntry& h) {
+    IndexEntry e;
+    e.lsn = h.lsn;
+    if (h.gap) {
+      if (seg->first_lsn == 0 || e.lsn < seg->first_lsn) seg->first_lsn = e.lsn;
+      seg->last_lsn = std::max(seg->last_lsn, e.lsn);
+      st->max_lsn = std::max(st->max_lsn, e.lsn);
+      return;
+    }
+    e.offset = h.offset;
+    e.segment = seg->id;
+    e.value_len = h.value_len;
+    e.deleted = h.tombstone;
+    RecoverRecord(seg, h.key, e, st);
+  });
+}
+
 Status StoreImpl::ScanSegment(Segment* seg, bool newest, ScanState* st) {
   uint64_t file_size;
   Status s = FileSize(io_, seg->fd, &file_size, seg->path);
   if (!s.ok()) return s;
+  if (!newest) {
+    s = LoadHints(seg, file_size, st);
+    if (s.ok()) {
+      seg->written = seg->end = file_size;
+      seg->synced = true;
+      seg->hinted = true;
+      return s;
+    }
+    if (s.IsIOError()) return s;
+    if (!s.IsNotFound()) Log("ignoring hint file: " + s.ToString() + "; scanning the segment");
+  }
   SegmentReader reader(io_, seg->fd, seg->path, 0, file_size, kScanReadBytes,
                        /*skip_large_values=*/true);
   Record rec;
@@ -330,32 +461,19 @@ Status StoreImpl::ScanSegment(Segment* seg, bool newest, ScanState* st) {
     if (!s.ok()) break;
     s = CheckDense(*seg, off, rec, st);
     if (!s.ok()) return s;
-    if (seg->first_lsn == 0 || rec.lsn < seg->first_lsn) seg->first_lsn = rec.lsn;
-    seg->last_lsn = std::max(seg->last_lsn, rec.lsn);
-    st->max_lsn = std::max(st->max_lsn, rec.lsn);
-    if (rec.type == RecordType::kGap) continue;
+    if (rec.type == RecordType::kGap) {
+      if (seg->first_lsn == 0 || rec.lsn < seg->first_lsn) seg->first_lsn = rec.lsn;
+      seg->last_lsn = std::max(seg->last_lsn, rec.lsn);
+      st->max_lsn = std::max(st->max_lsn, rec.lsn);
+      continue;
+    }
     IndexEntry e;
     e.lsn = rec.lsn;
     e.offset = off;
     e.segment = seg->id;
     e.value_len = static_cast<uint32_t>(reader.value_bytes());
     e.deleted = rec.type == RecordType::kDelete;
-    bool replaced;
-    IndexEntry old;
-    if (index_.PutIfNewer(rec.key, e, &replaced, &old)) {
-      if (replaced) {
-        if (old.deleted) {
-          tombstones_--;
-        } else {
-          live_bytes_ -= EncodedRecordSize(rec.key.size(), old.value_len);
-        }
-      }
-      if (e.deleted) {
-        tombstones_++;
-      } else {
-        live_bytes_ += reader.record_bytes();
-      }
-    }
+    RecoverRecord(seg, rec.key, e, st);
   }
   const uint64_t good = reader.offset();
   if (!s.IsNotFound()) {

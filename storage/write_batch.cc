@@ -49,7 +49,7 @@ Status WriteBatchImpl::Run() {
     bool uncertain = false;
     int err = Inject("manifest");
     Status s = err ? Status::FromErrno(err, "write MANIFEST")
-                   : WriteManifest(io_, dir_, dir_fd_, *manifest, &uncertain);
+                   : manifest_writer->Update(*manifest, CopyWriterFields, &uncertain);
     if (!s.ok()) return Fail(uncertain ? Failure::kSync : Failure::kManifest, s);
   }
   return Status::OK();

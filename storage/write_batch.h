@@ -56,7 +56,8 @@ class WriteBatchImpl final : public WriteBatch {
   size_t bytes() const override { return bytes_; }
 
   std::vector<BatchFile> files;
-  std::optional<Manifest> manifest;  // written last, if set
+  std::optional<Manifest> manifest;  // its writer's fields are written last, if set
+  ManifestWriter* manifest_writer = nullptr;
   uint64_t manifest_gen = 0;
   uint64_t first_lsn_ = 0;
   uint64_t last_lsn_ = 0;

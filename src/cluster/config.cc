@@ -34,7 +34,8 @@ struct SectionKeys {
 };
 const SectionKeys kKnownKeys[] = {
     {"cluster", {"routing", "forward_timeout_ms", "connect_timeout_ms", "forward_max_connections"}},
-    {"storage", {"fsync", "segment_bytes"}},
+    {"storage",
+     {"fsync", "segment_bytes", "compact_dead_ratio", "compact_min_bytes", "replica_keep_records"}},
     {"limits", {"max_key_bytes", "max_value_bytes"}},
     {"server",
      {"max_connections", "header_timeout_ms", "idle_timeout_ms", "max_url_bytes",
@@ -436,6 +437,24 @@ void ParseRoot(const std::string& source, const toml::value& root, ClusterConfig
     }
     config->segment_bytes = OptionalCount(source, s, "storage", "segment_bytes",
                                           config->segment_bytes, 4096, storage::kMaxIndexOffset);
+    if (s.is_table() && s.contains("compact_dead_ratio")) {
+      const toml::value& v = s.at("compact_dead_ratio");
+      if (v.is_floating()) {
+        config->compact_dead_ratio = v.as_floating();
+      } else if (v.is_integer()) {
+        config->compact_dead_ratio = static_cast<double>(v.as_integer());
+      } else {
+        Fail(source, v, "storage.compact_dead_ratio", "has the wrong type (" + TypeName(v) + ")");
+      }
+      if (!(config->compact_dead_ratio >= 0 && config->compact_dead_ratio <= 1)) {
+        Fail(source, v, "storage.compact_dead_ratio",
+             "must be between 0 (no automatic compaction) and 1");
+      }
+    }
+    config->compact_min_bytes =
+        OptionalCount(source, s, "storage", "compact_min_bytes", config->compact_min_bytes, 0);
+    config->replica_keep_records = OptionalCount(source, s, "storage", "replica_keep_records",
+                                                 config->replica_keep_records, 0);
   }
   if (root.contains("limits")) {
     const toml::value& l = root.at("limits");

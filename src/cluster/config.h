@@ -48,6 +48,14 @@ struct ClusterConfig {
 
   storage::FsyncMode fsync = storage::FsyncMode::kAlways;
   uint64_t segment_bytes = 64ull << 20;
+  // Automatic compaction: when the dead bytes of sealed segments pass this
+  // share of them (0 turns it off) and compact_min_bytes.
+  double compact_dead_ratio = 0.5;
+  uint64_t compact_min_bytes = 64ull << 20;
+  // Tombstones a connected replica still needs are kept from compaction, but
+  // never for a replica more than this many records behind (it then gets a
+  // snapshot).
+  uint64_t replica_keep_records = 1'000'000;
 
   size_t max_key_bytes = 4096;
   size_t max_value_bytes = 16u << 20;

@@ -47,11 +47,7 @@ namespace {
 constexpr uint64_t kMapPollIntervalMs = 1'000;
 constexpr uint64_t kMapRequestTimeoutMs = 1'000;
 constexpr const char* kEpochHeader = "X-Distkv-Epoch";
-constexpr const char* kPrimarySinceHeader = "X-Distkv-Primary-Since";
 constexpr const char* kFollowingFile = "following";
-constexpr const char* kPrimarySinceFile = "primary_since";
-constexpr int kFollowAttempts = 20;
-constexpr uint64_t kFollowRetryMs = 500;
 
 std::string ReadMarker(const std::string& dir, const char* name) {
   std::ifstream in(dir + "/" + name);
@@ -118,11 +114,6 @@ bool Node::InitClusterMap(std::string* error) {
   if (following_.empty() && advertise_ != options_.config.shards[self_].address) {
     // Before any failover a replica follows the primary of the config.
     following_ = options_.config.shards[self_].address;
-  }
-  const std::string since = ReadMarker(options_.data_dir, kPrimarySinceFile);
-  if (!since.empty()) {
-    has_primary_since_ = true;
-    primary_since_ = std::strtoull(since.c_str(), nullptr, 10);
   }
   return true;
 }
@@ -197,11 +188,10 @@ void Node::BecomePrimary() {
   if (replica_) replica_->Stop();
   replica_.reset();
   is_replica_ = false;
-  // Records up to here came from the old primary; replicas that followed
-  // it and hold more cut their tail back to this LSN (FollowPrimary).
-  primary_since_ = store_->last_lsn();
-  has_primary_since_ = true;
-  SaveMarker(kPrimarySinceFile, std::to_string(primary_since_));
+  // Records up to here came from the old primary; a node that followed it
+  // and holds more is told so when it asks to replicate (history_diverged)
+  // and cuts its tail back to this LSN (CutDivergedTail).
+  store_->BeginHistory();
   following_ = advertise_;
   SaveMarker(kFollowingFile, following_);
   StartPrimary();
@@ -219,8 +209,6 @@ void Node::BecomeReplicaOf(const std::string& primary) {
   pipeline_->SetDurableListener(nullptr);
   if (primary_) primary_->Stop();
   primary_.reset();
-  has_primary_since_ = false;
-  std::remove((options_.data_dir + "/" + kPrimarySinceFile).c_str());
   FollowPrimary(primary);
 }
 
@@ -245,6 +233,7 @@ void Node::StartFollowing(const std::string& primary) {
   ro.connect_timeout_ms = config.connect_timeout_ms;
   auth_.AddPeerCredentials(&ro.headers);
   ro.tls = tls_client_;
+  ro.on_diverged = [this, primary](uint64_t fork_lsn) { CutDivergedTail(primary, fork_lsn); };
   // A frame holds one slice of records, or one record above the slice size.
   ro.max_frame_bytes =
       (1u << 20) + storage::EncodedRecordSize(config.max_key_bytes, config.max_value_bytes);
@@ -388,67 +377,17 @@ void Node::HandleClusterMap(net::HttpRequest& request, net::Responder responder,
   net::HttpResponse r;
   r.SetHeader("Content-Type", "application/toml");
   r.SetHeader(kEpochHeader, std::to_string(cluster_map_.epoch));
-  if (!is_replica_ && has_primary_since_) {
-    r.SetHeader(kPrimarySinceHeader, std::to_string(primary_since_));
-  }
   r.body = EncodeClusterMap(cluster_map_);
   Finish(responder, Route::kCluster, start_ns, std::move(r));
 }
 
-void Node::FollowPrimary(const std::string& primary, int attempt) {
-  if (replica_) replica_->Stop();
-  replica_.reset();
-  if (following_ == primary) {
-    StartFollowing(primary);
-    return;
-  }
-  // A new primary: ask where its history began.
-  net::OutboundRequest req;
-  req.target = "/internal/cluster-map";
-  req.timeout_ms = kMapRequestTimeoutMs;
-  auth_.AddPeerCredentials(&req.headers);
-  std::weak_ptr<bool> alive = alive_;
-  control_client_->Request(
-      primary, std::move(req), [this, alive, primary, attempt](net::ClientResult& result) {
-        if (alive.expired() || !is_replica_ || map_.shards()[self_].address != primary) return;
-        if (result.error != net::ClientError::kNone || result.response.status != 200) {
-          if (attempt + 1 < kFollowAttempts) {
-            auto* timer = new uv_timer_t;
-            uv_timer_init(loop_, timer);
-            struct Retry {
-              Node* node;
-              std::weak_ptr<bool> alive;
-              std::string primary;
-              int attempt;
-            };
-            timer->data = new Retry{this, alive, primary, attempt + 1};
-            uv_timer_start(
-                timer,
-                [](uv_timer_t* t) {
-                  std::unique_ptr<Retry> retry(static_cast<Retry*>(t->data));
-                  t->data = nullptr;
-                  net::CloseAndDelete(t);
-                  if (!retry->alive.expired())
-                    retry->node->FollowPrimary(retry->primary, retry->attempt);
-                },
-                kFollowRetryMs, 0);
-            return;
-          }
-          Logf(LogLevel::kError,
-               "shard %s: cannot ask the new primary %s where its history begins; following it "
-               "without the check",
-               options_.shard.c_str(), primary.c_str());
-        } else if (const std::string* since = result.response.header(kPrimarySinceHeader)) {
-          const uint64_t fork = std::strtoull(since->c_str(), nullptr, 10);
-          if (store_->last_lsn() > fork) {
-            CutDivergedTail(primary, fork);
-            return;
-          }
-        }
-        following_ = primary;
-        SaveMarker(kFollowingFile, following_);
-        StartFollowing(primary);
-      });
+void Node::FollowPrimary(const std::string& primary) {
+  // Whether this node's records are a prefix of the new primary's log is
+  // settled when it asks to replicate: if not, the primary answers
+  // history_diverged and CutDivergedTail follows.
+  following_ = primary;
+  SaveMarker(kFollowingFile, following_);
+  StartFollowing(primary);
 }
 
 void Node::CutDivergedTail(const std::string& primary, uint64_t fork_lsn) {
@@ -492,28 +431,35 @@ void Node::CutDivergedTail(const std::string& primary, uint64_t fork_lsn) {
        options_.shard.c_str(), fork_lsn + 1, last, primary.c_str(), bytes, lost_path.c_str());
   events_.Add("lost", "LSNs " + std::to_string(fork_lsn + 1) + ".." + std::to_string(last) +
                           " cut into " + lost_path);
+  if (replica_) replica_->Stop();
+  replica_.reset();
   std::weak_ptr<bool> alive = alive_;
   pipeline_->Drain([this, alive, primary] {
     if (alive.expired()) return;
-    pipeline_.reset();
-    store_.reset();
-    // Everything but the node's own files goes; the store starts empty.
-    std::vector<std::string> names;
-    storage::ListDir(storage::Io::Posix(), options_.data_dir, &names).ok();
-    for (const std::string& name : names) {
-      if (name == kClusterMapFile || name == kFollowingFile || name == "lost") continue;
-      std::remove((options_.data_dir + "/" + name).c_str());
-    }
-    storage::Status s = storage::Store::Open(store_options_, &store_);
-    if (!s.ok()) {
-      Logf(LogLevel::kError, "shard %s: cannot reopen the store after the cut: %s",
-           options_.shard.c_str(), s.ToString().c_str());
-      std::exit(1);
-    }
-    pipeline_ = std::make_unique<CommitPipeline>(loop_, store_.get());
-    following_ = primary;
-    SaveMarker(kFollowingFile, following_);
-    StartFollowing(primary);
+    compactor_->Stop([this, alive, primary] {
+      if (alive.expired()) return;
+      compactor_.reset();
+      pipeline_.reset();
+      store_.reset();
+      // Everything but the node's own files goes; the store starts empty.
+      std::vector<std::string> names;
+      storage::ListDir(storage::Io::Posix(), options_.data_dir, &names).ok();
+      for (const std::string& name : names) {
+        if (name == kClusterMapFile || name == kFollowingFile || name == "lost") continue;
+        std::remove((options_.data_dir + "/" + name).c_str());
+      }
+      storage::Status s = storage::Store::Open(store_options_, &store_);
+      if (!s.ok()) {
+        Logf(LogLevel::kError, "shard %s: cannot reopen the store after the cut: %s",
+             options_.shard.c_str(), s.ToString().c_str());
+        std::exit(1);
+      }
+      pipeline_ = std::make_unique<CommitPipeline>(loop_, store_.get());
+      StartCompactor();
+      following_ = primary;
+      SaveMarker(kFollowingFile, following_);
+      StartFollowing(primary);
+    });
   });
 }
 

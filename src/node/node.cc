@@ -97,6 +97,7 @@ bool Node::Start(std::string* error) {
     return false;
   }
   pipeline_ = std::make_unique<CommitPipeline>(loop_, store_.get());
+  StartCompactor();
 
   // [tls]: this node's port is HTTPS, and it reaches its peers over TLS,
   // presenting its own certificate (which mutual TLS asks for).
@@ -185,14 +186,49 @@ void Node::Shutdown(std::function<void()> done) {
   if (primary_) primary_->Stop();
   if (replica_) replica_->Stop();
   server_->Shutdown([this, done = std::move(done)]() mutable {
-    pipeline_->Drain([this, done = std::move(done)]() {
-      client_->Close();
-      control_client_->Close();
-      Logf(LogLevel::kInfo, "shard %s stopped at LSN %" PRIu64, map_.shards()[self_].name.c_str(),
-           store_->durable_lsn());
-      done();
+    // A compaction in flight uses the store's files: wait for it first.
+    compactor_->Stop([this, done = std::move(done)]() mutable {
+      pipeline_->Drain([this, done = std::move(done)]() {
+        client_->Close();
+        control_client_->Close();
+        Logf(LogLevel::kInfo, "shard %s stopped at LSN %" PRIu64, map_.shards()[self_].name.c_str(),
+             store_->durable_lsn());
+        done();
+      });
     });
   });
+}
+
+void Node::StartCompactor() {
+  const ClusterConfig& config = options_.config;
+  CompactorOptions cpo;
+  cpo.dead_ratio = config.compact_dead_ratio;
+  cpo.min_bytes = config.compact_min_bytes;
+  // Tombstones replicas have not seen yet stay, within replica_keep_records.
+  cpo.keep_tombstones_after = [this]() {
+    return primary_ ? primary_->KeepTombstonesAfter(options_.config.replica_keep_records)
+                    : UINT64_MAX;
+  };
+  compactor_ = std::make_unique<Compactor>(loop_, store_.get(), cpo);
+}
+
+net::HttpResponse Node::HandleCompact() {
+  net::HttpResponse r;
+  switch (compactor_->Start("POST /admin/compact")) {
+    case Compactor::StartResult::kRunning:
+      return net::MakeErrorResponse(409, "compaction_running",
+                                    "a compaction is already running; /stats shows its progress");
+    case Compactor::StartResult::kNothingToDo:
+      r.status = 200;
+      r.body = "{\"started\":false,\"message\":\"no sealed segment to compact\"}\n";
+      break;
+    case Compactor::StartResult::kStarted:
+      r.status = 202;
+      r.body = "{\"started\":true}\n";
+      break;
+  }
+  r.SetHeader("Content-Type", "application/json");
+  return r;
 }
 
 void Node::Finish(net::Responder& responder, Route route, uint64_t start_ns,
@@ -281,9 +317,7 @@ void Node::OnRequest(net::HttpRequest& request, net::Responder responder) {
       Finish(responder, Route::kDigest, start_ns, DigestResponse());
       return;
     case Endpoint::kCompact:
-      Finish(responder, Route::kCompact, start_ns,
-             net::MakeErrorResponse(501, "not_implemented",
-                                    "compaction is not available in this version (see README)"));
+      Finish(responder, Route::kCompact, start_ns, HandleCompact());
       return;
     case Endpoint::kClusterMap:
       HandleClusterMap(request, std::move(responder), start_ns);

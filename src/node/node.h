@@ -30,6 +30,7 @@
 #include "src/replication/primary.h"
 #include "src/replication/replica.h"
 #include "src/shard/commit_pipeline.h"
+#include "src/shard/compactor.h"
 #include "storage/io.h"
 #include "storage/store.h"
 
@@ -93,6 +94,7 @@ class Node {
   // /cluster/status and /ui, in cluster_status.cc.
   void HandleClusterStatus(net::Responder responder, uint64_t start_ns);
   net::HttpResponse UiResponse() const;
+  net::HttpResponse HandleCompact();
   // Status pages, in node_status.cc.
   net::HttpResponse StatsResponse() const;
   net::HttpResponse MetricsResponse() const;
@@ -120,7 +122,8 @@ class Node {
   // Follows `primary`, first cutting what this node's log holds beyond the
   // point where that primary's history began (a deposed primary's
   // unreplicated writes) into lost/.
-  void FollowPrimary(const std::string& primary, int attempt = 0);
+  void FollowPrimary(const std::string& primary);
+  void StartCompactor();
   void CutDivergedTail(const std::string& primary, uint64_t fork_lsn);
   void SaveMarker(const char* name, const std::string& value);
   // Whether this primary may take or acknowledge a write now; else *why.
@@ -162,6 +165,7 @@ class Node {
   std::unique_ptr<storage::Io> slow_io_;     // with --slow-disk; outlives store_
   std::unique_ptr<storage::Store> store_;
   std::unique_ptr<CommitPipeline> pipeline_;
+  std::unique_ptr<Compactor> compactor_;
   std::unique_ptr<net::HttpServer> server_;
   std::unique_ptr<net::HttpClient> client_;
   std::unique_ptr<Forwarder> forwarder_;
@@ -196,12 +200,9 @@ class Node {
   std::unique_ptr<net::HttpClient> control_client_;  // map fetches and pushes, etcd
   std::unique_ptr<Coordinator> coordinator_;         // with [coordinator] etcd = [...]
   storage::Options store_options_;                   // to reopen the store after a cut
-  // The primary whose history this node's log follows (file "following"),
-  // and, while primary after a promotion, the last LSN it took over with
-  // (file "primary_since"; absent for a primary that was never promoted).
+  // The primary this node's log follows (file "following"). Where a
+  // primary's history began is in the store's MANIFEST (history lines).
   std::string following_;
-  bool has_primary_since_ = false;
-  uint64_t primary_since_ = 0;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 
   // A source's cutover pause (persisted in the file migration_pause) and the

@@ -56,7 +56,9 @@ net::HttpResponse Node::StatsResponse() const {
   AppendJsonField(&b, "read_only", writable.ok() ? 0 : 1);
   if (!writable.ok()) AppendJsonField(&b, "read_only_reason", writable.message());
   AppendJsonField(&b, "index_bytes", st.index_bytes);
-  b += "\"commit\":{";
+  b += "\"compaction\":";
+  compactor_->AppendJson(&b);
+  b += ",\"commit\":{";
   AppendJsonField(&b, "batches", pc.batches);
   AppendJsonField(&b, "batch_records", pc.batch_records);
   AppendJsonField(&b, "max_batch_records", pc.max_batch_records);
@@ -153,6 +155,7 @@ net::HttpResponse Node::MetricsResponse() const {
   AppendPromMetric(&b, "distkv_forward_failures_total", "counter",
                    "Forwarded requests whose owner could not be reached.",
                    forwarder_->counters().failed);
+  compactor_->AppendPrometheus(&b);
   if (primary_) primary_->AppendPrometheus(&b);
   if (replica_) replica_->AppendPrometheus(&b);
   metrics_.AppendPrometheus(&b);

@@ -35,6 +35,7 @@ struct ReplicaParams {
   uint64_t lsn = 0;
   bool has_lsn = false;
   std::string shard;
+  uint64_t history = 0;
 };
 
 // Reads replica=, shard= and the LSN parameter called lsn_name; false with
@@ -51,6 +52,11 @@ bool ParseReplicaParams(const net::HttpRequest& request, std::string_view lsn_na
       out->replica = value;
     } else if (name == "shard") {
       out->shard = value;
+    } else if (name == "history") {
+      if (!ParseHistoryName(value, &out->history)) {
+        *error = net::MakeErrorResponse(400, "bad_history", "history must be 16 hex digits");
+        return false;
+      }
     } else if (name == lsn_name) {
       if (!ParseU64(value, &out->lsn)) {
         *error = net::MakeErrorResponse(400, "bad_lsn",
@@ -140,15 +146,25 @@ void ReplicationPrimary::HandleReplicate(const net::HttpRequest& request,
     return;
   }
   const uint64_t durable = store_->durable_lsn();
-  if (p.lsn > durable) {
+  // The replica's records up to its LSN must be this log's: the same
+  // history, and not beyond where this log took another turn (a crash that
+  // lost an unsynced tail, a promotion elsewhere) or ends.
+  uint64_t fork = 0;
+  if (!store_->SharesHistory(p.history, p.lsn, &fork)) {
+    counters_.streams_diverged++;
     Logf(LogLevel::kError,
-         "replica %s asks for records after LSN %" PRIu64 " but this primary's log ends at %" PRIu64
-         "; the replica holds writes this primary lost",
-         p.replica.c_str(), p.lsn, durable);
-    refuse(net::MakeErrorResponse(409, "replica_ahead",
-                                  "the replica is at LSN " + std::to_string(p.lsn) +
-                                      " but this primary's log ends at " + std::to_string(durable) +
-                                      "; the primary lost writes the replica holds"));
+         "replica %s holds history %016" PRIx64 " up to LSN %" PRIu64
+         ", which is not a prefix of this primary's log (they share LSNs up to %" PRIu64
+         "); its data diverged and is resynced",
+         p.replica.c_str(), p.history, p.lsn, fork);
+    net::HttpResponse r = net::MakeErrorResponse(
+        409, "history_diverged",
+        "the replica's data (history " + HistoryName(p.history) + " up to LSN " +
+            std::to_string(p.lsn) + ") is not a prefix of this primary's log, which shares LSNs " +
+            "up to " + std::to_string(fork) + " with it; the replica cuts what follows and " +
+            "resyncs");
+    r.SetHeader(kReplicationForkHeader, std::to_string(fork));
+    refuse(std::move(r));
     return;
   }
   std::unique_ptr<storage::LogCursor> cursor;
@@ -193,6 +209,7 @@ void ReplicationPrimary::HandleReplicate(const net::HttpRequest& request,
   head.SetHeader("Content-Type", kReplicationContentType);
   head.SetHeader(kReplicationVersionHeader, kReplicationVersion);
   head.SetHeader("X-Distkv-Durable-Lsn", std::to_string(durable));
+  head.SetHeader(kReplicationHistoryHeader, HistoryName(store_->history_id()));
   session->responder.BeginStream(std::move(head));
   std::weak_ptr<bool> alive = alive_;
   session->responder.OnClose([this, alive, address = p.replica, id = session->id]() {
@@ -224,11 +241,14 @@ net::HttpResponse ReplicationPrimary::HandleAck(const net::HttpRequest& request)
   }
   if (RefuseUnknown(p.replica, &error)) return error;
   const uint64_t durable = store_->durable_lsn();
-  if (p.lsn > durable) {
-    // Counting it could acknowledge writes this primary never made durable.
-    return net::MakeErrorResponse(409, "replica_ahead",
-                                  "acknowledged LSN " + std::to_string(p.lsn) +
-                                      " is past this primary's log end " + std::to_string(durable));
+  uint64_t fork = 0;
+  if (!store_->SharesHistory(p.history, p.lsn, &fork)) {
+    // Counting it could acknowledge writes this primary never made durable,
+    // or records of another history at the same LSNs.
+    return net::MakeErrorResponse(
+        409, "history_diverged",
+        "acknowledged LSN " + std::to_string(p.lsn) + " of history " + HistoryName(p.history) +
+            " is not in this primary's log (durable LSN " + std::to_string(durable) + ")");
   }
   replicas_[p.replica].last_seen_ns = uv_hrtime();
   acks_.Ack(p.replica, p.lsn);
@@ -435,6 +455,15 @@ size_t ReplicationPrimary::connected_replicas() const {
   return n;
 }
 
+uint64_t ReplicationPrimary::KeepTombstonesAfter(uint64_t max_behind) const {
+  const uint64_t durable = store_->durable_lsn();
+  uint64_t keep = UINT64_MAX;
+  for (const auto& [address, acked] : acks_.acked()) {
+    if (durable - std::min(durable, acked) <= max_behind) keep = std::min(keep, acked);
+  }
+  return keep;
+}
+
 uint64_t ReplicationPrimary::acked_lsn(const std::string& address) const {
   return acks_.acked_lsn(address);
 }
@@ -476,6 +505,8 @@ void ReplicationPrimary::AppendJson(std::string* out) const {
   AppendJsonField(&b, "streams_started", counters_.streams_started);
   AppendJsonField(&b, "streams_refused", counters_.streams_refused);
   AppendJsonField(&b, "streams_gone", counters_.streams_gone);
+  AppendJsonField(&b, "streams_diverged", counters_.streams_diverged);
+  AppendJsonField(&b, "history", HistoryName(store_->history_id()));
   AppendJsonField(&b, "overflow_disconnects", counters_.overflow_disconnects);
   AppendJsonField(&b, "stall_disconnects", counters_.stall_disconnects);
   AppendJsonField(&b, "records_sent", counters_.records_sent);

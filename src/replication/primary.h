@@ -106,6 +106,7 @@ class ReplicationPrimary {
     uint64_t streams_started = 0;
     uint64_t streams_refused = 0;       // 4xx/5xx answers to /internal/replicate
     uint64_t streams_gone = 0;          // 410: the log no longer holds what a replica needs
+    uint64_t streams_diverged = 0;      // 409: the replica's history is not a prefix of ours
     uint64_t overflow_disconnects = 0;  // ended for passing max_queued_bytes
     uint64_t stall_disconnects = 0;     // ended for not draining within stall_timeout_ms
     uint64_t records_sent = 0;
@@ -119,6 +120,11 @@ class ReplicationPrimary {
   size_t connected_replicas() const;
   // Highest LSN acknowledged by the replica at address (0 if unknown).
   uint64_t acked_lsn(const std::string& address) const;
+  // The LSN above which compaction must keep tombstones: the lowest LSN a
+  // known replica (connected or not) has acknowledged, ignoring replicas
+  // more than max_behind records behind (they will get a snapshot).
+  // UINT64_MAX when no replica needs any.
+  uint64_t KeepTombstonesAfter(uint64_t max_behind) const;
 
  private:
   enum class Phase { kCatchUp, kBlocked, kLive };

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
+#include <cstdlib>
 
 #include "net/uv_handle.h"
 #include "src/api/kv_request.h"
@@ -92,6 +93,7 @@ void ReplicationReplica::Connect() {
   state_ = State::kConnecting;
   decoder_.Reset();
   head_status_ = 0;
+  head_fork_ = false;
   error_body_.clear();
   abort_reason_.clear();
   throttled_ = false;
@@ -106,6 +108,7 @@ void ReplicationReplica::Connect() {
   net::OutboundRequest req;
   req.method = "GET";
   req.target = "/internal/replicate?from=" + std::to_string(store_->last_lsn()) +
+               "&history=" + HistoryName(store_->HistoryAt(store_->last_lsn())) +
                "&replica=" + PercentEncode(options_.self_address) +
                "&shard=" + PercentEncode(options_.shard);
   req.timeout_ms = options_.idle_timeout_ms;
@@ -126,7 +129,18 @@ void ReplicationReplica::Connect() {
 
 void ReplicationReplica::OnHead(const net::HttpResponse& head) {
   head_status_ = head.status;
-  if (head.status != 200) return;  // the error body follows; OnStreamEnd reports it
+  if (head.status != 200) {
+    // The error body follows; OnStreamEnd reports it.
+    const std::string* fork = head.header(kReplicationForkHeader);
+    head_fork_ = fork != nullptr;
+    if (fork) fork_lsn_ = std::strtoull(fork->c_str(), nullptr, 10);
+    return;
+  }
+  // The records that follow belong to the primary's current history: the
+  // store records it before applying any.
+  uint64_t id = 0;
+  const std::string* h = head.header(kReplicationHistoryHeader);
+  if (h && ParseHistoryName(*h, &id)) store_->AdoptHistory(id);
   state_ = State::kStreaming;
   counters_.connects++;
   if (counters_.connects > 1) counters_.reconnects++;
@@ -281,6 +295,12 @@ void ReplicationReplica::OnStreamEnd(const net::ClientResult& result) {
     backoff_ms_ = std::min(backoff_ms_ * 2, options_.max_backoff_ms);
   }
   last_error_ = reason;
+  if (head_status_ == 409 && head_fork_ && options_.on_diverged) {
+    diverged_ = true;
+    Logf(LogLevel::kWarn, "replica of shard %s: %s", options_.shard.c_str(), reason.c_str());
+    ScheduleReconnect(0);
+    return;
+  }
   Logf(throttled_ ? LogLevel::kInfo : LogLevel::kWarn,
        "replica of shard %s: %s %s: %s; reconnecting in %" PRIu64 " ms", options_.shard.c_str(),
        was_streaming ? "stream from" : "cannot stream from", options_.primary.c_str(),
@@ -296,6 +316,10 @@ void ReplicationReplica::ScheduleReconnect(uint64_t delay_ms) {
 void ReplicationReplica::OnTimer(uv_timer_t* timer) {
   auto* self = static_cast<ReplicationReplica*>(timer->data);
   if (self->state_ == State::kStopped) return;
+  if (self->diverged_) {
+    self->options_.on_diverged(self->fork_lsn_);  // may destroy self
+    return;
+  }
   // Resume after the last staged LSN only once it is durable: if its batch
   // fails the store undoes it, and asking from there would leave a gap.
   std::weak_ptr<bool> alive = self->alive_;
@@ -335,7 +359,9 @@ void ReplicationReplica::MaybeSendAck() {
   net::OutboundRequest req;
   req.method = "POST";
   req.target = "/internal/replica-ack?replica=" + PercentEncode(options_.self_address) +
-               "&lsn=" + std::to_string(durable) + "&shard=" + PercentEncode(options_.shard);
+               "&lsn=" + std::to_string(durable) +
+               "&history=" + HistoryName(store_->HistoryAt(durable)) +
+               "&shard=" + PercentEncode(options_.shard);
   req.timeout_ms = options_.ack_timeout_ms;
   req.headers = options_.headers;
   std::weak_ptr<bool> alive = alive_;

@@ -48,6 +48,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -72,6 +73,11 @@ struct ReplicationReplicaOptions {
   uint64_t max_backoff_ms = 5'000;
   size_t max_frame_bytes = 64u << 20;
   size_t max_unsynced_bytes = 64u << 20;
+  // Called (from the loop, never inside a stream callback) when the primary
+  // answers history_diverged: this node's records after fork_lsn are not
+  // the primary's. The replica stops; the owner cuts the tail and starts a
+  // new one. Without it the replica keeps retrying.
+  std::function<void(uint64_t fork_lsn)> on_diverged;
 };
 
 class ReplicationReplica {
@@ -163,6 +169,9 @@ class ReplicationReplica {
   bool stream_progressed_ = false;     // it made records durable since
   uint64_t start_lsn_ = 0;             // the local log's end when Start() ran
   std::string last_error_;
+  bool head_fork_ = false;  // the refusal named the fork LSN (fork_lsn_)
+  bool diverged_ = false;   // on_diverged is due at the next timer
+  uint64_t fork_lsn_ = 0;
   LatencyHistogram visible_lag_;
   LatencyHistogram apply_lag_;
   std::shared_ptr<bool> alive_;

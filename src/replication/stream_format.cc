@@ -1,6 +1,9 @@
 // Frame encoding and decoding; the layout is described in replication_stream.h.
 #include "src/replication/stream_format.h"
 
+#include <cinttypes>
+#include <cstdio>
+
 #include <chrono>
 
 #include "storage/coding.h"
@@ -19,6 +22,30 @@ void PutHead(char* p, FrameKind kind, size_t payload, uint64_t lsn, uint64_t tim
 }
 
 }  // namespace
+
+std::string HistoryName(uint64_t id) {
+  char buf[17];
+  std::snprintf(buf, sizeof(buf), "%016" PRIx64, id);
+  return buf;
+}
+
+bool ParseHistoryName(std::string_view text, uint64_t* id) {
+  if (text.size() != 16) return false;
+  uint64_t v = 0;
+  for (char c : text) {
+    int d;
+    if (c >= '0' && c <= '9') {
+      d = c - '0';
+    } else if (c >= 'a' && c <= 'f') {
+      d = c - 'a' + 10;
+    } else {
+      return false;
+    }
+    v = v << 4 | static_cast<uint64_t>(d);
+  }
+  *id = v;
+  return true;
+}
 
 size_t BeginRecordsFrame(std::string* out) {
   const size_t start = out->size();

@@ -2,7 +2,16 @@
 //
 // Connections. A replica opens ONE HTTP connection to its shard's primary:
 //
-//   GET /internal/replicate?from=<LSN>&replica=<host:port>&shard=<name>
+//   GET /internal/replicate?from=<LSN>&history=<id>&replica=<host:port>&shard=<name>
+//
+// Version 2 adds `history`: the id (16 hex digits) of the history the
+// replica's record at LSN `from` belongs to (the history lines of
+// storage/manifest.h). The primary answers 409 history_diverged, with the
+// last LSN both logs share in X-Distkv-Fork-Lsn, when the replica's data is
+// not a prefix of its log; it names its current history in the
+// X-Distkv-History header of a stream it accepts, which the replica's store
+// adopts. Acks carry `history=<id>` too and count only for data of the
+// primary's log.
 //
 // `from` is the replica's last LSN (everything up to it is durable on the
 // replica); `replica` is the address the replica listens on, which names it
@@ -58,7 +67,15 @@ inline constexpr size_t kFrameHeaderBytes = 5;   // kind + length
 inline constexpr size_t kFramePrefixBytes = 16;  // LSN + clock, in both kinds
 inline constexpr std::string_view kReplicationContentType = "application/x-distkv-replication";
 inline constexpr std::string_view kReplicationVersionHeader = "X-Distkv-Replication";
-inline constexpr std::string_view kReplicationVersion = "1";
+inline constexpr std::string_view kReplicationVersion = "2";
+inline constexpr std::string_view kReplicationHistoryHeader = "X-Distkv-History";
+// On a 409 history_diverged: the last LSN the replica's data shares with the
+// primary's log.
+inline constexpr std::string_view kReplicationForkHeader = "X-Distkv-Fork-Lsn";
+
+// A history id as it travels: 16 lowercase hex digits.
+std::string HistoryName(uint64_t id);
+bool ParseHistoryName(std::string_view text, uint64_t* id);
 
 // A decoded frame. records views the decoder's buffer: valid until the next
 // Feed().

@@ -47,6 +47,13 @@ struct Credential {
   std::string token;
 };
 
+// The primary's replication history, as a replica's ack names it.
+std::string HistoryOf(SyncHttp& http, const std::string& node, const std::string& token) {
+  Json stats = GetJson(http, node, "/stats", Bearer(token));
+  REQUIRE(stats["replication"]["history"].is_string());
+  return stats["replication"]["history"].get<std::string>();
+}
+
 TEST_CASE("auth: every endpoint class answers no token, a wrong token and each role exactly") {
   TestCluster cluster(WithAuth(LocalCluster(1, 1)));
   cluster.Start();
@@ -63,7 +70,8 @@ TEST_CASE("auth: every endpoint class answers no token, a wrong token and each r
     std::string target;
     std::vector<int> expected;  // one status per entry of `who`
   };
-  const std::string ack = "/internal/replica-ack?replica=" + PercentEncode(replica) + "&lsn=0";
+  const std::string ack = "/internal/replica-ack?replica=" + PercentEncode(replica) +
+                          "&lsn=0&history=" + HistoryOf(http, node, kRead);
   const std::vector<Case> cases = {
       // open
       {"GET", "/health", {200, 200, 200, 200, 200, 200}},
@@ -187,10 +195,10 @@ TEST_CASE("auth: a replica ack without the secret is refused and does not count 
     return JsonInt(GetJson(http, node, "/stats", Bearer(kRead)), "durable_lsn");
   };
   auto ack = [&](const std::string& from, uint64_t lsn, std::vector<net::Header> headers) {
-    return http.Send(
-        node, "POST",
-        "/internal/replica-ack?replica=" + PercentEncode(from) + "&lsn=" + std::to_string(lsn), "",
-        std::move(headers));
+    return http.Send(node, "POST",
+                     "/internal/replica-ack?replica=" + PercentEncode(from) +
+                         "&lsn=" + std::to_string(lsn) + "&history=" + HistoryOf(http, node, kRead),
+                     "", std::move(headers));
   };
 
   BackgroundPut forged(node, "k1");

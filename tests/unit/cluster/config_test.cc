@@ -60,6 +60,9 @@ forward_timeout_ms = 300
 [storage]
 fsync = "never"
 segment_bytes = 1048576
+compact_dead_ratio = 0.25
+compact_min_bytes = 1000
+replica_keep_records = 5
 [server]
 header_timeout_ms = 1500
 max_connections = 10
@@ -73,6 +76,9 @@ max_value_bytes = 1000
   CHECK(c.forward_timeout_ms == 300);
   CHECK(c.fsync == distkv::storage::FsyncMode::kNever);
   CHECK(c.segment_bytes == 1048576);
+  CHECK(c.compact_dead_ratio == 0.25);
+  CHECK(c.compact_min_bytes == 1000);
+  CHECK(c.replica_keep_records == 5);
   CHECK(c.server.header_timeout_ms == 1500);
   CHECK(c.server.max_connections == 10);
   CHECK(c.server.max_staged_bytes == 4096);
@@ -153,6 +159,14 @@ TEST_CASE("mistakes are refused with file, line and field") {
   SUBCASE("bad fsync mode") {
     std::string e = ErrorOf(std::string("[storage]\nfsync = \"sometimes\"\n") + kSeed);
     CHECK(e.find("test.toml:2: storage.fsync") == 0);
+  }
+  SUBCASE("compaction ratio out of range or of the wrong type") {
+    std::string e = ErrorOf(std::string("[storage]\ncompact_dead_ratio = 1.5\n") + kSeed);
+    CHECK(e.find("test.toml:2: storage.compact_dead_ratio: must be between") == 0);
+    e = ErrorOf(std::string("[storage]\ncompact_dead_ratio = \"half\"\n") + kSeed);
+    CHECK(e.find("storage.compact_dead_ratio: has the wrong type") != std::string::npos);
+    e = ErrorOf(std::string("[storage]\ncompact_min_bytes = -1\n") + kSeed);
+    CHECK(e.find("storage.compact_min_bytes") != std::string::npos);
   }
   SUBCASE("bad routing") {
     std::string e = ErrorOf(std::string("[cluster]\nrouting = \"gossip\"\n") + kSeed);

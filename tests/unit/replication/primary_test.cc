@@ -23,6 +23,11 @@ net::HttpRequest AckRequest(const std::string& query) {
   return r;
 }
 
+// The same, from a replica that follows the primary's current history.
+net::HttpRequest AckRequest(storage::Store* store, const std::string& query) {
+  return AckRequest(query + "&history=" + HistoryName(store->history_id()));
+}
+
 bool Dense(const std::vector<uint64_t>& lsns, uint64_t first, uint64_t last) {
   if (lsns.size() != last - first + 1) return false;
   for (size_t i = 0; i < lsns.size(); ++i) {
@@ -72,7 +77,9 @@ TEST_CASE("primary: a stream from an LSN carries only the records after it") {
   TestLoop loop;
   TestPrimary p(loop);
   p.Put("k", 100);
-  StreamReader reader(loop, p.port(), "/internal/replicate?from=60&replica=r1");
+  StreamReader reader(
+      loop, p.port(),
+      "/internal/replicate?from=60&replica=r1&history=" + HistoryName(p.store()->history_id()));
   REQUIRE(loop.RunUntil([&] { return reader.lsns.size() >= 40; }));
   CHECK(Dense(reader.lsns, 61, 100));
   // Asking counts as holding everything up to from.
@@ -90,7 +97,7 @@ TEST_CASE("primary: malformed or impossible stream requests are refused with a J
     const char* code;
   };
   const Case cases[] = {
-      {"/internal/replicate?from=6&replica=r1", 409, "replica_ahead"},
+      {"/internal/replicate?from=6&replica=r1", 409, "history_diverged"},
       {"/internal/replicate?from=0", 400, "missing_parameter"},
       {"/internal/replicate?replica=r1", 400, "missing_parameter"},
       {"/internal/replicate?from=x1&replica=r1", 400, "bad_lsn"},
@@ -118,28 +125,28 @@ TEST_CASE("primary: WaitForAcks is satisfied by enough acks, or times out") {
   primary->WaitForAcks(8, 2, 100, [&](bool ok) { two = ok; });
   CHECK(one == -1);
 
-  net::HttpResponse r = primary->HandleAck(AckRequest("replica=r1&lsn=6"));
+  net::HttpResponse r = primary->HandleAck(AckRequest(p.store(), "replica=r1&lsn=6"));
   CHECK(r.status == 200);
   CHECK(one == 1);  // one replica holds LSN 5
   CHECK(two == -1);
-  r = primary->HandleAck(AckRequest("replica=r2&lsn=7"));
+  r = primary->HandleAck(AckRequest(p.store(), "replica=r2&lsn=7"));
   CHECK(two == -1);  // two replicas, but not both at 8
   REQUIRE(loop.RunUntil([&] { return two != -1; }));
   CHECK(two == 0);
   CHECK(primary->acks().timeouts() == 1);
 
   // An ack past the log's end would acknowledge writes that never happened.
-  r = primary->HandleAck(AckRequest("replica=r1&lsn=11"));
+  r = primary->HandleAck(AckRequest(p.store(), "replica=r1&lsn=11"));
   CHECK(r.status == 409);
   CHECK(primary->acked_lsn("r1") == 6);
-  CHECK(primary->HandleAck(AckRequest("lsn=3")).status == 400);
+  CHECK(primary->HandleAck(AckRequest(p.store(), "lsn=3")).status == 400);
 
   // Already held: answered at once.
   int now = -1;
   primary->WaitForAcks(6, 1, 60'000, [&](bool ok) { now = ok; });
   CHECK(now == 1);
-  primary->HandleAck(AckRequest("replica=r2&lsn=10"));
-  primary->HandleAck(AckRequest("replica=r1&lsn=10"));
+  primary->HandleAck(AckRequest(p.store(), "replica=r2&lsn=10"));
+  primary->HandleAck(AckRequest(p.store(), "replica=r1&lsn=10"));
   int both = -1;
   primary->WaitForAcks(10, 2, 60'000, [&](bool ok) { both = ok; });
   CHECK(both == 1);
@@ -157,7 +164,8 @@ TEST_CASE("primary: only the shard's configured replicas may ack or stream (403 
 
   // A stranger's ack neither counts nor enters the table, whatever its name.
   for (const char* name : {"intruder", "a%22b%0Ac", "10.0.0.3:8080"}) {
-    net::HttpResponse r = primary->HandleAck(AckRequest(std::string("replica=") + name + "&lsn=8"));
+    net::HttpResponse r =
+        primary->HandleAck(AckRequest(p.store(), std::string("replica=") + name + "&lsn=8"));
     CHECK(r.status == 403);
     CHECK(r.body.find("\"unknown_replica\"") != std::string::npos);
   }
@@ -172,7 +180,7 @@ TEST_CASE("primary: only the shard's configured replicas may ack or stream (403 
   CHECK(reader.status == 403);
   CHECK(primary->connected_replicas() == 0);
 
-  CHECK(primary->HandleAck(AckRequest("replica=10.0.0.2:8080&lsn=8")).status == 200);
+  CHECK(primary->HandleAck(AckRequest(p.store(), "replica=10.0.0.2:8080&lsn=8")).status == 200);
   CHECK(acked == 1);
 }
 
@@ -182,7 +190,7 @@ TEST_CASE("primary: lag_ms grows with the oldest unacknowledged record, connecte
   o.replicas = {"r1"};
   TestPrimary p(loop, o);
   p.Put("k", 10);
-  CHECK(p.primary()->HandleAck(AckRequest("replica=r1&lsn=10")).status == 200);
+  CHECK(p.primary()->HandleAck(AckRequest(p.store(), "replica=r1&lsn=10")).status == 200);
   p.Put("j", 10);  // r1 never connected and is now 10 records behind
   auto lag_ms = [&] {
     std::string json;
@@ -195,7 +203,7 @@ TEST_CASE("primary: lag_ms grows with the oldest unacknowledged record, connecte
   usleep(300'000);
   const uint64_t after = lag_ms();
   CHECK(after >= before + 250);
-  CHECK(p.primary()->HandleAck(AckRequest("replica=r1&lsn=20")).status == 200);
+  CHECK(p.primary()->HandleAck(AckRequest(p.store(), "replica=r1&lsn=20")).status == 200);
   CHECK(lag_ms() == 0);
 }
 

@@ -1,0 +1,221 @@
+// The compactor; the mechanism is described in compactor.h.
+#include "src/shard/compactor.h"
+
+#include <algorithm>
+#include <cinttypes>
+
+#include "src/obs/log.h"
+#include "src/obs/metrics.h"
+
+namespace distkv {
+
+struct Compactor::Work {
+  uv_work_t req;
+  Compactor* compactor;
+  std::shared_ptr<bool> alive;
+  std::unique_ptr<storage::StoreJob> job;
+  storage::Status status;
+};
+
+namespace {
+
+template <typename Handle>
+void CloseAndDelete(Handle* handle) {
+  uv_close(reinterpret_cast<uv_handle_t*>(handle),
+           [](uv_handle_t* h) { delete reinterpret_cast<Handle*>(h); });
+}
+
+}  // namespace
+
+Compactor::Compactor(uv_loop_t* loop, storage::Store* store, CompactorOptions options)
+    : loop_(loop),
+      store_(store),
+      options_(std::move(options)),
+      alive_(std::make_shared<bool>(true)) {
+  timer_ = new uv_timer_t;
+  uv_timer_init(loop_, timer_);
+  timer_->data = this;
+  uv_timer_start(timer_, OnTimer, options_.check_ms, options_.check_ms);
+  idle_ = new uv_idle_t;
+  uv_idle_init(loop_, idle_);
+  idle_->data = this;
+}
+
+Compactor::~Compactor() {
+  *alive_ = false;
+  CloseAndDelete(timer_);
+  CloseAndDelete(idle_);
+}
+
+bool Compactor::running() const {
+  return pending_ != nullptr || (job_ && job_->is_compaction()) || store_->Stats().compacting;
+}
+
+Compactor::StartResult Compactor::Start(const char* why) {
+  if (stopping_) return StartResult::kRunning;
+  if (running()) return StartResult::kRunning;
+  if (job_) {
+    // A hint job holds the store's one job slot; it is short. The
+    // compaction starts as soon as it ends.
+    pending_ = why;
+    return StartResult::kStarted;
+  }
+  storage::CompactionOptions co;
+  if (options_.keep_tombstones_after) co.keep_tombstones_after = options_.keep_tombstones_after();
+  std::unique_ptr<storage::StoreJob> job = store_->TakeCompaction(co);
+  if (!job) return store_->Stats().compacting ? StartResult::kRunning : StartResult::kNothingToDo;
+  const storage::StoreStats st = store_->Stats();
+  Logf(LogLevel::kInfo,
+       "compaction started (%s): %" PRIu64 " sealed bytes, %" PRIu64
+       " dead; keeping tombstones above LSN %" PRIu64,
+       why, st.sealed_bytes, st.sealed_dead_bytes,
+       co.keep_tombstones_after == UINT64_MAX ? 0 : co.keep_tombstones_after);
+  started_ms_ = uv_now(loop_);
+  if (std::string_view(why) != "automatic") counters_.started_manual++;
+  Submit(std::move(job));
+  return StartResult::kStarted;
+}
+
+void Compactor::Submit(std::unique_ptr<storage::StoreJob> job) {
+  Work* w = new Work;
+  w->req.data = w;
+  w->compactor = this;
+  w->alive = alive_;
+  job_ = job.get();
+  w->job = std::move(job);
+  uv_queue_work(
+      loop_, &w->req,
+      [](uv_work_t* req) {
+        Work* w = static_cast<Work*>(req->data);
+        w->status = w->job->Run();  // the only part off the loop
+      },
+      [](uv_work_t* req, int) {
+        Work* w = static_cast<Work*>(req->data);
+        if (*w->alive) w->compactor->OnJobDone(w);
+        delete w;
+      });
+}
+
+void Compactor::OnJobDone(Work* w) {
+  job_ = nullptr;
+  const bool compaction = w->job->is_compaction();
+  store_->FinishJob(std::move(w->job), w->status);
+  if (compaction) {
+    if (w->status.ok()) {
+      backoff_next_ = 1;
+      uv_idle_start(idle_, OnIdle);
+    } else {
+      backoff_checks_ = backoff_next_;
+      backoff_next_ = std::min<uint64_t>(backoff_next_ * 2, 64);
+      Logf(LogLevel::kError, "compaction failed, retried automatically in %" PRIu64 " s: %s",
+           backoff_checks_ * options_.check_ms / 1000, w->status.ToString().c_str());
+    }
+  } else {
+    counters_.hint_jobs++;
+    if (const char* why = pending_) {
+      pending_ = nullptr;
+      if (!stopping_) Start(why);
+    }
+  }
+  MaybeStopped();
+}
+
+void Compactor::OnIdle(uv_idle_t* idle) {
+  auto* self = static_cast<Compactor*>(idle->data);
+  if (self->store_->CompactionStep(self->options_.step_entries)) return;
+  uv_idle_stop(idle);
+  self->counters_.last_ms = uv_now(self->loop_) - self->started_ms_;
+  const storage::StoreStats st = self->store_->Stats();
+  Logf(LogLevel::kInfo,
+       "compaction done in %" PRIu64 " ms: %" PRIu64 " live bytes, %" PRIu64 " dead, %" PRIu64
+       " segments, %" PRIu64 " bytes reclaimed in all",
+       self->counters_.last_ms, st.live_bytes, st.dead_bytes, st.segments, st.bytes_reclaimed);
+}
+
+void Compactor::OnTimer(uv_timer_t* timer) { static_cast<Compactor*>(timer->data)->Check(); }
+
+void Compactor::Check() {
+  if (stopping_ || job_ || running()) return;
+  if (backoff_checks_ > 0) {
+    backoff_checks_--;
+  } else if (options_.dead_ratio > 0) {
+    const storage::StoreStats st = store_->Stats();
+    if (st.sealed_dead_bytes >= options_.min_bytes &&
+        static_cast<double>(st.sealed_dead_bytes) >=
+            options_.dead_ratio * static_cast<double>(st.sealed_bytes)) {
+      if (Start("automatic") == StartResult::kStarted) {
+        counters_.started_auto++;
+        return;
+      }
+    }
+  }
+  std::unique_ptr<storage::StoreJob> hints = store_->TakeHintJob();
+  if (hints) Submit(std::move(hints));
+}
+
+void Compactor::Stop(std::function<void()> done) {
+  stopping_ = true;
+  uv_timer_stop(timer_);
+  uv_idle_stop(idle_);
+  stopped_ = std::move(done);
+  MaybeStopped();
+}
+
+void Compactor::MaybeStopped() {
+  if (!stopping_ || job_ || !stopped_) return;
+  auto fn = std::move(stopped_);
+  stopped_ = nullptr;
+  fn();
+}
+
+void Compactor::AppendJson(std::string* out) const {
+  const storage::StoreStats st = store_->Stats();
+  std::string& b = *out;
+  b += "{";
+  b += std::string("\"running\":") + (running() ? "true" : "false") + ",";
+  const bool in_pool = job_ && job_->is_compaction();
+  AppendJsonField(&b, "progress_bytes", in_pool ? job_->progress() : 0);
+  AppendJsonField(&b, "input_bytes", in_pool ? job_->input_bytes() : 0);
+  AppendJsonField(&b, "sealed_bytes", st.sealed_bytes);
+  AppendJsonField(&b, "sealed_dead_bytes", st.sealed_dead_bytes);
+  AppendJsonField(&b, "compactions", st.compactions);
+  AppendJsonField(&b, "failed", st.compactions_failed);
+  AppendJsonField(&b, "started_manual", counters_.started_manual);
+  AppendJsonField(&b, "started_auto", counters_.started_auto);
+  AppendJsonField(&b, "bytes_reclaimed", st.bytes_reclaimed);
+  AppendJsonField(&b, "last_ms", counters_.last_ms);
+  AppendJsonField(&b, "pinned_segments", st.pinned_segments);
+  AppendJsonField(&b, "hint_files", st.hint_files);
+  AppendJsonField(&b, "tombstone_horizon", st.tombstone_horizon, false);
+  b += "}";
+}
+
+void Compactor::AppendPrometheus(std::string* out) const {
+  const storage::StoreStats st = store_->Stats();
+  AppendPromMetric(out, "distkv_compaction_running", "gauge", "1 while a compaction runs.",
+                   running() ? 1 : 0);
+  const bool in_pool = job_ && job_->is_compaction();
+  AppendPromMetric(out, "distkv_compaction_progress_bytes", "gauge",
+                   "Input bytes the running compaction has processed.",
+                   in_pool ? job_->progress() : 0);
+  AppendPromMetric(out, "distkv_compaction_input_bytes", "gauge",
+                   "Input bytes of the running compaction.", in_pool ? job_->input_bytes() : 0);
+  AppendPromMetric(out, "distkv_sealed_bytes", "gauge", "Bytes of sealed segments.",
+                   st.sealed_bytes);
+  AppendPromMetric(out, "distkv_sealed_dead_bytes", "gauge",
+                   "Bytes of sealed segments no key points at (what a compaction reclaims).",
+                   st.sealed_dead_bytes);
+  AppendPromMetric(out, "distkv_compactions_total", "counter", "Compactions completed.",
+                   st.compactions);
+  AppendPromMetric(out, "distkv_compactions_failed_total", "counter",
+                   "Compactions that failed (the store was left unchanged).",
+                   st.compactions_failed);
+  AppendPromMetric(out, "distkv_compaction_reclaimed_bytes_total", "counter",
+                   "Bytes compactions removed from disk.", st.bytes_reclaimed);
+  AppendPromMetric(out, "distkv_pinned_segments", "gauge",
+                   "Replaced segments still open for readers or pending writes.",
+                   st.pinned_segments);
+  AppendPromMetric(out, "distkv_hint_files", "gauge", "Segments with a hint file.", st.hint_files);
+}
+
+}  // namespace distkv

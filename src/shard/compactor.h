@@ -1,0 +1,94 @@
+// Compactor: runs a shard store's background jobs — compactions and hint
+// files — on the event loop's terms.
+//
+// A job is planned on the loop (Store::TakeCompaction / TakeHintJob), runs
+// on libuv's thread pool (StoreJob::Run), and is adopted on the loop
+// (Store::FinishJob): the group-commit pattern, so the loop never waits on
+// the disk. After a compaction the index is repointed a slice of
+// step_entries per loop turn (a uv_idle handle), so even a store of
+// millions of keys never holds the loop for more than a few milliseconds.
+//
+// Triggers: Start() (POST /admin/compact), and a check every check_ms that
+// starts one when the dead bytes of sealed segments pass dead_ratio of the
+// sealed bytes and min_bytes. When no compaction is due, the same check
+// writes the hint files of segments sealed since the last one. A compaction
+// that failed is not retried automatically before a back-off that doubles
+// from one check interval to 64 (disk full, a damaged segment: the log says
+// why).
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "storage/store.h"
+
+namespace distkv {
+
+struct CompactorOptions {
+  double dead_ratio = 0.5;           // of the sealed bytes; 0 disables the automatic trigger
+  uint64_t min_bytes = 64ull << 20;  // dead bytes below this never trigger one
+  uint64_t check_ms = 1000;
+  size_t step_entries = 8192;  // index entries repointed per loop turn
+  // The LSN above which a compaction must keep tombstones (what replicas
+  // still need); asked when a compaction is planned. Empty: drop them all.
+  std::function<uint64_t()> keep_tombstones_after;
+};
+
+class Compactor {
+ public:
+  Compactor(uv_loop_t* loop, storage::Store* store, CompactorOptions options);
+  ~Compactor();
+  Compactor(const Compactor&) = delete;
+  Compactor& operator=(const Compactor&) = delete;
+
+  enum class StartResult { kStarted, kRunning, kNothingToDo };
+  // Starts a compaction now (why names the trigger in the log).
+  StartResult Start(const char* why);
+  // A compaction runs or repoints the index.
+  bool running() const;
+  // No new jobs from now on; done is called once the job in flight (if any)
+  // has finished, so the store may be closed.
+  void Stop(std::function<void()> done);
+
+  // The "compaction" object of /stats (without the key), and /metrics lines.
+  void AppendJson(std::string* out) const;
+  void AppendPrometheus(std::string* out) const;
+
+  struct Counters {
+    uint64_t started_manual = 0;
+    uint64_t started_auto = 0;
+    uint64_t hint_jobs = 0;
+    uint64_t last_ms = 0;  // duration of the last compaction, start to release
+  };
+  const Counters& counters() const { return counters_; }
+
+ private:
+  struct Work;
+  void Check();
+  void Submit(std::unique_ptr<storage::StoreJob> job);
+  void OnJobDone(Work* work);
+  void MaybeStopped();
+  static void OnTimer(uv_timer_t* timer);
+  static void OnIdle(uv_idle_t* idle);
+
+  uv_loop_t* loop_;
+  storage::Store* store_;
+  CompactorOptions options_;
+  uv_timer_t* timer_ = nullptr;
+  uv_idle_t* idle_ = nullptr;
+  const storage::StoreJob* job_ = nullptr;  // in flight on the thread pool
+  const char* pending_ = nullptr;           // a compaction asked for while a hint job ran
+  bool stopping_ = false;
+  std::function<void()> stopped_;
+  uint64_t started_ms_ = 0;
+  uint64_t backoff_checks_ = 0;  // checks to skip after a failed compaction
+  uint64_t backoff_next_ = 1;
+  std::shared_ptr<bool> alive_;
+  Counters counters_;
+};
+
+}  // namespace distkv

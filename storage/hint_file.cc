@@ -1,0 +1,148 @@
+// Hint files; the format is described in hint_file.h.
+#include "storage/hint_file.h"
+
+#include <errno.h>
+
+#include <cstdio>
+#include <cstring>
+
+#include "storage/coding.h"
+#include "storage/crc32c.h"
+#include "storage/file_util.h"
+
+namespace distkv::storage {
+
+namespace {
+
+constexpr size_t kEntryHeaderBytes = 8 + 8 + 4 + 1 + 4;
+constexpr size_t kTrailerBytes = 8 + 8 + 4 + 4;
+constexpr uint32_t kMagic = 0x31484B44;  // "DKH1"
+constexpr uint8_t kTombstoneFlag = 1;
+constexpr uint8_t kGapFlag = 2;
+
+}  // namespace
+
+std::string HintFileName(uint64_t segment_id) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%012llu.hint", static_cast<unsigned long long>(segment_id));
+  return buf;
+}
+
+void HintBuilder::Add(const Record& r, uint64_t offset) {
+  const size_t at = buf_.size();
+  buf_.resize(at + kEntryHeaderBytes);
+  char* p = buf_.data() + at;
+  EncodeFixed64(p, r.lsn);
+  EncodeFixed64(p + 8, offset);
+  const bool gap = r.type == RecordType::kGap;
+  EncodeFixed32(p + 16, gap ? 0 : static_cast<uint32_t>(r.value.size()));
+  p[20] = static_cast<char>(r.type == RecordType::kDelete ? kTombstoneFlag : gap ? kGapFlag : 0);
+  const std::string_view key = gap ? r.value : r.key;
+  EncodeFixed32(p + 21, static_cast<uint32_t>(key.size()));
+  buf_.append(key);
+  entries_++;
+}
+
+std::string HintBuilder::Finish(uint64_t segment_size) const {
+  std::string out;
+  out.reserve(buf_.size() + kTrailerBytes);
+  out = buf_;
+  char t[kTrailerBytes];
+  EncodeFixed64(t, segment_size);
+  EncodeFixed64(t + 8, entries_);
+  EncodeFixed32(t + 16, kMagic);
+  out.append(t, 20);
+  const uint32_t crc = crc32c::Value(out.data(), out.size());
+  EncodeFixed32(t + 20, crc);
+  out.append(t + 20, 4);
+  return out;
+}
+
+void HintBuilder::Clear() {
+  buf_.clear();
+  entries_ = 0;
+}
+
+Status WriteFileAtomically(Io* io, const std::string& dir, const std::string& name,
+                           std::string_view bytes, int dir_fd) {
+  const std::string path = JoinPath(dir, name);
+  const std::string tmp = path + ".tmp";
+  int fd;
+  if (int err = io->Open(tmp, Io::kCreate | Io::kTruncate, &fd)) {
+    return Status::FromErrno(err, "create " + tmp);
+  }
+  Status s = PwriteAll(io, fd, bytes.data(), bytes.size(), 0, tmp);
+  if (s.ok()) s = SyncFile(io, fd, tmp);
+  io->Close(fd);
+  if (s.ok()) {
+    if (int err = io->Rename(tmp, path)) s = Status::FromErrno(err, "rename " + tmp);
+  }
+  if (!s.ok()) {
+    io->Unlink(tmp);
+    return s;
+  }
+  if (dir_fd >= 0) s = SyncDir(io, dir_fd, dir);
+  return s;
+}
+
+Status ReadHintFile(Io* io, const std::string& path, uint64_t segment_size,
+                    const std::function<void(const HintEntry& e)>& fn) {
+  int fd;
+  if (int err = io->Open(path, Io::kOpenExisting, &fd)) {
+    if (err == ENOENT) return Status::NotFound(path);
+    return Status::FromErrno(err, "open " + path);
+  }
+  uint64_t size = 0;
+  Status s = FileSize(io, fd, &size, path);
+  std::string buf;
+  if (s.ok()) {
+    buf.resize(size);
+    s = PreadExact(io, fd, buf.data(), size, 0, path);
+  }
+  io->Close(fd);
+  if (!s.ok()) return s;
+  if (buf.size() < kTrailerBytes) return Status::Corruption(path + ": shorter than its trailer");
+  const char* t = buf.data() + buf.size() - kTrailerBytes;
+  if (DecodeFixed32(t + 16) != kMagic) return Status::Corruption(path + ": bad magic");
+  if (crc32c::Value(buf.data(), buf.size() - 4) != DecodeFixed32(t + 20)) {
+    return Status::Corruption(path + ": CRC mismatch");
+  }
+  if (DecodeFixed64(t) != segment_size) {
+    return Status::Corruption(path + ": describes a segment of " +
+                              std::to_string(DecodeFixed64(t)) + " bytes, the segment has " +
+                              std::to_string(segment_size));
+  }
+  const uint64_t count = DecodeFixed64(t + 8);
+  // Check every entry's bounds before calling fn once.
+  const size_t end = buf.size() - kTrailerBytes;
+  size_t pos = 0;
+  uint64_t seen = 0;
+  while (pos < end) {
+    if (end - pos < kEntryHeaderBytes) return Status::Corruption(path + ": entry cut short");
+    const uint32_t klen = DecodeFixed32(buf.data() + pos + 21);
+    const bool gap = (static_cast<uint8_t>(buf[pos + 20]) & kGapFlag) != 0;
+    if ((klen == 0 && !gap) || klen > kMaxKeyBytes || end - pos - kEntryHeaderBytes < klen) {
+      return Status::Corruption(path + ": bad key length");
+    }
+    pos += kEntryHeaderBytes + klen;
+    seen++;
+  }
+  if (seen != count) return Status::Corruption(path + ": entry count does not match");
+  pos = 0;
+  HintEntry e;
+  while (pos < end) {
+    const char* p = buf.data() + pos;
+    e.lsn = DecodeFixed64(p);
+    e.offset = DecodeFixed64(p + 8);
+    e.value_len = DecodeFixed32(p + 16);
+    e.tombstone = (static_cast<uint8_t>(p[20]) & kTombstoneFlag) != 0;
+    e.gap = (static_cast<uint8_t>(p[20]) & kGapFlag) != 0;
+    const uint32_t klen = DecodeFixed32(p + 21);
+    e.key = std::string_view(p + kEntryHeaderBytes, klen);
+    fn(e);
+    pos += kEntryHeaderBytes + klen;
+  }
+  return Status::OK();
+}
+
+}  // namespace distkv::storage
