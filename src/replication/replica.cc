@@ -317,7 +317,9 @@ void ReplicationReplica::OnTimer(uv_timer_t* timer) {
   auto* self = static_cast<ReplicationReplica*>(timer->data);
   if (self->state_ == State::kStopped) return;
   if (self->diverged_) {
-    self->options_.on_diverged(self->fork_lsn_);  // may destroy self
+    // The callback may destroy this replica: it runs from a copy.
+    auto fn = self->options_.on_diverged;
+    fn(self->fork_lsn_);
     return;
   }
   // Resume after the last staged LSN only once it is durable: if its batch
