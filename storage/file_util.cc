@@ -80,4 +80,28 @@ std::string JoinPath(std::string_view dir, std::string_view name) {
   return p;
 }
 
+Status WriteFileAtomically(Io* io, const std::string& dir, const std::string& name,
+                           std::string_view bytes, int dir_fd, bool* dir_sync_failed) {
+  if (dir_sync_failed) *dir_sync_failed = false;
+  const std::string path = JoinPath(dir, name);
+  const std::string tmp = path + ".tmp";
+  int fd;
+  if (int err = io->Open(tmp, Io::kCreate | Io::kTruncate, &fd)) {
+    return Status::FromErrno(err, "create " + tmp);
+  }
+  Status s = PwriteAll(io, fd, bytes.data(), bytes.size(), 0, tmp);
+  if (s.ok()) s = SyncFile(io, fd, tmp);
+  io->Close(fd);
+  if (s.ok()) {
+    if (int err = io->Rename(tmp, path)) s = Status::FromErrno(err, "rename " + tmp);
+  }
+  if (!s.ok()) {
+    io->Unlink(tmp);
+    return s;
+  }
+  if (dir_fd >= 0) s = SyncDir(io, dir_fd, dir);
+  if (!s.ok() && dir_sync_failed) *dir_sync_failed = true;
+  return s;
+}
+
 }  // namespace distkv::storage

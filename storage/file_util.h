@@ -24,6 +24,12 @@ Status PreadExact(Io* io, int fd, char* data, size_t n, uint64_t off, std::strin
 Status FileSize(Io* io, int fd, uint64_t* size, std::string_view name);
 Status SyncFile(Io* io, int fd, std::string_view name);
 Status SyncDir(Io* io, int dir_fd, std::string_view name);
+// Writes bytes to "<dir>/<name>.tmp", fsyncs it and renames it over
+// "<dir>/<name>", so a crash leaves the old file or the new one, never a mix.
+// With dir_fd >= 0 the directory is fsynced too; when that last sync fails
+// (the rename may or may not survive a crash) *dir_sync_failed is set.
+Status WriteFileAtomically(Io* io, const std::string& dir, const std::string& name,
+                           std::string_view bytes, int dir_fd, bool* dir_sync_failed = nullptr);
 // mkdir -p.
 Status CreateDirs(Io* io, const std::string& path);
 // Names of the entries of a directory, without "." and "..".

@@ -63,28 +63,6 @@ void HintBuilder::Clear() {
   entries_ = 0;
 }
 
-Status WriteFileAtomically(Io* io, const std::string& dir, const std::string& name,
-                           std::string_view bytes, int dir_fd) {
-  const std::string path = JoinPath(dir, name);
-  const std::string tmp = path + ".tmp";
-  int fd;
-  if (int err = io->Open(tmp, Io::kCreate | Io::kTruncate, &fd)) {
-    return Status::FromErrno(err, "create " + tmp);
-  }
-  Status s = PwriteAll(io, fd, bytes.data(), bytes.size(), 0, tmp);
-  if (s.ok()) s = SyncFile(io, fd, tmp);
-  io->Close(fd);
-  if (s.ok()) {
-    if (int err = io->Rename(tmp, path)) s = Status::FromErrno(err, "rename " + tmp);
-  }
-  if (!s.ok()) {
-    io->Unlink(tmp);
-    return s;
-  }
-  if (dir_fd >= 0) s = SyncDir(io, dir_fd, dir);
-  return s;
-}
-
 Status ReadHintFile(Io* io, const std::string& path, uint64_t segment_size,
                     const std::function<void(const HintEntry& e)>& fn) {
   int fd;

@@ -60,11 +60,6 @@ class HintBuilder {
   uint64_t entries_ = 0;
 };
 
-// Writes bytes to "<dir>/<name>.tmp", fsyncs it and renames it to
-// "<dir>/<name>". With dir_fd >= 0 the directory is fsynced too.
-Status WriteFileAtomically(Io* io, const std::string& dir, const std::string& name,
-                           std::string_view bytes, int dir_fd);
-
 // Reads the hint file at path and calls fn for each entry, in order, after
 // checking the whole file's CRC and that it describes a segment of
 // segment_size bytes. NotFound if there is no file; Corruption (with the

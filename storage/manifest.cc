@@ -218,27 +218,7 @@ Status ReadManifest(Io* io, const std::string& dir, Manifest* m, bool* found) {
 
 Status WriteManifest(Io* io, const std::string& dir, int dir_fd, const Manifest& m,
                      bool* uncertain) {
-  if (uncertain) *uncertain = false;
-  const std::string tmp = JoinPath(dir, std::string(kManifestFileName) + ".tmp");
-  const std::string path = JoinPath(dir, kManifestFileName);
-  const std::string text = EncodeManifest(m);
-  int fd;
-  if (int err = io->Open(tmp, Io::kCreate | Io::kTruncate, &fd)) {
-    return Status::FromErrno(err, "create " + tmp);
-  }
-  Status s = PwriteAll(io, fd, text.data(), text.size(), 0, tmp);
-  if (s.ok()) s = SyncFile(io, fd, tmp);
-  io->Close(fd);
-  if (s.ok()) {
-    if (int err = io->Rename(tmp, path)) s = Status::FromErrno(err, "rename " + tmp);
-  }
-  if (!s.ok()) {
-    io->Unlink(tmp);
-    return s;
-  }
-  s = SyncDir(io, dir_fd, dir);
-  if (!s.ok() && uncertain) *uncertain = true;
-  return s;
+  return WriteFileAtomically(io, dir, kManifestFileName, EncodeManifest(m), dir_fd, uncertain);
 }
 
 void CopyWriterFields(const Manifest& from, Manifest* to) {
