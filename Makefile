@@ -174,10 +174,12 @@ cluster-test: $(BUILD)/cluster-tests $(BUILD)/distkv $(BUILD)/distkv-bench
 	@DISTKV_BIN=$(abspath $(BUILD)/distkv) DISTKV_BENCH_BIN=$(abspath $(BUILD)/distkv-bench) \
 	  tests/run.sh $(BUILD)/cluster-tests
 
-# The same suite, instrumented, in its own build directory.
+# The same suite, instrumented, in its own build directory. (g++ 12 warns
+# "may be used uninitialized" inside libstdc++'s std::regex when ASan is on at
+# -O1, a known false positive; that one warning is off in this build only.)
 test-asan:
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
-	  SANITIZE="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test
+	  SANITIZE="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -Wno-maybe-uninitialized" test
 
 # --- fuzzing --------------------------------------------------------------
 # libFuzzer targets (tests/fuzz/*_fuzz.cc), built with clang, ASan and UBSan
