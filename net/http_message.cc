@@ -253,4 +253,13 @@ std::string PercentEncode(std::string_view in) {
   return out;
 }
 
+std::string QueryValue(std::string_view query, std::string_view name) {
+  std::vector<std::pair<std::string, std::string>> params;
+  if (!ParseQuery(query, &params)) return "";
+  for (const auto& [n, v] : params) {
+    if (n == name) return v;
+  }
+  return "";
+}
+
 }  // namespace distkv::net

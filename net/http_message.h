@@ -73,4 +73,8 @@ std::string PercentEncode(std::string_view in);
 // Returns false if any component has a malformed escape.
 bool ParseQuery(std::string_view query, std::vector<std::pair<std::string, std::string>>* params);
 
+// The decoded value of the first parameter called `name`, or "" when it is
+// absent or the query does not parse.
+std::string QueryValue(std::string_view query, std::string_view name);
+
 }  // namespace distkv::net

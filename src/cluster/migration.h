@@ -1,5 +1,5 @@
 // Slot migration: moving a range of hash slots from one shard to another
-// while the cluster serves (the node's side is src/node/migration.cc).
+// while the cluster serves (the node's side is src/node/migration*.cc).
 //
 // The shape is Valkey's atomic slot migration. The cluster map lists the
 // migration (slots, source, target) under a new epoch; the slots still belong

@@ -97,12 +97,12 @@ TEST_CASE("requests with one order_key go out in order on one connection, though
   HttpClient client(&l.loop, options);
   // Four requests at once open four connections, which then sit idle.
   int warm = 0;
+  int done = 0;  // outlives the callback below, whose requests count it
   for (int i = 0; i < 4; ++i) {
     client.Request(peer.address(), Get("/warm"), [&](ClientResult& r) {
       CHECK(r.error == ClientError::kNone);
       if (++warm < 4) return;
       // Two client connections' requests, interleaved, submitted at once.
-      int done = 0;
       for (int j = 0; j < 6; ++j) {
         OutboundRequest req = Get((j % 2 == 0 ? "/a/" : "/b/") + std::to_string(j));
         req.method = j % 3 == 1 ? "PUT" : "GET";

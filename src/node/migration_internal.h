@@ -1,0 +1,48 @@
+// What the node's migration files (migration.cc, migration_source.cc,
+// migration_target.cc) share: the headers of the source's answers, the
+// timings both sides agree on, and small helpers on slot ranges.
+#pragma once
+
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "net/http_message.h"
+#include "src/cluster/config.h"
+
+namespace distkv::migration {
+
+// How long a source keeps slots paused before it asks the target whether the
+// cutover happened (and keeps asking while the target cannot say).
+inline constexpr uint64_t kPauseCheckMs = 2'000;
+inline constexpr uint64_t kImportRetryMs = 500;
+// A tail answer carries about this many bytes of matching records, and scans
+// at most kTailScanBytes of the log, so one answer never holds the loop long.
+inline constexpr size_t kTailBytes = 1 << 20;
+inline constexpr size_t kTailScanBytes = 8 << 20;
+inline constexpr uint64_t kMigrationRequestTimeoutMs = 60'000;
+inline constexpr const char* kLsnHeader = "X-Distkv-Lsn";
+inline constexpr const char* kHistoryHeader = "X-Distkv-History";
+inline constexpr const char* kCaughtUpHeader = "X-Distkv-Caught-Up";
+
+inline bool InRange(SlotRange r, uint32_t slot) { return slot >= r.first && slot <= r.last; }
+
+inline uint64_t SlotsIn(const std::vector<SlotRange>& ranges) {
+  uint64_t n = 0;
+  for (const SlotRange& r : ranges) n += r.last - r.first + 1;
+  return n;
+}
+
+inline uint64_t HeaderNumber(const net::HttpResponse& r, const char* name,
+                             bool* present = nullptr) {
+  const std::string* v = r.header(name);
+  if (present) *present = v != nullptr;
+  return v ? std::strtoull(v->c_str(), nullptr, 10) : 0;
+}
+
+inline void AppendRange(std::string* b, SlotRange r) {
+  *b += "[" + std::to_string(r.first) + "," + std::to_string(r.last) + "]";
+}
+
+}  // namespace distkv::migration
