@@ -217,6 +217,11 @@ void Node::StartPrimary() {
   po.shard = options_.shard;
   po.replicas = cluster_map_.shards[self_].replicas;
   po.events = &events_;
+  // Epoch fencing: a replica with a newer map may know this node was
+  // deposed; its stream is refused and its map fetched (AdoptMap demotes
+  // this node if so).
+  po.epoch = [this] { return cluster_map_.epoch; };
+  po.on_newer_epoch = [this](const std::string& replica, uint64_t) { FetchMap(replica); };
   primary_ = std::make_unique<ReplicationPrimary>(loop_, store_.get(), po);
   pipeline_->SetDurableListener([this](uint64_t lsn) {
     if (primary_) primary_->OnDurable(lsn);
@@ -234,6 +239,7 @@ void Node::StartFollowing(const std::string& primary) {
   auth_.AddPeerCredentials(&ro.headers);
   ro.tls = tls_client_;
   ro.on_diverged = [this, primary](uint64_t fork_lsn) { CutDivergedTail(primary, fork_lsn); };
+  ro.epoch = [this] { return cluster_map_.epoch; };
   // A frame holds one slice of records, or one record above the slice size.
   ro.max_frame_bytes =
       (1u << 20) + storage::EncodedRecordSize(config.max_key_bytes, config.max_value_bytes);

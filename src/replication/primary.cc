@@ -36,6 +36,7 @@ struct ReplicaParams {
   bool has_lsn = false;
   std::string shard;
   uint64_t history = 0;
+  uint64_t epoch = 0;  // 0 when the replica names none
 };
 
 // Reads replica=, shard= and the LSN parameter called lsn_name; false with
@@ -55,6 +56,11 @@ bool ParseReplicaParams(const net::HttpRequest& request, std::string_view lsn_na
     } else if (name == "history") {
       if (!ParseHistoryName(value, &out->history)) {
         *error = net::MakeErrorResponse(400, "bad_history", "history must be 16 hex digits");
+        return false;
+      }
+    } else if (name == "epoch") {
+      if (!ParseU64(value, &out->epoch)) {
+        *error = net::MakeErrorResponse(400, "bad_epoch", "epoch must be a decimal number");
         return false;
       }
     } else if (name == lsn_name) {
@@ -145,6 +151,27 @@ void ReplicationPrimary::HandleReplicate(const net::HttpRequest& request,
     refuse(std::move(error));
     return;
   }
+  // Fencing: a replica that knows a newer map than ours may know that this
+  // node was deposed. Streaming to it could hand it writes the new primary
+  // never had; learn the map first (stream_format.h).
+  const uint64_t epoch = options_.epoch ? options_.epoch() : 0;
+  if (p.epoch > epoch) {
+    counters_.streams_fenced++;
+    Logf(LogLevel::kWarn,
+         "replica %s follows cluster map epoch %" PRIu64 ", newer than this node's %" PRIu64
+         "; refusing its stream and fetching that map",
+         p.replica.c_str(), p.epoch, epoch);
+    net::HttpResponse r = net::MakeErrorResponse(
+        409, "stale_epoch",
+        "this node's cluster map (epoch " + std::to_string(epoch) +
+            ") is older than the replica's (epoch " + std::to_string(p.epoch) +
+            "), so it may no longer be the primary of shard " + options_.shard +
+            "; it fetches the newer map, and the replica retries");
+    r.SetHeader(kReplicationEpochHeader, std::to_string(epoch));
+    refuse(std::move(r));
+    if (options_.on_newer_epoch) options_.on_newer_epoch(p.replica, p.epoch);
+    return;
+  }
   const uint64_t durable = store_->durable_lsn();
   // The replica's records up to its LSN must be this log's: the same
   // history, and not beyond where this log took another turn (a crash that
@@ -210,6 +237,7 @@ void ReplicationPrimary::HandleReplicate(const net::HttpRequest& request,
   head.SetHeader(kReplicationVersionHeader, kReplicationVersion);
   head.SetHeader("X-Distkv-Durable-Lsn", std::to_string(durable));
   head.SetHeader(kReplicationHistoryHeader, HistoryName(store_->history_id()));
+  head.SetHeader(kReplicationEpochHeader, std::to_string(epoch));
   session->responder.BeginStream(std::move(head));
   std::weak_ptr<bool> alive = alive_;
   session->responder.OnClose([this, alive, address = p.replica, id = session->id]() {
@@ -506,6 +534,7 @@ void ReplicationPrimary::AppendJson(std::string* out) const {
   AppendJsonField(&b, "streams_refused", counters_.streams_refused);
   AppendJsonField(&b, "streams_gone", counters_.streams_gone);
   AppendJsonField(&b, "streams_diverged", counters_.streams_diverged);
+  AppendJsonField(&b, "streams_fenced", counters_.streams_fenced);
   AppendJsonField(&b, "history", HistoryName(store_->history_id()));
   AppendJsonField(&b, "overflow_disconnects", counters_.overflow_disconnects);
   AppendJsonField(&b, "stall_disconnects", counters_.stall_disconnects);

@@ -74,6 +74,12 @@ struct ReplicationPrimaryOptions {
   // Where replicas connecting and leaving are recorded for the cluster page
   // (null: the log only).
   EventLog* events = nullptr;
+  // The epoch of the cluster map this node follows (null: 0, no fencing),
+  // and what to do when a replica shows a newer one: this node may have
+  // been deposed, so the owner fetches that map (from the replica at
+  // `replica`). The stream is refused either way (stream_format.h).
+  std::function<uint64_t()> epoch;
+  std::function<void(const std::string& replica, uint64_t epoch)> on_newer_epoch;
 };
 
 class ReplicationPrimary {
@@ -107,6 +113,7 @@ class ReplicationPrimary {
     uint64_t streams_refused = 0;       // 4xx/5xx answers to /internal/replicate
     uint64_t streams_gone = 0;          // 410: the log no longer holds what a replica needs
     uint64_t streams_diverged = 0;      // 409: the replica's history is not a prefix of ours
+    uint64_t streams_fenced = 0;        // 409: the replica's map epoch is newer than ours
     uint64_t overflow_disconnects = 0;  // ended for passing max_queued_bytes
     uint64_t stall_disconnects = 0;     // ended for not draining within stall_timeout_ms
     uint64_t records_sent = 0;

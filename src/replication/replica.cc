@@ -111,6 +111,7 @@ void ReplicationReplica::Connect() {
                "&history=" + HistoryName(store_->HistoryAt(store_->last_lsn())) +
                "&replica=" + PercentEncode(options_.self_address) +
                "&shard=" + PercentEncode(options_.shard);
+  if (options_.epoch) req.target += "&epoch=" + std::to_string(options_.epoch());
   req.timeout_ms = options_.idle_timeout_ms;
   req.headers = options_.headers;
   std::weak_ptr<bool> alive = alive_;
@@ -136,6 +137,17 @@ void ReplicationReplica::OnHead(const net::HttpResponse& head) {
     if (fork) fork_lsn_ = std::strtoull(fork->c_str(), nullptr, 10);
     return;
   }
+  // A primary behind this node's map may have been deposed: nothing of its
+  // stream is applied (OnBody ends it at its first bytes).
+  const uint64_t epoch = options_.epoch ? options_.epoch() : 0;
+  const std::string* theirs = head.header(kReplicationEpochHeader);
+  if (theirs != nullptr && std::strtoull(theirs->c_str(), nullptr, 10) < epoch) {
+    counters_.stale_primary++;
+    abort_reason_ = "the primary's cluster map (epoch " + *theirs +
+                    ") is older than this node's (" + std::to_string(epoch) +
+                    "): it may have been deposed; not following it";
+    return;
+  }
   // The records that follow belong to the primary's current history: the
   // store records it before applying any.
   uint64_t id = 0;
@@ -155,6 +167,7 @@ void ReplicationReplica::OnHead(const net::HttpResponse& head) {
 }
 
 bool ReplicationReplica::OnBody(std::string_view chunk) {
+  if (!abort_reason_.empty()) return false;  // refused in OnHead
   if (head_status_ != 200) {
     const size_t room = kMaxErrorBody - std::min(kMaxErrorBody, error_body_.size());
     error_body_.append(chunk.substr(0, room));
@@ -410,6 +423,7 @@ void ReplicationReplica::AppendJson(std::string* out) const {
   AppendJsonField(&b, "connects", counters_.connects);
   AppendJsonField(&b, "reconnects", counters_.reconnects);
   AppendJsonField(&b, "refused", counters_.refused);
+  AppendJsonField(&b, "stale_primary", counters_.stale_primary);
   AppendJsonField(&b, "stream_errors", counters_.stream_errors);
   AppendJsonField(&b, "backoff_ms", backoff_ms_);
   AppendJsonField(&b, "acked_lsn", acked_lsn_);

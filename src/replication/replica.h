@@ -78,6 +78,10 @@ struct ReplicationReplicaOptions {
   // the primary's. The replica stops; the owner cuts the tail and starts a
   // new one. Without it the replica keeps retrying.
   std::function<void(uint64_t fork_lsn)> on_diverged;
+  // The epoch of the cluster map this node follows (null: 0, no fencing):
+  // sent to the primary, and a stream from a primary with an older epoch is
+  // dropped before anything of it is applied (stream_format.h).
+  std::function<uint64_t()> epoch;
 };
 
 class ReplicationReplica {
@@ -115,6 +119,7 @@ class ReplicationReplica {
     uint64_t throttles = 0;  // streams dropped because the disk fell behind
     uint64_t acks_sent = 0;
     uint64_t ack_errors = 0;
+    uint64_t stale_primary = 0;  // streams dropped: the primary's map epoch is older
   };
   const Counters& counters() const { return counters_; }
   bool connected() const { return state_ == State::kStreaming; }

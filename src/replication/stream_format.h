@@ -13,6 +13,16 @@
 // adopts. Acks carry `history=<id>` too and count only for data of the
 // primary's log.
 //
+// Epochs fence the stream (the cluster map's epoch, src/cluster/cluster_map.h):
+// the replica adds `&epoch=<its map's epoch>`, and the primary names its own
+// in the X-Distkv-Epoch header of the stream it accepts. A primary whose
+// epoch is older than the replica's may have been deposed without knowing
+// it yet: it refuses the stream (409 stale_epoch) and fetches the newer map
+// from the replica; a replica that meets a primary with an older epoch
+// (one that does not check) drops the stream before applying anything.
+// Either side without an epoch (0, or a node that never sends one) is not
+// fenced.
+//
 // `from` is the replica's last LSN (everything up to it is durable on the
 // replica); `replica` is the address the replica listens on, which names it
 // in the primary's /stats; `shard` must be the primary's shard. The answer is
@@ -72,6 +82,8 @@ inline constexpr std::string_view kReplicationHistoryHeader = "X-Distkv-History"
 // On a 409 history_diverged: the last LSN the replica's data shares with the
 // primary's log.
 inline constexpr std::string_view kReplicationForkHeader = "X-Distkv-Fork-Lsn";
+// The primary's cluster-map epoch, on a stream it accepts and on 409 stale_epoch.
+inline constexpr std::string_view kReplicationEpochHeader = "X-Distkv-Epoch";
 
 // A history id as it travels: 16 lowercase hex digits.
 std::string HistoryName(uint64_t id);

@@ -267,5 +267,38 @@ TEST_CASE("primary: a replica that stops reading is cut off; the primary does no
   ::close(fd);
 }
 
+TEST_CASE(
+    "primary: a replica with a newer map epoch is refused (409 stale_epoch) and its map asked "
+    "for") {
+  TestLoop loop;
+  ReplicationPrimaryOptions o;
+  uint64_t epoch = 3;
+  std::vector<std::pair<std::string, uint64_t>> told;
+  o.epoch = [&epoch] { return epoch; };
+  o.on_newer_epoch = [&told](const std::string& replica, uint64_t e) {
+    told.emplace_back(replica, e);
+  };
+  TestPrimary p(loop, o);
+  p.Put("k", 5);
+  const std::string history = "&history=" + HistoryName(p.store()->history_id());
+
+  StreamReader newer(loop, p.port(), "/internal/replicate?from=0&replica=r1&epoch=4" + history);
+  REQUIRE(loop.RunUntil([&] { return newer.ended || !newer.lsns.empty(); }));
+  CHECK(newer.status == 409);
+  CHECK(newer.error_body.find("\"stale_epoch\"") != std::string::npos);
+  CHECK(newer.lsns.empty());
+  REQUIRE(told.size() == 1);
+  CHECK(told[0] == std::make_pair(std::string("r1"), uint64_t{4}));
+  CHECK(p.primary()->counters().streams_fenced == 1);
+
+  // Once this node's map has caught up, the same replica streams.
+  epoch = 4;
+  StreamReader same(loop, p.port(), "/internal/replicate?from=0&replica=r1&epoch=4" + history);
+  REQUIRE(loop.RunUntil([&] { return same.lsns.size() >= 5; }));
+  CHECK(same.status == 200);
+  CHECK(told.size() == 1);
+  same.Close();
+}
+
 }  // namespace
 }  // namespace distkv::repltest

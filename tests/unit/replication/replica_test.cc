@@ -304,5 +304,44 @@ TEST_CASE("replica: streams that are accepted and then fail at once back off too
   CHECK(r.replica()->backoff_ms() == o.max_backoff_ms);
 }
 
+TEST_CASE("replica: sends its map epoch, and drops a stream from a primary with an older one") {
+  TestLoop loop;
+  // Primaries that do not check epochs themselves: one names epoch 1, the
+  // other epoch 2; both stream the record of LSN 1 at once.
+  auto primary_at = [](const char* epoch) {
+    return [epoch](const net::HttpRequest&, net::Responder& out) {
+      net::HttpResponse head;
+      head.SetHeader(std::string(kReplicationEpochHeader), epoch);
+      out.BeginStream(std::move(head));
+      std::string frame;
+      AppendRecordsFrame(&frame, 1, 0, Record(1, "k", std::string("from epoch ") + epoch));
+      out.WriteChunk(frame);
+      return true;
+    };
+  };
+  ReplicationReplicaOptions o = Quick();
+  o.epoch = [] { return uint64_t{2}; };
+  {
+    FakePrimary deposed(loop, primary_at("1"));
+    TempDir dir;
+    TestReplica r(loop, dir.path(), deposed.address(), o);
+    // Until it asked twice (it dropped the first stream) or took a record.
+    REQUIRE(loop.RunUntil([&] {
+      return deposed.queries.size() >= 2 || r.replica()->counters().records_received > 0;
+    }));
+    CHECK(deposed.queries[0].find("&epoch=2") != std::string::npos);
+    CHECK(r.replica()->counters().records_received == 0);
+    CHECK(r.store()->last_lsn() == 0);
+    CHECK(r.replica()->counters().stale_primary >= 1);
+    CHECK(r.replica()->counters().connects == 0);
+  }
+  // A primary at the replica's own epoch is followed.
+  FakePrimary current(loop, primary_at("2"));
+  TempDir dir;
+  TestReplica r(loop, dir.path(), current.address(), o);
+  REQUIRE(loop.RunUntil([&] { return r.store()->last_lsn() == 1; }));
+  CHECK(r.replica()->counters().stale_primary == 0);
+}
+
 }  // namespace
 }  // namespace distkv::repltest

@@ -1,0 +1,129 @@
+// Epoch fencing of the replication stream with real processes: a primary
+// that was down during a manual promotion comes back with the old map, and a
+// replica that holds the new epoch asks it for its log. The deposed node
+// must refuse (409 stale_epoch) without sending a record: the writes it
+// acknowledged after it was deposed exist nowhere but in its own log, and
+// end up in its lost/ directory once it learns the new map.
+//
+// The replica's side of the handshake is played by the test (with the
+// replica's own name, LSN and history) while every other node is paused: a
+// node of the cluster only ever follows the primary its own map names, and
+// the deposed node must not learn the new map from anyone before it answers.
+#include <doctest/doctest.h>
+
+#include <signal.h>
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "tests/cluster/harness.h"
+#include "tests/cluster/http_sync.h"
+
+namespace distkv::clustertest {
+namespace {
+
+nlohmann::json JsonOf(SyncHttp& http, const std::string& address, const std::string& target) {
+  Reply r = http.Get(address, target);
+  REQUIRE_MESSAGE(r.status == 200, address << target << ": " << r);
+  return nlohmann::json::parse(r.body);
+}
+
+uint64_t EpochOf(SyncHttp& http, const std::string& address) {
+  Reply r = http.Get(address, "/cluster");
+  if (r.status != 200) return 0;
+  return nlohmann::json::parse(r.body).at("epoch").get<uint64_t>();
+}
+
+std::string DigestOf(SyncHttp& http, const std::string& address) {
+  Reply r = http.Get(address, "/internal/digest");
+  if (r.status != 200) return "unreachable";
+  nlohmann::json j = nlohmann::json::parse(r.body);
+  return std::to_string(j.at("keys").get<uint64_t>()) + "/" + j.at("digest").get<std::string>();
+}
+
+std::string ReadLost(const std::string& data_dir) {
+  std::string lost;
+  const std::string cmd = "cat " + data_dir + "/lost/*.log 2>/dev/null";
+  FILE* f = popen(cmd.c_str(), "r");
+  if (f == nullptr) return lost;
+  char buf[4096];
+  for (size_t n; (n = fread(buf, 1, sizeof buf, f)) > 0;) lost.append(buf, n);
+  pclose(f);
+  return lost;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "fencing: a primary deposed while down refuses to stream to a replica of the new epoch "
+    "(409 stale_epoch, no record); its late writes are cut into lost/, never replicated") {
+  TestCluster cluster(LocalCluster(1, 2));
+  cluster.Start();
+  SyncHttp http;
+  Node& old_primary = cluster.primary(0);
+  Node& promoted = cluster.replica(0, 0);
+  Node& replica = cluster.replica(0, 1);
+  const std::string shard = cluster.spec().shards[0].name;
+
+  for (int i = 0; i < 20; ++i) {
+    Reply r = http.Send(old_primary.address(), "PUT", "/kv/early-" + std::to_string(i), "e");
+    REQUIRE_MESSAGE(Is2xx(r.status), r);
+  }
+  const uint64_t lsn = JsonOf(http, old_primary.address(), "/stats").at("last_lsn").get<uint64_t>();
+  for (Node* n : {&promoted, &replica}) {
+    REQUIRE(WaitUntil([&] { return JsonOf(http, n->address(), "/stats")["durable_lsn"] == lsn; },
+                      20'000));
+  }
+
+  // The primary is down during a promotion (a paused one would find the
+  // pushed map waiting in its socket when it wakes); the other replica
+  // follows the promoted one under epoch 1.
+  old_primary.Kill();
+  Reply promote = http.Send(promoted.address(), "POST", "/admin/promote");
+  REQUIRE_MESSAGE(Is2xx(promote.status), promote);
+  REQUIRE(WaitUntil([&] { return EpochOf(http, replica.address()) == 1; }, 20'000));
+  REQUIRE(Is2xx(http.Send(promoted.address(), "PUT", "/kv/new-epoch", "n").status));
+  REQUIRE(WaitUntil([&] { return http.Get(replica.address(), "/kv/new-epoch").status == 200; },
+                    20'000));
+
+  // Every node that knows epoch 1 pauses; the old primary comes back knowing
+  // only epoch 0, still takes writes (no coordinator fences it), and is asked
+  // for its log by a replica of epoch 1.
+  REQUIRE(::kill(promoted.pid(), SIGSTOP) == 0);
+  REQUIRE(::kill(replica.pid(), SIGSTOP) == 0);
+  old_primary.StartAndWait();
+  Reply late = http.Send(old_primary.address(), "PUT", "/kv/deposed-write", "d");
+  REQUIRE_MESSAGE(Is2xx(late.status), late);
+  CHECK(EpochOf(http, old_primary.address()) == 0);
+  const std::string history =
+      JsonOf(http, old_primary.address(), "/stats").at("history_id").get<std::string>();
+  Reply stream = http.Get(old_primary.address(), "/internal/replicate?from=" + std::to_string(lsn) +
+                                                     "&history=" + history + "&replica=" +
+                                                     PercentEncode(replica.address()) +
+                                                     "&shard=" + PercentEncode(shard) + "&epoch=1");
+  // An accepted stream never ends: the request would time out (status 0).
+  CHECK_MESSAGE(stream.status == 409, stream);
+  CHECK(stream.body.find("\"stale_epoch\"") != std::string::npos);
+  CHECK(stream.Header("X-Distkv-Epoch") == "0");
+
+  // Once the others wake, the old primary learns epoch 1, rejoins as a
+  // replica and cuts its late write into lost/; no other node ever holds it.
+  REQUIRE(::kill(promoted.pid(), SIGCONT) == 0);
+  REQUIRE(::kill(replica.pid(), SIGCONT) == 0);
+  CHECK(WaitUntil([&] { return EpochOf(http, old_primary.address()) == 1; }, 20'000));
+  CHECK(WaitUntil(
+      [&] {
+        return DigestOf(http, old_primary.address()) == DigestOf(http, promoted.address()) &&
+               DigestOf(http, replica.address()) == DigestOf(http, promoted.address());
+      },
+      30'000));
+  CHECK(JsonOf(http, old_primary.address(), "/health")["role"] == "replica");
+  for (Node* n : {&old_primary, &promoted, &replica}) {
+    CHECK_MESSAGE(http.Get(n->address(), "/kv/deposed-write").status == 404, n->address());
+    CHECK_MESSAGE(http.Get(n->address(), "/kv/new-epoch").status == 200, n->address());
+  }
+  CHECK(ReadLost(cluster.dir().Sub("data-" + shard)).find("deposed-write") != std::string::npos);
+}
+
+}  // namespace distkv::clustertest
