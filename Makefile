@@ -198,6 +198,7 @@ FUZZ_LINK_record_fuzz           := storage
 FUZZ_LINK_segment_recovery_fuzz := storage
 FUZZ_LINK_frame_fuzz            := $(LINK_replication)
 FUZZ_LINK_config_fuzz           := $(LINK_cluster)
+FUZZ_LINK_manifest_fuzz         := storage
 define fuzz_bin
 $(BUILD)/fuzz/$(1): $(call obj,tests/fuzz/$(1).cc) $(foreach l,$(FUZZ_LINK_$(1)),$(call lib,$(l)))
 	@mkdir -p $$(@D)

@@ -138,6 +138,15 @@ Status DecodeManifest(std::string_view text, Manifest* out) {
       continue;
     }
     const std::string_view name = f[0];
+    // A field of one value appears once: this code never writes one twice,
+    // and reading the last of two would drop what the first said.
+    const bool* seen = name == "state"               ? &seen_state
+                       : name == "high_water"        ? &seen_hw
+                       : name == "log_start"         ? &seen_start
+                       : name == "tombstone_horizon" ? &seen_horizon
+                       : name == "active_segment"    ? &seen_active
+                                                     : nullptr;
+    if (seen != nullptr && *seen) return Bad(line_no, "repeated " + std::string(name));
     if (name == "state") {
       if (f.size() == 2 && f[1] == "closed") {
         m.clean = true;
@@ -183,6 +192,23 @@ Status DecodeManifest(std::string_view text, Manifest* out) {
   if (!seen_state || !seen_hw || !seen_start || !seen_horizon || !seen_active ||
       m.histories.empty()) {
     return Status::Corruption("MANIFEST lacks a required field");
+  }
+  // Compaction drops tombstones only from segments it then moves log_start
+  // past; a horizon at or above log_start would have recovery take an LSN
+  // the log does not hold for its last one.
+  if (m.tombstone_horizon >= m.log_start) {
+    return Status::Corruption("MANIFEST's tombstone_horizon " +
+                              std::to_string(m.tombstone_horizon) + " is not below its log_start " +
+                              std::to_string(m.log_start));
+  }
+  // Compaction's outputs hold records of the segments it moved log_start
+  // past, never one at or above it.
+  for (const CompactedSegment& c : m.compacted) {
+    if (c.max_lsn >= m.log_start) {
+      return Status::Corruption("MANIFEST's compacted segment " + std::to_string(c.id) +
+                                " reaches LSN " + std::to_string(c.max_lsn) +
+                                ", not below its log_start " + std::to_string(m.log_start));
+    }
   }
   *out = std::move(m);
   return Status::OK();

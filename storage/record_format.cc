@@ -23,7 +23,9 @@ void EncodeRecord(const Record& r, std::string* out) {
   p[12] = static_cast<char>(r.type);
   EncodeFixed32(p + 13, static_cast<uint32_t>(r.key.size()));
   EncodeFixed32(p + 17, static_cast<uint32_t>(r.value.size()));
-  std::memcpy(p + kRecordHeaderBytes, r.key.data(), r.key.size());
+  // memcpy from a null pointer is undefined even for 0 bytes, and an empty
+  // string_view (a gap record's key) may hold one.
+  if (!r.key.empty()) std::memcpy(p + kRecordHeaderBytes, r.key.data(), r.key.size());
   if (!r.value.empty()) {
     std::memcpy(p + kRecordHeaderBytes + r.key.size(), r.value.data(), r.value.size());
   }

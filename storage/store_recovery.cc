@@ -239,7 +239,11 @@ Status StoreImpl::Recover() {
     index_.EraseIf([](std::string_view, const IndexEntry& e) { return e.deleted; });
   }
   // A dropped tombstone may have held the highest LSN: it is never reused.
-  const uint64_t last = std::max(st.max_lsn, found ? m.tombstone_horizon : 0);
+  // Nor is one below log_start: compaction moved it past LSNs that were
+  // handed out, even when the record of the last of them is gone (it drops
+  // gap records), and the log continues from log_start - 1.
+  const uint64_t last = std::max({st.max_lsn, found ? m.tombstone_horizon : 0,
+                                  found && m.log_start > 0 ? m.log_start - 1 : 0});
 
   // What the MANIFEST knows and the directory lacks.
   if (found) {

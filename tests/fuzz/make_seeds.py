@@ -108,6 +108,23 @@ replica = "127.0.0.1:4"
 slots = [[101, 199]]
 """)
 
+    # manifest_fuzz: the flags byte is the last one (1: append the crc line).
+    body = (b"distkv-manifest 1\nstate open always\nhigh_water 1000004\nlog_start 1\n"
+            b"tombstone_horizon 0\nactive_segment 1 1\n"
+            b"history 0123456789abcdef 1 0\n")
+    write("manifest_fuzz", "open", body + b"crc %08x\n" % crc32c(body) + b"\x00")
+    write("manifest_fuzz", "open_crc_appended", body + b"\x01")
+    closed = (b"distkv-manifest 1\nstate closed\nhigh_water 4\nlog_start 1\n"
+              b"tombstone_horizon 0\nactive_segment 1 1\n"
+              b"history 0123456789abcdef 1 0\n")
+    write("manifest_fuzz", "closed", closed + b"\x01")
+    write("manifest_fuzz", "closed_no_segment", closed + b"\x03")
+    full = (b"distkv-manifest 1\nstate open everysec\nhigh_water 2000000\nlog_start 3\n"
+            b"tombstone_horizon 2\nactive_segment 7 900\n"
+            b"history 00000000000000aa 1 0\nhistory 00000000000000bb 500 498\n"
+            b"gap 499 499\ngap 700 710\ncompacted 5 3 400\ncompacted 6 401 899\n")
+    write("manifest_fuzz", "full", full + b"\x01")
+
 
 if __name__ == "__main__":
     main()

@@ -350,6 +350,7 @@ TEST_CASE("the MANIFEST round-trips compaction's reserved and obsolete ids") {
   Manifest m;
   m.histories.push_back(HistoryEntry{7, 1, 0});
   m.tombstone_horizon = 42;
+  m.log_start = 91;
   m.compacted = {CompactedSegment{7, 1, 40}, CompactedSegment{8, 41, 90}};
   m.obsolete = {1, 2, 3};
   m.reserved = {9};

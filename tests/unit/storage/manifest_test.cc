@@ -76,6 +76,30 @@ TEST_CASE("a damaged, cut or unknown MANIFEST is refused, never half-read") {
   v2.replace(0, v2.find('\n'), "distkv-manifest 2");
   CHECK(DecodeManifest(with_crc(v2), &out).IsCorruption());
   CHECK(DecodeManifest(with_crc(body), &out).ok());
+  // A field of one value, repeated (found by tests/fuzz/manifest_fuzz: the
+  // second "state" line won, and the manifest no longer read back the same).
+  CHECK(DecodeManifest(with_crc(body + "state closed\n"), &out).IsCorruption());
+  CHECK(DecodeManifest(with_crc(body + "high_water 5\n"), &out).IsCorruption());
+}
+
+TEST_CASE(
+    "a MANIFEST whose tombstone horizon or compacted segment is not below its log_start is "
+    "refused") {
+  // Found by tests/fuzz/manifest_fuzz: the store opened on such a MANIFEST,
+  // took a write after a gap record naming a last LSN the log's checked part
+  // did not end at, and then refused to open again.
+  Manifest m = Sample();
+  m.tombstone_horizon = m.log_start;
+  Manifest out;
+  Status s = DecodeManifest(EncodeManifest(m), &out);
+  CHECK(s.IsCorruption());
+  CHECK(std::string(s.message()).find("tombstone_horizon") != std::string::npos);
+  m.tombstone_horizon = m.log_start - 1;
+  CHECK(DecodeManifest(EncodeManifest(m), &out).ok());
+  m.compacted.push_back(CompactedSegment{3, 17, 20});
+  s = DecodeManifest(EncodeManifest(m), &out);
+  CHECK(s.IsCorruption());
+  CHECK(std::string(s.message()).find("compacted segment 3") != std::string::npos);
 }
 
 TEST_CASE("the store writes its MANIFEST: reservation while open, exact at a clean close") {
