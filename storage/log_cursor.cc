@@ -27,6 +27,19 @@ class LogCursorImpl final : public LogCursor {
   Status Next(std::string* out, size_t max_bytes) override;
   uint64_t position() const override { return pos_; }
 
+  // Pins, from the start, the segment the record after the position is in,
+  // or the active segment if that record is not written yet: a compaction
+  // before the first Next() then keeps what the cursor will read.
+  void Anchor() {
+    for (const Segment& s : store_->segments()) {
+      if (s.written > 0 && !s.compacted && s.last_lsn > pos_) {
+        MoveTo(s.id);
+        return;
+      }
+    }
+    MoveTo(store_->active_id());
+  }
+
  private:
   // The segment to continue in, or nullptr when the durable log has nothing
   // after pos_. NotFound if the segment the cursor was reading is gone.
@@ -173,7 +186,9 @@ Status StoreImpl::NewLogCursor(uint64_t after_lsn, std::unique_ptr<LogCursor>* c
                             "; records after LSN " + std::to_string(after_lsn) +
                             " are not all in it");
   }
-  *cursor = std::make_unique<LogCursorImpl>(this, after_lsn);
+  auto c = std::make_unique<LogCursorImpl>(this, after_lsn);
+  c->Anchor();
+  *cursor = std::move(c);
   return Status::OK();
 }
 

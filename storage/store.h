@@ -166,6 +166,22 @@ class LogCursor {
   virtual uint64_t position() const = 0;
 };
 
+// The live records of a store as of one LSN (storage/snapshot.h).
+class SnapshotCursor {
+ public:
+  virtual ~SnapshotCursor() = default;
+  // The snapshot's LSN: it holds the effect of every record up to it.
+  virtual uint64_t lsn() const = 0;
+  virtual uint64_t records() const = 0;       // how many it returns in all
+  virtual uint64_t bytes() const = 0;         // their encoded bytes in all
+  virtual uint64_t records_read() const = 0;  // returned so far
+  // Appends whole encoded records (puts, CRC-checked, byte for byte as on
+  // disk) to *out, about max_bytes of them (at least one); *done once all
+  // are returned. OK with nothing appended: the records up to lsn() are not
+  // durable yet, call again later. Busy if a failed batch undid some of them.
+  virtual Status Next(std::string* out, size_t max_bytes, bool* done) = 0;
+};
+
 class Store {
  public:
   // Opens (creating if needed) the store in options.dir, takes the
@@ -221,9 +237,17 @@ class Store {
   // data). NotFound if the log cannot give every effect after after_lsn:
   // a tombstone above it was dropped (after_lsn < tombstone_horizon()), or
   // the log starts later. Next() says NotFound too if a compaction moves the
-  // horizon past the cursor while it reads. The cursor is used on the
-  // owner's thread and must not outlive the store.
+  // horizon past the cursor while it reads. The cursor pins the segment it
+  // will read from the moment it is made (the active one if nothing after
+  // after_lsn is written yet): a compaction that replaces it keeps it until
+  // the cursor moves on, so a cursor made now reads on after any compaction.
+  // The cursor is used on the owner's thread and must not outlive the store.
   virtual Status NewLogCursor(uint64_t after_lsn, std::unique_ptr<LogCursor>* cursor) = 0;
+  // A snapshot of the live records as of last_lsn() whose key filter
+  // accepts (all of them without a filter); storage/snapshot.h. Used on the
+  // owner's thread; must not outlive the store.
+  virtual Status NewSnapshot(const std::function<bool(std::string_view key)>& filter,
+                             std::unique_ptr<SnapshotCursor>* cursor) = 0;
 
   // Background jobs, driven like batches (the owner runs Run() off its
   // thread). At most one job exists at a time. TakeCompaction plans a merge

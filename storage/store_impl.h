@@ -86,6 +86,8 @@ class StoreImpl final : public Store {
   Status ForEach(
       const std::function<void(std::string_view, std::string_view, uint64_t)>& fn) override;
   Status NewLogCursor(uint64_t after_lsn, std::unique_ptr<LogCursor>* cursor) override;
+  Status NewSnapshot(const std::function<bool(std::string_view key)>& filter,
+                     std::unique_ptr<SnapshotCursor>* cursor) override;
   uint64_t size() const override { return index_.size(); }
   uint64_t last_lsn() const override { return last_lsn_; }
   uint64_t durable_lsn() const override { return durable_lsn_; }
@@ -111,6 +113,7 @@ class StoreImpl final : public Store {
   const std::vector<Segment>& segments() const { return segments_; }
   const Segment* FindSegment(uint32_t id) const;
   const Manifest& manifest() const { return manifest_; }
+  uint64_t failed_batch_count() const { return failed_batches_; }
   uint32_t active_id() const { return active_id_; }
   // A reader (a LogCursor) uses segment id: a compaction that replaced it
   // deletes it only once no reader pins it.

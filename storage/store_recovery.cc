@@ -42,6 +42,7 @@
 #include "storage/file_util.h"
 #include "storage/hint_file.h"
 #include "storage/segment_reader.h"
+#include "storage/snapshot.h"
 #include "storage/store_impl.h"
 
 namespace distkv::storage {
@@ -122,6 +123,9 @@ Status StoreImpl::Init() {
     return Status::FromErrno(err, "open " + options_.dir);
   }
   manifest_writer_ = std::make_unique<ManifestWriter>(io_, options_.dir, dir_fd_);
+  // A snapshot staged by a full resync becomes the store (or goes) first.
+  s = InstallStaged(io_, options_.dir, dir_fd_, [this](const std::string& line) { Log(line); });
+  if (!s.ok()) return s;
   return Recover();
 }
 

@@ -238,7 +238,10 @@ void Node::StartFollowing(const std::string& primary) {
   ro.connect_timeout_ms = config.connect_timeout_ms;
   auth_.AddPeerCredentials(&ro.headers);
   ro.tls = tls_client_;
-  ro.on_diverged = [this, primary](uint64_t fork_lsn) { CutDivergedTail(primary, fork_lsn); };
+  ro.cut_tail = [this, primary](uint64_t fork_lsn) { CutDivergedTail(primary, fork_lsn); };
+  ro.install_snapshot = [this](uint64_t lsn, ReplicationReplicaOptions::Installed done) {
+    InstallSnapshot(lsn, std::move(done));
+  };
   ro.epoch = [this] { return cluster_map_.epoch; };
   // A frame holds one slice of records, or one record above the slice size.
   ro.max_frame_bytes =
@@ -389,8 +392,8 @@ void Node::HandleClusterMap(net::HttpRequest& request, net::Responder responder,
 
 void Node::FollowPrimary(const std::string& primary) {
   // Whether this node's records are a prefix of the new primary's log is
-  // settled when it asks to replicate: if not, the primary answers
-  // history_diverged and CutDivergedTail follows.
+  // settled when it asks to replicate: if not, the primary names the fork,
+  // CutDivergedTail keeps what follows it, and a snapshot replaces the data.
   following_ = primary;
   SaveMarker(kFollowingFile, following_);
   StartFollowing(primary);
@@ -398,9 +401,9 @@ void Node::FollowPrimary(const std::string& primary) {
 
 void Node::CutDivergedTail(const std::string& primary, uint64_t fork_lsn) {
   // The records after fork_lsn were written here and never reached the new
-  // primary: keep them for the operator, then rebuild this node's data from
-  // the new primary (it streams from LSN 0; the old data serves reads until
-  // the cut).
+  // primary: keep them for the operator. The snapshot that follows on the
+  // same stream replaces this node's data (the old data serves reads until
+  // it is complete). A crash before then repeats the cut into the same file.
   const std::string lost_dir = options_.data_dir + "/lost";
   ::mkdir(lost_dir.c_str(), 0755);
   const std::string lost_path = lost_dir + "/epoch-" + std::to_string(cluster_map_.epoch) +
@@ -432,41 +435,11 @@ void Node::CutDivergedTail(const std::string& primary, uint64_t fork_lsn) {
        "shard %s: LSNs %" PRIu64 "..%" PRIu64
        " were written here but never reached the new "
        "primary %s: %" PRIu64
-       " bytes of records moved to %s (record format of "
-       "storage/record_format.h); rebuilding from the new primary",
+       " bytes of records copied to %s (record format of "
+       "storage/record_format.h); a snapshot of the new primary replaces them",
        options_.shard.c_str(), fork_lsn + 1, last, primary.c_str(), bytes, lost_path.c_str());
   events_.Add("lost", "LSNs " + std::to_string(fork_lsn + 1) + ".." + std::to_string(last) +
                           " cut into " + lost_path);
-  if (replica_) replica_->Stop();
-  replica_.reset();
-  std::weak_ptr<bool> alive = alive_;
-  pipeline_->Drain([this, alive, primary] {
-    if (alive.expired()) return;
-    compactor_->Stop([this, alive, primary] {
-      if (alive.expired()) return;
-      compactor_.reset();
-      pipeline_.reset();
-      store_.reset();
-      // Everything but the node's own files goes; the store starts empty.
-      std::vector<std::string> names;
-      storage::ListDir(storage::Io::Posix(), options_.data_dir, &names).ok();
-      for (const std::string& name : names) {
-        if (name == kClusterMapFile || name == kFollowingFile || name == "lost") continue;
-        std::remove((options_.data_dir + "/" + name).c_str());
-      }
-      storage::Status s = storage::Store::Open(store_options_, &store_);
-      if (!s.ok()) {
-        Logf(LogLevel::kError, "shard %s: cannot reopen the store after the cut: %s",
-             options_.shard.c_str(), s.ToString().c_str());
-        std::exit(1);
-      }
-      pipeline_ = std::make_unique<CommitPipeline>(loop_, store_.get());
-      StartCompactor();
-      following_ = primary;
-      SaveMarker(kFollowingFile, following_);
-      StartFollowing(primary);
-    });
-  });
 }
 
 void Node::HandlePromote(net::HttpRequest& request, net::Responder responder, uint64_t start_ns) {

@@ -147,37 +147,36 @@ void Node::HandleSlots(net::HttpRequest& request, net::Responder responder, uint
   const uint64_t history = store_->history_id();
 
   if (request.path == "/internal/slots/snapshot") {
-    // The live records of the slots as of `lsn`, sent once `lsn` is durable
-    // here (a staged record could still be undone).
-    auto body = std::make_shared<std::string>();
-    const uint64_t lsn = store_->last_lsn();
-    storage::Status s =
-        store_->ForEach([&](std::string_view key, std::string_view value, uint64_t at) {
-          if (!migration::InRange(slots, SlotOf(key))) return;
-          storage::Record rec;
-          rec.lsn = at;
-          rec.type = storage::RecordType::kPut;
-          rec.key = key;
-          rec.value = value;
-          storage::EncodeRecord(rec, body.get());
-        });
-    if (!s.ok()) {
-      Finish(responder, Route::kCluster, start_ns, StorageError(s));
-      return;
+    // The live records of the slots as of `lsn` (storage/snapshot.h), sent
+    // once `lsn` is durable here (a staged record could still be undone).
+    std::shared_ptr<storage::SnapshotCursor> snapshot;
+    {
+      std::unique_ptr<storage::SnapshotCursor> cursor;
+      storage::Status s = store_->NewSnapshot(
+          [&](std::string_view key) { return migration::InRange(slots, SlotOf(key)); }, &cursor);
+      if (!s.ok()) {
+        Finish(responder, Route::kCluster, start_ns, StorageError(s));
+        return;
+      }
+      snapshot = std::move(cursor);
     }
+    const uint64_t lsn = snapshot->lsn();
     std::weak_ptr<bool> alive = alive_;
-    pipeline_->WhenDurable(lsn, [this, alive, body, lsn, history, responder,
+    pipeline_->WhenDurable(lsn, [this, alive, snapshot, lsn, history, responder,
                                  start_ns](const storage::Status& status) mutable {
       if (alive.expired()) return;
-      if (!status.ok()) {
-        Finish(responder, Route::kCluster, start_ns, StorageError(status));
+      std::string body;
+      storage::Status s = status;
+      for (bool done = false; s.ok() && !done;) s = snapshot->Next(&body, 1 << 20, &done);
+      if (!s.ok()) {
+        Finish(responder, Route::kCluster, start_ns, StorageError(s));
         return;
       }
       net::HttpResponse r;
       r.SetHeader("Content-Type", "application/octet-stream");
       r.SetHeader(migration::kLsnHeader, std::to_string(lsn));
       r.SetHeader(migration::kHistoryHeader, std::to_string(history));
-      r.body = std::move(*body);
+      r.body = std::move(body);
       Finish(responder, Route::kCluster, start_ns, std::move(r));
     });
     return;

@@ -125,6 +125,9 @@ class Node {
   void FollowPrimary(const std::string& primary);
   void StartCompactor();
   void CutDivergedTail(const std::string& primary, uint64_t fork_lsn);
+  // Full resync (resync.cc): reopens the store so that the snapshot staged
+  // beside it becomes the store, then hands the new one to done.
+  void InstallSnapshot(uint64_t lsn, ReplicationReplicaOptions::Installed done);
   void SaveMarker(const char* name, const std::string& value);
   // Whether this primary may take or acknowledge a write now; else *why.
   bool WritesFenced(std::string* why) const;

@@ -36,7 +36,8 @@ struct ReplicaParams {
   bool has_lsn = false;
   std::string shard;
   uint64_t history = 0;
-  uint64_t epoch = 0;  // 0 when the replica names none
+  uint64_t epoch = 0;     // 0 when the replica names none
+  bool snapshot = false;  // the replica takes a snapshot where the log cannot serve it
 };
 
 // Reads replica=, shard= and the LSN parameter called lsn_name; false with
@@ -63,6 +64,8 @@ bool ParseReplicaParams(const net::HttpRequest& request, std::string_view lsn_na
         *error = net::MakeErrorResponse(400, "bad_epoch", "epoch must be a decimal number");
         return false;
       }
+    } else if (name == "snapshot") {
+      out->snapshot = value == "1";
     } else if (name == lsn_name) {
       if (!ParseU64(value, &out->lsn)) {
         *error = net::MakeErrorResponse(400, "bad_lsn",
@@ -172,12 +175,43 @@ void ReplicationPrimary::HandleReplicate(const net::HttpRequest& request,
     if (options_.on_newer_epoch) options_.on_newer_epoch(p.replica, p.epoch);
     return;
   }
-  const uint64_t durable = store_->durable_lsn();
   // The replica's records up to its LSN must be this log's: the same
   // history, and not beyond where this log took another turn (a crash that
   // lost an unsynced tail, a promotion elsewhere) or ends.
   uint64_t fork = 0;
-  if (!store_->SharesHistory(p.history, p.lsn, &fork)) {
+  const bool shares = store_->SharesHistory(p.history, p.lsn, &fork);
+  std::unique_ptr<storage::LogCursor> cursor;
+  storage::Status s = shares ? store_->NewLogCursor(p.lsn, &cursor) : storage::Status::OK();
+  if (p.snapshot && (!shares || s.IsNotFound())) {
+    // A full resync: the snapshot, then the log after it, on this stream.
+    if (!shares) {
+      counters_.streams_diverged++;
+      Logf(LogLevel::kWarn,
+           "replica %s holds history %016" PRIx64 " up to LSN %" PRIu64
+           ", which is not a prefix of this primary's log (they share LSNs up to %" PRIu64
+           "): it cuts what follows and takes a snapshot",
+           p.replica.c_str(), p.history, p.lsn, fork);
+    } else {
+      counters_.streams_gone++;
+      Logf(LogLevel::kWarn,
+           "replica %s needs records after LSN %" PRIu64
+           " that this log no longer holds (%s): it takes a snapshot",
+           p.replica.c_str(), p.lsn, s.ToString().c_str());
+    }
+    // The log after the snapshot's LSN is anchored now: a compaction while
+    // the snapshot is sent keeps the segments the cursor will read.
+    std::unique_ptr<storage::SnapshotCursor> snapshot;
+    s = store_->NewSnapshot(nullptr, &snapshot);
+    if (s.ok()) s = store_->NewLogCursor(snapshot->lsn(), &cursor);
+    if (!s.ok()) {
+      refuse(net::MakeErrorResponse(500, "storage_error", s.ToString()));
+      return;
+    }
+    StartSession(p.replica, p.lsn, shares ? std::nullopt : std::optional<uint64_t>(fork),
+                 std::move(responder), std::move(cursor), std::move(snapshot));
+    return;
+  }
+  if (!shares) {
     counters_.streams_diverged++;
     Logf(LogLevel::kError,
          "replica %s holds history %016" PRIx64 " up to LSN %" PRIu64
@@ -194,21 +228,17 @@ void ReplicationPrimary::HandleReplicate(const net::HttpRequest& request,
     refuse(std::move(r));
     return;
   }
-  std::unique_ptr<storage::LogCursor> cursor;
-  storage::Status s = store_->NewLogCursor(p.lsn, &cursor);
   if (!s.ok()) {
     if (s.IsNotFound()) {
       counters_.streams_gone++;
       Logf(LogLevel::kWarn,
            "replica %s needs records after LSN %" PRIu64
-           " that this log no longer holds; a snapshot transfer would be needed and is not "
-           "built yet: %s",
+           " that this log no longer holds, and did not ask for a snapshot: %s",
            p.replica.c_str(), p.lsn, s.ToString().c_str());
-      refuse(net::MakeErrorResponse(
-          410, "log_truncated",
-          "the primary's log no longer holds the records after LSN " + std::to_string(p.lsn) +
-              "; this version cannot send a snapshot: rebuild the replica from an empty data "
-              "directory"));
+      refuse(net::MakeErrorResponse(410, "log_truncated",
+                                    "the primary's log no longer holds the records after LSN " +
+                                        std::to_string(p.lsn) +
+                                        "; ask with snapshot=1 for a full resync"));
     } else {
       Logf(LogLevel::kError, "cannot read the log for replica %s: %s", p.replica.c_str(),
            s.ToString().c_str());
@@ -216,18 +246,26 @@ void ReplicationPrimary::HandleReplicate(const net::HttpRequest& request,
     }
     return;
   }
+  StartSession(p.replica, p.lsn, std::nullopt, std::move(responder), std::move(cursor), nullptr);
+}
 
-  Replica& replica = replicas_[p.replica];
+void ReplicationPrimary::StartSession(const std::string& address, uint64_t from,
+                                      std::optional<uint64_t> fork, net::Responder responder,
+                                      std::unique_ptr<storage::LogCursor> cursor,
+                                      std::unique_ptr<storage::SnapshotCursor> snapshot) {
+  const uint64_t durable = store_->durable_lsn();
+  Replica& replica = replicas_[address];
   if (replica.session) EndSession(replica.session, "the replica opened a new stream");
   auto session = std::make_shared<Session>();
   session->id = next_session_id_++;
-  session->address = p.replica;
+  session->address = address;
   session->responder = responder;
   session->cursor = std::move(cursor);
+  session->snapshot = std::move(snapshot);
   session->connected_ns = uv_hrtime();
   session->queue_limit = options_.max_queued_bytes;
   replica.session = session;
-  replica.sent_lsn = p.lsn;
+  replica.sent_lsn = from;
   replica.connects++;
   replica.last_seen_ns = session->connected_ns;
   counters_.streams_started++;
@@ -237,23 +275,42 @@ void ReplicationPrimary::HandleReplicate(const net::HttpRequest& request,
   head.SetHeader(kReplicationVersionHeader, kReplicationVersion);
   head.SetHeader("X-Distkv-Durable-Lsn", std::to_string(durable));
   head.SetHeader(kReplicationHistoryHeader, HistoryName(store_->history_id()));
-  head.SetHeader(kReplicationEpochHeader, std::to_string(epoch));
+  head.SetHeader(kReplicationEpochHeader, std::to_string(options_.epoch ? options_.epoch() : 0));
+  if (fork) head.SetHeader(kReplicationForkHeader, std::to_string(*fork));
+  if (session->snapshot) {
+    head.SetHeader(kReplicationSnapshotHeader, std::to_string(session->snapshot->lsn()));
+  }
   session->responder.BeginStream(std::move(head));
   std::weak_ptr<bool> alive = alive_;
-  session->responder.OnClose([this, alive, address = p.replica, id = session->id]() {
+  session->responder.OnClose([this, alive, address = address, id = session->id]() {
     if (auto a = alive.lock(); a && *a) OnSessionClosed(address, id);
   });
-  Note("replica " + p.replica + " connected: streaming after LSN " + std::to_string(p.lsn) +
-       " (durable here: " + std::to_string(durable) + ")");
-
   // A heartbeat first, so the replica knows where the primary is before the
   // first records arrive.
   std::string hb;
   AppendHeartbeatFrame(&hb, durable, StreamClockUs());
+  if (session->snapshot) {
+    const storage::SnapshotCursor& snap = *session->snapshot;
+    session->snapshot_lsn = snap.lsn();
+    session->snapshot_started_ns = session->connected_ns;
+    replica.resyncs++;
+    counters_.resyncs_started++;
+    AppendSnapshotBeginFrame(&hb, durable, StreamClockUs(), snap.lsn(),
+                             store_->HistoryAt(snap.lsn()), snap.records(), snap.bytes());
+    Note("replica " + address + " connected: full resync, a snapshot of " +
+         std::to_string(snap.records()) + " keys (" + std::to_string(snap.bytes()) +
+         " bytes) as of LSN " + std::to_string(snap.lsn()) + ", then the log after it" +
+         (fork ? " (its history forked after LSN " + std::to_string(*fork) + ")"
+               : " (its LSN " + std::to_string(from) + " is no longer in the log)"));
+  } else {
+    Note("replica " + address + " connected: streaming after LSN " + std::to_string(from) +
+         " (durable here: " + std::to_string(durable) + ")");
+  }
   session->responder.WriteChunk(hb);
   counters_.heartbeats_sent++;
   Pump(session);
-  acks_.Ack(p.replica, p.lsn);  // it holds what it asks after
+  // It holds what it asks after, unless it takes a snapshot.
+  if (!session->snapshot && !fork) acks_.Ack(address, from);
   UpdateScheduling();
 }
 
@@ -317,6 +374,10 @@ void ReplicationPrimary::Pump(const std::shared_ptr<Session>& session) {
     }
     return;
   }
+  if (session->snapshot) {
+    PumpSnapshot(session);
+    return;
+  }
   std::string& frame = session->frame;
   frame.clear();
   const size_t start = BeginRecordsFrame(&frame);
@@ -333,20 +394,71 @@ void ReplicationPrimary::Pump(const std::shared_ptr<Session>& session) {
     // LSNs are dense (a failed batch's LSNs are reused), so the span is the
     // record count.
     const uint64_t records = position - replica.sent_lsn;
-    session->queue_limit =
-        std::max(session->queue_limit, options_.low_water_bytes + frame.size() + (64u << 10));
-    session->responder.WriteChunk(frame);
-    replica.sent_lsn = position;
-    replica.records_sent += records;
-    replica.bytes_sent += frame.size();
-    counters_.records_sent += records;
-    counters_.bytes_sent += frame.size();
-    counters_.frames_sent++;
-    if (frame.capacity() > 4 * options_.slice_bytes)
-      std::string().swap(frame);  // after a huge record
+    Send(session, records);
     if (session->closed) return;
   }
   session->phase = position >= durable ? Phase::kLive : Phase::kCatchUp;
+}
+
+void ReplicationPrimary::Send(const std::shared_ptr<Session>& session, uint64_t records) {
+  Replica& replica = replicas_[session->address];
+  std::string& frame = session->frame;
+  session->queue_limit =
+      std::max(session->queue_limit, options_.low_water_bytes + frame.size() + (64u << 10));
+  session->responder.WriteChunk(frame);
+  if (!session->snapshot) replica.sent_lsn = session->cursor->position();
+  replica.records_sent += records;
+  replica.bytes_sent += frame.size();
+  counters_.records_sent += records;
+  counters_.bytes_sent += frame.size();
+  counters_.frames_sent++;
+  if (frame.capacity() > 4 * options_.slice_bytes) std::string().swap(frame);  // a huge record
+}
+
+void ReplicationPrimary::PumpSnapshot(const std::shared_ptr<Session>& session) {
+  storage::SnapshotCursor& snap = *session->snapshot;
+  std::string& frame = session->frame;
+  frame.clear();
+  const size_t start = BeginRecordsFrame(&frame);
+  const uint64_t read_before = snap.records_read();
+  bool done = false;
+  storage::Status s = snap.Next(&frame, options_.slice_bytes, &done);
+  if (!s.ok()) {
+    Logf(LogLevel::kError, "reading the snapshot for replica %s failed: %s",
+         session->address.c_str(), s.ToString().c_str());
+    EndSession(session, "reading the snapshot failed");
+    return;
+  }
+  const uint64_t durable = store_->durable_lsn();
+  const uint64_t records = snap.records_read() - read_before;
+  if (FinishRecordsFrame(&frame, start, durable, 0)) {
+    session->snapshot_bytes_sent += frame.size() - kFrameHeaderBytes - kFramePrefixBytes;
+    counters_.snapshot_bytes_sent += frame.size() - kFrameHeaderBytes - kFramePrefixBytes;
+    Send(session, records);
+    if (session->closed) return;
+  }
+  if (!done) {
+    // Nothing read: the records up to the snapshot's LSN are not durable
+    // yet, and the durable listener pumps the session once they are.
+    session->phase = records == 0 ? Phase::kLive : Phase::kCatchUp;
+    return;
+  }
+  // The snapshot is sent: the log after its LSN follows, from the cursor
+  // made with the snapshot.
+  const uint64_t lsn = snap.lsn();
+  frame.clear();
+  AppendSnapshotEndFrame(&frame, durable, StreamClockUs(), lsn);
+  session->responder.WriteChunk(frame);
+  counters_.resyncs_sent++;
+  Replica& replica = replicas_[session->address];
+  replica.sent_lsn = lsn;
+  replica.last_resync_ms = (uv_hrtime() - session->snapshot_started_ns) / 1'000'000;
+  replica.last_resync_bytes = session->snapshot_bytes_sent;
+  Note("replica " + session->address + ": snapshot as of LSN " + std::to_string(lsn) + " sent (" +
+       std::to_string(snap.records()) + " keys, " + std::to_string(session->snapshot_bytes_sent) +
+       " bytes in " + std::to_string(replica.last_resync_ms) + " ms); the log after it follows");
+  session->snapshot.reset();
+  session->phase = lsn >= durable ? Phase::kLive : Phase::kCatchUp;
 }
 
 void ReplicationPrimary::Note(std::string message) {
@@ -522,6 +634,24 @@ void ReplicationPrimary::AppendJson(std::string* out) const {
     AppendJsonField(&b, "bytes_sent", r.bytes_sent);
     AppendJsonField(&b, "queued_bytes", r.session ? r.session->responder.queued_bytes() : 0);
     AppendJsonField(&b, "connects", r.connects);
+    AppendJsonField(&b, "resyncs", r.resyncs);
+    if (r.session && r.session->snapshot) {
+      // A snapshot on its way: how far.
+      const storage::SnapshotCursor& snap = *r.session->snapshot;
+      b += "\"resync\":{";
+      AppendJsonField(&b, "snapshot_lsn", snap.lsn());
+      AppendJsonField(&b, "keys", snap.records());
+      AppendJsonField(&b, "keys_sent", snap.records_read());
+      AppendJsonField(&b, "bytes", snap.bytes());
+      AppendJsonField(&b, "bytes_sent", r.session->snapshot_bytes_sent);
+      AppendJsonField(&b, "elapsed_ms", (now_ns - r.session->snapshot_started_ns) / 1'000'000,
+                      false);
+      b += "},";
+    } else {
+      b += "\"resync\":null,";
+    }
+    AppendJsonField(&b, "last_resync_ms", r.last_resync_ms);
+    AppendJsonField(&b, "last_resync_bytes", r.last_resync_bytes);
     if (r.last_seen_ns == 0) {
       b += "\"last_seen_ms_ago\":null";
     } else {
@@ -535,6 +665,9 @@ void ReplicationPrimary::AppendJson(std::string* out) const {
   AppendJsonField(&b, "streams_gone", counters_.streams_gone);
   AppendJsonField(&b, "streams_diverged", counters_.streams_diverged);
   AppendJsonField(&b, "streams_fenced", counters_.streams_fenced);
+  AppendJsonField(&b, "resyncs_started", counters_.resyncs_started);
+  AppendJsonField(&b, "resyncs_sent", counters_.resyncs_sent);
+  AppendJsonField(&b, "snapshot_bytes_sent", counters_.snapshot_bytes_sent);
   AppendJsonField(&b, "history", HistoryName(store_->history_id()));
   AppendJsonField(&b, "overflow_disconnects", counters_.overflow_disconnects);
   AppendJsonField(&b, "stall_disconnects", counters_.stall_disconnects);
@@ -559,6 +692,13 @@ void ReplicationPrimary::AppendPrometheus(std::string* out) const {
                    "Bytes of frames streamed to replicas.", counters_.bytes_sent);
   AppendPromMetric(out, "distkv_replication_streams_started_total", "counter",
                    "Replication streams opened by replicas.", counters_.streams_started);
+  AppendPromMetric(out, "distkv_replication_resyncs_started_total", "counter",
+                   "Full resyncs begun: streams that start with a snapshot.",
+                   counters_.resyncs_started);
+  AppendPromMetric(out, "distkv_replication_resyncs_sent_total", "counter",
+                   "Full resyncs whose snapshot was sent to its end.", counters_.resyncs_sent);
+  AppendPromMetric(out, "distkv_replication_snapshot_bytes_sent_total", "counter",
+                   "Bytes of records sent in snapshots.", counters_.snapshot_bytes_sent);
   AppendPromMetric(out, "distkv_replication_streams_refused_total", "counter",
                    "Replication requests answered with an error (410 included).",
                    counters_.streams_refused);

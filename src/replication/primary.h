@@ -40,9 +40,18 @@
 // of one (its acked LSN, counters) survives its reconnections, so /stats
 // shows a disconnected replica and how far it got.
 //
-// Snapshots are not built yet: if the log no longer holds the records after
-// a replica's LSN (only compaction could cause that), the request is answered
-// 410 and logged; the replica keeps retrying with backoff.
+// Full resync. When the log no longer holds the records after a replica's
+// LSN (compaction dropped them), or the replica's history diverged, and the
+// replica asked with snapshot=1, its session starts with a snapshot
+// (storage/snapshot.h) of the live data as of the newest LSN S: a
+// snapshot-begin frame, the records a slice per pump exactly like the log
+// (same pacing, same bounds), a snapshot-end frame; then a LogCursor from S
+// takes over and the session goes on as any other. The tail is read from
+// the log, never buffered here, so a tail that grows while the snapshot is
+// sent never restarts it (the full-sync loop of Redis's output buffer). The
+// LogCursor is made with the snapshot and pins the segment S + 1 goes to, so
+// a compaction meanwhile keeps the segments it will read (storage/store.h).
+// Without snapshot=1 the answers are 410 and 409.
 #pragma once
 
 #include <uv.h>
@@ -51,6 +60,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -112,8 +122,11 @@ class ReplicationPrimary {
     uint64_t streams_started = 0;
     uint64_t streams_refused = 0;       // 4xx/5xx answers to /internal/replicate
     uint64_t streams_gone = 0;          // 410: the log no longer holds what a replica needs
-    uint64_t streams_diverged = 0;      // 409: the replica's history is not a prefix of ours
+    uint64_t streams_diverged = 0;      // the replica's history is not a prefix of ours
     uint64_t streams_fenced = 0;        // 409: the replica's map epoch is newer than ours
+    uint64_t resyncs_started = 0;       // sessions that began with a snapshot
+    uint64_t resyncs_sent = 0;          // ... whose snapshot was sent to its end
+    uint64_t snapshot_bytes_sent = 0;   // encoded records of snapshots sent
     uint64_t overflow_disconnects = 0;  // ended for passing max_queued_bytes
     uint64_t stall_disconnects = 0;     // ended for not draining within stall_timeout_ms
     uint64_t records_sent = 0;
@@ -140,7 +153,11 @@ class ReplicationPrimary {
     uint64_t id = 0;
     std::string address;
     net::Responder responder;
-    std::unique_ptr<storage::LogCursor> cursor;
+    std::unique_ptr<storage::LogCursor> cursor;         // after the snapshot, if one
+    std::unique_ptr<storage::SnapshotCursor> snapshot;  // full resync: until it is sent
+    uint64_t snapshot_lsn = 0;                          // its LSN (0: no snapshot)
+    uint64_t snapshot_started_ns = 0;
+    uint64_t snapshot_bytes_sent = 0;
     Phase phase = Phase::kCatchUp;
     bool closed = false;
     uint64_t connected_ns = 0;
@@ -158,9 +175,18 @@ class ReplicationPrimary {
     uint64_t bytes_sent = 0;
     uint64_t connects = 0;
     uint64_t last_seen_ns = 0;
+    uint64_t resyncs = 0;  // snapshots begun for it
+    uint64_t last_resync_ms = 0;
+    uint64_t last_resync_bytes = 0;
   };
 
+  void StartSession(const std::string& address, uint64_t from, std::optional<uint64_t> fork,
+                    net::Responder responder, std::unique_ptr<storage::LogCursor> cursor,
+                    std::unique_ptr<storage::SnapshotCursor> snapshot);
   void Pump(const std::shared_ptr<Session>& session);
+  void PumpSnapshot(const std::shared_ptr<Session>& session);
+  // Writes session->frame, holding `records` records, and counts it.
+  void Send(const std::shared_ptr<Session>& session, uint64_t records);
   // Records a replica's coming or going: an event when options_.events is set, else a log line.
   void Note(std::string message);
   void EndSession(std::shared_ptr<Session> session,

@@ -93,7 +93,8 @@ void ReplicationReplica::Connect() {
   state_ = State::kConnecting;
   decoder_.Reset();
   head_status_ = 0;
-  head_fork_ = false;
+  expect_snapshot_ = false;
+  snap_.reset();
   error_body_.clear();
   abort_reason_.clear();
   throttled_ = false;
@@ -110,7 +111,8 @@ void ReplicationReplica::Connect() {
   req.target = "/internal/replicate?from=" + std::to_string(store_->last_lsn()) +
                "&history=" + HistoryName(store_->HistoryAt(store_->last_lsn())) +
                "&replica=" + PercentEncode(options_.self_address) +
-               "&shard=" + PercentEncode(options_.shard);
+               "&shard=" + PercentEncode(options_.shard) +
+               (options_.install_snapshot ? "&snapshot=1" : "");
   if (options_.epoch) req.target += "&epoch=" + std::to_string(options_.epoch());
   req.timeout_ms = options_.idle_timeout_ms;
   req.headers = options_.headers;
@@ -130,13 +132,7 @@ void ReplicationReplica::Connect() {
 
 void ReplicationReplica::OnHead(const net::HttpResponse& head) {
   head_status_ = head.status;
-  if (head.status != 200) {
-    // The error body follows; OnStreamEnd reports it.
-    const std::string* fork = head.header(kReplicationForkHeader);
-    head_fork_ = fork != nullptr;
-    if (fork) fork_lsn_ = std::strtoull(fork->c_str(), nullptr, 10);
-    return;
-  }
+  if (head.status != 200) return;  // the error body follows; OnStreamEnd reports it
   // A primary behind this node's map may have been deposed: nothing of its
   // stream is applied (OnBody ends it at its first bytes).
   const uint64_t epoch = options_.epoch ? options_.epoch() : 0;
@@ -149,10 +145,22 @@ void ReplicationReplica::OnHead(const net::HttpResponse& head) {
     return;
   }
   // The records that follow belong to the primary's current history: the
-  // store records it before applying any.
-  uint64_t id = 0;
+  // store records it before applying any (after a snapshot, the new store).
   const std::string* h = head.header(kReplicationHistoryHeader);
-  if (h && ParseHistoryName(*h, &id)) store_->AdoptHistory(id);
+  if (!h || !ParseHistoryName(*h, &head_history_)) head_history_ = 0;
+  expect_snapshot_ = head.header(kReplicationSnapshotHeader) != nullptr;
+  if (const std::string* fork = head.header(kReplicationForkHeader)) {
+    // This node's records after the fork are not the primary's: they are
+    // kept aside before the snapshot replaces them.
+    const uint64_t fork_lsn = std::strtoull(fork->c_str(), nullptr, 10);
+    counters_.tails_cut++;
+    Logf(LogLevel::kWarn,
+         "replica of shard %s: its history diverged from primary %s after LSN %" PRIu64
+         "; the records after it are cut and the data resynced",
+         options_.shard.c_str(), options_.primary.c_str(), fork_lsn);
+    if (options_.cut_tail) options_.cut_tail(fork_lsn);
+  }
+  if (!expect_snapshot_ && head_history_ != 0) store_->AdoptHistory(head_history_);
   state_ = State::kStreaming;
   counters_.connects++;
   if (counters_.connects > 1) counters_.reconnects++;
@@ -162,8 +170,9 @@ void ReplicationReplica::OnHead(const net::HttpResponse& head) {
   connected_since_ms_ = uv_now(loop_);
   stream_start_durable_ = store_->durable_lsn();
   stream_progressed_ = false;
-  Logf(LogLevel::kInfo, "replica of shard %s: streaming from primary %s after LSN %" PRIu64,
-       options_.shard.c_str(), options_.primary.c_str(), store_->last_lsn());
+  Logf(LogLevel::kInfo, "replica of shard %s: streaming from primary %s after LSN %" PRIu64 "%s",
+       options_.shard.c_str(), options_.primary.c_str(), store_->last_lsn(),
+       expect_snapshot_ ? ", beginning with a snapshot (full resync)" : "");
 }
 
 bool ReplicationReplica::OnBody(std::string_view chunk) {
@@ -175,8 +184,21 @@ bool ReplicationReplica::OnBody(std::string_view chunk) {
   }
   counters_.bytes_received += chunk.size();
   decoder_.Feed(chunk);
+  if (installing_) {
+    // The store is being swapped: the frames wait in the decoder.
+    if (decoder_.buffered() > options_.max_unsynced_bytes) {
+      abort_reason_ = "the stream ran more than " + std::to_string(options_.max_unsynced_bytes) +
+                      " bytes ahead while the snapshot was installed";
+      return false;
+    }
+    return true;
+  }
+  return TakeFrames();
+}
+
+bool ReplicationReplica::TakeFrames() {
   Frame frame;
-  for (;;) {
+  while (!installing_) {
     switch (decoder_.Next(&frame)) {
       case FrameDecoder::Result::kNeedMore:
         return true;
@@ -190,11 +212,123 @@ bool ReplicationReplica::OnBody(std::string_view chunk) {
     if (frame.kind == FrameKind::kHeartbeat) {
       counters_.heartbeats_received++;
       NotePrimaryLsn(frame.primary_lsn);
-      MaybeSendAck();  // retries an ack that failed earlier
+      if (!snap_) MaybeSendAck();  // retries an ack that failed earlier
       continue;
+    }
+    if (snap_ || frame.kind == FrameKind::kSnapshotBegin || frame.kind == FrameKind::kSnapshotEnd) {
+      if (!HandleSnapshotFrame(frame)) return false;
+      continue;
+    }
+    if (expect_snapshot_) {
+      counters_.protocol_errors++;
+      abort_reason_ = "records before the announced snapshot";
+      return false;
     }
     if (!HandleRecords(frame)) return false;
   }
+  return true;
+}
+
+bool ReplicationReplica::HandleSnapshotFrame(const Frame& frame) {
+  auto refuse = [&](std::string why) {
+    counters_.protocol_errors++;
+    abort_reason_ = std::move(why);
+    return false;
+  };
+  NotePrimaryLsn(frame.primary_lsn);
+  if (frame.kind == FrameKind::kSnapshotBegin) {
+    if (!expect_snapshot_ || snap_) return refuse("a snapshot that was not announced");
+    const storage::Options& so = store_->options();
+    snap_lsn_ = frame.snapshot_lsn;
+    snap_records_ = frame.snapshot_records;
+    snap_bytes_ = frame.snapshot_bytes;
+    snap_started_ms_ = uv_now(loop_);
+    counters_.resyncs_started++;
+    storage::Status s =
+        storage::SnapshotWriter::Create(so.io ? so.io : storage::Io::Posix(), so.dir, snap_lsn_,
+                                        frame.snapshot_history, so.segment_bytes, &snap_);
+    if (!s.ok()) {
+      snap_.reset();
+      abort_reason_ = "cannot stage the snapshot: " + s.ToString();
+      return false;
+    }
+    Logf(LogLevel::kInfo,
+         "replica of shard %s: full resync from %s: receiving a snapshot of %" PRIu64
+         " keys (%" PRIu64 " bytes) as of LSN %" PRIu64 " into %s",
+         options_.shard.c_str(), options_.primary.c_str(), snap_records_, snap_bytes_, snap_lsn_,
+         snap_->staging_dir().c_str());
+    return true;
+  }
+  if (!snap_) return refuse("a snapshot frame outside a snapshot");
+  if (frame.kind == FrameKind::kRecords) {
+    counters_.frames_received++;
+    const uint64_t before = snap_->bytes();
+    storage::Status s = snap_->Add(frame.records);
+    counters_.resync_bytes += snap_->bytes() - before;
+    if (!s.ok()) {
+      if (s.IsCorruption()) counters_.crc_errors++;
+      abort_reason_ = "snapshot refused: " + s.ToString();
+      return false;
+    }
+    return true;
+  }
+  // The end: everything announced must have come.
+  if (frame.snapshot_lsn != snap_lsn_ || snap_->records() != snap_records_ ||
+      snap_->bytes() != snap_bytes_) {
+    return refuse("the snapshot ended at LSN " + std::to_string(frame.snapshot_lsn) + " with " +
+                  std::to_string(snap_->records()) + " records (" + std::to_string(snap_->bytes()) +
+                  " bytes); announced: LSN " + std::to_string(snap_lsn_) + ", " +
+                  std::to_string(snap_records_) + " records (" + std::to_string(snap_bytes_) +
+                  " bytes)");
+  }
+  storage::Status s = snap_->Finish();
+  if (!s.ok()) {
+    abort_reason_ = "the snapshot could not be stored: " + s.ToString();
+    return false;
+  }
+  last_resync_ms_ = uv_now(loop_) - snap_started_ms_;
+  last_resync_bytes_ = snap_->bytes();
+  last_resync_lsn_ = snap_lsn_;
+  Logf(LogLevel::kInfo,
+       "replica of shard %s: snapshot as of LSN %" PRIu64 " complete (%" PRIu64 " keys, %" PRIu64
+       " bytes, %" PRIu64 " ms); swapping it in",
+       options_.shard.c_str(), snap_lsn_, snap_->records(), snap_->bytes(), last_resync_ms_);
+  snap_.reset();
+  expect_snapshot_ = false;
+  installing_ = true;
+  std::weak_ptr<bool> alive = alive_;
+  // The owner reopens the store; the frames after this one wait until then.
+  options_.install_snapshot(snap_lsn_,
+                            [this, alive](storage::Store* store, CommitPipeline* pipeline) {
+                              auto a = alive.lock();
+                              if (a && *a && state_ != State::kStopped && store)
+                                OnInstalled(store, pipeline);
+                            });
+  return true;
+}
+
+void ReplicationReplica::OnInstalled(storage::Store* store, CommitPipeline* pipeline) {
+  store_ = store;
+  pipeline_ = pipeline;
+  installing_ = false;
+  counters_.resyncs_completed++;
+  resync_backoff_ms_ = 0;
+  backoff_ms_ = options_.min_backoff_ms;
+  behind_.clear();
+  unsynced_bytes_ = 0;
+  acked_lsn_ = 0;  // acknowledges the snapshot's LSN in its history
+  if (head_history_ != 0) store_->AdoptHistory(head_history_);
+  Logf(LogLevel::kInfo,
+       "replica of shard %s: the snapshot as of LSN %" PRIu64 " is the store now (%" PRIu64
+       " keys); following the log after it",
+       options_.shard.c_str(), store_->last_lsn(), store_->size());
+  MaybeSendAck();
+  if (ended_installing_) {
+    ended_installing_ = false;
+    ScheduleReconnect(0);
+    return;
+  }
+  if (state_ == State::kStreaming && !TakeFrames()) conn_->Close();
 }
 
 bool ReplicationReplica::HandleRecords(const Frame& frame) {
@@ -281,6 +415,11 @@ void ReplicationReplica::OnStreamEnd(const net::ClientResult& result) {
   if (state_ == State::kStopped) return;
   const bool was_streaming = state_ == State::kStreaming;
   state_ = State::kIdle;
+  if (installing_) {
+    // The owner is swapping the store in: reconnect once it has.
+    ended_installing_ = true;
+    return;
+  }
   std::string reason;
   if (!abort_reason_.empty()) {
     reason = abort_reason_;
@@ -300,7 +439,17 @@ void ReplicationReplica::OnStreamEnd(const net::ClientResult& result) {
       (stream_progressed_ || uv_now(loop_) - connected_since_ms_ >= options_.max_backoff_ms)) {
     backoff_ms_ = options_.min_backoff_ms;
   }
-  uint64_t delay = backoff_ms_;
+  if (snap_) {
+    // A snapshot cut short: the old store is untouched, the staging
+    // directory is emptied by the next attempt. Not retried at once: a
+    // snapshot that keeps failing must not keep the primary sending it.
+    counters_.resyncs_failed++;
+    snap_.reset();
+    resync_backoff_ms_ = std::min(std::max(resync_backoff_ms_ * 2, options_.resync_backoff_ms),
+                                  options_.max_resync_backoff_ms);
+    reason = "the snapshot as of LSN " + std::to_string(snap_lsn_) + " ended unfinished: " + reason;
+  }
+  uint64_t delay = backoff_ms_ + resync_backoff_ms_;
   if (throttled_) {
     delay = 0;  // not a failure: resume as soon as the pipeline has caught up
   } else {
@@ -308,12 +457,6 @@ void ReplicationReplica::OnStreamEnd(const net::ClientResult& result) {
     backoff_ms_ = std::min(backoff_ms_ * 2, options_.max_backoff_ms);
   }
   last_error_ = reason;
-  if (head_status_ == 409 && head_fork_ && options_.on_diverged) {
-    diverged_ = true;
-    Logf(LogLevel::kWarn, "replica of shard %s: %s", options_.shard.c_str(), reason.c_str());
-    ScheduleReconnect(0);
-    return;
-  }
   Logf(throttled_ ? LogLevel::kInfo : LogLevel::kWarn,
        "replica of shard %s: %s %s: %s; reconnecting in %" PRIu64 " ms", options_.shard.c_str(),
        was_streaming ? "stream from" : "cannot stream from", options_.primary.c_str(),
@@ -329,12 +472,6 @@ void ReplicationReplica::ScheduleReconnect(uint64_t delay_ms) {
 void ReplicationReplica::OnTimer(uv_timer_t* timer) {
   auto* self = static_cast<ReplicationReplica*>(timer->data);
   if (self->state_ == State::kStopped) return;
-  if (self->diverged_) {
-    // The callback may destroy this replica: it runs from a copy.
-    auto fn = self->options_.on_diverged;
-    fn(self->fork_lsn_);
-    return;
-  }
   // Resume after the last staged LSN only once it is durable: if its batch
   // fails the store undoes it, and asking from there would leave a gap.
   std::weak_ptr<bool> alive = self->alive_;
@@ -433,6 +570,30 @@ void ReplicationReplica::AppendJson(std::string* out) const {
   AppendJsonField(&b, "protocol_errors", counters_.protocol_errors);
   AppendJsonField(&b, "commit_errors", counters_.commit_errors);
   AppendJsonField(&b, "throttles", counters_.throttles);
+  b += "\"resync\":";
+  if (snap_ || installing_) {
+    // A full resync on its way: how far.
+    b += "{";
+    AppendJsonField(&b, "state", installing_ ? "installing" : "receiving");
+    AppendJsonField(&b, "snapshot_lsn", snap_lsn_);
+    AppendJsonField(&b, "keys", snap_records_);
+    AppendJsonField(&b, "keys_received", snap_ ? snap_->records() : snap_records_);
+    AppendJsonField(&b, "bytes", snap_bytes_);
+    AppendJsonField(&b, "bytes_received", snap_ ? snap_->bytes() : snap_bytes_);
+    AppendJsonField(&b, "elapsed_ms", uv_now(loop_) - snap_started_ms_, false);
+    b += "},";
+  } else {
+    b += "null,";
+  }
+  AppendJsonField(&b, "resyncs_started", counters_.resyncs_started);
+  AppendJsonField(&b, "resyncs_completed", counters_.resyncs_completed);
+  AppendJsonField(&b, "resyncs_failed", counters_.resyncs_failed);
+  AppendJsonField(&b, "resync_bytes", counters_.resync_bytes);
+  AppendJsonField(&b, "resync_backoff_ms", resync_backoff_ms_);
+  AppendJsonField(&b, "last_resync_lsn", last_resync_lsn_);
+  AppendJsonField(&b, "last_resync_ms", last_resync_ms_);
+  AppendJsonField(&b, "last_resync_bytes", last_resync_bytes_);
+  AppendJsonField(&b, "tails_cut", counters_.tails_cut);
   AppendJsonField(&b, "last_error", last_error_, false);
   b += "}";
 }
@@ -460,6 +621,16 @@ void ReplicationReplica::AppendPrometheus(std::string* out) const {
   AppendPromMetric(out, "distkv_replication_crc_errors_total", "counter",
                    "Records received with a bad CRC (the stream is restarted).",
                    counters_.crc_errors);
+  AppendPromMetric(out, "distkv_replication_resyncs_total", "counter",
+                   "Full resyncs (snapshot, then the log) completed and installed here.",
+                   counters_.resyncs_completed);
+  AppendPromMetric(out, "distkv_replication_resyncs_failed_total", "counter",
+                   "Full resyncs whose snapshot ended before it was complete.",
+                   counters_.resyncs_failed);
+  AppendPromMetric(out, "distkv_replication_resync_bytes_total", "counter",
+                   "Snapshot record bytes received, every attempt.", counters_.resync_bytes);
+  AppendPromMetric(out, "distkv_replication_resyncing", "gauge",
+                   "1 while a snapshot is received or installed.", snap_ || installing_ ? 1 : 0);
   AppendPromMetric(out, "distkv_replication_acks_sent_total", "counter",
                    "Acknowledgements the primary accepted.", counters_.acks_sent);
   AppendHistogram(out, "distkv_replication_visible_lag_seconds",

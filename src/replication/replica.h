@@ -33,6 +33,23 @@
 // Because it always asks from its own last LSN, a restart of either side
 // resumes where it left off.
 //
+// Full resync. The replica asks with snapshot=1: where the primary's log
+// cannot serve it (its LSN was compacted away, or its history diverged) the
+// stream begins with a snapshot (stream_format.h). If the head names a fork
+// LSN, cut_tail saves the records after it first (the node writes them to
+// lost/). The snapshot's records go into a SnapshotWriter in the store's
+// staging directory (storage/snapshot.h) while the old store keeps serving
+// reads; at the snapshot-end frame the writer is synced and marked complete,
+// the replica stops taking frames (they wait in the decoder's buffer,
+// within max_unsynced_bytes) and install_snapshot has the owner reopen the
+// store, which swaps the staged files in; with the new store the replica
+// takes the buffered frames, the log after the snapshot's LSN, like any.
+// A stream that ends inside the snapshot leaves the staging directory to the
+// next attempt (or the next open) to empty: the old store is untouched. Such
+// a failure backs the next attempt off by resync_backoff_ms, doubling to
+// max_resync_backoff_ms, so a snapshot that cannot complete is not retried
+// in a tight loop; a completed one resets it.
+//
 // Lag. The primary's durable LSN arrives with every frame (and every
 // heartbeat when idle): lag in records is that minus the local durable LSN;
 // lag in ms is how long ago (local clock) the replica first learned of the
@@ -56,6 +73,7 @@
 #include "src/obs/metrics.h"
 #include "src/replication/stream_format.h"
 #include "src/shard/commit_pipeline.h"
+#include "storage/snapshot.h"
 #include "storage/store.h"
 
 namespace distkv {
@@ -73,11 +91,18 @@ struct ReplicationReplicaOptions {
   uint64_t max_backoff_ms = 5'000;
   size_t max_frame_bytes = 64u << 20;
   size_t max_unsynced_bytes = 64u << 20;
-  // Called (from the loop, never inside a stream callback) when the primary
-  // answers history_diverged: this node's records after fork_lsn are not
-  // the primary's. The replica stops; the owner cuts the tail and starts a
-  // new one. Without it the replica keeps retrying.
-  std::function<void(uint64_t fork_lsn)> on_diverged;
+  // Full resync (see above). cut_tail is called when the primary says this
+  // node's records after fork_lsn are not its own, before the snapshot that
+  // replaces them: the owner keeps them for the operator. install_snapshot
+  // is called once a snapshot is complete in the staging directory: the
+  // owner reopens the store (storage/snapshot.h installs it) and calls done
+  // with the new store and pipeline, or with nulls if it could not. Without
+  // install_snapshot the replica does not ask for snapshots.
+  std::function<void(uint64_t fork_lsn)> cut_tail;
+  using Installed = std::function<void(storage::Store*, CommitPipeline*)>;
+  std::function<void(uint64_t snapshot_lsn, Installed done)> install_snapshot;
+  uint64_t resync_backoff_ms = 1'000;
+  uint64_t max_resync_backoff_ms = 30'000;
   // The epoch of the cluster map this node follows (null: 0, no fencing):
   // sent to the primary, and a stream from a primary with an older epoch is
   // dropped before anything of it is applied (stream_format.h).
@@ -119,7 +144,12 @@ class ReplicationReplica {
     uint64_t throttles = 0;  // streams dropped because the disk fell behind
     uint64_t acks_sent = 0;
     uint64_t ack_errors = 0;
-    uint64_t stale_primary = 0;  // streams dropped: the primary's map epoch is older
+    uint64_t stale_primary = 0;      // streams dropped: the primary's map epoch is older
+    uint64_t resyncs_started = 0;    // snapshots begun
+    uint64_t resyncs_completed = 0;  // ... installed
+    uint64_t resyncs_failed = 0;     // ... that ended before their end
+    uint64_t resync_bytes = 0;       // snapshot record bytes received, all attempts
+    uint64_t tails_cut = 0;          // fork LSNs handed to cut_tail
   };
   const Counters& counters() const { return counters_; }
   bool connected() const { return state_ == State::kStreaming; }
@@ -137,7 +167,11 @@ class ReplicationReplica {
   void ScheduleReconnect(uint64_t delay_ms);
   void OnHead(const net::HttpResponse& head);
   bool OnBody(std::string_view chunk);
+  // Takes the frames buffered in the decoder; false ends the stream.
+  bool TakeFrames();
   bool HandleRecords(const Frame& frame);
+  bool HandleSnapshotFrame(const Frame& frame);
+  void OnInstalled(storage::Store* store, CommitPipeline* pipeline);
   void OnStreamEnd(const net::ClientResult& result);
   void OnCommitted(const storage::Status& status, uint64_t stamp_us, size_t bytes);
   void NotePrimaryLsn(uint64_t lsn);
@@ -174,9 +208,20 @@ class ReplicationReplica {
   bool stream_progressed_ = false;     // it made records durable since
   uint64_t start_lsn_ = 0;             // the local log's end when Start() ran
   std::string last_error_;
-  bool head_fork_ = false;  // the refusal named the fork LSN (fork_lsn_)
-  bool diverged_ = false;   // on_diverged is due at the next timer
-  uint64_t fork_lsn_ = 0;
+  // Full resync.
+  uint64_t head_history_ = 0;                      // the primary's history, from the stream's head
+  bool expect_snapshot_ = false;                   // the head announced one
+  std::unique_ptr<storage::SnapshotWriter> snap_;  // the snapshot being received
+  uint64_t snap_lsn_ = 0;
+  uint64_t snap_records_ = 0;  // as announced
+  uint64_t snap_bytes_ = 0;
+  uint64_t snap_started_ms_ = 0;
+  bool installing_ = false;         // the owner swaps the store; frames wait
+  bool ended_installing_ = false;   // ... and the stream ended meanwhile
+  uint64_t resync_backoff_ms_ = 0;  // added to the next attempt after a failed snapshot
+  uint64_t last_resync_ms_ = 0;
+  uint64_t last_resync_bytes_ = 0;
+  uint64_t last_resync_lsn_ = 0;
   LatencyHistogram visible_lag_;
   LatencyHistogram apply_lag_;
   std::shared_ptr<bool> alive_;

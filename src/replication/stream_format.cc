@@ -12,6 +12,9 @@ namespace distkv {
 
 namespace {
 
+constexpr size_t kSnapshotBeginPayloadBytes = kFramePrefixBytes + 32;
+constexpr size_t kSnapshotEndPayloadBytes = kFramePrefixBytes + 8;
+
 // Writes kind, length and prefix over the kFrameHeaderBytes + kFramePrefixBytes
 // bytes at p.
 void PutHead(char* p, FrameKind kind, size_t payload, uint64_t lsn, uint64_t time_us) {
@@ -77,6 +80,29 @@ void AppendHeartbeatFrame(std::string* out, uint64_t primary_lsn, uint64_t now_u
   PutHead(out->data() + start, FrameKind::kHeartbeat, kFramePrefixBytes, primary_lsn, now_us);
 }
 
+void AppendSnapshotBeginFrame(std::string* out, uint64_t primary_lsn, uint64_t now_us,
+                              uint64_t snapshot_lsn, uint64_t history, uint64_t records,
+                              uint64_t bytes) {
+  const size_t start = out->size();
+  out->resize(start + kFrameHeaderBytes + kSnapshotBeginPayloadBytes);
+  char* p = out->data() + start;
+  PutHead(p, FrameKind::kSnapshotBegin, kSnapshotBeginPayloadBytes, primary_lsn, now_us);
+  p += kFrameHeaderBytes + kFramePrefixBytes;
+  storage::EncodeFixed64(p, snapshot_lsn);
+  storage::EncodeFixed64(p + 8, history);
+  storage::EncodeFixed64(p + 16, records);
+  storage::EncodeFixed64(p + 24, bytes);
+}
+
+void AppendSnapshotEndFrame(std::string* out, uint64_t primary_lsn, uint64_t now_us,
+                            uint64_t snapshot_lsn) {
+  const size_t start = out->size();
+  out->resize(start + kFrameHeaderBytes + kSnapshotEndPayloadBytes);
+  char* p = out->data() + start;
+  PutHead(p, FrameKind::kSnapshotEnd, kSnapshotEndPayloadBytes, primary_lsn, now_us);
+  storage::EncodeFixed64(p + kFrameHeaderBytes + kFramePrefixBytes, snapshot_lsn);
+}
+
 uint64_t StreamClockUs() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
                                    std::chrono::system_clock::now().time_since_epoch())
@@ -116,6 +142,16 @@ FrameDecoder::Result FrameDecoder::Next(Frame* frame) {
                std::to_string(max_payload_);
       return Result::kError;
     }
+  } else if (kind == static_cast<uint8_t>(FrameKind::kSnapshotBegin) ||
+             kind == static_cast<uint8_t>(FrameKind::kSnapshotEnd)) {
+    const size_t want = kind == static_cast<uint8_t>(FrameKind::kSnapshotBegin)
+                            ? kSnapshotBeginPayloadBytes
+                            : kSnapshotEndPayloadBytes;
+    if (len != want) {
+      error_ = "snapshot frame of kind " + std::to_string(kind) + " with a payload of " +
+               std::to_string(len) + " bytes";
+      return Result::kError;
+    }
   } else {
     error_ = "unknown frame kind " + std::to_string(kind);
     return Result::kError;
@@ -128,6 +164,15 @@ FrameDecoder::Result FrameDecoder::Next(Frame* frame) {
   frame->records = frame->kind == FrameKind::kRecords
                        ? std::string_view(p + prefix_end, kFrameHeaderBytes + len - prefix_end)
                        : std::string_view();
+  if (frame->kind == FrameKind::kSnapshotBegin || frame->kind == FrameKind::kSnapshotEnd) {
+    const char* q = p + prefix_end;
+    frame->snapshot_lsn = storage::DecodeFixed64(q);
+    if (frame->kind == FrameKind::kSnapshotBegin) {
+      frame->snapshot_history = storage::DecodeFixed64(q + 8);
+      frame->snapshot_records = storage::DecodeFixed64(q + 16);
+      frame->snapshot_bytes = storage::DecodeFixed64(q + 24);
+    }
+  }
   pos_ += kFrameHeaderBytes + len;
   return Result::kFrame;
 }

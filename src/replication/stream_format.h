@@ -3,6 +3,7 @@
 // Connections. A replica opens ONE HTTP connection to its shard's primary:
 //
 //   GET /internal/replicate?from=<LSN>&history=<id>&replica=<host:port>&shard=<name>
+//       [&snapshot=1]
 //
 // Version 2 adds `history`: the id (16 hex digits) of the history the
 // replica's record at LSN `from` belongs to (the history lines of
@@ -29,8 +30,18 @@
 // one long-lived `200` with `Transfer-Encoding: chunked` whose body is a
 // sequence of frames (below); it ends only when either side goes away. The
 // primary answers 410 when its log no longer holds the records after `from`
-// (a full snapshot would be needed; that path is not built yet), 409 when the
-// replica is ahead of the primary, and 400 for a malformed request.
+// (compacted away), 409 when the replica's data is not a prefix of its log,
+// and 400 for a malformed request.
+//
+// Version 3 adds the full resync. A replica that sends `snapshot=1` takes a
+// snapshot where the log cannot serve it: instead of the 410 or the 409 the
+// primary answers 200 and the stream begins with a snapshot of its live
+// data as of an LSN S (a snapshot-begin frame, records frames holding one
+// put per live key, a snapshot-end frame), then goes on with the log after
+// S like any stream. When the replica's history diverged, the 200 carries
+// X-Distkv-Fork-Lsn too: the replica cuts its records after it into lost/
+// before it takes the snapshot. The replica builds the snapshot beside its
+// store and swaps it in at the end frame (storage/snapshot.h).
 //
 // Acknowledgements go the other way as ordinary requests over the replica's
 // pooled keep-alive client:
@@ -59,6 +70,14 @@
 //   kind 2, heartbeat: [u64 primary durable LSN][u64 primary clock µs]
 //       sent every heartbeat interval, so an idle replica still knows the
 //       primary's position (its lag) and that the primary is alive.
+//   kind 3, snapshot begin: [u64 primary durable LSN][u64 clock µs][u64 S]
+//       [u64 history id of the record at S][u64 records][u64 bytes]
+//       the records frames that follow, up to the snapshot-end frame, hold
+//       the snapshot: `records` puts of `bytes` encoded bytes in all, each
+//       the live record of one key, LSN <= S. Heartbeats may come between.
+//   kind 4, snapshot end: [u64 primary durable LSN][u64 clock µs][u64 S]
+//       the snapshot is complete; records frames after it are the log
+//       after S.
 //
 // Frame boundaries are independent of HTTP chunk boundaries: the decoder
 // takes the body bytes as they come, split anywhere.
@@ -71,19 +90,26 @@
 
 namespace distkv {
 
-enum class FrameKind : uint8_t { kRecords = 1, kHeartbeat = 2 };
+enum class FrameKind : uint8_t {
+  kRecords = 1,
+  kHeartbeat = 2,
+  kSnapshotBegin = 3,
+  kSnapshotEnd = 4
+};
 
 inline constexpr size_t kFrameHeaderBytes = 5;   // kind + length
 inline constexpr size_t kFramePrefixBytes = 16;  // LSN + clock, in both kinds
 inline constexpr std::string_view kReplicationContentType = "application/x-distkv-replication";
 inline constexpr std::string_view kReplicationVersionHeader = "X-Distkv-Replication";
-inline constexpr std::string_view kReplicationVersion = "2";
+inline constexpr std::string_view kReplicationVersion = "3";
 inline constexpr std::string_view kReplicationHistoryHeader = "X-Distkv-History";
 // On a 409 history_diverged: the last LSN the replica's data shares with the
 // primary's log.
 inline constexpr std::string_view kReplicationForkHeader = "X-Distkv-Fork-Lsn";
 // The primary's cluster-map epoch, on a stream it accepts and on 409 stale_epoch.
 inline constexpr std::string_view kReplicationEpochHeader = "X-Distkv-Epoch";
+// On a stream that begins with a snapshot: its LSN.
+inline constexpr std::string_view kReplicationSnapshotHeader = "X-Distkv-Snapshot-Lsn";
 
 // A history id as it travels: 16 lowercase hex digits.
 std::string HistoryName(uint64_t id);
@@ -96,6 +122,12 @@ struct Frame {
   uint64_t primary_lsn = 0;  // the primary's durable LSN when it sent the frame
   uint64_t time_us = 0;      // records: stamp; heartbeat: the primary's clock
   std::string_view records;  // kRecords only: whole encoded records
+  // kSnapshotBegin and kSnapshotEnd: the snapshot's LSN. kSnapshotBegin
+  // also: the history of its record, and how many records and bytes follow.
+  uint64_t snapshot_lsn = 0;
+  uint64_t snapshot_history = 0;
+  uint64_t snapshot_records = 0;
+  uint64_t snapshot_bytes = 0;
 };
 
 // Building frames. A records frame is built in place so that a LogCursor can
@@ -110,6 +142,11 @@ bool FinishRecordsFrame(std::string* out, size_t start, uint64_t primary_lsn, ui
 void AppendRecordsFrame(std::string* out, uint64_t primary_lsn, uint64_t stamp_us,
                         std::string_view records);
 void AppendHeartbeatFrame(std::string* out, uint64_t primary_lsn, uint64_t now_us);
+void AppendSnapshotBeginFrame(std::string* out, uint64_t primary_lsn, uint64_t now_us,
+                              uint64_t snapshot_lsn, uint64_t history, uint64_t records,
+                              uint64_t bytes);
+void AppendSnapshotEndFrame(std::string* out, uint64_t primary_lsn, uint64_t now_us,
+                            uint64_t snapshot_lsn);
 
 // The clock of stamps and heartbeats: wall-clock µs since the epoch.
 uint64_t StreamClockUs();

@@ -2,7 +2,8 @@
 // unsynced tail (fsync = "never", killed, its newest segment cut back) and
 // then took new writes must not go on streaming to, or counting the acks
 // of, a replica that holds the records it lost: the replica cuts them into
-// lost/ and rebuilds from the primary, ending with the primary's data.
+// lost/ and takes a snapshot of the primary (a full resync, resync_test.cc
+// has the other cases), ending with the primary's data.
 #include <doctest/doctest.h>
 
 #include <filesystem>
@@ -75,11 +76,16 @@ TEST_CASE(
   PutAll(http, addr, "second-", 300);
 
   // The replica is told its history diverged, keeps the records only the
-  // old history had in lost/, and rebuilds: it ends with the primary's data.
+  // old history had in lost/, and takes a snapshot: it ends with the
+  // primary's data.
   CHECK(WaitUntil([&] { return DigestOf(http, raddr) == DigestOf(http, addr); }, 60'000, 50));
   CHECK(JsonInt(ReplicationOf(http, addr), "streams_diverged") >= 1);
+  CHECK(JsonInt(ReplicationOf(http, addr), "resyncs_sent") >= 1);
   Json rstats = GetJson(http, raddr, "/stats");
   CHECK(rstats["failover"]["tails_cut"].get<int>() >= 1);
+  CHECK(rstats["failover"]["lost_bytes"].get<int>() > 0);
+  CHECK(JsonInt(rstats["replication"], "resyncs_completed") >= 1);
+  CHECK(JsonInt(rstats["replication"], "tails_cut") >= 1);
   CHECK(http.Get(raddr, "/kv/second-299").status == 200);
   CHECK(http.Get(raddr, "/kv/first-299").status == http.Get(addr, "/kv/first-299").status);
   // Now acknowledged, and held by the replica.
