@@ -147,6 +147,9 @@ SnapshotWriter::SnapshotWriter(Io* io, std::string dir, uint64_t lsn, uint64_t h
 
 SnapshotWriter::~SnapshotWriter() {
   if (fd_ >= 0) io_->Close(fd_);
+  for (const ClosedSegment& c : closed_) {
+    if (c.fd >= 0) io_->Close(c.fd);
+  }
   if (staging_fd_ >= 0) io_->Close(staging_fd_);
 }
 
@@ -173,13 +176,10 @@ Status SnapshotWriter::Create(Io* io, const std::string& dir, uint64_t lsn, uint
 
 Status SnapshotWriter::CloseSegment() {
   if (fd_ < 0) return Status::OK();
-  const std::string path = JoinPath(staging_, SegmentFileName(id_));
-  Status s = SyncFile(io_, fd_, path);
-  io_->Close(fd_);
+  // Synced by Finish: Add() runs on the replica's loop, which must not wait
+  // for the disk.
+  closed_.push_back(ClosedSegment{id_, fd_, hint_.Finish(size_)});
   fd_ = -1;
-  if (!s.ok()) return s;
-  s = WriteFileAtomically(io_, staging_, HintFileName(id_), hint_.Finish(size_), -1);
-  if (!s.ok()) return s;
   segments_.push_back(CompactedSegment{id_, min_lsn_, max_lsn_});
   files_.push_back(SegmentFileName(id_));
   files_.push_back(HintFileName(id_));
@@ -227,6 +227,14 @@ Status SnapshotWriter::Add(std::string_view records) {
 
 Status SnapshotWriter::Finish() {
   Status s = CloseSegment();
+  for (ClosedSegment& c : closed_) {
+    const std::string path = JoinPath(staging_, SegmentFileName(c.id));
+    if (s.ok()) s = SyncFile(io_, c.fd, path);
+    io_->Close(c.fd);
+    c.fd = -1;
+    if (s.ok()) s = WriteFileAtomically(io_, staging_, HintFileName(c.id), c.hint, -1);
+    std::string().swap(c.hint);
+  }
   if (!s.ok()) return s;
   Manifest m;
   m.clean = true;  // high_water is exact: the store continues at lsn + 1

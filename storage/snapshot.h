@@ -60,10 +60,13 @@ class SnapshotWriter {
   SnapshotWriter& operator=(const SnapshotWriter&) = delete;
 
   // Whole encoded records (any number): each must be a put with a valid CRC
-  // and an LSN at or below the snapshot's (Corruption otherwise).
+  // and an LSN at or below the snapshot's (Corruption otherwise). Writes,
+  // never syncs: the disk's pace is Finish's.
   Status Add(std::string_view records);
-  // Syncs everything and writes COMPLETE. Nothing may be added afterwards.
-  // Touches only the writer's files: it may run on another thread.
+  // Syncs every segment, writes the hint files and the MANIFEST, and then
+  // COMPLETE. Nothing may be added afterwards. Touches only the writer's
+  // files: it may run on another thread (the replica runs it in libuv's
+  // thread pool).
   Status Finish();
 
   uint64_t lsn() const { return lsn_; }
@@ -74,6 +77,14 @@ class SnapshotWriter {
  private:
   SnapshotWriter(Io* io, std::string dir, uint64_t lsn, uint64_t history, uint64_t segment_bytes);
   Status CloseSegment();
+
+  // A segment written in full, waiting for Finish to sync it and write its
+  // hint file.
+  struct ClosedSegment {
+    uint32_t id;
+    int fd;
+    std::string hint;
+  };
 
   Io* io_;
   const std::string dir_;
@@ -87,6 +98,7 @@ class SnapshotWriter {
   uint64_t size_ = 0;
   uint64_t min_lsn_ = 0, max_lsn_ = 0;
   HintBuilder hint_;
+  std::vector<ClosedSegment> closed_;
   std::vector<CompactedSegment> segments_;
   std::vector<std::string> files_;
   uint64_t records_ = 0;

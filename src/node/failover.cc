@@ -242,6 +242,7 @@ void Node::StartFollowing(const std::string& primary) {
   ro.install_snapshot = [this](uint64_t lsn, ReplicationReplicaOptions::Installed done) {
     InstallSnapshot(lsn, std::move(done));
   };
+  ro.progress = &progress_;
   ro.epoch = [this] { return cluster_map_.epoch; };
   // A frame holds one slice of records, or one record above the slice size.
   ro.max_frame_bytes =

@@ -6,21 +6,37 @@
 // data; closing and reopening happen in one loop turn, so no request sees
 // the node without a store.
 #include <cinttypes>
+#include <cstdio>
 #include <cstdlib>
 
 #include "src/node/node.h"
 #include "src/obs/log.h"
+#include "storage/snapshot.h"
 
 namespace distkv {
 
 void Node::InstallSnapshot(uint64_t lsn, ReplicationReplicaOptions::Installed done) {
   std::weak_ptr<bool> alive = alive_;
+  const uint64_t generation = role_generation_;
   // What the old store staged (nothing, on a replica taking a snapshot) is
   // made durable, and a running compaction ends, before the store closes.
-  pipeline_->Drain([this, alive, lsn, done = std::move(done)]() mutable {
+  pipeline_->Drain([this, alive, lsn, generation, done = std::move(done)]() mutable {
     if (alive.expired()) return;
-    compactor_->Stop([this, alive, lsn, done = std::move(done)]() mutable {
+    compactor_->Stop([this, alive, lsn, generation, done = std::move(done)]() mutable {
       if (alive.expired()) return;
+      if (generation != role_generation_ || !is_replica_) {
+        // Promoted (or re-pointed) meanwhile: this node's data goes on as it
+        // is, and the snapshot must not replace it at the next start.
+        const std::string complete = options_.data_dir + "/" + storage::kStagingDirName + "/" +
+                                     storage::kStagingCompleteFileName;
+        std::remove(complete.c_str());
+        Logf(LogLevel::kWarn,
+             "shard %s: the role changed while a snapshot as of LSN %" PRIu64
+             " was being installed; it is discarded",
+             options_.shard.c_str(), lsn);
+        StartCompactor();
+        return;
+      }
       const uint64_t old_keys = store_->size();
       compactor_.reset();
       pipeline_.reset();

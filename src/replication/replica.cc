@@ -252,6 +252,7 @@ bool ReplicationReplica::HandleSnapshotFrame(const Frame& frame) {
       abort_reason_ = "cannot stage the snapshot: " + s.ToString();
       return false;
     }
+    if (options_.progress) options_.progress->Update("resync", 0, snap_bytes_, "bytes");
     Logf(LogLevel::kInfo,
          "replica of shard %s: full resync from %s: receiving a snapshot of %" PRIu64
          " keys (%" PRIu64 " bytes) as of LSN %" PRIu64 " into %s",
@@ -265,6 +266,8 @@ bool ReplicationReplica::HandleSnapshotFrame(const Frame& frame) {
     const uint64_t before = snap_->bytes();
     storage::Status s = snap_->Add(frame.records);
     counters_.resync_bytes += snap_->bytes() - before;
+    if (options_.progress)
+      options_.progress->Update("resync", snap_->bytes(), snap_bytes_, "bytes");
     if (!s.ok()) {
       if (s.IsCorruption()) counters_.crc_errors++;
       abort_reason_ = "snapshot refused: " + s.ToString();
@@ -281,30 +284,71 @@ bool ReplicationReplica::HandleSnapshotFrame(const Frame& frame) {
                   std::to_string(snap_records_) + " records (" + std::to_string(snap_bytes_) +
                   " bytes)");
   }
-  storage::Status s = snap_->Finish();
-  if (!s.ok()) {
-    abort_reason_ = "the snapshot could not be stored: " + s.ToString();
-    return false;
+  // The frames after this one wait (installing_) while the staged files are
+  // synced in the thread pool and then swapped in by the owner.
+  installing_ = true;
+  syncing_ = true;
+  expect_snapshot_ = false;
+  struct Job {
+    uv_work_t req;
+    std::unique_ptr<storage::SnapshotWriter> writer;
+    storage::Status status;
+    std::weak_ptr<bool> alive;
+    ReplicationReplica* self;
+  };
+  auto* job = new Job{{}, std::move(snap_), storage::Status::OK(), alive_, this};
+  job->req.data = job;
+  uv_queue_work(
+      loop_, &job->req,
+      [](uv_work_t* req) {
+        auto* j = static_cast<Job*>(req->data);
+        j->status = j->writer->Finish();
+      },
+      [](uv_work_t* req, int) {
+        std::unique_ptr<Job> j(static_cast<Job*>(req->data));
+        auto a = j->alive.lock();
+        if (a && *a) j->self->OnSnapshotStored(std::move(j->writer), j->status);
+      });
+  return true;
+}
+
+void ReplicationReplica::OnSnapshotStored(std::unique_ptr<storage::SnapshotWriter> writer,
+                                          const storage::Status& status) {
+  syncing_ = false;
+  if (state_ == State::kStopped) return;
+  if (!status.ok()) {
+    installing_ = false;
+    counters_.resyncs_failed++;
+    resync_backoff_ms_ = std::min(std::max(resync_backoff_ms_ * 2, options_.resync_backoff_ms),
+                                  options_.max_resync_backoff_ms);
+    last_error_ = "the snapshot could not be stored: " + status.ToString();
+    if (options_.progress) options_.progress->Finish("resync", "failed: " + last_error_);
+    Logf(LogLevel::kError, "replica of shard %s: %s", options_.shard.c_str(), last_error_.c_str());
+    if (ended_installing_) {
+      ended_installing_ = false;
+      ScheduleReconnect(backoff_ms_ + resync_backoff_ms_);
+    } else {
+      abort_reason_ = last_error_;
+      conn_->Close();
+    }
+    return;
   }
   last_resync_ms_ = uv_now(loop_) - snap_started_ms_;
-  last_resync_bytes_ = snap_->bytes();
+  last_resync_bytes_ = writer->bytes();
   last_resync_lsn_ = snap_lsn_;
   Logf(LogLevel::kInfo,
        "replica of shard %s: snapshot as of LSN %" PRIu64 " complete (%" PRIu64 " keys, %" PRIu64
        " bytes, %" PRIu64 " ms); swapping it in",
-       options_.shard.c_str(), snap_lsn_, snap_->records(), snap_->bytes(), last_resync_ms_);
-  snap_.reset();
-  expect_snapshot_ = false;
-  installing_ = true;
+       options_.shard.c_str(), snap_lsn_, writer->records(), writer->bytes(), last_resync_ms_);
+  writer.reset();
   std::weak_ptr<bool> alive = alive_;
-  // The owner reopens the store; the frames after this one wait until then.
+  // The owner reopens the store; the frames after the snapshot wait until then.
   options_.install_snapshot(snap_lsn_,
                             [this, alive](storage::Store* store, CommitPipeline* pipeline) {
                               auto a = alive.lock();
                               if (a && *a && state_ != State::kStopped && store)
                                 OnInstalled(store, pipeline);
                             });
-  return true;
 }
 
 void ReplicationReplica::OnInstalled(storage::Store* store, CommitPipeline* pipeline) {
@@ -318,6 +362,12 @@ void ReplicationReplica::OnInstalled(storage::Store* store, CommitPipeline* pipe
   unsynced_bytes_ = 0;
   acked_lsn_ = 0;  // acknowledges the snapshot's LSN in its history
   if (head_history_ != 0) store_->AdoptHistory(head_history_);
+  if (options_.progress) {
+    options_.progress->Finish("resync", "snapshot as of LSN " + std::to_string(last_resync_lsn_) +
+                                            " from " + options_.primary + ": " +
+                                            std::to_string(store_->size()) + " keys, " +
+                                            std::to_string(last_resync_bytes_) + " bytes");
+  }
   Logf(LogLevel::kInfo,
        "replica of shard %s: the snapshot as of LSN %" PRIu64 " is the store now (%" PRIu64
        " keys); following the log after it",
@@ -445,6 +495,7 @@ void ReplicationReplica::OnStreamEnd(const net::ClientResult& result) {
     // snapshot that keeps failing must not keep the primary sending it.
     counters_.resyncs_failed++;
     snap_.reset();
+    if (options_.progress) options_.progress->Finish("resync", "failed: " + reason);
     resync_backoff_ms_ = std::min(std::max(resync_backoff_ms_ * 2, options_.resync_backoff_ms),
                                   options_.max_resync_backoff_ms);
     reason = "the snapshot as of LSN " + std::to_string(snap_lsn_) + " ended unfinished: " + reason;
@@ -574,7 +625,7 @@ void ReplicationReplica::AppendJson(std::string* out) const {
   if (snap_ || installing_) {
     // A full resync on its way: how far.
     b += "{";
-    AppendJsonField(&b, "state", installing_ ? "installing" : "receiving");
+    AppendJsonField(&b, "state", snap_ ? "receiving" : syncing_ ? "syncing" : "installing");
     AppendJsonField(&b, "snapshot_lsn", snap_lsn_);
     AppendJsonField(&b, "keys", snap_records_);
     AppendJsonField(&b, "keys_received", snap_ ? snap_->records() : snap_records_);

@@ -39,8 +39,8 @@
 // LSN, cut_tail saves the records after it first (the node writes them to
 // lost/). The snapshot's records go into a SnapshotWriter in the store's
 // staging directory (storage/snapshot.h) while the old store keeps serving
-// reads; at the snapshot-end frame the writer is synced and marked complete,
-// the replica stops taking frames (they wait in the decoder's buffer,
+// reads; at the snapshot-end frame the writer is synced and marked complete
+// in libuv's thread pool, the replica stops taking frames (they wait in the decoder's buffer,
 // within max_unsynced_bytes) and install_snapshot has the owner reopen the
 // store, which swaps the staged files in; with the new store the replica
 // takes the buffered frames, the log after the snapshot's LSN, like any.
@@ -71,6 +71,7 @@
 
 #include "net/http_client.h"
 #include "src/obs/metrics.h"
+#include "src/obs/progress.h"
 #include "src/replication/stream_format.h"
 #include "src/shard/commit_pipeline.h"
 #include "storage/snapshot.h"
@@ -103,6 +104,8 @@ struct ReplicationReplicaOptions {
   std::function<void(uint64_t snapshot_lsn, Installed done)> install_snapshot;
   uint64_t resync_backoff_ms = 1'000;
   uint64_t max_resync_backoff_ms = 30'000;
+  // Where a resync's progress is shown ("resync", in bytes); may be null.
+  ProgressBoard* progress = nullptr;
   // The epoch of the cluster map this node follows (null: 0, no fencing):
   // sent to the primary, and a stream from a primary with an older epoch is
   // dropped before anything of it is applied (stream_format.h).
@@ -171,6 +174,8 @@ class ReplicationReplica {
   bool TakeFrames();
   bool HandleRecords(const Frame& frame);
   bool HandleSnapshotFrame(const Frame& frame);
+  void OnSnapshotStored(std::unique_ptr<storage::SnapshotWriter> writer,
+                        const storage::Status& status);
   void OnInstalled(storage::Store* store, CommitPipeline* pipeline);
   void OnStreamEnd(const net::ClientResult& result);
   void OnCommitted(const storage::Status& status, uint64_t stamp_us, size_t bytes);
@@ -216,7 +221,8 @@ class ReplicationReplica {
   uint64_t snap_records_ = 0;  // as announced
   uint64_t snap_bytes_ = 0;
   uint64_t snap_started_ms_ = 0;
-  bool installing_ = false;         // the owner swaps the store; frames wait
+  bool installing_ = false;         // the snapshot is synced, then swapped in; frames wait
+  bool syncing_ = false;            // ... and it is still being synced
   bool ended_installing_ = false;   // ... and the stream ended meanwhile
   uint64_t resync_backoff_ms_ = 0;  // added to the next attempt after a failed snapshot
   uint64_t last_resync_ms_ = 0;
