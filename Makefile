@@ -37,7 +37,9 @@ STORAGE_SRCS := $(sort $(wildcard storage/*.cc))
 NET_SRCS     := $(sort $(wildcard net/*.cc))
 # src/ is built as one library per folder; a folder may use only the ones
 # below it (main -> node -> replication -> cluster, shard -> api, obs).
-SRC_LAYERS   := node replication cluster shard api obs
+# The client library (src/client) uses net/ only; the command line's client
+# commands (src/cli) use the client library.
+SRC_LAYERS   := node replication cluster shard api obs client cli
 layer_srcs    = $(sort $(wildcard src/$(1)/*.cc))
 BENCH_SRCS   := $(filter-out bench/storage_bench.cc bench/compaction_bench.cc bench/main.cc,$(sort $(wildcard bench/*.cc)))
 CLUSTER_SRCS := $(sort $(wildcard tests/cluster/*.cc))
@@ -45,7 +47,7 @@ CLUSTER_SRCS := $(sort $(wildcard tests/cluster/*.cc))
 # ones below it, so a test cannot lean on code its layer must not use.
 TEST_MAIN    := $(BUILD)/tests/unit/doctest_main.o
 unit_srcs     = $(sort $(wildcard tests/unit/$(1)/*.cc))
-UNIT_LAYERS  := storage net obs api shard cluster replication node bench
+UNIT_LAYERS  := storage net obs api shard cluster replication node client bench
 UNIT_BINS    := $(foreach l,$(UNIT_LAYERS),$(if $(call unit_srcs,$(l)),$(BUILD)/$(l)-unit-tests))
 LLHTTP_OBJS  := $(BUILD)/llhttp/llhttp.o $(BUILD)/llhttp/api.o $(BUILD)/llhttp/http.o
 
@@ -65,6 +67,8 @@ LINK_shard       := shard obs storage
 LINK_cluster     := cluster api obs net storage
 LINK_replication := replication cluster shard api obs net storage
 LINK_node        := node replication cluster shard api obs net storage
+LINK_client      := client net
+LINK_cli         := cli client net
 LINK_bench       := bench net
 link_libs        = $(foreach l,$(LINK_$(1)),$(call lib,$(l)))
 
@@ -132,7 +136,7 @@ $(BUILD)/gen/ui_page.o: $(BUILD)/gen/ui_page.cc
 $(call lib,node): $(BUILD)/gen/ui_page.o
 
 # --- binaries -------------------------------------------------------------
-$(BUILD)/distkv: $(call obj,src/main.cc) $(call link_libs,node)
+$(BUILD)/distkv: $(call obj,src/main.cc) $(call lib,cli) $(call lib,client) $(call link_libs,node)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/distkv-bench: $(call obj,bench/main.cc) $(BENCH_LIB) $(NET_LIB)
@@ -151,7 +155,7 @@ endef
 $(foreach l,$(UNIT_LAYERS),$(eval $(call unit_test_bin,$(l))))
 
 $(call obj,$(CLUSTER_SRCS)): | $(TEST_DEPS_STAMP)
-$(BUILD)/cluster-tests: $(TEST_MAIN) $(call obj,$(CLUSTER_SRCS)) $(BENCH_LIB) $(NET_LIB)
+$(BUILD)/cluster-tests: $(TEST_MAIN) $(call obj,$(CLUSTER_SRCS)) $(BENCH_LIB) $(call lib,client) $(NET_LIB)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # --- tests ----------------------------------------------------------------

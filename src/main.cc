@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "net/http_client.h"
+#include "src/cli/cli.h"
 #include "src/cluster/config.h"
 #include "src/cluster/shard_map.h"
 #include "src/node/node.h"
@@ -42,6 +43,8 @@ constexpr const char* kUsage =
     "       distkv rebalance [--config FILE] [--drain NAME]\n"
     "                      [--token T]            (or DISTKV_TOKEN; default: the config's secret)\n"
     "                                             make a replica its shard's primary\n"
+    "       distkv get|put|del|scan|ttl|mget|mput|stats|cluster [--cluster HOST:PORT,...] ...\n"
+    "                                             client commands (distkv get --help)\n"
     "\n"
     "  --config FILE     cluster description (sharding.toml); alias --config-file\n"
     "  --shard NAME      the shard this node serves (required with --config)\n"
@@ -81,7 +84,7 @@ int ParseArgs(int argc, char** argv, Args* args) {
       std::fputs(kUsage, stdout);
       return 0;
     }
-    return Usage(argc < 2 ? "missing command" : "unknown command (only \"serve\" exists)");
+    return Usage(argc < 2 ? "missing command" : "unknown command");
   }
   for (int i = bare_flags ? 1 : 2; i < argc; ++i) {
     std::string flag = argv[i];
@@ -322,6 +325,7 @@ int main(int argc, char** argv) {
   if (argc >= 2 && (std::strcmp(argv[1], "reshard") == 0 || std::strcmp(argv[1], "rebalance") == 0))
     return distkv::ReshardCommand(argc, argv);
   if (argc >= 2 && std::strcmp(argv[1], "locate") == 0) return Locate(argc, argv);
+  if (distkv::cli::IsClientCommand(argc, argv)) return distkv::cli::RunClientCommand(argc, argv);
   Args args;
   if (int rc = ParseArgs(argc, argv, &args); rc >= 0) return rc;
 

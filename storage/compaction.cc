@@ -227,7 +227,15 @@ Status CompactionJobImpl::Write(const std::vector<Moved>& chosen) {
     hint.Add(rec, out.size);
     if (out.first_lsn == 0) out.first_lsn = rec.lsn;
     out.last_lsn = rec.lsn;
-    buf.append(window, c.offset - window_at, size);
+    if (rec.group_continues) {
+      // An atomic group means nothing once its records are sealed, and the
+      // rest of the group may not be copied: the record is written as a
+      // group of one (same LSN and bytes, a new CRC).
+      rec.group_continues = false;
+      EncodeRecord(rec, &buf);
+    } else {
+      buf.append(window, c.offset - window_at, size);
+    }
     out.size += size;
     if (buf.size() >= kWriteBufferBytes) {
       s = flush();

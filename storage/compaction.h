@@ -3,7 +3,9 @@
 //
 // A compaction merges every sealed segment (every segment but the active
 // one) into new segments that hold only their live records, each with a hint
-// file. Records are copied verbatim, so they keep their LSN and CRC.
+// file. Records are copied verbatim, so they keep their LSN and CRC (a
+// record with the "group continues" bit is re-encoded without it: sealed
+// records need no groups, and its group's other records may be dropped).
 //
 //   plan (owner thread, TakeCompaction)   the inputs, ids reserved for the
 //       outputs (at most one per input: packing the same records in the

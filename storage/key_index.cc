@@ -3,6 +3,7 @@
 
 #include <xxhash.h>
 
+#include <algorithm>
 #include <cassert>
 #include <cstdlib>
 #include <cstring>
@@ -72,7 +73,11 @@ void Store(char* p, T v) {
 
 }  // namespace
 
-KeyIndex::KeyIndex() : seed_(ProcessHashSeed()), slots_(kMinCapacity, kEmpty) {}
+KeyIndex::KeyIndex() : KeyIndex(ProcessHashSeed()) {}
+
+uint64_t KeyIndex::ProcessSeed() { return ProcessHashSeed(); }
+
+KeyIndex::KeyIndex(uint64_t seed) : seed_(seed), slots_(kMinCapacity, kEmpty) {}
 
 uint64_t KeyIndex::HashKey(std::string_view key) const {
   return XXH3_64bits_withSeed(key.data(), key.size(), seed_);
@@ -363,6 +368,66 @@ void KeyIndex::EraseIf(const std::function<bool(std::string_view key, const Inde
     (void)found;
     EraseAt(slot);
   }
+}
+
+void KeyIndex::Scan(uint64_t cursor, size_t max_keys, size_t max_slots,
+                    const std::function<bool(std::string_view key)>& match, ScanPage* page) const {
+  page->items.clear();
+  page->end = false;
+  if (max_keys == 0) max_keys = 1;
+  const size_t cap = slots_.size();
+  const size_t start = Home(cursor, cap);
+  // Walk positions start, start+1, ... (slot p % cap) and stop at an empty
+  // slot once enough keys or slots were seen: every key whose home lies
+  // before that empty slot has been seen. Past the table's end only keys that
+  // wrapped around remain, so the walk then runs to the first empty slot.
+  size_t p = start;
+  size_t seen = 0;
+  bool wrapped = false;
+  for (;; ++p) {
+    if (p == start + cap) {  // the whole table: nothing is left unseen
+      wrapped = true;
+      break;
+    }
+    const uint64_t s = slots_[p % cap];
+    if (s == kEmpty) {
+      if (p >= cap) {
+        wrapped = true;
+        break;
+      }
+      if (page->items.size() >= max_keys || seen >= max_slots) break;
+      continue;
+    }
+    ++seen;
+    if (s == kDeletedSlot) continue;
+    const uint64_t ref = s >> kFingerprintBits;
+    const std::string_view key = KeyAt(ref);
+    const uint64_t h = HashKey(key);
+    if (h < cursor) continue;
+    const IndexEntry e = EntryAt(ref);
+    if (e.deleted || (match && !match(key))) continue;
+    page->items.push_back(ScanItem{key, e, h});
+  }
+  // Keys with a hash below `bound` have their home before position p, so all
+  // of them were seen; keys seen at or above it wrapped around from the end.
+  uint64_t bound = 0;
+  if (!wrapped) {
+    bound = static_cast<uint64_t>(((static_cast<unsigned __int128>(p) << 64) + cap - 1) / cap);
+    std::erase_if(page->items, [bound](const ScanItem& it) { return it.hash >= bound; });
+  }
+  std::sort(page->items.begin(), page->items.end(),
+            [](const ScanItem& a, const ScanItem& b) { return a.hash < b.hash; });
+  if (page->items.size() > max_keys) {
+    size_t n = max_keys;  // keep keys of one hash on one page
+    while (n < page->items.size() && page->items[n].hash == page->items[n - 1].hash) ++n;
+    if (n < page->items.size()) {
+      page->next = page->items[n].hash;
+      page->items.resize(n);
+      return;
+    }
+  }
+  page->end = wrapped;
+  page->next = wrapped ? 0 : bound;
 }
 
 size_t KeyIndex::MemoryBytes() const {

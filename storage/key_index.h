@@ -21,6 +21,16 @@
 // compacts the arena when more than a quarter of it is freed entries.
 // Overwrites update an entry in place; erases free it.
 //
+// Cursor scans. Because a key's home slot grows with its hash (high bits
+// scaled to the capacity) and linear probing only moves a key forward from
+// its home, the table is nearly sorted by hash: every key whose home lies
+// before an empty slot sits before it (wrap-around aside). Scan() walks from
+// the cursor's home slot to an empty slot past the page, sorts what it saw by
+// hash and returns keys in full-hash order; the cursor is the hash to resume
+// from. It depends on neither the capacity nor the arena, so a rebuild
+// between pages (growth, shrinkage, arena compaction) loses no key and
+// repeats none, and the same cursor means the same place on a replica.
+//
 // Not thread-safe: the owning thread alone uses it.
 #pragma once
 
@@ -42,9 +52,27 @@ struct IndexEntry {
 
 inline constexpr uint64_t kMaxIndexOffset = 1ull << 39;
 
+// One key of a scan page. key views the index's arena: valid until the index
+// is next modified.
+struct ScanItem {
+  std::string_view key;
+  IndexEntry entry;
+  uint64_t hash = 0;
+};
+
+struct ScanPage {
+  std::vector<ScanItem> items;  // in hash order
+  uint64_t next = 0;            // the cursor of the next page
+  bool end = false;             // no key hashes at or above next
+};
+
 class KeyIndex {
  public:
   KeyIndex();
+  // With a seed of its owner's choosing (see hash_seed()).
+  explicit KeyIndex(uint64_t seed);
+  // The random seed of KeyIndex(), drawn once per process.
+  static uint64_t ProcessSeed();
   ~KeyIndex();
   KeyIndex(const KeyIndex&) = delete;
   KeyIndex& operator=(const KeyIndex&) = delete;
@@ -60,6 +88,14 @@ class KeyIndex {
 
   // Visits every entry (no order). fn must not modify the index.
   void ForEach(const std::function<void(std::string_view key, const IndexEntry& e)>& fn) const;
+  // A page of the live (not tombstoned) keys whose XXH3 hash is >= cursor
+  // and for which match (if given) returns true, in hash order: at most
+  // max_keys of them (more only if several share one 64-bit hash), found by
+  // looking at about max_slots slots. A page may be short, even empty, with
+  // end false: the slot budget ran out first. Start with cursor 0.
+  void Scan(uint64_t cursor, size_t max_keys, size_t max_slots,
+            const std::function<bool(std::string_view key)>& match, ScanPage* page) const;
+
   // Erases every entry for which pred returns true.
   void EraseIf(const std::function<bool(std::string_view key, const IndexEntry& e)>& pred);
 

@@ -20,7 +20,8 @@ void EncodeRecord(const Record& r, std::string* out) {
   out->resize(start + EncodedRecordSize(r.key.size(), r.value.size()));
   char* p = out->data() + start;
   EncodeFixed64(p + 4, r.lsn);
-  p[12] = static_cast<char>(r.type);
+  p[12] = static_cast<char>(static_cast<uint8_t>(r.type) |
+                            (r.group_continues ? kGroupContinuesBit : 0));
   EncodeFixed32(p + 13, static_cast<uint32_t>(r.key.size()));
   EncodeFixed32(p + 17, static_cast<uint32_t>(r.value.size()));
   // memcpy from a null pointer is undefined even for 0 bytes, and an empty
@@ -48,7 +49,8 @@ void DecodeGapValue(std::string_view value, uint64_t* prev_lsn, uint64_t* histor
 Status CheckRecordHeader(std::string_view buf, uint64_t* total) {
   const char* p = buf.data();
   const uint64_t lsn = DecodeFixed64(p + 4);
-  const uint8_t type = static_cast<uint8_t>(p[12]);
+  const uint8_t type = static_cast<uint8_t>(p[12]) & ~kGroupContinuesBit;
+  const bool grouped = (static_cast<uint8_t>(p[12]) & kGroupContinuesBit) != 0;
   const uint32_t klen = DecodeFixed32(p + 13);
   const uint32_t vlen = DecodeFixed32(p + 17);
   // Header fields are checked before the length is trusted, so a damaged
@@ -63,7 +65,9 @@ Status CheckRecordHeader(std::string_view buf, uint64_t* total) {
       if (vlen != 0) return Status::Corruption("tombstone with a value");
       break;
     case RecordType::kGap:
-      if (klen != 0 || vlen != kGapValueBytes) return Status::Corruption("bad gap record");
+      if (klen != 0 || vlen != kGapValueBytes || grouped) {
+        return Status::Corruption("bad gap record");
+      }
       break;
     default:
       return Status::Corruption("bad record type");
@@ -83,7 +87,8 @@ Status DecodeRecord(std::string_view buf, Record* out, size_t* consumed) {
   if (crc != DecodeFixed32(p)) return Status::Corruption("CRC mismatch");
   const uint32_t klen = DecodeFixed32(p + 13);
   out->lsn = DecodeFixed64(p + 4);
-  out->type = static_cast<RecordType>(p[12]);
+  out->type = static_cast<RecordType>(static_cast<uint8_t>(p[12]) & ~kGroupContinuesBit);
+  out->group_continues = (static_cast<uint8_t>(p[12]) & kGroupContinuesBit) != 0;
   out->key = std::string_view(p + kRecordHeaderBytes, klen);
   out->value = std::string_view(p + kRecordHeaderBytes + klen, total - kRecordHeaderBytes - klen);
   *consumed = total;

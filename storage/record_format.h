@@ -6,7 +6,9 @@
 //   offset  size  field
 //   0       4     crc     CRC-32C (Castagnoli) of bytes [4, 21 + klen + vlen)
 //   4       8     lsn     log sequence number, >= 1, strictly increasing per shard
-//   12      1     type    1 = put, 2 = delete (a tombstone), 3 = gap
+//   12      1     type    1 = put, 2 = delete (a tombstone), 3 = gap; bit 0x80
+//                         set on a put or delete: "group continues" (see
+//                         Atomic groups below)
 //   13      4     klen    key length, 1 .. 65536 (0 for a gap)
 //   17      4     vlen    value length, 0 .. 2^32 - 1 (0 for a delete, 16 for a gap)
 //   21      klen  key
@@ -24,6 +26,18 @@
 // LogCursor and sent to replicas, which decode them with DecodeRecord() and so
 // check the same CRC. A record never changes once encoded: compaction copies
 // live records verbatim, keeping their LSN.
+//
+// Atomic groups. A group of records that must survive a crash all or none
+// (one _mput to one shard) is written back to back in one segment, every
+// record but the last with bit 0x80 of its type set. Recovery holds the
+// records of a group until it reads the group's last record (bit clear) and
+// only then applies them; if the newest segment ends inside a group (a torn
+// batch), the group is dropped and the file cut back to its first record.
+// A sealed segment is complete by construction, so there a record with the
+// bit set is applied like any other (compaction, which copies live records
+// alone, needs no care). Records without the bit, i.e. every record written
+// before groups existed, are groups of one: the format change is one bit
+// that older logs never set.
 //
 // Segment files. A shard's directory holds:
 //   LOCK               flock(2)ed by the one Store that has the directory open
@@ -60,12 +74,15 @@ inline constexpr size_t kRecordHeaderBytes = 21;
 inline constexpr size_t kMaxKeyBytes = 64 * 1024;
 inline constexpr uint64_t kMaxValueBytes = 0xFFFFFFFFull;
 
+inline constexpr uint8_t kGroupContinuesBit = 0x80;
+
 // A decoded record. key and value point into the buffer it was decoded from.
 struct Record {
   uint64_t lsn = 0;
   RecordType type = RecordType::kPut;
   std::string_view key;
   std::string_view value;
+  bool group_continues = false;  // another record of its atomic group follows
 };
 
 inline constexpr uint64_t EncodedRecordSize(size_t key_bytes, uint64_t value_bytes) {

@@ -48,6 +48,7 @@ Status Store::Open(const Options& options, std::unique_ptr<Store>* store) {
 StoreImpl::StoreImpl(const Options& options)
     : options_(options),
       io_(options.io ? options.io : Io::Posix()),
+      index_(options.index_hash_seed.value_or(KeyIndex::ProcessSeed())),
       last_sync_(std::chrono::steady_clock::now()) {}
 
 StoreImpl::~StoreImpl() {
@@ -110,11 +111,14 @@ Status StoreImpl::CheckWritable() const { return read_only_; }
 
 // --- staging ----------------------------------------------------------------
 
-Status StoreImpl::Stage(uint64_t lsn, RecordType type, std::string_view key,
-                        std::string_view value) {
+Status StoreImpl::Stage(uint64_t lsn, RecordType type, std::string_view key, std::string_view value,
+                        bool group_continues, uint64_t group_bytes) {
   const uint64_t size = EncodedRecordSize(key.size(), value.size());
   Segment* seg = Active();
-  if (seg->end > 0 && seg->end + size > options_.segment_bytes) {
+  // A group's later records never seal: the group stays in one segment.
+  const uint64_t needed = group_bytes ? group_bytes : size;
+  const bool in_group = group_bytes == 0 && staged_group_open_;
+  if (!in_group && seg->end > 0 && seg->end + needed > options_.segment_bytes) {
     // Seal: the record starts the next segment, whose file the batch that
     // first writes to it creates. Its id is above every id in use, so the
     // vector stays sorted.
@@ -131,7 +135,14 @@ Status StoreImpl::Stage(uint64_t lsn, RecordType type, std::string_view key,
     staged_.chunks.push_back(Chunk{seg->id, seg->end, std::make_shared<std::string>(), lsn, lsn});
   }
   Chunk& chunk = staged_.chunks.back();
-  EncodeRecord(Record{lsn, type, key, value}, chunk.bytes.get());
+  Record rec;
+  rec.lsn = lsn;
+  rec.type = type;
+  rec.group_continues = group_continues;
+  rec.key = key;
+  rec.value = value;
+  EncodeRecord(rec, chunk.bytes.get());
+  staged_group_open_ = group_continues;
   chunk.last_lsn = lsn;
 
   IndexEntry e;
@@ -203,6 +214,31 @@ Status StoreImpl::Remove(std::string_view key, uint64_t* lsn) {
   return s;
 }
 
+Status StoreImpl::PutAtomic(const std::vector<std::pair<std::string_view, std::string_view>>& pairs,
+                            std::vector<uint64_t>* lsns) {
+  if (pairs.empty()) return Status::InvalidArgument("empty group");
+  Status s = CheckWritable();
+  uint64_t bytes = 0;
+  for (const auto& [key, value] : pairs) {
+    if (s.ok()) s = CheckKey(key);
+    if (s.ok()) s = CheckValue(value);
+    bytes += EncodedRecordSize(key.size(), value.size());
+  }
+  if (s.ok()) s = StageGapIfNeeded();
+  if (s.ok() && last_lsn_ + pairs.size() > persisted_hw_) {
+    s = Status::Busy("no LSN reserved yet; retry when the batch in flight completes");
+  }
+  if (!s.ok()) return s;
+  lsns->clear();
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    s = Stage(last_lsn_ + 1, RecordType::kPut, pairs[i].first, pairs[i].second,
+              /*group_continues=*/i + 1 < pairs.size(), i == 0 ? bytes : 0);
+    if (!s.ok()) return s;  // only the first record can fail (sealing), before any is staged
+    lsns->push_back(last_lsn_);
+  }
+  return Status::OK();
+}
+
 Status StoreImpl::Apply(uint64_t lsn, bool is_delete, std::string_view key,
                         std::string_view value) {
   return Apply(Record{lsn, is_delete ? RecordType::kDelete : RecordType::kPut, key, value});
@@ -245,7 +281,7 @@ Status StoreImpl::Apply(const Record& r) {
                                                    : "must increase)"));
   }
   if (!s.ok()) return s;
-  return Stage(r.lsn, r.type, r.key, r.value);
+  return Stage(r.lsn, r.type, r.key, r.value, r.group_continues);
 }
 
 // --- histories ------------------------------------------------------------------
@@ -417,6 +453,10 @@ Status StoreImpl::FinishBatch(std::unique_ptr<WriteBatch> batch, Status status) 
   // have seen them (ETags), so they must never name another record.
   lsn_floor_ = std::max(lsn_floor_, last_lsn_);
   failed_batches_++;
+  // The next record starts a new group. A primary stages each group whole
+  // into one batch, so none survives half; a replica re-applies from its
+  // first undone record.
+  staged_group_open_ = false;
   // The last LSN before this batch's records (or before the staged ones,
   // for a batch that only synced).
   const uint64_t lsn_before_batch = !inflight_.empty()
@@ -676,6 +716,32 @@ Status StoreImpl::ForEach(
     if (result.ok()) fn(key, value, e.lsn);
   });
   return result;
+}
+
+Status StoreImpl::Scan(const ScanOptions& options, ScanResult* result) {
+  ScanPage page;
+  std::function<bool(std::string_view)> match;
+  if (!options.prefix.empty() || options.keep) {
+    match = [&options](std::string_view key) {
+      return key.starts_with(options.prefix) && (!options.keep || options.keep(key));
+    };
+  }
+  index_.Scan(options.cursor, options.limit, options.max_slots, match, &page);
+  result->entries.clear();
+  result->entries.reserve(page.items.size());
+  for (const ScanItem& it : page.items) {
+    ScanResult::Entry out;
+    out.key.assign(it.key);
+    out.lsn = it.entry.lsn;
+    if (options.values) {
+      Status s = ReadValue(it.key, it.entry, &out.value);
+      if (!s.ok()) return s;
+    }
+    result->entries.push_back(std::move(out));
+  }
+  result->next = page.next;
+  result->end = page.end;
+  return Status::OK();
 }
 
 StoreStats StoreImpl::Stats() const {

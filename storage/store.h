@@ -42,8 +42,11 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "storage/status.h"
 
@@ -63,7 +66,12 @@ bool ParseFsyncMode(std::string_view text, FsyncMode* mode);
 std::string_view FsyncModeName(FsyncMode mode);
 
 struct Options {
-  std::string dir;                       // created if missing
+  std::string dir;  // created if missing
+  // The seed of the key index's hash, which is also the order of a cursor
+  // scan (Scan): stores that must agree on that order (the nodes of a
+  // shard, a store and its next run) pass the same secret seed; without one
+  // it is random, drawn once per process.
+  std::optional<uint64_t> index_hash_seed;
   uint64_t segment_bytes = 64ull << 20;  // the active segment is sealed past this size
   FsyncMode fsync = FsyncMode::kAlways;
   // A corrupt record inside a sealed segment stops Open() with Corruption
@@ -136,6 +144,34 @@ struct StoreStats {
   bool compacting = false;          // a compaction runs or repoints the index
 };
 
+// A cursor scan (Store::Scan). Keys come in the order of their XXH3 hash;
+// cursor is the hash to resume from, so a key present for the whole scan is
+// returned exactly once, whatever writes, index growth or compaction happen
+// between pages (see KeyIndex::Scan).
+struct ScanOptions {
+  uint64_t cursor = 0;  // 0 starts a scan
+  size_t limit = 100;   // keys per page, at most
+  std::string prefix;   // only keys that start with it
+  bool values = false;  // read each key's value too
+  // Only keys it accepts (when set): the owner's own filter, e.g. the keys
+  // of the slots a shard owns. Keys it refuses still count as looked at.
+  std::function<bool(std::string_view key)> keep;
+  // Slots looked at per page: bounds the time a page takes when few keys
+  // match the prefix (the page may then come back short, even empty).
+  size_t max_slots = 65536;
+};
+
+struct ScanResult {
+  struct Entry {
+    std::string key;
+    std::string value;  // with ScanOptions::values
+    uint64_t lsn = 0;
+  };
+  std::vector<Entry> entries;
+  uint64_t next = 0;  // cursor of the next page
+  bool end = false;   // the scan is complete
+};
+
 class WriteBatch {
  public:
   virtual ~WriteBatch() = default;
@@ -198,6 +234,11 @@ class Store {
   // Stage a put; *lsn receives its LSN. InvalidArgument for an empty key or
   // one longer than 64 KiB, or a value above 4 GiB - 1.
   virtual Status Put(std::string_view key, std::string_view value, uint64_t* lsn) = 0;
+  // Stage puts that survive a crash all or none (an atomic group, see
+  // record_format.h); lsns[i] receives the LSN of pairs[i]. The records go to
+  // one segment, the group's batch is one write. Limits as for Put.
+  virtual Status PutAtomic(const std::vector<std::pair<std::string_view, std::string_view>>& pairs,
+                           std::vector<uint64_t>* lsns) = 0;
   // Stage a tombstone; NotFound (and nothing staged) if the key is absent.
   virtual Status Remove(std::string_view key, uint64_t* lsn) = 0;
 
@@ -229,6 +270,9 @@ class Store {
   // the store.
   virtual Status ForEach(const std::function<void(std::string_view key, std::string_view value,
                                                   uint64_t lsn)>& fn) = 0;
+
+  // One page of a cursor scan over the live keys (see ScanOptions).
+  virtual Status Scan(const ScanOptions& options, ScanResult* result) = 0;
 
   // A cursor over the durable log after after_lsn, in LSN order. Where a
   // compaction has run, the log holds only the live records of the compacted

@@ -76,6 +76,8 @@ class StoreImpl final : public Store {
   Status Lookup(std::string_view key, uint64_t* lsn) override;
   Status Put(std::string_view key, std::string_view value, uint64_t* lsn) override;
   Status Remove(std::string_view key, uint64_t* lsn) override;
+  Status PutAtomic(const std::vector<std::pair<std::string_view, std::string_view>>& pairs,
+                   std::vector<uint64_t>* lsns) override;
   Status Apply(uint64_t lsn, bool is_delete, std::string_view key, std::string_view value) override;
   Status Apply(const Record& record) override;
   bool HasStaged() const override { return !staged_.undo.empty(); }
@@ -85,6 +87,7 @@ class StoreImpl final : public Store {
   Status Flush() override;
   Status ForEach(
       const std::function<void(std::string_view, std::string_view, uint64_t)>& fn) override;
+  Status Scan(const ScanOptions& options, ScanResult* result) override;
   Status NewLogCursor(uint64_t after_lsn, std::unique_ptr<LogCursor>* cursor) override;
   Status NewSnapshot(const std::function<bool(std::string_view key)>& filter,
                      std::unique_ptr<SnapshotCursor>* cursor) override;
@@ -170,7 +173,11 @@ class StoreImpl final : public Store {
   Status CutSegment(Segment* seg, uint64_t at, uint64_t file_size, const std::string& why);
   Status CreateFirstSegment();
   Status CheckWritable() const;
-  Status Stage(uint64_t lsn, RecordType type, std::string_view key, std::string_view value);
+  // group_bytes: the encoded size of the whole atomic group this record starts
+  // (0 when it is not a group's first record): the segment is sealed first
+  // unless the whole group fits.
+  Status Stage(uint64_t lsn, RecordType type, std::string_view key, std::string_view value,
+               bool group_continues = false, uint64_t group_bytes = 0);
   Status StageGapIfNeeded();
   // Undoes the index changes of p's records from the keep-th on.
   void Rollback(Pending* p, size_t keep);
@@ -193,6 +200,7 @@ class StoreImpl final : public Store {
   Pending staged_;
   Pending inflight_;
   bool in_flight_ = false;
+  bool staged_group_open_ = false;  // the last staged record continues an atomic group
   // Set after a failed sync, or when a rollback could not restore the files:
   // writes then fail with it until the store is reopened.
   Status read_only_;

@@ -35,6 +35,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <string>
+#include <vector>
 
 #include "storage/coding.h"
 #include "storage/compaction.h"
@@ -464,12 +466,22 @@ Status StoreImpl::ScanSegment(Segment* seg, bool newest, ScanState* st) {
   Record rec;
   std::string_view raw;
   uint64_t off;
+  // The records of an atomic group wait here until its last record is read
+  // (record_format.h); group_start is the offset of the group's first.
+  struct Held {
+    std::string key;
+    IndexEntry e;
+  };
+  std::vector<Held> group;
+  uint64_t group_start = 0;
+  uint64_t prev_before_group = 0;
   for (;;) {
     s = reader.Next(&rec, &raw, &off);
     if (!s.ok()) break;
+    if (group.empty()) prev_before_group = st->prev_lsn;
     s = CheckDense(*seg, off, rec, st);
     if (!s.ok()) return s;
-    if (rec.type == RecordType::kGap) {
+    if (rec.type == RecordType::kGap) {  // never part of a group
       if (seg->first_lsn == 0 || rec.lsn < seg->first_lsn) seg->first_lsn = rec.lsn;
       seg->last_lsn = std::max(seg->last_lsn, rec.lsn);
       st->max_lsn = std::max(st->max_lsn, rec.lsn);
@@ -481,16 +493,40 @@ Status StoreImpl::ScanSegment(Segment* seg, bool newest, ScanState* st) {
     e.segment = seg->id;
     e.value_len = static_cast<uint32_t>(reader.value_bytes());
     e.deleted = rec.type == RecordType::kDelete;
+    if (rec.group_continues || !group.empty()) {
+      if (group.empty()) group_start = off;
+      group.push_back(Held{std::string(rec.key), e});
+      if (rec.group_continues) continue;
+      for (const Held& h : group) RecoverRecord(seg, h.key, h.e, st);
+      group.clear();
+      continue;
+    }
     RecoverRecord(seg, rec.key, e, st);
   }
-  const uint64_t good = reader.offset();
+  const uint64_t stop = reader.offset();
+  uint64_t good = stop;
+  if (!group.empty()) {
+    if (newest && !seg->compacted) {
+      // The log ends inside a group: none of it was acknowledged. Drop it and
+      // cut the file back to where it began, as for a torn record.
+      Log("dropped an incomplete atomic group of " + std::to_string(group.size()) +
+          " records at the end of " + seg->path + " (offset " + std::to_string(group_start) + ")");
+      if (s.IsNotFound()) s = Status::Incomplete("the log ends inside an atomic group");
+      good = group_start;
+      st->prev_lsn = prev_before_group;
+    } else {
+      for (const Held& h : group)
+        RecoverRecord(seg, h.key, h.e, st);  // sealed: complete by construction
+    }
+    group.clear();
+  }
   if (!s.IsNotFound()) {
     if (!s.IsCorruption() && !s.IsIncomplete()) return s;  // an I/O error
     const std::string where = seg->path + " at offset " + std::to_string(good);
     const std::string why(s.message());
     bool valid_after = false;
     uint64_t valid_off = 0;
-    Status f = FindValidRecordAfter(io_, seg->fd, seg->path, good, file_size, st->max_lsn,
+    Status f = FindValidRecordAfter(io_, seg->fd, seg->path, stop, file_size, st->max_lsn,
                                     &valid_after, &valid_off);
     if (!f.ok()) return f;
     if (newest && !valid_after) {

@@ -48,6 +48,11 @@ Role RequiredRole(const ParsedRequest& request, Role status_role) {
       return Role::kNone;
     case Endpoint::kKv:
       return request.kv.op == KvOp::kGet ? Role::kRead : Role::kWrite;
+    case Endpoint::kScan:
+    case Endpoint::kMget:
+      return Role::kRead;
+    case Endpoint::kMput:
+      return Role::kWrite;
     case Endpoint::kStats:
     case Endpoint::kMetrics:
     case Endpoint::kCluster:
@@ -63,6 +68,7 @@ Role RequiredRole(const ParsedRequest& request, Role status_role) {
     case Endpoint::kReplicaAck:
     case Endpoint::kClusterMap:
     case Endpoint::kSlots:
+    case Endpoint::kShardScan:  // the node asking has checked its client's role
       return Role::kNode;
   }
   return Role::kNode;

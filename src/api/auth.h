@@ -3,10 +3,12 @@
 // Clients send `Authorization: Bearer <token>`; [auth] in sharding.toml gives
 // each token a role. Roles are ordered, each one holding the rights of those
 // below it:
-//   read   GET of keys, and (by default) /stats, /metrics, /cluster
-//   write  + PUT and DELETE of keys
+//   read   GET of keys, scans (GET /kv), POST /kv/_mget, and (by default)
+//          /stats, /metrics, /cluster
+//   write  + PUT and DELETE of keys, POST /kv/_mput
 //   admin  + /admin/* and /internal/digest
-//   node   + /internal/replicate and /internal/replica-ack
+//   node   + /internal/replicate, /internal/replica-ack, /internal/scan and
+//          /internal/cluster-map
 // `node` is never a token's role: it belongs to whoever presents the cluster
 // secret, i.e. the other nodes. A node that forwards a client's request
 // presents the secret and names the client's role in X-Distkv-Role; the owner

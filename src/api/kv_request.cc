@@ -74,6 +74,17 @@ bool ParseConditions(const net::HttpRequest& r,
   for (const auto& [name, value] : params) {
     if (name == "read" && value == "replica") kv->read_replica = true;
     if (name == "ack" && value == "replica") kv->ack_replica = true;
+    if (name == "ttl") {
+      // Refused rather than ignored: the key would silently never expire.
+      *error = net::MakeErrorResponse(501, "not_implemented",
+                                      "keys with a TTL are not supported by this version");
+      return false;
+    }
+  }
+  if (r.header("X-Distkv-TTL")) {
+    *error = net::MakeErrorResponse(501, "not_implemented",
+                                    "keys with a TTL are not supported by this version");
+    return false;
   }
   return true;
 }
@@ -152,9 +163,25 @@ bool ParseRequest(net::HttpRequest& r, const KeyLimits& limits, ParsedRequest* o
   const bool read = IsMethod(r, "GET") || IsMethod(r, "HEAD");
   KvRequest& kv = out->kv;
 
+  if (path == "/kv" || path == "/internal/scan") {
+    if (!read) {
+      *error = MethodNotAllowed(r, "GET, HEAD");
+      return false;
+    }
+    const bool shard = path == "/internal/scan";
+    out->endpoint = shard ? Endpoint::kShardScan : Endpoint::kScan;
+    return shard ? ParseShardScanRequest(params, &out->scan, error)
+                 : ParseScanRequest(params, &out->scan, error);
+  }
+  // POST to these two names is a batch; GET and PUT still address the keys
+  // "_mget" and "_mput".
+  if ((path == "/kv/_mget" || path == "/kv/_mput") && IsMethod(r, "POST")) {
+    out->endpoint = path == "/kv/_mget" ? Endpoint::kMget : Endpoint::kMput;
+    return true;
+  }
   if (path.rfind("/kv/", 0) == 0) {
     out->endpoint = Endpoint::kKv;
-    if (!CheckParams(params, {"read", "ack"}, "/kv/{key}", error)) return false;
+    if (!CheckParams(params, {"read", "ack", "ttl"}, "/kv/{key}", error)) return false;
     if (!net::PercentDecode(std::string_view(path).substr(4), &kv.key, false)) {
       *error = net::MakeErrorResponse(400, "bad_key", "the key has a malformed %-escape");
       return false;

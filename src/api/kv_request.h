@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "net/http_message.h"
+#include "src/api/scan_request.h"
 
 namespace distkv {
 
@@ -26,9 +27,13 @@ enum class Endpoint {
   kReplicaAck,
   kClusterMap,
   kPromote,
-  kPurge,    // drop the keys of slots this shard does not own
-  kMigrate,  // start (or look at) a slot migration into this shard
-  kSlots,    // /internal/slots/*: the source's side of a migration
+  kPurge,      // drop the keys of slots this shard does not own
+  kMigrate,    // start (or look at) a slot migration into this shard
+  kSlots,      // /internal/slots/*: the source's side of a migration
+  kScan,       // GET /kv?prefix=&cursor=&limit=
+  kShardScan,  // GET /internal/scan (one shard's page, node to node)
+  kMget,       // POST /kv/_mget
+  kMput,       // POST /kv/_mput
 };
 
 enum class KvOp { kGet, kPut, kDelete };
@@ -50,6 +55,7 @@ struct KvRequest {
 struct ParsedRequest {
   Endpoint endpoint = Endpoint::kHealth;
   KvRequest kv;
+  ScanRequest scan;  // kScan, kShardScan
 };
 
 struct KeyLimits {

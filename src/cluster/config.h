@@ -14,11 +14,10 @@
 #include "net/http_server.h"
 #include "net/tls_context.h"
 #include "src/api/auth.h"
+#include "src/common/key_slot.h"
 #include "storage/store.h"
 
 namespace distkv {
-
-inline constexpr uint32_t kSlotCount = 16384;
 
 struct SlotRange {
   uint32_t first = 0;  // inclusive
@@ -74,7 +73,6 @@ struct ClusterConfig {
   bool tls = false;
   net::TlsFiles tls_files;          // paths resolved against the config's directory
   bool tls_verify_clients = false;  // mutual TLS: clients need a certificate from the CA too
-
 
   // [coordinator]: automatic failover through etcd when `etcd` lists endpoints.
   std::vector<std::string> etcd;

@@ -2,10 +2,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "net/json_bytes.h"
+
 namespace distkv {
 namespace {
 
-constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+using net::Base64Decode;
+using net::Base64Encode;
 
 // The gateway writes int64 as a JSON string ("42"); accept a number too.
 int64_t Int64Field(const nlohmann::json& j, const char* name) {
@@ -19,56 +22,6 @@ int64_t Int64Field(const nlohmann::json& j, const char* name) {
 std::string Quoted(std::string_view s) { return nlohmann::json(std::string(s)).dump(); }
 
 }  // namespace
-
-std::string Base64Encode(std::string_view in) {
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
-    out += kAlphabet[v >> 18];
-    out += kAlphabet[(v >> 12) & 63];
-    out += kAlphabet[(v >> 6) & 63];
-    out += kAlphabet[v & 63];
-  }
-  if (i + 1 == in.size()) {
-    uint32_t v = uint8_t(in[i]) << 16;
-    out += kAlphabet[v >> 18];
-    out += kAlphabet[(v >> 12) & 63];
-    out += "==";
-  } else if (i + 2 == in.size()) {
-    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8);
-    out += kAlphabet[v >> 18];
-    out += kAlphabet[(v >> 12) & 63];
-    out += kAlphabet[(v >> 6) & 63];
-    out += '=';
-  }
-  return out;
-}
-
-bool Base64Decode(std::string_view in, std::string* out) {
-  out->clear();
-  if (in.size() % 4 != 0) return false;
-  uint32_t v = 0;
-  int bits = 0;
-  for (size_t i = 0; i < in.size(); ++i) {
-    const char c = in[i];
-    if (c == '=') {
-      // Padding only at the end, at most two.
-      if (i + 2 < in.size() || (i + 2 == in.size() && in[i + 1] != '=')) return false;
-      break;
-    }
-    const char* p = std::strchr(kAlphabet, c);
-    if (p == nullptr || c == '\0') return false;
-    v = (v << 6) | static_cast<uint32_t>(p - kAlphabet);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out->push_back(static_cast<char>((v >> bits) & 0xff));
-    }
-  }
-  return true;
-}
 
 EtcdClient::EtcdClient(net::HttpClient* client, std::vector<std::string> endpoints,
                        uint64_t timeout_ms)

@@ -72,8 +72,4 @@ class EtcdClient {
   std::string last_error_;
 };
 
-std::string Base64Encode(std::string_view in);
-// False when `in` is not valid base64.
-bool Base64Decode(std::string_view in, std::string* out);
-
 }  // namespace distkv

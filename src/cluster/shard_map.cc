@@ -1,12 +1,8 @@
 #include "src/cluster/shard_map.h"
 
-#include <xxhash.h>
-
 namespace distkv {
 
-uint32_t SlotOf(std::string_view key) {
-  return static_cast<uint32_t>(XXH3_64bits(key.data(), key.size()) % kSlotCount);
-}
+uint32_t SlotOf(std::string_view key) { return KeySlot(key); }
 
 ShardMap::ShardMap(const std::vector<ShardConfig>& shards)
     : shards_(shards), owner_(kSlotCount, 0) {

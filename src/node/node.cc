@@ -4,6 +4,8 @@
 #include <cinttypes>
 #include <cstdio>
 
+#include <xxhash.h>
+
 #include "net/address.h"
 #include "src/obs/log.h"
 #include "storage/record_format.h"
@@ -74,6 +76,11 @@ bool Node::Start(std::string* error) {
   so.segment_bytes = config.segment_bytes;
   so.fsync = config.fsync;
   so.repair = options_.repair;
+  // Every node of the shard orders its keys alike, so a scan's cursor stays
+  // valid across restarts, failover and a replica's answer; the cluster
+  // secret keeps the order unknown to whoever could craft colliding keys.
+  const std::string seed_text = config.auth.cluster_secret + '\0' + shard.name;
+  so.index_hash_seed = XXH3_64bits(seed_text.data(), seed_text.size());
   if (!options_.sync_journal.empty()) {
     auto journal =
         std::make_unique<storage::SyncJournalIo>(storage::Io::Posix(), options_.sync_journal);
@@ -334,6 +341,16 @@ void Node::OnRequest(net::HttpRequest& request, net::Responder responder) {
     case Endpoint::kSlots:
       HandleSlots(request, std::move(responder), start_ns);
       return;
+    case Endpoint::kScan:
+      HandleScan(parsed.scan, std::move(responder), start_ns);
+      return;
+    case Endpoint::kShardScan:
+      HandleShardScan(parsed.scan, std::move(responder), start_ns);
+      return;
+    case Endpoint::kMget:
+    case Endpoint::kMput:
+      HandleBatch(parsed.endpoint, request, std::move(responder), start_ns);
+      return;
     case Endpoint::kReplicate:
     case Endpoint::kReplicaAck:
       HandleReplication(parsed.endpoint, request, std::move(responder), start_ns);
@@ -395,21 +412,10 @@ void Node::HandleKv(net::HttpRequest& request, ParsedRequest& parsed, Role role,
     HandleLocalGet(kv, std::move(responder), start_ns);
     return;
   }
-  if (is_replica_) {
-    const ShardConfig& shard = map_.shards()[self_];
-    net::HttpResponse r =
-        net::MakeErrorResponse(403, "read_only_replica",
-                               "this node is a read-only replica of shard " + shard.name +
-                                   "; send writes to its primary at " + shard.address);
-    r.SetHeader("Location", NodeUrl(options_.config, shard.address, request.target));
+  net::HttpResponse refusal;
+  if (!MayWrite(&refusal, request.target)) {
     Finish(responder, kv.op == KvOp::kPut ? Route::kKvPut : Route::kKvDelete, start_ns,
-           std::move(r));
-    return;
-  }
-  std::string fenced;
-  if (WritesFenced(&fenced)) {
-    Finish(responder, kv.op == KvOp::kPut ? Route::kKvPut : Route::kKvDelete, start_ns,
-           net::MakeErrorResponse(503, "lease_unconfirmed", fenced));
+           std::move(refusal));
     return;
   }
   HandleLocalWrite(kv, std::move(responder), start_ns);

@@ -17,6 +17,7 @@
 #include "net/http_client.h"
 #include "net/http_server.h"
 #include "src/api/auth.h"
+#include "src/api/batch_request.h"
 #include "src/api/kv_request.h"
 #include "src/cluster/cluster_map.h"
 #include "src/cluster/config.h"
@@ -85,9 +86,19 @@ class Node {
   // The write path: staged -> durable -> replica acks -> answer (write_path.cc).
   struct LocalWrite;
   void HandleLocalWrite(KvRequest& kv, net::Responder responder, uint64_t start_ns);
+  // Why this node may not stage a write now (a replica, an unconfirmed
+  // lease): false with the answer in *refusal.
+  bool MayWrite(net::HttpResponse* refusal, std::string_view request_target);
+  // 503 while the store refuses writes (after a failed sync); else false.
+  bool StoreReadOnly(net::HttpResponse* refusal) const;
+  // Calls done once the write staged at `lsn` may be acknowledged: durable,
+  // still staged by the primary of this role generation holding its lease,
+  // and acknowledged by `needed` replicas. done(nullptr) then, or
+  // done(&answer) with the error to answer instead. The stages are
+  // OnWriteDurable and OnWriteAcked.
+  void AwaitWrite(uint64_t lsn, int needed, std::function<void(net::HttpResponse* refusal)> done);
   void OnWriteDurable(LocalWrite write, const storage::Status& status);
   void OnWriteAcked(LocalWrite write, bool acked);
-  static net::HttpResponse WriteAnswer(const LocalWrite& write);
   void HandleReplication(Endpoint endpoint, net::HttpRequest& request, net::Responder responder,
                          uint64_t start_ns);
   void HandleCluster(net::Responder responder, uint64_t start_ns);
@@ -95,6 +106,24 @@ class Node {
   void HandleClusterStatus(net::Responder responder, uint64_t start_ns);
   net::HttpResponse UiResponse() const;
   net::HttpResponse HandleCompact();
+  // Scans, in scan.cc.
+  struct ScanJob;
+  void HandleScan(const ScanRequest& request, net::Responder responder, uint64_t start_ns);
+  void HandleShardScan(const ScanRequest& request, net::Responder responder, uint64_t start_ns);
+  storage::Status LocalScanPage(const ScanRequest& request, size_t limit, ShardScanPage* page);
+  void ScanStep(std::shared_ptr<ScanJob> job);
+  void ScanAsk(std::shared_ptr<ScanJob> job, std::shared_ptr<std::vector<std::string>> peers,
+               size_t next_peer, size_t want);
+  void ScanPageDone(std::shared_ptr<ScanJob> job, ShardScanPage page);
+  std::string ScanCursor(const ScanJob& job) const;
+  // Batches, in batch.cc.
+  struct BatchJob;
+  void HandleBatch(Endpoint endpoint, net::HttpRequest& request, net::Responder responder,
+                   uint64_t start_ns);
+  void BatchLocal(const std::shared_ptr<BatchJob>& job, std::vector<size_t> part);
+  void BatchRemote(const std::shared_ptr<BatchJob>& job, size_t shard, std::vector<size_t> part,
+                   size_t next_peer);
+  void BatchPartDone(const std::shared_ptr<BatchJob>& job);
   // Status pages, in node_status.cc.
   net::HttpResponse StatsResponse() const;
   net::HttpResponse MetricsResponse() const;

@@ -17,9 +17,11 @@
 //                     enough replicas hold the record durably, or when
 //                     ack_timeout_ms passes (504: durable here, not yet there).
 //
-// A LocalWrite carries what the later stages need from the first (the
-// responder, the LSN, the status to answer); each stage's callback holds it
-// by value and hands it on, so the path reads top to bottom in this file.
+// The stages after staging are AwaitWrite's, shared with an _mput's atomic
+// group (batch.cc): a LocalWrite carries what they need (the LSN, the acks
+// to wait for, the role generation, and `done`, which answers); each stage's
+// callback holds it by value and hands it on, so the path reads top to
+// bottom in this file.
 #include <algorithm>
 
 #include "src/node/node.h"
@@ -27,14 +29,51 @@
 namespace distkv {
 
 struct Node::LocalWrite {
-  net::Responder responder;
-  Route route;
-  uint64_t start_ns;
   uint64_t lsn;
-  int ok_status;             // 201 created, 200 replaced, 204 deleted
   int acks_needed;           // replica acknowledgements to wait for (0: none)
   uint64_t role_generation;  // the node's role when the write was staged
+  // Called once: done(nullptr) to acknowledge, done(&error) to answer error.
+  std::function<void(net::HttpResponse* refusal)> done;
 };
+
+namespace {
+
+net::HttpResponse WriteAnswer(int ok_status, uint64_t lsn) {
+  net::HttpResponse r;
+  r.status = ok_status;
+  if (ok_status != 204) {
+    r.headers.push_back(net::Header{"ETag", MakeEtag(lsn)});  // fresh: no search
+  }
+  return r;
+}
+
+}  // namespace
+
+bool Node::MayWrite(net::HttpResponse* refusal, std::string_view request_target) {
+  if (is_replica_) {
+    const ShardConfig& shard = map_.shards()[self_];
+    *refusal = net::MakeErrorResponse(403, "read_only_replica",
+                                      "this node is a read-only replica of shard " + shard.name +
+                                          "; send writes to its primary at " + shard.address);
+    refusal->SetHeader("Location", NodeUrl(options_.config, shard.address, request_target));
+    return false;
+  }
+  std::string fenced;
+  if (WritesFenced(&fenced)) {
+    *refusal = net::MakeErrorResponse(503, "lease_unconfirmed", fenced);
+    return false;
+  }
+  return true;
+}
+
+bool Node::StoreReadOnly(net::HttpResponse* refusal) const {
+  const storage::Status w = store_->writable();
+  if (w.ok()) return false;
+  *refusal = net::MakeErrorResponse(
+      503, "read_only",
+      "this shard accepts no writes until its node is restarted: " + std::string(w.message()));
+  return true;
+}
 
 void Node::HandleLocalWrite(KvRequest& kv, net::Responder responder, uint64_t start_ns) {
   const Route route = kv.op == KvOp::kPut ? Route::kKvPut : Route::kKvDelete;
@@ -69,11 +108,8 @@ void Node::HandleLocalWrite(KvRequest& kv, net::Responder responder, uint64_t st
            net::MakeErrorResponse(404, "not_found", "no value for this key"));
     return;
   }
-  if (const storage::Status w = store_->writable(); !w.ok()) {
-    Finish(responder, route, start_ns,
-           net::MakeErrorResponse(503, "read_only",
-                                  "this shard accepts no writes until its node is restarted: " +
-                                      std::string(w.message())));
+  if (net::HttpResponse refusal; StoreReadOnly(&refusal)) {
+    Finish(responder, route, start_ns, std::move(refusal));
     return;
   }
   uint64_t lsn = 0;
@@ -86,46 +122,62 @@ void Node::HandleLocalWrite(KvRequest& kv, net::Responder responder, uint64_t st
   const int ok_status = kv.op == KvOp::kDelete ? 204 : (exists ? 200 : 201);
   // ?ack=replica asks for one replica; [replication] min_acks for N always.
   const int needed = std::max(options_.config.min_acks, kv.ack_replica ? 1 : 0);
+  AwaitWrite(lsn, needed,
+             [this, responder = std::move(responder), route, start_ns, lsn,
+              ok_status](net::HttpResponse* refusal) mutable {
+               if (!refusal) {
+                 Finish(responder, route, start_ns, WriteAnswer(ok_status, lsn));
+                 return;
+               }
+               // A replica timeout leaves the write in place: its ETag is news.
+               if (refusal->status == 504) refusal->SetHeader("ETag", MakeEtag(lsn));
+               Finish(responder, route, start_ns, std::move(*refusal));
+             });
+}
+
+void Node::AwaitWrite(uint64_t lsn, int needed,
+                      std::function<void(net::HttpResponse* refusal)> done) {
   pipeline_->WhenDurable(
-      lsn, [this, write = LocalWrite{std::move(responder), route, start_ns, lsn, ok_status, needed,
-                                     role_generation_}](const storage::Status& status) mutable {
-        OnWriteDurable(std::move(write), status);
-      });
+      lsn,
+      [this, write = LocalWrite{lsn, needed, role_generation_, std::move(done)}](
+          const storage::Status& status) mutable { OnWriteDurable(std::move(write), status); });
 }
 
 void Node::OnWriteDurable(LocalWrite write, const storage::Status& status) {
+  net::HttpResponse r;
   if (!status.ok()) {
-    Finish(write.responder, write.route, write.start_ns, StorageError(status));
+    r = StorageError(status);
+    write.done(&r);
     return;
   }
   std::string fenced;
   if (WritesFenced(&fenced)) {
     failover_.writes_fenced++;
-    Finish(write.responder, write.route, write.start_ns,
-           net::MakeErrorResponse(503, "lease_unconfirmed",
-                                  fenced + "; this write may or may not have been applied"));
+    r = net::MakeErrorResponse(503, "lease_unconfirmed",
+                               fenced + "; this write may or may not have been applied");
+    write.done(&r);
     return;
   }
   if (write.role_generation != role_generation_) {
     // Deposed while the write was in flight: it is durable here, but the
     // new primary may never have received it.
     failover_.writes_fenced++;
-    Finish(write.responder, write.route, write.start_ns,
-           net::MakeErrorResponse(
-               503, "deposed",
-               "this node stopped being the primary of shard " + options_.shard +
-                   " while the write was in flight; it may or may not have been applied; "
-                   "retry against the primary at " +
-                   map_.shards()[self_].address));
+    r = net::MakeErrorResponse(
+        503, "deposed",
+        "this node stopped being the primary of shard " + options_.shard +
+            " while the write was in flight; it may or may not have been applied; "
+            "retry against the primary at " +
+            map_.shards()[self_].address);
+    write.done(&r);
     return;
   }
   if (write.acks_needed == 0) {
-    Finish(write.responder, write.route, write.start_ns, WriteAnswer(write));
+    write.done(nullptr);
     return;
   }
   if (!primary_) {
-    Finish(write.responder, write.route, write.start_ns,
-           net::MakeErrorResponse(503, "deposed", "this node is no longer the primary"));
+    r = net::MakeErrorResponse(503, "deposed", "this node is no longer the primary");
+    write.done(&r);
     return;
   }
   const uint64_t lsn = write.lsn;
@@ -138,7 +190,7 @@ void Node::OnWriteDurable(LocalWrite write, const storage::Status& status) {
 
 void Node::OnWriteAcked(LocalWrite write, bool acked) {
   if (acked) {
-    Finish(write.responder, write.route, write.start_ns, WriteAnswer(write));
+    write.done(nullptr);
     return;
   }
   net::HttpResponse r = net::MakeErrorResponse(
@@ -147,17 +199,7 @@ void Node::OnWriteAcked(LocalWrite write, bool acked) {
           ") and stays written, but fewer than " + std::to_string(write.acks_needed) +
           " replica(s) acknowledged it within " + std::to_string(options_.config.ack_timeout_ms) +
           " ms; replicas receive it when they catch up");
-  r.SetHeader("ETag", MakeEtag(write.lsn));
-  Finish(write.responder, write.route, write.start_ns, std::move(r));
-}
-
-net::HttpResponse Node::WriteAnswer(const LocalWrite& write) {
-  net::HttpResponse r;
-  r.status = write.ok_status;
-  if (write.ok_status != 204) {
-    r.headers.push_back(net::Header{"ETag", MakeEtag(write.lsn)});  // fresh: no search
-  }
-  return r;
+  write.done(&r);
 }
 
 }  // namespace distkv

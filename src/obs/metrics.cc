@@ -30,6 +30,10 @@ std::string_view RouteName(Route route) {
       return "digest";
     case Route::kReplication:
       return "replication";
+    case Route::kScan:
+      return "scan";
+    case Route::kBatch:
+      return "batch";
     case Route::kForwarded:
       return "forwarded";
     case Route::kRedirected:

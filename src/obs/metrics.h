@@ -23,6 +23,8 @@ enum class Route : uint8_t {
   kCompact,
   kDigest,
   kReplication,
+  kScan,
+  kBatch,
   kForwarded,
   kRedirected,
   kOther,

@@ -69,6 +69,7 @@ TEST_CASE("auth: every endpoint class answers no token, a wrong token and each r
     const char* method;
     std::string target;
     std::vector<int> expected;  // one status per entry of `who`
+    std::string body = "";
   };
   const std::string ack = "/internal/replica-ack?replica=" + PercentEncode(replica) +
                           "&lsn=0&history=" + HistoryOf(http, node, kRead);
@@ -83,6 +84,10 @@ TEST_CASE("auth: every endpoint class answers no token, a wrong token and each r
       {"PUT", "/kv/present", {401, 401, 403, 200, 200, 200}},
       {"GET", "/set?key=seed&value=v", {401, 401, 403, 201, 200, 200}},
       {"DELETE", "/kv/absent", {401, 401, 403, 404, 404, 404}},
+      // scans and batches
+      {"GET", "/kv?limit=10", {401, 401, 200, 200, 200, 200}},
+      {"POST", "/kv/_mget", {401, 401, 200, 200, 200, 200}, "[\"present\"]"},
+      {"POST", "/kv/_mput", {401, 401, 403, 200, 200, 200}, "{\"batch\":\"v\"}"},
       // status pages need read
       {"GET", "/stats", {401, 401, 200, 200, 200, 200}},
       {"GET", "/metrics", {401, 401, 200, 200, 200, 200}},
@@ -93,13 +98,14 @@ TEST_CASE("auth: every endpoint class answers no token, a wrong token and each r
       {"POST", ack, {401, 401, 403, 403, 403, 200}},
       // (the secret gets as far as the shard check: 409 for a shard it is not)
       {"GET", "/internal/replicate?from=0&replica=x&shard=nope", {401, 401, 403, 403, 403, 409}},
+      {"GET", "/internal/scan?shard=Delhi&hash=0&limit=10", {401, 401, 403, 403, 403, 200}},
       // an unknown path tells nothing to a sender without a credential
       {"GET", "/nowhere", {401, 401, 404, 404, 404, 404}},
   };
   for (const Case& c : cases) {
     for (size_t i = 0; i < who.size(); ++i) {
       // PUT twice in a row must see the key present (200), as the table says.
-      Reply r = http.Send(node, c.method, c.target, c.method == std::string("PUT") ? "v" : "",
+      Reply r = http.Send(node, c.method, c.target, c.method == std::string("PUT") ? "v" : c.body,
                           Bearer(who[i].token));
       CHECK_MESSAGE(r.status == c.expected[i],
                     c.method << " " << c.target << " as " << who[i].name << ": " << r);

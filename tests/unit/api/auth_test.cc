@@ -124,4 +124,14 @@ TEST_CASE("RequiredRole: health open, reads read, writes write, admin and intern
   CHECK(RequiredRole(p, Role::kRead) == Role::kNode);
   p.endpoint = Endpoint::kReplicate;
   CHECK(RequiredRole(p, Role::kRead) == Role::kNode);
+  // Scans and batches: reading many keys needs read, writing them write; a
+  // shard's scan page is asked for by nodes only.
+  p.endpoint = Endpoint::kScan;
+  CHECK(RequiredRole(p, Role::kRead) == Role::kRead);
+  p.endpoint = Endpoint::kMget;
+  CHECK(RequiredRole(p, Role::kRead) == Role::kRead);
+  p.endpoint = Endpoint::kMput;
+  CHECK(RequiredRole(p, Role::kRead) == Role::kWrite);
+  p.endpoint = Endpoint::kShardScan;
+  CHECK(RequiredRole(p, Role::kRead) == Role::kNode);
 }

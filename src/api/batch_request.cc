@@ -1,0 +1,211 @@
+#include "src/api/batch_request.h"
+
+#include <nlohmann/json.hpp>
+
+#include "net/json_bytes.h"
+
+namespace distkv {
+
+namespace {
+
+using json = nlohmann::ordered_json;  // keeps an object's order: results follow the request
+
+bool Bytes(const json& j, std::string* out) {
+  if (j.is_string()) {
+    *out = j.get<std::string>();
+    return true;
+  }
+  if (j.is_object() && j.size() == 1 && j.contains("base64") && j["base64"].is_string())
+    return net::Base64Decode(j["base64"].get<std::string>(), out);
+  return false;
+}
+
+net::HttpResponse Bad(const std::string& message) {
+  return net::MakeErrorResponse(400, "bad_batch", message);
+}
+
+bool CheckItem(const BatchItem& item, size_t max_key_bytes, size_t max_value_bytes,
+               net::HttpResponse* error) {
+  if (item.key.empty() || item.key.size() > max_key_bytes) {
+    *error = Bad("every key must have 1 to " + std::to_string(max_key_bytes) + " bytes");
+    return false;
+  }
+  if (item.value.size() > max_value_bytes) {
+    *error = net::MakeErrorResponse(413, "value_too_large",
+                                    "a value has " + std::to_string(item.value.size()) +
+                                        " bytes; the limit is " + std::to_string(max_value_bytes));
+    return false;
+  }
+  return true;
+}
+
+bool CheckCount(size_t n, net::HttpResponse* error) {
+  if (n == 0) {
+    *error = Bad("the batch is empty");
+    return false;
+  }
+  if (n > kBatchMaxItems) {
+    *error = Bad("a batch holds at most " + std::to_string(kBatchMaxItems) + " items");
+    return false;
+  }
+  return true;
+}
+
+bool IsType(const std::string* content_type, std::string_view type) {
+  return content_type && content_type->find(type) != std::string::npos;
+}
+
+}  // namespace
+
+bool ParseMgetBody(std::string_view body, const std::string* content_type, size_t max_key_bytes,
+                   std::vector<BatchItem>* items, net::HttpResponse* error) {
+  items->clear();
+  const size_t first = body.find_first_not_of(" \t\r\n");
+  if (first != std::string_view::npos && body[first] == '[' && !IsType(content_type, "text/")) {
+    json j = json::parse(body, nullptr, false);
+    if (j.is_discarded() || !j.is_array()) {
+      *error = Bad("the body is not a JSON array of keys");
+      return false;
+    }
+    for (const json& k : j) {
+      BatchItem item;
+      if (!Bytes(k, &item.key)) {
+        *error = Bad("every key must be a string or {\"base64\": \"...\"}");
+        return false;
+      }
+      items->push_back(std::move(item));
+    }
+  } else {
+    size_t start = 0;
+    while (start < body.size()) {
+      size_t nl = body.find('\n', start);
+      if (nl == std::string_view::npos) nl = body.size();
+      std::string_view line = body.substr(start, nl - start);
+      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      if (!line.empty()) items->push_back(BatchItem{std::string(line), {}});
+      start = nl + 1;
+    }
+  }
+  if (!CheckCount(items->size(), error)) return false;
+  for (const BatchItem& item : *items) {
+    if (!CheckItem(item, max_key_bytes, SIZE_MAX, error)) return false;
+  }
+  return true;
+}
+
+bool ParseMputBody(std::string_view body, const std::string* content_type, size_t max_key_bytes,
+                   size_t max_value_bytes, std::vector<BatchItem>* items,
+                   net::HttpResponse* error) {
+  items->clear();
+  if (IsType(content_type, "ndjson")) {
+    size_t start = 0;
+    while (start < body.size()) {
+      size_t nl = body.find('\n', start);
+      if (nl == std::string_view::npos) nl = body.size();
+      std::string_view line = body.substr(start, nl - start);
+      start = nl + 1;
+      if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+      json j = json::parse(line, nullptr, false);
+      BatchItem item;
+      if (j.is_discarded() || !j.is_object() || !j.contains("key") || !j.contains("value") ||
+          !Bytes(j["key"], &item.key) || !Bytes(j["value"], &item.value)) {
+        *error = Bad("every NDJSON line must be {\"key\": ..., \"value\": ...}");
+        return false;
+      }
+      items->push_back(std::move(item));
+    }
+  } else {
+    json j = json::parse(body, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) {
+      *error =
+          Bad("the body must be a JSON object {\"key\": \"value\", ...} (or NDJSON with "
+              "Content-Type: application/x-ndjson)");
+      return false;
+    }
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      BatchItem item;
+      item.key = it.key();
+      if (!Bytes(it.value(), &item.value)) {
+        *error = Bad("every value must be a string or {\"base64\": \"...\"}");
+        return false;
+      }
+      items->push_back(std::move(item));
+    }
+  }
+  if (!CheckCount(items->size(), error)) return false;
+  for (const BatchItem& item : *items) {
+    if (!CheckItem(item, max_key_bytes, max_value_bytes, error)) return false;
+  }
+  return true;
+}
+
+std::string EncodeMputBody(const std::vector<BatchItem>& items, const std::vector<size_t>& which) {
+  std::string out;
+  for (size_t i : which) {
+    out += "{\"key\":";
+    net::AppendJsonBytes(&out, items[i].key);
+    out += ",\"value\":";
+    net::AppendJsonBytes(&out, items[i].value);
+    out += "}\n";
+  }
+  return out;
+}
+
+std::string EncodeMgetBody(const std::vector<BatchItem>& items, const std::vector<size_t>& which) {
+  std::string out = "[";
+  for (size_t n = 0; n < which.size(); ++n) {
+    if (n) out += ',';
+    net::AppendJsonBytes(&out, items[which[n]].key);
+  }
+  return out + "]";
+}
+
+void AppendBatchJson(std::string* out, const std::vector<BatchItem>& items,
+                     const std::vector<BatchResult>& results) {
+  *out += "{\"results\":[";
+  for (size_t i = 0; i < results.size(); ++i) {
+    const BatchResult& r = results[i];
+    *out += i ? ",{\"key\":" : "{\"key\":";
+    net::AppendJsonBytes(out, items[i].key);
+    *out += ",\"status\":" + std::to_string(r.status);
+    if (r.has_value) {
+      *out += ",\"value\":";
+      net::AppendJsonBytes(out, r.value);
+    }
+    if (r.lsn) *out += ",\"etag\":\"\\\"" + std::to_string(r.lsn) + "\\\"\"";
+    if (!r.error.empty()) {
+      *out += ",\"error\":";
+      net::AppendJsonString(out, r.error);
+    }
+    *out += "}";
+  }
+  *out += "]}\n";
+}
+
+bool DecodeBatchJson(std::string_view body, size_t n, std::vector<BatchResult>* results) {
+  json j = json::parse(body, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("results") || !j["results"].is_array() ||
+      j["results"].size() != n) {
+    return false;
+  }
+  results->clear();
+  for (const json& item : j["results"]) {
+    BatchResult r;
+    if (!item.is_object()) return false;
+    r.status = item.value("status", 0);
+    if (item.contains("value")) {
+      if (!Bytes(item["value"], &r.value)) return false;
+      r.has_value = true;
+    }
+    if (item.contains("etag") && item["etag"].is_string()) {
+      for (char c : item["etag"].get<std::string>()) {
+        if (c >= '0' && c <= '9') r.lsn = r.lsn * 10 + static_cast<uint64_t>(c - '0');
+      }
+    }
+    r.error = item.value("error", "");
+    results->push_back(std::move(r));
+  }
+  return true;
+}
+
+}  // namespace distkv

@@ -1,0 +1,446 @@
+// The client commands of `distkv`; see cli.h for the exit codes.
+#include "src/cli/cli.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "net/json_bytes.h"
+#include "src/client/sync_client.h"
+
+namespace distkv::cli {
+
+namespace {
+
+constexpr const char* kClientUsage =
+    "usage: distkv [--cluster HOST:PORT,...] [--json] [--timeout MS] COMMAND ...\n"
+    "  get KEY [--replica]                  print the value (raw bytes)\n"
+    "  put KEY [VALUE | --file F | -]        store a value (from the argument, a file or stdin)\n"
+    "      [--ttl S] [--if-match ETAG] [--if-none-match]\n"
+    "  del KEY [--if-match ETAG]            delete a key\n"
+    "  scan [--prefix P] [--limit N] [--values] [--cursor C --page]\n"
+    "                                       list keys (every page, or one with --page)\n"
+    "  ttl KEY                              seconds left before KEY expires (-1: never)\n"
+    "  mget KEY...                          many values in one round trip per shard\n"
+    "  mput KEY VALUE [KEY VALUE ...]        many writes, one request per shard\n"
+    "  stats [--node HOST:PORT]             a node's /stats\n"
+    "  cluster                              the cluster map\n"
+    "\n"
+    "  --cluster   nodes to ask first (default $DISTKV_CLUSTER, else 127.0.0.1:8080)\n"
+    "  --json      machine-readable output\n"
+    "exit: 0 ok, 1 not found, 2 usage, 3 condition failed, 4 unreachable/5xx, 5 refused\n";
+
+constexpr int kOk = 0, kNotFound = 1, kUsage = 2, kCondition = 3, kUnavailable = 4, kRefused = 5;
+
+int UsageError(const std::string& problem) {
+  std::fprintf(stderr, "distkv: %s\n\n%s", problem.c_str(), kClientUsage);
+  return kUsage;
+}
+
+struct Flags {
+  std::vector<std::string> positional;
+  std::vector<std::string> cluster;
+  bool json = false;
+  uint64_t timeout_ms = 5000;
+  std::string file;
+  bool stdin_value = false;
+  int64_t ttl = -1;
+  uint64_t if_match = 0;
+  bool if_none_match = false;
+  bool replica = false;
+  std::string prefix;
+  size_t limit = 100;
+  bool values = false;
+  std::string cursor;
+  bool page = false;
+  std::string node;
+};
+
+std::vector<std::string> SplitComma(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  std::string part;
+  while (std::getline(in, part, ',')) {
+    if (!part.empty()) out.push_back(part);
+  }
+  return out;
+}
+
+bool ParseNumber(const std::string& s, int64_t* out) {
+  if (s.empty()) return false;
+  char* end = nullptr;
+  const long long v = std::strtoll(s.c_str(), &end, 10);
+  if (*end != '\0') return false;
+  *out = v;
+  return true;
+}
+
+// Returns -1 when fine, else an exit code.
+int ParseFlags(int argc, char** argv, int command_at, Flags* f) {
+  for (int i = 1; i < argc; ++i) {
+    if (i == command_at) continue;
+    std::string a = argv[i];
+    std::string value;
+    auto take = [&](const char* name) -> bool {
+      if (i + 1 >= argc) return false;
+      value = argv[++i];
+      (void)name;
+      return true;
+    };
+    int64_t n = 0;
+    if (a == "--help" || a == "-h") {
+      std::fputs(kClientUsage, stdout);
+      return kOk;
+    } else if (a == "--json") {
+      f->json = true;
+    } else if (a == "--cluster") {
+      if (!take("--cluster")) return UsageError("--cluster needs HOST:PORT[,...]");
+      f->cluster = SplitComma(value);
+    } else if (a == "--timeout") {
+      if (!take("--timeout") || !ParseNumber(value, &n) || n <= 0)
+        return UsageError("--timeout needs milliseconds");
+      f->timeout_ms = static_cast<uint64_t>(n);
+    } else if (a == "--file") {
+      if (!take("--file")) return UsageError("--file needs a path");
+      f->file = value;
+    } else if (a == "--ttl") {
+      if (!take("--ttl") || !ParseNumber(value, &n) || n < 0)
+        return UsageError("--ttl needs seconds (0 removes a TTL)");
+      f->ttl = n;
+    } else if (a == "--if-match") {
+      if (!take("--if-match")) return UsageError("--if-match needs an ETag");
+      std::string digits;
+      for (char c : value) {
+        if (c != '"') digits += c;
+      }
+      if (!ParseNumber(digits, &n) || n <= 0) return UsageError("--if-match needs an ETag number");
+      f->if_match = static_cast<uint64_t>(n);
+    } else if (a == "--if-none-match") {
+      f->if_none_match = true;
+    } else if (a == "--replica") {
+      f->replica = true;
+    } else if (a == "--prefix") {
+      if (!take("--prefix")) return UsageError("--prefix needs a value");
+      f->prefix = value;
+    } else if (a == "--limit") {
+      if (!take("--limit") || !ParseNumber(value, &n) || n < 1 || n > 10000)
+        return UsageError("--limit needs a number from 1 to 10000");
+      f->limit = static_cast<size_t>(n);
+    } else if (a == "--values") {
+      f->values = true;
+    } else if (a == "--cursor") {
+      if (!take("--cursor")) return UsageError("--cursor needs a value");
+      f->cursor = value;
+    } else if (a == "--page") {
+      f->page = true;
+    } else if (a == "--node") {
+      if (!take("--node")) return UsageError("--node needs HOST:PORT");
+      f->node = value;
+    } else if (a == "-") {
+      f->stdin_value = true;
+    } else if (a.size() > 2 && a.rfind("--", 0) == 0) {
+      return UsageError("unknown flag " + a);
+    } else {
+      f->positional.push_back(a);
+    }
+  }
+  if (f->cluster.empty()) {
+    const char* env = std::getenv("DISTKV_CLUSTER");
+    f->cluster = SplitComma(env && *env ? env : "127.0.0.1:8080");
+  }
+  return -1;
+}
+
+// The exit code for a response that is not a success.
+int Fail(const client::Response& r, bool json) {
+  int code = kRefused;
+  if (r.status == 0 || r.status >= 500) code = kUnavailable;
+  if (r.status == 404) code = kNotFound;
+  if (r.status == 412) code = kCondition;
+  if (json) {
+    std::string out = "{\"status\":" + std::to_string(r.status) + ",\"error\":";
+    net::AppendJsonString(&out, r.error);
+    out += ",\"message\":";
+    net::AppendJsonString(&out, r.message);
+    out += "}\n";
+    std::fputs(out.c_str(), stdout);
+  } else if (r.status == 404) {
+    std::fputs("(not found)\n", stderr);
+  } else {
+    std::fprintf(stderr, "distkv: %s%s%s%s\n",
+                 r.status ? ("HTTP " + std::to_string(r.status) + " ").c_str() : "",
+                 r.error.c_str(), r.message.empty() ? "" : ": ", r.message.c_str());
+  }
+  return code;
+}
+
+void PrintBytes(const std::string& bytes, bool newline) {
+  std::fwrite(bytes.data(), 1, bytes.size(), stdout);
+  if (newline) std::fputc('\n', stdout);
+}
+
+bool ReadAll(std::istream& in, std::string* out) {
+  out->assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  return !in.bad();
+}
+
+int CmdGet(client::SyncClient& db, const Flags& f) {
+  if (f.positional.size() != 1) return UsageError("get needs exactly one KEY");
+  client::ReadOptions ro;
+  ro.replica = f.replica;
+  client::Response r = db.Get(f.positional[0], ro);
+  if (!r.ok()) return Fail(r, f.json);
+  if (f.json) {
+    std::string out = "{\"key\":";
+    net::AppendJsonBytes(&out, f.positional[0]);
+    out += ",\"value\":";
+    net::AppendJsonBytes(&out, r.body);
+    out += ",\"etag\":" + std::to_string(r.etag);
+    if (r.expires_ms >= 0) out += ",\"expires_ms\":" + std::to_string(r.expires_ms);
+    out += "}\n";
+    std::fputs(out.c_str(), stdout);
+  } else {
+    PrintBytes(r.body, false);
+  }
+  return kOk;
+}
+
+int CmdPut(client::SyncClient& db, const Flags& f) {
+  const size_t sources = (f.positional.size() == 2) + !f.file.empty() + f.stdin_value;
+  if (f.positional.empty() || f.positional.size() > 2 || sources != 1) {
+    return UsageError("put needs KEY and one of VALUE, --file F or - (standard input)");
+  }
+  std::string value;
+  if (f.positional.size() == 2) {
+    value = f.positional[1];
+  } else if (!f.file.empty()) {
+    std::ifstream in(f.file, std::ios::binary);
+    if (!in || !ReadAll(in, &value)) {
+      std::fprintf(stderr, "distkv: cannot read %s\n", f.file.c_str());
+      return kUsage;
+    }
+  } else if (!ReadAll(std::cin, &value)) {
+    std::fputs("distkv: cannot read standard input\n", stderr);
+    return kUsage;
+  }
+  client::WriteOptions wo;
+  wo.ttl_seconds = f.ttl;
+  wo.if_match = f.if_match;
+  wo.if_none_match = f.if_none_match;
+  client::Response r = db.Put(f.positional[0], std::move(value), wo);
+  if (!r.ok()) return Fail(r, f.json);
+  if (f.json) {
+    std::printf("{\"status\":%d,\"etag\":%llu}\n", r.status,
+                static_cast<unsigned long long>(r.etag));
+  } else {
+    std::printf("%s etag %llu\n", r.status == 201 ? "created" : "updated",
+                static_cast<unsigned long long>(r.etag));
+  }
+  return kOk;
+}
+
+int CmdDel(client::SyncClient& db, const Flags& f) {
+  if (f.positional.size() != 1) return UsageError("del needs exactly one KEY");
+  client::WriteOptions wo;
+  wo.if_match = f.if_match;
+  client::Response r = db.Delete(f.positional[0], wo);
+  if (!r.ok()) return Fail(r, f.json);
+  std::fputs(f.json ? "{\"status\":204}\n" : "deleted\n", stdout);
+  return kOk;
+}
+
+int CmdTtl(client::SyncClient& db, const Flags& f) {
+  if (f.positional.size() != 1) return UsageError("ttl needs exactly one KEY");
+  client::Response r = db.Get(f.positional[0]);
+  if (!r.ok()) return Fail(r, f.json);
+  long long left = -1;
+  if (r.expires_ms >= 0) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    const long long wall_ms = ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+    left = (r.expires_ms - wall_ms + 999) / 1000;
+    if (left < 0) left = 0;
+  }
+  if (f.json) {
+    std::printf("{\"ttl\":%lld,\"expires_ms\":%lld}\n", left, static_cast<long long>(r.expires_ms));
+  } else {
+    std::printf("%lld\n", left);
+  }
+  return kOk;
+}
+
+int CmdScan(client::SyncClient& db, const Flags& f) {
+  if (!f.positional.empty()) return UsageError("scan takes no positional arguments");
+  client::ScanRequest req;
+  req.prefix = f.prefix;
+  req.limit = f.limit;
+  req.values = f.values;
+  req.cursor = f.cursor;
+  for (;;) {
+    client::ScanPage page;
+    client::Response r = db.Scan(req, &page);
+    if (!r.ok()) return Fail(r, f.json);
+    for (size_t i = 0; i < page.keys.size(); ++i) {
+      if (f.json) {
+        std::string out = "{\"key\":";
+        net::AppendJsonBytes(&out, page.keys[i]);
+        if (f.values && i < page.values.size()) {
+          out += ",\"value\":";
+          net::AppendJsonBytes(&out, page.values[i]);
+        }
+        out += "}\n";
+        std::fputs(out.c_str(), stdout);
+      } else {
+        PrintBytes(page.keys[i], !f.values);
+        if (f.values && i < page.values.size()) {
+          std::fputc('\t', stdout);
+          PrintBytes(page.values[i], true);
+        }
+      }
+    }
+    if (f.page) {
+      if (f.json) {
+        std::string out = "{\"cursor\":";
+        net::AppendJsonString(&out, page.cursor);
+        std::fputs((out + "}\n").c_str(), stdout);
+      } else {
+        std::fprintf(stderr, "cursor: %s\n", page.cursor.c_str());
+      }
+      return kOk;
+    }
+    if (page.cursor.empty()) return kOk;
+    req.cursor = page.cursor;
+  }
+}
+
+int CmdMget(client::SyncClient& db, const Flags& f) {
+  if (f.positional.empty()) return UsageError("mget needs at least one KEY");
+  std::vector<client::KeyResult> results;
+  client::Response r = db.MGet(f.positional, &results);
+  if (r.status == 0) return Fail(r, f.json);
+  int code = kOk;
+  std::string out = f.json ? "[" : "";
+  for (size_t i = 0; i < results.size(); ++i) {
+    const client::KeyResult& k = results[i];
+    if (k.status == 404)
+      code = std::max(code, kNotFound);
+    else if (k.status != 200)
+      code = kUnavailable;
+    if (f.json) {
+      out += i ? ",{\"key\":" : "{\"key\":";
+      net::AppendJsonBytes(&out, k.key);
+      out += ",\"status\":" + std::to_string(k.status);
+      if (k.status == 200) {
+        out += ",\"value\":";
+        net::AppendJsonBytes(&out, k.value);
+        out += ",\"etag\":" + std::to_string(k.etag);
+      } else {
+        out += ",\"error\":";
+        net::AppendJsonString(&out, k.error);
+      }
+      out += "}";
+    } else if (k.status == 200) {
+      PrintBytes(k.value, true);
+    } else {
+      std::fputs(k.status == 404 ? "(not found)\n" : ("(error " + k.error + ")\n").c_str(), stdout);
+    }
+  }
+  if (f.json) std::fputs((out + "]\n").c_str(), stdout);
+  return code;
+}
+
+int CmdMput(client::SyncClient& db, const Flags& f) {
+  if (f.positional.empty() || f.positional.size() % 2 != 0)
+    return UsageError("mput needs KEY VALUE pairs");
+  std::vector<std::pair<std::string, std::string>> pairs;
+  for (size_t i = 0; i < f.positional.size(); i += 2)
+    pairs.emplace_back(f.positional[i], f.positional[i + 1]);
+  std::vector<client::KeyResult> results;
+  client::Response r = db.MPut(pairs, &results);
+  if (r.status == 0) return Fail(r, f.json);
+  int code = kOk;
+  std::string out = f.json ? "[" : "";
+  for (size_t i = 0; i < results.size(); ++i) {
+    const client::KeyResult& k = results[i];
+    const bool ok = k.status >= 200 && k.status < 300;
+    if (!ok) code = kUnavailable;
+    if (f.json) {
+      out += i ? ",{\"key\":" : "{\"key\":";
+      net::AppendJsonBytes(&out, k.key);
+      out += ",\"status\":" + std::to_string(k.status) + ",\"etag\":" + std::to_string(k.etag);
+      out += "}";
+    } else {
+      out += k.key + " " + (ok ? "etag " + std::to_string(k.etag) : "failed " + k.error) + "\n";
+    }
+  }
+  std::fputs((f.json ? out + "]\n" : out).c_str(), stdout);
+  return code;
+}
+
+int CmdRaw(client::SyncClient& db, const Flags& f, const std::string& target) {
+  if (!f.positional.empty()) return UsageError("unexpected argument " + f.positional[0]);
+  client::Response r = db.NodeGet(f.node, target);
+  if (!r.ok()) return Fail(r, f.json);
+  PrintBytes(r.body, !r.body.empty() && r.body.back() != '\n');
+  return kOk;
+}
+
+// The position of the command word: the first argument that is not a global
+// flag (--cluster X, --timeout X, --json), or -1.
+int CommandAt(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--cluster" || a == "--timeout") {
+      ++i;
+    } else if (a != "--json") {
+      return i;
+    }
+  }
+  return -1;
+}
+
+bool IsCommand(const std::string& word) {
+  for (const char* c : {"get", "put", "del", "scan", "ttl", "mget", "mput", "stats", "cluster"}) {
+    if (word == c) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+bool IsClientCommand(int argc, char** argv) {
+  const int at = CommandAt(argc, argv);
+  return at > 0 && IsCommand(argv[at]);
+}
+
+int RunClientCommand(int argc, char** argv) {
+  const int at = CommandAt(argc, argv);
+  if (at < 0) return UsageError("missing command");
+  const std::string command = argv[at];
+  Flags f;
+  if (int rc = ParseFlags(argc, argv, at, &f); rc >= 0) return rc;
+  client::Options options;
+  options.seeds = f.cluster;
+  options.request_timeout_ms = f.timeout_ms;
+  client::SyncClient db(options);
+  if (command == "get") return CmdGet(db, f);
+  if (command == "put") return CmdPut(db, f);
+  if (command == "del") return CmdDel(db, f);
+  if (command == "ttl") return CmdTtl(db, f);
+  if (command == "scan") return CmdScan(db, f);
+  if (command == "mget") return CmdMget(db, f);
+  if (command == "mput") return CmdMput(db, f);
+  if (command == "stats") return CmdRaw(db, f, "/stats");
+  if (command == "cluster") return CmdRaw(db, f, "/cluster");
+  return UsageError("unknown command " + command);
+}
+
+}  // namespace distkv::cli
