@@ -59,6 +59,8 @@ class SnapshotCursorImpl final : public SnapshotCursor {
   std::string keys_;
 
  private:
+  static constexpr uint64_t kMaxGap = 64 << 10;
+
   // Unpins entry i's segment if it is the last entry of that segment.
   void LeaveSegment(size_t i) {
     if (i + 1 == entries_.size() || entries_[i + 1].e.segment != entries_[i].e.segment) {
@@ -71,6 +73,7 @@ class SnapshotCursorImpl final : public SnapshotCursor {
   const uint64_t failed_batches_;
   bool durable_ = false;
   uint64_t bytes_ = 0;
+  std::string span_;  // the bytes of one read
   size_t next_ = 0;
 };
 
@@ -87,32 +90,50 @@ Status SnapshotCursorImpl::Next(std::string* out, size_t max_bytes, bool* done) 
   }
   size_t appended = 0;
   while (next_ < entries_.size() && (appended == 0 || appended < max_bytes)) {
-    const Entry& en = entries_[next_];
-    const std::string_view key(keys_.data() + en.key_at, en.key_len);
-    const Segment* seg = store_->FindSegment(en.e.segment);
+    // One pread for a run of records of one segment that lie close together
+    // (after a compaction the live records are contiguous); the dead bytes
+    // between them, at most kMaxGap each, are read and skipped.
+    const Entry& first = entries_[next_];
+    const Segment* seg = store_->FindSegment(first.e.segment);
     if (!seg || seg->fd < 0) {
-      return Status::Corruption("snapshot: segment " + std::to_string(en.e.segment) +
+      return Status::Corruption("snapshot: segment " + std::to_string(first.e.segment) +
                                 " is gone while pinned");
     }
-    const uint64_t total = EncodedRecordSize(key.size(), en.e.value_len);
-    const size_t at = out->size();
-    out->resize(at + total);
-    Status s = PreadExact(store_->io(), seg->fd, out->data() + at, total, en.e.offset, seg->path);
-    Record r;
-    size_t n = 0;
-    if (s.ok()) s = DecodeRecord(std::string_view(out->data() + at, total), &r, &n);
-    if (s.ok() && (r.lsn != en.e.lsn || r.key != key || n != total)) {
-      s = Status::Corruption("the record does not match the index");
+    const uint64_t budget = std::max<uint64_t>(max_bytes > appended ? max_bytes - appended : 0, 1);
+    const uint64_t start = first.e.offset;
+    uint64_t end = start + EncodedRecordSize(first.key_len, first.e.value_len);
+    size_t last = next_ + 1;
+    for (; last < entries_.size(); last++) {
+      const Entry& en = entries_[last];
+      const uint64_t at = en.e.offset, size = EncodedRecordSize(en.key_len, en.e.value_len);
+      if (en.e.segment != first.e.segment || at < end || at - end > kMaxGap ||
+          at + size - start > budget) {
+        break;
+      }
+      end = at + size;
     }
-    if (!s.ok()) {
-      out->resize(at);
-      if (s.IsIOError()) return s;
-      return Status::Corruption("snapshot: bad record in " + seg->path + " at offset " +
-                                std::to_string(en.e.offset) + ": " + std::string(s.message()));
+    span_.resize(end - start);
+    Status s = PreadExact(store_->io(), seg->fd, span_.data(), span_.size(), start, seg->path);
+    if (!s.ok()) return s;
+    for (; next_ < last; next_++) {
+      const Entry& en = entries_[next_];
+      const std::string_view key(keys_.data() + en.key_at, en.key_len);
+      const uint64_t total = EncodedRecordSize(key.size(), en.e.value_len);
+      const std::string_view raw(span_.data() + (en.e.offset - start), total);
+      Record r;
+      size_t n = 0;
+      s = DecodeRecord(raw, &r, &n);
+      if (s.ok() && (r.lsn != en.e.lsn || r.key != key || n != total)) {
+        s = Status::Corruption("the record does not match the index");
+      }
+      if (!s.ok()) {
+        return Status::Corruption("snapshot: bad record in " + seg->path + " at offset " +
+                                  std::to_string(en.e.offset) + ": " + std::string(s.message()));
+      }
+      out->append(raw);
+      appended += total;
+      LeaveSegment(next_);  // may release seg: it is not used after the last entry
     }
-    appended += total;
-    LeaveSegment(next_);
-    next_++;
   }
   *done = next_ == entries_.size();
   return Status::OK();
@@ -188,6 +209,16 @@ Status SnapshotWriter::CloseSegment() {
 }
 
 Status SnapshotWriter::Add(std::string_view records) {
+  // The records bound for one segment are written with one pwrite.
+  const char* run = nullptr;
+  size_t run_len = 0;
+  uint64_t run_at = 0;
+  auto flush = [&]() {
+    if (run_len == 0) return Status::OK();
+    Status s = PwriteAll(io_, fd_, run, run_len, run_at, SegmentFileName(id_));
+    run_len = 0;
+    return s;
+  };
   while (!records.empty()) {
     Record r;
     size_t n = 0;
@@ -199,7 +230,8 @@ Status SnapshotWriter::Add(std::string_view records) {
                                 std::to_string(lsn_));
     }
     if (fd_ >= 0 && size_ + n > segment_bytes_) {
-      s = CloseSegment();
+      s = flush();
+      if (s.ok()) s = CloseSegment();
       if (!s.ok()) return s;
     }
     if (fd_ < 0) {
@@ -212,8 +244,11 @@ Status SnapshotWriter::Add(std::string_view records) {
       size_ = 0;
       min_lsn_ = max_lsn_ = r.lsn;
     }
-    s = PwriteAll(io_, fd_, records.data(), n, size_, SegmentFileName(id_));
-    if (!s.ok()) return s;
+    if (run_len == 0) {
+      run = records.data();
+      run_at = size_;
+    }
+    run_len += n;
     hint_.Add(r, size_);
     size_ += n;
     min_lsn_ = std::min(min_lsn_, r.lsn);
@@ -222,7 +257,7 @@ Status SnapshotWriter::Add(std::string_view records) {
     bytes_ += n;
     records.remove_prefix(n);
   }
-  return Status::OK();
+  return flush();
 }
 
 Status SnapshotWriter::Finish() {
