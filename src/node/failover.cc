@@ -230,6 +230,10 @@ void Node::StartPrimary() {
 
 void Node::StartFollowing(const std::string& primary) {
   if (replica_) replica_->Stop();
+  // A snapshot of the old stream being installed (InstallSnapshot) is
+  // discarded: the new replica runs on the store as it is now, and the new
+  // primary decides whether it needs a snapshot of its own.
+  role_generation_++;
   const ClusterConfig& config = options_.config;
   ReplicationReplicaOptions ro;
   ro.shard = options_.shard;
@@ -244,6 +248,8 @@ void Node::StartFollowing(const std::string& primary) {
   };
   ro.progress = &progress_;
   ro.epoch = [this] { return cluster_map_.epoch; };
+  // The primary knows a newer map: take it from there now, not at the poll.
+  ro.on_newer_epoch = [this, primary](uint64_t) { FetchMap(primary); };
   // A frame holds one slice of records, or one record above the slice size.
   ro.max_frame_bytes =
       (1u << 20) + storage::EncodedRecordSize(config.max_key_bytes, config.max_value_bytes);

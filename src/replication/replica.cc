@@ -132,11 +132,15 @@ void ReplicationReplica::Connect() {
 
 void ReplicationReplica::OnHead(const net::HttpResponse& head) {
   head_status_ = head.status;
+  const uint64_t epoch = options_.epoch ? options_.epoch() : 0;
+  const std::string* theirs = head.header(kReplicationEpochHeader);
+  if (theirs != nullptr && options_.on_newer_epoch) {
+    const uint64_t primary_epoch = std::strtoull(theirs->c_str(), nullptr, 10);
+    if (primary_epoch > epoch) options_.on_newer_epoch(primary_epoch);
+  }
   if (head.status != 200) return;  // the error body follows; OnStreamEnd reports it
   // A primary behind this node's map may have been deposed: nothing of its
   // stream is applied (OnBody ends it at its first bytes).
-  const uint64_t epoch = options_.epoch ? options_.epoch() : 0;
-  const std::string* theirs = head.header(kReplicationEpochHeader);
   if (theirs != nullptr && std::strtoull(theirs->c_str(), nullptr, 10) < epoch) {
     counters_.stale_primary++;
     abort_reason_ = "the primary's cluster map (epoch " + *theirs +

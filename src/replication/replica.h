@@ -110,6 +110,11 @@ struct ReplicationReplicaOptions {
   // sent to the primary, and a stream from a primary with an older epoch is
   // dropped before anything of it is applied (stream_format.h).
   std::function<uint64_t()> epoch;
+  // Called when the primary's answer names a newer epoch than epoch(): the
+  // owner fetches that map from the primary at once rather than at its next
+  // poll (the stream itself is followed as usual: a primary with a newer map
+  // that still streams is still the primary).
+  std::function<void(uint64_t primary_epoch)> on_newer_epoch;
 };
 
 class ReplicationReplica {

@@ -343,5 +343,39 @@ TEST_CASE("replica: sends its map epoch, and drops a stream from a primary with 
   CHECK(r.replica()->counters().stale_primary == 0);
 }
 
+TEST_CASE("replica: a primary naming a newer epoch is reported at once, and still followed") {
+  TestLoop loop;
+  auto primary_at = [](const char* epoch) {
+    return [epoch](const net::HttpRequest&, net::Responder& out) {
+      net::HttpResponse head;
+      head.SetHeader(std::string(kReplicationEpochHeader), epoch);
+      out.BeginStream(std::move(head));
+      std::string frame;
+      AppendRecordsFrame(&frame, 1, 0, Record(1, "k", "v"));
+      out.WriteChunk(frame);
+      return true;
+    };
+  };
+  std::vector<uint64_t> reported;
+  ReplicationReplicaOptions o = Quick();
+  o.epoch = [] { return uint64_t{2}; };
+  o.on_newer_epoch = [&](uint64_t epoch) { reported.push_back(epoch); };
+  {
+    FakePrimary newer(loop, primary_at("5"));
+    TempDir dir;
+    TestReplica r(loop, dir.path(), newer.address(), o);
+    REQUIRE(loop.RunUntil([&] { return r.store()->last_lsn() == 1; }));
+    REQUIRE(reported.size() == 1);
+    CHECK(reported[0] == 5);
+  }
+  // A primary at the replica's own epoch is not reported.
+  reported.clear();
+  FakePrimary same(loop, primary_at("2"));
+  TempDir dir;
+  TestReplica r(loop, dir.path(), same.address(), o);
+  REQUIRE(loop.RunUntil([&] { return r.store()->last_lsn() == 1; }));
+  CHECK(reported.empty());
+}
+
 }  // namespace
 }  // namespace distkv::repltest

@@ -1,0 +1,137 @@
+// A deposed primary that cuts its diverged tail follows the primary of the
+// newest map, even when the map changes again while it resyncs.
+//
+// The old primary comes back after a promotion with a write nobody else has,
+// learns epoch 1 and starts following the promoted node: it cuts that write
+// into lost/ and takes a snapshot (slowly: its disk is throttled). Meanwhile
+// the promoted node is paused and the other replica is promoted under
+// epoch 2. The old primary must end up following the epoch-2 primary with
+// its data, not keep asking the deposed epoch-1 primary (which, once awake,
+// would refuse it for its newer epoch forever).
+#include <doctest/doctest.h>
+
+#include <signal.h>
+
+#include <cstdio>
+#include <string>
+
+#include "tests/cluster/harness.h"
+#include "tests/cluster/http_sync.h"
+#include "tests/cluster/json.h"
+
+namespace distkv::clustertest {
+namespace {
+
+// "keys/digest" of a node, or "unreachable".
+std::string DigestText(SyncHttp& http, const std::string& address) {
+  Reply r = http.Get(address, "/internal/digest");
+  if (r.status != 200) return "unreachable";
+  Json j = Json::parse(r.body);
+  return std::to_string(j.at("keys").get<int64_t>()) + "/" + j.at("digest").get<std::string>();
+}
+
+// The epoch of a node's map, 0 when it does not answer.
+uint64_t MapEpoch(SyncHttp& http, const std::string& address) {
+  Reply r = http.Get(address, "/cluster");
+  if (r.status != 200) return 0;
+  return Json::parse(r.body).at("epoch").get<uint64_t>();
+}
+
+// The primary a replica follows ("" for a primary or an unreachable node).
+std::string FollowedBy(SyncHttp& http, const std::string& address) {
+  Reply r = http.Get(address, "/stats");
+  if (r.status != 200) return "";
+  const Json j = Json::parse(r.body);
+  const Json& repl = j.at("replication");
+  if (!repl.contains("primary") || !repl.at("primary").is_string()) return "";
+  return repl.at("primary").get<std::string>();
+}
+
+std::string LostFiles(const std::string& data_dir) {
+  std::string lost;
+  FILE* f = popen(("cat " + data_dir + "/lost/*.log 2>/dev/null").c_str(), "r");
+  if (f == nullptr) return lost;
+  char buf[4096];
+  for (size_t n; (n = fread(buf, 1, sizeof buf, f)) > 0;) lost.append(buf, n);
+  pclose(f);
+  return lost;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "failover: a deposed primary that cuts its tail follows the primary of the newest map, also "
+    "when the map changes during its resync") {
+  TestCluster cluster(LocalCluster(1, 2));
+  cluster.Start();
+  SyncHttp http;
+  Node& old_primary = cluster.primary(0);
+  Node& first = cluster.replica(0, 0);   // promoted under epoch 1
+  Node& second = cluster.replica(0, 1);  // promoted under epoch 2
+  const std::string data_dir = cluster.dir().Sub("data-" + cluster.spec().shards[0].name);
+
+  // Enough data that the resync's snapshot takes a while on a throttled disk.
+  const std::string value(4096, 'v');
+  for (int i = 0; i < 150; ++i) {
+    Reply r = http.Send(old_primary.address(), "PUT", "/kv/k" + std::to_string(i), value);
+    REQUIRE_MESSAGE(Is2xx(r.status), r);
+  }
+  const int64_t lsn = JsonInt(GetJson(http, old_primary.address(), "/stats"), "last_lsn");
+  for (Node* n : {&first, &second}) {
+    REQUIRE(WaitUntil(
+        [&] { return JsonInt(GetJson(http, n->address(), "/stats"), "durable_lsn") == lsn; },
+        30'000));
+  }
+
+  // Epoch 1 while the old primary is down; both replicas hold its write.
+  old_primary.Kill();
+  Reply promote = http.Send(first.address(), "POST", "/admin/promote");
+  REQUIRE_MESSAGE(Is2xx(promote.status), promote);
+  REQUIRE(WaitUntil([&] { return MapEpoch(http, second.address()) == 1; }, 30'000));
+  REQUIRE(Is2xx(http.Send(first.address(), "PUT", "/kv/epoch-1", "one").status));
+  REQUIRE(
+      WaitUntil([&] { return http.Get(second.address(), "/kv/epoch-1").status == 200; }, 30'000));
+
+  // The old primary comes back on epoch 0 (everyone else paused), takes a
+  // write of its own, on a slow disk.
+  REQUIRE(::kill(first.pid(), SIGSTOP) == 0);
+  REQUIRE(::kill(second.pid(), SIGSTOP) == 0);
+  old_primary.args().push_back("--slow-disk");
+  old_primary.args().push_back("200000");
+  old_primary.StartAndWait();
+  Reply late = http.Send(old_primary.address(), "PUT", "/kv/deposed-write", "d");
+  REQUIRE_MESSAGE(Is2xx(late.status), late);
+
+  // It learns epoch 1 from the promoted node and cuts its tail following it.
+  REQUIRE(::kill(first.pid(), SIGCONT) == 0);
+  REQUIRE(WaitUntil([&] { return LostFiles(data_dir).find("deposed-write") != std::string::npos; },
+                    30'000));
+
+  // While it resyncs, the epoch-1 primary pauses and the other replica is
+  // promoted under epoch 2 (forced: it cannot reach its primary).
+  REQUIRE(::kill(first.pid(), SIGSTOP) == 0);
+  REQUIRE(::kill(second.pid(), SIGCONT) == 0);
+  Reply promote2 = http.Send(second.address(), "POST", "/admin/promote?force=true");
+  REQUIRE_MESSAGE(Is2xx(promote2.status), promote2);
+  CHECK(MapEpoch(http, second.address()) == 2);
+  REQUIRE(Is2xx(http.Send(second.address(), "PUT", "/kv/epoch-2", "two").status));
+
+  CHECK(WaitUntil([&] { return MapEpoch(http, old_primary.address()) == 2; }, 30'000));
+  CHECK(WaitUntil([&] { return FollowedBy(http, old_primary.address()) == second.address(); },
+                  30'000));
+  CHECK(WaitUntil(
+      [&] { return DigestText(http, old_primary.address()) == DigestText(http, second.address()); },
+      60'000, 100));
+  CHECK(http.Get(old_primary.address(), "/kv/epoch-2").status == 200);
+  CHECK(http.Get(old_primary.address(), "/kv/deposed-write").status == 404);
+
+  // The epoch-1 primary wakes, is deposed in turn and follows too.
+  REQUIRE(::kill(first.pid(), SIGCONT) == 0);
+  CHECK(WaitUntil([&] { return FollowedBy(http, first.address()) == second.address(); }, 30'000));
+  CHECK(WaitUntil(
+      [&] { return DigestText(http, first.address()) == DigestText(http, second.address()); },
+      60'000, 100));
+  CHECK(JsonText(GetJson(http, old_primary.address(), "/health"), "role") == "replica");
+}
+
+}  // namespace distkv::clustertest
