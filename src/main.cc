@@ -58,6 +58,7 @@ constexpr const char* kUsage =
     "  --repair          accept lost or damaged data instead of refusing to start: cut a\n"
     "                    damaged segment (the cut bytes go to a .corrupt file), record\n"
     "                    missing LSNs, start a new history\n"
+    "  --clock-skew-ms N (for tests) run this node's clock N ms ahead (negative: behind)\n"
     "  --sync-journal F  (for tests) append each fdatasync'ed file size to F, so a test\n"
     "                    can cut the files back to what was durable after a SIGKILL\n"
     "  --slow-disk N     (for tests and benchmarks) write the data files at most N bytes/s\n"
@@ -129,6 +130,12 @@ int ParseArgs(int argc, char** argv, Args* args) {
       if (ok && (rate.empty() || *end != '\0' || args->node.slow_disk_bytes_per_s == 0)) {
         return Usage("--slow-disk needs a number of bytes per second above 0");
       }
+    } else if (flag == "--clock-skew-ms") {
+      std::string v;
+      ok = take(&v);
+      char* end = nullptr;
+      args->node.clock_skew_ms = ok ? std::strtoll(v.c_str(), &end, 10) : 0;
+      ok = ok && end && *end == '\0' && !v.empty();
     } else if (flag == "--log-requests") {
       args->node.log_requests = true;
     } else if (flag == "--help" || flag == "-h") {

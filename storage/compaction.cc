@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <unordered_map>
 
 #include "storage/file_util.h"
 #include "storage/hint_file.h"
@@ -24,12 +25,12 @@ int InjectWith(const std::function<int(std::string_view)>* hook, std::string_vie
   return (hook && *hook) ? (*hook)(step) : 0;
 }
 
-// Calls fn(record fields) for every put and delete record of a segment (gap
-// records say nothing about keys): from its hint file if that is valid, else
-// by scanning it with every CRC checked.
-Status ForEachRecordOf(Io* io, const std::string& dir, uint32_t id, const std::string& path, int fd,
-                       uint64_t size,
-                       const std::function<void(std::string_view key, const IndexEntry& e)>& fn) {
+// Calls fn(record fields, a put's expiry or 0) for every put and delete
+// record of a segment (gap records say nothing about keys): from its hint
+// file if that is valid, else by scanning it with every CRC checked.
+Status ForEachRecordOf(
+    Io* io, const std::string& dir, uint32_t id, const std::string& path, int fd, uint64_t size,
+    const std::function<void(std::string_view key, const IndexEntry& e, uint64_t expires_ms)>& fn) {
   Status s = ReadHintFile(io, JoinPath(dir, HintFileName(id)), size, [&](const HintEntry& h) {
     if (h.gap) return;
     IndexEntry e;
@@ -38,7 +39,7 @@ Status ForEachRecordOf(Io* io, const std::string& dir, uint32_t id, const std::s
     e.segment = id;
     e.value_len = h.value_len;
     e.deleted = h.tombstone;
-    fn(h.key, e);
+    fn(h.key, e, h.expires_ms);
   });
   if (s.ok() || s.IsIOError() || s.IsNoSpace()) return s;
   SegmentReader reader(io, fd, path, 0, size, 4 << 20, /*skip_large_values=*/true);
@@ -55,7 +56,7 @@ Status ForEachRecordOf(Io* io, const std::string& dir, uint32_t id, const std::s
     e.segment = id;
     e.value_len = static_cast<uint32_t>(reader.value_bytes());
     e.deleted = rec.type == RecordType::kDelete;
-    fn(rec.key, e);
+    fn(rec.key, e, rec.expires_ms);
   }
   if (s.IsNotFound()) return Status::OK();
   return Status::Corruption("compaction input " + path + " at offset " +
@@ -76,25 +77,27 @@ const CompactionJobImpl::Moved* CompactionJobImpl::Find(uint64_t lsn) const {
 
 Status CompactionJobImpl::Select(std::vector<Moved>* chosen) {
   KeyIndex newest;
+  // The expiry of each key's newest record that has one (LSN, expiry): few
+  // keys have a TTL, so this stays small.
+  std::unordered_map<std::string, std::pair<uint64_t, uint64_t>> expiry;
+  auto note = [&](std::string_view key, const IndexEntry& e, uint64_t expires_ms) {
+    bool replaced;
+    IndexEntry old;
+    newest.PutIfNewer(key, e, &replaced, &old);
+    if (expires_ms != 0 && expired_by_ms != 0) {
+      auto [it, added] = expiry.try_emplace(std::string(key), e.lsn, expires_ms);
+      if (!added && it->second.first < e.lsn) it->second = {e.lsn, expires_ms};
+    }
+  };
   uint64_t done = 0;
   for (const Input& in : inputs) {
-    Status s = ForEachRecordOf(io, dir, in.id, in.path, in.fd, in.size,
-                               [&](std::string_view key, const IndexEntry& e) {
-                                 bool replaced;
-                                 IndexEntry old;
-                                 newest.PutIfNewer(key, e, &replaced, &old);
-                               });
+    Status s = ForEachRecordOf(io, dir, in.id, in.path, in.fd, in.size, note);
     if (!s.ok()) return s;
     done += in.size;
     progress_.store(done / 2, std::memory_order_relaxed);
   }
   if (active.size > 0) {
-    Status s = ForEachRecordOf(io, dir, active.id, active.path, active.fd, active.size,
-                               [&](std::string_view key, const IndexEntry& e) {
-                                 bool replaced;
-                                 IndexEntry old;
-                                 newest.PutIfNewer(key, e, &replaced, &old);
-                               });
+    Status s = ForEachRecordOf(io, dir, active.id, active.path, active.fd, active.size, note);
     if (!s.ok()) return s;
   }
   chosen->reserve(newest.size());
@@ -106,6 +109,15 @@ Status CompactionJobImpl::Select(std::vector<Moved>* chosen) {
       dropped_tombstones++;
       horizon = std::max(horizon, e.lsn);
       return;
+    }
+    if (!e.deleted && !expiry.empty() && e.lsn <= options.keep_tombstones_after) {
+      auto it = expiry.find(std::string(key));
+      if (it != expiry.end() && it->second.first == e.lsn && it->second.second <= expired_by_ms) {
+        // Expired: gone as if deleted, by the tombstone's rule.
+        dropped_expired.emplace_back(std::string(key), e.lsn);
+        horizon = std::max(horizon, e.lsn);
+        return;
+      }
     }
     Moved m;
     m.lsn = e.lsn;
@@ -333,6 +345,7 @@ std::unique_ptr<StoreJob> StoreImpl::TakeCompaction(const CompactionOptions& opt
   job->dir = options_.dir;
   job->segment_bytes = options_.segment_bytes;
   job->options = options;
+  job->expired_by_ms = clock_ ? clock_() : 0;
   job->fault_hook = &options_.fault_hook;
   job->io = io_;
   job->dir_fd = dir_fd_;
@@ -416,13 +429,25 @@ void StoreImpl::FinishJob(std::unique_ptr<StoreJob> job, Status status) {
     total_bytes_ += o.size;
     out_bytes += o.size;
   }
+  // Expired keys whose records were dropped leave the index (unless a write
+  // replaced them meanwhile), as a tombstone would have taken them out.
+  for (const auto& [key, lsn] : c->dropped_expired) {
+    IndexEntry e;
+    if (!index_.Find(key, &e) || e.lsn != lsn) continue;
+    const uint64_t bytes = EncodedRecordSize(key.size(), e.value_len);
+    live_bytes_ -= bytes;
+    SubLive(e.segment, bytes);
+    index_.Erase(key);
+    expiry_.Set(key, 0);
+  }
   CopyCompactionFields(c->state_after, &manifest_);
   compactions_++;
   bytes_reclaimed_ += in_bytes > out_bytes ? in_bytes - out_bytes : 0;
   Log("compaction: " + std::to_string(c->inputs.size()) + " segments (" + std::to_string(in_bytes) +
       " bytes) -> " + std::to_string(c->outputs.size()) + " (" + std::to_string(out_bytes) +
       " bytes), " + std::to_string(c->moved.size()) + " records kept, " +
-      std::to_string(c->dropped_tombstones) + " tombstones dropped, horizon LSN " +
+      std::to_string(c->dropped_tombstones) + " tombstones and " +
+      std::to_string(c->dropped_expired.size()) + " expired keys dropped, horizon LSN " +
       std::to_string(manifest_.tombstone_horizon));
   swap_ = std::move(c);
   swap_pos_ = 0;

@@ -21,7 +21,10 @@
 //                 completed part of the active segment are left out. A tombstone is dropped: no
 //                 older record of its key can remain, since every segment older than the active one
 //                 is an input and the active one holds only newer LSNs — unless it is above
-//                 keep_tombstones_after.
+//                 keep_tombstones_after. A put whose expiry has come by the
+//                 store's clock when the compaction was planned
+//                 (expired_by_ms, 0 on a store without a clock) is dropped
+//                 by the same rule: it is a delete nobody wrote yet.
 //     3 write     the selected records in LSN order into "<id>.seg.tmp",
 //                 each checked against its CRC as it is copied; at
 //                 segment_bytes an output is fsynced, renamed to "<id>.seg"
@@ -53,6 +56,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "storage/io.h"
@@ -92,6 +96,7 @@ class CompactionJobImpl final : public StoreJob {
   std::string dir;
   uint64_t segment_bytes = 0;
   CompactionOptions options;
+  uint64_t expired_by_ms = 0;  // puts expiring at or before this are dropped (0: none)
   std::vector<Input> inputs;
   // The completed part of the active segment: read only to learn which
   // input records it already supersedes (they are not copied).
@@ -109,6 +114,8 @@ class CompactionJobImpl final : public StoreJob {
   std::vector<Moved> moved;
   std::string keys;
   uint64_t dropped_tombstones = 0;
+  // The expired puts dropped (key, LSN): the index forgets them at FinishJob.
+  std::vector<std::pair<std::string, uint64_t>> dropped_expired;
   uint64_t horizon = 0;  // highest LSN of a tombstone dropped (0: none)
   Manifest state_after;
   bool committed = false;

@@ -19,6 +19,7 @@ constexpr size_t kTrailerBytes = 8 + 8 + 4 + 4;
 constexpr uint32_t kMagic = 0x31484B44;  // "DKH1"
 constexpr uint8_t kTombstoneFlag = 1;
 constexpr uint8_t kGapFlag = 2;
+constexpr uint8_t kExpiresFlag = 4;
 
 }  // namespace
 
@@ -35,11 +36,20 @@ void HintBuilder::Add(const Record& r, uint64_t offset) {
   EncodeFixed64(p, r.lsn);
   EncodeFixed64(p + 8, offset);
   const bool gap = r.type == RecordType::kGap;
-  EncodeFixed32(p + 16, gap ? 0 : static_cast<uint32_t>(r.value.size()));
-  p[20] = static_cast<char>(r.type == RecordType::kDelete ? kTombstoneFlag : gap ? kGapFlag : 0);
+  EncodeFixed32(p + 16,
+                gap ? 0 : static_cast<uint32_t>(StoredValueBytes(r.value.size(), r.expires_ms)));
+  p[20] = static_cast<char>((r.type == RecordType::kDelete ? kTombstoneFlag
+                             : gap                         ? kGapFlag
+                                                           : 0) |
+                            (r.expires_ms != 0 ? kExpiresFlag : 0));
   const std::string_view key = gap ? r.value : r.key;
   EncodeFixed32(p + 21, static_cast<uint32_t>(key.size()));
   buf_.append(key);
+  if (r.expires_ms != 0) {
+    char t[kExpiryBytes];
+    EncodeFixed64(t, r.expires_ms);
+    buf_.append(t, sizeof t);
+  }
   entries_++;
 }
 
@@ -98,11 +108,17 @@ Status ReadHintFile(Io* io, const std::string& path, uint64_t segment_size,
   while (pos < end) {
     if (end - pos < kEntryHeaderBytes) return Status::Corruption(path + ": entry cut short");
     const uint32_t klen = DecodeFixed32(buf.data() + pos + 21);
-    const bool gap = (static_cast<uint8_t>(buf[pos + 20]) & kGapFlag) != 0;
+    const uint8_t flags = static_cast<uint8_t>(buf[pos + 20]);
+    const bool gap = (flags & kGapFlag) != 0;
+    const size_t extra = (flags & kExpiresFlag) ? kExpiryBytes : 0;
     if ((klen == 0 && !gap) || klen > kMaxKeyBytes || end - pos - kEntryHeaderBytes < klen) {
       return Status::Corruption(path + ": bad key length");
     }
-    pos += kEntryHeaderBytes + klen;
+    if (extra &&
+        (gap || (flags & kTombstoneFlag) || end - pos - kEntryHeaderBytes - klen < extra)) {
+      return Status::Corruption(path + ": bad expiry");
+    }
+    pos += kEntryHeaderBytes + klen + extra;
     seen++;
   }
   if (seen != count) return Status::Corruption(path + ": entry count does not match");
@@ -117,8 +133,10 @@ Status ReadHintFile(Io* io, const std::string& path, uint64_t segment_size,
     e.gap = (static_cast<uint8_t>(p[20]) & kGapFlag) != 0;
     const uint32_t klen = DecodeFixed32(p + 21);
     e.key = std::string_view(p + kEntryHeaderBytes, klen);
+    const bool expires = (static_cast<uint8_t>(p[20]) & kExpiresFlag) != 0;
+    e.expires_ms = expires ? DecodeFixed64(p + kEntryHeaderBytes + klen) : 0;
     fn(e);
-    pos += kEntryHeaderBytes + klen;
+    pos += kEntryHeaderBytes + klen + (expires ? kExpiryBytes : 0);
   }
   return Status::OK();
 }

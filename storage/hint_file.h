@@ -7,8 +7,13 @@
 // order, then a trailer. Every integer is little-endian:
 //
 //   entry    u64 lsn | u64 offset (of the record in the segment) |
-//            u32 value length | u8 flags (1 = tombstone, 2 = gap) |
-//            u32 key length | key
+//            u32 value length | u8 flags (1 = tombstone, 2 = gap,
+//            4 = expires) | u32 key length | key [| u64 expiry]
+//
+// A put with an expiry (record_format.h) has flag 4 and its expiry (Unix ms)
+// after the key; its value length is the stored one (the expiry's 8 bytes
+// included), as in the record. Entries of other records are as they were
+// before expiry existed.
 //
 // A gap record (record_format.h) has no key; its entry carries the record's
 // value (previous LSN and history id) in the key's place, so that recovery
@@ -40,8 +45,9 @@ struct HintEntry {
   uint64_t offset = 0;
   uint32_t value_len = 0;
   bool tombstone = false;
-  bool gap = false;      // a gap record: key holds its value
-  std::string_view key;  // views the hint file's buffer
+  bool gap = false;         // a gap record: key holds its value
+  uint64_t expires_ms = 0;  // a put's expiry (Unix ms; 0: none)
+  std::string_view key;     // views the hint file's buffer
 };
 
 std::string HintFileName(uint64_t segment_id);

@@ -17,21 +17,33 @@ constexpr size_t kSegmentIdDigits = 12;
 
 void EncodeRecord(const Record& r, std::string* out) {
   const size_t start = out->size();
-  out->resize(start + EncodedRecordSize(r.key.size(), r.value.size()));
+  const uint64_t vlen = StoredValueBytes(r.value.size(), r.expires_ms);
+  out->resize(start + EncodedRecordSize(r.key.size(), vlen));
   char* p = out->data() + start;
   EncodeFixed64(p + 4, r.lsn);
   p[12] = static_cast<char>(static_cast<uint8_t>(r.type) |
-                            (r.group_continues ? kGroupContinuesBit : 0));
+                            (r.group_continues ? kGroupContinuesBit : 0) |
+                            (r.expires_ms != 0 ? kExpiresBit : 0));
   EncodeFixed32(p + 13, static_cast<uint32_t>(r.key.size()));
-  EncodeFixed32(p + 17, static_cast<uint32_t>(r.value.size()));
+  EncodeFixed32(p + 17, static_cast<uint32_t>(vlen));
+  char* q = p + kRecordHeaderBytes;
   // memcpy from a null pointer is undefined even for 0 bytes, and an empty
   // string_view (a gap record's key) may hold one.
-  if (!r.key.empty()) std::memcpy(p + kRecordHeaderBytes, r.key.data(), r.key.size());
-  if (!r.value.empty()) {
-    std::memcpy(p + kRecordHeaderBytes + r.key.size(), r.value.data(), r.value.size());
+  if (!r.key.empty()) std::memcpy(q, r.key.data(), r.key.size());
+  q += r.key.size();
+  if (r.expires_ms != 0) {
+    EncodeFixed64(q, r.expires_ms);
+    q += kExpiryBytes;
   }
-  const size_t body = kRecordHeaderBytes - 4 + r.key.size() + r.value.size();
+  if (!r.value.empty()) std::memcpy(q, r.value.data(), r.value.size());
+  const size_t body = kRecordHeaderBytes - 4 + r.key.size() + vlen;
   EncodeFixed32(p, crc32c::Value(p + 4, body));
+}
+
+void DecodeTypeByte(uint8_t byte, Record* rec, bool* has_expiry) {
+  rec->type = static_cast<RecordType>(byte & kTypeMask);
+  rec->group_continues = (byte & kGroupContinuesBit) != 0;
+  *has_expiry = (byte & kExpiresBit) != 0;
 }
 
 std::string EncodeGapValue(uint64_t prev_lsn, uint64_t history_id) {
@@ -49,8 +61,9 @@ void DecodeGapValue(std::string_view value, uint64_t* prev_lsn, uint64_t* histor
 Status CheckRecordHeader(std::string_view buf, uint64_t* total) {
   const char* p = buf.data();
   const uint64_t lsn = DecodeFixed64(p + 4);
-  const uint8_t type = static_cast<uint8_t>(p[12]) & ~kGroupContinuesBit;
+  const uint8_t type = static_cast<uint8_t>(p[12]) & kTypeMask;
   const bool grouped = (static_cast<uint8_t>(p[12]) & kGroupContinuesBit) != 0;
+  const bool expires = (static_cast<uint8_t>(p[12]) & kExpiresBit) != 0;
   const uint32_t klen = DecodeFixed32(p + 13);
   const uint32_t vlen = DecodeFixed32(p + 17);
   // Header fields are checked before the length is trusted, so a damaged
@@ -59,13 +72,14 @@ Status CheckRecordHeader(std::string_view buf, uint64_t* total) {
   switch (static_cast<RecordType>(type)) {
     case RecordType::kPut:
       if (klen == 0 || klen > kMaxKeyBytes) return Status::Corruption("bad key length");
+      if (expires && vlen < kExpiryBytes) return Status::Corruption("expiry cut short");
       break;
     case RecordType::kDelete:
       if (klen == 0 || klen > kMaxKeyBytes) return Status::Corruption("bad key length");
-      if (vlen != 0) return Status::Corruption("tombstone with a value");
+      if (vlen != 0 || expires) return Status::Corruption("tombstone with a value");
       break;
     case RecordType::kGap:
-      if (klen != 0 || vlen != kGapValueBytes || grouped) {
+      if (klen != 0 || vlen != kGapValueBytes || grouped || expires) {
         return Status::Corruption("bad gap record");
       }
       break;
@@ -87,10 +101,17 @@ Status DecodeRecord(std::string_view buf, Record* out, size_t* consumed) {
   if (crc != DecodeFixed32(p)) return Status::Corruption("CRC mismatch");
   const uint32_t klen = DecodeFixed32(p + 13);
   out->lsn = DecodeFixed64(p + 4);
-  out->type = static_cast<RecordType>(static_cast<uint8_t>(p[12]) & ~kGroupContinuesBit);
-  out->group_continues = (static_cast<uint8_t>(p[12]) & kGroupContinuesBit) != 0;
+  bool has_expiry;
+  DecodeTypeByte(static_cast<uint8_t>(p[12]), out, &has_expiry);
   out->key = std::string_view(p + kRecordHeaderBytes, klen);
-  out->value = std::string_view(p + kRecordHeaderBytes + klen, total - kRecordHeaderBytes - klen);
+  std::string_view value(p + kRecordHeaderBytes + klen, total - kRecordHeaderBytes - klen);
+  out->expires_ms = 0;
+  if (has_expiry) {
+    out->expires_ms = DecodeFixed64(value.data());
+    if (out->expires_ms == 0) return Status::Corruption("expiry of 0");
+    value.remove_prefix(kExpiryBytes);
+  }
+  out->value = value;
   *consumed = total;
   return Status::OK();
 }

@@ -8,7 +8,8 @@
 //   4       8     lsn     log sequence number, >= 1, strictly increasing per shard
 //   12      1     type    1 = put, 2 = delete (a tombstone), 3 = gap; bit 0x80
 //                         set on a put or delete: "group continues" (see
-//                         Atomic groups below)
+//                         Atomic groups below); bit 0x40 set on a put: the
+//                         value begins with an expiry (see Expiry below)
 //   13      4     klen    key length, 1 .. 65536 (0 for a gap)
 //   17      4     vlen    value length, 0 .. 2^32 - 1 (0 for a delete, 16 for a gap)
 //   21      klen  key
@@ -38,6 +39,15 @@
 // alone, needs no care). Records without the bit, i.e. every record written
 // before groups existed, are groups of one: the format change is one bit
 // that older logs never set.
+//
+// Expiry. A put whose key expires (PUT ?ttl=) has bit 0x40 of its type set,
+// and its stored value is the expiry time, u64 milliseconds since the Unix
+// epoch, followed by the user's value (so vlen counts those 8 bytes too).
+// Which clock decides that the time has come is the store owner's business
+// (the shard's primary, storage/store.h); the record only carries the time,
+// so a restart and a replica know it. Records without the bit never expire:
+// every record written before expiry existed reads as before, and the
+// format needs no version.
 //
 // Segment files. A shard's directory holds:
 //   LOCK               flock(2)ed by the one Store that has the directory open
@@ -75,6 +85,9 @@ inline constexpr size_t kMaxKeyBytes = 64 * 1024;
 inline constexpr uint64_t kMaxValueBytes = 0xFFFFFFFFull;
 
 inline constexpr uint8_t kGroupContinuesBit = 0x80;
+inline constexpr uint8_t kExpiresBit = 0x40;
+inline constexpr uint8_t kTypeMask = 0x3F;
+inline constexpr size_t kExpiryBytes = 8;
 
 // A decoded record. key and value point into the buffer it was decoded from.
 struct Record {
@@ -83,10 +96,20 @@ struct Record {
   std::string_view key;
   std::string_view value;
   bool group_continues = false;  // another record of its atomic group follows
+  // A put's expiry (Unix ms; 0: none). value is the user's value, without the
+  // expiry field that precedes it on disk.
+  uint64_t expires_ms = 0;
 };
 
 inline constexpr uint64_t EncodedRecordSize(size_t key_bytes, uint64_t value_bytes) {
   return kRecordHeaderBytes + key_bytes + value_bytes;
+}
+// The bytes the value field takes on disk (vlen): the value and its expiry.
+inline constexpr uint64_t StoredValueBytes(uint64_t value_bytes, uint64_t expires_ms) {
+  return value_bytes + (expires_ms != 0 ? kExpiryBytes : 0);
+}
+inline uint64_t EncodedRecordSize(const Record& r) {
+  return EncodedRecordSize(r.key.size(), StoredValueBytes(r.value.size(), r.expires_ms));
 }
 
 // Appends the encoding of r to *out. The caller has checked the limits above.
@@ -95,6 +118,10 @@ void EncodeRecord(const Record& r, std::string* out);
 // The value of a gap record, and its fields.
 std::string EncodeGapValue(uint64_t prev_lsn, uint64_t history_id);
 void DecodeGapValue(std::string_view value, uint64_t* prev_lsn, uint64_t* history_id);
+
+// Sets rec's type, group_continues and whether an expiry follows from the
+// type byte (offset 12) of an encoded record.
+void DecodeTypeByte(uint8_t byte, Record* rec, bool* has_expiry);
 
 // Checks the header at the start of buf (at least kRecordHeaderBytes) without
 // the CRC. OK with *total the record's encoded size, or Corruption.

@@ -59,7 +59,7 @@ Status SegmentReader::Next(Record* rec, std::string_view* raw, uint64_t* rec_off
         *raw = avail.substr(0, consumed);
         *rec_offset = offset();
         pos_ += consumed;
-        value_bytes_ = rec->value.size();
+        value_bytes_ = consumed - kRecordHeaderBytes - rec->key.size();  // expiry included
         record_bytes_ = consumed;
         return s;
       }
@@ -82,7 +82,10 @@ Status SegmentReader::NextStreamed(uint64_t total, Record* rec, std::string_view
   const uint64_t start = offset();
   std::string_view avail(buf_.data() + pos_, buf_.size() - pos_);
   const uint32_t klen = DecodeFixed32(avail.data() + 13);
-  const size_t head = kRecordHeaderBytes + klen;
+  bool has_expiry;
+  DecodeTypeByte(static_cast<uint8_t>(avail[12]), rec, &has_expiry);
+  // The head kept is the header, the key and the expiry, if any.
+  const size_t head = kRecordHeaderBytes + klen + (has_expiry ? kExpiryBytes : 0);
   if (avail.size() < head) {
     Status s = Fill(head);
     if (!s.ok()) return s;
@@ -104,12 +107,13 @@ Status SegmentReader::NextStreamed(uint64_t total, Record* rec, std::string_view
   if (crc != DecodeFixed32(avail.data())) return Status::Corruption("CRC mismatch");
   head_.assign(avail.data(), head);  // the buffer is dropped below
   rec->lsn = DecodeFixed64(head_.data() + 4);
-  rec->type = static_cast<RecordType>(head_[12]);
   rec->key = std::string_view(head_).substr(kRecordHeaderBytes, klen);
   rec->value = std::string_view();
+  rec->expires_ms = has_expiry ? DecodeFixed64(head_.data() + kRecordHeaderBytes + klen) : 0;
+  if (has_expiry && rec->expires_ms == 0) return Status::Corruption("expiry of 0");
   *raw = head_;
   *rec_offset = start;
-  value_bytes_ = total - head;
+  value_bytes_ = total - kRecordHeaderBytes - klen;  // the stored value: expiry included
   record_bytes_ = total;
   // Skip the record: drop the buffer and continue after it.
   buf_.clear();

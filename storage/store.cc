@@ -112,8 +112,9 @@ Status StoreImpl::CheckWritable() const { return read_only_; }
 // --- staging ----------------------------------------------------------------
 
 Status StoreImpl::Stage(uint64_t lsn, RecordType type, std::string_view key, std::string_view value,
-                        bool group_continues, uint64_t group_bytes) {
-  const uint64_t size = EncodedRecordSize(key.size(), value.size());
+                        bool group_continues, uint64_t group_bytes, uint64_t expires_ms) {
+  const uint64_t stored_value = StoredValueBytes(value.size(), expires_ms);
+  const uint64_t size = EncodedRecordSize(key.size(), stored_value);
   Segment* seg = Active();
   // A group's later records never seal: the group stays in one segment.
   const uint64_t needed = group_bytes ? group_bytes : size;
@@ -141,6 +142,7 @@ Status StoreImpl::Stage(uint64_t lsn, RecordType type, std::string_view key, std
   rec.group_continues = group_continues;
   rec.key = key;
   rec.value = value;
+  rec.expires_ms = expires_ms;
   EncodeRecord(rec, chunk.bytes.get());
   staged_group_open_ = group_continues;
   chunk.last_lsn = lsn;
@@ -149,7 +151,7 @@ Status StoreImpl::Stage(uint64_t lsn, RecordType type, std::string_view key, std
   e.lsn = lsn;
   e.offset = seg->end;
   e.segment = seg->id;
-  e.value_len = static_cast<uint32_t>(value.size());
+  e.value_len = static_cast<uint32_t>(stored_value);
   seg->end += size;
   total_bytes_ += size;
 
@@ -160,6 +162,10 @@ Status StoreImpl::Stage(uint64_t lsn, RecordType type, std::string_view key, std
     seg->live += size;
   } else if (type == RecordType::kDelete) {
     u.had_old = index_.Erase(key, &u.old);
+  }
+  if (type != RecordType::kGap) {
+    u.old_expires = expiry_.Get(key);
+    expiry_.Set(key, expires_ms);
   }
   if (u.had_old) {
     live_bytes_ -= RecordBytes(key, u.old);
@@ -184,7 +190,8 @@ Status StoreImpl::StageGapIfNeeded() {
   return s;
 }
 
-Status StoreImpl::Put(std::string_view key, std::string_view value, uint64_t* lsn) {
+Status StoreImpl::Put(std::string_view key, std::string_view value, uint64_t* lsn,
+                      uint64_t expires_ms) {
   Status s = CheckKey(key);
   if (s.ok()) s = CheckValue(value);
   if (s.ok()) s = CheckWritable();
@@ -193,7 +200,7 @@ Status StoreImpl::Put(std::string_view key, std::string_view value, uint64_t* ls
     s = Status::Busy("no LSN reserved yet; retry when the batch in flight completes");
   }
   if (!s.ok()) return s;
-  s = Stage(last_lsn_ + 1, RecordType::kPut, key, value);
+  s = Stage(last_lsn_ + 1, RecordType::kPut, key, value, false, 0, expires_ms);
   if (s.ok() && lsn) *lsn = last_lsn_;
   return s;
 }
@@ -281,7 +288,10 @@ Status StoreImpl::Apply(const Record& r) {
                                                    : "must increase)"));
   }
   if (!s.ok()) return s;
-  return Stage(r.lsn, r.type, r.key, r.value, r.group_continues);
+  if (r.type == RecordType::kDelete && r.expires_ms != 0) {
+    return Status::InvalidArgument("delete with an expiry");
+  }
+  return Stage(r.lsn, r.type, r.key, r.value, r.group_continues, 0, r.expires_ms);
 }
 
 // --- histories ------------------------------------------------------------------
@@ -619,11 +629,12 @@ void StoreImpl::Rollback(Pending* p, size_t keep) {
     const Undo& u = p->undo[i];
     if (r.type == RecordType::kGap) continue;
     if (r.type == RecordType::kPut) {
-      const uint64_t size = EncodedRecordSize(r.key.size(), r.value.size());
+      const uint64_t size = EncodedRecordSize(r);
       live_bytes_ -= size;
       SubLive(record_segment[i], size);
       if (!u.had_old) index_.Erase(r.key);
     }
+    expiry_.Set(r.key, u.old_expires);
     if (u.had_old) {
       // The displaced record may have been moved by a compaction since.
       const IndexEntry old = Relocate(r.key, u.old);
@@ -651,12 +662,12 @@ Status StoreImpl::Flush() {
 // A read takes the whole record in one pread and checks its CRC, key and
 // LSN: damage on disk becomes an error naming the file and offset, never
 // wrong bytes. The record is read into *value and its head cut off.
-Status StoreImpl::ReadValue(std::string_view key, const IndexEntry& e, std::string* value) const {
+Status StoreImpl::ReadValue(std::string_view key, const IndexEntry& e, std::string* value,
+                            uint64_t* expires_ms) const {
   const Segment* seg = FindSegment(e.segment);
   if (!seg) {
     return Status::Corruption("index points at missing segment " + std::to_string(e.segment));
   }
-  const size_t head = kRecordHeaderBytes + key.size();
   if (e.offset < seg->written) {
     const uint64_t total = EncodedRecordSize(key.size(), e.value_len);
     value->resize(total);
@@ -675,15 +686,20 @@ Status StoreImpl::ReadValue(std::string_view key, const IndexEntry& e, std::stri
                                 std::to_string(key.size()) + " bytes, LSN " +
                                 std::to_string(e.lsn) + "): " + std::string(s.message()));
     }
-    value->erase(0, head);
+    if (expires_ms) *expires_ms = r.expires_ms;
+    value->erase(0, total - r.value.size());  // the header, key and expiry
     return Status::OK();
   }
   // Not on file yet: the record is in the batch in flight or still staged.
-  const uint64_t value_off = e.offset + head;
   for (const Pending* p : {&inflight_, &staged_}) {
     for (const Chunk& c : p->chunks) {
       if (c.segment == e.segment && e.offset >= c.offset && e.offset < c.offset + c.bytes->size()) {
-        value->assign(c.bytes->data() + (value_off - c.offset), e.value_len);
+        Record r;
+        size_t n;
+        Status s = DecodeRecord(std::string_view(*c.bytes).substr(e.offset - c.offset), &r, &n);
+        if (!s.ok()) return s;  // we encoded these bytes ourselves
+        value->assign(r.value);
+        if (expires_ms) *expires_ms = r.expires_ms;
         return Status::OK();
       }
     }
@@ -691,17 +707,31 @@ Status StoreImpl::ReadValue(std::string_view key, const IndexEntry& e, std::stri
   return Status::Corruption("index points past the log in segment " + seg->path);
 }
 
-Status StoreImpl::Get(std::string_view key, std::string* value, uint64_t* lsn) {
+bool StoreImpl::Expired(std::string_view key) const {
+  if (expiry_.size() == 0 || !clock_) return false;
+  const uint64_t expires = expiry_.Get(key);
+  if (expires == 0) return false;
+  const uint64_t now = clock_();
+  return now != 0 && expires <= now;
+}
+
+void StoreImpl::ExpiredKeys(size_t max, std::vector<std::string>* keys) const {
+  const uint64_t now = clock_ ? clock_() : 0;
+  if (now != 0) expiry_.Due(now, max, keys);
+}
+
+Status StoreImpl::Get(std::string_view key, std::string* value, uint64_t* lsn,
+                      uint64_t* expires_ms) {
   IndexEntry e;
-  if (!index_.Find(key, &e)) return Status::NotFound();
-  Status s = ReadValue(key, e, value);
+  if (!index_.Find(key, &e) || Expired(key)) return Status::NotFound();
+  Status s = ReadValue(key, e, value, expires_ms);
   if (s.ok() && lsn) *lsn = e.lsn;
   return s;
 }
 
 Status StoreImpl::Lookup(std::string_view key, uint64_t* lsn) {
   IndexEntry e;
-  if (!index_.Find(key, &e)) return Status::NotFound();
+  if (!index_.Find(key, &e) || Expired(key)) return Status::NotFound();
   *lsn = e.lsn;
   return Status::OK();
 }
@@ -721,9 +751,10 @@ Status StoreImpl::ForEach(
 Status StoreImpl::Scan(const ScanOptions& options, ScanResult* result) {
   ScanPage page;
   std::function<bool(std::string_view)> match;
-  if (!options.prefix.empty() || options.keep) {
-    match = [&options](std::string_view key) {
-      return key.starts_with(options.prefix) && (!options.keep || options.keep(key));
+  if (!options.prefix.empty() || options.keep || expiry_.size() > 0) {
+    match = [&](std::string_view key) {
+      return key.starts_with(options.prefix) && (!options.keep || options.keep(key)) &&
+             !Expired(key);
     };
   }
   index_.Scan(options.cursor, options.limit, options.max_slots, match, &page);
@@ -776,6 +807,7 @@ StoreStats StoreImpl::Stats() const {
   st.high_water_lsn = persisted_hw_;
   st.history_id = history_id();
   st.read_only = !read_only_.ok();
+  st.keys_with_ttl = expiry_.size();
   return st;
 }
 

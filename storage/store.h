@@ -142,6 +142,7 @@ struct StoreStats {
   uint64_t hint_files = 0;          // segments with a hint file
   uint64_t tombstone_horizon = 0;   // highest LSN of a dropped tombstone
   bool compacting = false;          // a compaction runs or repoints the index
+  uint64_t keys_with_ttl = 0;       // keys that have an expiry
 };
 
 // A cursor scan (Store::Scan). Keys come in the order of their XXH3 hash;
@@ -227,13 +228,18 @@ class Store {
   virtual ~Store() = default;
 
   // Value and LSN of the live record of key; NotFound if absent or deleted.
-  virtual Status Get(std::string_view key, std::string* value, uint64_t* lsn = nullptr) = 0;
+  // *expires_ms (if given) receives the key's expiry, 0 if it has none.
+  virtual Status Get(std::string_view key, std::string* value, uint64_t* lsn = nullptr,
+                     uint64_t* expires_ms = nullptr) = 0;
   // LSN of key's live record without reading the value (for conditional writes).
   virtual Status Lookup(std::string_view key, uint64_t* lsn) = 0;
 
   // Stage a put; *lsn receives its LSN. InvalidArgument for an empty key or
   // one longer than 64 KiB, or a value above 4 GiB - 1.
-  virtual Status Put(std::string_view key, std::string_view value, uint64_t* lsn) = 0;
+  // With expires_ms (Unix ms) the key expires then (see SetExpiryClock);
+  // 0 means never, and a put without one removes an earlier expiry.
+  virtual Status Put(std::string_view key, std::string_view value, uint64_t* lsn,
+                     uint64_t expires_ms = 0) = 0;
   // Stage puts that survive a crash all or none (an atomic group, see
   // record_format.h); lsns[i] receives the LSN of pairs[i]. The records go to
   // one segment, the group's batch is one write. Limits as for Put.
@@ -273,6 +279,20 @@ class Store {
 
   // One page of a cursor scan over the live keys (see ScanOptions).
   virtual Status Scan(const ScanOptions& options, ScanResult* result) = 0;
+
+  // Expiry. The store keeps each key's expiry (from its record) but does not
+  // own a clock: now_ms() says what time it is, and a key whose expiry is at
+  // or before it reads as absent (Get, Lookup, Scan) although its record is
+  // still there; it goes for good when its owner Removes it (a tombstone).
+  // now_ms() returning 0 — or no clock, the default — expires nothing: a
+  // replica leaves expiry to its primary, whose tombstones it receives.
+  // ForEach sees every key, expired or not.
+  virtual void SetExpiryClock(std::function<uint64_t()> now_ms) = 0;
+  // Up to max keys that have expired by the clock, soonest first, for the
+  // owner to Remove.
+  virtual void ExpiredKeys(size_t max, std::vector<std::string>* keys) const = 0;
+  // The key's expiry (Unix ms), 0 if it has none; expired or not.
+  virtual uint64_t ExpiryOf(std::string_view key) const = 0;
 
   // A cursor over the durable log after after_lsn, in LSN order. Where a
   // compaction has run, the log holds only the live records of the compacted

@@ -29,11 +29,13 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "storage/expiry_table.h"
 #include "storage/io.h"
 #include "storage/key_index.h"
 #include "storage/manifest.h"
@@ -72,9 +74,11 @@ class StoreImpl final : public Store {
   // Lock, scan, recover. Called once by Store::Open.
   Status Init();
 
-  Status Get(std::string_view key, std::string* value, uint64_t* lsn) override;
+  Status Get(std::string_view key, std::string* value, uint64_t* lsn,
+             uint64_t* expires_ms) override;
   Status Lookup(std::string_view key, uint64_t* lsn) override;
-  Status Put(std::string_view key, std::string_view value, uint64_t* lsn) override;
+  Status Put(std::string_view key, std::string_view value, uint64_t* lsn,
+             uint64_t expires_ms) override;
   Status Remove(std::string_view key, uint64_t* lsn) override;
   Status PutAtomic(const std::vector<std::pair<std::string_view, std::string_view>>& pairs,
                    std::vector<uint64_t>* lsns) override;
@@ -88,6 +92,9 @@ class StoreImpl final : public Store {
   Status ForEach(
       const std::function<void(std::string_view, std::string_view, uint64_t)>& fn) override;
   Status Scan(const ScanOptions& options, ScanResult* result) override;
+  void SetExpiryClock(std::function<uint64_t()> now_ms) override { clock_ = std::move(now_ms); }
+  void ExpiredKeys(size_t max, std::vector<std::string>* keys) const override;
+  uint64_t ExpiryOf(std::string_view key) const override { return expiry_.Get(key); }
   Status NewLogCursor(uint64_t after_lsn, std::unique_ptr<LogCursor>* cursor) override;
   Status NewSnapshot(const std::function<bool(std::string_view key)>& filter,
                      std::unique_ptr<SnapshotCursor>* cursor) override;
@@ -133,7 +140,8 @@ class StoreImpl final : public Store {
   };
   struct Undo {
     bool had_old;
-    IndexEntry old;  // the entry the record displaced, if had_old
+    IndexEntry old;            // the entry the record displaced, if had_old
+    uint64_t old_expires = 0;  // the key's expiry before the record
   };
   struct Pending {
     std::vector<Chunk> chunks;
@@ -158,7 +166,8 @@ class StoreImpl final : public Store {
   Status ScanSegment(Segment* seg, bool newest, ScanState* st);
   // Recovery from a segment's hint file; NotFound/Corruption: scan instead.
   Status LoadHints(Segment* seg, uint64_t file_size, ScanState* st);
-  void RecoverRecord(Segment* seg, std::string_view key, const IndexEntry& e, ScanState* st);
+  void RecoverRecord(Segment* seg, std::string_view key, const IndexEntry& e, uint64_t expires_ms,
+                     ScanState* st);
   // Index maintenance shared by staging, rollback and recovery: moves the
   // live-byte count of a key's record from one segment to another.
   void AddLive(uint32_t segment, uint64_t bytes);
@@ -177,7 +186,9 @@ class StoreImpl final : public Store {
   // (0 when it is not a group's first record): the segment is sealed first
   // unless the whole group fits.
   Status Stage(uint64_t lsn, RecordType type, std::string_view key, std::string_view value,
-               bool group_continues = false, uint64_t group_bytes = 0);
+               bool group_continues = false, uint64_t group_bytes = 0, uint64_t expires_ms = 0);
+  // True if key has an expiry the clock says has come.
+  bool Expired(std::string_view key) const;
   Status StageGapIfNeeded();
   // Undoes the index changes of p's records from the keep-th on.
   void Rollback(Pending* p, size_t keep);
@@ -186,7 +197,8 @@ class StoreImpl final : public Store {
   void AdoptFile(const BatchFile& f);
   void ForgetUncreatedSegments();
   void RecountTotal();  // ends back to written, total_bytes_ from them
-  Status ReadValue(std::string_view key, const IndexEntry& e, std::string* value) const;
+  Status ReadValue(std::string_view key, const IndexEntry& e, std::string* value,
+                   uint64_t* expires_ms = nullptr) const;
   void Log(const std::string& line) const;
   void CloseCleanly();
 
@@ -197,6 +209,8 @@ class StoreImpl final : public Store {
   bool opened_ = false;  // Init() succeeded
   std::vector<Segment> segments_;
   KeyIndex index_;
+  ExpiryTable expiry_;               // the keys that have an expiry
+  std::function<uint64_t()> clock_;  // SetExpiryClock
   Pending staged_;
   Pending inflight_;
   bool in_flight_ = false;

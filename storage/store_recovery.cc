@@ -386,13 +386,14 @@ Status StoreImpl::CheckDense(const Segment& seg, uint64_t offset, const Record& 
 
 // Applies one record found by recovery (from a hint or a scan) to the index.
 void StoreImpl::RecoverRecord(Segment* seg, std::string_view key, const IndexEntry& e,
-                              ScanState* st) {
+                              uint64_t expires_ms, ScanState* st) {
   if (seg->first_lsn == 0 || e.lsn < seg->first_lsn) seg->first_lsn = e.lsn;
   seg->last_lsn = std::max(seg->last_lsn, e.lsn);
   st->max_lsn = std::max(st->max_lsn, e.lsn);
   bool replaced;
   IndexEntry old;
   if (index_.PutIfNewer(key, e, &replaced, &old)) {
+    expiry_.Set(key, expires_ms);  // the newest record's expiry (none for a tombstone)
     if (replaced) {
       if (old.deleted) {
         tombstones_--;
@@ -442,7 +443,7 @@ Status StoreImpl::LoadHints(Segment* seg, uint64_t file_size, ScanState* st) {
     e.segment = seg->id;
     e.value_len = h.value_len;
     e.deleted = h.tombstone;
-    RecoverRecord(seg, h.key, e, st);
+    RecoverRecord(seg, h.key, e, h.expires_ms, st);
   });
 }
 
@@ -471,6 +472,7 @@ Status StoreImpl::ScanSegment(Segment* seg, bool newest, ScanState* st) {
   struct Held {
     std::string key;
     IndexEntry e;
+    uint64_t expires_ms;
   };
   std::vector<Held> group;
   uint64_t group_start = 0;
@@ -495,13 +497,13 @@ Status StoreImpl::ScanSegment(Segment* seg, bool newest, ScanState* st) {
     e.deleted = rec.type == RecordType::kDelete;
     if (rec.group_continues || !group.empty()) {
       if (group.empty()) group_start = off;
-      group.push_back(Held{std::string(rec.key), e});
+      group.push_back(Held{std::string(rec.key), e, rec.expires_ms});
       if (rec.group_continues) continue;
-      for (const Held& h : group) RecoverRecord(seg, h.key, h.e, st);
+      for (const Held& h : group) RecoverRecord(seg, h.key, h.e, h.expires_ms, st);
       group.clear();
       continue;
     }
-    RecoverRecord(seg, rec.key, e, st);
+    RecoverRecord(seg, rec.key, e, rec.expires_ms, st);
   }
   const uint64_t stop = reader.offset();
   uint64_t good = stop;
@@ -515,8 +517,9 @@ Status StoreImpl::ScanSegment(Segment* seg, bool newest, ScanState* st) {
       good = group_start;
       st->prev_lsn = prev_before_group;
     } else {
-      for (const Held& h : group)
-        RecoverRecord(seg, h.key, h.e, st);  // sealed: complete by construction
+      for (const Held& h : group) {
+        RecoverRecord(seg, h.key, h.e, h.expires_ms, st);  // sealed: complete by construction
+      }
     }
     group.clear();
   }

@@ -74,17 +74,38 @@ bool ParseConditions(const net::HttpRequest& r,
   for (const auto& [name, value] : params) {
     if (name == "read" && value == "replica") kv->read_replica = true;
     if (name == "ack" && value == "replica") kv->ack_replica = true;
-    if (name == "ttl") {
-      // Refused rather than ignored: the key would silently never expire.
-      *error = net::MakeErrorResponse(501, "not_implemented",
-                                      "keys with a TTL are not supported by this version");
+  }
+  // The TTL, from ?ttl= or X-Distkv-TTL (the same if both): whole seconds.
+  const std::string* ttl = nullptr;
+  for (const auto& [name, value] : params) {
+    if (name == "ttl") ttl = &value;
+  }
+  if (const std::string* h = r.header("X-Distkv-TTL")) {
+    if (ttl && *ttl != *h) {
+      *error = net::MakeErrorResponse(400, "bad_ttl",
+                                      "?ttl= and X-Distkv-TTL disagree; give the TTL once");
       return false;
     }
+    ttl = h;
   }
-  if (r.header("X-Distkv-TTL")) {
-    *error = net::MakeErrorResponse(501, "not_implemented",
-                                    "keys with a TTL are not supported by this version");
-    return false;
+  if (ttl) {
+    uint64_t v = 0;
+    bool ok = !ttl->empty() && ttl->size() <= 12;
+    for (char c : *ttl) {
+      ok = ok && c >= '0' && c <= '9';
+      if (ok) v = v * 10 + static_cast<uint64_t>(c - '0');
+    }
+    if (!ok || v > kMaxTtlSeconds) {
+      *error = net::MakeErrorResponse(
+          400, "bad_ttl",
+          "the TTL must be whole seconds from 0 (no expiry) to " + std::to_string(kMaxTtlSeconds));
+      return false;
+    }
+    if (kv->op != KvOp::kPut) {
+      *error = net::MakeErrorResponse(400, "bad_ttl", "only a PUT takes a TTL");
+      return false;
+    }
+    kv->ttl_s = v;
   }
   return true;
 }
@@ -200,10 +221,10 @@ bool ParseRequest(net::HttpRequest& r, const KeyLimits& limits, ParsedRequest* o
   } else if (path == "/get" || path == "/retrieve" || path == "/set" || path == "/store" ||
              path == "/delete") {
     out->endpoint = Endpoint::kKv;
-    const bool ok = path == "/get" || path == "/retrieve"
-                        ? CheckParams(params, {"key", "read"}, path, error)
-                    : path == "/delete" ? CheckParams(params, {"key", "ack"}, path, error)
-                                        : CheckParams(params, {"key", "value", "ack"}, path, error);
+    const bool ok =
+        path == "/get" || path == "/retrieve" ? CheckParams(params, {"key", "read"}, path, error)
+        : path == "/delete"                   ? CheckParams(params, {"key", "ack"}, path, error)
+                            : CheckParams(params, {"key", "value", "ack", "ttl"}, path, error);
     if (!ok) return false;
     const std::string* key = Param(params, "key");
     if (!key) {

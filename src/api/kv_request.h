@@ -50,7 +50,13 @@ struct KvRequest {
   std::vector<uint64_t> if_none_match;
   bool read_replica = false;  // ?read=replica: a forwarded read may go to a replica
   bool ack_replica = false;   // ?ack=replica: answer once a replica holds the write
+  // PUT ?ttl=S or X-Distkv-TTL: S — the key expires S seconds after the write
+  // (0: never; a PUT without one also clears an earlier TTL).
+  uint64_t ttl_s = 0;
 };
+
+// The largest TTL taken: about 100 years.
+inline constexpr uint64_t kMaxTtlSeconds = 100ull * 366 * 24 * 3600;
 
 struct ParsedRequest {
   Endpoint endpoint = Endpoint::kHealth;

@@ -5,7 +5,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <ctime>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -261,14 +260,9 @@ int CmdTtl(client::SyncClient& db, const Flags& f) {
   if (f.positional.size() != 1) return UsageError("ttl needs exactly one KEY");
   client::Response r = db.Get(f.positional[0]);
   if (!r.ok()) return Fail(r, f.json);
-  long long left = -1;
-  if (r.expires_ms >= 0) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    const long long wall_ms = ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-    left = (r.expires_ms - wall_ms + 999) / 1000;
-    if (left < 0) left = 0;
-  }
+  // Seconds left by the clock of the node that answered (not this
+  // machine's, which may be off).
+  const long long left = r.expires_ms >= 0 ? static_cast<long long>(r.ttl_seconds) : -1;
   if (f.json) {
     std::printf("{\"ttl\":%lld,\"expires_ms\":%lld}\n", left, static_cast<long long>(r.expires_ms));
   } else {

@@ -68,6 +68,7 @@ Response FromHttp(const std::string& node, net::HttpResponse& http) {
   r.node = node;
   r.etag = ParseEtagValue(http.header("ETag"));
   if (const std::string* e = http.header("X-Distkv-Expires")) r.expires_ms = std::atoll(e->c_str());
+  if (const std::string* t = http.header("X-Distkv-TTL")) r.ttl_seconds = std::atoll(t->c_str());
   if (const std::string* s = http.header("X-Distkv-Shard")) r.shard = *s;
   if (!r.ok()) {
     nlohmann::json j = nlohmann::json::parse(http.body, nullptr, false);

@@ -51,14 +51,15 @@ struct Options {
 
 // The answer to one request.
 struct Response {
-  int status = 0;           // HTTP status; 0 when no node could be reached
-  std::string error;        // the error code of a JSON error body, or the transport error
-  std::string message;      // what happened, for people
-  std::string body;         // the value of a GET; the raw body otherwise
-  uint64_t etag = 0;        // the record's LSN (ETag), when the answer has one
-  int64_t expires_ms = -1;  // X-Distkv-Expires (unix ms), -1 when the key does not expire
-  std::string node;         // host:port of the node that answered
-  std::string shard;        // X-Distkv-Shard
+  int status = 0;            // HTTP status; 0 when no node could be reached
+  std::string error;         // the error code of a JSON error body, or the transport error
+  std::string message;       // what happened, for people
+  std::string body;          // the value of a GET; the raw body otherwise
+  uint64_t etag = 0;         // the record's LSN (ETag), when the answer has one
+  int64_t expires_ms = -1;   // X-Distkv-Expires (unix ms), -1 when the key does not expire
+  int64_t ttl_seconds = -1;  // X-Distkv-TTL: seconds left by the server's clock, -1: none
+  std::string node;          // host:port of the node that answered
+  std::string shard;         // X-Distkv-Shard
   bool ok() const { return status >= 200 && status < 300; }
   bool not_found() const { return status == 404; }
 };

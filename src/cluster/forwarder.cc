@@ -6,8 +6,9 @@ namespace distkv {
 
 namespace {
 // Headers of the owner's answer that the client must see.
-constexpr std::string_view kPassedBack[] = {"ETag", "Content-Type", "X-Distkv-Shard", "Location",
-                                            "Allow"};
+constexpr std::string_view kPassedBack[] = {"ETag",        "Content-Type", "X-Distkv-Shard",
+                                            "Location",    "Allow",        "X-Distkv-Expires",
+                                            "X-Distkv-TTL"};
 
 bool IsPassedBack(std::string_view name) {
   for (std::string_view p : kPassedBack) {
@@ -97,7 +98,7 @@ void Forwarder::Forward(const net::HttpRequest& original, KvRequest& kv, const S
   out.target = "/kv/";
   net::AppendPercentEncoded(&out.target, kv.key);
   if (kv.ack_replica) out.target += "?ack=replica";
-  for (std::string_view name : {"If-Match", "If-None-Match"}) {
+  for (std::string_view name : {"If-Match", "If-None-Match", "X-Distkv-TTL"}) {
     if (const std::string* v = original.header(name))
       out.headers.push_back({std::string(name), *v});
   }

@@ -100,8 +100,10 @@ void Node::ImportApply(std::shared_ptr<std::string> body, size_t offset,
     }
     if (migration::InRange(imp.slots, SlotOf(rec.key)) && rec.type != storage::RecordType::kGap) {
       uint64_t lsn = 0;
-      s = rec.type == storage::RecordType::kPut ? store_->Put(rec.key, rec.value, &lsn)
-                                                : store_->Remove(rec.key, &lsn);
+      // A put keeps its expiry (snapshot and tail records carry it).
+      s = rec.type == storage::RecordType::kPut
+              ? store_->Put(rec.key, rec.value, &lsn, rec.expires_ms)
+              : store_->Remove(rec.key, &lsn);
       if (s.IsBusy() && staged) {
         resume(at);
         return;

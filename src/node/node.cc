@@ -105,6 +105,7 @@ bool Node::Start(std::string* error) {
   }
   pipeline_ = std::make_unique<CommitPipeline>(loop_, store_.get());
   StartCompactor();
+  AttachExpiryClock();
 
   // [tls]: this node's port is HTTPS, and it reaches its peers over TLS,
   // presenting its own certificate (which mutual TLS asks for).
@@ -167,6 +168,7 @@ bool Node::Start(std::string* error) {
                            std::to_string(store_->size()) + " keys, last LSN " +
                            std::to_string(store_->last_lsn()));
   StartMapPoll();
+  StartExpirer();
   StartCoordinator();
   StartMigrations();
   Logf(LogLevel::kInfo,
@@ -188,6 +190,7 @@ void Node::Shutdown(std::function<void()> done) {
   }
   StopMapPoll();
   EndMigrationTimers();
+  StopExpirer();
   if (coordinator_) coordinator_->Stop();
   // Streams never end by themselves: end them first so the server can drain.
   if (primary_) primary_->Stop();
@@ -424,7 +427,8 @@ void Node::HandleKv(net::HttpRequest& request, ParsedRequest& parsed, Role role,
 void Node::HandleLocalGet(const KvRequest& kv, net::Responder responder, uint64_t start_ns) {
   net::HttpResponse r;
   uint64_t lsn = 0;
-  storage::Status s = store_->Get(kv.key, &r.body, &lsn);
+  uint64_t expires_ms = 0;
+  storage::Status s = store_->Get(kv.key, &r.body, &lsn, &expires_ms);
   if (s.IsNotFound()) {
     r = net::MakeErrorResponse(404, "not_found", "no value for this key");
   } else if (!s.ok()) {
@@ -432,9 +436,10 @@ void Node::HandleLocalGet(const KvRequest& kv, net::Responder responder, uint64_
   } else {
     // The hottest path: a fresh response has no headers, so append them
     // without SetHeader's search, into room made once.
-    r.headers.reserve(2);
+    r.headers.reserve(4);
     r.headers.push_back(net::Header{"ETag", MakeEtag(lsn)});
     r.headers.push_back(net::Header{"Content-Type", "application/octet-stream"});
+    if (expires_ms != 0) AddExpiryHeaders(&r, expires_ms);
     if (kv.if_none_match_star ||
         (!kv.if_none_match.empty() && std::find(kv.if_none_match.begin(), kv.if_none_match.end(),
                                                 lsn) != kv.if_none_match.end())) {

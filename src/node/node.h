@@ -49,6 +49,7 @@ struct NodeOptions {
   std::string sync_journal;  // tests: record synced sizes here (storage/sync_journal_io.h)
   uint64_t slow_disk_bytes_per_s = 0;  // tests, benchmarks: a disk this slow (throttled_io.h)
   bool log_requests = false;
+  int64_t clock_skew_ms = 0;  // tests: this node's clock runs this far off (expiry)
 };
 
 // Shared by the status pages (status_pages.cc).
@@ -161,6 +162,15 @@ class Node {
   // Whether this primary may take or acknowledge a write now; else *why.
   bool WritesFenced(std::string* why) const;
 
+  // Keys with a TTL (expiry.cc).
+  uint64_t NowMs() const;  // the wall clock, Unix ms, with clock_skew_ms
+  void AttachExpiryClock();
+  void StartExpirer();
+  void StopExpirer();
+  void ExpireDue();
+  // X-Distkv-Expires (Unix ms) and X-Distkv-TTL (seconds left, rounded up).
+  void AddExpiryHeaders(net::HttpResponse* r, uint64_t expires_ms) const;
+
   const char* role_name() const { return is_replica_ ? "replica" : "primary"; }
 
   // Slot migration (migration.cc): the source's pause and streams, the
@@ -219,6 +229,8 @@ class Node {
   // acknowledged under another.
   uint64_t role_generation_ = 0;
   uv_timer_t* map_timer_ = nullptr;
+  uv_timer_t* expiry_timer_ = nullptr;
+  uint64_t expired_keys_ = 0;  // tombstones written for expired keys
   size_t map_poll_next_ = 0;
   struct FailoverCounters {
     uint64_t maps_adopted = 0;

@@ -50,6 +50,7 @@ void Node::InstallSnapshot(uint64_t lsn, ReplicationReplicaOptions::Installed do
         std::exit(1);
       }
       pipeline_ = std::make_unique<CommitPipeline>(loop_, store_.get());
+      AttachExpiryClock();
       StartCompactor();
       events_.Add("resync", "installed a snapshot as of LSN " + std::to_string(lsn) + ": " +
                                 std::to_string(store_->size()) + " keys (" +

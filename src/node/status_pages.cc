@@ -40,6 +40,8 @@ net::HttpResponse Node::StatsResponse() const {
   AppendJsonField(&b, "time_ms", events_.now_ms());
   AppendJsonField(&b, "fsync", storage::FsyncModeName(options_.config.fsync));
   AppendJsonField(&b, "keys", st.keys);
+  AppendJsonField(&b, "keys_with_ttl", st.keys_with_ttl);
+  AppendJsonField(&b, "expired_keys", expired_keys_);
   AppendJsonField(&b, "live_bytes", st.live_bytes);
   AppendJsonField(&b, "dead_bytes", st.dead_bytes);
   AppendJsonField(&b, "segments", st.segments);

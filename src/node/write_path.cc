@@ -113,8 +113,11 @@ void Node::HandleLocalWrite(KvRequest& kv, net::Responder responder, uint64_t st
     return;
   }
   uint64_t lsn = 0;
-  storage::Status s =
-      kv.op == KvOp::kPut ? store_->Put(kv.key, kv.value, &lsn) : store_->Remove(kv.key, &lsn);
+  // The primary turns a TTL into a time: the record carries it, so replicas
+  // and restarts agree on when the key expires.
+  const uint64_t expires_ms = kv.ttl_s ? NowMs() + kv.ttl_s * 1000 : 0;
+  storage::Status s = kv.op == KvOp::kPut ? store_->Put(kv.key, kv.value, &lsn, expires_ms)
+                                          : store_->Remove(kv.key, &lsn);
   if (!s.ok()) {
     Finish(responder, route, start_ns, StorageError(s));
     return;

@@ -146,8 +146,14 @@ TEST_CASE("distkv command line: get, put, del, scan, stats, cluster with exit co
   CHECK(RunCli(at + " del cli:a").exit_code == 0);
   CHECK(RunCli(at + " del cli:a").exit_code == 1);
   CHECK(RunCli(at + " get").exit_code == 2);
-  CHECK(RunCli(at + " put cli:t v --ttl 5").exit_code == 4);  // 501: not stored without its TTL
-  CHECK(RunCli(at + " get cli:t").exit_code == 1);
+  REQUIRE(RunCli(at + " put cli:t v --ttl 600").exit_code == 0);
+  CommandResult left = RunCli(at + " ttl cli:t");
+  CHECK(left.exit_code == 0);
+  CHECK(std::stoll(left.out) > 500);
+  CHECK(std::stoll(left.out) <= 600);
+  REQUIRE(RunCli(at + " put cli:t v").exit_code == 0);  // a plain put clears the TTL
+  CHECK(RunCli(at + " ttl cli:t").out == "-1\n");
+  CHECK(RunCli(at + " ttl cli:none").exit_code == 1);
   CommandResult ttl = RunCli(at + " ttl cli:b");
   CHECK(ttl.exit_code == 0);
   CHECK(ttl.out == "-1\n");

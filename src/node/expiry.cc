@@ -1,0 +1,90 @@
+// Keys with a TTL on the node: the clock that decides expiry, and the
+// expirer that turns expired keys into tombstones.
+//
+// Expiry is decided by the shard's primary alone. Its store reads an expired
+// key as absent from the moment its time passes (storage/store.h), and every
+// kExpireIntervalMs the primary writes a tombstone for each key that has
+// expired, as a DELETE would: the tombstone is replicated, so the replicas —
+// which never expire a key on their own clock (a replica's clock may be
+// wrong) — drop the key when it arrives, and a restart finds it deleted. A
+// replica therefore serves an expired key for at most one interval plus its
+// replication lag.
+#include <chrono>
+
+#include "net/uv_handle.h"
+#include "src/node/node.h"
+#include "src/obs/log.h"
+
+namespace distkv {
+
+namespace {
+constexpr uint64_t kExpireIntervalMs = 100;
+// Tombstones per tick: bounds the loop's time when many keys expire at once.
+constexpr size_t kExpireBatch = 1000;
+}  // namespace
+
+uint64_t Node::NowMs() const {
+  const auto now = std::chrono::system_clock::now().time_since_epoch();
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(now).count() +
+                               options_.clock_skew_ms);
+}
+
+void Node::AttachExpiryClock() {
+  // A replica's store expires nothing (a clock of 0): it waits for the
+  // primary's tombstones. The role is read at each call, so a promotion or
+  // a demotion takes effect at once.
+  store_->SetExpiryClock([this] { return is_replica_ ? 0 : NowMs(); });
+}
+
+void Node::AddExpiryHeaders(net::HttpResponse* r, uint64_t expires_ms) const {
+  const uint64_t now = NowMs();
+  const uint64_t left_ms = expires_ms > now ? expires_ms - now : 0;
+  r->headers.push_back(net::Header{"X-Distkv-Expires", std::to_string(expires_ms)});
+  r->headers.push_back(net::Header{"X-Distkv-TTL", std::to_string((left_ms + 999) / 1000)});
+}
+
+void Node::StartExpirer() {
+  expiry_timer_ = new uv_timer_t;
+  uv_timer_init(loop_, expiry_timer_);
+  expiry_timer_->data = this;
+  uv_timer_start(
+      expiry_timer_, [](uv_timer_t* t) { static_cast<Node*>(t->data)->ExpireDue(); },
+      kExpireIntervalMs, kExpireIntervalMs);
+}
+
+void Node::StopExpirer() {
+  if (!expiry_timer_) return;
+  net::CloseAndDelete(expiry_timer_);
+  expiry_timer_ = nullptr;
+}
+
+void Node::ExpireDue() {
+  if (is_replica_) return;
+  std::vector<std::string> keys;
+  store_->ExpiredKeys(kExpireBatch, &keys);
+  if (keys.empty()) return;
+  net::HttpResponse refusal;
+  if (!MayWrite(&refusal, "/kv")) return;  // fenced or read-only: the next tick retries
+  uint64_t last = 0;
+  for (const std::string& key : keys) {
+    // Slots paused for a migration's cutover take no writes: the key reads
+    // as absent meanwhile, and its owner after the cutover tombstones it.
+    if (net::HttpResponse paused; SlotPaused(SlotOf(key), &paused)) continue;
+    uint64_t lsn = 0;
+    storage::Status s = store_->Remove(key, &lsn);
+    if (s.ok()) {
+      last = lsn;
+      expired_keys_++;
+    } else if (!s.IsNotFound()) {
+      Logf(LogLevel::kWarn, "cannot write the tombstone of an expired key: %s",
+           s.ToString().c_str());
+      break;  // e.g. no LSN reserved yet: the next tick retries
+    }
+  }
+  // Nobody waits for these tombstones, but the pipeline writes what it is
+  // asked to wait for; a failed batch restores the keys' expiry and the next
+  // tick tries again.
+  if (last != 0) pipeline_->WhenDurable(last, [](const storage::Status&) {});
+}
+
+}  // namespace distkv
