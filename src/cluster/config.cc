@@ -35,7 +35,8 @@ struct SectionKeys {
 const SectionKeys kKnownKeys[] = {
     {"cluster", {"routing", "forward_timeout_ms", "connect_timeout_ms", "forward_max_connections"}},
     {"storage",
-     {"fsync", "segment_bytes", "compact_dead_ratio", "compact_min_bytes", "replica_keep_records"}},
+     {"fsync", "reads", "segment_bytes", "compact_dead_ratio", "compact_min_bytes",
+      "replica_keep_records"}},
     {"limits", {"max_key_bytes", "max_value_bytes"}},
     {"server",
      {"max_connections", "header_timeout_ms", "idle_timeout_ms", "max_url_bytes",
@@ -434,6 +435,14 @@ void ParseRoot(const std::string& source, const toml::value& root, ClusterConfig
         !storage::ParseFsyncMode(fsync, &config->fsync)) {
       Fail(source, s.at("fsync"), "storage.fsync",
            "\"" + fsync + "\" is not one of \"always\", \"everysec\", \"never\"");
+    }
+    std::string reads;
+    if (Optional(source, s, "storage", "reads", &reads)) {
+      if (reads != "durable" && reads != "latest") {
+        Fail(source, s.at("reads"), "storage.reads",
+             "\"" + reads + "\" is not one of \"durable\", \"latest\"");
+      }
+      config->reads_latest = reads == "latest";
     }
     config->segment_bytes = OptionalCount(source, s, "storage", "segment_bytes",
                                           config->segment_bytes, 4096, storage::kMaxIndexOffset);

@@ -46,6 +46,10 @@ struct ClusterConfig {
   size_t forward_max_connections = 64;
 
   storage::FsyncMode fsync = storage::FsyncMode::kAlways;
+  // reads = "durable" (default): a primary's GET never answers a write whose
+  // batch is not yet durable (it waits for it); "latest": it answers what is
+  // staged at once, which a crash may then take back.
+  bool reads_latest = false;
   uint64_t segment_bytes = 64ull << 20;
   // Automatic compaction: when the dead bytes of sealed segments pass this
   // share of them (0 turns it off) and compact_min_bytes.

@@ -424,16 +424,48 @@ void Node::HandleKv(net::HttpRequest& request, ParsedRequest& parsed, Role role,
   HandleLocalWrite(kv, std::move(responder), start_ns);
 }
 
+// A primary's read answers only what a crash cannot take back. Reads see
+// staged records at once, so a value (or an absence) that may rest on a
+// record whose batch is not yet durable waits for that batch: otherwise one
+// client could read a write that a crash then loses, and a later read go back
+// in time. An absence may rest on a staged delete, which the index no longer
+// shows, so it waits for everything staged. When the batch fails, the read is
+// made again on what the store kept. A replica needs no wait: it holds only
+// what its primary made durable. [storage] reads = "latest" turns this off.
 void Node::HandleLocalGet(const KvRequest& kv, net::Responder responder, uint64_t start_ns) {
-  net::HttpResponse r;
+  std::string value;
   uint64_t lsn = 0;
   uint64_t expires_ms = 0;
-  storage::Status s = store_->Get(kv.key, &r.body, &lsn, &expires_ms);
+  storage::Status s = store_->Get(kv.key, &value, &lsn, &expires_ms);
+  const uint64_t rests_on = s.ok() ? lsn : store_->last_lsn();
+  if (is_replica_ || options_.config.reads_latest || !(s.ok() || s.IsNotFound()) ||
+      rests_on <= store_->durable_lsn()) {
+    AnswerGet(kv, std::move(responder), start_ns, s, std::move(value), lsn, expires_ms);
+    return;
+  }
+  pipeline_->WhenReadable(rests_on, [this, kv, responder, start_ns, s, value = std::move(value),
+                                     lsn, expires_ms](const storage::Status& durable) mutable {
+    if (durable.ok()) {
+      AnswerGet(kv, std::move(responder), start_ns, s, std::move(value), lsn, expires_ms);
+      return;
+    }
+    std::string now;
+    uint64_t now_lsn = 0, now_expires_ms = 0;
+    const storage::Status again = store_->Get(kv.key, &now, &now_lsn, &now_expires_ms);
+    AnswerGet(kv, std::move(responder), start_ns, again, std::move(now), now_lsn, now_expires_ms);
+  });
+}
+
+void Node::AnswerGet(const KvRequest& kv, net::Responder responder, uint64_t start_ns,
+                     const storage::Status& s, std::string&& value, uint64_t lsn,
+                     uint64_t expires_ms) {
+  net::HttpResponse r;
   if (s.IsNotFound()) {
     r = net::MakeErrorResponse(404, "not_found", "no value for this key");
   } else if (!s.ok()) {
     r = StorageError(s);
   } else {
+    r.body = std::move(value);
     // The hottest path: a fresh response has no headers, so append them
     // without SetHeader's search, into room made once.
     r.headers.reserve(4);

@@ -84,6 +84,8 @@ class Node {
   void HandleKv(net::HttpRequest& request, ParsedRequest& parsed, Role role,
                 net::Responder responder, uint64_t start_ns);
   void HandleLocalGet(const KvRequest& kv, net::Responder responder, uint64_t start_ns);
+  void AnswerGet(const KvRequest& kv, net::Responder responder, uint64_t start_ns,
+                 const storage::Status& s, std::string&& value, uint64_t lsn, uint64_t expires_ms);
   // The write path: staged -> durable -> replica acks -> answer (write_path.cc).
   struct LocalWrite;
   void HandleLocalWrite(KvRequest& kv, net::Responder responder, uint64_t start_ns);

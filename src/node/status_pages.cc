@@ -69,6 +69,7 @@ net::HttpResponse Node::StatsResponse() const {
   AppendJsonField(&b, "lingered", pc.lingered);
   AppendJsonField(&b, "linger_timeouts", pc.linger_timeouts);
   AppendJsonField(&b, "linger_us", pc.linger_us);
+  AppendJsonField(&b, "reads_held", pc.reads_held);
   AppendJsonField(&b, "syncs", st.syncs);
   AppendJsonField(&b, "waiting", pipeline_->waiting(), false);
   b += "},\"connections\":{";
@@ -143,6 +144,9 @@ net::HttpResponse Node::MetricsResponse() const {
                    "Batches held back to gather the writers a slow batch answered.", pc.lingered);
   AppendPromMetric(&b, "distkv_fsync_linger_microseconds_total", "counter",
                    "Time batches were held back to gather writers.", pc.linger_us);
+  AppendPromMetric(&b, "distkv_reads_held_total", "counter",
+                   "Reads that waited for the batch holding what they read to be durable.",
+                   pc.reads_held);
   AppendPromMetric(&b, "distkv_fsyncs_total", "counter", "fdatasync calls.", st.syncs);
   AppendPromMetric(&b, "distkv_connections", "gauge", "Open client connections.",
                    server_->counters().connections_current);

@@ -65,6 +65,18 @@ void CommitPipeline::WhenDurable(uint64_t lsn, Done done) {
   MaybeStartBatch(false);
 }
 
+void CommitPipeline::WhenReadable(uint64_t lsn, Done done) {
+  if (lsn <= store_->durable_lsn() || (!in_flight_ && !store_->HasStaged())) {
+    done(storage::Status::OK());
+    return;
+  }
+  counters_.reads_held++;
+  auto at = std::upper_bound(readers_.begin(), readers_.end(), lsn,
+                             [](uint64_t l, const Waiter& w) { return l < w.lsn; });
+  readers_.insert(at, Waiter{lsn, std::move(done)});
+  MaybeStartBatch(false);
+}
+
 bool CommitPipeline::Linger() {
   // With nothing in flight, waiters_ holds exactly the staged writes' waiters.
   if (drained_ || linger_expired_ || !store_->HasStaged() || waiters_.size() >= expected_writers_) {
@@ -140,6 +152,10 @@ void CommitPipeline::OnBatchDone(Job* job) {
       ready.push_back(std::move(waiters_.front().done));
       waiters_.pop_front();
     }
+    while (!readers_.empty() && readers_.front().lsn <= last) {
+      ready.push_back(std::move(readers_.front().done));
+      readers_.pop_front();
+    }
     // Start the next batch before answering, so the disk works on it while
     // the loop writes the answers. (Only with something staged: with nothing
     // left, a Drain must not complete before these answers are sent.)
@@ -158,7 +174,10 @@ void CommitPipeline::OnBatchDone(Job* job) {
          status.ToString().c_str());
     std::deque<Waiter> failed;
     failed.swap(waiters_);
+    std::deque<Waiter> readers;
+    readers.swap(readers_);
     for (auto& w : failed) w.done(w.lsn <= kept ? told : status);
+    for (auto& r : readers) r.done(status);
     if (told.ok() && listener_ && kept > 0) listener_(store_->durable_lsn());
   }
   MaybeStartBatch(false);

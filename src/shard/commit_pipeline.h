@@ -64,6 +64,14 @@ class CommitPipeline {
   // undid it. Starts a batch if none is in flight (or gathers writers first,
   // as described above).
   void WhenDurable(uint64_t lsn, Done done);
+
+  // For a read that saw the store up to lsn: calls done once that read can
+  // be answered without showing something a crash could take back, i.e.
+  // once every LSN <= lsn is durable (OK), or with the error of a batch that
+  // undid part of it (read again then). At once when lsn is durable, or when
+  // nothing is staged or in flight (what the store holds then is all it will
+  // hold, as after a failed sync). Readers never hold a batch back.
+  void WhenReadable(uint64_t lsn, Done done);
   void SetDurableListener(DurableListener listener) { listener_ = std::move(listener); }
 
   // Stops the everysec timer and calls done once nothing is staged or in
@@ -80,9 +88,11 @@ class CommitPipeline {
     uint64_t linger_us = 0;        // total time batches were held back
     uint64_t batch_us =
         0;  // total time from handing batches to the thread pool to their completion
+    uint64_t reads_held = 0;  // reads that waited for the batch holding what they saw
   };
   const Counters& counters() const { return counters_; }
   size_t waiting() const { return waiters_.size(); }
+  size_t readers_waiting() const { return readers_.size(); }
   // The current bound on holding a batch back; 0 while batches are fast.
   uint64_t linger_ms() const;
 
@@ -103,6 +113,7 @@ class CommitPipeline {
   uv_loop_t* loop_;
   storage::Store* store_;
   std::deque<Waiter> waiters_;  // in LSN order: LSNs are handed out in staging order
+  std::deque<Waiter> readers_;  // in LSN order, kept so on insertion
   DurableListener listener_;
   std::function<void()> drained_;
   uv_timer_t* timer_ = nullptr;         // everysec only; freed in its close callback

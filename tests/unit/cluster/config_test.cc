@@ -42,6 +42,7 @@ TEST_CASE("the seed format parses with defaults for everything else") {
   CHECK(c.shards[1].replicas == std::vector<std::string>{"127.0.0.33:8080"});
   CHECK(c.routing == distkv::RoutingMode::kProxy);
   CHECK(c.fsync == distkv::storage::FsyncMode::kAlways);
+  CHECK_FALSE(c.reads_latest);
   // Default split: two equal contiguous halves.
   REQUIRE(c.shards[0].slots.size() == 1);
   CHECK(c.shards[0].slots[0].first == 0);
@@ -59,6 +60,7 @@ routing = "redirect"
 forward_timeout_ms = 300
 [storage]
 fsync = "never"
+reads = "latest"
 segment_bytes = 1048576
 compact_dead_ratio = 0.25
 compact_min_bytes = 1000
@@ -75,6 +77,7 @@ max_value_bytes = 1000
   CHECK(c.routing == distkv::RoutingMode::kRedirect);
   CHECK(c.forward_timeout_ms == 300);
   CHECK(c.fsync == distkv::storage::FsyncMode::kNever);
+  CHECK(c.reads_latest);
   CHECK(c.segment_bytes == 1048576);
   CHECK(c.compact_dead_ratio == 0.25);
   CHECK(c.compact_min_bytes == 1000);
@@ -159,6 +162,10 @@ TEST_CASE("mistakes are refused with file, line and field") {
   SUBCASE("bad fsync mode") {
     std::string e = ErrorOf(std::string("[storage]\nfsync = \"sometimes\"\n") + kSeed);
     CHECK(e.find("test.toml:2: storage.fsync") == 0);
+  }
+  SUBCASE("bad read mode") {
+    std::string e = ErrorOf(std::string("[storage]\nreads = \"fast\"\n") + kSeed);
+    CHECK(e.find("test.toml:2: storage.reads: \"fast\" is not one of") == 0);
   }
   SUBCASE("compaction ratio out of range or of the wrong type") {
     std::string e = ErrorOf(std::string("[storage]\ncompact_dead_ratio = 1.5\n") + kSeed);
