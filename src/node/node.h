@@ -100,6 +100,8 @@ class Node {
   // done(&answer) with the error to answer instead. The stages are
   // OnWriteDurable and OnWriteAcked.
   void AwaitWrite(uint64_t lsn, int needed, std::function<void(net::HttpResponse* refusal)> done);
+  void RefuseWrite(Route route, uint64_t start_ns, uint64_t rests_on, net::Responder responder,
+                   net::HttpResponse refusal);
   void OnWriteDurable(LocalWrite write, const storage::Status& status);
   void OnWriteAcked(LocalWrite write, bool acked);
   void HandleReplication(Endpoint endpoint, net::HttpRequest& request, net::Responder responder,
@@ -190,6 +192,7 @@ class Node {
   void PauseFor(uint64_t id, SlotRange slots, const std::string& target, uint64_t lsn);
   void EndPause(const char* why);
   void CheckPause();
+  void ArmPauseCheck();
   void ImportStep();
   void ImportRetry(const std::string& why);
   void ImportApply(std::shared_ptr<std::string> body, size_t offset, std::function<void()> next);

@@ -5,7 +5,9 @@
 //                     delete of an absent key, a read-only store) and stages
 //                     the record in the store, in one loop turn so that no
 //                     other write slips in between. The record has its LSN and
-//                     reads see it; nothing is answered yet.
+//                     reads see it; nothing is answered yet. A refusal for
+//                     what the store holds is a read: RefuseWrite sends it
+//                     once what it saw is durable.
 //   OnWriteDurable    the commit pipeline (src/shard) wrote and fdatasynced
 //                     the batch holding the record off the loop (group commit)
 //                     and calls back on the loop. A failed sync, a lease that
@@ -86,17 +88,20 @@ void Node::HandleLocalWrite(KvRequest& kv, net::Responder responder, uint64_t st
   const bool exists = found.ok();
   // Conditions are checked and the write staged in one loop turn, so no other
   // write can slip in between.
+  // A refusal rests on the value it saw, or, for an absence, on everything
+  // staged (the absence may be a staged delete).
+  const uint64_t rests_on = exists ? current : store_->last_lsn();
   if (kv.if_none_match_star && exists) {
-    Finish(responder, route, start_ns,
-           net::MakeErrorResponse(
-               412, "precondition_failed",
-               "If-None-Match: * but the key exists (ETag " + MakeEtag(current) + ")"));
+    RefuseWrite(route, start_ns, rests_on, std::move(responder),
+                net::MakeErrorResponse(
+                    412, "precondition_failed",
+                    "If-None-Match: * but the key exists (ETag " + MakeEtag(current) + ")"));
     return;
   }
   if (kv.has_if_match &&
       (!exists || (kv.if_match != "*" && kv.if_match != std::to_string(current)))) {
-    Finish(
-        responder, route, start_ns,
+    RefuseWrite(
+        route, start_ns, rests_on, std::move(responder),
         net::MakeErrorResponse(
             412, "precondition_failed",
             exists ? "If-Match \"" + kv.if_match + "\" but the current ETag is " + MakeEtag(current)
@@ -104,8 +109,8 @@ void Node::HandleLocalWrite(KvRequest& kv, net::Responder responder, uint64_t st
     return;
   }
   if (kv.op == KvOp::kDelete && !exists) {
-    Finish(responder, route, start_ns,
-           net::MakeErrorResponse(404, "not_found", "no value for this key"));
+    RefuseWrite(route, start_ns, rests_on, std::move(responder),
+                net::MakeErrorResponse(404, "not_found", "no value for this key"));
     return;
   }
   if (net::HttpResponse refusal; StoreReadOnly(&refusal)) {
@@ -144,6 +149,23 @@ void Node::AwaitWrite(uint64_t lsn, int needed,
       lsn,
       [this, write = LocalWrite{lsn, needed, role_generation_, std::move(done)}](
           const storage::Status& status) mutable { OnWriteDurable(std::move(write), status); });
+}
+
+// A write refused for what the store holds (a failed condition, a delete of
+// an absent key) is a read of that state, so it waits like a GET (node.cc,
+// HandleLocalGet) until what it saw is durable. If that batch failed, the
+// state it saw may be gone: the refusal is not sent, the batch's error is.
+void Node::RefuseWrite(Route route, uint64_t start_ns, uint64_t rests_on, net::Responder responder,
+                       net::HttpResponse refusal) {
+  if (options_.config.reads_latest || rests_on <= store_->durable_lsn()) {
+    Finish(responder, route, start_ns, std::move(refusal));
+    return;
+  }
+  pipeline_->WhenReadable(
+      rests_on, [this, route, start_ns, responder,
+                 refusal = std::move(refusal)](const storage::Status& s) mutable {
+        Finish(responder, route, start_ns, s.ok() ? std::move(refusal) : StorageError(s));
+      });
 }
 
 void Node::OnWriteDurable(LocalWrite write, const storage::Status& status) {

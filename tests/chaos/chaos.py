@@ -171,6 +171,7 @@ class Nemesis(threading.Thread):
         super().__init__(daemon=True)
         self.nodes, self.rng, self.deadline = nodes, rng, deadline
         self.counts = {f.name: 0 for f in FAULTS}
+        self.log = []  # (start, end, fault, node) on the monotonic clock
         self.error = None
 
     def run(self):
@@ -178,7 +179,9 @@ class Nemesis(threading.Thread):
             while time.monotonic() + 1 < self.deadline:
                 time.sleep(self.rng.uniform(1.0, 3.0))
                 fault, node = self.rng.choice(FAULTS), self.rng.choice(self.nodes)
+                start = time.monotonic()
                 fault.run(node, self.rng)
+                self.log.append((start, time.monotonic(), fault.name, node.label))
                 self.counts[fault.name] += 1
         except Exception as e:  # reported in the verdict
             self.error = f"nemesis: {e}"
@@ -436,7 +439,15 @@ def main():
         if passed == len(verdicts):
             shutil.rmtree(work, ignore_errors=True)
             return 0
-        print(f"chaos: data and logs kept in {work}")
+        with open(os.path.join(work, "history.jsonl"), "w") as out:
+            for o in sorted(history, key=lambda o: o.call):
+                out.write(json.dumps({s: getattr(o, s) for s in Op.__slots__},
+                                     default=str) + "\n")
+        with open(os.path.join(work, "faults.txt"), "w") as out:
+            for start, end, name, label in nemesis.log:
+                out.write(f"{start:.6f} .. {end:.6f} {name} {label}\n")
+        print(f"chaos: data and logs kept in {work} (history.jsonl: every request; faults.txt: "
+              f"the nemesis; both on the monotonic clock)")
         return 1
     finally:
         for n in nodes:

@@ -190,11 +190,14 @@ TEST_CASE("durability: fsync=always, every acknowledged write survives SIGKILL m
   CHECK(JsonInt(stats, "keys") == static_cast<int64_t>(acked_count + unacked_present));
 }
 
-// A read may not show what a crash can take back: once a GET returned a value,
-// that value (or a later one) must be there after a power cut. On a slow disk a
-// large PUT's batch takes about a second; a GET racing it must wait for that
-// batch (or answer the old value), never answer the new value from memory.
-TEST_CASE("durability: a value a GET returned survives a power cut that follows at once") {
+// A read may not show what a crash can take back: once a request's answer
+// rested on a write (a GET's value, a DELETE's 404, an If-Match's 412), that
+// write must be there after a power cut. On a slow disk a batch holding a
+// large value takes about half a second; a write staged behind it (or in it)
+// is visible in memory meanwhile, and a request that reads it must wait for
+// its batch instead of answering from memory. The test kills the node the
+// moment it has such an answer, cuts the files to what was synced, restarts.
+TEST_CASE("durability: what a read answered survives a power cut that follows at once") {
   ClusterSpec spec = LocalCluster(1);
   spec.fsync = "always";
   TestCluster cluster(spec);
@@ -204,33 +207,75 @@ TEST_CASE("durability: a value a GET returned survives a power cut that follows 
   node.args().push_back("1000000");  // 1 MB/s: the value below takes ~0.5 s to write
   cluster.Start();
   const std::string addr = cluster.address(0);
-  const std::string old_value = "old";
-  const std::string new_value(512 * 1024, 'n');
+  const std::string big(512 * 1024, 'n');
   SyncHttp http;
-  REQUIRE(Is2xx(http.Send(addr, "PUT", "/kv/raced", old_value).status));
+  Reply old = http.Send(addr, "PUT", "/kv/raced", "old");
+  REQUIRE(Is2xx(old.status));
+  const std::string old_etag = old.Header("ETag");
 
-  std::thread writer([&] {
-    net::ClientOptions options = SyncHttp::DefaultOptions();
-    options.request_timeout_ms = 60'000;
-    SyncHttp w(options);
-    w.Send(addr, "PUT", "/kv/raced", new_value);  // its answer may never come
-  });
-  Reply seen;
-  for (int i = 0; i < 20'000; ++i) {
-    seen = http.Get(addr, "/kv/raced");
-    if (seen.status != 200 || seen.body != old_value) break;
+  // Sends method target body on a connection of its own; its answer may
+  // never come (the node is killed).
+  std::vector<std::thread> writers;
+  auto write_behind = [&](std::string method, std::string target, std::string body) {
+    writers.emplace_back([&addr, method, target, body] {
+      net::ClientOptions options = SyncHttp::DefaultOptions();
+      options.request_timeout_ms = 60'000;
+      SyncHttp w(options);
+      w.Send(addr, method, target, body);
+    });
+  };
+  // Writes waiting for their batch (staged or in flight).
+  auto waiting_at_least = [&](int64_t n) {
+    return WaitUntil(
+        [&] { return JsonInt(GetJson(http, addr, "/stats")["commit"], "waiting") >= n; }, 30'000);
+  };
+  // A slow batch, then the write the request below reads, staged behind it.
+  auto slow_batch_then = [&](std::string method, std::string body) {
+    write_behind("PUT", "/kv/big", big);
+    REQUIRE(waiting_at_least(1));
+    write_behind(method, "/kv/raced", body);
+    REQUIRE(waiting_at_least(2));
+  };
+  auto power_cut = [&] {
+    node.Kill();  // at once: the batch may still be syncing
+    for (std::thread& t : writers) t.join();
+    MESSAGE(CutToSynced(node) << " unsynced bytes dropped, as by a power cut");
+    node.Restart();
+  };
+
+  SUBCASE("a GET that answered a new value") {
+    write_behind("PUT", "/kv/raced", big);
+    Reply seen;
+    for (int i = 0; i < 20'000; ++i) {
+      seen = http.Get(addr, "/kv/raced");
+      if (seen.status != 200 || seen.body != "old") break;
+    }
+    power_cut();
+    REQUIRE_MESSAGE(seen.status == 200, seen);
+    REQUIRE_MESSAGE(seen.body == big, "the new value was never read");
+    Reply after = http.Get(addr, "/kv/raced");
+    CHECK_MESSAGE(after.status == 200, after);
+    CHECK_MESSAGE(after.body == big, "a GET answered the new value, a power cut took it back: read "
+                                         << after.body.size() << " bytes");
   }
-  node.Kill();  // at once: the new value's batch may still be syncing
-  writer.join();
-  REQUIRE_MESSAGE(seen.status == 200, seen);
-  REQUIRE_MESSAGE(seen.body == new_value, "the new value was never read");
-  MESSAGE(CutToSynced(node) << " unsynced bytes dropped, as by a power cut");
-  node.Restart();
-  Reply after = http.Get(addr, "/kv/raced");
-  CHECK_MESSAGE(after.status == 200, after);
-  CHECK_MESSAGE(after.body == new_value,
-                "a GET answered the new value, a power cut took it back: read " << after.body.size()
-                                                                                << " bytes");
+  SUBCASE("a DELETE that answered 404") {
+    slow_batch_then("DELETE", "");
+    Reply seen = http.Send(addr, "DELETE", "/kv/raced");
+    power_cut();
+    REQUIRE_MESSAGE(seen.status == 404, seen);
+    Reply after = http.Get(addr, "/kv/raced");
+    CHECK_MESSAGE(after.status == 404,
+                  "a DELETE answered 404, a power cut brought the key back: " << after);
+  }
+  SUBCASE("a PUT with If-Match that answered 412") {
+    slow_batch_then("PUT", "newer");
+    Reply seen = http.Send(addr, "PUT", "/kv/raced", "cas", {{"If-Match", old_etag}});
+    power_cut();
+    REQUIRE_MESSAGE(seen.status == 412, seen);
+    Reply after = http.Get(addr, "/kv/raced");
+    CHECK_MESSAGE(after.body == "newer",
+                  "If-Match answered 412, a power cut brought the old value back: " << after);
+  }
 }
 
 TEST_CASE("durability: fsync=always, acknowledged overwrites and deletes survive SIGKILL") {
