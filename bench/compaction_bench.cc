@@ -20,6 +20,7 @@
 #include <memory>
 #include <string>
 
+#include "bench/storage_bench_util.h"
 #include "storage/store.h"
 
 using namespace distkv::storage;
@@ -27,21 +28,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using distkv::storagebench::Clock;
+using distkv::storagebench::Key;
+using distkv::storagebench::Seconds;
 
-double Seconds(Clock::time_point since) {
-  return std::chrono::duration<double>(Clock::now() - since).count();
-}
-
-std::string Key(uint64_t i) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "k%015llu", static_cast<unsigned long long>(i));
-  return buf;
-}
-
-void Die(const char* what, const Status& s) {
-  std::fprintf(stderr, "compaction-bench: %s: %s\n", what, s.ToString().c_str());
-  std::exit(1);
+[[noreturn]] void Die(const char* what, const Status& s) {
+  distkv::storagebench::Die("compaction-bench", what, s);
 }
 
 uint64_t SegmentBytes(const std::string& dir) {

@@ -26,6 +26,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "bench/storage_bench_util.h"
 #include "storage/key_index.h"
 #include "storage/store.h"
 
@@ -33,16 +34,12 @@ using namespace distkv::storage;
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using distkv::storagebench::Clock;
+using distkv::storagebench::Key;
+using distkv::storagebench::Seconds;
 
-double Seconds(Clock::time_point since) {
-  return std::chrono::duration<double>(Clock::now() - since).count();
-}
-
-std::string Key(uint64_t i) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "k%015llu", static_cast<unsigned long long>(i));
-  return buf;  // 16 bytes
+[[noreturn]] void Die(const char* what, const Status& s) {
+  distkv::storagebench::Die("storage-bench", what, s);
 }
 
 uint64_t NextRandom(uint64_t* x) {
@@ -67,11 +64,6 @@ std::string LoadAverage() {
   char buf[64];
   std::snprintf(buf, sizeof(buf), "%.2f", load[0]);
   return buf;
-}
-
-void Die(const char* what, const Status& s) {
-  std::fprintf(stderr, "storage-bench: %s: %s\n", what, s.ToString().c_str());
-  std::exit(1);
 }
 
 // What a std::unordered_map-based index would hold per key.

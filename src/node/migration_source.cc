@@ -42,6 +42,11 @@ void Node::PauseFor(uint64_t id, SlotRange slots, const std::string& target, uin
                            EncodeMigrationPause(pause_) + "\n", &error)) {
     Logf(LogLevel::kError, "cannot save the migration pause: %s", error.c_str());
   }
+  ArmPauseCheck();
+}
+
+// CheckPause runs kPauseCheckMs from now (again).
+void Node::ArmPauseCheck() {
   if (!pause_timer_) {
     pause_timer_ = new uv_timer_t;
     uv_timer_init(loop_, pause_timer_);
@@ -68,15 +73,7 @@ void Node::CheckPause() {
   if (!pause_.active) return;
   const int t = FindShard(cluster_map_, pause_.target);
   auto again = [this] {
-    if (!pause_.active) return;
-    if (!pause_timer_) {
-      pause_timer_ = new uv_timer_t;
-      uv_timer_init(loop_, pause_timer_);
-      pause_timer_->data = this;
-    }
-    uv_timer_start(
-        pause_timer_, [](uv_timer_t* t) { static_cast<Node*>(t->data)->CheckPause(); },
-        migration::kPauseCheckMs, 0);
+    if (pause_.active) ArmPauseCheck();
   };
   if (t < 0) {
     again();

@@ -76,24 +76,6 @@ bool IsPrimary(SyncHttp& http, const std::string& address) {
          h["coordinator"].value("writes_allowed", false);
 }
 
-std::string DigestOf(SyncHttp& http, const std::string& address) {
-  Reply r = http.Get(address, "/internal/digest");
-  if (r.status != 200) return "unreachable";
-  nlohmann::json j = nlohmann::json::parse(r.body);
-  return std::to_string(j.at("keys").get<uint64_t>()) + "/" + j.at("digest").get<std::string>();
-}
-
-// Keys of shard `owner`.
-std::vector<std::string> KeysOf(const TestCluster& cluster, size_t owner, size_t n,
-                                const std::string& prefix) {
-  std::vector<std::string> keys;
-  for (size_t i = 0; keys.size() < n; ++i) {
-    std::string key = prefix + std::to_string(i);
-    if (cluster.OwnerOf(key) == owner) keys.push_back(key);
-  }
-  return keys;
-}
-
 // A client that writes unique key=value pairs, one at a time, until stopped,
 // and remembers which writes were acknowledged (2xx).
 class Writer {
@@ -161,7 +143,7 @@ TEST_CASE(
   EtcdCluster ec(2, 2, /*min_acks=*/1);
   TestCluster& cluster = *ec.cluster;
   // Writes to shard 0, sent through shard 1's primary (forwarded).
-  Writer writer(KeysOf(cluster, 0, 100'000, "load-"), {cluster.address(1)});
+  Writer writer(cluster.KeysOf(0, 100'000, "load-"), {cluster.address(1)});
   REQUIRE(WaitUntil([&] { return writer.acked() >= 50; }, 20'000));
 
   cluster.primary(0).Kill();
@@ -213,7 +195,7 @@ TEST_CASE(
   REQUIRE(WaitUntil([&] { return IsPrimary(http, old_primary); }, 10'000));
 
   // One client writes to the old primary directly the whole time.
-  Writer to_old(KeysOf(cluster, 0, 100'000, "old-"), {old_primary});
+  Writer to_old(cluster.KeysOf(0, 100'000, "old-"), {old_primary});
   REQUIRE(WaitUntil([&] { return to_old.acked() >= 20; }, 10'000));
 
   REQUIRE(kill(cluster.primary(0).pid(), SIGSTOP) == 0);
@@ -224,7 +206,7 @@ TEST_CASE(
   REQUIRE_MESSAGE(WaitUntil([&] { return IsPrimary(http, replica); }, 20'000),
                   "the replica was not promoted while the primary was paused");
   std::vector<std::pair<std::string, std::string>> acked_new;
-  for (const std::string& k : KeysOf(cluster, 0, 20, "new-")) {
+  for (const std::string& k : cluster.KeysOf(0, 20, "new-")) {
     Reply r = http.Send(replica, "PUT", "/kv/" + k, "value-of-" + k);
     CHECK_MESSAGE(Is2xx(r.status), r);
     if (Is2xx(r.status)) acked_new.emplace_back(k, "value-of-" + k);

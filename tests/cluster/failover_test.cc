@@ -16,43 +16,10 @@
 namespace distkv::clustertest {
 namespace {
 
-nlohmann::json JsonOf(SyncHttp& http, const std::string& address, const std::string& target) {
-  Reply r = http.Get(address, target);
-  REQUIRE_MESSAGE(r.status == 200, address << target << ": " << r);
-  return nlohmann::json::parse(r.body);
-}
-
 uint64_t EpochOf(SyncHttp& http, const std::string& address) {
   Reply r = http.Get(address, "/cluster");
   if (r.status != 200) return 0;
   return nlohmann::json::parse(r.body).at("epoch").get<uint64_t>();
-}
-
-std::string DigestOf(SyncHttp& http, const std::string& address) {
-  Reply r = http.Get(address, "/internal/digest");
-  if (r.status != 200) return "unreachable";
-  nlohmann::json j = nlohmann::json::parse(r.body);
-  return std::to_string(j.at("keys").get<uint64_t>()) + "/" + j.at("digest").get<std::string>();
-}
-
-// Runs `distkv args...` to its end; its exit code.
-int RunDistkv(const TempDir& dir, const std::string& label, std::vector<std::string> args) {
-  Process p(label, DistkvBinary(), std::move(args), dir.Sub(label + ".log"));
-  p.Start();
-  int code = p.WaitForExit(20'000);
-  if (code != 0) MESSAGE(label << " exited " << code << ":\n" << p.LogTail());
-  return code;
-}
-
-// Keys of shard `owner`, in a cluster laid out like `cluster`.
-std::vector<std::string> KeysOf(const TestCluster& cluster, size_t owner, size_t n,
-                                const std::string& prefix) {
-  std::vector<std::string> keys;
-  for (size_t i = 0; keys.size() < n; ++i) {
-    std::string key = prefix + std::to_string(i);
-    if (cluster.OwnerOf(key) == owner) keys.push_back(key);
-  }
-  return keys;
 }
 
 }  // namespace
@@ -67,7 +34,7 @@ TEST_CASE(
   const std::string promoted = cluster.replica(0).address();
 
   // Acknowledged writes to shard 0, sent through shard 1's primary.
-  std::vector<std::string> before = KeysOf(cluster, 0, 50, "before-");
+  std::vector<std::string> before = cluster.KeysOf(0, 50, "before-");
   for (const std::string& k : before) {
     Reply r = http.Send(cluster.address(1), "PUT", "/kv/" + k, "v-" + k);
     REQUIRE_MESSAGE(Is2xx(r.status), r);
@@ -86,13 +53,13 @@ TEST_CASE(
   // The promoted node and the nodes that were up hold epoch 1 at once (pushed).
   CHECK(EpochOf(http, promoted) == 1);
   CHECK(EpochOf(http, cluster.address(1)) == 1);
-  nlohmann::json map = JsonOf(http, cluster.address(1), "/cluster");
+  nlohmann::json map = GetJson(http, cluster.address(1), "/cluster");
   CHECK(map["shards"][0]["primary"]["address"] == promoted);
-  CHECK(JsonOf(http, promoted, "/health")["role"] == "primary");
+  CHECK(GetJson(http, promoted, "/health")["role"] == "primary");
 
   // Writes to shard 0 succeed through any node: the new primary, and shard 1
   // forwarding to it.
-  std::vector<std::string> after = KeysOf(cluster, 0, 50, "after-");
+  std::vector<std::string> after = cluster.KeysOf(0, 50, "after-");
   for (size_t i = 0; i < after.size(); ++i) {
     const std::string& via = i % 2 ? promoted : cluster.address(1);
     Reply r = http.Send(via, "PUT", "/kv/" + after[i], "v-" + after[i]);
@@ -107,7 +74,7 @@ TEST_CASE(
   // replica of the promoted node; it refuses writes and catches up.
   cluster.primary(0).StartAndWait();
   CHECK(WaitUntil([&] { return EpochOf(http, old_primary) == 1; }, 10'000));
-  CHECK(JsonOf(http, old_primary, "/health")["role"] == "replica");
+  CHECK(GetJson(http, old_primary, "/health")["role"] == "replica");
   Reply refused = http.Send(old_primary, "PUT", "/kv/" + after[0], "late");
   CHECK_MESSAGE(refused.status == 403, refused);
   CHECK(refused.body.find(promoted) != std::string::npos);
@@ -140,8 +107,8 @@ TEST_CASE(
   // The replica holds all of it durably (a SIGKILL loses what it only staged).
   REQUIRE(WaitUntil(
       [&] {
-        return JsonOf(http, promoted, "/stats")["durable_lsn"] ==
-               JsonOf(http, old_primary, "/stats")["last_lsn"];
+        return GetJson(http, promoted, "/stats")["durable_lsn"] ==
+               GetJson(http, old_primary, "/stats")["last_lsn"];
       },
       10'000));
   // The replica is down; the primary acknowledges five more writes.
@@ -163,7 +130,7 @@ TEST_CASE(
   CHECK(WaitUntil([&] { return DigestOf(http, old_primary) == DigestOf(http, promoted); }, 15'000));
   CHECK(http.Get(old_primary, "/kv/unreplicated-0").status == 404);
   CHECK(http.Get(old_primary, "/kv/later-2").status == 200);
-  nlohmann::json stats = JsonOf(http, old_primary, "/stats");
+  nlohmann::json stats = GetJson(http, old_primary, "/stats");
   CHECK(stats["failover"]["tails_cut"] == 1);
   CHECK(stats["failover"]["lost_bytes"].get<uint64_t>() > 0);
   // The cut records are in lost/, in the log's record format.

@@ -545,4 +545,30 @@ bool IsJsonError(std::string_view body) {
 
 bool IsJsonError(const Reply& reply) { return IsJsonError(reply.body); }
 
+std::vector<std::string> TestCluster::KeysOf(size_t owner, size_t n,
+                                             const std::string& prefix) const {
+  std::vector<std::string> keys;
+  for (size_t i = 0; keys.size() < n; ++i) {
+    std::string key = prefix + std::to_string(i);
+    if (OwnerOf(key) == owner) keys.push_back(key);
+  }
+  return keys;
+}
+
+std::string DigestOf(SyncHttp& http, const std::string& address) {
+  Reply r = http.Get(address, "/internal/digest");
+  Json j;
+  if (r.status != 200 || !ParseJson(r.body, &j)) return "unreachable";
+  return std::to_string(j.at("keys").get<uint64_t>()) + "/" + j.at("digest").get<std::string>();
+}
+
+int RunDistkv(const TempDir& dir, const std::string& label, std::vector<std::string> args,
+              int timeout_ms) {
+  Process p(label, DistkvBinary(), std::move(args), dir.Sub(label + ".log"));
+  p.Start();
+  int code = p.WaitForExit(timeout_ms);
+  if (code != 0) MESSAGE(label << " exited " << code << ":\n" << p.LogTail());
+  return code;
+}
+
 }  // namespace distkv::clustertest

@@ -195,6 +195,8 @@ class TestCluster {
   const ClusterSpec& spec() const { return spec_; }
   const TempDir& dir() const { return dir_; }
   size_t OwnerOf(std::string_view key) const { return spec_.OwnerOf(key); }
+  // The first n keys prefix0, prefix1, ... that shard `owner` holds.
+  std::vector<std::string> KeysOf(size_t owner, size_t n, const std::string& prefix) const;
 
  private:
   void MakeNodes(size_t shard, const std::string& config_path);
@@ -219,5 +221,13 @@ std::string JsonText(const Json& object, std::string_view field);
 // True when the body is the project's error shape {"error": "...", "message": "..."}.
 bool IsJsonError(const Reply& reply);
 bool IsJsonError(std::string_view body);
+
+// A node's /internal/digest as "keys/digest" (equal strings: equal data), or
+// "unreachable" when it does not answer 200.
+std::string DigestOf(SyncHttp& http, const std::string& address);
+// Runs `distkv args...` (a command, not a server) to its end and returns its
+// exit code; its output goes to dir/label.log and is shown when it fails.
+int RunDistkv(const TempDir& dir, const std::string& label, std::vector<std::string> args,
+              int timeout_ms = 120'000);
 
 }  // namespace distkv::clustertest

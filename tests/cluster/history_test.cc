@@ -24,13 +24,6 @@ Json ReplicationOf(SyncHttp& http, const std::string& address) {
   return stats["replication"];
 }
 
-std::string DigestOf(SyncHttp& http, const std::string& address) {
-  Reply r = http.Get(address, "/internal/digest");
-  if (r.status != 200) return "unreachable";
-  Json j = Json::parse(r.body);
-  return std::to_string(j.at("keys").get<uint64_t>()) + "/" + j.at("digest").get<std::string>();
-}
-
 void PutAll(SyncHttp& http, const std::string& addr, const std::string& prefix, int n) {
   std::vector<Call> calls;
   for (int i = 0; i < n; i++) {

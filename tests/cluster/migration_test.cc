@@ -18,29 +18,16 @@
 namespace distkv::clustertest {
 namespace {
 
-nlohmann::json JsonOf(SyncHttp& http, const std::string& address, const std::string& target) {
-  Reply r = http.Get(address, target);
-  REQUIRE_MESSAGE(r.status == 200, address << target << ": " << r);
-  return nlohmann::json::parse(r.body);
-}
-
 int64_t KeysOn(SyncHttp& http, const std::string& address) {
   Reply r = http.Get(address, "/stats");
   if (r.status != 200) return -1;
   return nlohmann::json::parse(r.body).at("keys").get<int64_t>();
 }
 
-std::string DigestOf(SyncHttp& http, const std::string& address) {
-  Reply r = http.Get(address, "/internal/digest");
-  if (r.status != 200) return "unreachable";
-  nlohmann::json j = nlohmann::json::parse(r.body);
-  return std::to_string(j.at("keys").get<uint64_t>()) + "/" + j.at("digest").get<std::string>();
-}
-
 // slot -> owner's name, from a node's /cluster; empty while a migration runs.
 std::vector<std::string> SlotOwners(SyncHttp& http, const std::string& address,
                                     size_t* migrations = nullptr) {
-  nlohmann::json c = JsonOf(http, address, "/cluster");
+  nlohmann::json c = GetJson(http, address, "/cluster");
   std::vector<std::string> owner(kSlots);
   for (const auto& s : c.at("shards")) {
     for (const auto& r : s.at("slots")) {
@@ -50,15 +37,6 @@ std::vector<std::string> SlotOwners(SyncHttp& http, const std::string& address,
   }
   if (migrations) *migrations = c.at("migrations").size();
   return owner;
-}
-
-// Runs `distkv args...` to its end; its exit code.
-int RunDistkv(const TempDir& dir, const std::string& label, std::vector<std::string> args) {
-  Process p(label, DistkvBinary(), std::move(args), dir.Sub(label + ".log"));
-  p.Start();
-  int code = p.WaitForExit(120'000);
-  if (code != 0) MESSAGE(label << " exited " << code << ":\n" << p.LogTail());
-  return code;
 }
 
 std::unique_ptr<Node> MakeNode(const TempDir& dir, const std::string& config,
@@ -126,7 +104,7 @@ TEST_CASE(
 
   Reply denied = http.Send(delhi.replicas[0], "POST", "/purge");
   CHECK(denied.status == 403);
-  nlohmann::json purged = JsonOf(http, delhi.address, "/purge");
+  nlohmann::json purged = GetJson(http, delhi.address, "/purge");
   CHECK(purged.at("purged").get<size_t>() == 400 - own);
   CHECK(purged.at("keys").get<size_t>() == own);
   CHECK(KeysOn(http, delhi.address) == static_cast<int64_t>(own));
@@ -141,7 +119,7 @@ TEST_CASE(
     CHECK(r.body == "v" + std::to_string(i));
   }
   // A second purge finds nothing.
-  CHECK(JsonOf(http, delhi.address, "/purge").at("purged").get<size_t>() == 0);
+  CHECK(GetJson(http, delhi.address, "/purge").at("purged").get<size_t>() == 0);
   CHECK(primary->Stop() == 0);
   CHECK(replica->Stop() == 0);
 }

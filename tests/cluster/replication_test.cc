@@ -69,7 +69,7 @@ struct Digest {
   bool operator==(const Digest& o) const { return keys == o.keys && digest == o.digest; }
 };
 
-Digest DigestOf(SyncHttp& http, const std::string& address) {
+Digest FullDigestOf(SyncHttp& http, const std::string& address) {
   Json j = GetJson(http, address, "/internal/digest");
   Digest d;
   d.keys = JsonInt(j, "keys");
@@ -97,9 +97,9 @@ bool JsonTrue(const Json& object, std::string_view field) {
 // Waits until the replica's digest equals the primary's (the primary takes no
 // writes meanwhile), then checks it.
 void CheckConverges(SyncHttp& http, const std::string& primary, const std::string& replica) {
-  const Digest want = DigestOf(http, primary);
-  WaitUntil([&] { return DigestOf(http, replica) == want; }, 15000, 50);
-  const Digest got = DigestOf(http, replica);
+  const Digest want = FullDigestOf(http, primary);
+  WaitUntil([&] { return FullDigestOf(http, replica) == want; }, 15000, 50);
+  const Digest got = FullDigestOf(http, replica);
   CHECK(got.keys == want.keys);
   CHECK(got.digest == want.digest);
   CHECK(got.last_lsn == want.last_lsn);
@@ -121,7 +121,7 @@ TEST_CASE(
 
   WriteAll(http, MixedWrites(primary, 10000, 1));
   CheckConverges(http, primary, replica);
-  const Digest d = DigestOf(http, primary);
+  const Digest d = FullDigestOf(http, primary);
   CHECK(d.last_lsn > 3333);  // every write made a record: the test wrote what it meant to
   MESSAGE("primary and replica: " << d.keys << " keys, last LSN " << d.last_lsn << ", digest "
                                   << d.digest);
@@ -138,7 +138,7 @@ TEST_CASE(
     CHECK_MESSAGE(r.body.find(primary) != std::string::npos,
                   "the 403 names the primary: " << r.body);
   }
-  CHECK(DigestOf(http, replica) == DigestOf(http, primary));
+  CHECK(FullDigestOf(http, replica) == FullDigestOf(http, primary));
 
   // The digest sees applied records at once; applied_lsn counts them once
   // the replica's own group commit has made them durable, a moment later.
@@ -205,7 +205,7 @@ TEST_CASE("replication: a replica killed mid-stream resumes from its own LSN, no
   REQUIRE(killed);
   replica_node.Kill();  // reap
   WriteAll(http, MixedWrites(primary, 2000, 3));
-  const Digest before_restart = DigestOf(http, primary);
+  const Digest before_restart = FullDigestOf(http, primary);
 
   replica_node.Restart();
   CheckConverges(http, primary, replica);
