@@ -157,7 +157,7 @@ struct Digest {
   bool operator==(const Digest&) const = default;
 };
 
-Digest DigestOf(SyncHttp& http, const std::string& address) {
+Digest FullDigestOf(SyncHttp& http, const std::string& address) {
   Json j = GetJson(http, address, "/internal/digest");
   return Digest{JsonInt(j, "keys"), JsonText(j, "digest")};
 }
@@ -262,7 +262,8 @@ TEST_CASE(
 
   Writes w = WriteUntilFull(http, primary, "early", kValue, 1, 40);
   REQUIRE(w.refused.empty());
-  REQUIRE(WaitUntil([&] { return DigestOf(http, replica) == DigestOf(http, primary); }, 30000));
+  REQUIRE(
+      WaitUntil([&] { return FullDigestOf(http, replica) == FullDigestOf(http, primary); }, 30000));
 
   disk.Fill(128 << 10);
   // 1 MB more than the replica has room for; the primary's disk is not full.
@@ -283,7 +284,7 @@ TEST_CASE(
   CHECK_MESSAGE(
       (error.find("No space") != std::string::npos || error.find("NoSpace") != std::string::npos),
       "last_error: " << error);
-  CHECK(DigestOf(http, replica).keys < DigestOf(http, primary).keys);
+  CHECK(FullDigestOf(http, replica).keys < FullDigestOf(http, primary).keys);
   Reply early = http.Get(replica, "/kv/" + w.acked.front());
   CHECK(early.status == 200);
   CHECK(early.body == ValueFor(w.acked.front(), kValue));
@@ -291,12 +292,14 @@ TEST_CASE(
 
   // Space comes back: the replica resumes by itself and converges.
   disk.Free();
-  CHECK(WaitUntil([&] { return DigestOf(http, replica) == DigestOf(http, primary); }, 60000, 100));
+  CHECK(WaitUntil([&] { return FullDigestOf(http, replica) == FullDigestOf(http, primary); }, 60000,
+                  100));
   CHECK(JsonInt(replication(), "applied_lsn") > 0);
   // What it holds survives its restart.
   cluster.replica(0).Kill();
   cluster.replica(0).Restart();
-  CHECK(WaitUntil([&] { return DigestOf(http, replica) == DigestOf(http, primary); }, 30000, 100));
+  CHECK(WaitUntil([&] { return FullDigestOf(http, replica) == FullDigestOf(http, primary); }, 30000,
+                  100));
 }
 
 }  // namespace

@@ -14,15 +14,7 @@
 #include "tests/cluster/http_sync.h"
 
 namespace distkv::clustertest {
-namespace {
-
-uint64_t EpochOf(SyncHttp& http, const std::string& address) {
-  Reply r = http.Get(address, "/cluster");
-  if (r.status != 200) return 0;
-  return nlohmann::json::parse(r.body).at("epoch").get<uint64_t>();
-}
-
-}  // namespace
+namespace {}  // namespace
 
 TEST_CASE(
     "failover: distkv promote makes a replica primary under epoch 1; writes go on through any "

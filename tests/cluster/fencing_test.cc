@@ -23,25 +23,6 @@
 namespace distkv::clustertest {
 namespace {
 
-nlohmann::json JsonOf(SyncHttp& http, const std::string& address, const std::string& target) {
-  Reply r = http.Get(address, target);
-  REQUIRE_MESSAGE(r.status == 200, address << target << ": " << r);
-  return nlohmann::json::parse(r.body);
-}
-
-uint64_t EpochOf(SyncHttp& http, const std::string& address) {
-  Reply r = http.Get(address, "/cluster");
-  if (r.status != 200) return 0;
-  return nlohmann::json::parse(r.body).at("epoch").get<uint64_t>();
-}
-
-std::string DigestOf(SyncHttp& http, const std::string& address) {
-  Reply r = http.Get(address, "/internal/digest");
-  if (r.status != 200) return "unreachable";
-  nlohmann::json j = nlohmann::json::parse(r.body);
-  return std::to_string(j.at("keys").get<uint64_t>()) + "/" + j.at("digest").get<std::string>();
-}
-
 std::string ReadLost(const std::string& data_dir) {
   std::string lost;
   const std::string cmd = "cat " + data_dir + "/lost/*.log 2>/dev/null";
@@ -70,9 +51,10 @@ TEST_CASE(
     Reply r = http.Send(old_primary.address(), "PUT", "/kv/early-" + std::to_string(i), "e");
     REQUIRE_MESSAGE(Is2xx(r.status), r);
   }
-  const uint64_t lsn = JsonOf(http, old_primary.address(), "/stats").at("last_lsn").get<uint64_t>();
+  const uint64_t lsn =
+      GetJson(http, old_primary.address(), "/stats").at("last_lsn").get<uint64_t>();
   for (Node* n : {&promoted, &replica}) {
-    REQUIRE(WaitUntil([&] { return JsonOf(http, n->address(), "/stats")["durable_lsn"] == lsn; },
+    REQUIRE(WaitUntil([&] { return GetJson(http, n->address(), "/stats")["durable_lsn"] == lsn; },
                       20'000));
   }
 
@@ -97,7 +79,7 @@ TEST_CASE(
   REQUIRE_MESSAGE(Is2xx(late.status), late);
   CHECK(EpochOf(http, old_primary.address()) == 0);
   const std::string history =
-      JsonOf(http, old_primary.address(), "/stats").at("history_id").get<std::string>();
+      GetJson(http, old_primary.address(), "/stats").at("history_id").get<std::string>();
   Reply stream = http.Get(old_primary.address(), "/internal/replicate?from=" + std::to_string(lsn) +
                                                      "&history=" + history + "&replica=" +
                                                      PercentEncode(replica.address()) +
@@ -118,7 +100,7 @@ TEST_CASE(
                DigestOf(http, replica.address()) == DigestOf(http, promoted.address());
       },
       30'000));
-  CHECK(JsonOf(http, old_primary.address(), "/health")["role"] == "replica");
+  CHECK(GetJson(http, old_primary.address(), "/health")["role"] == "replica");
   for (Node* n : {&old_primary, &promoted, &replica}) {
     CHECK_MESSAGE(http.Get(n->address(), "/kv/deposed-write").status == 404, n->address());
     CHECK_MESSAGE(http.Get(n->address(), "/kv/new-epoch").status == 200, n->address());

@@ -562,6 +562,13 @@ std::string DigestOf(SyncHttp& http, const std::string& address) {
   return std::to_string(j.at("keys").get<uint64_t>()) + "/" + j.at("digest").get<std::string>();
 }
 
+uint64_t EpochOf(SyncHttp& http, const std::string& address) {
+  Reply r = http.Get(address, "/cluster");
+  Json j;
+  if (r.status != 200 || !ParseJson(r.body, &j)) return 0;
+  return j.at("epoch").get<uint64_t>();
+}
+
 int RunDistkv(const TempDir& dir, const std::string& label, std::vector<std::string> args,
               int timeout_ms) {
   Process p(label, DistkvBinary(), std::move(args), dir.Sub(label + ".log"));

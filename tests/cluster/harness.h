@@ -225,6 +225,8 @@ bool IsJsonError(std::string_view body);
 // A node's /internal/digest as "keys/digest" (equal strings: equal data), or
 // "unreachable" when it does not answer 200.
 std::string DigestOf(SyncHttp& http, const std::string& address);
+// The epoch of a node's cluster map (/cluster), or 0 when it does not answer.
+uint64_t EpochOf(SyncHttp& http, const std::string& address);
 // Runs `distkv args...` (a command, not a server) to its end and returns its
 // exit code; its output goes to dir/label.log and is shown when it fails.
 int RunDistkv(const TempDir& dir, const std::string& label, std::vector<std::string> args,
