@@ -9,6 +9,7 @@
 // (Store::PutAtomic): after a crash all of it or none of it is there. Parts
 // on different shards are independent: one may fail while another succeeds,
 // and the statuses say which.
+#include <algorithm>
 #include <memory>
 
 #include "src/node/node.h"
@@ -101,21 +102,36 @@ void Node::BatchLocal(const std::shared_ptr<BatchJob>& job, std::vector<size_t> 
     return;
   }
   if (!job->is_put) {
+    // As a GET (node.cc, HandleLocalGet): the part is answered once what it
+    // read is durable; if that batch failed, it is read again.
+    uint64_t rests_on = 0;
     for (size_t i : part) {
       BatchResult& r = job->results[i];
       storage::Status s = store_->Get(job->items[i].key, &r.value, &r.lsn);
       if (s.ok()) {
         r.status = 200;
         r.has_value = true;
+        rests_on = std::max(rests_on, r.lsn);
       } else if (s.IsNotFound()) {
         r.status = 404;
         r.error = "not_found";
+        rests_on = std::max(rests_on, store_->last_lsn());
       } else {
         r.status = StorageError(s).status;
         r.error = "storage_error";
       }
     }
-    BatchPartDone(job);
+    if (is_replica_ || options_.config.reads_latest || rests_on <= store_->durable_lsn()) {
+      BatchPartDone(job);
+      return;
+    }
+    pipeline_->WhenReadable(rests_on, [this, job, part](const storage::Status& s) {
+      if (s.ok()) {
+        BatchPartDone(job);
+      } else {
+        BatchLocal(job, part);
+      }
+    });
     return;
   }
   net::HttpResponse refusal;

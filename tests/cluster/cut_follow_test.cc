@@ -22,21 +22,6 @@
 namespace distkv::clustertest {
 namespace {
 
-// "keys/digest" of a node, or "unreachable".
-std::string DigestText(SyncHttp& http, const std::string& address) {
-  Reply r = http.Get(address, "/internal/digest");
-  if (r.status != 200) return "unreachable";
-  Json j = Json::parse(r.body);
-  return std::to_string(j.at("keys").get<int64_t>()) + "/" + j.at("digest").get<std::string>();
-}
-
-// The epoch of a node's map, 0 when it does not answer.
-uint64_t MapEpoch(SyncHttp& http, const std::string& address) {
-  Reply r = http.Get(address, "/cluster");
-  if (r.status != 200) return 0;
-  return Json::parse(r.body).at("epoch").get<uint64_t>();
-}
-
 // The primary a replica follows ("" for a primary or an unreachable node).
 std::string FollowedBy(SyncHttp& http, const std::string& address) {
   Reply r = http.Get(address, "/stats");
@@ -87,7 +72,7 @@ TEST_CASE(
   old_primary.Kill();
   Reply promote = http.Send(first.address(), "POST", "/admin/promote");
   REQUIRE_MESSAGE(Is2xx(promote.status), promote);
-  REQUIRE(WaitUntil([&] { return MapEpoch(http, second.address()) == 1; }, 30'000));
+  REQUIRE(WaitUntil([&] { return EpochOf(http, second.address()) == 1; }, 30'000));
   REQUIRE(Is2xx(http.Send(first.address(), "PUT", "/kv/epoch-1", "one").status));
   REQUIRE(
       WaitUntil([&] { return http.Get(second.address(), "/kv/epoch-1").status == 200; }, 30'000));
@@ -113,14 +98,14 @@ TEST_CASE(
   REQUIRE(::kill(second.pid(), SIGCONT) == 0);
   Reply promote2 = http.Send(second.address(), "POST", "/admin/promote?force=true");
   REQUIRE_MESSAGE(Is2xx(promote2.status), promote2);
-  CHECK(MapEpoch(http, second.address()) == 2);
+  CHECK(EpochOf(http, second.address()) == 2);
   REQUIRE(Is2xx(http.Send(second.address(), "PUT", "/kv/epoch-2", "two").status));
 
-  CHECK(WaitUntil([&] { return MapEpoch(http, old_primary.address()) == 2; }, 30'000));
+  CHECK(WaitUntil([&] { return EpochOf(http, old_primary.address()) == 2; }, 30'000));
   CHECK(WaitUntil([&] { return FollowedBy(http, old_primary.address()) == second.address(); },
                   30'000));
   CHECK(WaitUntil(
-      [&] { return DigestText(http, old_primary.address()) == DigestText(http, second.address()); },
+      [&] { return DigestOf(http, old_primary.address()) == DigestOf(http, second.address()); },
       60'000, 100));
   CHECK(http.Get(old_primary.address(), "/kv/epoch-2").status == 200);
   CHECK(http.Get(old_primary.address(), "/kv/deposed-write").status == 404);
@@ -128,9 +113,9 @@ TEST_CASE(
   // The epoch-1 primary wakes, is deposed in turn and follows too.
   REQUIRE(::kill(first.pid(), SIGCONT) == 0);
   CHECK(WaitUntil([&] { return FollowedBy(http, first.address()) == second.address(); }, 30'000));
-  CHECK(WaitUntil(
-      [&] { return DigestText(http, first.address()) == DigestText(http, second.address()); },
-      60'000, 100));
+  CHECK(
+      WaitUntil([&] { return DigestOf(http, first.address()) == DigestOf(http, second.address()); },
+                60'000, 100));
   CHECK(JsonText(GetJson(http, old_primary.address(), "/health"), "role") == "replica");
 }
 

@@ -19,13 +19,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string DigestOf(SyncHttp& http, const std::string& address) {
-  Reply r = http.Get(address, "/internal/digest");
-  if (r.status != 200) return "unreachable";
-  Json j = Json::parse(r.body);
-  return std::to_string(j.at("keys").get<uint64_t>()) + "/" + j.at("digest").get<std::string>();
-}
-
 Json ReplicationOf(SyncHttp& http, const std::string& address) {
   return GetJson(http, address, "/stats")["replication"];
 }
