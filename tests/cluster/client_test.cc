@@ -181,4 +181,46 @@ TEST_CASE("distkv command line: get, put, del, scan, stats, cluster with exit co
   CHECK(RunCli("--cluster 127.0.0.1:1 --timeout 500 get k").exit_code == 4);
 }
 
+// After a failover the library and the command line follow the new map: the
+// client that routed a shard's writes to the dead primary finds the promoted
+// replica (from the map a live node serves under the new epoch), and the
+// command line, seeded with any node, reads and writes through it.
+TEST_CASE("client library and command line after a failover: writes go to the promoted replica") {
+  ClusterSpec spec = LocalCluster(2, 1);
+  spec.fsync = "always";
+  TestCluster cluster(spec);
+  cluster.Start();
+  client::SyncClient db(ClientOptions(cluster, 1));
+  const std::string key = cluster.KeysOf(0, 1, "fo:")[0];
+  const std::string promoted = spec.shards[0].replicas[0];
+  REQUIRE(db.Put(key, "before").status == 201);
+  SyncHttp http;
+  REQUIRE(WaitUntil([&] { return http.Get(promoted, "/kv/" + key).body == "before"; }, 30'000));
+
+  cluster.primary(0).Kill();
+  REQUIRE(RunDistkv(cluster.dir(), "promote",
+                    {"promote", "--config", cluster.dir().Sub("sharding.toml"), "--shard",
+                     spec.shards[0].name}) == 0);
+  REQUIRE(WaitUntil([&] { return EpochOf(http, cluster.address(1)) == 1; }, 30'000));
+
+  // The client's first attempts may still go to the dead primary; it must
+  // get to the new one without being rebuilt.
+  client::Response put;
+  REQUIRE(WaitUntil(
+      [&] {
+        put = db.Put(key, "after");
+        return put.ok();
+      },
+      30'000, 100));
+  CHECK(put.node == promoted);
+  client::Response got = db.Get(key);
+  CHECK(got.body == "after");
+  CHECK(got.node == promoted);
+
+  const std::string at = "--cluster " + cluster.address(1);
+  CHECK(RunCli(at + " get " + key).out == "after");
+  CHECK(RunCli(at + " put " + key + " by-cli").exit_code == 0);
+  CHECK(http.Get(promoted, "/kv/" + key).body == "by-cli");
+}
+
 }  // namespace distkv::clustertest
