@@ -95,6 +95,13 @@ class Writer {
     std::lock_guard<std::mutex> lock(mu_);
     return acked_;
   }
+  // Acknowledged writes whose request was sent after `t`.
+  size_t acked_sent_after(std::chrono::steady_clock::time_point t) {
+    std::lock_guard<std::mutex> lock(mu_);
+    size_t n = 0;
+    for (const auto& sent : acked_sent_) n += sent > t;
+    return n;
+  }
   size_t failed() const { return failed_; }
 
  private:
@@ -102,10 +109,12 @@ class Writer {
     SyncHttp http;
     for (size_t i = 0; !stop_ && i < keys_.size(); ++i) {
       const std::string value = "value-of-" + keys_[i];
+      const auto sent = std::chrono::steady_clock::now();
       Reply r = http.Send(targets_[i % targets_.size()], "PUT", "/kv/" + keys_[i], value);
       if (Is2xx(r.status)) {
         std::lock_guard<std::mutex> lock(mu_);
         acked_.emplace_back(keys_[i], value);
+        acked_sent_.push_back(sent);
       } else {
         failed_++;
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -118,6 +127,7 @@ class Writer {
   std::atomic<size_t> failed_{0};
   std::mutex mu_;
   std::vector<std::pair<std::string, std::string>> acked_;
+  std::vector<std::chrono::steady_clock::time_point> acked_sent_;
   std::thread thread_;
 };
 
@@ -198,11 +208,11 @@ TEST_CASE(
   Writer to_old(cluster.KeysOf(0, 100'000, "old-"), {old_primary});
   REQUIRE(WaitUntil([&] { return to_old.acked() >= 20; }, 10'000));
 
+  // Every request sent after this moment reaches a stopped node, answered
+  // (if at all) only after it wakes up deposed: none may be acknowledged.
+  // (The one in flight when it stops may have had its answer sent already.)
+  const auto stopped_at = std::chrono::steady_clock::now();
   REQUIRE(kill(cluster.primary(0).pid(), SIGSTOP) == 0);
-  // Answers the node sent before it was stopped still arrive; after this
-  // pause every further acknowledgement would come from a deposed primary.
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  const size_t acked_at_stop = to_old.acked();
   REQUIRE_MESSAGE(WaitUntil([&] { return IsPrimary(http, replica); }, 20'000),
                   "the replica was not promoted while the primary was paused");
   std::vector<std::pair<std::string, std::string>> acked_new;
@@ -216,11 +226,12 @@ TEST_CASE(
   // Let the woken node answer what its client sent, then learn the new map.
   CHECK(
       WaitUntil([&] { return Health(http, old_primary).value("role", "") == "replica"; }, 10'000));
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const size_t failed_before = to_old.failed();
+  CHECK(WaitUntil([&] { return to_old.failed() >= failed_before + 5; }, 10'000));
   to_old.Stop();
   MESSAGE(to_old.acked() << " writes acknowledged by the old primary in all, " << to_old.failed()
                          << " refused or failed");
-  CHECK(to_old.acked() == acked_at_stop);  // not one after it woke up deposed
+  CHECK(to_old.acked_sent_after(stopped_at) == 0);  // not one after it woke up deposed
 
   // It rejoins with the new primary's data.
   CHECK(WaitUntil([&] { return DigestOf(http, old_primary) == DigestOf(http, replica); }, 15'000));
