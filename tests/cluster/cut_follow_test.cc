@@ -32,16 +32,6 @@ std::string FollowedBy(SyncHttp& http, const std::string& address) {
   return repl.at("primary").get<std::string>();
 }
 
-std::string LostFiles(const std::string& data_dir) {
-  std::string lost;
-  FILE* f = popen(("cat " + data_dir + "/lost/*.log 2>/dev/null").c_str(), "r");
-  if (f == nullptr) return lost;
-  char buf[4096];
-  for (size_t n; (n = fread(buf, 1, sizeof buf, f)) > 0;) lost.append(buf, n);
-  pclose(f);
-  return lost;
-}
-
 }  // namespace
 
 TEST_CASE(
@@ -89,7 +79,7 @@ TEST_CASE(
 
   // It learns epoch 1 from the promoted node and cuts its tail following it.
   REQUIRE(::kill(first.pid(), SIGCONT) == 0);
-  REQUIRE(WaitUntil([&] { return LostFiles(data_dir).find("deposed-write") != std::string::npos; },
+  REQUIRE(WaitUntil([&] { return LostText(data_dir).find("deposed-write") != std::string::npos; },
                     30'000));
 
   // While it resyncs, the epoch-1 primary pauses and the other replica is

@@ -21,20 +21,7 @@
 #include "tests/cluster/http_sync.h"
 
 namespace distkv::clustertest {
-namespace {
-
-std::string ReadLost(const std::string& data_dir) {
-  std::string lost;
-  const std::string cmd = "cat " + data_dir + "/lost/*.log 2>/dev/null";
-  FILE* f = popen(cmd.c_str(), "r");
-  if (f == nullptr) return lost;
-  char buf[4096];
-  for (size_t n; (n = fread(buf, 1, sizeof buf, f)) > 0;) lost.append(buf, n);
-  pclose(f);
-  return lost;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 TEST_CASE(
     "fencing: a primary deposed while down refuses to stream to a replica of the new epoch "
@@ -105,7 +92,7 @@ TEST_CASE(
     CHECK_MESSAGE(http.Get(n->address(), "/kv/deposed-write").status == 404, n->address());
     CHECK_MESSAGE(http.Get(n->address(), "/kv/new-epoch").status == 200, n->address());
   }
-  CHECK(ReadLost(cluster.dir().Sub("data-" + shard)).find("deposed-write") != std::string::npos);
+  CHECK(LostText(cluster.dir().Sub("data-" + shard)).find("deposed-write") != std::string::npos);
 }
 
 }  // namespace distkv::clustertest

@@ -20,6 +20,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -560,6 +561,17 @@ std::string DigestOf(SyncHttp& http, const std::string& address) {
   Json j;
   if (r.status != 200 || !ParseJson(r.body, &j)) return "unreachable";
   return std::to_string(j.at("keys").get<uint64_t>()) + "/" + j.at("digest").get<std::string>();
+}
+
+std::string LostText(const std::string& data_dir) {
+  std::string lost;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(data_dir + "/lost", ec)) {
+    if (e.path().extension() != ".log") continue;
+    std::ifstream in(e.path(), std::ios::binary);
+    lost.append(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  return lost;
 }
 
 uint64_t EpochOf(SyncHttp& http, const std::string& address) {

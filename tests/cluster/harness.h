@@ -225,6 +225,9 @@ bool IsJsonError(std::string_view body);
 // A node's /internal/digest as "keys/digest" (equal strings: equal data), or
 // "unreachable" when it does not answer 200.
 std::string DigestOf(SyncHttp& http, const std::string& address);
+// The contents of every lost/*.log of a node's data directory (the writes a
+// deposed primary cut from its log), concatenated; "" when there are none.
+std::string LostText(const std::string& data_dir);
 // The epoch of a node's cluster map (/cluster), or 0 when it does not answer.
 uint64_t EpochOf(SyncHttp& http, const std::string& address);
 // Runs `distkv args...` (a command, not a server) to its end and returns its
