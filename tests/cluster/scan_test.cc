@@ -264,7 +264,8 @@ TEST_CASE("scan: slots moving into a shard already scanned restart the scan; no 
   for (const std::string& k : moved_keys) body[k] = "after";
   Reply put = http.Send(b, "POST", "/kv/_mput", body.dump());
   REQUIRE_MESSAGE(put.status == 200, put);
-  for (const Json& st : Json::parse(put.body).at("results")) CHECK(JsonInt(st, "status") == 200);
+  const Json results = Json::parse(put.body).at("results");  // outlives the loop
+  for (const Json& st : results) CHECK(JsonInt(st, "status") == 200);
   for (const std::string& k : moved_keys) {
     Reply g = http.Send(a, "GET", "/kv/" + k, "", {{"X-Distkv-Hop", "test"}});
     CHECK(g.status == 200);

@@ -463,6 +463,7 @@ TEST_CASE(
   // Four requests on four connections (held apart by order keys and one
   // loop turn each), which then sit idle.
   int warm = 0;
+  int done = 0;  // outlives the callback below, whose requests count it
   for (uint64_t i = 1; i <= 4; ++i) {
     OutboundRequest w = Get("/warm");
     w.method = "PUT";
@@ -470,7 +471,6 @@ TEST_CASE(
     client.Request(peer.address(), std::move(w), [&](ClientResult& r) {
       CHECK(r.error == ClientError::kNone);
       if (++warm < 4) return;
-      int done = 0;
       for (int j = 0; j < 6; ++j) {
         client.Request(peer.address(), Get("/burst/" + std::to_string(j)), [&](ClientResult& res) {
           CHECK(res.error == ClientError::kNone);
