@@ -62,6 +62,8 @@ constexpr const char* kUsage =
     "  --sync-journal F  (for tests) append each fdatasync'ed file size to F, so a test\n"
     "                    can cut the files back to what was durable after a SIGKILL\n"
     "  --slow-disk N     (for tests and benchmarks) write the data files at most N bytes/s\n"
+    "  --fail-sync-after N (for tests) let N fdatasyncs succeed, then fail every later one\n"
+    "                    with EIO, as a dying disk does\n"
     "  --log-requests    one log line per request\n";
 
 struct Args {
@@ -129,6 +131,14 @@ int ParseArgs(int argc, char** argv, Args* args) {
       args->node.slow_disk_bytes_per_s = ok ? std::strtoull(rate.c_str(), &end, 10) : 0;
       if (ok && (rate.empty() || *end != '\0' || args->node.slow_disk_bytes_per_s == 0)) {
         return Usage("--slow-disk needs a number of bytes per second above 0");
+      }
+    } else if (flag == "--fail-sync-after") {
+      std::string v;
+      ok = take(&v);
+      char* end = nullptr;
+      args->node.fail_sync_after = ok ? std::strtoll(v.c_str(), &end, 10) : -1;
+      if (ok && (v.empty() || *end != '\0' || args->node.fail_sync_after < 0)) {
+        return Usage("--fail-sync-after needs a number of syncs, 0 or more");
       }
     } else if (flag == "--clock-skew-ms") {
       std::string v;

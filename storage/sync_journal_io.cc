@@ -6,7 +6,7 @@
 
 namespace distkv::storage {
 
-SyncJournalIo::SyncJournalIo(Io* base, const std::string& journal_path) : base_(base) {
+SyncJournalIo::SyncJournalIo(Io* base, const std::string& journal_path) : IoWrapper(base) {
   fd_ = ::open(journal_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 }
 
@@ -20,7 +20,7 @@ void SyncJournalIo::Append(const std::string& line) {
 }
 
 int SyncJournalIo::Open(const std::string& path, int flags, int* handle) {
-  const int err = base_->Open(path, flags, handle);
+  const int err = base()->Open(path, flags, handle);
   if (err == 0) {
     std::lock_guard<std::mutex> l(mu_);
     paths_[*handle] = path;
@@ -34,14 +34,14 @@ void SyncJournalIo::Close(int handle) {
     std::lock_guard<std::mutex> l(mu_);
     paths_.erase(handle);
   }
-  base_->Close(handle);
+  base()->Close(handle);
 }
 
 int SyncJournalIo::Sync(int handle) {
-  const int err = base_->Sync(handle);
+  const int err = base()->Sync(handle);
   if (err == 0) {
     uint64_t size = 0;
-    if (base_->Size(handle, &size) == 0) {
+    if (base()->Size(handle, &size) == 0) {
       std::lock_guard<std::mutex> l(mu_);
       auto it = paths_.find(handle);
       if (it != paths_.end()) Append("sync " + it->second + " " + std::to_string(size) + "\n");
@@ -51,7 +51,7 @@ int SyncJournalIo::Sync(int handle) {
 }
 
 int SyncJournalIo::Rename(const std::string& from, const std::string& to) {
-  const int err = base_->Rename(from, to);
+  const int err = base()->Rename(from, to);
   if (err == 0) {
     std::lock_guard<std::mutex> l(mu_);
     Append("rename " + from + " " + to + "\n");
@@ -60,7 +60,7 @@ int SyncJournalIo::Rename(const std::string& from, const std::string& to) {
 }
 
 int SyncJournalIo::Unlink(const std::string& path) {
-  const int err = base_->Unlink(path);
+  const int err = base()->Unlink(path);
   if (err == 0) {
     std::lock_guard<std::mutex> l(mu_);
     Append("unlink " + path + "\n");

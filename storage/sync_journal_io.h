@@ -17,11 +17,11 @@
 #include <mutex>
 #include <string>
 
-#include "storage/io.h"
+#include "storage/io_wrapper.h"
 
 namespace distkv::storage {
 
-class SyncJournalIo final : public Io {
+class SyncJournalIo final : public IoWrapper {
  public:
   // base is not owned; ok() is false if the journal cannot be opened.
   SyncJournalIo(Io* base, const std::string& journal_path);
@@ -29,32 +29,14 @@ class SyncJournalIo final : public Io {
   bool ok() const { return fd_ >= 0; }
 
   int Open(const std::string& path, int flags, int* handle) override;
-  int OpenDir(const std::string& path, int* handle) override {
-    return base_->OpenDir(path, handle);
-  }
   void Close(int handle) override;
-  int Write(int handle, const char* data, size_t n, uint64_t off, size_t* done) override {
-    return base_->Write(handle, data, n, off, done);
-  }
-  int Read(int handle, char* data, size_t n, uint64_t off, size_t* done) override {
-    return base_->Read(handle, data, n, off, done);
-  }
   int Sync(int handle) override;
-  int SyncDir(int handle) override { return base_->SyncDir(handle); }
-  int Truncate(int handle, uint64_t size) override { return base_->Truncate(handle, size); }
-  int Size(int handle, uint64_t* size) override { return base_->Size(handle, size); }
   int Rename(const std::string& from, const std::string& to) override;
   int Unlink(const std::string& path) override;
-  int CreateDirs(const std::string& path) override { return base_->CreateDirs(path); }
-  int ListDir(const std::string& path, std::vector<std::string>* names) override {
-    return base_->ListDir(path, names);
-  }
-  int Lock(const std::string& path, int* handle) override { return base_->Lock(path, handle); }
 
  private:
   void Append(const std::string& line);
 
-  Io* base_;
   int fd_ = -1;
   std::mutex mu_;
   std::map<int, std::string> paths_;  // handle -> path, for sync lines

@@ -10,45 +10,18 @@
 #pragma once
 
 #include <cstdint>
-#include <string>
-#include <vector>
-
-#include "storage/io.h"
+#include "storage/io_wrapper.h"
 
 namespace distkv::storage {
 
-class ThrottledIo final : public Io {
+class ThrottledIo final : public IoWrapper {
  public:
   // base is not owned; bytes_per_s > 0.
-  ThrottledIo(Io* base, uint64_t bytes_per_s) : base_(base), bytes_per_s_(bytes_per_s) {}
+  ThrottledIo(Io* base, uint64_t bytes_per_s) : IoWrapper(base), bytes_per_s_(bytes_per_s) {}
 
-  int Open(const std::string& path, int flags, int* handle) override {
-    return base_->Open(path, flags, handle);
-  }
-  int OpenDir(const std::string& path, int* handle) override {
-    return base_->OpenDir(path, handle);
-  }
-  void Close(int handle) override { base_->Close(handle); }
   int Write(int handle, const char* data, size_t n, uint64_t off, size_t* done) override;
-  int Read(int handle, char* data, size_t n, uint64_t off, size_t* done) override {
-    return base_->Read(handle, data, n, off, done);
-  }
-  int Sync(int handle) override { return base_->Sync(handle); }
-  int SyncDir(int handle) override { return base_->SyncDir(handle); }
-  int Truncate(int handle, uint64_t size) override { return base_->Truncate(handle, size); }
-  int Size(int handle, uint64_t* size) override { return base_->Size(handle, size); }
-  int Rename(const std::string& from, const std::string& to) override {
-    return base_->Rename(from, to);
-  }
-  int Unlink(const std::string& path) override { return base_->Unlink(path); }
-  int CreateDirs(const std::string& path) override { return base_->CreateDirs(path); }
-  int ListDir(const std::string& path, std::vector<std::string>* names) override {
-    return base_->ListDir(path, names);
-  }
-  int Lock(const std::string& path, int* handle) override { return base_->Lock(path, handle); }
 
  private:
-  Io* base_;
   uint64_t bytes_per_s_;
 };
 

@@ -8,6 +8,7 @@
 
 #include "net/address.h"
 #include "src/obs/log.h"
+#include "storage/failing_sync_io.h"
 #include "storage/record_format.h"
 #include "storage/sync_journal_io.h"
 #include "storage/throttled_io.h"
@@ -81,6 +82,12 @@ bool Node::Start(std::string* error) {
   // secret keeps the order unknown to whoever could craft colliding keys.
   const std::string seed_text = config.auth.cluster_secret + '\0' + shard.name;
   so.index_hash_seed = XXH3_64bits(seed_text.data(), seed_text.size());
+  // Layers for tests and benchmarks, each over the one before: a journal of
+  // what was synced, a slow disk, a disk whose syncs start failing.
+  auto add_layer = [&](std::unique_ptr<storage::Io> layer) {
+    so.io = layer.get();
+    io_layers_.push_back(std::move(layer));
+  };
   if (!options_.sync_journal.empty()) {
     auto journal =
         std::make_unique<storage::SyncJournalIo>(storage::Io::Posix(), options_.sync_journal);
@@ -88,13 +95,15 @@ bool Node::Start(std::string* error) {
       *error = "cannot open the sync journal " + options_.sync_journal;
       return false;
     }
-    journal_io_ = std::move(journal);
-    so.io = journal_io_.get();
+    add_layer(std::move(journal));
   }
   if (options_.slow_disk_bytes_per_s > 0) {
-    slow_io_ = std::make_unique<storage::ThrottledIo>(so.io ? so.io : storage::Io::Posix(),
-                                                      options_.slow_disk_bytes_per_s);
-    so.io = slow_io_.get();
+    add_layer(std::make_unique<storage::ThrottledIo>(so.io ? so.io : storage::Io::Posix(),
+                                                     options_.slow_disk_bytes_per_s));
+  }
+  if (options_.fail_sync_after >= 0) {
+    add_layer(std::make_unique<storage::FailingSyncIo>(
+        so.io ? so.io : storage::Io::Posix(), static_cast<uint64_t>(options_.fail_sync_after)));
   }
   so.log = [](std::string_view line) { LogLine(LogLevel::kInfo, line); };
   store_options_ = so;

@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "net/http_client.h"
 #include "net/http_server.h"
@@ -48,6 +49,7 @@ struct NodeOptions {
   bool repair = false;       // accept lost or damaged data instead of refusing to start
   std::string sync_journal;  // tests: record synced sizes here (storage/sync_journal_io.h)
   uint64_t slow_disk_bytes_per_s = 0;  // tests, benchmarks: a disk this slow (throttled_io.h)
+  int64_t fail_sync_after = -1;        // tests: syncs after this many fail (failing_sync_io.h)
   bool log_requests = false;
   int64_t clock_skew_ms = 0;  // tests: this node's clock runs this far off (expiry)
 };
@@ -208,8 +210,9 @@ class Node {
   Authenticator auth_;
   uint64_t started_ns_ = 0;
 
-  std::unique_ptr<storage::Io> journal_io_;  // with --sync-journal; outlives store_
-  std::unique_ptr<storage::Io> slow_io_;     // with --slow-disk; outlives store_
+  // --sync-journal, --slow-disk, --fail-sync-after: the Io layers under
+  // store_, each over the one before; declared before store_ so they outlive it.
+  std::vector<std::unique_ptr<storage::Io>> io_layers_;
   std::unique_ptr<storage::Store> store_;
   std::unique_ptr<CommitPipeline> pipeline_;
   std::unique_ptr<Compactor> compactor_;

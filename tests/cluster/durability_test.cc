@@ -536,8 +536,12 @@ TEST_CASE(
   std::vector<std::string> segments = Segments(data);
   REQUIRE_MESSAGE(segments.size() >= 3, segments.size() << " segments with segment_bytes = 4096");
 
-  // Flip one byte in the middle of the oldest (sealed) segment.
+  // Flip one byte in the middle of the oldest (sealed) segment. A sealed
+  // segment gets a hint file once it is written (in the background), and a
+  // valid hint file spares recovery the scan, so the damage would be found
+  // only by a read (storage_faults_test.cc); remove it so the scan runs.
   const std::string victim = segments.front();
+  std::filesystem::remove(victim.substr(0, victim.size() - 4) + ".hint");
   {
     std::fstream f(victim, std::ios::binary | std::ios::in | std::ios::out);
     f.seekg(0, std::ios::end);
