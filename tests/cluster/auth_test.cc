@@ -94,11 +94,18 @@ TEST_CASE("auth: every endpoint class answers no token, a wrong token and each r
       {"GET", "/cluster", {401, 401, 200, 200, 200, 200}},
       // admin
       {"GET", "/internal/digest", {401, 401, 403, 403, 200, 200}},
+      {"GET", "/admin/migrate", {401, 401, 403, 403, 200, 200}},
+      {"POST", "/purge", {401, 401, 403, 403, 200, 200}},
+      {"POST", "/admin/promote", {401, 401, 403, 403, 409, 409}},
       // node to node only
       {"POST", ack, {401, 401, 403, 403, 403, 200}},
       // (the secret gets as far as the shard check: 409 for a shard it is not)
       {"GET", "/internal/replicate?from=0&replica=x&shard=nope", {401, 401, 403, 403, 403, 409}},
       {"GET", "/internal/scan?shard=Delhi&hash=0&limit=10", {401, 401, 403, 403, 403, 200}},
+      {"GET", "/internal/cluster-map", {401, 401, 403, 403, 403, 200}},
+      {"POST", "/internal/cluster-map", {401, 401, 403, 403, 403, 400}, "not a map"},
+      {"GET", "/internal/slots/snapshot", {401, 401, 403, 403, 403, 400}},
+      {"POST", "/internal/slots/pause", {401, 401, 403, 403, 403, 400}},
       // an unknown path tells nothing to a sender without a credential
       {"GET", "/nowhere", {401, 401, 404, 404, 404, 404}},
   };
@@ -107,8 +114,9 @@ TEST_CASE("auth: every endpoint class answers no token, a wrong token and each r
       // PUT twice in a row must see the key present (200), as the table says.
       Reply r = http.Send(node, c.method, c.target, c.method == std::string("PUT") ? "v" : c.body,
                           Bearer(who[i].token));
-      CHECK_MESSAGE(r.status == c.expected[i],
-                    c.method << " " << c.target << " as " << who[i].name << ": " << r);
+      CHECK_MESSAGE(r.status == c.expected[i], std::string(c.method)
+                                                   << " " << c.target << " as "
+                                                   << std::string(who[i].name) << ": " << r);
       if (r.status == 401) {
         CHECK(r.Header("WWW-Authenticate").rfind("Bearer realm=\"distkv\"", 0) == 0);
         CHECK(IsJsonError(r));
@@ -117,6 +125,16 @@ TEST_CASE("auth: every endpoint class answers no token, a wrong token and each r
       }
       if (r.status == 403) CHECK(IsJsonError(r));
     }
+  }
+  // A manual compaction: refused below admin; admin and the secret get it
+  // started (202), or told that one runs (409) or that there is nothing to do (200).
+  for (size_t i = 0; i < who.size(); ++i) {
+    Reply r = http.Send(node, "POST", "/admin/compact", "", Bearer(who[i].token));
+    const std::string as = "POST /admin/compact as " + std::string(who[i].name);
+    if (i < 2) CHECK_MESSAGE(r.status == 401, as << ": " << r);
+    if (i == 2 || i == 3) CHECK_MESSAGE(r.status == 403, as << ": " << r);
+    if (i >= 4)
+      CHECK_MESSAGE((r.status == 200 || r.status == 202 || r.status == 409), as << ": " << r);
   }
   // The real replica follows with the secret its config gives it.
   CHECK(
