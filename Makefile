@@ -160,13 +160,15 @@ $(BUILD)/cluster-tests: $(TEST_MAIN) $(call obj,$(CLUSTER_SRCS)) $(BENCH_LIB) $(
 
 # --- tests ----------------------------------------------------------------
 # Unit tests, cluster tests, the fuzz targets over their corpora, the
-# consistency checker's tests and a short chaos run (CHAOS_DURATION seconds).
-CHAOS_DURATION ?= 30
+# consistency checker's tests and two short chaos runs (CHAOS_DURATION seconds
+# each): without etcd (with migrations) and with etcd (with failovers).
+CHAOS_DURATION ?= 20
 test: $(UNIT_BINS) $(BUILD)/cluster-tests $(BUILD)/distkv $(BUILD)/distkv-bench fuzz-build
 	@DISTKV_BIN=$(abspath $(BUILD)/distkv) DISTKV_BENCH_BIN=$(abspath $(BUILD)/distkv-bench) \
 	  CHAOS_DURATION=$(CHAOS_DURATION) CLUSTER_TESTS_BIN=$(abspath $(BUILD)/cluster-tests) \
 	  tests/run.sh $(UNIT_BINS) $(BUILD)/cluster-tests tests/cluster-tests-tls.sh \
-	  tests/fuzz/run.sh tests/chaos/checker_test.py tests/chaos/chaos.py
+	  tests/fuzz/run.sh tests/chaos/checker_test.py "tests/chaos/chaos.py --mode static" \
+	  "tests/chaos/chaos.py --mode etcd"
 
 # Every binary and test binary, without running anything.
 build-tests: all $(UNIT_BINS) $(BUILD)/cluster-tests
@@ -203,6 +205,8 @@ FUZZ_LINK_segment_recovery_fuzz := storage
 FUZZ_LINK_frame_fuzz            := $(LINK_replication)
 FUZZ_LINK_config_fuzz           := $(LINK_cluster)
 FUZZ_LINK_manifest_fuzz         := storage
+FUZZ_LINK_hint_fuzz             := storage
+FUZZ_LINK_client_json_fuzz      := client $(LINK_api)
 define fuzz_bin
 $(BUILD)/fuzz/$(1): $(call obj,tests/fuzz/$(1).cc) $(foreach l,$(FUZZ_LINK_$(1)),$(call lib,$(l)))
 	@mkdir -p $$(@D)
@@ -234,10 +238,14 @@ tsan-run: $(UNIT_BINS) $(BUILD)/cluster-tests $(BUILD)/distkv $(BUILD)/distkv-be
 	  tests/run.sh $(UNIT_BINS) "$(BUILD)/cluster-tests -tc=$(TSAN_CLUSTER_TESTS)"
 
 # A replicated cluster under load and faults, its history checked
-# (tests/chaos/chaos.py; make chaos DURATION=600 for a long run).
+# (tests/chaos/chaos.py; make chaos DURATION=600 for a long run): one run per
+# MODE, static (migrations) then etcd (failovers).
 DURATION ?= 60
-chaos: $(BUILD)/distkv
-	@DISTKV_BIN=$(abspath $(BUILD)/distkv) tests/chaos/chaos.py --duration $(DURATION)
+MODE ?= static etcd
+chaos: $(BUILD)/distkv | $(TEST_DEPS_STAMP)
+	@status=0; for m in $(MODE); do \
+	  DISTKV_BIN=$(abspath $(BUILD)/distkv) tests/chaos/chaos.py --mode $$m --duration $(DURATION) \
+	    || status=1; done; exit $$status
 
 # --- running --------------------------------------------------------------
 run: $(BUILD)/distkv

@@ -101,27 +101,53 @@ Status ReadHintFile(Io* io, const std::string& path, uint64_t segment_size,
                               std::to_string(segment_size));
   }
   const uint64_t count = DecodeFixed64(t + 8);
-  // Check every entry's bounds before calling fn once.
+  // Check every entry before calling fn once: its bounds, that it is an entry
+  // HintBuilder can write, and that the entries describe records lying back
+  // to back from offset 0 to the segment's end, as every writer of hint files
+  // (the hint job, compaction, a snapshot) adds them. A hint that passes its
+  // CRC but not this was written wrong; trusting it would put offsets the
+  // segment does not have into the index.
   const size_t end = buf.size() - kTrailerBytes;
   size_t pos = 0;
   uint64_t seen = 0;
+  uint64_t next_offset = 0;
   while (pos < end) {
     if (end - pos < kEntryHeaderBytes) return Status::Corruption(path + ": entry cut short");
-    const uint32_t klen = DecodeFixed32(buf.data() + pos + 21);
-    const uint8_t flags = static_cast<uint8_t>(buf[pos + 20]);
+    const char* p = buf.data() + pos;
+    const uint32_t klen = DecodeFixed32(p + 21);
+    const uint32_t vlen = DecodeFixed32(p + 16);
+    const uint8_t flags = static_cast<uint8_t>(p[20]);
     const bool gap = (flags & kGapFlag) != 0;
+    const bool tombstone = (flags & kTombstoneFlag) != 0;
     const size_t extra = (flags & kExpiresFlag) ? kExpiryBytes : 0;
+    if ((flags & ~(kTombstoneFlag | kGapFlag | kExpiresFlag)) != 0 || (gap && tombstone)) {
+      return Status::Corruption(path + ": bad flags");
+    }
     if ((klen == 0 && !gap) || klen > kMaxKeyBytes || end - pos - kEntryHeaderBytes < klen) {
       return Status::Corruption(path + ": bad key length");
     }
     if (extra &&
-        (gap || (flags & kTombstoneFlag) || end - pos - kEntryHeaderBytes - klen < extra)) {
+        (gap || tombstone || vlen < kExpiryBytes || end - pos - kEntryHeaderBytes - klen < extra)) {
       return Status::Corruption(path + ": bad expiry");
     }
+    if ((gap && (klen != kGapValueBytes || vlen != 0)) || (tombstone && vlen != 0)) {
+      return Status::Corruption(path + ": a gap or tombstone entry with a value length");
+    }
+    if (DecodeFixed64(p) == 0) return Status::Corruption(path + ": an entry without an LSN");
+    if (DecodeFixed64(p + 8) != next_offset) {
+      return Status::Corruption(path + ": entry " + std::to_string(seen) + " is at offset " +
+                                std::to_string(DecodeFixed64(p + 8)) + ", its record at " +
+                                std::to_string(next_offset));
+    }
+    next_offset += EncodedRecordSize(klen, vlen);  // a gap's key is its 16-byte value
     pos += kEntryHeaderBytes + klen + extra;
     seen++;
   }
   if (seen != count) return Status::Corruption(path + ": entry count does not match");
+  if (next_offset != segment_size) {
+    return Status::Corruption(path + ": its records end at offset " + std::to_string(next_offset) +
+                              ", the segment at " + std::to_string(segment_size));
+  }
   pos = 0;
   HintEntry e;
   while (pos < end) {

@@ -26,7 +26,10 @@
 // describes: a segment cut back by `--repair`, or any other change, no longer
 // matches, and the hint is ignored. A hint file that is missing, short, of the
 // wrong size or with a bad CRC is never an error: recovery scans the segment
-// instead (and writes a fresh hint for it).
+// instead (and writes a fresh hint for it). The same goes for a hint whose CRC
+// is right but whose entries no writer makes: unknown flags, a value length
+// on a gap or tombstone, or records that do not lie back to back from offset
+// 0 to the segment's end.
 #pragma once
 
 #include <cstdint>

@@ -191,8 +191,12 @@ bool DecodeBatchJson(std::string_view body, size_t n, std::vector<BatchResult>* 
   results->clear();
   for (const json& item : j["results"]) {
     BatchResult r;
-    if (!item.is_object()) return false;
-    r.status = item.value("status", 0);
+    // value() and get<>() throw on a field of another type: check each first.
+    if (!item.is_object() || !item.contains("status") || !item["status"].is_number_integer())
+      return false;
+    const int64_t status = item["status"].get<int64_t>();
+    if (status < 100 || status > 599) return false;
+    r.status = static_cast<int>(status);
     if (item.contains("value")) {
       if (!Bytes(item["value"], &r.value)) return false;
       r.has_value = true;
@@ -202,7 +206,8 @@ bool DecodeBatchJson(std::string_view body, size_t n, std::vector<BatchResult>* 
         if (c >= '0' && c <= '9') r.lsn = r.lsn * 10 + static_cast<uint64_t>(c - '0');
       }
     }
-    r.error = item.value("error", "");
+    if (item.contains("error") && item["error"].is_string())
+      r.error = item["error"].get<std::string>();
     results->push_back(std::move(r));
   }
   return true;

@@ -1,12 +1,11 @@
 // Client: see client.h for routing, retries and map refreshes.
 #include "src/client/client.h"
 
-#include <nlohmann/json.hpp>
-
 #include <deque>
 
 #include "net/http_client.h"
 #include "net/json_bytes.h"
+#include "src/client/answers.h"
 
 namespace distkv::client {
 
@@ -42,40 +41,18 @@ std::string LocationNode(const std::string& location) {
   return std::string(v.substr(0, v.find('/')));
 }
 
-uint64_t ParseEtagValue(const std::string* etag) {
-  if (!etag) return 0;
-  uint64_t v = 0;
-  for (char c : *etag) {
-    if (c >= '0' && c <= '9') v = v * 10 + static_cast<uint64_t>(c - '0');
-  }
-  return v;
-}
-
-// A JSON string or {"base64": "..."}: the bytes.
-std::string JsonBytes(const nlohmann::json& j) {
-  if (j.is_string()) return j.get<std::string>();
-  std::string out;
-  if (j.is_object() && j.contains("base64") && j["base64"].is_string())
-    net::Base64Decode(j["base64"].get<std::string>(), &out);
-  return out;
-}
-
 void AppendBytes(std::string* out, std::string_view bytes) { net::AppendJsonBytes(out, bytes); }
 
 Response FromHttp(const std::string& node, net::HttpResponse& http) {
   Response r;
   r.status = http.status;
   r.node = node;
-  r.etag = ParseEtagValue(http.header("ETag"));
+  if (const std::string* e = http.header("ETag")) r.etag = ParseEtag(*e);
   if (const std::string* e = http.header("X-Distkv-Expires")) r.expires_ms = std::atoll(e->c_str());
   if (const std::string* t = http.header("X-Distkv-TTL")) r.ttl_seconds = std::atoll(t->c_str());
   if (const std::string* s = http.header("X-Distkv-Shard")) r.shard = *s;
   if (!r.ok()) {
-    nlohmann::json j = nlohmann::json::parse(http.body, nullptr, false);
-    if (j.is_object()) {
-      r.error = j.value("error", "");
-      r.message = j.value("message", "");
-    }
+    ParseErrorBody(http.body, &r.error, &r.message);
     if (r.error.empty()) r.error = "http_" + std::to_string(http.status);
   }
   r.body = std::move(http.body);
@@ -366,19 +343,10 @@ void Client::Scan(const ScanRequest& request, ScanCallback done) {
   if (request.values) target += "&values=true";
   auto call = impl_->NewCall("GET", std::move(target), "", [done](Response& r) {
     ScanPage page;
-    if (r.ok()) {
-      nlohmann::json j = nlohmann::json::parse(r.body, nullptr, false);
-      if (!j.is_object() || !j.contains("keys") || !j.contains("cursor")) {
-        r.status = 0;
-        r.error = "bad_answer";
-        r.message = "the scan page is not the expected JSON";
-      } else {
-        for (const auto& k : j["keys"]) page.keys.push_back(JsonBytes(k));
-        if (j.contains("values")) {
-          for (const auto& v : j["values"]) page.values.push_back(JsonBytes(v));
-        }
-        page.cursor = j["cursor"].get<std::string>();
-      }
+    if (r.ok() && !ParseScanPage(r.body, &page)) {
+      r.status = 0;
+      r.error = "bad_answer";
+      r.message = "the scan page is not the expected JSON";
     }
     done(r, page);
   });
@@ -468,10 +436,8 @@ void Client::Impl::Batch(const std::string& endpoint,
         }
       }
       auto call = NewCall("POST", endpoint, items[part.front()].first, [state, part](Response& r) {
-        nlohmann::json j;
-        if (r.ok()) j = nlohmann::json::parse(r.body, nullptr, false);
-        const bool parsed = j.is_object() && j.contains("results") && j["results"].is_array() &&
-                            j["results"].size() == part.size();
+        std::vector<KeyResult> got(part.size());
+        const bool parsed = r.ok() && ParseBatchResults(r.body, &got);
         for (size_t n = 0; n < part.size(); ++n) {
           KeyResult& out = state->results[part[n]];
           if (!parsed) {
@@ -479,14 +445,10 @@ void Client::Impl::Batch(const std::string& endpoint,
             out.error = r.error.empty() ? "bad_answer" : r.error;
             continue;
           }
-          const auto& item = j["results"][n];
-          out.status = item.value("status", 0);
-          if (item.contains("value")) out.value = JsonBytes(item["value"]);
-          if (item.contains("etag") && item["etag"].is_string()) {
-            const std::string e = item["etag"].get<std::string>();
-            out.etag = ParseEtagValue(&e);
-          }
-          out.error = item.value("error", "");
+          out.status = got[n].status;
+          out.value = std::move(got[n].value);
+          out.etag = got[n].etag;
+          out.error = std::move(got[n].error);
         }
         if (!parsed) {
           state->summary.status = 207;

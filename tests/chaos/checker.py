@@ -27,6 +27,15 @@ The register's state is None (no value) or (value, etag); etag is "?" when
 the value came from an indeterminate put (its ETag was never seen) until a
 read reveals it. ETags are the shard's LSNs, so a key's successive ETags
 must increase.
+
+Keys that move (moves=True, a run that migrates slots between shards): a key
+that moves is written into the target's log under the target's LSN, so its
+ETag changes without a write. The target's LSNs first jump past the
+source's, so the new ETag is higher: ETags still never go back. The model
+allows that change at any moment: a read may show the current value with a
+higher ETag than the state's (the state takes it), an If-Match with the old
+ETag may fail (412) and one with a higher ETag may succeed. A value still
+cannot change without a write, go back, or vanish without a delete.
 """
 import collections
 import math
@@ -43,7 +52,7 @@ class Op:
     """
 
     __slots__ = ("client", "kind", "key", "value", "if_match", "call", "ret", "status", "etag",
-                 "result", "node", "index")
+                 "result", "node", "index", "shard", "stream", "role", "target")
 
     def __init__(self, client, kind, key, call, value=None, if_match=None, node=None):
         self.client = client
@@ -58,6 +67,10 @@ class Op:
         self.result = None
         self.node = node
         self.index = 0
+        self.shard = None  # the shard that answered (X-Distkv-Shard)
+        self.stream = None  # replica reads: what they are judged with for going back
+        self.role = None  # what the client meant to reach: "primary" or "replica" ...
+        self.target = None  # ... of this shard
 
     @property
     def indeterminate(self):
@@ -82,12 +95,14 @@ def _newer(etag, state):
     return state is None or state[1] == "?" or etag > state[1]
 
 
-def step(state, op):
-    """The states the register may be in after op, given its outcome ([] if none)."""
+def step(state, op, moves=False):
+    """The states the register may be in after op, given its outcome ([] if none). With
+    moves, the state's ETag may have risen since (the key moved to another shard)."""
     if op.kind == "get":
         if op.result is None:
             return [None] if state is None else []
-        if state is not None and state[0] == op.result and state[1] in ("?", op.etag):
+        if state is not None and state[0] == op.result and (
+                state[1] in ("?", op.etag) or moves and op.etag > state[1]):
             return [(op.result, op.etag)]
         return []
     if op.kind == "delete":
@@ -105,8 +120,9 @@ def step(state, op):
             return [(op.value, op.etag)] if _newer(op.etag, state) else []
         return []
     if op.kind == "cas":
-        may_match = state is not None and state[1] in ("?", op.if_match)
-        may_differ = state is None or state[1] != op.if_match
+        may_match = state is not None and (
+            state[1] in ("?", op.if_match) or moves and op.if_match > state[1])
+        may_differ = state is None or state[1] != op.if_match or moves
         if op.indeterminate:
             return ([(op.value, "?")] if may_match else []) + [state]
         if op.status == 412:
@@ -128,7 +144,7 @@ class _Event:
         self.next = None
 
 
-def _check_key(ops):
+def _check_key(ops, moves):
     """(True, None) or (False, explanation) for one key's ops."""
     for i, op in enumerate(ops):
         op.index = i
@@ -175,7 +191,7 @@ def _check_key(ops):
         if entry.is_call:
             op = entry.op
             bit = linearized | (1 << op.index)
-            options = [s for s in step(state, op) if (bit, s) not in seen]
+            options = [s for s in step(state, op, moves) if (bit, s) not in seen]
             if options:
                 seen.add((bit, options[0]))
                 stack.append((entry, state, options[1:]))
@@ -214,23 +230,26 @@ def _check_key(ops):
     return True, None
 
 
-def linearizable(ops):
-    """(True, None) or (False, explanation) for primary operations on many keys."""
+def linearizable(ops, moves=False):
+    """(True, None) or (False, explanation) for primary operations on many keys; moves: keys
+    may have moved between shards (see the top of this file)."""
     by_key = collections.defaultdict(list)
     for op in ops:
         if op.kind == "get" and op.indeterminate:
             continue  # a read that did not answer constrains nothing
         by_key[op.key].append(op)
     for key in sorted(by_key):
-        ok, why = _check_key(by_key[key])
+        ok, why = _check_key(by_key[key], moves)
         if not ok:
             return False, why
     return True, None
 
 
-def replica_reads_ok(reads, writes):
-    """(True, None) or (False, explanation); reads: gets served by replicas (op.node names
-    the replica), writes: every put/cas/delete sent to primaries."""
+def replica_reads_ok(reads, writes, moves=False):
+    """(True, None) or (False, explanation); reads: gets served by replicas, writes: every
+    put/cas/delete sent to primaries. Reads are judged for going back per (op.stream or
+    op.node, key): a stream is what one replica served. With moves (see the top of this
+    file) a value may be read with a higher ETag than its write was acknowledged with."""
     written = {}  # (key, value) -> acknowledged etag or None
     deletes = collections.defaultdict(list)
     for w in writes:
@@ -247,13 +266,13 @@ def replica_reads_ok(reads, writes):
         if (r.key, r.result) not in written:
             return False, f"replica read a value no client wrote:\n    {r!r}"
         etag = written[(r.key, r.result)]
-        if etag is not None and etag != r.etag:
+        if etag is not None and (r.etag < etag if moves else r.etag != etag):
             return False, (f"replica read {r.result!r} with ETag {r.etag}, but its write was "
                            f"acknowledged with ETag {etag}:\n    {r!r}")
     streams = collections.defaultdict(list)
     for r in reads:
         if not r.indeterminate:
-            streams[(r.node, r.key)].append(r)
+            streams[(r.stream or r.node, r.key)].append(r)
     for (node, key), rs in streams.items():
         rs.sort(key=lambda o: o.call)
         # Compare each read with every earlier read that completed before it began.

@@ -30,12 +30,12 @@ def get(call, ret, result, etag=None, **kw):
 
 
 class LinearizabilityTest(unittest.TestCase):
-    def assertLinearizable(self, ops):
-        ok, why = linearizable(ops)
+    def assertLinearizable(self, ops, moves=False):
+        ok, why = linearizable(ops, moves)
         self.assertTrue(ok, why)
 
-    def assertNotLinearizable(self, ops):
-        ok, why = linearizable(ops)
+    def assertNotLinearizable(self, ops, moves=False):
+        ok, why = linearizable(ops, moves)
         self.assertFalse(ok)
         self.assertIn("no linearization", why)
 
@@ -85,6 +85,28 @@ class LinearizabilityTest(unittest.TestCase):
     def test_reused_etag_fails(self):
         self.assertNotLinearizable([put(0, 1, "a", 201, 5), put(2, 3, "b", 200, 5)])
 
+    def test_a_moved_key_may_show_a_higher_etag(self):
+        # The key moved to another shard between the put and the read: same value, new ETag.
+        history = [put(0, 1, "a", 201, 5), get(2, 3, "a", 9), op("cas", 4, 5, value="b",
+                                                                  if_match=5, status=412)]
+        self.assertNotLinearizable(history)
+        self.assertLinearizable(history, moves=True)
+        self.assertLinearizable([put(0, 1, "a", 201, 5),
+                                 op("cas", 2, 3, value="b", if_match=9, status=200, etag=10),
+                                 get(4, 5, "b", 10)], moves=True)
+
+    def test_a_moved_key_still_never_goes_back(self):
+        # ETag lower than the acknowledged one: the move must jump past the source's LSNs.
+        self.assertNotLinearizable([put(0, 1, "a", 201, 5), get(2, 3, "a", 3)], moves=True)
+        # A stale value read after the move, with the new shard's higher ETag.
+        self.assertNotLinearizable([put(0, 1, "a", 201, 5), put(2, 3, "b", 200, 6),
+                                    get(4, 5, "a", 9)], moves=True)
+        # A value the move lost.
+        self.assertNotLinearizable([put(0, 1, "a", 201, 5), get(2, 3, None)], moves=True)
+        # A new write must still get a higher ETag than the moved value showed.
+        self.assertNotLinearizable([put(0, 1, "a", 201, 5), get(2, 3, "a", 9),
+                                    put(4, 5, "b", 200, 7)], moves=True)
+
     def test_keys_are_independent(self):
         self.assertLinearizable([put(0, 1, "a", 201, 1, key="x"), put(0, 1, "b", 201, 2, key="y"),
                                  get(2, 3, "a", 1, key="x"), get(2, 3, "b", 2, key="y")])
@@ -118,6 +140,22 @@ class ReplicaReadsTest(unittest.TestCase):
     def test_wrong_etag_fails(self):
         ok, why = self.check([get(4, 5, "a", 2, node="r")])
         self.assertFalse(ok)
+
+    def test_a_moved_value_may_have_a_higher_etag_never_a_lower(self):
+        ok, why = self.check([get(4, 5, "a", 7, node="r")])
+        self.assertFalse(ok)
+        ok, why = replica_reads_ok([get(4, 5, "a", 7, node="r")], self.writes, moves=True)
+        self.assertTrue(ok, why)
+        ok, why = replica_reads_ok([get(4, 5, "b", 1, node="r")], self.writes, moves=True)
+        self.assertFalse(ok)
+
+    def test_streams_are_judged_apart(self):
+        # One node's reads at two epochs (before and after it was deposed and resynced).
+        first, second = get(4, 5, "b", 2, node="r"), get(6, 7, "a", 1, node="r")
+        self.assertFalse(self.check([first, second])[0])
+        first.stream, second.stream = ("r", 1), ("r", 2)
+        ok, why = self.check([first, second])
+        self.assertTrue(ok, why)
 
     def test_disappearing_without_a_delete_fails(self):
         ok, why = self.check([get(4, 5, "a", 1, node="r"), get(6, 7, None, node="r")])

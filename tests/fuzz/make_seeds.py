@@ -35,6 +35,53 @@ def frame_heartbeat(lsn, clock):
     return struct.pack("<BI", 2, 16) + struct.pack("<QQ", lsn, clock)
 
 
+def fdp_string(s):
+    """s as FuzzedDataProvider::ConsumeRandomLengthString reads it from the front."""
+    return s.replace(b"\\", b"\\\\") + b"\\;"
+
+
+def hint_entry(lsn, offset, key, vlen=0, flags=0, expiry=None):
+    e = struct.pack("<QQIBI", lsn, offset, vlen, flags, len(key)) + key
+    return e + (struct.pack("<Q", expiry) if expiry is not None else b"")
+
+
+def hint_seed(mode, damage_tail=b"", forged=False):
+    """An input of hint_fuzz: its records (ops and strings), then what mode does to the hint.
+    Numbers come from the end (last byte first), strings from the front."""
+    history = 0x0123456789abcdef
+    ops = [  # (op byte, strings it consumes, hint entry fields)
+        (0 | 1 << 3, [b"hello"]),                 # put k1
+        (3 | 2 << 3, [b"v2"]),                    # put k2 with an expiry
+        (2 | 1 << 3, []),                         # delete k1
+        (4 | 2 << 3, []),                         # gap record, 2 LSNs skipped
+        (0 | 3 << 3 | 0x80, [b"g1"]),             # an atomic group: k3 ...
+        (0 | 4 << 3, [b"g2"]),                    # ... and k4
+        (0x40, [b"custom", b"x"]),                # put of a key of its own
+    ]
+    front, tail, entries, lsn, off = b"", [mode, len(ops) - 1], b"", 0, 0
+    for op, strings in ops:
+        tail.append(op)
+        front += b"".join(fdp_string(x) for x in strings)
+        kind = (op & 7) % 5
+        if kind == 4:
+            prev, lsn = lsn, lsn + 1 + ((op >> 3) & 3)
+            entries += hint_entry(lsn, off, struct.pack("<QQ", prev, history), 0, 2)
+            off += 21 + 16
+            continue
+        lsn += 1
+        key = strings[0] if op & 0x40 else b"k%d" % ((op >> 3) & 7)
+        value = b"" if kind == 2 else strings[-1]
+        expiry = 4102444800000 + (op & 7) if kind == 3 else None
+        vlen = len(value) + (8 if expiry else 0)
+        flags = (1 if kind == 2 else 0) | (4 if expiry else 0)
+        entries += hint_entry(lsn, off, key, vlen, flags, expiry)
+        off += 21 + len(key) + vlen
+    if forged:  # mode 3: the entry count, "the right segment size", then the body
+        tail += [len(ops), 0]
+        front += entries
+    return front + damage_tail + bytes(reversed(tail))
+
+
 def write(target, name, data):
     d = os.path.join(HERE, "corpus", target)
     os.makedirs(d, exist_ok=True)
@@ -124,6 +171,33 @@ slots = [[101, 199]]
             b"history 00000000000000aa 1 0\nhistory 00000000000000bb 500 498\n"
             b"gap 499 499\ngap 700 710\ncompacted 5 3 400\ncompacted 6 401 899\n")
     write("manifest_fuzz", "full", full + b"\x01")
+
+    # hint_fuzz: the mode is the last byte (0 as written, 1 bytes overwritten, 2 cut and
+    # appended, 3 forged under a right trailer).
+    write("hint_fuzz", "as_written", hint_seed(0))
+    write("hint_fuzz", "overwritten", hint_seed(1, damage_tail=bytes(reversed([2, 17, 0x5a, 40, 0x01]))))
+    write("hint_fuzz", "cut", hint_seed(2, damage_tail=bytes(reversed([90]))))
+    write("hint_fuzz", "forged_true", hint_seed(3, forged=True))
+
+    # client_json_fuzz: the first byte is the number of batch results expected.
+    cluster = (b'{"slots":16384,"epoch":7,"self":{"shard":"A"},"shards":['
+               b'{"name":"A","idx":0,"slots":[[0,8191]],"primary":{"address":"10.0.0.1:80",'
+               b'"reachable":true},"replicas":[{"address":"10.0.0.11:80","reachable":false}]},'
+               b'{"name":"B","idx":1,"slots":[[8192,16383]],"primary":{"address":"10.0.0.2:80",'
+               b'"reachable":true},"replicas":[]}],"migrations":[{"id":3,"slots":[0,10],'
+               b'"source":"A","target":"B","state":"copying"}]}')
+    write("client_json_fuzz", "cluster", b"\x00" + cluster)
+    write("client_json_fuzz", "scan", b"\x00" + b'{"keys":["a",{"base64":"/w=="}],'
+          b'"values":["1",{"base64":"AAE="}],"cursor":"c2:17"}\n')
+    write("client_json_fuzz", "scan_end", b"\x00" + b'{"keys":[],"cursor":""}\n')
+    write("client_json_fuzz", "mget", b"\x03" + b'{"results":[{"key":"a","status":200,'
+          b'"value":"1","etag":"\\"12\\""},{"key":"b","status":404,"error":"not_found"},'
+          b'{"key":{"base64":"/w=="},"status":200,"value":{"base64":"AAE="},'
+          b'"etag":"\\"9\\""}]}\n')
+    write("client_json_fuzz", "mput", b"\x02" + b'{"results":[{"key":"a","status":201,'
+          b'"etag":"\\"13\\""},{"key":"b","status":200,"etag":"\\"14\\""}]}\n')
+    write("client_json_fuzz", "error", b"\x01" + b'{"error":"shard_unavailable","message":'
+          b'"shard A at 10.0.0.1:80 refused the connection"}')
 
 
 if __name__ == "__main__":
