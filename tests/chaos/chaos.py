@@ -43,7 +43,9 @@ a primary's only if the etcd map named the node it was sent to primary of
 the key's shard from before the read began until after it ended; any other
 read is judged like a replica's, per node and map epoch (a deposed primary
 cuts the tail the new primary never had, so its reads may go back across a
-failover, never within one epoch).
+failover); reads that showed a deposed primary's own never-acknowledged tail
+before the cut are counted and printed, not judged for going back
+(deposed_tail_reads).
 
 Verdict, after the nemesis stops and every node is up again: the primaries'
 history is linearizable (with keys that moved: checker.py, moves); the
