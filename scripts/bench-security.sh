@@ -6,7 +6,7 @@
 # nodes so drift on the machine hits both sides of a ratio alike.
 #
 #   scripts/bench-security.sh        (after make; needs wrk, curl, openssl)
-#   BENCH_SECONDS (10) and BENCH_CONNECTIONS (50) as for scripts/bench.sh.
+#   BENCH_SECONDS (10) and BENCH_CONNECTIONS (50) as for scripts/bench.sh; ROUNDS (2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=build/distkv
@@ -53,25 +53,39 @@ load http://127.0.0.1:18601
 load https://127.0.0.1:18602
 load "${HDR[@]}" http://127.0.0.1:18603
 
-run() {  # LABEL OP wrk-args...: prints req/s and p99
-  local label=$1 op=$2 out; shift 2
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+cpu_ticks() {  # utime + stime of a process, in clock ticks (/proc/PID/stat fields 14, 15)
+  awk '{print $14 + $15}' "/proc/$1/stat"
+}
+# LABEL OP PID wrk-args...: req/s, p99, and the CPU time the node (PID) spent
+# per request. On a shared, saturated machine req/s measures the scheduler as
+# much as the node; CPU per request does not depend on how much of the CPU
+# the node was given, so its ratio is the steadier figure of what TLS or auth
+# cost the server (the client's own TLS work is not in it).
+run() {
+  local label=$1 op=$2 pid=$3 out; shift 3
+  local t0 t1
+  t0=$(cpu_ticks "$pid")
   out=$(BENCH_OP=$op wrk -t1 -c"$CONNS" -d"${SECS}s" --latency -s "$LUA" "$@")
-  local rps p99 bad
+  t1=$(cpu_ticks "$pid")
+  local rps p99 bad reqs us
   rps=$(awk '/^Requests\/sec/ {printf "%d", $2}' <<<"$out")
   p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
   bad=$(awk '/Non-2xx or 3xx responses/ {print $NF}' <<<"$out")
-  printf '%-28s %9s req/s  p99 %-8s non-2xx %s   (BENCH_OP=%s wrk -t1 -c%s -d%ss --latency -s %s %s)\n' \
-    "$label" "$rps" "$p99" "${bad:-0}" "$op" "$CONNS" "$SECS" "$LUA" "$*"
+  reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+  us=$(awk -v t=$((t1 - t0)) -v u="$TICK_US" -v n="$reqs" 'BEGIN {printf "%.1f", (n > 0 ? t * u / n : 0)}')
+  printf '%-14s %9s req/s  p99 %-8s non-2xx %-4s server CPU %6s us/req   (BENCH_OP=%s wrk -t1 -c%s -d%ss --latency -s %s %s)\n' \
+    "$label" "$rps" "$p99" "${bad:-0}" "$us" "$op" "$CONNS" "$SECS" "$LUA" "$*"
 }
 echo "TLS and auth, wrk -t1 -c$CONNS, ${SECS}s each, 100-byte values, 10,000 keys, fsync=never"
-for round in 1 2; do
+for round in $(seq "${ROUNDS:-2}"); do
   echo "round $round"
-  run "GET plain" get http://127.0.0.1:18601
-  run "GET TLS" get https://127.0.0.1:18602
-  run "PUT plain" put http://127.0.0.1:18601
-  run "PUT TLS" put https://127.0.0.1:18602
-  run "GET auth off" get http://127.0.0.1:18601
-  run "GET auth on" get "${HDR[@]}" http://127.0.0.1:18603
-  run "PUT auth off" put http://127.0.0.1:18601
-  run "PUT auth on" put "${HDR[@]}" http://127.0.0.1:18603
+  run "GET plain" get "${PIDS[0]}" http://127.0.0.1:18601
+  run "GET TLS" get "${PIDS[1]}" https://127.0.0.1:18602
+  run "PUT plain" put "${PIDS[0]}" http://127.0.0.1:18601
+  run "PUT TLS" put "${PIDS[1]}" https://127.0.0.1:18602
+  run "GET auth off" get "${PIDS[0]}" http://127.0.0.1:18601
+  run "GET auth on" get "${PIDS[2]}" "${HDR[@]}" http://127.0.0.1:18603
+  run "PUT auth off" put "${PIDS[0]}" http://127.0.0.1:18601
+  run "PUT auth on" put "${PIDS[2]}" "${HDR[@]}" http://127.0.0.1:18603
 done

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Instructions a node executes per request, counted by valgrind's callgrind:
+# a figure that does not move with the load on the machine, unlike req/s.
+# One node (fsync=never) serves two distkv-bench runs of 2,000 and 12,000
+# requests over 4 keep-alive connections; the difference divided by 10,000 is
+# the cost of one request, without start-up, handshakes and preload.
+#
+#   scripts/instr-per-request.sh [plain|tls] [GET:PUT]     (after make)
+#   e.g. scripts/instr-per-request.sh tls 100:0            (default: plain 100:0)
+#
+# Needs valgrind (apt-get install valgrind) and, for tls, openssl.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MODE=${1:-plain}
+MIX=${2:-100:0}
+PORT=${PORT:-18711}
+BIN=$PWD/build/distkv
+BENCH=$PWD/build/distkv-bench
+command -v valgrind >/dev/null || { echo "valgrind is needed: apt-get install valgrind" >&2; exit 1; }
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+
+tls_extra=""
+if [ "$MODE" = tls ]; then
+  ec="-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+  openssl req -x509 $ec -days 2 -keyout "$TMP/ca.key" -out "$TMP/ca.crt" -subj /CN=instr-ca 2>/dev/null
+  openssl req -new $ec -keyout "$TMP/node.key" -out "$TMP/node.csr" -subj /CN=instr 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1\n' >"$TMP/san.ext"
+  openssl x509 -req -in "$TMP/node.csr" -CA "$TMP/ca.crt" -CAkey "$TMP/ca.key" -CAcreateserial \
+    -days 2 -extfile "$TMP/san.ext" -out "$TMP/node.crt" 2>/dev/null
+  tls_extra="[tls]\ncert = \"$TMP/node.crt\"\nkey = \"$TMP/node.key\"\nca = \"$TMP/ca.crt\"\n"
+fi
+bench_tls=()
+[ "$MODE" = tls ] && bench_tls=(--tls --ca "$TMP/ca.crt")
+
+instructions() {  # REQUESTS: total instructions of a node that served them
+  local d="$TMP/run-$1"
+  mkdir -p "$d"
+  printf '[storage]\nfsync = "never"\n%b[[shards]]\nname = "A"\nidx = 0\naddress = "127.0.0.1:%s"\n' \
+    "$tls_extra" "$PORT" >"$d/cfg.toml"
+  valgrind --tool=callgrind --callgrind-out-file="$d/cg.out" \
+    "$BIN" serve --config "$d/cfg.toml" --shard A --data "$d/data" >"$d/log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 100); do
+    "$BENCH" --targets "127.0.0.1:$PORT" "${bench_tls[@]}" --connections 1 --keys 10 \
+      --requests 1 --no-progress >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+  "$BENCH" --targets "127.0.0.1:$PORT" "${bench_tls[@]}" --connections 4 --keys 1000 \
+    --ratio "$MIX" --requests "$1" --no-progress --seed 7 --preload >/dev/null
+  kill -TERM "$pid"
+  wait "$pid" || true
+  awk '/^(summary|totals):/ {print $2; exit}' "$d/cg.out"
+}
+a=$(instructions 2000)
+b=$(instructions 12000)
+echo "$MODE GET:PUT=$MIX: $(((b - a) / 10000)) instructions a request"
