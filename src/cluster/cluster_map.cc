@@ -229,6 +229,15 @@ bool StartedMigrationMap(const ClusterMap& current, SlotRange slots, const std::
     *error = "no shard named \"" + target + "\"";
     return false;
   }
+  if (!current.migrations.empty()) {
+    // One at a time: a source pauses one range at its cutover, a target
+    // imports one range, and a rebalance moves one range after the other.
+    const Migration& m = current.migrations.front();
+    *error = "migration " + std::to_string(m.id) + " of slots " + RangeText(m.slots) + " (" +
+             m.source + " -> " + m.target +
+             ") is running; one migration at a time: run this again once it has finished";
+    return false;
+  }
   int source = -1;
   for (uint32_t slot = slots.first; slot <= slots.last; ++slot) {
     if (const Migration* m = MigrationOfSlot(current, slot)) {

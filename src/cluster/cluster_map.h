@@ -65,8 +65,9 @@ const Migration* MigrationOfSlot(const ClusterMap& map, uint32_t slot);
 bool OwnsSlot(const ShardConfig& shard, uint32_t slot);
 
 // The map under epoch + 1 that starts moving `slots` from the shard owning
-// them (all of them one shard's) to `target`. Refused when a slot is already
-// moving, already the target's, or the names are unknown.
+// them (all of them one shard's) to `target`. Refused while another migration
+// is listed (one at a time), when a slot is already the target's, or the names
+// are unknown.
 bool StartedMigrationMap(const ClusterMap& current, SlotRange slots, const std::string& target,
                          ClusterMap* out, std::string* error);
 // The map under epoch + 1 where migration id's slots belong to its target and

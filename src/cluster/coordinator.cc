@@ -120,6 +120,83 @@ void Coordinator::SyncMap(std::function<void()> next) {
   });
 }
 
+void Coordinator::ReadMap(std::function<void(bool ok, const ClusterMap& map)> done) {
+  std::weak_ptr<bool> alive = alive_;
+  etcd_.Get(MapKey(), [this, alive, done = std::move(done)](bool ok, const EtcdKey& key) {
+    if (alive.expired()) return;
+    ClusterMap map;
+    std::string error;
+    if (!ok || !key.found || !DecodeClusterMap(key.value, "etcd " + MapKey(), &map, &error)) {
+      if (!ok) counters_.etcd_errors++;
+      done(false, map);
+      return;
+    }
+    etcd_map_ = map;
+    map_revision_ = key.mod_revision;
+    map_known_ = true;
+    if (map.epoch > hooks_.map().epoch) hooks_.adopt(map);
+    done(true, map);
+  });
+}
+
+void Coordinator::ProposeMap(BuildMap build, ProposeDone done) {
+  ProposeAttempt(std::move(build), std::move(done), 0);
+}
+
+void Coordinator::ProposeAttempt(BuildMap build, ProposeDone done, int attempt) {
+  std::weak_ptr<bool> alive = alive_;
+  ReadMap([this, alive, build, done, attempt](bool ok, const ClusterMap& current) {
+    if (alive.expired()) return;
+    if (!ok) {
+      done(Outcome::kUnknown, "cannot read the map from etcd: " + etcd_.last_error());
+      return;
+    }
+    const int64_t revision = map_revision_;  // of `current`, set by ReadMap
+    ClusterMap next;
+    std::string why;
+    switch (build(current, &next, &why)) {
+      case Build::kRefuse:
+        done(Outcome::kRefused, why);
+        return;
+      case Build::kAlreadyDone:
+        done(Outcome::kCommitted, "");
+        return;
+      case Build::kPut:
+        break;
+    }
+    if (next.epoch <= current.epoch) {
+      done(Outcome::kRefused,
+           "a change must raise the epoch above etcd's " + std::to_string(current.epoch));
+      return;
+    }
+    etcd_.PutIfModRevision(
+        MapKey(), revision, EncodeClusterMap(next),
+        [this, alive, build, done, attempt, next](bool ok, bool succeeded) mutable {
+          if (alive.expired()) return;
+          if (!ok) {
+            counters_.etcd_errors++;
+            done(Outcome::kUnknown, "etcd did not answer the compare-and-put of epoch " +
+                                        std::to_string(next.epoch) + ": " + etcd_.last_error());
+            return;
+          }
+          if (!succeeded) {
+            // The map moved since it was read (a failover, another change).
+            if (attempt < 3) {
+              ProposeAttempt(build, done, attempt + 1);
+            } else {
+              done(Outcome::kRefused, "the map in etcd kept changing; try again");
+            }
+            return;
+          }
+          counters_.maps_published++;
+          Logf(LogLevel::kInfo, "coordinator (shard %s): map epoch %" PRIu64 " written to etcd",
+               options_.shard.c_str(), next.epoch);
+          hooks_.adopt(std::move(next));
+          done(Outcome::kCommitted, "");
+        });
+  });
+}
+
 void Coordinator::PrimaryTick(std::function<void()> next) {
   const uint64_t sent = MonotonicMs();
   if (lease_ == 0) {

@@ -30,6 +30,14 @@
 // it takes the key under its own lease, then writes the map with itself as
 // primary under epoch + 1 (compare-and-put; if the map moved meanwhile it
 // gives the key back), and adopts it. Its first write follows.
+//
+// Other changes of the map (a slot migration starting, its cutover) go
+// through ProposeMap: read the map from etcd, build the change from that map
+// (never from the node's own copy, which may be a tick behind), and put it
+// with a compare on the revision just read. A failover and a cutover that
+// race therefore cannot both win: the loser's comparison fails, it reads the
+// map again and builds its change anew, or gives up when the change no
+// longer makes sense on the new map.
 #pragma once
 
 #include <uv.h>
@@ -78,6 +86,26 @@ class Coordinator {
   void Start();
   void Stop();
 
+  // How a change is built from the map etcd holds now (`current`).
+  enum class Build {
+    kPut,          // *next is the change, under a higher epoch
+    kAlreadyDone,  // current already holds the change (an earlier answer was lost)
+    kRefuse,       // the change does not apply to current; *why says why
+  };
+  using BuildMap =
+      std::function<Build(const ClusterMap& current, ClusterMap* next, std::string* why)>;
+  enum class Outcome {
+    kCommitted,  // etcd holds the change and this node adopted it
+    kRefused,    // build refused, or etcd's map kept moving under the comparison
+    kUnknown,    // etcd could not be asked, or did not answer: made or not, nobody knows yet
+  };
+  using ProposeDone = std::function<void(Outcome outcome, const std::string& why)>;
+  // Reads the map, builds, compare-and-puts; a lost comparison is retried on
+  // the newer map a few times. A newer map read on the way is adopted first.
+  void ProposeMap(BuildMap build, ProposeDone done);
+  // The map as etcd holds it now; ok false when etcd could not be read.
+  void ReadMap(std::function<void(bool ok, const ClusterMap& map)> done);
+
   // True while this primary's lease is confirmed; writes are refused (and
   // in-flight ones not acknowledged) otherwise.
   bool WritesAllowed() const;
@@ -106,6 +134,7 @@ class Coordinator {
   void CheckPeers(std::function<void()> next);
   void Campaign(std::function<void()> next);
   void PublishPromotion(uint64_t confirmed_at_ms, int attempts, std::function<void()> next);
+  void ProposeAttempt(BuildMap build, ProposeDone done, int attempt);
   void SetState(std::string state);
   uint64_t NowMs() const { return uv_now(loop_); }
   std::string LeaderKey() const { return options_.prefix + "/leader/" + options_.shard; }

@@ -37,6 +37,18 @@
 // therefore never served by two shards; while the target is unreachable
 // during a cutover, the paused slots are served by none, which is the price
 // of that guarantee.
+//
+// With the etcd coordinator ([coordinator] etcd = [...]) the map lives in
+// etcd and the steps that change it are compare-and-puts on its revision
+// (Coordinator::ProposeMap): POST /admin/migrate lists the migration there,
+// and the cutover commits only if etcd's map is still the one of the pause
+// (same epoch, migration listed). A cutover that loses to a failover goes
+// back to the tail and tries again; the migration itself survives failovers
+// of either side (a new target primary imports from a fresh snapshot, a new
+// source primary has a new history, which restarts the import). While the
+// compare-and-put is in flight or its outcome unknown, the target answers
+// the source's cutover-check with 503, and otherwise answers from etcd's map,
+// so a source never unpauses slots that etcd gave away.
 #pragma once
 
 #include <cstdint>
@@ -69,7 +81,15 @@ struct MigrationImport {
   uint64_t source_history = 0;  // the source's history id at the snapshot
   uint64_t after_lsn = 0;       // the source's LSN imported up to
   uint64_t pause_lsn = 0;       // during the cutover: the source's LSN when it paused
-  bool busy = false;            // a request or a batch is in flight
+  // The map's epoch when the pause was asked for. With etcd the cutover
+  // commits only on that very map: a failover (of the source, say, whose new
+  // primary never paused) or any other change in between sends it back to
+  // the tail for another attempt.
+  uint64_t pause_epoch = 0;
+  // The cutover's compare-and-put is in flight (or its outcome unknown): the
+  // source must stay paused, so the attempt cannot be called aborted.
+  bool committing = false;
+  bool busy = false;  // a request or a batch is in flight
   // Copy and follow the tail, but do not cut over until released
   // (POST /admin/migrate?slots=A-B&hold=0). Not persisted: a restarted
   // target cuts over when it has caught up.

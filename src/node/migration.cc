@@ -220,7 +220,7 @@ void Node::OnMapChangedForMigrations() {
 // POST /admin/migrate?slots=A-B: start moving slots to this node's shard.
 
 void Node::HandleMigrate(net::HttpRequest& request, net::Responder responder, uint64_t start_ns) {
-  auto answer = [this, &responder, start_ns](int status) {
+  auto answer = [this, start_ns](net::Responder& responder, int status) {
     net::HttpResponse r;
     r.status = status;
     r.SetHeader("Content-Type", "application/json");
@@ -235,7 +235,7 @@ void Node::HandleMigrate(net::HttpRequest& request, net::Responder responder, ui
     Finish(responder, Route::kCluster, start_ns, std::move(r));
   };
   if (request.method == "GET") {
-    answer(200);
+    answer(responder, 200);
     return;
   }
   if (is_replica_) {
@@ -256,15 +256,46 @@ void Node::HandleMigrate(net::HttpRequest& request, net::Responder responder, ui
   for (const Migration& m : cluster_map_.migrations) {
     if (m.target == options_.shard && m.slots.first == slots.first && m.slots.last == slots.last) {
       if (import_ && import_->id == m.id && !hold.empty()) import_->hold = hold == "1";
-      answer(200);  // already running: resuming is watching it
+      answer(responder, 200);  // already running: resuming is watching it
       return;
     }
   }
   if (coordinator_) {
-    Finish(responder, Route::kCluster, start_ns,
-           net::MakeErrorResponse(501, "not_implemented",
-                                  "slot migration with [coordinator] etcd is not supported yet; "
-                                  "see README"));
+    // The migration is listed in etcd's map (compare-and-put on its
+    // revision); this node adopts it from there and starts importing.
+    const std::string target = options_.shard;
+    std::weak_ptr<bool> alive = alive_;
+    coordinator_->ProposeMap(
+        [slots, target](const ClusterMap& current, ClusterMap* next, std::string* why) {
+          for (const Migration& m : current.migrations) {
+            if (m.target == target && m.slots.first == slots.first && m.slots.last == slots.last) {
+              return Coordinator::Build::kAlreadyDone;
+            }
+          }
+          return StartedMigrationMap(current, slots, target, next, why)
+                     ? Coordinator::Build::kPut
+                     : Coordinator::Build::kRefuse;
+        },
+        [this, alive, answer, responder, start_ns, hold](Coordinator::Outcome outcome,
+                                                         const std::string& why) mutable {
+          if (alive.expired()) return;
+          switch (outcome) {
+            case Coordinator::Outcome::kCommitted:
+              if (import_ && hold == "1") import_->hold = true;
+              answer(responder, 202);
+              return;
+            case Coordinator::Outcome::kRefused:
+              Finish(responder, Route::kCluster, start_ns,
+                     net::MakeErrorResponse(409, "cannot_migrate", why));
+              return;
+            case Coordinator::Outcome::kUnknown:
+              Finish(responder, Route::kCluster, start_ns,
+                     net::MakeErrorResponse(503, "etcd_unavailable",
+                                            why + "; the migration may or may not have started: "
+                                                  "run the command again to find out"));
+              return;
+          }
+        });
     return;
   }
   ClusterMap next;
@@ -282,7 +313,7 @@ void Node::HandleMigrate(net::HttpRequest& request, net::Responder responder, ui
   }
   if (import_ && hold == "1") import_->hold = true;
   PushMap();
-  answer(202);
+  answer(responder, 202);
 }
 
 }  // namespace distkv

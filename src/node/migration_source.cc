@@ -115,20 +115,45 @@ void Node::HandleSlots(net::HttpRequest& request, net::Responder responder, uint
   if (request.path == "/internal/slots/cutover-check") {
     // Target side: the source gave up waiting for a cutover.
     const uint64_t id = std::strtoull(net::QueryValue(request.query, "id").c_str(), nullptr, 10);
-    bool listed = false;
-    for (const Migration& m : cluster_map_.migrations) listed = listed || m.id == id;
     // Still listed: the cutover has not happened, and the attempt the source
     // waited for never will. Gone: committed or rolled back; either way the
     // source learns which from this node's map.
-    if (listed && import_ && import_->id == id) import_->aborted_attempt = import_->attempt;
-    const char* state = listed ? "aborted" : "finished";
-    net::HttpResponse r;
-    r.SetHeader("Content-Type", "application/json");
-    r.body = "{";
-    AppendJsonField(&r.body, "state", state);
-    AppendJsonField(&r.body, "epoch", cluster_map_.epoch, false);
-    r.body += "}\n";
-    Finish(responder, Route::kCluster, start_ns, std::move(r));
+    auto settle = [this, id, responder, start_ns](const ClusterMap& map) mutable {
+      bool listed = false;
+      for (const Migration& m : map.migrations) listed = listed || m.id == id;
+      if (import_ && import_->id == id && import_->committing) {
+        Finish(responder, Route::kCluster, start_ns,
+               net::MakeErrorResponse(503, "committing",
+                                      "the cutover is being committed to etcd; ask again"));
+        return;
+      }
+      if (listed && import_ && import_->id == id) import_->aborted_attempt = import_->attempt;
+      net::HttpResponse r;
+      r.SetHeader("Content-Type", "application/json");
+      r.body = "{";
+      AppendJsonField(&r.body, "state", listed ? "aborted" : "finished");
+      AppendJsonField(&r.body, "epoch", map.epoch, false);
+      r.body += "}\n";
+      Finish(responder, Route::kCluster, start_ns, std::move(r));
+    };
+    if (!coordinator_) {
+      settle(cluster_map_);
+      return;
+    }
+    // With etcd, its map is the truth: this node's copy may be a tick behind
+    // a cutover it committed before it restarted.
+    std::weak_ptr<bool> alive = alive_;
+    coordinator_->ReadMap(
+        [this, alive, settle, responder, start_ns](bool ok, const ClusterMap& map) mutable {
+          if (alive.expired()) return;
+          if (!ok) {
+            Finish(responder, Route::kCluster, start_ns,
+                   net::MakeErrorResponse(503, "etcd_unavailable",
+                                          "cannot read the cluster map from etcd; ask again"));
+            return;
+          }
+          settle(map);
+        });
     return;
   }
   if (is_replica_) {

@@ -140,6 +140,11 @@ void Node::ImportStep() {
   if (!import_ || import_->busy || is_replica_) return;
   MigrationImport& imp = *import_;
   imp.busy = true;
+  if (imp.committing) {
+    // A cutover whose compare-and-put had no answer: settle that first.
+    ImportCommitThroughEtcd();
+    return;
+  }
   std::weak_ptr<MigrationImport> weak = import_;
   auto current = [this, weak] { return !weak.expired() && import_ == weak.lock(); };
   const int source = FindShard(cluster_map_, imp.source);
@@ -213,6 +218,7 @@ void Node::ImportStep() {
       if (imp.phase == MigrationImport::Phase::kCutover && imp.pause_lsn == 0) {
         // Ask the source to pause the slots; it answers the LSN to reach.
         imp.pause_started_ns = uv_hrtime();
+        imp.pause_epoch = cluster_map_.epoch;
         control_client_->Request(
             source_address,
             request("POST",
@@ -303,88 +309,144 @@ void Node::ImportCutover() {
   // must hold writes hold these too before the slots change hands.
   MigrationImport& imp = *import_;
   std::weak_ptr<MigrationImport> weak = import_;
-  auto commit = [this, weak] {
-    if (weak.expired() || import_ != weak.lock()) return;
-    MigrationImport& i = *import_;
-    if (i.aborted_attempt == i.attempt) {
-      // The source stopped waiting and serves the slots again: import what
-      // it wrote since, then pause again.
-      i.phase = MigrationImport::Phase::kTail;
-      i.pause_lsn = 0;
-      ImportRetry("the source ended the pause before the cutover");
-      return;
-    }
-    ClusterMap next;
-    std::string error;
-    if (!FinishedMigrationMap(cluster_map_, i.id, true, &next, &error)) {
-      ImportRetry(error);
-      return;
-    }
-    const uint64_t paused_us = (uv_hrtime() - i.pause_started_ns) / 1000;
-    const uint64_t id = i.id, keys = i.keys, bytes = i.bytes;
-    std::string done = "{";
-    AppendJsonField(&done, "id", id);
-    done += "\"slots\":";
-    migration::AppendRange(&done, i.slots);
-    done += ",";
-    AppendJsonField(&done, "source", i.source);
-    AppendJsonField(&done, "keys_moved", keys);
-    AppendJsonField(&done, "bytes_moved", bytes);
-    AppendJsonField(&done, "elapsed_ms", events_.now_ms() - i.started_ms);
-    AppendJsonField(&done, "retries", i.retries);
-    AppendJsonField(&done, "pause_us", paused_us, false);
-    done += "}";
-    const SlotRange slots = i.slots;
-    const std::string source = i.source;
-    i.phase = MigrationImport::Phase::kDone;
-    if (!AdoptMap(std::move(next), "migration")) {
-      if (!import_) return;
-      import_->phase = MigrationImport::Phase::kTail;
-      import_->pause_lsn = 0;
-      ImportRetry("the new cluster map could not be saved");
-      return;
-    }
-    // import_ is gone now (the map no longer lists the migration).
-    PushMap();
-    migrations_done_.push_back(std::move(done));
-    if (migrations_done_.size() > 16) migrations_done_.pop_front();
-    progress_.Finish("migration", "slots " + std::to_string(slots.first) + "-" +
-                                      std::to_string(slots.last) + " from " + source + ": " +
-                                      std::to_string(keys) + " records");
-    Logf(LogLevel::kInfo,
-         "shard %s: migration %" PRIu64 " done: slots %u-%u from %s, %" PRIu64 " records, %" PRIu64
-         " bytes; the slots were paused %" PRIu64 " us; epoch %" PRIu64,
-         options_.shard.c_str(), id, slots.first, slots.last, source.c_str(), keys, bytes,
-         paused_us, cluster_map_.epoch);
-    events_.Add("migration", "took slots " + std::to_string(slots.first) + "-" +
-                                 std::to_string(slots.last) + " from " + source + " (" +
-                                 std::to_string(keys) + " records, paused " +
-                                 std::to_string(paused_us / 1000) + " ms)");
-  };
   const uint64_t lsn = store_->last_lsn();
   const int needed = options_.config.min_acks;
   imp.busy = true;
-  pipeline_->WhenDurable(lsn, [this, weak, lsn, needed, commit](const storage::Status& s) {
+  pipeline_->WhenDurable(lsn, [this, weak, lsn, needed](const storage::Status& s) {
     if (weak.expired() || import_ != weak.lock()) return;
     if (!s.ok()) {
       ImportRetry("storing imported records: " + s.ToString());
       return;
     }
     if (needed == 0 || !primary_ || lsn == 0) {
-      commit();
+      ImportCommit();
       return;
     }
-    primary_->WaitForAcks(lsn, needed, options_.config.ack_timeout_ms,
-                          [this, weak, commit](bool acked) {
-                            if (weak.expired() || import_ != weak.lock()) return;
-                            if (!acked) {
-                              import_->phase = MigrationImport::Phase::kCutover;
-                              ImportRetry("replicas did not acknowledge the imported records");
-                              return;
-                            }
-                            commit();
-                          });
+    primary_->WaitForAcks(lsn, needed, options_.config.ack_timeout_ms, [this, weak](bool acked) {
+      if (weak.expired() || import_ != weak.lock()) return;
+      if (!acked) {
+        import_->phase = MigrationImport::Phase::kCutover;
+        ImportRetry("replicas did not acknowledge the imported records");
+        return;
+      }
+      ImportCommit();
+    });
   });
+}
+
+void Node::ImportCommit() {
+  MigrationImport& i = *import_;
+  if (i.aborted_attempt == i.attempt) {
+    // The source stopped waiting and serves the slots again: import what
+    // it wrote since, then pause again.
+    i.phase = MigrationImport::Phase::kTail;
+    i.pause_lsn = 0;
+    ImportRetry("the source ended the pause before the cutover");
+    return;
+  }
+  if (coordinator_) {
+    ImportCommitThroughEtcd();
+    return;
+  }
+  ClusterMap next;
+  std::string error;
+  if (!FinishedMigrationMap(cluster_map_, i.id, true, &next, &error)) {
+    ImportRetry(error);
+    return;
+  }
+  const MigrationImport finished = i;
+  i.phase = MigrationImport::Phase::kDone;
+  if (!AdoptMap(std::move(next), "migration")) {
+    if (!import_) return;
+    import_->phase = MigrationImport::Phase::kTail;
+    import_->pause_lsn = 0;
+    ImportRetry("the new cluster map could not be saved");
+    return;
+  }
+  // import_ is gone now (the map no longer lists the migration).
+  PushMap();
+  RecordMigrationDone(finished);
+}
+
+void Node::ImportCommitThroughEtcd() {
+  // The slots change hands when etcd's map does: compare-and-put of the map
+  // without the migration, only on the map of the pause.
+  MigrationImport& i = *import_;
+  i.committing = true;
+  const MigrationImport finished = i;
+  const std::string self = options_.shard;
+  std::weak_ptr<MigrationImport> weak = import_;
+  std::weak_ptr<bool> alive = alive_;
+  coordinator_->ProposeMap(
+      [finished, self](const ClusterMap& current, ClusterMap* next, std::string* why) {
+        bool listed = false;
+        for (const Migration& m : current.migrations) listed = listed || m.id == finished.id;
+        if (!listed) {
+          const int t = FindShard(current, self);
+          if (t >= 0 && OwnsSlot(current.shards[t], finished.slots.first)) {
+            return Coordinator::Build::kAlreadyDone;  // an earlier answer was lost
+          }
+          *why = "etcd's map of epoch " + std::to_string(current.epoch) +
+                 " no longer lists the migration";
+          return Coordinator::Build::kRefuse;
+        }
+        if (current.epoch != finished.pause_epoch) {
+          *why = "etcd's map moved from epoch " + std::to_string(finished.pause_epoch) + " to " +
+                 std::to_string(current.epoch) + " during the cutover; pausing again";
+          return Coordinator::Build::kRefuse;
+        }
+        return FinishedMigrationMap(current, finished.id, true, next, why)
+                   ? Coordinator::Build::kPut
+                   : Coordinator::Build::kRefuse;
+      },
+      [this, alive, weak, finished](Coordinator::Outcome outcome, const std::string& why) {
+        if (alive.expired()) return;
+        if (outcome == Coordinator::Outcome::kCommitted) {
+          // Adopting etcd's map ended the import here.
+          RecordMigrationDone(finished);
+          return;
+        }
+        if (weak.expired() || import_ != weak.lock()) return;
+        if (outcome == Coordinator::Outcome::kUnknown) {
+          // Made or not: ask etcd again (ImportStep) until it says; the
+          // source stays paused meanwhile.
+          ImportRetry(why);
+          return;
+        }
+        import_->committing = false;
+        import_->phase = MigrationImport::Phase::kTail;
+        import_->pause_lsn = 0;
+        ImportRetry(why);
+      });
+}
+
+void Node::RecordMigrationDone(const MigrationImport& i) {
+  const uint64_t paused_us = (uv_hrtime() - i.pause_started_ns) / 1000;
+  std::string done = "{";
+  AppendJsonField(&done, "id", i.id);
+  done += "\"slots\":";
+  migration::AppendRange(&done, i.slots);
+  done += ",";
+  AppendJsonField(&done, "source", i.source);
+  AppendJsonField(&done, "keys_moved", i.keys);
+  AppendJsonField(&done, "bytes_moved", i.bytes);
+  AppendJsonField(&done, "elapsed_ms", events_.now_ms() - i.started_ms);
+  AppendJsonField(&done, "retries", i.retries);
+  AppendJsonField(&done, "pause_us", paused_us, false);
+  done += "}";
+  migrations_done_.push_back(std::move(done));
+  if (migrations_done_.size() > 16) migrations_done_.pop_front();
+  const std::string range = std::to_string(i.slots.first) + "-" + std::to_string(i.slots.last);
+  progress_.Finish("migration", "slots " + range + " from " + i.source + ": " +
+                                    std::to_string(i.keys) + " records");
+  Logf(LogLevel::kInfo,
+       "shard %s: migration %" PRIu64 " done: slots %s from %s, %" PRIu64 " records, %" PRIu64
+       " bytes; the slots were paused %" PRIu64 " us; epoch %" PRIu64,
+       options_.shard.c_str(), i.id, range.c_str(), i.source.c_str(), i.keys, i.bytes, paused_us,
+       cluster_map_.epoch);
+  events_.Add("migration", "took slots " + range + " from " + i.source + " (" +
+                               std::to_string(i.keys) + " records, paused " +
+                               std::to_string(paused_us / 1000) + " ms)");
 }
 
 }  // namespace distkv

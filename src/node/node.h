@@ -199,6 +199,9 @@ class Node {
   void ImportRetry(const std::string& why);
   void ImportApply(std::shared_ptr<std::string> body, size_t offset, std::function<void()> next);
   void ImportCutover();
+  void ImportCommit();
+  void ImportCommitThroughEtcd();
+  void RecordMigrationDone(const MigrationImport& finished);
 
   uv_loop_t* loop_;
   NodeOptions options_;

@@ -6,7 +6,8 @@
 //
 // Both read the cluster map from the nodes of the config (the newest epoch
 // any of them holds), add the config's shards the map does not have yet
-// (owning no slot; the new map is pushed to every node), plan the moves from
+// (owning no slot; the new map is pushed to every node, or with [coordinator]
+// etcd written to etcd's map by a compare-and-put), plan the moves from
 // the map (src/cluster/rebalance.h) and run them one at a time: POST
 // /admin/migrate on the target's primary, then watch it there until the map
 // gives the slots to the target. The nodes do the work and keep its state, so
@@ -33,6 +34,7 @@
 #include "net/tls_context.h"
 #include "src/cluster/cluster_map.h"
 #include "src/cluster/config.h"
+#include "src/cluster/etcd_client.h"
 #include "src/cluster/migration.h"
 #include "src/cluster/rebalance.h"
 
@@ -82,6 +84,11 @@ class Caller {
     });
     while (!done) uv_run(&loop_, UV_RUN_ONCE);
     return out;
+  }
+
+  net::HttpClient* client() { return client_.get(); }
+  void RunUntil(const bool& done) {
+    while (!done) uv_run(&loop_, UV_RUN_ONCE);
   }
 
  private:
@@ -153,6 +160,7 @@ class Resharder {
 
   // The config's shards that the map lacks join it, owning nothing.
   bool AddNewShards() {
+    if (!config_.etcd.empty()) return AddNewShardsThroughEtcd();
     for (const ShardConfig& s : config_.shards) {
       if (FindShard(map_, s.name) >= 0) continue;
       ClusterMap next;
@@ -176,6 +184,69 @@ class Resharder {
       }
     }
     return true;
+  }
+
+  // With [coordinator] etcd the map lives in etcd: the new shards join it by
+  // a compare-and-put on its revision, and the nodes adopt it from there.
+  bool AddNewShardsThroughEtcd() {
+    EtcdClient etcd(caller_.client(), config_.etcd, 10'000);
+    const std::string key = config_.etcd_prefix + "/map";
+    for (int attempt = 0; attempt < 10; ++attempt) {
+      bool done = false, ok = false;
+      EtcdKey got;
+      etcd.Get(key, [&](bool o, const EtcdKey& k) {
+        ok = o;
+        got = k;
+        done = true;
+      });
+      caller_.RunUntil(done);
+      ClusterMap current;
+      std::string error;
+      if (!ok || !got.found || !DecodeClusterMap(got.value, "etcd " + key, &current, &error)) {
+        std::fprintf(stderr, "distkv: cannot read the cluster map from etcd %s: %s\n",
+                     etcd.endpoint().c_str(),
+                     !ok         ? etcd.last_error().c_str()
+                     : got.found ? error.c_str()
+                                 : "no map yet");
+        return false;
+      }
+      ClusterMap next = current;
+      std::vector<std::string> added;
+      for (const ShardConfig& s : config_.shards) {
+        if (FindShard(next, s.name) >= 0) continue;
+        if (!AddedShardMap(next, s, &next, &error)) {
+          std::fprintf(stderr, "distkv: cannot add shard %s: %s\n", s.name.c_str(), error.c_str());
+          return false;
+        }
+        added.push_back(s.name);
+      }
+      if (added.empty()) {
+        map_ = std::move(current);
+        return true;
+      }
+      done = false;
+      bool succeeded = false;
+      etcd.PutIfModRevision(key, got.mod_revision, EncodeClusterMap(next), [&](bool o, bool s) {
+        ok = o;
+        succeeded = s;
+        done = true;
+      });
+      caller_.RunUntil(done);
+      if (!ok) {
+        std::fprintf(stderr, "distkv: etcd did not answer the new map (%s); run this again\n",
+                     etcd.last_error().c_str());
+        return false;
+      }
+      if (!succeeded) continue;  // the map moved meanwhile: read it again
+      map_ = std::move(next);
+      for (const std::string& name : added) {
+        std::fprintf(stderr, "distkv: shard %s joins the cluster map in etcd (epoch %" PRIu64 ")\n",
+                     name.c_str(), map_.epoch);
+      }
+      return true;
+    }
+    std::fprintf(stderr, "distkv: the cluster map in etcd kept changing; run this again\n");
+    return false;
   }
 
   // Runs the moves one at a time, re-planning from the map after each.

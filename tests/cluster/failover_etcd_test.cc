@@ -21,49 +21,6 @@ namespace {
 
 constexpr int kLeaseTtlMs = 2'000;
 
-// One etcd member on loopback, data in the test's directory.
-class Etcd : public Process {
- public:
-  Etcd(const TempDir& dir, int client_port, int peer_port)
-      : Process("etcd", "/usr/bin/etcd",
-                {"--name", "distkv-test", "--data-dir", dir.Sub("etcd-data"),
-                 "--listen-client-urls", "http://127.0.0.1:" + std::to_string(client_port),
-                 "--advertise-client-urls", "http://127.0.0.1:" + std::to_string(client_port),
-                 "--listen-peer-urls", "http://127.0.0.1:" + std::to_string(peer_port),
-                 "--initial-advertise-peer-urls", "http://127.0.0.1:" + std::to_string(peer_port),
-                 "--initial-cluster", "distkv-test=http://127.0.0.1:" + std::to_string(peer_port)},
-                dir.Sub("etcd.log")),
-        address_("127.0.0.1:" + std::to_string(client_port)) {}
-
-  void StartAndWait() {
-    Start();
-    SyncHttp http;
-    bool up = WaitUntil([&] { return http.Get(address_, "/health").status == 200; }, 20'000, 50);
-    REQUIRE_MESSAGE(up, "etcd did not start:\n" << LogTail());
-  }
-  const std::string& address() const { return address_; }
-
- private:
-  std::string address_;
-};
-
-struct EtcdCluster {
-  explicit EtcdCluster(size_t shards, size_t replicas, int min_acks = 0)
-      : ports(FreePorts(2)), etcd(dir, ports[0], ports[1]), spec(LocalCluster(shards, replicas)) {
-    etcd.StartAndWait();
-    spec.settings["coordinator"]["etcd"] = "[\"" + etcd.address() + "\"]";
-    spec.Set("coordinator", "lease_ttl_ms", kLeaseTtlMs);
-    if (min_acks > 0) spec.Set("replication", "min_acks", min_acks);
-    cluster = std::make_unique<TestCluster>(spec);
-    cluster->Start();
-  }
-  TempDir dir;  // etcd's data and log
-  std::vector<int> ports;
-  Etcd etcd;
-  ClusterSpec spec;
-  std::unique_ptr<TestCluster> cluster;
-};
-
 nlohmann::json Health(SyncHttp& http, const std::string& address) {
   Reply r = http.Get(address, "/health");
   if (r.status != 200) return nlohmann::json::object();
@@ -150,7 +107,7 @@ void CheckAllReadable(SyncHttp& http, const std::vector<std::pair<std::string, s
 TEST_CASE(
     "failover (etcd): the primary killed under load with min_acks = 1; a replica takes over, "
     "writes succeed again through other nodes, no acknowledged write is lost") {
-  EtcdCluster ec(2, 2, /*min_acks=*/1);
+  EtcdCluster ec(2, 2, /*min_acks=*/1, kLeaseTtlMs);
   TestCluster& cluster = *ec.cluster;
   // Writes to shard 0, sent through shard 1's primary (forwarded).
   Writer writer(cluster.KeysOf(0, 100'000, "load-"), {cluster.address(1)});
@@ -197,7 +154,7 @@ TEST_CASE(
 TEST_CASE(
     "failover (etcd): a primary paused past its lease acknowledges no write after it wakes; it "
     "rejoins as a replica with the new primary's data") {
-  EtcdCluster ec(1, 1);
+  EtcdCluster ec(1, 1, 0, kLeaseTtlMs);
   TestCluster& cluster = *ec.cluster;
   SyncHttp http;
   const std::string old_primary = cluster.address(0);
@@ -252,7 +209,7 @@ TEST_CASE(
 TEST_CASE(
     "failover (etcd): with etcd gone reads go on, the primary stops acknowledging writes once "
     "its lease could have expired, and resumes by itself when etcd is back") {
-  EtcdCluster ec(1, 1);
+  EtcdCluster ec(1, 1, 0, kLeaseTtlMs);
   TestCluster& cluster = *ec.cluster;
   SyncHttp http;
   const std::string primary = cluster.address(0);

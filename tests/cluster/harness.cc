@@ -27,6 +27,8 @@
 
 #include <doctest/doctest.h>
 
+#include "net/json_bytes.h"
+
 namespace distkv::clustertest {
 
 namespace {
@@ -588,6 +590,86 @@ int RunDistkv(const TempDir& dir, const std::string& label, std::vector<std::str
   int code = p.WaitForExit(timeout_ms);
   if (code != 0) MESSAGE(label << " exited " << code << ":\n" << p.LogTail());
   return code;
+}
+
+int64_t KeysOn(SyncHttp& http, const std::string& address) {
+  Reply r = http.Get(address, "/stats");
+  Json j;
+  if (r.status != 200 || !ParseJson(r.body, &j) || !JsonField(j, "keys")) return -1;
+  return j.at("keys").get<int64_t>();
+}
+
+Etcd::Etcd(const TempDir& dir, int client_port, int peer_port)
+    : Process("etcd", "/usr/bin/etcd",
+              {"--name", "distkv-test", "--data-dir", dir.Sub("etcd-data"), "--listen-client-urls",
+               "http://127.0.0.1:" + std::to_string(client_port), "--advertise-client-urls",
+               "http://127.0.0.1:" + std::to_string(client_port), "--listen-peer-urls",
+               "http://127.0.0.1:" + std::to_string(peer_port), "--initial-advertise-peer-urls",
+               "http://127.0.0.1:" + std::to_string(peer_port), "--initial-cluster",
+               "distkv-test=http://127.0.0.1:" + std::to_string(peer_port)},
+              dir.Sub("etcd.log")),
+      address_("127.0.0.1:" + std::to_string(client_port)) {}
+
+void Etcd::StartAndWait() {
+  Start();
+  SyncHttp http;
+  bool up = WaitUntil([&] { return http.Get(address_, "/health").status == 200; }, 20'000, 50);
+  REQUIRE_MESSAGE(up, "etcd did not start:\n" << LogTail());
+}
+
+EtcdCluster::EtcdCluster(size_t shards, size_t replicas, int min_acks, int lease_ttl_ms)
+    : ports(FreePorts(2)), etcd(dir, ports[0], ports[1]), spec(LocalCluster(shards, replicas)) {
+  etcd.StartAndWait();
+  spec.settings["coordinator"]["etcd"] = "[\"" + etcd.address() + "\"]";
+  spec.Set("coordinator", "lease_ttl_ms", lease_ttl_ms);
+  if (min_acks > 0) spec.Set("replication", "min_acks", min_acks);
+  cluster = std::make_unique<TestCluster>(spec);
+  cluster->Start();
+}
+
+std::string EtcdMapText(SyncHttp& http, const std::string& etcd, const std::string& prefix) {
+  Reply r = http.Send(etcd, "POST", "/v3/kv/range",
+                      "{\"key\":\"" + net::Base64Encode(prefix + "/map") + "\"}");
+  Json j;
+  if (r.status != 200 || !ParseJson(r.body, &j)) return "";
+  const Json* kvs = JsonField(j, "kvs");
+  if (!kvs || !kvs->is_array() || kvs->empty()) return "";
+  const Json* value = JsonField((*kvs)[0], "value");
+  std::string text;
+  if (!value || !value->is_string() || !net::Base64Decode(value->get<std::string>(), &text)) {
+    return "";
+  }
+  return text;
+}
+
+MapView ParseMapText(const std::string& text) {
+  MapView view;
+  view.owner.assign(kSlots, "");
+  std::istringstream in(text);
+  std::string line, shard;
+  while (std::getline(in, line)) {
+    if (line.rfind("epoch = ", 0) == 0) {
+      view.epoch = std::strtoull(line.c_str() + 8, nullptr, 10);
+    } else if (line.rfind("migrations = ", 0) == 0) {
+      for (size_t at = line.find("{id ="); at != std::string::npos; at = line.find("{id =", at + 1))
+        view.migrations++;
+    } else if (line.rfind("name = \"", 0) == 0) {
+      shard = line.substr(8, line.rfind('"') - 8);
+    } else if (line.rfind("slots = [", 0) == 0) {
+      // [[a, b], [c, d]]
+      const char* p = line.c_str() + 9;
+      char* end = nullptr;
+      while ((p = std::strchr(p, '[')) != nullptr) {
+        const size_t first = std::strtoul(p + 1, &end, 10);
+        const size_t last = std::strtoul(end + 1, &end, 10);
+        for (size_t slot = first; slot <= last && slot < kSlots; ++slot) {
+          view.owner[slot] = view.owner[slot].empty() ? shard : "*";
+        }
+        p = end;
+      }
+    }
+  }
+  return view;
 }
 
 }  // namespace distkv::clustertest

@@ -207,6 +207,43 @@ class TestCluster {
   std::vector<std::vector<std::unique_ptr<Node>>> replicas_;
 };
 
+// One etcd member (Debian's etcd-server) on loopback, its data in dir.
+class Etcd : public Process {
+ public:
+  Etcd(const TempDir& dir, int client_port, int peer_port);
+  void StartAndWait();  // until its /health answers (20 s), else the test fails
+  const std::string& address() const { return address_; }
+
+ private:
+  std::string address_;
+};
+
+// An etcd member and a TestCluster whose config names it ([coordinator]
+// etcd, lease_ttl_ms), started.
+struct EtcdCluster {
+  EtcdCluster(size_t shards, size_t replicas, int min_acks = 0, int lease_ttl_ms = 2'000);
+  TempDir dir;  // etcd's data and log
+  std::vector<int> ports;
+  Etcd etcd;
+  ClusterSpec spec;
+  std::unique_ptr<TestCluster> cluster;
+};
+
+// The cluster map etcd holds under prefix + "/map", in the nodes' text
+// format; "" when etcd does not answer or holds none.
+std::string EtcdMapText(SyncHttp& http, const std::string& etcd,
+                        const std::string& prefix = "/distkv");
+
+// What a cluster map's text says, read here without the node's decoder: its
+// epoch, each slot's owner by name ("" for none; "*" for a slot two shards
+// claim) and how many migrations it lists.
+struct MapView {
+  uint64_t epoch = 0;
+  std::vector<std::string> owner;
+  size_t migrations = 0;
+};
+MapView ParseMapText(const std::string& text);
+
 // ETag: "<lsn>" (quotes included) -> lsn; false for any other shape.
 bool ParseEtag(std::string_view etag, uint64_t* lsn);
 inline bool Is2xx(int status) { return status >= 200 && status < 300; }
@@ -228,6 +265,8 @@ std::string DigestOf(SyncHttp& http, const std::string& address);
 // The contents of every lost/*.log of a node's data directory (the writes a
 // deposed primary cut from its log), concatenated; "" when there are none.
 std::string LostText(const std::string& data_dir);
+// The key count of a node's /stats, or -1 when it does not answer.
+int64_t KeysOn(SyncHttp& http, const std::string& address);
 // The epoch of a node's cluster map (/cluster), or 0 when it does not answer.
 uint64_t EpochOf(SyncHttp& http, const std::string& address);
 // Runs `distkv args...` (a command, not a server) to its end and returns its

@@ -18,12 +18,6 @@
 namespace distkv::clustertest {
 namespace {
 
-int64_t KeysOn(SyncHttp& http, const std::string& address) {
-  Reply r = http.Get(address, "/stats");
-  if (r.status != 200) return -1;
-  return nlohmann::json::parse(r.body).at("keys").get<int64_t>();
-}
-
 // slot -> owner's name, from a node's /cluster; empty while a migration runs.
 std::vector<std::string> SlotOwners(SyncHttp& http, const std::string& address,
                                     size_t* migrations = nullptr) {

@@ -118,6 +118,10 @@ TEST_CASE("cluster map: starting a migration checks the slots; finishing moves t
   CHECK(MigrationOfSlot(started, 1500) != nullptr);
   CHECK(MigrationOfSlot(started, 999) == nullptr);
   CHECK_FALSE(StartedMigrationMap(started, SlotRange{1999, 2000}, "Mumbai", &back, &error));
+  // One migration at a time, also of other slots to another shard.
+  CHECK_FALSE(StartedMigrationMap(started, SlotRange{6000, 6100}, "Delhi", &back, &error));
+  CHECK(error.find("one migration at a time") != std::string::npos);
+  CHECK(error.find("1000-1999") != std::string::npos);
 
   REQUIRE(FinishedMigrationMap(started, started.migrations[0].id, true, &done, &error));
   CHECK(done.epoch == 2);
