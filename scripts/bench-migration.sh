@@ -10,10 +10,12 @@
 #
 #   scripts/bench-migration.sh      (after make)
 #   BENCH_KEYS (300000), BENCH_SECONDS (10), BENCH_CONNECTIONS (50), FSYNC (always)
+#   ETCD=1: the same with the etcd coordinator (an etcd of Debian's etcd-server on
+#   ports 18721-18722; the map, the new shard and every cutover go through it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=build/distkv
-BENCH=build/distkv-bench
+BIN=${DISTKV_BIN:-build/distkv}
+BENCH=${DISTKV_BENCH_BIN:-build/distkv-bench}
 KEYS=${BENCH_KEYS:-300000}
 SECS=${BENCH_SECONDS:-10}
 CONNS=${BENCH_CONNECTIONS:-50}
@@ -24,8 +26,18 @@ cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 
 shard() { printf '\n[[shards]]\nname = "%s"\nidx = %s\naddress = "127.0.0.1:%s"\n' "$@"; }
-{ printf '[storage]\nfsync = "%s"\n' "$FSYNC"; shard A 0 18701; shard B 1 18702; shard C 2 18703; } \
-  >"$TMP/three.toml"
+COORDINATOR=""
+if [ "${ETCD:-0}" = 1 ]; then
+  etcd --name bench --data-dir "$TMP/etcd" --listen-client-urls http://127.0.0.1:18721 \
+    --advertise-client-urls http://127.0.0.1:18721 --listen-peer-urls http://127.0.0.1:18722 \
+    --initial-advertise-peer-urls http://127.0.0.1:18722 \
+    --initial-cluster bench=http://127.0.0.1:18722 >"$TMP/etcd.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 100); do curl -sf http://127.0.0.1:18721/health >/dev/null && break; sleep 0.1; done
+  COORDINATOR=$'[coordinator]\netcd = ["127.0.0.1:18721"]\n'
+fi
+{ printf '%s[storage]\nfsync = "%s"\n' "$COORDINATOR" "$FSYNC"
+  shard A 0 18701; shard B 1 18702; shard C 2 18703; } >"$TMP/three.toml"
 { cat "$TMP/three.toml"; shard D 3 18704; printf 'slots = []\n'; } >"$TMP/four.toml"
 for s in A B C; do
   $BIN serve --config "$TMP/three.toml" --shard $s --data "$TMP/data-$s" >"$TMP/$s.log" 2>&1 &
@@ -36,6 +48,13 @@ PIDS+=($!)
 for p in 18701 18702 18703 18704; do
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$p/health" >/dev/null && break; sleep 0.1; done
 done
+if [ -n "$COORDINATOR" ]; then  # until every primary holds its lease
+  for p in 18701 18702 18703 18704; do
+    for _ in $(seq 200); do
+      curl -sf "http://127.0.0.1:$p/health" | grep -q '"writes_allowed":true' && break; sleep 0.1
+    done
+  done
+fi
 
 load() {  # load SECONDS LABEL: distkv-bench over the three old shards
   $BENCH --config "$TMP/three.toml" --connections "$CONNS" --duration "$1" --ratio 90:10 \

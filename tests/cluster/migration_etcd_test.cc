@@ -274,4 +274,63 @@ TEST_CASE(
   CHECK(KeysOn(*http_ptr, a) == 0);
 }
 
+TEST_CASE(
+    "migration (etcd): distkv rebalance adds a new shard to etcd's map and gives it a third of "
+    "the slots; every key stays readable, on its owner once") {
+  EtcdCluster ec(2, 0);
+  TestCluster& cluster = *ec.cluster;
+  SyncHttp http;
+  for (size_t i = 0; i < 2; ++i) {
+    REQUIRE(WaitUntil([&] { return WritesAllowed(http, cluster.address(i)); }, 30'000));
+  }
+  std::vector<Call> puts;
+  for (int i = 0; i < 300; ++i) {
+    puts.push_back(MakeCall(cluster.address(i % 2), "PUT", "/kv/r" + std::to_string(i),
+                            "v" + std::to_string(i)));
+  }
+  for (const Reply& r : http.SendAll(std::move(puts), 8)) REQUIRE(r.status / 100 == 2);
+  const MapView before = ParseMapText(EtcdMapText(http, ec.etcd.address()));
+
+  // The new shard: in the config with slots = [], its node started with it.
+  ClusterSpec three = ec.spec;
+  three.shards.push_back(
+      ShardSpec{"Hyderabad", 2, "127.0.0.1:" + std::to_string(FreePorts(1)[0]), {}});
+  const std::string config = cluster.dir().Sub("three.toml");
+  WriteFile(config, three.ToToml() + "slots = []\n");
+  Node added("Hyderabad", "Hyderabad", three.shards[2].address,
+             {"serve", "--config", config, "--shard", "Hyderabad", "--data",
+              cluster.dir().Sub("data-Hyderabad"), "--listen", three.shards[2].address},
+             cluster.dir().Sub("Hyderabad.log"));
+  added.StartAndWait();
+  REQUIRE(WaitUntil([&] { return WritesAllowed(http, added.address()); }, 30'000));
+
+  CHECK(RunDistkv(cluster.dir(), "rebalance", {"rebalance", "--config", config}) == 0);
+  const MapView after = ParseMapText(EtcdMapText(http, ec.etcd.address()));
+  CHECK(after.epoch > before.epoch);
+  CHECK(after.migrations == 0);
+  CHECK(SlotsWithoutOneOwner(after) == 0);
+  std::map<std::string, size_t> slots_of;
+  for (const std::string& o : after.owner) slots_of[o]++;
+  CHECK(slots_of["Hyderabad"] >= kSlots / 3 - 2);
+  CHECK(slots_of["Hyderabad"] <= kSlots / 3 + 2);
+  std::map<std::string, int64_t> present;
+  for (int i = 0; i < 300; ++i) {
+    const std::string key = "r" + std::to_string(i);
+    Reply r = http.Get(cluster.address(0), "/kv/" + key);
+    CAPTURE(key);
+    CHECK(r.status == 200);
+    CHECK(r.body == "v" + std::to_string(i));
+    present[after.owner[SlotOf(key)]]++;
+  }
+  CHECK(present["Hyderabad"] > 50);
+  const std::vector<std::pair<std::string, std::string>> nodes = {
+      {cluster.spec().shards[0].name, cluster.address(0)},
+      {cluster.spec().shards[1].name, cluster.address(1)},
+      {"Hyderabad", added.address()}};
+  for (const auto& [name, address] : nodes) {
+    CAPTURE(name);
+    CHECK(WaitUntil([&] { return KeysOn(http, address) == present[name]; }, 30'000));
+  }
+}
+
 }  // namespace distkv::clustertest
