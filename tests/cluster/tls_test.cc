@@ -237,7 +237,8 @@ TEST_CASE("tls: fuzzed and truncated TLS records end their connection, never the
     net::TlsSession client(TestClientTls(Certs().cert, Certs().key), "127.0.0.1");
     REQUIRE(Handshake(fd, &client));
     std::string record;
-    REQUIRE(client.Send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n", 35, &record));
+    const std::string request = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    REQUIRE(client.Send(request.data(), request.size(), &record));
     if (i % 3 == 0) {
       WriteAll(fd, mutate(record, 5));  // past the header: a record that fails to decrypt
     } else if (i % 3 == 1) {
