@@ -24,6 +24,7 @@
 #include "src/cli/cli.h"
 #include "src/cluster/config.h"
 #include "src/cluster/shard_map.h"
+#include "src/node/compact_command.h"
 #include "src/node/node.h"
 #include "src/node/reshard_command.h"
 #include "src/obs/log.h"
@@ -39,10 +40,15 @@ constexpr const char* kUsage =
     "       distkv nodes [--config FILE]          list the nodes of a config, one per line\n"
     "       distkv locate [--config FILE] KEY...  print each key's slot, shard and address\n"
     "       distkv promote [--config FILE] --shard NAME [--replica ADDR] [--force]\n"
-    "       distkv reshard [--config FILE] --slots A-B --to SHARD\n"
-    "       distkv rebalance [--config FILE] [--drain NAME]\n"
-    "                      [--token T]            (or DISTKV_TOKEN; default: the config's secret)\n"
     "                                             make a replica its shard's primary\n"
+    "       distkv reshard [--config FILE] --slots A-B --to SHARD [--no-progress]\n"
+    "       distkv rebalance [--config FILE] [--drain NAME] [--no-progress]\n"
+    "       distkv compact [--config FILE] [--shard NAME]... [--node ADDR]... [--no-progress]\n"
+    "                                             compact each shard's primary, with progress\n"
+    "       distkv status [--config FILE] [--wait] [--no-progress]\n"
+    "                                             every node's state; --wait follows running\n"
+    "                                             resyncs, compactions, migrations to the end\n"
+    "                      [--token T]            (or DISTKV_TOKEN; default: the config's secret)\n"
     "       distkv get|put|del|scan|ttl|mget|mput|stats|cluster [--cluster HOST:PORT,...] ...\n"
     "                                             client commands (distkv get --help)\n"
     "\n"
@@ -342,6 +348,8 @@ int main(int argc, char** argv) {
   if (argc >= 2 && (std::strcmp(argv[1], "reshard") == 0 || std::strcmp(argv[1], "rebalance") == 0))
     return distkv::ReshardCommand(argc, argv);
   if (argc >= 2 && std::strcmp(argv[1], "locate") == 0) return Locate(argc, argv);
+  if (argc >= 2 && std::strcmp(argv[1], "compact") == 0) return distkv::CompactCommand(argc, argv);
+  if (argc >= 2 && std::strcmp(argv[1], "status") == 0) return distkv::StatusCommand(argc, argv);
   if (distkv::cli::IsClientCommand(argc, argv)) return distkv::cli::RunClientCommand(argc, argv);
   Args args;
   if (int rc = ParseArgs(argc, argv, &args); rc >= 0) return rc;

@@ -124,6 +124,8 @@ class CompactionJobImpl final : public StoreJob {
   bool is_compaction() const override { return true; }
   uint64_t input_bytes() const override { return input_bytes_; }
   uint64_t progress() const override { return progress_.load(std::memory_order_relaxed); }
+  size_t input_segments() const override { return inputs.size(); }
+  size_t output_segments() const override { return outputs.size(); }
   std::string_view key(const Moved& m) const { return {keys.data() + m.key_at, m.key_len}; }
   // The output place of the record with this LSN, or nullptr.
   const Moved* Find(uint64_t lsn) const;
@@ -158,6 +160,8 @@ class HintJobImpl final : public StoreJob {
   bool is_compaction() const override { return false; }
   uint64_t input_bytes() const override { return input_bytes_; }
   uint64_t progress() const override { return progress_.load(std::memory_order_relaxed); }
+  size_t input_segments() const override { return targets.size(); }
+  size_t output_segments() const override { return 0; }  // hint files only
 
  private:
   std::atomic<uint64_t> progress_{0};

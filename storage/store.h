@@ -112,8 +112,10 @@ class StoreJob {
   virtual ~StoreJob() = default;
   virtual Status Run() = 0;
   virtual bool is_compaction() const = 0;
-  virtual uint64_t input_bytes() const = 0;  // bytes the job reads in all
-  virtual uint64_t progress() const = 0;     // bytes read so far
+  virtual uint64_t input_bytes() const = 0;    // bytes the job reads in all
+  virtual uint64_t progress() const = 0;       // bytes read so far
+  virtual size_t input_segments() const = 0;   // segments the job reads
+  virtual size_t output_segments() const = 0;  // segments it wrote (once Run returned)
 };
 
 // What Stats() reports; plain numbers for /stats and /metrics.

@@ -228,6 +228,8 @@ void Node::StartCompactor() {
     return primary_ ? primary_->KeepTombstonesAfter(options_.config.replica_keep_records)
                     : UINT64_MAX;
   };
+  cpo.progress = &progress_;
+  cpo.events = &events_;
   compactor_ = std::make_unique<Compactor>(loop_, store_.get(), cpo);
 }
 

@@ -1,8 +1,8 @@
 // `distkv reshard` and `distkv rebalance`: the operator's side of slot
 // migration.
 //
-//   distkv reshard   --config FILE --slots A-B --to SHARD [--token T]
-//   distkv rebalance --config FILE [--drain NAME]... [--token T]
+//   distkv reshard   --config FILE --slots A-B --to SHARD [--token T] [--no-progress]
+//   distkv rebalance --config FILE [--drain NAME]... [--token T] [--no-progress]
 //
 // Both read the cluster map from the nodes of the config (the newest epoch
 // any of them holds), add the config's shards the map does not have yet
@@ -15,12 +15,12 @@
 // still lists is watched to its end first, and the plan then holds only what
 // is left.
 //
-// Progress goes to stderr: a live bar on a terminal, a line every few seconds
-// elsewhere; the summary to stdout. Exit 0 when every move completed, 1 when
-// one was refused or failed, 2 on bad usage, 3 when no node could be reached.
+// Progress goes to stderr (src/obs/progress_bar.h): a live bar on a
+// terminal, a line per phase and every few seconds elsewhere, none with
+// --no-progress; a line per completed move to stderr, the summary to stdout. Exit 0 when every move
+// completed, 1 when one was refused or failed, 2 on bad usage, 3 when no node could be reached.
 #include "src/node/reshard_command.h"
 
-#include <unistd.h>
 #include <uv.h>
 
 #include <chrono>
@@ -31,71 +31,18 @@
 #include <thread>
 
 #include "net/http_client.h"
-#include "net/tls_context.h"
 #include "src/cluster/cluster_map.h"
 #include "src/cluster/config.h"
 #include "src/cluster/etcd_client.h"
 #include "src/cluster/migration.h"
 #include "src/cluster/rebalance.h"
+#include "src/node/admin_caller.h"
+#include "src/obs/progress_bar.h"
 
 namespace distkv {
 namespace {
 
 constexpr int kPollMs = 200;
-constexpr double kPlainEverySeconds = 5;
-
-// One request at a time on a private loop.
-class Caller {
- public:
-  Caller(const ClusterConfig& config, std::string token) : token_(std::move(token)) {
-    uv_loop_init(&loop_);
-    net::ClientOptions co;
-    co.request_timeout_ms = 10'000;
-    co.connect_timeout_ms = config.connect_timeout_ms;
-    if (config.tls) {
-      // The nodes speak HTTPS only: verify them against the config's CA, and
-      // present the node certificate where mutual TLS asks for one.
-      std::string error;
-      co.tls = net::TlsContext::NewClient(config.tls_files, &error);
-      if (!co.tls) std::fprintf(stderr, "distkv: [tls]: %s\n", error.c_str());
-    }
-    client_ = std::make_unique<net::HttpClient>(&loop_, co);
-  }
-  ~Caller() {
-    client_->Close();
-    uv_run(&loop_, UV_RUN_DEFAULT);
-    client_.reset();
-    uv_run(&loop_, UV_RUN_DEFAULT);
-    uv_loop_close(&loop_);
-  }
-
-  net::ClientResult Call(const std::string& address, const std::string& method,
-                         const std::string& target, std::string body = "") {
-    net::OutboundRequest req;
-    req.method = method;
-    req.target = target;
-    req.body = std::move(body);
-    if (!token_.empty()) req.headers.push_back({"Authorization", "Bearer " + token_});
-    net::ClientResult out;
-    bool done = false;
-    client_->Request(address, std::move(req), [&](net::ClientResult& result) {
-      out = std::move(result);
-      done = true;
-    });
-    while (!done) uv_run(&loop_, UV_RUN_ONCE);
-    return out;
-  }
-
-  net::HttpClient* client() { return client_.get(); }
-  void RunUntil(const bool& done) {
-    while (!done) uv_run(&loop_, UV_RUN_ONCE);
-  }
-
- private:
-  std::string token_;
-  uv_loop_t loop_;
-  std::unique_ptr<net::HttpClient> client_;
-};
 
 std::vector<std::string> NodesOf(const std::vector<ShardConfig>& shards) {
   std::vector<std::string> nodes;
@@ -120,20 +67,10 @@ std::string JsonString(const std::string& json, const std::string& name) {
   return json.substr(at + needle.size(), end - at - needle.size());
 }
 
-std::string HumanBytes(uint64_t b) {
-  char buf[32];
-  if (b >= (1ull << 20)) {
-    std::snprintf(buf, sizeof buf, "%.1f MB", static_cast<double>(b) / (1 << 20));
-  } else {
-    std::snprintf(buf, sizeof buf, "%.1f KB", static_cast<double>(b) / 1024);
-  }
-  return buf;
-}
-
 class Resharder {
  public:
-  Resharder(const ClusterConfig& config, std::string token)
-      : config_(config), caller_(config, std::move(token)), terminal_(isatty(2)) {}
+  Resharder(const ClusterConfig& config, std::string token, ProgressBar::Mode mode)
+      : config_(config), caller_(config, std::move(token)), bar_(stderr, mode) {}
 
   // The newest map any node of the config (or of the map) holds; false when
   // no node answered.
@@ -271,7 +208,7 @@ class Resharder {
     for (const SlotMove& mv : moves) {
       if (int rc = Move(mv); rc != 0) return rc;
     }
-    if (terminal_) std::fprintf(stderr, "\r\033[K");
+    bar_.Clear();
     std::printf("moved %" PRIu64 " slots in %zu migration(s): %" PRIu64 " keys, %s; epoch %" PRIu64
                 "\n",
                 done_slots_, moves.size(), keys_, HumanBytes(bytes_).c_str(), map_.epoch);
@@ -299,7 +236,6 @@ class Resharder {
       return 1;
     }
     const auto started = std::chrono::steady_clock::now();
-    double last_plain = -kPlainEverySeconds;
     std::string phase;
     uint64_t keys = 0, bytes = 0, pause_us = 0;
     for (;;) {
@@ -315,7 +251,7 @@ class Resharder {
       const std::string now_phase = JsonString(body, "phase");
       const double elapsed =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-      Show(mv, now_phase, keys, bytes, elapsed, now_phase != phase, &last_plain);
+      Show(mv, now_phase, keys, bytes, elapsed, now_phase != phase);
       phase = now_phase;
     }
     // Gone from the target's map: did the slots move, or was it rolled back?
@@ -335,7 +271,8 @@ class Resharder {
     ReadMap();
     const int owner_now = FindShard(map_, mv.target);
     if (owner_now < 0 || !OwnsSlot(map_.shards[owner_now], mv.slots.first)) {
-      std::fprintf(stderr, "\ndistkv: migration of slots %s to %s ended without moving them\n",
+      bar_.Clear();
+      std::fprintf(stderr, "distkv: migration of slots %s to %s ended without moving them\n",
                    slots.c_str(), mv.target.c_str());
       return 1;
     }
@@ -344,47 +281,43 @@ class Resharder {
     bytes_ += bytes;
     const double elapsed =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    if (terminal_) std::fprintf(stderr, "\r\033[K");
-    std::fprintf(
-        stderr, "slots %s %s -> %s: done, %" PRIu64 " keys, %s in %.1f s (writes paused %.1f ms)\n",
-        slots.c_str(), mv.source.c_str(), mv.target.c_str(), keys, HumanBytes(bytes).c_str(),
-        elapsed, static_cast<double>(pause_us) / 1000);
+    char line[256];
+    std::snprintf(line, sizeof line,
+                  "slots %s %s -> %s: done, %" PRIu64 " keys, %s in %.1f s (writes paused %.1f ms)",
+                  slots.c_str(), mv.source.c_str(), mv.target.c_str(), keys,
+                  HumanBytes(bytes).c_str(), elapsed, static_cast<double>(pause_us) / 1000);
+    bar_.Done(line);
     return 0;
   }
 
+  // The share is of the slots of the whole run (moves before this one
+  // count as done).
   void Show(const SlotMove& mv, const std::string& phase, uint64_t keys, uint64_t bytes,
-            double elapsed, bool changed, double* last_plain) {
+            double elapsed, bool changed) {
     const double share =
         total_slots_ ? static_cast<double>(done_slots_) / static_cast<double>(total_slots_) : 0;
     char line[256];
     std::snprintf(line, sizeof line, "slots %u-%u %s -> %s: %s, %" PRIu64 " keys, %s, %.0f s",
                   mv.slots.first, mv.slots.last, mv.source.c_str(), mv.target.c_str(),
                   phase.c_str(), keys, HumanBytes(bytes).c_str(), elapsed);
-    if (terminal_) {
-      const int width = 20, filled = static_cast<int>(share * width);
-      std::string bar(static_cast<size_t>(filled), '#');
-      bar.resize(width, '.');
-      std::fprintf(stderr, "\r\033[K[%s] %3.0f%% %s", bar.c_str(), share * 100, line);
-      std::fflush(stderr);
-    } else if (changed || elapsed - *last_plain >= kPlainEverySeconds) {
-      std::fprintf(stderr, "%s\n", line);
-      *last_plain = elapsed;
-    }
+    bar_.Show(share, line, changed);
   }
 
   const ClusterConfig& config_;
-  Caller caller_;
-  bool terminal_;
+  AdminCaller caller_;
+  ProgressBar bar_;
   ClusterMap map_;
   uint64_t total_slots_ = 0, done_slots_ = 0, keys_ = 0, bytes_ = 0;
 };
 
 int Usage(const char* problem) {
-  std::fprintf(stderr,
-               "distkv: %s\n"
-               "usage: distkv reshard --config FILE --slots A-B --to SHARD [--token T]\n"
-               "       distkv rebalance --config FILE [--drain NAME]... [--token T]\n",
-               problem);
+  std::fprintf(
+      stderr,
+      "distkv: %s\n"
+      "usage: distkv reshard --config FILE --slots A-B --to SHARD [--token T]\n"
+      "                      [--no-progress]\n"
+      "       distkv rebalance --config FILE [--drain NAME]... [--token T] [--no-progress]\n",
+      problem);
   return 2;
 }
 
@@ -395,6 +328,7 @@ int ReshardCommand(int argc, char** argv) {
   std::string path = "sharding.toml", slots_text, to, token;
   if (const char* t = std::getenv("DISTKV_TOKEN")) token = t;
   std::vector<std::string> drain;
+  bool no_progress = false;
   for (int i = 2; i < argc; ++i) {
     const std::string flag = argv[i];
     const bool has_value = i + 1 < argc;
@@ -402,6 +336,8 @@ int ReshardCommand(int argc, char** argv) {
       path = argv[++i];
     } else if (flag == "--token" && has_value) {
       token = argv[++i];
+    } else if (flag == "--no-progress") {
+      no_progress = true;
     } else if (!rebalance && flag == "--slots" && has_value) {
       slots_text = argv[++i];
     } else if (!rebalance && flag == "--to" && has_value) {
@@ -422,10 +358,7 @@ int ReshardCommand(int argc, char** argv) {
     std::fprintf(stderr, "distkv: bad config: %s\n", error.c_str());
     return 1;
   }
-  // Reading and pushing maps is node-to-node traffic: the cluster secret of
-  // the config when it has one, else the token given.
-  if (!config.auth.cluster_secret.empty()) token = config.auth.cluster_secret;
-  Resharder r(config, token);
+  Resharder r(config, AdminToken(config, token), ProgressBar::ModeFor(stderr, no_progress));
   if (rebalance) {
     return r.Run([&](const ClusterMap& map) { return PlanRebalance(map, drain); });
   }

@@ -15,7 +15,7 @@ ProgressBoard::ProgressBoard()
       }) {}
 
 void ProgressBoard::Update(std::string_view name, uint64_t done, uint64_t total,
-                           std::string_view unit) {
+                           std::string_view unit, std::string_view detail) {
   auto it = entries_.find(name);
   if (it == entries_.end()) it = entries_.emplace(std::string(name), Entry{}).first;
   Entry& e = it->second;
@@ -28,6 +28,7 @@ void ProgressBoard::Update(std::string_view name, uint64_t done, uint64_t total,
   e.done = done;
   e.total = total;
   e.unit = std::string(unit);
+  e.detail = std::string(detail);
   e.updated_ms = now;
 }
 
@@ -56,6 +57,7 @@ void ProgressBoard::AppendJson(std::string* out) const {
     AppendJsonField(out, "done", e.done);
     AppendJsonField(out, "total", e.total);
     AppendJsonField(out, "unit", e.unit);
+    AppendJsonField(out, "detail", e.detail);
     AppendJsonField(out, "started_ms", e.started_ms);
     AppendJsonField(out, "updated_ms", e.updated_ms);
     AppendJsonField(out, "outcome", e.outcome, false);

@@ -4,12 +4,12 @@
 // An operation names itself and reports as it goes; it is shown until it
 // finishes, then kept as "last" with its outcome:
 //
-//   progress->Update("compaction", bytes_done, bytes_total, "bytes");
+//   progress->Update("compaction", bytes_done, bytes_total, "bytes", "3 segments, copying");
 //   ...
 //   progress->Finish("compaction", "3 segments into 1");
 //
 // /stats shows "progress": {"compaction": {"running": true, "done": ..,
-// "total": .., "unit": "bytes", "started_ms": .., "updated_ms": ..}}; the
+// "total": .., "unit": "bytes", "detail": "..", "started_ms": .., "updated_ms": ..}}; the
 // page draws one bar per running operation. Loop thread only.
 #pragma once
 
@@ -29,7 +29,9 @@ class ProgressBoard {
   explicit ProgressBoard(Clock clock) : clock_(std::move(clock)) {}
 
   // Starts (on first call) or advances an operation. total 0: not known yet.
-  void Update(std::string_view name, uint64_t done, uint64_t total, std::string_view unit);
+  // detail: one short line of what it is doing now, for people (may be "").
+  void Update(std::string_view name, uint64_t done, uint64_t total, std::string_view unit,
+              std::string_view detail = {});
   // Ends it; outcome is one line ("done", "failed: ...").
   void Finish(std::string_view name, std::string outcome);
 
@@ -38,6 +40,7 @@ class ProgressBoard {
     uint64_t done = 0;
     uint64_t total = 0;
     std::string unit;
+    std::string detail;
     uint64_t started_ms = 0;
     uint64_t updated_ms = 0;
     std::string outcome;  // set once finished

@@ -6,8 +6,16 @@
 
 #include "src/obs/log.h"
 #include "src/obs/metrics.h"
+#include "src/obs/progress_bar.h"
 
 namespace distkv {
+
+namespace {
+// How often the progress board shows a running job's bytes: a page or a
+// command line polling /stats sees it move without a timer per percent.
+constexpr uint64_t kProgressMs = 200;
+constexpr const char* kBoardName = "compaction";
+}  // namespace
 
 struct Compactor::Work {
   uv_work_t req;
@@ -39,12 +47,16 @@ Compactor::Compactor(uv_loop_t* loop, storage::Store* store, CompactorOptions op
   idle_ = new uv_idle_t;
   uv_idle_init(loop_, idle_);
   idle_->data = this;
+  progress_timer_ = new uv_timer_t;
+  uv_timer_init(loop_, progress_timer_);
+  progress_timer_->data = this;
 }
 
 Compactor::~Compactor() {
   *alive_ = false;
   CloseAndDelete(timer_);
   CloseAndDelete(idle_);
+  CloseAndDelete(progress_timer_);
 }
 
 bool Compactor::running() const {
@@ -72,6 +84,7 @@ Compactor::StartResult Compactor::Start(const char* why) {
        co.keep_tombstones_after == UINT64_MAX ? 0 : co.keep_tombstones_after);
   started_ms_ = uv_now(loop_);
   if (std::string_view(why) != "automatic") counters_.started_manual++;
+  ReportStart(why, *job);
   Submit(std::move(job));
   return StartResult::kStarted;
 }
@@ -99,16 +112,26 @@ void Compactor::Submit(std::unique_ptr<storage::StoreJob> job) {
 void Compactor::OnJobDone(Work* w) {
   job_ = nullptr;
   const bool compaction = w->job->is_compaction();
+  if (compaction) {
+    uv_timer_stop(progress_timer_);
+    report_outputs_ = w->job->output_segments();
+  }
   store_->FinishJob(std::move(w->job), w->status);
   if (compaction) {
     if (w->status.ok()) {
       backoff_next_ = 1;
+      if (reporting_ && options_.progress) {
+        options_.progress->Update(kBoardName, report_total_, report_total_, "bytes",
+                                  std::to_string(report_inputs_) + " segments into " +
+                                      std::to_string(report_outputs_) + ", repointing the index");
+      }
       uv_idle_start(idle_, OnIdle);
     } else {
       backoff_checks_ = backoff_next_;
       backoff_next_ = std::min<uint64_t>(backoff_next_ * 2, 64);
       Logf(LogLevel::kError, "compaction failed, retried automatically in %" PRIu64 " s: %s",
            backoff_checks_ * options_.check_ms / 1000, w->status.ToString().c_str());
+      ReportEnd("failed: " + w->status.ToString(), true);
     }
   } else {
     counters_.hint_jobs++;
@@ -130,6 +153,48 @@ void Compactor::OnIdle(uv_idle_t* idle) {
        "compaction done in %" PRIu64 " ms: %" PRIu64 " live bytes, %" PRIu64 " dead, %" PRIu64
        " segments, %" PRIu64 " bytes reclaimed in all",
        self->counters_.last_ms, st.live_bytes, st.dead_bytes, st.segments, st.bytes_reclaimed);
+  const uint64_t reclaimed =
+      st.bytes_reclaimed - std::min(st.bytes_reclaimed, self->reclaimed_before_);
+  self->ReportEnd(std::to_string(self->report_inputs_) + " segments (" +
+                      HumanBytes(self->report_total_) + ") into " +
+                      std::to_string(self->report_outputs_) + ", " + HumanBytes(reclaimed) +
+                      " reclaimed in " + std::to_string(self->counters_.last_ms) + " ms",
+                  false);
+}
+
+void Compactor::ReportStart(const char* why, const storage::StoreJob& job) {
+  const storage::StoreStats st = store_->Stats();
+  reporting_ = true;
+  report_total_ = job.input_bytes();
+  report_inputs_ = job.input_segments();
+  report_outputs_ = 0;
+  reclaimed_before_ = st.bytes_reclaimed;
+  const std::string segments = std::to_string(report_inputs_) + " segments";
+  if (options_.progress) {
+    options_.progress->Update(kBoardName, 0, report_total_, "bytes", segments + ", copying");
+  }
+  if (options_.events) {
+    options_.events->Add("compaction", std::string("started (") + why + "): " + segments + ", " +
+                                           HumanBytes(report_total_) + " of which " +
+                                           HumanBytes(st.sealed_dead_bytes) + " dead");
+  }
+  uv_timer_start(progress_timer_, OnProgressTimer, kProgressMs, kProgressMs);
+}
+
+void Compactor::OnProgressTimer(uv_timer_t* timer) {
+  auto* self = static_cast<Compactor*>(timer->data);
+  if (!self->reporting_ || !self->job_ || !self->job_->is_compaction()) return;
+  if (!self->options_.progress) return;
+  self->options_.progress->Update(kBoardName, self->job_->progress(), self->report_total_, "bytes",
+                                  std::to_string(self->report_inputs_) + " segments, copying");
+}
+
+void Compactor::ReportEnd(const std::string& outcome, bool failed) {
+  if (!reporting_) return;
+  reporting_ = false;
+  uv_timer_stop(progress_timer_);
+  if (options_.progress) options_.progress->Finish(kBoardName, outcome);
+  if (options_.events) options_.events->Add("compaction", (failed ? "" : "done: ") + outcome);
 }
 
 void Compactor::OnTimer(uv_timer_t* timer) { static_cast<Compactor*>(timer->data)->Check(); }
@@ -157,6 +222,7 @@ void Compactor::Stop(std::function<void()> done) {
   stopping_ = true;
   uv_timer_stop(timer_);
   uv_idle_stop(idle_);
+  ReportEnd("stopped: the node closed its store", true);
   stopped_ = std::move(done);
   MaybeStopped();
 }

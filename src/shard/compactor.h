@@ -15,6 +15,12 @@
 // that failed is not retried automatically before a back-off that doubles
 // from one check interval to 64 (disk full, a damaged segment: the log says
 // why).
+//
+// What people see: a running compaction is on the progress board as
+// "compaction" (input bytes processed of the total, refreshed every
+// kProgressMs while the job runs on the pool, then "repointing the index"),
+// and its start and its end (segments in and out, bytes reclaimed, or why it
+// failed) are events.
 #pragma once
 
 #include <uv.h>
@@ -24,6 +30,8 @@
 #include <memory>
 #include <string>
 
+#include "src/obs/events.h"
+#include "src/obs/progress.h"
 #include "storage/store.h"
 
 namespace distkv {
@@ -36,6 +44,10 @@ struct CompactorOptions {
   // The LSN above which a compaction must keep tombstones (what replicas
   // still need); asked when a compaction is planned. Empty: drop them all.
   std::function<uint64_t()> keep_tombstones_after;
+  // Where a compaction shows its progress and its start and end; either may
+  // be null. Both must outlive the compactor's last Stop().
+  ProgressBoard* progress = nullptr;
+  EventLog* events = nullptr;
 };
 
 class Compactor {
@@ -74,12 +86,17 @@ class Compactor {
   void MaybeStopped();
   static void OnTimer(uv_timer_t* timer);
   static void OnIdle(uv_idle_t* idle);
+  // The progress board and the events (see the top of this file).
+  void ReportStart(const char* why, const storage::StoreJob& job);
+  void ReportEnd(const std::string& outcome, bool failed);
+  static void OnProgressTimer(uv_timer_t* timer);
 
   uv_loop_t* loop_;
   storage::Store* store_;
   CompactorOptions options_;
   uv_timer_t* timer_ = nullptr;
   uv_idle_t* idle_ = nullptr;
+  uv_timer_t* progress_timer_ = nullptr;
   const storage::StoreJob* job_ = nullptr;  // in flight on the thread pool
   const char* pending_ = nullptr;           // a compaction asked for while a hint job ran
   bool stopping_ = false;
@@ -89,6 +106,11 @@ class Compactor {
   uint64_t backoff_next_ = 1;
   std::shared_ptr<bool> alive_;
   Counters counters_;
+  // The compaction being reported: from ReportStart to ReportEnd.
+  bool reporting_ = false;
+  uint64_t report_total_ = 0;
+  size_t report_inputs_ = 0, report_outputs_ = 0;
+  uint64_t reclaimed_before_ = 0;
 };
 
 }  // namespace distkv

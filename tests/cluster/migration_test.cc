@@ -178,6 +178,25 @@ TEST_CASE(
                       60'000),
                   bench.LogTail());
   CHECK(RunDistkv(dir, "rebalance", {"rebalance", "--config", config4}) == 0);
+  {
+    // Its output is not a terminal: plain lines (no bar, no carriage
+    // return), one per phase of each move, a line per move done, a summary.
+    const std::string out = ReadWholeFile(dir.Sub("rebalance.log"));
+    size_t progress_lines = 0, done_lines = 0;
+    std::istringstream lines(out);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.rfind("slots ", 0) != 0 || line.find(" -> ") == std::string::npos) continue;
+      if (line.find(": done, ") != std::string::npos) {
+        done_lines++;
+      } else if (line.find(" keys, ") != std::string::npos) {
+        progress_lines++;
+      }
+    }
+    CHECK_MESSAGE(progress_lines >= 3, out);  // at least one per move
+    CHECK_MESSAGE(done_lines == 3, out);      // three shards each give the new one a range
+    CHECK(out.find("moved 4096 slots in 3 migration(s)") != std::string::npos);
+    CHECK(out.find('\r') == std::string::npos);
+  }
   // The premise: the bench was still loading the cluster when the slots moved.
   CHECK_MESSAGE(bench.running(), "the bench ended before the rebalance did");
   const int code = bench.WaitForExit(180'000);

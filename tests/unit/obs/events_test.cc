@@ -43,7 +43,7 @@ TEST_CASE("ProgressBoard shows a running operation, then its outcome; a new run 
   ProgressBoard board([&] { return now; });
   board.Update("compaction", 0, 100, "bytes");
   now = 20;
-  board.Update("compaction", 40, 100, "bytes");
+  board.Update("compaction", 40, 100, "bytes", "3 segments, copying");
   const ProgressBoard::Entry* e = board.Find("compaction");
   REQUIRE(e != nullptr);
   CHECK(e->running);
@@ -54,7 +54,7 @@ TEST_CASE("ProgressBoard shows a running operation, then its outcome; a new run 
   board.AppendJson(&json);
   CHECK(json ==
         "{\"compaction\":{\"running\":true,\"done\":40,\"total\":100,\"unit\":\"bytes\","
-        "\"started_ms\":10,\"updated_ms\":20,\"outcome\":\"\"}}");
+        "\"detail\":\"3 segments, copying\",\"started_ms\":10,\"updated_ms\":20,\"outcome\":\"\"}}");
 
   now = 30;
   board.Finish("compaction", "done");
