@@ -236,7 +236,8 @@ class Resharder {
       return 1;
     }
     const auto started = std::chrono::steady_clock::now();
-    std::string phase;
+    std::string phase = "started";
+    Show(mv, phase, 0, 0, 0, true);
     uint64_t keys = 0, bytes = 0, pause_us = 0;
     for (;;) {
       std::this_thread::sleep_for(std::chrono::milliseconds(kPollMs));
