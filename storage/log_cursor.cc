@@ -1,14 +1,30 @@
-// LogCursor over a StoreImpl: walks the writer's segments in id order (which
-// is LSN order) and returns the encoded records with LSN > its position,
-// reading only bytes of completed batches. Compacted segments are never
-// read: they hold only the live records of their range, and a reader that
-// needs the log from inside that range gets a snapshot instead. The segment
-// the cursor reads is pinned: a compaction that replaces it deletes it only
-// once the cursor has moved on. When the log cannot supply every record
-// after the position (it starts later, or was compacted) the answer is
-// NotFound, never a gap: replication then falls back to a snapshot. Each record it returns has the
-// LSN after the previous one, or is a gap record continuing from it; a hole
-// is Corruption naming the file and offset, never passed on.
+// LogCursor over a StoreImpl: returns the encoded records with LSN > its
+// position, in LSN order, reading only bytes of completed batches.
+//
+// The log it reads has two parts. The writer's segments hold every record
+// from the MANIFEST's log_start on, dense (each LSN the previous + 1, or a
+// gap record continuing from it). Below log_start, compacted segments hold
+// only the records that were live when they were written, sorted by LSN
+// (compaction.h), with holes where dead records were. A cursor starting in
+// that range returns those live records (the Kafka rule: whoever applies
+// them on top of the log up to the position ends with the same data) as
+// long as no tombstone after its position was dropped (position >=
+// tombstone horizon); and because a reader of the log requires every
+// record to follow the one before, the cursor puts a gap record of its own
+// in front of each record that follows a hole: LSN = the record's LSN - 1,
+// previous LSN = the cursor's position, history = the primary's at that
+// record. So the stream stays dense and a replica's log after such a resume
+// recovers like any other.
+//
+// Which segment comes next: the dense log where it holds the LSN after the
+// position (a writer segment, replaced by a compaction or not: a pin keeps
+// it readable), otherwise the compacted segment that holds the next live
+// record; moving into a compacted segment checks the horizon again (a
+// compaction while the cursor reads may have dropped tombstones it has not
+// returned yet: NotFound, and replication falls back to a snapshot). The
+// segment the cursor reads is pinned: a compaction that replaces it deletes
+// it only once the cursor has moved on. Inside the dense log a hole is
+// Corruption naming the file and offset, never passed on.
 #include <algorithm>
 
 #include "storage/compaction.h"
@@ -26,26 +42,38 @@ class LogCursorImpl final : public LogCursor {
 
   Status Next(std::string* out, size_t max_bytes) override;
   uint64_t position() const override { return pos_; }
+  bool reads_replaced() const override {
+    const Segment* s = segment_ ? store_->FindSegment(segment_) : nullptr;
+    return s && s->obsolete;
+  }
 
   // Pins, from the start, the segment the record after the position is in,
   // or the active segment if that record is not written yet: a compaction
   // before the first Next() then keeps what the cursor will read.
   void Anchor() {
-    for (const Segment& s : store_->segments()) {
-      if (s.written > 0 && !s.compacted && s.last_lsn > pos_) {
-        MoveTo(s.id);
-        return;
-      }
-    }
-    MoveTo(store_->active_id());
+    const Segment* next = Following();
+    MoveTo(next ? next->id : store_->active_id());
+    sparse_ = next && Jumps(*next);
   }
 
  private:
+  // The segment holding the records right after pos_ (see the top of the
+  // file), other than the one the cursor is in; nullptr when the durable log
+  // has nothing after pos_.
+  const Segment* Following() const;
+  // Reading next after pos_ skips LSNs a compaction removed.
+  bool Jumps(const Segment& next) const {
+    return next.compacted || (next.first_lsn > pos_ + 1 && pos_ + 1 < store_->manifest().log_start);
+  }
   // The segment to continue in, or nullptr when the durable log has nothing
-  // after pos_. NotFound if the segment the cursor was reading is gone.
+  // after pos_. NotFound if the segment the cursor was reading is gone, or
+  // the compacted range it moves into lost a tombstone after pos_.
   Status Locate(const Segment** seg);
   // OK if rec may follow pos_.
   Status CheckFollows(const Record& rec, const std::string& path, uint64_t offset) const;
+  // Appends rec (raw: its encoding) after pos_ in the compacted range: a gap
+  // record from pos_ first where rec does not follow it.
+  void AppendSparse(const Record& rec, std::string_view raw, std::string* out);
   // Moves the pin (and the position) to segment id (0: none).
   void MoveTo(uint32_t id) {
     if (id == segment_) return;
@@ -62,10 +90,30 @@ class LogCursorImpl final : public LogCursor {
   uint64_t pos_;
   uint32_t segment_ = 0;  // 0: not positioned yet
   uint64_t offset_ = 0;   // next byte to read in segment_
+  // The records returned last came from a compacted segment: the next one
+  // may follow a hole (filled with a gap record), even from the dense log.
+  bool sparse_ = false;
 };
 
+const Segment* LogCursorImpl::Following() const {
+  const Segment* dense = nullptr;
+  const Segment* compacted = nullptr;
+  for (const Segment& s : store_->segments()) {
+    if (s.written == 0 || s.id == segment_ || s.last_lsn <= pos_) continue;
+    const Segment*& best = s.compacted ? compacted : dense;
+    // Of two equally placed compacted segments, the one in force: its
+    // generation is what the horizon check speaks of.
+    if (!best || s.first_lsn < best->first_lsn ||
+        (s.first_lsn == best->first_lsn && best->obsolete && !s.obsolete)) {
+      best = &s;
+    }
+  }
+  if (dense && dense->first_lsn <= pos_ + 1) return dense;  // the dense log goes on
+  if (compacted && (!dense || compacted->first_lsn < dense->first_lsn)) return compacted;
+  return dense;
+}
+
 Status LogCursorImpl::Locate(const Segment** seg) {
-  const std::vector<Segment>& segs = store_->segments();
   *seg = nullptr;
   if (segment_ != 0) {
     const Segment* s = store_->FindSegment(segment_);
@@ -78,26 +126,38 @@ Status LogCursorImpl::Locate(const Segment** seg) {
       *seg = s;
       return Status::OK();
     }
-    // Done with this segment: continue in the next one that has records.
-    auto it = std::upper_bound(segs.begin(), segs.end(), segment_,
-                               [](uint32_t v, const Segment& x) { return v < x.id; });
-    for (; it != segs.end(); ++it) {
-      if (it->written > 0 && !it->compacted) {
-        MoveTo(it->id);  // may release replaced segments: look it up again
-        *seg = store_->FindSegment(segment_);
-        break;
-      }
-    }
-    return Status::OK();
   }
-  for (const Segment& s : segs) {
-    if (s.written > 0 && !s.compacted && s.last_lsn > pos_) {
-      MoveTo(s.id);
-      *seg = store_->FindSegment(segment_);
-      break;
+  // Done with this segment (or none yet): continue where the next record is.
+  const Segment* next = Following();
+  if (!next) return Status::OK();
+  if (Jumps(*next)) {
+    if (store_->tombstone_horizon() > pos_) {
+      return Status::NotFound("a compaction dropped tombstones up to LSN " +
+                              std::to_string(store_->tombstone_horizon()) +
+                              ", after this reader's position " + std::to_string(pos_));
     }
+    sparse_ = true;
   }
+  MoveTo(next->id);  // may release replaced segments: look it up again
+  *seg = store_->FindSegment(segment_);
   return Status::OK();
+}
+
+void LogCursorImpl::AppendSparse(const Record& rec, std::string_view raw, std::string* out) {
+  uint64_t prev = rec.lsn - 1, history = 0;
+  if (rec.type == RecordType::kGap) DecodeGapValue(rec.value, &prev, &history);
+  if (prev == pos_) {
+    out->append(raw);
+  } else if (rec.type == RecordType::kGap) {
+    // The log's own gap record, continuing from an LSN before the hole.
+    const std::string value = EncodeGapValue(pos_, history);
+    EncodeRecord(Record{rec.lsn, RecordType::kGap, {}, value}, out);
+  } else {
+    const std::string value = EncodeGapValue(pos_, store_->HistoryAt(rec.lsn));
+    EncodeRecord(Record{rec.lsn - 1, RecordType::kGap, {}, value}, out);
+    out->append(raw);
+  }
+  pos_ = rec.lsn;
 }
 
 Status LogCursorImpl::CheckFollows(const Record& rec, const std::string& path,
@@ -154,11 +214,16 @@ Status LogCursorImpl::Next(std::string* out, size_t max_bytes) {
         if (scanned >= max_bytes) break;
         continue;
       }
-      Status hole = CheckFollows(rec, seg->path, off);
-      if (!hole.ok()) return hole;
       offset_ = reader.offset();
-      out->append(raw);
-      pos_ = rec.lsn;
+      if (sparse_) {
+        AppendSparse(rec, raw, out);
+        sparse_ = seg->compacted;  // from the dense log on, LSNs follow again
+      } else {
+        Status hole = CheckFollows(rec, seg->path, off);
+        if (!hole.ok()) return hole;
+        out->append(raw);
+        pos_ = rec.lsn;
+      }
       if (scanned >= max_bytes) break;
     }
     if (s.IsNotFound()) {
@@ -173,18 +238,28 @@ Status LogCursorImpl::Next(std::string* out, size_t max_bytes) {
 }  // namespace
 
 Status StoreImpl::NewLogCursor(uint64_t after_lsn, std::unique_ptr<LogCursor>* cursor) {
-  // The oldest record of the writer's log; records before it are not in this
-  // log (the store began from a later LSN, or they were compacted).
-  uint64_t oldest = 0;
-  for (const Segment& s : segments_) {
-    if (s.obsolete || s.compacted) continue;
-    if (s.first_lsn != 0 && (oldest == 0 || s.first_lsn < oldest)) oldest = s.first_lsn;
+  if (after_lsn < manifest_.tombstone_horizon) {
+    return Status::NotFound(
+        "a compaction dropped tombstones up to LSN " + std::to_string(manifest_.tombstone_horizon) +
+        ": the log cannot give every effect after LSN " + std::to_string(after_lsn));
   }
-  if (after_lsn + 1 < manifest_.log_start) oldest = std::max(oldest, manifest_.log_start);
-  if (oldest > after_lsn + 1) {
-    return Status::NotFound("the log starts at LSN " + std::to_string(oldest) +
-                            "; records after LSN " + std::to_string(after_lsn) +
-                            " are not all in it");
+  bool compacted = false;
+  for (const Segment& s : segments_) compacted |= s.compacted && !s.obsolete;
+  // Inside the compacted range the cursor returns the live records (see the
+  // top of the file). Elsewhere, the oldest record of the writer's log:
+  // records before it are not in this log (the store began from a later LSN).
+  if (!compacted || after_lsn + 1 >= manifest_.log_start) {
+    uint64_t oldest = 0;
+    for (const Segment& s : segments_) {
+      if (s.obsolete || s.compacted) continue;
+      if (s.first_lsn != 0 && (oldest == 0 || s.first_lsn < oldest)) oldest = s.first_lsn;
+    }
+    if (after_lsn + 1 < manifest_.log_start) oldest = std::max(oldest, manifest_.log_start);
+    if (oldest > after_lsn + 1) {
+      return Status::NotFound("the log starts at LSN " + std::to_string(oldest) +
+                              "; records after LSN " + std::to_string(after_lsn) +
+                              " are not all in it");
+    }
   }
   auto c = std::make_unique<LogCursorImpl>(this, after_lsn);
   c->Anchor();

@@ -783,6 +783,8 @@ StoreStats StoreImpl::Stats() const {
   for (const Segment& s : segments_) {
     if (s.obsolete) {
       st.pinned_segments++;
+      // While the index is repointed they wait for that, not for readers.
+      if (!swap_) st.pinned_bytes += s.written;
       continue;
     }
     st.segments++;

@@ -141,6 +141,7 @@ struct StoreStats {
   uint64_t compactions_failed = 0;  // compactions that failed (the store is unchanged)
   uint64_t bytes_reclaimed = 0;     // input bytes minus output bytes, summed
   uint64_t pinned_segments = 0;     // replaced segments kept for readers still using them
+  uint64_t pinned_bytes = 0;        // ... their bytes, once the index no longer needs them
   uint64_t hint_files = 0;          // segments with a hint file
   uint64_t tombstone_horizon = 0;   // highest LSN of a dropped tombstone
   bool compacting = false;          // a compaction runs or repoints the index
@@ -203,6 +204,9 @@ class LogCursor {
   virtual Status Next(std::string* out, size_t max_bytes) = 0;
   // LSN of the last record returned so far (the starting LSN before any).
   virtual uint64_t position() const = 0;
+  // The cursor is inside a segment a compaction replaced: its pin keeps
+  // every replaced segment on disk (StoreStats::pinned_bytes).
+  virtual bool reads_replaced() const = 0;
 };
 
 // The live records of a store as of one LSN (storage/snapshot.h).
@@ -300,7 +304,9 @@ class Store {
   // compaction has run, the log holds only the live records of the compacted
   // range, so the cursor returns every record with LSN > after_lsn that is
   // still live (the Kafka rule: a reader resuming there ends with the same
-  // data). NotFound if the log cannot give every effect after after_lsn:
+  // data), each hole filled by a gap record of the cursor's own so that
+  // every record still follows the one before (storage/log_cursor.cc).
+  // NotFound if the log cannot give every effect after after_lsn:
   // a tombstone above it was dropped (after_lsn < tombstone_horizon()), or
   // the log starts later. Next() says NotFound too if a compaction moves the
   // horizon past the cursor while it reads. The cursor pins the segment it

@@ -36,13 +36,13 @@ const SectionKeys kKnownKeys[] = {
     {"cluster", {"routing", "forward_timeout_ms", "connect_timeout_ms", "forward_max_connections"}},
     {"storage",
      {"fsync", "reads", "segment_bytes", "compact_dead_ratio", "compact_min_bytes",
-      "replica_keep_records"}},
+      "replica_keep_records", "replica_keep_bytes"}},
     {"limits", {"max_key_bytes", "max_value_bytes"}},
     {"server",
      {"max_connections", "header_timeout_ms", "idle_timeout_ms", "max_url_bytes",
       "max_header_bytes", "max_body_bytes", "max_pipelined", "body_timeout_ms",
       "min_body_bytes_per_s", "shutdown_timeout_ms", "max_staged_bytes"}},
-    {"replication", {"min_acks", "ack_timeout_ms"}},
+    {"replication", {"min_acks", "ack_timeout_ms", "stall_timeout_ms"}},
     {"auth", {"cluster_secret", "cluster_secret_file", "tokens", "tokens_file", "status_role"}},
     {"tls", {"cert", "key", "ca", "verify_clients"}},
     {"coordinator", {"etcd", "prefix", "lease_ttl_ms", "max_lag_records"}},
@@ -273,9 +273,9 @@ void Validate(const std::string& source, const toml::value& root, ClusterConfig*
 
   // Every slot must have exactly one owner. Shards that own nothing take no
   // part in the default split (without them, each shard's range is its idx's).
-  const size_t splitting = static_cast<size_t>(
-      std::count_if(config->shards.begin(), config->shards.end(),
-                    [](const ShardConfig& s) { return !s.owns_nothing; }));
+  const size_t splitting =
+      static_cast<size_t>(std::count_if(config->shards.begin(), config->shards.end(),
+                                        [](const ShardConfig& s) { return !s.owns_nothing; }));
   std::vector<int> owner(kSlotCount, -1);
   int rank = 0;
   for (auto& s : config->shards) {
@@ -464,6 +464,8 @@ void ParseRoot(const std::string& source, const toml::value& root, ClusterConfig
         OptionalCount(source, s, "storage", "compact_min_bytes", config->compact_min_bytes, 0);
     config->replica_keep_records = OptionalCount(source, s, "storage", "replica_keep_records",
                                                  config->replica_keep_records, 0);
+    config->replica_keep_bytes =
+        OptionalCount(source, s, "storage", "replica_keep_bytes", config->replica_keep_bytes, 0);
   }
   if (root.contains("limits")) {
     const toml::value& l = root.at("limits");
@@ -506,6 +508,8 @@ void ParseRoot(const std::string& source, const toml::value& root, ClusterConfig
         static_cast<int>(OptionalCount(source, r, "replication", "min_acks", 0, 0, 1000));
     config->ack_timeout_ms =
         OptionalCount(source, r, "replication", "ack_timeout_ms", config->ack_timeout_ms, 1);
+    config->stall_timeout_ms =
+        OptionalCount(source, r, "replication", "stall_timeout_ms", config->stall_timeout_ms, 1);
     if (r.contains("ack_timeout_ms") && config->ack_timeout_ms >= config->forward_timeout_ms) {
       Fail(source, r.at("ack_timeout_ms"), "replication.ack_timeout_ms",
            std::to_string(config->ack_timeout_ms) + " must be below cluster.forward_timeout_ms (" +

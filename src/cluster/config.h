@@ -59,6 +59,11 @@ struct ClusterConfig {
   // never for a replica more than this many records behind (it then gets a
   // snapshot).
   uint64_t replica_keep_records = 1'000'000;
+  // Replaced segments a replica's stream still reads stay on disk (its pin),
+  // but never beyond this many bytes: past it those streams are ended, and
+  // the replica resumes from what the log holds then (the compacted range,
+  // or a snapshot). 0: none are kept for a stream.
+  uint64_t replica_keep_bytes = 1ull << 30;
 
   size_t max_key_bytes = 4096;
   size_t max_value_bytes = 16u << 20;
@@ -69,6 +74,8 @@ struct ClusterConfig {
   // Below forward_timeout_ms, so that a forwarded write reports the replica
   // timeout itself; unset, it is 3/4 of forward_timeout_ms (1500 by default).
   uint64_t ack_timeout_ms = 1'500;
+  // A replica stream that has not drained its queue for this long is ended.
+  uint64_t stall_timeout_ms = 10'000;
 
   AuthConfig auth;  // [auth]: tokens, roles, the cluster secret (off when absent)
 

@@ -217,6 +217,8 @@ void Node::StartPrimary() {
   po.shard = options_.shard;
   po.replicas = cluster_map_.shards[self_].replicas;
   po.events = &events_;
+  po.stall_timeout_ms = options_.config.stall_timeout_ms;
+  po.keep_bytes = options_.config.replica_keep_bytes;
   // Epoch fencing: a replica with a newer map may know this node was
   // deposed; its stream is refused and its map fetched (AdoptMap demotes
   // this node if so).

@@ -391,8 +391,8 @@ void ReplicationPrimary::Pump(const std::shared_ptr<Session>& session) {
   const uint64_t durable = store_->durable_lsn();
   const uint64_t position = session->cursor->position();
   if (FinishRecordsFrame(&frame, start, durable, acks_.DurableTimeUs(position))) {
-    // LSNs are dense (a failed batch's LSNs are reused), so the span is the
-    // record count.
+    // The LSN span: the record count where LSNs are dense (in the compacted
+    // range the holes count too).
     const uint64_t records = position - replica.sent_lsn;
     Send(session, records);
     if (session->closed) return;
@@ -444,8 +444,17 @@ void ReplicationPrimary::PumpSnapshot(const std::shared_ptr<Session>& session) {
     return;
   }
   // The snapshot is sent: the log after its LSN follows, from the cursor
-  // made with the snapshot.
+  // made with the snapshot (or made now, if KeepBytes let go of it).
   const uint64_t lsn = snap.lsn();
+  if (!session->cursor) {
+    s = store_->NewLogCursor(lsn, &session->cursor);
+    if (!s.ok()) {
+      Logf(LogLevel::kError, "the log after the snapshot for replica %s: %s",
+           session->address.c_str(), s.ToString().c_str());
+      EndSession(session, "the log after its snapshot is gone");
+      return;
+    }
+  }
   frame.clear();
   AppendSnapshotEndFrame(&frame, durable, StreamClockUs(), lsn);
   session->responder.WriteChunk(frame);
@@ -547,7 +556,9 @@ void ReplicationPrimary::OnDrainTimer(uv_timer_t* handle) {
 }
 
 void ReplicationPrimary::OnHeartbeatTimer(uv_timer_t* handle) {
-  static_cast<ReplicationPrimary*>(handle->data)->SendHeartbeats();
+  auto* self = static_cast<ReplicationPrimary*>(handle->data);
+  self->SendHeartbeats();
+  self->KeepBytes();
 }
 
 void ReplicationPrimary::SendHeartbeats() {
@@ -601,7 +612,36 @@ uint64_t ReplicationPrimary::KeepTombstonesAfter(uint64_t max_behind) const {
   for (const auto& [address, acked] : acks_.acked()) {
     if (durable - std::min(durable, acked) <= max_behind) keep = std::min(keep, acked);
   }
+  for (const auto& [address, replica] : replicas_) {
+    if (replica.session && replica.session->snapshot) {
+      keep = std::min(keep, replica.session->snapshot_lsn);
+    }
+  }
   return keep;
+}
+
+void ReplicationPrimary::KeepBytes() {
+  const uint64_t pinned = store_->Stats().pinned_bytes;
+  if (pinned <= options_.keep_bytes) return;
+  std::vector<std::shared_ptr<Session>> holding;
+  for (auto& [address, replica] : replicas_) {
+    const std::shared_ptr<Session>& s = replica.session;
+    if (s && s->cursor && s->cursor->reads_replaced()) holding.push_back(s);
+  }
+  for (auto& s : holding) {
+    if (s->snapshot) {
+      s->cursor.reset();  // made again from the snapshot's LSN at its end
+      continue;
+    }
+    counters_.keep_disconnects++;
+    Logf(LogLevel::kWarn,
+         "replica %s still reads segments a compaction replaced (%" PRIu64
+         " bytes of them wait, replica_keep_bytes is %" PRIu64
+         "): ending its stream; it resumes from what the log holds now",
+         s->address.c_str(), pinned, options_.keep_bytes);
+    EndSession(s, "it held replaced segments past replica_keep_bytes");
+  }
+  UpdateScheduling();
 }
 
 uint64_t ReplicationPrimary::acked_lsn(const std::string& address) const {
@@ -671,6 +711,7 @@ void ReplicationPrimary::AppendJson(std::string* out) const {
   AppendJsonField(&b, "history", HistoryName(store_->history_id()));
   AppendJsonField(&b, "overflow_disconnects", counters_.overflow_disconnects);
   AppendJsonField(&b, "stall_disconnects", counters_.stall_disconnects);
+  AppendJsonField(&b, "keep_disconnects", counters_.keep_disconnects);
   AppendJsonField(&b, "records_sent", counters_.records_sent);
   AppendJsonField(&b, "bytes_sent", counters_.bytes_sent);
   AppendJsonField(&b, "frames_sent", counters_.frames_sent);

@@ -50,7 +50,13 @@
 // the log, never buffered here, so a tail that grows while the snapshot is
 // sent never restarts it (the full-sync loop of Redis's output buffer). The
 // LogCursor is made with the snapshot and pins the segment S + 1 goes to, so
-// a compaction meanwhile keeps the segments it will read (storage/store.h).
+// a compaction meanwhile keeps the segments it will read (storage/store.h),
+// within keep_bytes (KeepBytes below).
+//
+// A replica resuming inside the compacted range (its LSN above the
+// tombstone horizon) needs no snapshot: the LogCursor returns the live
+// records after its LSN with gap records over the holes
+// (storage/log_cursor.cc), which the replica applies like any stream.
 // Without snapshot=1 the answers are 410 and 409.
 #pragma once
 
@@ -80,7 +86,10 @@ struct ReplicationPrimaryOptions {
   size_t max_queued_bytes = 16u << 20;  // end the stream beyond this
   uint64_t heartbeat_ms = 500;
   uint64_t stall_timeout_ms = 10'000;  // blocked this long without draining: end the stream
-  size_t max_batch_times = 65536;      // batch completion times kept for lag in ms
+  // Bytes of segments a compaction replaced that may stay on disk because a
+  // stream still reads them; past it such streams end (KeepBytes below).
+  uint64_t keep_bytes = 1ull << 30;
+  size_t max_batch_times = 65536;  // batch completion times kept for lag in ms
   // Where replicas connecting and leaving are recorded for the cluster page
   // (null: the log only).
   EventLog* events = nullptr;
@@ -129,6 +138,7 @@ class ReplicationPrimary {
     uint64_t snapshot_bytes_sent = 0;   // encoded records of snapshots sent
     uint64_t overflow_disconnects = 0;  // ended for passing max_queued_bytes
     uint64_t stall_disconnects = 0;     // ended for not draining within stall_timeout_ms
+    uint64_t keep_disconnects = 0;      // ended for holding replaced segments past keep_bytes
     uint64_t records_sent = 0;
     uint64_t bytes_sent = 0;
     uint64_t frames_sent = 0;
@@ -143,8 +153,17 @@ class ReplicationPrimary {
   // The LSN above which compaction must keep tombstones: the lowest LSN a
   // known replica (connected or not) has acknowledged, ignoring replicas
   // more than max_behind records behind (they will get a snapshot).
-  // UINT64_MAX when no replica needs any.
+  // UINT64_MAX when no replica needs any. A snapshot being sent counts
+  // whatever the bound: the log after its LSN follows it.
   uint64_t KeepTombstonesAfter(uint64_t max_behind) const;
+  // Bounds what replaced segments stay on disk for streams: when more than
+  // keep_bytes of them wait for readers, each stream reading one ends (its
+  // replica resumes from what the log holds then: the compacted range, or a
+  // snapshot), and a stream sending a snapshot lets go of the log cursor it
+  // holds for the tail, making it again from the snapshot's LSN at the end
+  // (the tombstones after that LSN are kept, so that works). The heartbeat
+  // timer calls it.
+  void KeepBytes();
 
  private:
   enum class Phase { kCatchUp, kBlocked, kLive };

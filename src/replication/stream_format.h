@@ -43,6 +43,16 @@
 // before it takes the snapshot. The replica builds the snapshot beside its
 // store and swaps it in at the end frame (storage/snapshot.h).
 //
+// A resume inside the compacted range (the replica's `from` at or above the
+// primary's tombstone horizon, but below where its dense log starts) needs
+// no snapshot and no new frame: the records frames carry the live records
+// with LSN > from that the compacted segments hold, in LSN order, and where
+// compaction left a hole in the LSNs the primary puts a gap record in front
+// of the next record (its LSN that record's - 1, its previous LSN the last
+// one sent, its history the primary's at that record). A replica applies
+// it like any gap record: every record still follows the one before, so
+// its check for a hole in the stream stays as strict as ever.
+//
 // Acknowledgements go the other way as ordinary requests over the replica's
 // pooled keep-alive client:
 //

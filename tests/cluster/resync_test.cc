@@ -5,7 +5,10 @@
 // the resync. (The divergence case is in history_test.cc.)
 #include <doctest/doctest.h>
 
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <string>
@@ -40,6 +43,14 @@ void MovePastReplica(SyncHttp& http, const std::string& addr, int keys, size_t v
   for (int i = 0; i < keys; i += 7)
     deletes.push_back(MakeCall(addr, "DELETE", "/kv/key-" + std::to_string(i)));
   for (const Reply& r : http.SendAll(std::move(deletes), 32)) REQUIRE(r.status == 204);
+  // Other keys, enough to seal the segment the tombstones are in: the
+  // compaction may then drop them (unless a replica needs them).
+  std::vector<Call> filler;
+  for (int i = 0; i < 600; i++) {
+    filler.push_back(
+        MakeCall(addr, "PUT", "/kv/filler-" + std::to_string(i), std::string(2000, 'f')));
+  }
+  for (const Reply& f : http.SendAll(std::move(filler), 32)) REQUIRE(Is2xx(f.status));
   Reply r = http.Send(addr, "POST", "/admin/compact");
   REQUIRE_MESSAGE(r.status == 202, r);
   REQUIRE(WaitUntil(
@@ -50,11 +61,25 @@ void MovePastReplica(SyncHttp& http, const std::string& addr, int keys, size_t v
       60'000, 50));
 }
 
-ClusterSpec ResyncSpec() {
+// keep_records: [storage] replica_keep_records. 0: a replica that is behind
+// holds no tombstone back, so a compaction while it is away passes its LSN
+// (it comes back by snapshot); the default keeps them, and it comes back
+// inside the compacted range.
+ClusterSpec ResyncSpec(int64_t keep_records = 0) {
   ClusterSpec spec = LocalCluster(1, 1);
   spec.Set("storage", "segment_bytes", 1 << 20);
   spec.Set("storage", "compact_dead_ratio", 0);  // only when asked
+  spec.Set("storage", "replica_keep_records", keep_records);
   return spec;
+}
+
+uint64_t SegmentBytes(const std::string& data) {
+  uint64_t n = 0;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(data, ec)) {
+    if (e.path().extension() == ".seg") n += e.file_size();
+  }
+  return n;
 }
 
 bool StagingHasSegment(const std::string& data) {
@@ -156,6 +181,120 @@ TEST_CASE(
   CHECK(JsonInt(rrep, "resyncs_completed") == 1);
   CHECK(JsonInt(rrep, "last_resync_bytes") > 0);
   CHECK(http.Get(raddr, "/kv/key-5").body == "2" + std::string(2000, 'v'));
+  CHECK(http.Get(raddr, "/kv/key-7").status == 404);
+}
+
+TEST_CASE(
+    "resync: a replica back inside the compacted range (above the tombstone horizon) streams the "
+    "live records after its LSN and takes no snapshot") {
+  ClusterSpec spec = ResyncSpec(1'000'000);
+  TestCluster c(spec);
+  c.Start();
+  const std::string addr = c.address(0);
+  const std::string raddr = c.replica(0).address();
+  SyncHttp http;
+  Write(http, addr, 2000, 0, 200);
+  REQUIRE(WaitUntil([&] { return DigestOf(http, raddr) == DigestOf(http, addr); }, 30'000));
+  const int64_t replica_lsn = JsonInt(GetJson(http, raddr, "/stats"), "last_lsn");
+
+  c.replica(0).Kill();
+  MovePastReplica(http, addr, 2000, 200);
+  // The replica's acknowledged LSN is within replica_keep_records of the
+  // primary's, so the compaction kept every tombstone after it: the
+  // horizon stays at or below the replica's LSN (and the log no longer
+  // holds the records after it densely: they were compacted).
+  Json pc = GetJson(http, addr, "/stats")["compaction"];
+  REQUIRE(JsonInt(pc, "tombstone_horizon") <= replica_lsn);
+  c.replica(0).StartAndWait();
+
+  CHECK(WaitUntil([&] { return DigestOf(http, raddr) == DigestOf(http, addr); }, 60'000, 50));
+  Json rrep = ReplicationOf(http, raddr);
+  CHECK(JsonInt(rrep, "resyncs_started") == 0);
+  CHECK(JsonInt(rrep, "resyncs_completed") == 0);
+  Json prep = ReplicationOf(http, addr);
+  CHECK(JsonInt(prep, "resyncs_started") == 0);
+  CHECK(JsonInt(prep, "streams_gone") == 0);
+  CHECK(http.Get(raddr, "/kv/key-0").status == 404);  // deleted while it was away
+  CHECK(http.Get(raddr, "/kv/key-7").status == 404);
+  CHECK(http.Get(raddr, "/kv/key-5").body == "2" + std::string(200, 'v'));
+  // Its log, gap records included, restarts and goes on like any other.
+  c.replica(0).Stop();
+  c.replica(0).StartAndWait();
+  REQUIRE(Is2xx(http.Send(addr, "PUT", "/kv/after", "a").status));
+  CHECK(WaitUntil([&] { return DigestOf(http, raddr) == DigestOf(http, addr); }, 30'000, 50));
+  CHECK(JsonInt(ReplicationOf(http, raddr), "resyncs_started") == 0);
+}
+
+TEST_CASE(
+    "resync: a replica that stops reading does not keep its primary's replaced segments past "
+    "replica_keep_bytes; it comes back by snapshot") {
+  ClusterSpec spec = ResyncSpec(0);
+  spec.Set("storage", "replica_keep_bytes", 2 << 20);
+  // Only the byte bound ends the stream: not the stall timeout, nor the
+  // server's idle timeout for a connection that does not read.
+  spec.Set("replication", "stall_timeout_ms", 600'000);
+  spec.Set("server", "idle_timeout_ms", 600'000);
+  TestCluster c(spec);
+  c.Start();
+  const std::string addr = c.address(0);
+  const std::string raddr = c.replica(0).address();
+  const std::string pdata = c.dir().Sub("data-" + spec.shards[0].name);
+  SyncHttp http;
+  constexpr int kKeys = 500;
+  Write(http, addr, kKeys, 0, 2000);
+  REQUIRE(WaitUntil([&] { return DigestOf(http, raddr) == DigestOf(http, addr); }, 30'000));
+
+  // The replica stops reading. A SIGSTOPped process would not do: its
+  // kernel receive buffer goes on taking the stream (autotuned up to
+  // net.ipv4.tcp_rmem's maximum, tens of MB), so how far its stream gets
+  // depends on the machine. In its place a connection with a 4 KiB buffer
+  // asks for the replica's stream from LSN 0 and never reads it: the
+  // primary's log cursor stays in its first segment.
+  c.replica(0).Kill();
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  int small = 4096;
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(static_cast<uint16_t>(std::stoi(addr.substr(addr.rfind(':') + 1))));
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+  const std::string req = "GET /internal/replicate?from=0&replica=" + raddr +
+                          "&shard=" + spec.shards[0].name + " HTTP/1.1\r\nHost: x\r\n\r\n";
+  REQUIRE(::send(fd, req.data(), req.size(), 0) == static_cast<ssize_t>(req.size()));
+  REQUIRE(WaitUntil([&] { return JsonInt(ReplicationOf(http, addr), "connected_replicas") == 1; },
+                    30'000));
+
+  // 10 MB of overwrites, deletes, a compaction: every segment the stream
+  // would read is replaced.
+  for (int round = 1; round <= 10; round++) Write(http, addr, kKeys, round, 2000);
+  MovePastReplica(http, addr, kKeys, 2000);
+
+  // The replaced segments go although the stream is still connected.
+  CHECK(WaitUntil(
+      [&] {
+        Json c = GetJson(http, addr, "/stats")["compaction"];
+        return JsonInt(c, "pinned_segments") == 0;
+      },
+      60'000, 50));
+  Json prep = ReplicationOf(http, addr);
+  CHECK(JsonInt(prep, "keep_disconnects") == 1);
+  CHECK(JsonInt(prep, "stall_disconnects") == 0);
+  CHECK(JsonInt(prep, "connected_replicas") == 0);
+  const uint64_t disk = SegmentBytes(pdata);
+  MESSAGE("primary segments after the compaction: " << disk << " bytes");
+  CHECK(disk < (6u << 20));  // about 1.2 MB live and the active segment, of 16 MB written
+
+  // The replica, started again, comes back by snapshot (its tombstones were
+  // not kept: replica_keep_records = 0).
+  c.replica(0).StartAndWait();
+  CHECK(WaitUntil([&] { return DigestOf(http, raddr) == DigestOf(http, addr); }, 60'000, 50));
+  CHECK(JsonInt(ReplicationOf(http, raddr), "resyncs_completed") == 1);
   CHECK(http.Get(raddr, "/kv/key-7").status == 404);
 }
 

@@ -65,6 +65,9 @@ segment_bytes = 1048576
 compact_dead_ratio = 0.25
 compact_min_bytes = 1000
 replica_keep_records = 5
+replica_keep_bytes = 4096
+[replication]
+stall_timeout_ms = 60000
 [server]
 header_timeout_ms = 1500
 max_connections = 10
@@ -82,6 +85,8 @@ max_value_bytes = 1000
   CHECK(c.compact_dead_ratio == 0.25);
   CHECK(c.compact_min_bytes == 1000);
   CHECK(c.replica_keep_records == 5);
+  CHECK(c.replica_keep_bytes == 4096);
+  CHECK(c.stall_timeout_ms == 60000);
   CHECK(c.server.header_timeout_ms == 1500);
   CHECK(c.server.max_connections == 10);
   CHECK(c.server.max_staged_bytes == 4096);
@@ -174,6 +179,14 @@ TEST_CASE("mistakes are refused with file, line and field") {
     CHECK(e.find("storage.compact_dead_ratio: has the wrong type") != std::string::npos);
     e = ErrorOf(std::string("[storage]\ncompact_min_bytes = -1\n") + kSeed);
     CHECK(e.find("storage.compact_min_bytes") != std::string::npos);
+  }
+  SUBCASE("replica bounds of the wrong type or sign") {
+    std::string e = ErrorOf(std::string("[storage]\nreplica_keep_bytes = -1\n") + kSeed);
+    CHECK(e.find("test.toml:2: storage.replica_keep_bytes") == 0);
+    e = ErrorOf(std::string("[storage]\nreplica_keep_bytes = \"1 GiB\"\n") + kSeed);
+    CHECK(e.find("storage.replica_keep_bytes") != std::string::npos);
+    e = ErrorOf(std::string("[replication]\nstall_timeout_ms = 0\n") + kSeed);
+    CHECK(e.find("test.toml:2: replication.stall_timeout_ms") == 0);
   }
   SUBCASE("bad routing") {
     std::string e = ErrorOf(std::string("[cluster]\nrouting = \"gossip\"\n") + kSeed);

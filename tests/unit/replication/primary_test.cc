@@ -267,6 +267,78 @@ TEST_CASE("primary: a replica that stops reading is cut off; the primary does no
   ::close(fd);
 }
 
+// A stream that cannot send (its replica stopped reading) but whose stall
+// timeout is far off: its log cursor pins the segment it reads.
+int StuckStream(int port, uint64_t from) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  int small = 4096;
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  const std::string req = "GET /internal/replicate?from=" + std::to_string(from) +
+                          "&replica=stuck HTTP/1.1\r\nHost: x\r\n\r\n";
+  REQUIRE(::send(fd, req.data(), req.size(), 0) == static_cast<ssize_t>(req.size()));
+  return fd;
+}
+
+TEST_CASE(
+    "primary: a stream that holds replaced segments past keep_bytes is ended and the disk "
+    "reclaimed") {
+  TestLoop loop;
+  ReplicationPrimaryOptions o;
+  o.slice_bytes = 64u << 10;
+  o.low_water_bytes = 256u << 10;
+  o.stall_timeout_ms = 600'000;  // never, in this test
+  o.keep_bytes = 2u << 20;
+  o.replicas = {"stuck"};
+  TestPrimary p(loop, o, 1u << 20);
+  p.Put("k", 8000, 1000);  // 8 MB in 1 MB segments
+  const int fd = StuckStream(p.port(), 0);
+  REQUIRE(loop.RunUntil([&] { return p.primary()->connected_replicas() == 1; }));
+  // Everything is overwritten, then compacted: the replaced segments wait
+  // for the stuck stream's cursor, more of them than keep_bytes.
+  p.Put("k", 8000, 1000);
+  REQUIRE(p.store()->Compact().ok());
+  REQUIRE(p.store()->Stats().pinned_bytes > o.keep_bytes);
+
+  REQUIRE(loop.RunUntil([&] { return p.primary()->counters().keep_disconnects == 1; }, 20'000));
+  CHECK(p.primary()->connected_replicas() == 0);
+  CHECK(p.primary()->counters().stall_disconnects == 0);
+  const storage::StoreStats st = p.store()->Stats();
+  CHECK(st.pinned_segments == 0);
+  CHECK(st.pinned_bytes == 0);
+  ::close(fd);
+}
+
+TEST_CASE("primary: replaced segments within keep_bytes stay for the stream that reads them") {
+  TestLoop loop;
+  ReplicationPrimaryOptions o;
+  o.slice_bytes = 64u << 10;
+  o.low_water_bytes = 256u << 10;
+  o.stall_timeout_ms = 600'000;
+  o.keep_bytes = 64u << 20;
+  o.replicas = {"stuck"};
+  TestPrimary p(loop, o, 1u << 20);
+  p.Put("k", 8000, 1000);
+  const int fd = StuckStream(p.port(), 0);
+  REQUIRE(loop.RunUntil([&] { return p.primary()->connected_replicas() == 1; }));
+  p.Put("k", 8000, 1000);
+  REQUIRE(p.store()->Compact().ok());
+  const uint64_t pinned = p.store()->Stats().pinned_bytes;
+  REQUIRE(pinned > 0);
+  // A few heartbeat intervals (the bound is checked on each): nothing is
+  // ended, nothing deleted under the stream.
+  loop.RunUntil([] { return false; }, 2'000);
+  CHECK(p.primary()->counters().keep_disconnects == 0);
+  CHECK(p.primary()->connected_replicas() == 1);
+  CHECK(p.store()->Stats().pinned_bytes == pinned);
+  ::close(fd);
+}
+
 TEST_CASE(
     "primary: a replica with a newer map epoch is refused (409 stale_epoch) and its map asked "
     "for") {

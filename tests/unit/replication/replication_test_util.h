@@ -66,11 +66,15 @@ class TestLoop {
 // ReplicationPrimary, answering the replication endpoints on 127.0.0.1.
 class TestPrimary {
  public:
-  TestPrimary(TestLoop& loop, ReplicationPrimaryOptions options = {}) : loop_(loop) {
+  // segment_bytes: the store's (0: the default).
+  TestPrimary(TestLoop& loop, ReplicationPrimaryOptions options = {}, uint64_t segment_bytes = 0)
+      : loop_(loop) {
     if (options.shard.empty()) options.shard = "s";
     // The replica names the tests use; anyone else is refused (403).
     if (options.replicas.empty()) options.replicas = {"r1", "r2", "stuck", "127.0.0.1:1"};
-    store_ = MustOpen(TestOptions(dir_.path()));
+    storage::Options so = TestOptions(dir_.path());
+    if (segment_bytes) so.segment_bytes = segment_bytes;
+    store_ = MustOpen(so);
     pipeline_ = std::make_unique<CommitPipeline>(loop.get(), store_.get());
     primary_ = std::make_unique<ReplicationPrimary>(loop.get(), store_.get(), options);
     pipeline_->SetDurableListener([this](uint64_t lsn) { primary_->OnDurable(lsn); });

@@ -5,6 +5,8 @@
 
 #include <cerrno>
 
+#include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -262,4 +264,123 @@ TEST_CASE("a cursor refuses a hole in the log: a record whose LSN does not follo
   std::vector<Decoded> got = DecodeAll(buf);
   REQUIRE(got.size() == 2);
   CHECK(got[1].lsn == 2);
+}
+
+namespace {
+
+// Applies every record a cursor from `after` returns to replica, as a
+// replica's stream does; false if the cursor refuses.
+// between_slices runs after each slice.
+bool Replay(Store& primary, uint64_t after, Store& replica, size_t max_bytes,
+            size_t* gaps = nullptr, const std::function<void()>& between_slices = nullptr) {
+  std::unique_ptr<LogCursor> c;
+  if (!primary.NewLogCursor(after, &c).ok()) return false;
+  while (c->position() < primary.durable_lsn()) {
+    std::string buf;
+    Status s = c->Next(&buf, max_bytes);
+    if (s.IsNotFound()) return false;
+    REQUIRE(s.ok());
+    std::string_view rest(buf);
+    while (!rest.empty()) {
+      Record r;
+      size_t n;
+      REQUIRE(DecodeRecord(rest, &r, &n).ok());
+      if (gaps && r.type == RecordType::kGap) ++*gaps;
+      Status a = replica.Apply(r);
+      REQUIRE_MESSAGE(a.ok(), a.ToString());
+      rest.remove_prefix(n);
+    }
+    REQUIRE(replica.Flush().ok());
+    if (between_slices) between_slices();
+  }
+  return true;
+}
+
+std::map<std::string, std::string> Live(Store& s) {
+  std::map<std::string, std::string> out;
+  REQUIRE(
+      s.ForEach([&](std::string_view k, std::string_view v, uint64_t) { out.emplace(k, v); }).ok());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a cursor inside the compacted range returns the live records after it, gaps filled") {
+  TempDir primary_dir, replica_dir;
+  Options po = TestOptions(primary_dir.path());
+  po.segment_bytes = 1024;
+  auto primary = MustOpen(po);
+  Fill(*primary, 1, 300);
+  auto replica = MustOpen(TestOptions(replica_dir.path()));
+  REQUIRE(Replay(*primary, 0, *replica, 4096));
+  const uint64_t x = replica->last_lsn();
+  REQUIRE(x == 300);
+
+  // The replica is away while the primary overwrites and deletes (Fill
+  // deletes every tenth LSN's key), then compacts keeping the tombstones
+  // above the replica's LSN, as a primary does for a replica within bounds.
+  Fill(*primary, 301, 700);
+  CompactionOptions keep;
+  keep.keep_tombstones_after = x;
+  REQUIRE(primary->Compact(keep).ok());
+  Fill(*primary, 701, 720);  // and the writer's log goes on after it
+  REQUIRE(primary->Stats().compactions == 1);
+  REQUIRE(primary->tombstone_horizon() <= x);
+
+  size_t gaps = 0;
+  REQUIRE(Replay(*primary, x, *replica, 512, &gaps));
+  CHECK(gaps > 0);  // overwritten records left holes the cursor filled
+  CHECK(replica->last_lsn() == primary->last_lsn());
+  CHECK(Live(*replica) == Live(*primary));
+  // The replica's log, gap records and all, recovers; and a cursor of the
+  // primary from a position inside a hole is served as well.
+  replica.reset();
+  replica = MustOpen(TestOptions(replica_dir.path()));
+  CHECK(Live(*replica) == Live(*primary));
+  std::unique_ptr<LogCursor> c;
+  CHECK(primary->NewLogCursor(x + 37, &c).ok());
+}
+
+TEST_CASE("a cursor in the compacted range reads on across compactions while it reads") {
+  TempDir primary_dir, replica_dir;
+  Options po = TestOptions(primary_dir.path());
+  po.segment_bytes = 1024;
+  auto primary = MustOpen(po);
+  Fill(*primary, 1, 300);
+  auto replica = MustOpen(TestOptions(replica_dir.path()));
+  REQUIRE(Replay(*primary, 0, *replica, 4096));
+  const uint64_t x = replica->last_lsn();
+  Fill(*primary, 301, 700);
+  CompactionOptions keep;
+  keep.keep_tombstones_after = x;
+  REQUIRE(primary->Compact(keep).ok());
+  // Between slices the primary writes and compacts again, each time
+  // keeping the tombstones after the replica's LSN of the moment.
+  uint64_t next = 701;
+  int compactions = 0;
+  REQUIRE(Replay(*primary, x, *replica, 256, nullptr, [&] {
+    if (next > 1300) return;
+    Fill(*primary, next, next + 99);
+    next += 100;
+    keep.keep_tombstones_after = replica->last_lsn();
+    REQUIRE(primary->Compact(keep).ok());
+    compactions++;
+  }));
+  CHECK(compactions >= 3);
+  CHECK(replica->last_lsn() == primary->last_lsn());
+  CHECK(Live(*replica) == Live(*primary));
+}
+
+TEST_CASE("a cursor below the tombstone horizon is refused") {
+  TempDir dir;
+  Options o = TestOptions(dir.path());
+  o.segment_bytes = 1024;
+  auto s = MustOpen(o);
+  Fill(*s, 1, 300);
+  REQUIRE(s->Compact().ok());  // drops every tombstone it can
+  const uint64_t horizon = s->tombstone_horizon();
+  REQUIRE(horizon > 0);
+  std::unique_ptr<LogCursor> c;
+  CHECK(s->NewLogCursor(horizon - 1, &c).IsNotFound());
+  CHECK(s->NewLogCursor(horizon, &c).ok());
 }
