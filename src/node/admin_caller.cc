@@ -84,29 +84,26 @@ bool FetchClusterStatus(AdminCaller* caller, const ClusterConfig& config, nlohma
   return false;
 }
 
-namespace {
-
-uint64_t Unsigned(const nlohmann::json& j, const char* name) {
+uint64_t FieldUnsigned(const nlohmann::json& j, const char* name) {
   const auto it = j.find(name);
   return it != j.end() && it->is_number_unsigned() ? it->get<uint64_t>() : 0;
 }
 
-std::string Text(const nlohmann::json& j, const char* name) {
+std::string FieldString(const nlohmann::json& j, const char* name) {
   const auto it = j.find(name);
   return it != j.end() && it->is_string() ? it->get<std::string>() : "";
 }
 
-}  // namespace
-
 double ProgressShare(const nlohmann::json& entry) {
-  const uint64_t total = Unsigned(entry, "total");
+  const uint64_t total = FieldUnsigned(entry, "total");
   if (total == 0) return -1;
-  return std::min(1.0, static_cast<double>(Unsigned(entry, "done")) / static_cast<double>(total));
+  return std::min(1.0,
+                  static_cast<double>(FieldUnsigned(entry, "done")) / static_cast<double>(total));
 }
 
 std::string ProgressText(const nlohmann::json& entry) {
-  const uint64_t done = Unsigned(entry, "done"), total = Unsigned(entry, "total");
-  const std::string unit = Text(entry, "unit");
+  const uint64_t done = FieldUnsigned(entry, "done"), total = FieldUnsigned(entry, "total");
+  const std::string unit = FieldString(entry, "unit");
   auto amount = [&](uint64_t n) {
     return unit == "bytes" ? HumanBytes(n) : std::to_string(n) + (unit.empty() ? "" : " " + unit);
   };
@@ -115,7 +112,7 @@ std::string ProgressText(const nlohmann::json& entry) {
     out += " of " + amount(total) + " (" +
            std::to_string(static_cast<int>(ProgressShare(entry) * 100)) + "%)";
   }
-  const std::string detail = Text(entry, "detail");
+  const std::string detail = FieldString(entry, "detail");
   if (!detail.empty()) out += ", " + detail;
   return out;
 }

@@ -48,6 +48,11 @@ std::string AdminToken(const ClusterConfig& config, const std::string& given);
 bool FetchClusterStatus(AdminCaller* caller, const ClusterConfig& config, nlohmann::json* status,
                         std::string* error);
 
+// Fields of a node's JSON answer, read leniently: 0 or "" when the field is
+// missing or of another type (a node of another version may lack it).
+uint64_t FieldUnsigned(const nlohmann::json& j, const char* name);
+std::string FieldString(const nlohmann::json& j, const char* name);
+
 // A long operation's entry of a node's /stats "progress" as one line:
 // "12.0 MB of 26.6 MB (45%), 3 segments, copying".
 std::string ProgressText(const nlohmann::json& entry);

@@ -47,16 +47,6 @@ int Usage(const std::string& problem) {
   return 2;
 }
 
-uint64_t Unsigned(const nlohmann::json& j, const char* name) {
-  const auto it = j.find(name);
-  return it != j.end() && it->is_number_unsigned() ? it->get<uint64_t>() : 0;
-}
-
-std::string Text(const nlohmann::json& j, const char* name) {
-  const auto it = j.find(name);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : "";
-}
-
 bool True(const nlohmann::json& j, const char* name) {
   const auto it = j.find(name);
   return it != j.end() && it->is_boolean() && it->get<bool>();
@@ -126,8 +116,9 @@ class Compaction {
       return 3;
     }
     const nlohmann::json before = Member(stats, "compaction");
-    const uint64_t ended_before = Unsigned(before, "compactions") + Unsigned(before, "failed");
-    const uint64_t failed_before = Unsigned(before, "failed");
+    const uint64_t ended_before =
+        FieldUnsigned(before, "compactions") + FieldUnsigned(before, "failed");
+    const uint64_t failed_before = FieldUnsigned(before, "failed");
     net::ClientResult r = caller_->Call(t_.address, "POST", "/admin/compact");
     if (r.error != net::ClientError::kNone) {
       std::fprintf(stderr, "distkv: %s: %s\n", t_.Name().c_str(), r.detail.c_str());
@@ -171,20 +162,20 @@ class Compaction {
         const bool on_board = True(p, "running");
         const std::string line = "compaction of " + t_.Name() + ": " +
                                  (on_board ? ProgressText(p) : std::string("starting")) + secs;
-        const std::string now_phase = on_board ? Text(p, "detail") : "starting";
+        const std::string now_phase = on_board ? FieldString(p, "detail") : "starting";
         bar_->Show(on_board ? ProgressShare(p) : -1, line, now_phase != phase);
         phase = now_phase;
         continue;
       }
       bar_->Clear();
-      const uint64_t ended = Unsigned(c, "compactions") + Unsigned(c, "failed");
+      const uint64_t ended = FieldUnsigned(c, "compactions") + FieldUnsigned(c, "failed");
       if (ended == ended_before) {
         // The compaction asked for found nothing once it could start.
         std::printf("compaction of %s: nothing to compact\n", t_.Name().c_str());
         return 0;
       }
-      const std::string outcome = Text(p, "outcome");
-      if (Unsigned(c, "failed") > failed_before) {
+      const std::string outcome = FieldString(p, "outcome");
+      if (FieldUnsigned(c, "failed") > failed_before) {
         std::fprintf(stderr, "distkv: compaction of %s %s\n", t_.Name().c_str(),
                      outcome.empty() ? "failed (its log says why)" : outcome.c_str());
         return 1;
@@ -242,11 +233,12 @@ int CompactCommand(int argc, char** argv) {
       return 3;
     }
     for (const nlohmann::json& s : status["shards"]) {
-      const std::string name = Text(s, "name");
+      const std::string name = FieldString(s, "name");
       if (!f.shards.empty() && std::find(f.shards.begin(), f.shards.end(), name) == f.shards.end())
         continue;
       for (const nlohmann::json& n : s["nodes"]) {
-        if (Text(n, "configured_role") == "primary") targets.push_back({name, Text(n, "address")});
+        if (FieldString(n, "configured_role") == "primary")
+          targets.push_back({name, FieldString(n, "address")});
       }
     }
     for (const std::string& name : f.shards) {
@@ -281,26 +273,27 @@ Survey Look(const nlohmann::json& status, uint64_t since_ms) {
   Survey v;
   for (const nlohmann::json& s : status["shards"]) {
     for (const nlohmann::json& n : s["nodes"]) {
-      const std::string address = Text(n, "address");
+      const std::string address = FieldString(n, "address");
       if (!True(n, "up")) {
         v.down.push_back(address);
         continue;
       }
       const nlohmann::json st = Member(n, "stats");
       const nlohmann::json rep = Member(st, "replication");
-      if (Text(rep, "role") == "replica" && !True(rep, "connected")) v.unlinked.push_back(address);
+      if (FieldString(rep, "role") == "replica" && !True(rep, "connected"))
+        v.unlinked.push_back(address);
       const nlohmann::json progress = Member(st, "progress");
       for (const auto& [name, entry] : progress.items()) {
-        const std::string what = name + " of " + Text(s, "name") + " on " + address + ": ";
+        const std::string what = name + " of " + FieldString(s, "name") + " on " + address + ": ";
         if (True(entry, "running")) {
           if (v.running.empty()) {
             v.share = ProgressShare(entry);
-            v.first_key = address + " " + name + " " + Text(entry, "detail");
+            v.first_key = address + " " + name + " " + FieldString(entry, "detail");
           }
           v.running.push_back(what + ProgressText(entry));
-        } else if (Unsigned(entry, "updated_ms") > since_ms) {
-          v.ended[address + " " + name] = {Unsigned(entry, "updated_ms"),
-                                           what + Text(entry, "outcome")};
+        } else if (FieldUnsigned(entry, "updated_ms") > since_ms) {
+          v.ended[address + " " + name] = {FieldUnsigned(entry, "updated_ms"),
+                                           what + FieldString(entry, "outcome")};
         }
       }
     }
@@ -315,23 +308,23 @@ void PrintStatus(const nlohmann::json& status) {
     for (const nlohmann::json& n : s["nodes"]) {
       const nlohmann::json st = Member(n, "stats");
       const bool up = True(n, "up");
-      const std::string role = up ? Text(st, "role") : Text(n, "configured_role");
+      const std::string role = up ? FieldString(st, "role") : FieldString(n, "configured_role");
       std::string notes;
       const nlohmann::json rep = Member(st, "replication");
-      if (up && Text(rep, "role") == "replica") {
-        notes = std::to_string(Unsigned(rep, "lag_records")) + " records, " +
-                std::to_string(Unsigned(rep, "lag_ms")) + " ms" +
+      if (up && FieldString(rep, "role") == "replica") {
+        notes = std::to_string(FieldUnsigned(rep, "lag_records")) + " records, " +
+                std::to_string(FieldUnsigned(rep, "lag_ms")) + " ms" +
                 (True(rep, "connected") ? "" : " (not streaming)");
       }
-      if (!up) notes = Text(n, "error");
+      if (!up) notes = FieldString(n, "error");
       const nlohmann::json progress = Member(st, "progress");
       for (const auto& [name, entry] : progress.items()) {
         if (!True(entry, "running")) continue;
         notes += (notes.empty() ? "" : "; ") + name + " " + ProgressText(entry);
       }
-      std::printf("%-12s %-22s %-8s %-5s %10s  %s\n", Text(s, "name").c_str(),
-                  Text(n, "address").c_str(), role.c_str(), up ? "up" : "down",
-                  up ? std::to_string(Unsigned(st, "keys")).c_str() : "-", notes.c_str());
+      std::printf("%-12s %-22s %-8s %-5s %10s  %s\n", FieldString(s, "name").c_str(),
+                  FieldString(n, "address").c_str(), role.c_str(), up ? "up" : "down",
+                  up ? std::to_string(FieldUnsigned(st, "keys")).c_str() : "-", notes.c_str());
     }
   }
 }

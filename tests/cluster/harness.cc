@@ -599,6 +599,26 @@ int64_t KeysOn(SyncHttp& http, const std::string& address) {
   return j.at("keys").get<int64_t>();
 }
 
+size_t CheckReadsAsWritten(SyncHttp& http, const std::map<std::string, std::string>& expect,
+                           const std::vector<std::string>& via) {
+  size_t live = 0;
+  for (const auto& [key, value] : expect) {
+    live += !value.empty();
+    for (const std::string& node : via) {
+      Reply r = http.Get(node, "/kv/" + key);
+      CAPTURE(key);
+      CAPTURE(node);
+      if (value.empty()) {
+        CHECK(r.status == 404);
+      } else {
+        CHECK(r.status == 200);
+        CHECK(r.body == value);
+      }
+    }
+  }
+  return live;
+}
+
 Etcd::Etcd(const TempDir& dir, int client_port, int peer_port)
     : Process("etcd", "/usr/bin/etcd",
               {"--name", "distkv-test", "--data-dir", dir.Sub("etcd-data"), "--listen-client-urls",

@@ -267,6 +267,11 @@ std::string DigestOf(SyncHttp& http, const std::string& address);
 std::string LostText(const std::string& data_dir);
 // The key count of a node's /stats, or -1 when it does not answer.
 int64_t KeysOn(SyncHttp& http, const std::string& address);
+// Checks that every key of `expect` reads as last written through each node
+// of `via` (200 with the value; 404 where the value is "", a delete), and
+// returns how many keys are live.
+size_t CheckReadsAsWritten(SyncHttp& http, const std::map<std::string, std::string>& expect,
+                           const std::vector<std::string>& via);
 // The epoch of a node's cluster map (/cluster), or 0 when it does not answer.
 uint64_t EpochOf(SyncHttp& http, const std::string& address);
 // Runs `distkv args...` (a command, not a server) to its end and returns its

@@ -323,21 +323,7 @@ TEST_CASE(
   // The source learns the map and forwards; its copies are purged.
   REQUIRE(WaitUntil([&] { return SlotOwners(*http_ptr, a)[0] == spec.shards[1].name; }, 30'000));
   CHECK(WaitUntil([&] { return KeysOn(*http_ptr, a) == 0; }, 30'000));
-  size_t live = 0;
-  for (const auto& [key, value] : expect) {
-    live += !value.empty();
-    for (const std::string& via : {a, b}) {
-      Reply r = http_ptr->Get(via, "/kv/" + key);
-      CAPTURE(key);
-      CAPTURE(via);
-      if (value.empty()) {
-        CHECK(r.status == 404);
-      } else {
-        CHECK(r.status == 200);
-        CHECK(r.body == value);
-      }
-    }
-  }
+  const size_t live = CheckReadsAsWritten(*http_ptr, expect, {a, b});
   CHECK(KeysOn(*http_ptr, b) == static_cast<int64_t>(live));
   // Writes to the moved slots now land on the target.
   CHECK(http_ptr->Send(a, "PUT", "/kv/" + moving[0], "five").status / 100 == 2);
