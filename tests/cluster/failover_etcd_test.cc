@@ -164,6 +164,9 @@ TEST_CASE(
   // One client writes to the old primary directly the whole time.
   Writer to_old(cluster.KeysOf(0, 100'000, "old-"), {old_primary});
   REQUIRE(WaitUntil([&] { return to_old.acked() >= 20; }, 10'000));
+  // The replica streams (a replica that never heard from its primary does
+  // not know its lag and, rightly, does not run for leader).
+  REQUIRE(WaitUntil([&] { return KeysOn(http, replica) >= 10; }, 20'000));
 
   // Every request sent after this moment reaches a stopped node, answered
   // (if at all) only after it wakes up deposed: none may be acknowledged.
