@@ -46,6 +46,11 @@ namespace distkv::storage {
 
 struct BatchFile;
 
+// The bytes on disk of the record an index entry points at.
+inline uint64_t RecordBytes(std::string_view key, const IndexEntry& e) {
+  return EncodedRecordSize(key.size(), e.value_len);
+}
+
 struct Segment {
   uint32_t id = 0;
   std::string path;
