@@ -7,6 +7,7 @@
 #
 #   scripts/instr-per-request.sh [plain|tls] [GET:PUT]     (after make)
 #   e.g. scripts/instr-per-request.sh tls 100:0            (default: plain 100:0)
+#   PIPELINE=N sends N requests at a time on each connection (default 1).
 #
 # Needs valgrind (apt-get install valgrind) and, for tls, openssl.
 set -euo pipefail
@@ -47,11 +48,12 @@ instructions() {  # REQUESTS: total instructions of a node that served them
     sleep 0.5
   done
   "$BENCH" --targets "127.0.0.1:$PORT" "${bench_tls[@]}" --connections 4 --keys 1000 \
-    --ratio "$MIX" --requests "$1" --no-progress --seed 7 --preload >/dev/null
+    --ratio "$MIX" --requests "$1" --pipeline "${PIPELINE:-1}" --no-progress --seed 7 --preload \
+    >/dev/null
   kill -TERM "$pid"
   wait "$pid" || true
   awk '/^(summary|totals):/ {print $2; exit}' "$d/cg.out"
 }
 a=$(instructions 2000)
 b=$(instructions 12000)
-echo "$MODE GET:PUT=$MIX: $(((b - a) / 10000)) instructions a request"
+echo "$MODE GET:PUT=$MIX pipeline ${PIPELINE:-1}: $(((b - a) / 10000)) instructions a request"
