@@ -172,21 +172,36 @@ SnapshotWriter::~SnapshotWriter() {
     if (c.fd >= 0) io_->Close(c.fd);
   }
   if (staging_fd_ >= 0) io_->Close(staging_fd_);
+  if (lock_fd_ >= 0) io_->Close(lock_fd_);  // the next attempt may begin
 }
 
 Status SnapshotWriter::Create(Io* io, const std::string& dir, uint64_t lsn, uint64_t history,
                               uint64_t segment_bytes, std::unique_ptr<SnapshotWriter>* out) {
   std::unique_ptr<SnapshotWriter> w(new SnapshotWriter(io, dir, lsn, history, segment_bytes));
   Status s = CreateDirs(io, w->staging_);
+  if (!s.ok()) return s;
+  // One attempt at a time: an earlier writer may still be finishing in
+  // another thread (its replica was re-pointed meanwhile). Emptying the
+  // directory under it would mix two snapshots into one COMPLETE list.
+  const std::string lock = JoinPath(w->staging_, kStagingLockFileName);
+  if (int err = io->Lock(lock, &w->lock_fd_)) {
+    w->lock_fd_ = -1;
+    if (err == EWOULDBLOCK || err == EAGAIN) {
+      return Status::Busy("an earlier snapshot is still being written in " + w->staging_);
+    }
+    return Status::FromErrno(err, "lock " + lock);
+  }
   std::vector<std::string> names;
-  if (s.ok()) s = ListDir(io, w->staging_, &names);
+  s = ListDir(io, w->staging_, &names);
   if (!s.ok()) return s;
   // COMPLETE first: a crash while the rest goes must not leave it beside a
   // half-emptied directory.
   if (std::find(names.begin(), names.end(), kStagingCompleteFileName) != names.end()) {
     io->Unlink(JoinPath(w->staging_, kStagingCompleteFileName));
   }
-  for (const std::string& name : names) io->Unlink(JoinPath(w->staging_, name));
+  for (const std::string& name : names) {
+    if (name != kStagingLockFileName) io->Unlink(JoinPath(w->staging_, name));
+  }
   if (int err = io->OpenDir(w->staging_, &w->staging_fd_)) {
     w->staging_fd_ = -1;
     return Status::FromErrno(err, "open " + w->staging_);
@@ -287,6 +302,17 @@ Status SnapshotWriter::Finish() {
   return WriteFileAtomically(io_, staging_, kStagingCompleteFileName, list, staging_fd_);
 }
 
+void SnapshotWriter::Discard() {
+  // COMPLETE first, as in Create: without it the files are never installed.
+  io_->Unlink(JoinPath(staging_, kStagingCompleteFileName));
+  if (staging_fd_ >= 0) io_->SyncDir(staging_fd_);
+  std::vector<std::string> names;
+  if (!ListDir(io_, staging_, &names).ok()) return;
+  for (const std::string& name : names) {
+    if (name != kStagingLockFileName) io_->Unlink(JoinPath(staging_, name));
+  }
+}
+
 // --- installation ------------------------------------------------------------------
 
 Status InstallStaged(Io* io, const std::string& dir, int dir_fd,
@@ -299,6 +325,7 @@ Status InstallStaged(Io* io, const std::string& dir, int dir_fd,
   }
   const bool complete =
       std::find(staged.begin(), staged.end(), kStagingCompleteFileName) != staged.end();
+  std::erase(staged, std::string(kStagingLockFileName));
   if (!complete) {
     for (const std::string& name : staged) io->Unlink(JoinPath(staging, name));
     if (!staged.empty()) log("discarded an unfinished snapshot in " + staging);

@@ -47,12 +47,17 @@ namespace distkv::storage {
 
 inline constexpr char kStagingDirName[] = "staging";
 inline constexpr char kStagingCompleteFileName[] = "COMPLETE";
+// flock(2)ed by the writer of the attempt in progress (see Create).
+inline constexpr char kStagingLockFileName[] = "LOCK";
 
 class SnapshotWriter {
  public:
   // Empties (creating it if needed) dir/staging for a snapshot at lsn whose
   // record at lsn belongs to history `history`. segment_bytes bounds each
-  // segment written.
+  // segment written. The writer holds staging/LOCK until it is destroyed:
+  // while an earlier writer of the directory lives (its Finish may still
+  // run in another thread), Create answers Busy instead of emptying the
+  // directory under it.
   static Status Create(Io* io, const std::string& dir, uint64_t lsn, uint64_t history,
                        uint64_t segment_bytes, std::unique_ptr<SnapshotWriter>* out);
   ~SnapshotWriter();
@@ -68,6 +73,10 @@ class SnapshotWriter {
   // files: it may run on another thread (the replica runs it in libuv's
   // thread pool).
   Status Finish();
+  // Removes what the writer staged, COMPLETE first: a snapshot finished for
+  // a stream that no longer applies (its replica was re-pointed or stopped)
+  // must not be installed by the next open.
+  void Discard();
 
   uint64_t lsn() const { return lsn_; }
   uint64_t records() const { return records_; }
@@ -93,7 +102,8 @@ class SnapshotWriter {
   const uint64_t history_;
   const uint64_t segment_bytes_;
   int staging_fd_ = -1;
-  int fd_ = -1;  // the segment being written
+  int lock_fd_ = -1;  // staging/LOCK, held for the writer's life
+  int fd_ = -1;       // the segment being written
   uint32_t id_ = 0;
   uint64_t size_ = 0;
   uint64_t min_lsn_ = 0, max_lsn_ = 0;

@@ -311,7 +311,11 @@ bool ReplicationReplica::HandleSnapshotFrame(const Frame& frame) {
       [](uv_work_t* req, int) {
         std::unique_ptr<Job> j(static_cast<Job*>(req->data));
         auto a = j->alive.lock();
-        if (a && *a) j->self->OnSnapshotStored(std::move(j->writer), j->status);
+        if (a && *a) {
+          j->self->OnSnapshotStored(std::move(j->writer), j->status);
+        } else {
+          j->writer->Discard();  // its replica is gone: never to be installed
+        }
       });
   return true;
 }
@@ -319,7 +323,11 @@ bool ReplicationReplica::HandleSnapshotFrame(const Frame& frame) {
 void ReplicationReplica::OnSnapshotStored(std::unique_ptr<storage::SnapshotWriter> writer,
                                           const storage::Status& status) {
   syncing_ = false;
-  if (state_ == State::kStopped) return;
+  if (state_ == State::kStopped) {
+    // Re-pointed or stopping: the next open must not install it.
+    writer->Discard();
+    return;
+  }
   if (!status.ok()) {
     installing_ = false;
     counters_.resyncs_failed++;

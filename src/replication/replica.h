@@ -167,6 +167,8 @@ class ReplicationReplica {
   uint64_t backoff_ms() const {
     return backoff_ms_;
   }  // the delay before the next attempt after a failure
+  // Added to that delay after a snapshot that did not complete.
+  uint64_t resync_backoff_ms() const { return resync_backoff_ms_; }
 
  private:
   enum class State { kIdle, kConnecting, kStreaming, kStopped };

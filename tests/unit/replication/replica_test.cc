@@ -304,6 +304,44 @@ TEST_CASE("replica: streams that are accepted and then fail at once back off too
   CHECK(r.replica()->backoff_ms() == o.max_backoff_ms);
 }
 
+TEST_CASE(
+    "replica: a snapshot that keeps failing is retried after a back-off that doubles to its "
+    "maximum, not at once") {
+  TestLoop loop;
+  // Every stream announces a snapshot, begins it and ends before it is
+  // complete: as a primary whose snapshot can never finish.
+  std::vector<uint64_t> asked_ms;
+  FakePrimary fake(loop, [&](const net::HttpRequest&, net::Responder& out) {
+    asked_ms.push_back(uv_now(loop.get()));
+    net::HttpResponse head;
+    head.SetHeader(kReplicationSnapshotHeader, "10");
+    head.SetHeader(kReplicationHistoryHeader, HistoryName(7));
+    out.BeginStream(std::move(head));
+    std::string frames;
+    AppendSnapshotBeginFrame(&frames, 10, StreamClockUs(), 10, 7, 5, 500);
+    out.WriteChunk(frames);
+    out.EndStream();
+    return false;
+  });
+  TempDir dir;
+  ReplicationReplicaOptions o = Quick();
+  o.resync_backoff_ms = 40;
+  o.max_resync_backoff_ms = 160;
+  o.install_snapshot = [](uint64_t, ReplicationReplicaOptions::Installed) {
+    FAIL("no snapshot completes");
+  };
+  TestReplica r(loop, dir.path(), fake.address(), o);
+  REQUIRE(loop.RunUntil([&] { return asked_ms.size() >= 6; }, 20'000));
+  CHECK(fake.queries[0].find("snapshot=1") != std::string::npos);
+  CHECK(r.replica()->counters().resyncs_started >= 5);
+  CHECK(r.replica()->counters().resyncs_failed >= 5);
+  CHECK(r.replica()->resync_backoff_ms() == o.max_resync_backoff_ms);
+  // Each retry waited at least the resync back-off of the moment (40, 80,
+  // 160, 160 ms): a lower bound, whatever the machine's speed.
+  const uint64_t want[] = {40, 80, 160, 160};
+  for (size_t i = 0; i < 4; i++) CHECK(asked_ms[i + 1] - asked_ms[i] >= want[i]);
+}
+
 TEST_CASE("replica: sends its map epoch, and drops a stream from a primary with an older one") {
   TestLoop loop;
   // Primaries that do not check epochs themselves: one names epoch 1, the

@@ -209,3 +209,46 @@ TEST_CASE("snapshot: a damaged record or one past the snapshot's LSN is refused"
   EncodeRecord(Record{6, RecordType::kDelete, "k", ""}, &del);
   CHECK(w->Add(del).IsCorruption());
 }
+
+TEST_CASE(
+    "snapshot: while one writer of a staging directory lives another is refused (Busy), and a "
+    "finished snapshot that is discarded is never installed") {
+  FaultyIo io;
+  auto source = MustOpen(FaultyOptions(&io, "/source"));
+  FillSource(*source);
+  Contents old;
+  {
+    auto replica = MustOpen(FaultyOptions(&io, "/replica"));
+    uint64_t lsn;
+    REQUIRE(replica->Put("stale", "x", &lsn).ok());
+    REQUIRE(replica->Flush().ok());
+    old = Dump(*replica);
+  }
+  std::unique_ptr<SnapshotCursor> c;
+  REQUIRE(source->NewSnapshot(nullptr, &c).ok());
+  std::unique_ptr<SnapshotWriter> first;
+  REQUIRE(SnapshotWriter::Create(&io, "/replica", c->lsn(), source->history_id(), 4 << 10, &first)
+              .ok());
+  bool done = false;
+  while (!done) {
+    std::string out;
+    REQUIRE(c->Next(&out, 1500, &done).ok());
+    REQUIRE(first->Add(out).ok());
+  }
+  REQUIRE(first->Finish().ok());
+
+  // A second attempt (a new primary's stream) while the first writer lives
+  // (its Finish could still be running in the thread pool) would empty the
+  // directory under it.
+  std::unique_ptr<SnapshotWriter> second;
+  CHECK(
+      SnapshotWriter::Create(&io, "/replica", 1, source->history_id(), 4 << 10, &second).IsBusy());
+  // The first is not to be installed (its replica was re-pointed).
+  first->Discard();
+  first.reset();
+  auto replica = MustOpen(FaultyOptions(&io, "/replica"));
+  CHECK(Dump(*replica) == old);
+  replica.reset();
+  // Once it is gone the next attempt may begin.
+  CHECK(SnapshotWriter::Create(&io, "/replica", 1, source->history_id(), 4 << 10, &second).ok());
+}
