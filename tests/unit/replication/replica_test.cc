@@ -4,10 +4,17 @@
 // backs off from a primary that refuses it.
 #include <doctest/doctest.h>
 
+#include <condition_variable>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "src/replication/replica.h"
+#include "storage/io_wrapper.h"
+#include "storage/snapshot.h"
 #include "tests/unit/replication/replication_test_util.h"
 
 namespace distkv::repltest {
@@ -16,10 +23,13 @@ namespace {
 // A replica with its own store, pipeline and ack client.
 class TestReplica {
  public:
+  // io: the store's (and so the snapshot writer's); null for the disk.
   TestReplica(TestLoop& loop, const std::string& dir, const std::string& primary,
-              ReplicationReplicaOptions o = {})
+              ReplicationReplicaOptions o = {}, storage::Io* io = nullptr)
       : loop_(loop) {
-    store_ = MustOpen(TestOptions(dir));
+    storage::Options so = TestOptions(dir);
+    so.io = io;
+    store_ = MustOpen(so);
     pipeline_ = std::make_unique<CommitPipeline>(loop.get(), store_.get());
     client_ = std::make_unique<net::HttpClient>(loop.get(), net::ClientOptions{});
     o.shard = "s";
@@ -340,6 +350,102 @@ TEST_CASE(
   // 160, 160 ms): a lower bound, whatever the machine's speed.
   const uint64_t want[] = {40, 80, 160, 160};
   for (size_t i = 0; i < 4; i++) CHECK(asked_ms[i + 1] - asked_ms[i] >= want[i]);
+}
+
+// An Io that holds the rename publishing staging/COMPLETE until the test lets
+// it go: a snapshot's Finish, in the thread pool, waits there while the test
+// re-points the replica.
+class CompleteGateIo final : public storage::IoWrapper {
+ public:
+  CompleteGateIo() : IoWrapper(storage::Io::Posix()) {}
+  int Rename(const std::string& from, const std::string& to) override {
+    const bool gated = to.ends_with(std::string("/") + storage::kStagingCompleteFileName);
+    if (gated) {
+      std::unique_lock<std::mutex> l(mu_);
+      held_ = true;
+      cv_.wait(l, [this] { return open_; });
+    }
+    const int err = base()->Rename(from, to);
+    if (gated) {
+      std::lock_guard<std::mutex> l(mu_);
+      renamed_ = true;
+    }
+    return err;
+  }
+  bool held() {
+    std::lock_guard<std::mutex> l(mu_);
+    return held_;
+  }
+  bool renamed() {
+    std::lock_guard<std::mutex> l(mu_);
+    return renamed_;
+  }
+  void Release() {
+    std::lock_guard<std::mutex> l(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool held_ = false, open_ = false, renamed_ = false;
+};
+
+std::map<std::string, std::string> DumpStore(storage::Store& s) {
+  std::map<std::string, std::string> out;
+  REQUIRE(s.ForEach([&](std::string_view k, std::string_view v, uint64_t) {
+             out[std::string(k)] = std::string(v);
+           }).ok());
+  return out;
+}
+
+TEST_CASE(
+    "replica: a snapshot that completes after its replica was stopped or re-pointed is "
+    "discarded, never installed by the next open") {
+  TestLoop loop;
+  TempDir dir;
+  std::map<std::string, std::string> old;
+  {
+    auto store = MustOpen(TestOptions(dir.path()));
+    uint64_t lsn;
+    REQUIRE(store->Put("stale", "x", &lsn).ok());
+    REQUIRE(store->Flush().ok());
+    old = DumpStore(*store);
+  }
+  // A whole snapshot of three keys as of LSN 10, then the stream stays open.
+  FakePrimary fake(loop, [&](const net::HttpRequest&, net::Responder& out) {
+    net::HttpResponse head;
+    head.SetHeader(kReplicationSnapshotHeader, "10");
+    head.SetHeader(kReplicationHistoryHeader, HistoryName(7));
+    out.BeginStream(std::move(head));
+    std::string records;
+    for (uint64_t lsn : {3, 6, 10}) records += Record(lsn, "new-" + std::to_string(lsn), "v");
+    std::string frames;
+    AppendSnapshotBeginFrame(&frames, 10, StreamClockUs(), 10, 7, 3, records.size());
+    AppendRecordsFrame(&frames, 10, 0, records);
+    AppendSnapshotEndFrame(&frames, 10, StreamClockUs(), 10);
+    out.WriteChunk(frames);
+    return true;
+  });
+  CompleteGateIo io;
+  ReplicationReplicaOptions o = Quick();
+  o.install_snapshot = [](uint64_t, ReplicationReplicaOptions::Installed) {
+    FAIL("a snapshot of a stopped replica is installed");
+  };
+  std::optional<TestReplica> r;
+  r.emplace(loop, dir.path(), fake.address(), o, &io);
+  // Finish waits at the rename of COMPLETE: the snapshot is all there.
+  REQUIRE(loop.RunUntil([&] { return io.held(); }, 20'000));
+  SUBCASE("stopped") { r->replica()->Stop(); }
+  SUBCASE("re-pointed: stopped and destroyed, as a node does") { r.reset(); }
+  io.Release();
+  const std::string complete =
+      dir.file(std::string(storage::kStagingDirName) + "/" + storage::kStagingCompleteFileName);
+  CHECK(loop.RunUntil([&] { return io.renamed() && !std::filesystem::exists(complete); }, 10'000));
+  r.reset();
+  auto reopened = MustOpen(TestOptions(dir.path()));
+  CHECK(DumpStore(*reopened) == old);
 }
 
 TEST_CASE("replica: sends its map epoch, and drops a stream from a primary with an older one") {
