@@ -2,7 +2,9 @@
 // overwrites, deletes and compacts past its position comes back by snapshot
 // and ends with the primary's data; a replica killed while it receives a
 // snapshot restarts on its old data, intact, and the next start completes
-// the resync. (The divergence case is in history_test.cc.)
+// the resync; a replica receiving a snapshot while its primary takes a
+// tail larger than the snapshot finishes that one snapshot and then streams
+// the tail. (The divergence case is in history_test.cc.)
 #include <doctest/doctest.h>
 
 #include <netinet/in.h>
@@ -88,6 +90,16 @@ bool StagingHasSegment(const std::string& data) {
     if (f.path().extension() == ".seg") return true;
   }
   return false;
+}
+
+// The replica's entry in its primary's /stats.
+Json PrimarysViewOf(SyncHttp& http, const std::string& addr, const std::string& replica) {
+  const Json rep = ReplicationOf(http, addr);
+  for (const Json& r : rep["replicas"]) {
+    if (JsonText(r, "address") == replica) return r;
+  }
+  FAIL("the primary does not list " << replica << ": " << rep.dump());
+  return Json();
 }
 
 }  // namespace
@@ -296,6 +308,74 @@ TEST_CASE(
   CHECK(WaitUntil([&] { return DigestOf(http, raddr) == DigestOf(http, addr); }, 60'000, 50));
   CHECK(JsonInt(ReplicationOf(http, raddr), "resyncs_completed") == 1);
   CHECK(http.Get(raddr, "/kv/key-7").status == 404);
+}
+
+TEST_CASE(
+    "resync: a snapshot is not restarted while the tail grows: the replica finishes it, then "
+    "streams the tail") {
+  ClusterSpec spec = ResyncSpec(0);
+  TestCluster c(spec);
+  c.Start();
+  const std::string addr = c.address(0);
+  const std::string raddr = c.replica(0).address();
+  SyncHttp http;
+  // Away from the start: when it comes back its LSN is below the
+  // tombstone horizon, so it needs a snapshot, of about 30 MB.
+  c.replica(0).Kill();
+  constexpr int kKeys = 8000;
+  MovePastReplica(http, addr, kKeys, 4000);
+  // The replica stages at 3 MB/s: beyond what the sockets and the
+  // primary's send queue hold (about 9 MB), its snapshot keeps the
+  // primary sending for about 7 s, a window the tail below fills several
+  // times over (checked: the primary is still sending after it).
+  c.replica(0).args().insert(c.replica(0).args().end(), {"--slow-disk", "3145728"});
+  c.replica(0).Start();
+  Json before;
+  REQUIRE(WaitUntil(
+      [&] {
+        before = PrimarysViewOf(http, addr, raddr)["resync"];
+        return before.is_object();
+      },
+      60'000, 1));
+  const int64_t snapshot_lsn = JsonInt(before, "snapshot_lsn");
+
+  // The tail, taken as fast as the primary can: every key overwritten with
+  // 1 KB, 8000 records (8 MB) after the snapshot's LSN, and a delete.
+  std::vector<Call> calls;
+  for (int i = 0; i < kKeys; i++) {
+    calls.push_back(
+        MakeCall(addr, "PUT", "/kv/key-" + std::to_string(i), "3" + std::string(1000, 't')));
+  }
+  for (const Reply& r : http.SendAll(std::move(calls), 32)) REQUIRE(Is2xx(r.status));
+  REQUIRE(http.Send(addr, "DELETE", "/kv/key-3").status == 204);
+  const int64_t tail_end = JsonInt(GetJson(http, addr, "/stats"), "last_lsn");
+  // Still the same snapshot on the same stream, not finished (the tail
+  // grew while it was being sent), not begun again.
+  Json view = PrimarysViewOf(http, addr, raddr);
+  const int64_t connects = JsonInt(view, "connects");
+  Json during = view["resync"];
+  CHECK_MESSAGE(during.is_object(), "no snapshot on its way after the tail: " << view.dump());
+  if (during.is_object()) {
+    CHECK(JsonInt(during, "snapshot_lsn") == snapshot_lsn);
+    MESSAGE("snapshot as of LSN " << snapshot_lsn << ": " << JsonInt(during, "bytes_sent") << " of "
+                                  << JsonInt(during, "bytes") << " bytes sent; tail to LSN "
+                                  << tail_end);
+  }
+
+  CHECK(WaitUntil([&] { return DigestOf(http, raddr) == DigestOf(http, addr); }, 120'000, 50));
+  Json prep = ReplicationOf(http, addr);
+  CHECK(JsonInt(prep, "resyncs_started") == 1);
+  CHECK(JsonInt(prep, "resyncs_sent") == 1);
+  CHECK(JsonInt(PrimarysViewOf(http, addr, raddr), "connects") == connects);  // one stream
+  Json rrep = ReplicationOf(http, raddr);
+  CHECK(JsonInt(rrep, "resyncs_started") == 1);
+  CHECK(JsonInt(rrep, "resyncs_completed") == 1);
+  CHECK(JsonInt(rrep, "resyncs_failed") == 0);
+  CHECK(JsonInt(rrep, "last_resync_lsn") == snapshot_lsn);
+  // The tail came after the snapshot, as the log.
+  CHECK(JsonInt(GetJson(http, raddr, "/stats"), "last_lsn") >= tail_end);
+  CHECK(http.Get(raddr, "/kv/key-3").status == 404);
+  CHECK(http.Get(raddr, "/kv/key-7999").body == "3" + std::string(1000, 't'));
 }
 
 }  // namespace distkv::clustertest
