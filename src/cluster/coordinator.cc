@@ -254,6 +254,7 @@ void Coordinator::Acquire(uint64_t confirmed_at_ms, std::function<void()> next) 
         }
         if (succeeded) {
           holding_ = true;
+          confirmed_once_ = true;
           writes_until_ms_ = confirmed_at_ms + options_.lease_ttl_ms * 3 / 4;
           SetState("primary, holding the leader key");
           next();
@@ -276,6 +277,7 @@ void Coordinator::Acquire(uint64_t confirmed_at_ms, std::function<void()> next) 
                            [this, confirmed_at_ms, next](bool ok, bool succeeded) {
                              if (ok && succeeded) {
                                holding_ = true;
+                               confirmed_once_ = true;
                                writes_until_ms_ = confirmed_at_ms + options_.lease_ttl_ms * 3 / 4;
                                SetState("primary, holding the leader key");
                              }

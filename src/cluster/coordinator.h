@@ -109,6 +109,9 @@ class Coordinator {
   // True while this primary's lease is confirmed; writes are refused (and
   // in-flight ones not acknowledged) otherwise.
   bool WritesAllowed() const;
+  // True once this node, as primary, has taken or renewed its leader key
+  // since the coordinator started: etcd confirmed that it is the primary.
+  bool confirmed_once() const { return confirmed_once_; }
   // One line on where things stand ("holding the leader key", "etcd
   // unreachable: ...", ...) for /health, /cluster and the log.
   const std::string& state() const { return state_; }
@@ -151,6 +154,7 @@ class Coordinator {
 
   int64_t lease_ = 0;
   bool holding_ = false;          // the leader key names us under lease_
+  bool confirmed_once_ = false;   // see confirmed_once()
   uint64_t writes_until_ms_ = 0;  // loop time until which writes may be acknowledged
   bool seen_leader_ = false;      // a replica saw its shard's key held since start
 

@@ -132,11 +132,14 @@ void Forwarder::Send(const std::string& peer, const ShardConfig& owner,
   client_->Request(peer, std::move(request),
                    [this, peer = &peer, owner = &owner, reply = std::move(reply),
                     retry = std::move(retry)](net::ClientResult& result) mutable {
-                     if (result.error != net::ClientError::kNone) {
-                       if (retry) {  // a replica is down: the primary can answer the read
-                         Send(owner->address, *owner, std::move(*retry), std::move(reply), false);
-                         return;
-                       }
+                     // A replica that is down, or not yet accepted by its
+                     // primary (503): the primary can answer the read.
+                     const bool failed = result.error != net::ClientError::kNone;
+                     if (retry && (failed || result.response.status == 503)) {
+                       Send(owner->address, *owner, std::move(*retry), std::move(reply), false);
+                       return;
+                     }
+                     if (failed) {
                        counters_.failed++;
                        reply(UnreachableResponse(result, owner->name, *peer));
                        return;

@@ -101,6 +101,11 @@ void Node::BatchLocal(const std::shared_ptr<BatchJob>& job, std::vector<size_t> 
     BatchPartDone(job);
     return;
   }
+  if (net::HttpResponse held; !job->is_put && ReadsHeld(&held)) {
+    FailPart(&job->results, part, held.status, ErrorCode(held));
+    BatchPartDone(job);
+    return;
+  }
   if (!job->is_put) {
     // As a GET (node.cc, HandleLocalGet): the part is answered once what it
     // read is durable; if that batch failed, it is read again.

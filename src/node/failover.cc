@@ -48,6 +48,8 @@ constexpr uint64_t kMapPollIntervalMs = 1'000;
 constexpr uint64_t kMapRequestTimeoutMs = 1'000;
 constexpr const char* kEpochHeader = "X-Distkv-Epoch";
 constexpr const char* kFollowingFile = "following";
+// Present while a replica's reads are held (ReadsHeld): a restart keeps them held.
+constexpr const char* kReadsHeldFile = "reads_held";
 
 std::string ReadMarker(const std::string& dir, const char* name) {
   std::ifstream in(dir + "/" + name);
@@ -110,11 +112,16 @@ bool Node::InitClusterMap(std::string* error) {
          cluster_map_.epoch, primary ? "primary" : "replica");
   }
   is_replica_ = !primary;
+  primary_unconfirmed_ = primary && !options_.config.etcd.empty();
   following_ = ReadMarker(options_.data_dir, kFollowingFile);
   if (following_.empty() && advertise_ != options_.config.shards[self_].address) {
     // Before any failover a replica follows the primary of the config.
     following_ = options_.config.shards[self_].address;
   }
+  // A replica whose log was last its own as primary's, or that was deposed
+  // or changed primary and had not been accepted by the new one yet.
+  replica_reads_held_ = is_replica_ && (following_ == advertise_ ||
+                                        !ReadMarker(options_.data_dir, kReadsHeldFile).empty());
   return true;
 }
 
@@ -173,6 +180,7 @@ void Node::ApplyRole() {
   } else if (!primary && replica_ && replica_->primary() != primary_address) {
     Logf(LogLevel::kInfo, "shard %s: following the new primary %s", options_.shard.c_str(),
          primary_address.c_str());
+    HoldReplicaReads("following the new primary " + primary_address);
     FollowPrimary(primary_address);
   }
 }
@@ -188,6 +196,9 @@ void Node::BecomePrimary() {
   if (replica_) replica_->Stop();
   replica_.reset();
   is_replica_ = false;
+  primary_unconfirmed_ = false;  // promoted by the map of the cluster now
+  replica_reads_held_ = false;
+  std::remove((options_.data_dir + "/" + kReadsHeldFile).c_str());
   // Records up to here came from the old primary; a node that followed it
   // and holds more is told so when it asks to replicate (history_diverged)
   // and cuts its tail back to this LSN (CutDivergedTail).
@@ -209,6 +220,7 @@ void Node::BecomeReplicaOf(const std::string& primary) {
   pipeline_->SetDurableListener(nullptr);
   if (primary_) primary_->Stop();
   primary_.reset();
+  HoldReplicaReads("deposed by epoch " + std::to_string(cluster_map_.epoch));
   FollowPrimary(primary);
 }
 
@@ -344,6 +356,55 @@ bool Node::WritesFenced(std::string* why) const {
   if (!coordinator_ || coordinator_->WritesAllowed()) return false;
   *why = "the primary of shard " + options_.shard + " cannot confirm its etcd lease (" +
          coordinator_->state() + "), so it may have been replaced: writes are paused until it can";
+  return true;
+}
+
+void Node::HoldReplicaReads(const std::string& why) {
+  replica_reads_held_ = true;
+  SaveMarker(kReadsHeldFile, why);
+}
+
+bool Node::ReadsHeld(net::HttpResponse* refusal) {
+  // A deposed primary's log may end in writes that were never acknowledged
+  // and never reached the new primary; it cuts them when the new primary
+  // tells it where their histories forked (CutDivergedTail). Serving them
+  // before that would show a value the shard never had, and the same node
+  // would then read older data. So a replica that was deposed or changed
+  // primary serves reads again only once the new primary accepted its
+  // stream (ReplicationReplica::shares_history: no fork, or the snapshot
+  // that replaced the diverged data is installed); the marker file keeps
+  // that across a restart. A replica that was running keeps serving when
+  // its primary goes away, and one restarted while following the same
+  // primary serves at once.
+  if (is_replica_) {
+    if (!replica_reads_held_) return false;
+    if (replica_ && replica_->shares_history()) {
+      replica_reads_held_ = false;
+      std::remove((options_.data_dir + "/" + kReadsHeldFile).c_str());
+      return false;
+    }
+    *refusal = net::MakeErrorResponse(
+        503, "replica_not_synced",
+        "this replica of shard " + options_.shard +
+            " was deposed or changed primary, and its new primary " + following_ +
+            " has not accepted its log yet, so its data may hold writes the shard never had; "
+            "read from the primary, or retry once it has caught up");
+    return true;
+  }
+  // A node that was deposed while it was down still finds itself primary in
+  // its saved map; under etcd it serves reads once etcd confirms it (after
+  // that, reads go on while etcd cannot be reached, as before).
+  if (!primary_unconfirmed_) return false;
+  if (coordinator_ && coordinator_->confirmed_once()) {
+    primary_unconfirmed_ = false;
+    return false;
+  }
+  *refusal = net::MakeErrorResponse(
+      503, "primary_unconfirmed",
+      "this node started as the primary of shard " + options_.shard +
+          " from its saved cluster map, and etcd has not confirmed it yet (" +
+          (coordinator_ ? coordinator_->state() : std::string("not asked yet")) +
+          "): it may have been replaced while it was down; retry");
   return true;
 }
 

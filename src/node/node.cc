@@ -444,6 +444,10 @@ void Node::HandleKv(net::HttpRequest& request, ParsedRequest& parsed, Role role,
 // made again on what the store kept. A replica needs no wait: it holds only
 // what its primary made durable. [storage] reads = "latest" turns this off.
 void Node::HandleLocalGet(const KvRequest& kv, net::Responder responder, uint64_t start_ns) {
+  if (net::HttpResponse held; ReadsHeld(&held)) {
+    Finish(responder, Route::kKvGet, start_ns, std::move(held));
+    return;
+  }
   std::string value;
   uint64_t lsn = 0;
   uint64_t expires_ms = 0;

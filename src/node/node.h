@@ -167,6 +167,13 @@ class Node {
   void SaveMarker(const char* name, const std::string& value);
   // Whether this primary may take or acknowledge a write now; else *why.
   bool WritesFenced(std::string* why) const;
+  // Whether this node's data may hold records its shard's history does not
+  // (a deposed primary's never-acknowledged tail), so that it must serve no
+  // read: a replica that was deposed or changed primary until the new
+  // primary has accepted its stream, a node that started as primary under
+  // etcd until etcd confirmed it (failover.cc). Then *refusal is the 503.
+  bool ReadsHeld(net::HttpResponse* refusal);
+  void HoldReplicaReads(const std::string& why);
 
   // Keys with a TTL (expiry.cc).
   uint64_t NowMs() const;  // the wall clock, Unix ms, with clock_skew_ms
@@ -236,6 +243,10 @@ class Node {
   ClusterMap cluster_map_;
   std::deque<ShardMap> retired_maps_;
   bool is_replica_ = false;
+  // Started as primary from a saved map under etcd, not yet confirmed by it.
+  bool primary_unconfirmed_ = false;
+  // Deposed or re-pointed, and not yet accepted by the new primary.
+  bool replica_reads_held_ = false;
   // Bumped at every role change: a write staged under one role is not
   // acknowledged under another.
   uint64_t role_generation_ = 0;

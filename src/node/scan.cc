@@ -97,6 +97,10 @@ void Node::HandleShardScan(const ScanRequest& request, net::Responder responder,
                "this node serves shard " + self.name + ", not \"" + request.shard_name + "\""));
     return;
   }
+  if (net::HttpResponse held; ReadsHeld(&held)) {
+    Finish(responder, Route::kScan, start_ns, std::move(held));
+    return;
+  }
   ShardScanPage page;
   storage::Status s = LocalScanPage(request, request.limit, &page);
   if (!s.ok()) {
@@ -140,6 +144,10 @@ void Node::ScanStep(std::shared_ptr<ScanJob> job) {
   const size_t want = job->request.limit - job->entries.size();
   const ShardConfig& shard = map_.shards()[job->request.shard];
   if (job->request.shard == self_ && !is_replica_) {
+    if (net::HttpResponse held; ReadsHeld(&held)) {
+      Finish(job->responder, Route::kScan, job->start_ns, std::move(held));
+      return;
+    }
     ShardScanPage page;
     storage::Status s = LocalScanPage(job->request, want, &page);
     if (!s.ok()) {

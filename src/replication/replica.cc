@@ -153,7 +153,9 @@ void ReplicationReplica::OnHead(const net::HttpResponse& head) {
   const std::string* h = head.header(kReplicationHistoryHeader);
   if (!h || !ParseHistoryName(*h, &head_history_)) head_history_ = 0;
   expect_snapshot_ = head.header(kReplicationSnapshotHeader) != nullptr;
-  if (const std::string* fork = head.header(kReplicationForkHeader)) {
+  const std::string* fork = head.header(kReplicationForkHeader);
+  shares_history_ = fork == nullptr;  // else once the snapshot is installed
+  if (fork != nullptr) {
     // This node's records after the fork are not the primary's: they are
     // kept aside before the snapshot replaces them.
     const uint64_t fork_lsn = std::strtoull(fork->c_str(), nullptr, 10);
@@ -373,6 +375,7 @@ void ReplicationReplica::OnInstalled(storage::Store* store, CommitPipeline* pipe
   behind_.clear();
   unsynced_bytes_ = 0;
   acked_lsn_ = 0;  // acknowledges the snapshot's LSN in its history
+  shares_history_ = true;
   if (head_history_ != 0) store_->AdoptHistory(head_history_);
   if (options_.progress) {
     options_.progress->Finish("resync", "snapshot as of LSN " + std::to_string(last_resync_lsn_) +

@@ -161,6 +161,11 @@ class ReplicationReplica {
   };
   const Counters& counters() const { return counters_; }
   bool connected() const { return state_ == State::kStreaming; }
+  // True once the primary has accepted this node's log as a prefix of its
+  // own (a stream began without naming a fork), or once a snapshot of it
+  // replaced a log that had diverged: until then the local data may hold
+  // records the primary never had, and the owner serves no reads from it.
+  bool shares_history() const { return shares_history_; }
   uint64_t primary_lsn() const { return primary_lsn_; }
   uint64_t lag_records() const;
   uint64_t lag_ms() const;
@@ -219,6 +224,7 @@ class ReplicationReplica {
   uint64_t stream_start_durable_ = 0;  // durable LSN when the current stream began
   bool stream_progressed_ = false;     // it made records durable since
   uint64_t start_lsn_ = 0;             // the local log's end when Start() ran
+  bool shares_history_ = false;        // see shares_history()
   std::string last_error_;
   // Full resync.
   uint64_t head_history_ = 0;                      // the primary's history, from the stream's head
