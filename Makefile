@@ -161,7 +161,7 @@ $(BUILD)/cluster-tests: $(TEST_MAIN) $(call obj,$(CLUSTER_SRCS)) $(BENCH_LIB) $(
 # --- tests ----------------------------------------------------------------
 # Unit tests, cluster tests, the fuzz targets over their corpora, the
 # consistency checker's tests and two short chaos runs (CHAOS_DURATION seconds
-# each): without etcd (with migrations) and with etcd (with failovers).
+# each): without etcd (with migrations) and with etcd (with failovers and migrations).
 CHAOS_DURATION ?= 20
 test: $(UNIT_BINS) $(BUILD)/cluster-tests $(BUILD)/distkv $(BUILD)/distkv-bench fuzz-build
 	@DISTKV_BIN=$(abspath $(BUILD)/distkv) DISTKV_BENCH_BIN=$(abspath $(BUILD)/distkv-bench) \
@@ -239,7 +239,7 @@ tsan-run: $(UNIT_BINS) $(BUILD)/cluster-tests $(BUILD)/distkv $(BUILD)/distkv-be
 
 # A replicated cluster under load and faults, its history checked
 # (tests/chaos/chaos.py; make chaos DURATION=600 for a long run): one run per
-# MODE, static (migrations) then etcd (failovers).
+# MODE, static (migrations) then etcd (failovers and migrations).
 DURATION ?= 60
 MODE ?= static etcd
 chaos: $(BUILD)/distkv | $(TEST_DEPS_STAMP)
