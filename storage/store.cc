@@ -109,9 +109,14 @@ Status StoreImpl::CheckWritable() const { return read_only_; }
 // --- staging ----------------------------------------------------------------
 
 Status StoreImpl::Stage(uint64_t lsn, RecordType type, std::string_view key, std::string_view value,
-                        bool group_continues, uint64_t group_bytes, uint64_t expires_ms) {
+                        bool group_continues, uint64_t group_bytes, uint64_t expires_ms,
+                        std::string_view encoded) {
   const uint64_t stored_value = StoredValueBytes(value.size(), expires_ms);
   const uint64_t size = EncodedRecordSize(key.size(), stored_value);
+  if (!encoded.empty() && encoded.size() != size) {
+    return Status::InvalidArgument("encoded record of " + std::to_string(encoded.size()) +
+                                   " bytes for a record of " + std::to_string(size));
+  }
   Segment* seg = Active();
   // A group's later records never seal: the group stays in one segment.
   const uint64_t needed = group_bytes ? group_bytes : size;
@@ -133,14 +138,18 @@ Status StoreImpl::Stage(uint64_t lsn, RecordType type, std::string_view key, std
     staged_.chunks.push_back(Chunk{seg->id, seg->end, std::make_shared<std::string>(), lsn, lsn});
   }
   Chunk& chunk = staged_.chunks.back();
-  Record rec;
-  rec.lsn = lsn;
-  rec.type = type;
-  rec.group_continues = group_continues;
-  rec.key = key;
-  rec.value = value;
-  rec.expires_ms = expires_ms;
-  EncodeRecord(rec, chunk.bytes.get());
+  if (!encoded.empty()) {
+    chunk.bytes->append(encoded);
+  } else {
+    Record rec;
+    rec.lsn = lsn;
+    rec.type = type;
+    rec.group_continues = group_continues;
+    rec.key = key;
+    rec.value = value;
+    rec.expires_ms = expires_ms;
+    EncodeRecord(rec, chunk.bytes.get());
+  }
   staged_group_open_ = group_continues;
   chunk.last_lsn = lsn;
 
@@ -248,7 +257,12 @@ Status StoreImpl::Apply(uint64_t lsn, bool is_delete, std::string_view key,
   return Apply(Record{lsn, is_delete ? RecordType::kDelete : RecordType::kPut, key, value});
 }
 
-Status StoreImpl::Apply(const Record& r) {
+Status StoreImpl::Apply(const Record& r) { return ApplyEncoded(r, {}); }
+
+// A record's encoding is canonical (one byte string per record: every header
+// field and type bit is decoded, none ignored), so appending the received
+// bytes writes exactly what encoding the record again would.
+Status StoreImpl::ApplyEncoded(const Record& r, std::string_view encoded) {
   Status s = CheckWritable();
   if (!s.ok()) return s;
   if (r.type == RecordType::kGap) {
@@ -262,7 +276,7 @@ Status StoreImpl::Apply(const Record& r) {
                                      " continues from LSN " + std::to_string(prev) +
                                      ", but the last LSN here is " + std::to_string(last_lsn_));
     }
-    s = Stage(r.lsn, RecordType::kGap, {}, r.value);
+    s = Stage(r.lsn, RecordType::kGap, {}, r.value, false, 0, 0, encoded);
     if (s.ok() && history != history_id()) {
       manifest_.histories.push_back(HistoryEntry{history, r.lsn, prev});
       if (manifest_.histories.size() > kMaxHistories) {
@@ -288,7 +302,7 @@ Status StoreImpl::Apply(const Record& r) {
   if (r.type == RecordType::kDelete && r.expires_ms != 0) {
     return Status::InvalidArgument("delete with an expiry");
   }
-  return Stage(r.lsn, r.type, r.key, r.value, r.group_continues, 0, r.expires_ms);
+  return Stage(r.lsn, r.type, r.key, r.value, r.group_continues, 0, r.expires_ms, encoded);
 }
 
 // --- histories ------------------------------------------------------------------

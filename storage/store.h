@@ -264,6 +264,15 @@ class Store {
   // last_lsn(): a stream with a hole is refused (InvalidArgument). A gap
   // record's history id becomes this store's current history.
   virtual Status Apply(const Record& record) = 0;
+  // The same for a record received encoded: encoded is the record's
+  // encoding, as DecodeRecord() checked it (CRC included), and goes to the
+  // log as is instead of being encoded (and its CRC computed) again.
+  // InvalidArgument if its size is not the record's.
+  virtual Status ApplyEncoded(const Record& record, std::string_view encoded) = 0;
+  // A hint: starts loading what looking key up in the index will touch, so
+  // that a caller about to apply many records can overlap the cache misses
+  // of the next keys with the work on the current one. Changes nothing.
+  virtual void PrefetchKey(std::string_view key) const = 0;
 
   // Group commit, as described at the top of this file.
   virtual bool HasStaged() const = 0;

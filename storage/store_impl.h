@@ -89,6 +89,8 @@ class StoreImpl final : public Store {
                    std::vector<uint64_t>* lsns) override;
   Status Apply(uint64_t lsn, bool is_delete, std::string_view key, std::string_view value) override;
   Status Apply(const Record& record) override;
+  Status ApplyEncoded(const Record& record, std::string_view encoded) override;
+  void PrefetchKey(std::string_view key) const override { index_.Prefetch(key); }
   bool HasStaged() const override { return !staged_.undo.empty(); }
   bool BatchInFlight() const override { return in_flight_; }
   std::unique_ptr<WriteBatch> TakeBatch(bool force_sync) override;
@@ -189,9 +191,11 @@ class StoreImpl final : public Store {
   Status CheckWritable() const;
   // group_bytes: the encoded size of the whole atomic group this record starts
   // (0 when it is not a group's first record): the segment is sealed first
-  // unless the whole group fits.
+  // unless the whole group fits. encoded, if not empty, is the record's
+  // checked encoding (ApplyEncoded), appended instead of encoding it again.
   Status Stage(uint64_t lsn, RecordType type, std::string_view key, std::string_view value,
-               bool group_continues = false, uint64_t group_bytes = 0, uint64_t expires_ms = 0);
+               bool group_continues = false, uint64_t group_bytes = 0, uint64_t expires_ms = 0,
+               std::string_view encoded = {});
   // True if key has an expiry the clock says has come.
   bool Expired(std::string_view key) const;
   Status StageGapIfNeeded();

@@ -396,36 +396,61 @@ void ReplicationReplica::OnInstalled(storage::Store* store, CommitPipeline* pipe
   if (state_ == State::kStreaming && !TakeFrames()) conn_->Close();
 }
 
+// Records are decoded (and their CRC checked) a few ahead of the one being
+// applied, and each decoded key's index slot is prefetched: with a key index
+// far larger than the cache, applying a record is mostly waiting for that
+// slot, and this way the waits of consecutive records overlap. A record is
+// staged with the bytes that were checked (Store::ApplyEncoded), so its CRC
+// is computed once here and not again for the local log.
 bool ReplicationReplica::HandleRecords(const Frame& frame) {
   counters_.frames_received++;
-  std::string_view rest = frame.records;
-  uint64_t last = 0;
-  while (!rest.empty()) {
+  struct Decoded {
     storage::Record record;
-    size_t used = 0;
-    storage::Status s = storage::DecodeRecord(rest, &record, &used);
-    if (!s.ok()) {
-      if (s.IsCorruption()) {
-        counters_.crc_errors++;
-      } else {
-        counters_.protocol_errors++;
-      }
-      abort_reason_ =
-          "record after LSN " + std::to_string(store_->last_lsn()) + " rejected: " + s.ToString();
-      break;
+    std::string_view encoded;
+  };
+  constexpr size_t kLookahead = 8;
+  Decoded ring[kLookahead];
+  size_t decoded = 0, applied = 0, applied_bytes = 0;
+  std::string_view ahead = frame.records;
+  storage::Status rejected;  // the first record that failed its checks, if any
+  std::string failure;
+  uint64_t last = 0;
+  for (;;) {
+    while (rejected.ok() && !ahead.empty() && decoded - applied < kLookahead) {
+      Decoded& d = ring[decoded % kLookahead];
+      size_t used = 0;
+      rejected = storage::DecodeRecord(ahead, &d.record, &used);
+      if (!rejected.ok()) break;
+      d.encoded = ahead.substr(0, used);
+      ahead.remove_prefix(used);
+      if (!d.record.key.empty()) store_->PrefetchKey(d.record.key);
+      decoded++;
     }
-    s = store_->Apply(record);  // refuses a hole: the next LSN must be the last + 1
+    if (applied == decoded) break;
+    const Decoded& d = ring[applied % kLookahead];
+    // Refuses a hole: the next LSN must be the last + 1.
+    storage::Status s = store_->ApplyEncoded(d.record, d.encoded);
     if (!s.ok()) {
       counters_.protocol_errors++;
-      abort_reason_ = "cannot apply the record of LSN " + std::to_string(record.lsn) +
-                      " (local log ends at " + std::to_string(store_->last_lsn()) +
-                      "): " + s.ToString();
+      failure = "cannot apply the record of LSN " + std::to_string(d.record.lsn) +
+                " (local log ends at " + std::to_string(store_->last_lsn()) + "): " + s.ToString();
       break;
     }
+    applied++;
+    applied_bytes += d.encoded.size();
     counters_.records_received++;
-    last = record.lsn;
-    rest.remove_prefix(used);
+    last = d.record.lsn;
   }
+  if (failure.empty() && !rejected.ok()) {
+    if (rejected.IsCorruption()) {
+      counters_.crc_errors++;
+    } else {
+      counters_.protocol_errors++;
+    }
+    failure = "record after LSN " + std::to_string(store_->last_lsn()) +
+              " rejected: " + rejected.ToString();
+  }
+  if (!failure.empty()) abort_reason_ = failure;
   NotePrimaryLsn(std::max(frame.primary_lsn, last));
   if (last != 0 && frame.time_us != 0) {
     const uint64_t now = StreamClockUs();
@@ -433,7 +458,7 @@ bool ReplicationReplica::HandleRecords(const Frame& frame) {
   }
   if (last != 0) {
     // Records staged before a bad one are good: they are committed either way.
-    const size_t bytes = frame.records.size() - rest.size();
+    const size_t bytes = applied_bytes;
     unsynced_bytes_ += bytes;
     std::weak_ptr<bool> alive = alive_;
     const uint64_t stamp = frame.time_us;

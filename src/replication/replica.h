@@ -8,8 +8,10 @@
 //
 // The long-lived answer is a sequence of frames (src/replication/stream_format.h).
 // Each record of a records frame is decoded with storage::DecodeRecord, which
-// checks its CRC-32C, then staged with Store::Apply under the primary's LSN,
-// so both logs hold the same records under the same LSNs. The node's own
+// checks its CRC-32C, then staged with Store::ApplyEncoded under the
+// primary's LSN, its checked bytes going to the local log as they came (the
+// CRC is not computed again), so both logs hold the same records under the
+// same LSNs. The node's own
 // CommitPipeline makes them durable (group commit, as for a local write);
 // once a frame's last LSN is durable the replica acknowledges the newest
 // durable LSN to the primary (POST /internal/replica-ack over the node's

@@ -258,3 +258,38 @@ TEST_CASE("Apply stages records with the primary's LSNs and refuses a hole") {
                                      EncodedRecordSize(7, 0) +
                                      EncodedRecordSize(0, kGapValueBytes));
 }
+
+TEST_CASE("ApplyEncoded logs the received bytes as they are and refuses a size mismatch") {
+  TempDir dir;
+  Options o = TestOptions(dir.path());
+  auto s = MustOpen(o);
+  std::string stream;  // the records as a primary would send them
+  Record put{1, RecordType::kPut, "a", "1"};
+  put.group_continues = true;
+  EncodeRecord(put, &stream);
+  Record expiring{2, RecordType::kPut, "b", "2"};
+  expiring.expires_ms = 4102444800000;
+  EncodeRecord(expiring, &stream);
+  const std::string gap = EncodeGapValue(2, 0x77);
+  EncodeRecord(Record{4, RecordType::kGap, {}, gap}, &stream);
+  EncodeRecord(Record{5, RecordType::kDelete, "a", {}}, &stream);
+  std::string_view rest = stream;
+  while (!rest.empty()) {
+    Record r;
+    size_t used;
+    REQUIRE(DecodeRecord(rest, &r, &used).ok());
+    // A size that is not the record's is refused, and nothing is staged.
+    CHECK(s->ApplyEncoded(r, rest.substr(0, used - 1)).IsInvalidArgument());
+    REQUIRE(s->ApplyEncoded(r, rest.substr(0, used)).ok());
+    rest.remove_prefix(used);
+  }
+  REQUIRE(s->Flush().ok());
+  CHECK(s->last_lsn() == 5);
+  CHECK(ReadFile(dir.file(SegmentFileName(1))) == stream);  // the same log as the primary's
+  s.reset();
+  s = MustOpen(o);
+  CHECK(s->last_lsn() == 5);
+  CHECK(s->history_id() == 0x77);
+  CHECK(GetOr(*s, "a") == "<absent>");
+  CHECK(GetOr(*s, "b") == "2");
+}
