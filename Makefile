@@ -60,16 +60,16 @@ lib         = $(BUILD)/lib$(1).a
 
 # What each layer links against: itself and the layers below it, in link order.
 LINK_storage     := storage
-LINK_net         := net
-LINK_obs         := obs net
-LINK_api         := api obs net
+LINK_net         := net obs
+LINK_obs         := obs
+LINK_api         := api net obs
 LINK_shard       := shard obs storage
-LINK_cluster     := cluster api obs net storage
-LINK_replication := replication cluster shard api obs net storage
-LINK_node        := node replication cluster shard api obs net storage
-LINK_client      := client net
-LINK_cli         := cli client net
-LINK_bench       := bench net
+LINK_cluster     := cluster api net obs storage
+LINK_replication := replication cluster shard api net obs storage
+LINK_node        := node replication cluster shard api net obs storage
+LINK_client      := client net obs
+LINK_cli         := cli client net obs
+LINK_bench       := bench net obs
 link_libs        = $(foreach l,$(LINK_$(1)),$(call lib,$(l)))
 
 DEPS_STAMP := $(BUILD)/.packages
@@ -139,7 +139,7 @@ $(call lib,node): $(BUILD)/gen/ui_page.o
 $(BUILD)/distkv: $(call obj,src/main.cc) $(call lib,cli) $(call lib,client) $(call link_libs,node)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/distkv-bench: $(call obj,bench/main.cc) $(BENCH_LIB) $(NET_LIB)
+$(BUILD)/distkv-bench: $(call obj,bench/main.cc) $(BENCH_LIB) $(NET_LIB) $(call lib,obs)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/storage-bench: $(call obj,bench/storage_bench.cc) $(STORAGE_LIB)
@@ -155,7 +155,7 @@ endef
 $(foreach l,$(UNIT_LAYERS),$(eval $(call unit_test_bin,$(l))))
 
 $(call obj,$(CLUSTER_SRCS)): | $(TEST_DEPS_STAMP)
-$(BUILD)/cluster-tests: $(TEST_MAIN) $(call obj,$(CLUSTER_SRCS)) $(BENCH_LIB) $(call lib,client) $(NET_LIB)
+$(BUILD)/cluster-tests: $(TEST_MAIN) $(call obj,$(CLUSTER_SRCS)) $(BENCH_LIB) $(call lib,client) $(NET_LIB) $(call lib,obs)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # --- tests ----------------------------------------------------------------
@@ -199,7 +199,7 @@ FUZZ_CC       ?= clang
 FUZZ_SECONDS  ?= 60
 FUZZ_TARGETS  := $(basename $(notdir $(wildcard tests/fuzz/*_fuzz.cc)))
 FUZZ_BINS     := $(foreach t,$(FUZZ_TARGETS),$(BUILD)/fuzz/$(t))
-FUZZ_LINK_http_server_fuzz      := net
+FUZZ_LINK_http_server_fuzz      := $(LINK_net)
 FUZZ_LINK_record_fuzz           := storage
 FUZZ_LINK_segment_recovery_fuzz := storage
 FUZZ_LINK_frame_fuzz            := $(LINK_replication)

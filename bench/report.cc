@@ -1,8 +1,9 @@
 #include "bench/report.h"
 
 #include <cinttypes>
+#include <cmath>
 
-#include "net/http_message.h"
+#include "src/obs/json_writer.h"
 
 namespace distkv::bench {
 
@@ -36,21 +37,34 @@ void PrintStatusRow(std::FILE* out, const char* name, const OpStats& s) {
                FormatCount(s.errors).c_str(), FormatCount(s.timeouts).c_str());
 }
 
-void AppendOpJson(std::string* j, const char* name, const OpStats& s, double seconds) {
-  char buf[512];
-  std::snprintf(buf, sizeof(buf),
-                "\"%s\": {\"count\": %" PRIu64
-                ", \"ops_per_s\": %.1f, \"latency_us\": {\"p50\": %.1f, "
-                "\"p90\": %.1f, \"p99\": %.1f, \"p99_9\": %.1f, \"max\": %.1f, \"mean\": %.1f}, "
-                "\"status\": {\"2xx\": %" PRIu64 ", \"404\": %" PRIu64 ", \"4xx\": %" PRIu64
-                ", \"5xx\": %" PRIu64 ", \"other\": %" PRIu64 ", \"errors\": %" PRIu64
-                ", \"timeouts\": %" PRIu64 "}}",
-                name, s.total(), PerSecond(s.total(), seconds), s.latency.Percentile(50) / 1e3,
-                s.latency.Percentile(90) / 1e3, s.latency.Percentile(99) / 1e3,
-                s.latency.Percentile(99.9) / 1e3, static_cast<double>(s.latency.max()) / 1e3,
-                s.latency.mean() / 1e3, s.status_2xx, s.status_404, s.status_4xx, s.status_5xx,
-                s.status_other, s.errors, s.timeouts);
-  j->append(buf);
+// One decimal is all a benchmark figure carries.
+double Tenths(double v) { return std::round(v * 10) / 10; }
+
+void WriteOpJson(JsonWriter* w, const char* name, const OpStats& s, double seconds) {
+  w->Key(name);
+  w->BeginObject();
+  w->Field("count", s.total());
+  w->Field("ops_per_s", Tenths(PerSecond(s.total(), seconds)));
+  w->Key("latency_us");
+  w->BeginObject();
+  w->Field("p50", Tenths(static_cast<double>(s.latency.Percentile(50)) / 1e3));
+  w->Field("p90", Tenths(static_cast<double>(s.latency.Percentile(90)) / 1e3));
+  w->Field("p99", Tenths(static_cast<double>(s.latency.Percentile(99)) / 1e3));
+  w->Field("p99_9", Tenths(static_cast<double>(s.latency.Percentile(99.9)) / 1e3));
+  w->Field("max", Tenths(static_cast<double>(s.latency.max()) / 1e3));
+  w->Field("mean", Tenths(s.latency.mean() / 1e3));
+  w->EndObject();
+  w->Key("status");
+  w->BeginObject();
+  w->Field("2xx", s.status_2xx);
+  w->Field("404", s.status_404);
+  w->Field("4xx", s.status_4xx);
+  w->Field("5xx", s.status_5xx);
+  w->Field("other", s.status_other);
+  w->Field("errors", s.errors);
+  w->Field("timeouts", s.timeouts);
+  w->EndObject();
+  w->EndObject();
 }
 
 }  // namespace
@@ -144,49 +158,50 @@ void PrintSummary(std::FILE* out, const BenchOptions& o, const BenchResult& r) {
 }
 
 std::string ResultJson(const BenchOptions& o, const BenchResult& r) {
-  std::string j = "{\"command\": ";
-  net::AppendJsonString(&j, o.command_line);
-  j += ", \"targets\": [";
-  for (size_t i = 0; i < o.targets.size(); ++i) {
-    if (i > 0) j += ", ";
-    net::AppendJsonString(&j, o.targets[i]);
-  }
-  char buf[512];
-  std::snprintf(buf, sizeof(buf),
-                "], \"connections\": %d, \"pipeline\": %d, \"rate\": %.1f, \"get_weight\": %u, "
-                "\"put_weight\": %u, "
-                "\"keys\": %" PRIu64
-                ", \"value_bytes\": %zu, \"distribution\": \"%s\", \"api\": \"%s\", "
-                "\"elapsed_s\": %.3f, \"requests\": %" PRIu64
-                ", \"ops_per_s\": %.1f, \"preload_s\": %.3f, "
-                "\"connections_opened\": %" PRIu64 ", \"not_sent\": %" PRIu64 ", ",
-                o.connections, o.pipeline, o.rate, o.get_weight, o.put_weight, o.keys,
-                o.value_bytes, o.distribution == Distribution::kZipf ? "zipf" : "uniform",
-                o.api == Api::kKv ? "kv" : "seed", r.elapsed_s, r.ops(), r.ops_per_s(), r.preload_s,
-                r.connections_opened, r.not_sent);
-  j += buf;
+  std::string j;
+  JsonWriter w(&j);
+  w.BeginObject();
+  w.Field("command", o.command_line);
+  w.Key("targets");
+  w.BeginArray();
+  for (const std::string& target : o.targets) w.Value(target);
+  w.EndArray();
+  w.Field("connections", o.connections);
+  w.Field("pipeline", o.pipeline);
+  w.Field("rate", Tenths(o.rate));
+  w.Field("get_weight", o.get_weight);
+  w.Field("put_weight", o.put_weight);
+  w.Field("keys", o.keys);
+  w.Field("value_bytes", o.value_bytes);
+  w.Field("distribution", o.distribution == Distribution::kZipf ? "zipf" : "uniform");
+  w.Field("api", o.api == Api::kKv ? "kv" : "seed");
+  w.Field("elapsed_s", std::round(r.elapsed_s * 1000) / 1000);
+  w.Field("requests", r.ops());
+  w.Field("ops_per_s", Tenths(r.ops_per_s()));
+  w.Field("preload_s", std::round(r.preload_s * 1000) / 1000);
+  w.Field("connections_opened", r.connections_opened);
+  w.Field("not_sent", r.not_sent);
   OpStats all;
   all.Merge(r.get);
   all.Merge(r.put);
-  AppendOpJson(&j, "get", r.get, r.elapsed_s);
-  j += ", ";
-  AppendOpJson(&j, "put", r.put, r.elapsed_s);
-  j += ", ";
-  AppendOpJson(&j, "all", all, r.elapsed_s);
-  j += ", ";
-  AppendOpJson(&j, "preload", r.preload, r.preload_s);
-  std::snprintf(buf, sizeof(buf),
-                ", \"verify\": {\"enabled\": %s, \"reads_checked\": %" PRIu64
-                ", \"reads_unchecked\": %" PRIu64 ", \"mismatches\": %" PRIu64
-                ", \"uncertain_writes\": %" PRIu64 ", \"samples\": [",
-                r.verify.enabled ? "true" : "false", r.verify.reads_checked,
-                r.verify.reads_unchecked, r.verify.mismatches, r.verify.uncertain_writes);
-  j += buf;
-  for (size_t i = 0; i < r.verify.samples.size(); ++i) {
-    if (i > 0) j += ", ";
-    net::AppendJsonString(&j, r.verify.samples[i]);
-  }
-  j += "]}}\n";
+  WriteOpJson(&w, "get", r.get, r.elapsed_s);
+  WriteOpJson(&w, "put", r.put, r.elapsed_s);
+  WriteOpJson(&w, "all", all, r.elapsed_s);
+  WriteOpJson(&w, "preload", r.preload, r.preload_s);
+  w.Key("verify");
+  w.BeginObject();
+  w.Field("enabled", r.verify.enabled);
+  w.Field("reads_checked", r.verify.reads_checked);
+  w.Field("reads_unchecked", r.verify.reads_unchecked);
+  w.Field("mismatches", r.verify.mismatches);
+  w.Field("uncertain_writes", r.verify.uncertain_writes);
+  w.Key("samples");
+  w.BeginArray();
+  for (const std::string& sample : r.verify.samples) w.Value(sample);
+  w.EndArray();
+  w.EndObject();
+  w.EndObject();
+  j += "\n";
   return j;
 }
 

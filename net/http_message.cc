@@ -3,6 +3,8 @@
 // paths and query strings.
 #include "net/http_message.h"
 
+#include "src/obs/json_writer.h"
+
 namespace distkv::net {
 
 namespace {
@@ -132,59 +134,16 @@ std::string_view StatusReason(int status) {
   }
 }
 
-void AppendJsonString(std::string* out, std::string_view s) {
-  static const char kHex[] = "0123456789abcdef";
-  out->push_back('"');
-  for (char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    switch (c) {
-      case '"':
-        out->append("\\\"");
-        break;
-      case '\\':
-        out->append("\\\\");
-        break;
-      case '\n':
-        out->append("\\n");
-        break;
-      case '\r':
-        out->append("\\r");
-        break;
-      case '\t':
-        out->append("\\t");
-        break;
-      case '\b':
-        out->append("\\b");
-        break;
-      case '\f':
-        out->append("\\f");
-        break;
-      default:
-        if (u < 0x20 || u == 0x7f) {
-          out->append("\\u00");
-          out->push_back(kHex[u >> 4]);
-          out->push_back(kHex[u & 0xf]);
-        } else {
-          // Bytes >= 0x80 pass through: UTF-8 stays readable. Keys that are
-          // not valid UTF-8 are the caller's to hex-encode if it cares.
-          out->push_back(c);
-        }
-    }
-  }
-  out->push_back('"');
-}
-
 HttpResponse MakeErrorResponse(int status, std::string_view code, std::string_view message) {
   HttpResponse response;
   response.status = status;
   response.headers.push_back(Header{"Content-Type", "application/json"});
-  std::string& body = response.body;
-  body.reserve(32 + code.size() + message.size());
-  body.append("{\"error\": ");
-  AppendJsonString(&body, code);
-  body.append(", \"message\": ");
-  AppendJsonString(&body, message);
-  body.append("}\n");
+  JsonWriter w(&response.body);
+  w.BeginObject();
+  w.Field("error", code);
+  w.Field("message", message);
+  w.EndObject();
+  response.body.push_back('\n');
   return response;
 }
 

@@ -57,9 +57,6 @@ std::string_view StatusReason(int status);
 // Strings are JSON-escaped.
 HttpResponse MakeErrorResponse(int status, std::string_view code, std::string_view message);
 
-// Appends s to out as a JSON string literal, quotes included.
-void AppendJsonString(std::string* out, std::string_view s);
-
 // Percent-decoding of a path segment or a query component ('+' means a space
 // in a query only). Returns false on a malformed escape ("%zz", "%4").
 bool PercentDecode(std::string_view in, std::string* out, bool plus_is_space);

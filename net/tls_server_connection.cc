@@ -46,9 +46,8 @@ void ServerConnection::TlsFailed() {
   StopReading();
   DropSlots();
   if (tls_->plain_http()) {
-    std::string body =
-        "{\"error\":\"https_required\",\"message\":\"this port speaks HTTPS only; use "
-        "https://\"}";
+    const std::string body =
+        MakeErrorResponse(400, "https_required", "this port speaks HTTPS only; use https://").body;
     std::string out = "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n";
     out += ctx_->extra_headers();
     out += "Content-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";

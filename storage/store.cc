@@ -469,6 +469,11 @@ Status StoreImpl::Scan(const ScanOptions& options, ScanResult* result) {
   return Status::OK();
 }
 
+void StoreImpl::ForEachKey(
+    const std::function<void(std::string_view key, uint64_t lsn)>& fn) const {
+  index_.ForEach([&](std::string_view key, const IndexEntry& e) { fn(key, e.lsn); });
+}
+
 StoreStats StoreImpl::Stats() const {
   StoreStats st;
   st.keys = index_.size();

@@ -291,6 +291,11 @@ class Store {
   // the store.
   virtual Status ForEach(const std::function<void(std::string_view key, std::string_view value,
                                                   uint64_t lsn)>& fn) = 0;
+  // Calls fn for every live key with its LSN without reading a value: a walk
+  // of the in-memory index (for work that reads the values later, in slices).
+  // fn must not modify the store.
+  virtual void ForEachKey(
+      const std::function<void(std::string_view key, uint64_t lsn)>& fn) const = 0;
 
   // One page of a cursor scan over the live keys (see ScanOptions).
   virtual Status Scan(const ScanOptions& options, ScanResult* result) = 0;

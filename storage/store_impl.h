@@ -102,6 +102,7 @@ class StoreImpl final : public Store {
   void SetExpiryClock(std::function<uint64_t()> now_ms) override { clock_ = std::move(now_ms); }
   void ExpiredKeys(size_t max, std::vector<std::string>* keys) const override;
   uint64_t ExpiryOf(std::string_view key) const override { return expiry_.Get(key); }
+  void ForEachKey(const std::function<void(std::string_view key, uint64_t lsn)>& fn) const override;
   Status NewLogCursor(uint64_t after_lsn, std::unique_ptr<LogCursor>* cursor) override;
   Status NewSnapshot(const std::function<bool(std::string_view key)>& filter,
                      std::unique_ptr<SnapshotCursor>* cursor) override;

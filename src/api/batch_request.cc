@@ -2,7 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "net/json_bytes.h"
+#include "src/obs/json_bytes.h"
+#include "src/obs/json_writer.h"
 
 namespace distkv {
 
@@ -16,7 +17,7 @@ bool Bytes(const json& j, std::string* out) {
     return true;
   }
   if (j.is_object() && j.size() == 1 && j.contains("base64") && j["base64"].is_string())
-    return net::Base64Decode(j["base64"].get<std::string>(), out);
+    return Base64Decode(j["base64"].get<std::string>(), out);
   return false;
 }
 
@@ -142,44 +143,50 @@ bool ParseMputBody(std::string_view body, const std::string* content_type, size_
 std::string EncodeMputBody(const std::vector<BatchItem>& items, const std::vector<size_t>& which) {
   std::string out;
   for (size_t i : which) {
-    out += "{\"key\":";
-    net::AppendJsonBytes(&out, items[i].key);
-    out += ",\"value\":";
-    net::AppendJsonBytes(&out, items[i].value);
-    out += "}\n";
+    JsonWriter w(&out);  // one document per line
+    w.BeginObject();
+    w.Key("key");
+    w.Bytes(items[i].key);
+    w.Key("value");
+    w.Bytes(items[i].value);
+    w.EndObject();
+    out += '\n';
   }
   return out;
 }
 
 std::string EncodeMgetBody(const std::vector<BatchItem>& items, const std::vector<size_t>& which) {
-  std::string out = "[";
-  for (size_t n = 0; n < which.size(); ++n) {
-    if (n) out += ',';
-    net::AppendJsonBytes(&out, items[which[n]].key);
-  }
-  return out + "]";
+  std::string out;
+  JsonWriter w(&out);
+  w.BeginArray();
+  for (size_t i : which) w.Bytes(items[i].key);
+  w.EndArray();
+  return out;
 }
 
 void AppendBatchJson(std::string* out, const std::vector<BatchItem>& items,
                      const std::vector<BatchResult>& results) {
-  *out += "{\"results\":[";
+  JsonWriter w(out);
+  w.BeginObject();
+  w.Key("results");
+  w.BeginArray();
   for (size_t i = 0; i < results.size(); ++i) {
     const BatchResult& r = results[i];
-    *out += i ? ",{\"key\":" : "{\"key\":";
-    net::AppendJsonBytes(out, items[i].key);
-    *out += ",\"status\":" + std::to_string(r.status);
+    w.BeginObject();
+    w.Key("key");
+    w.Bytes(items[i].key);
+    w.Field("status", r.status);
     if (r.has_value) {
-      *out += ",\"value\":";
-      net::AppendJsonBytes(out, r.value);
+      w.Key("value");
+      w.Bytes(r.value);
     }
-    if (r.lsn) *out += ",\"etag\":\"\\\"" + std::to_string(r.lsn) + "\\\"\"";
-    if (!r.error.empty()) {
-      *out += ",\"error\":";
-      net::AppendJsonString(out, r.error);
-    }
-    *out += "}";
+    if (r.lsn) w.Field("etag", "\"" + std::to_string(r.lsn) + "\"");
+    if (!r.error.empty()) w.Field("error", r.error);
+    w.EndObject();
   }
-  *out += "]}\n";
+  w.EndArray();
+  w.EndObject();
+  *out += '\n';
 }
 
 bool DecodeBatchJson(std::string_view body, size_t n, std::vector<BatchResult>* results) {

@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "net/json_bytes.h"
+#include "src/obs/json_writer.h"
 
 namespace distkv {
 
@@ -171,23 +171,21 @@ bool DecodeShardScanPage(std::string_view body, ShardScanPage* page) {
 
 void AppendScanJson(std::string* out, const std::vector<ShardScanEntry>& entries, bool values,
                     std::string_view cursor) {
-  *out += "{\"keys\":[";
-  for (size_t i = 0; i < entries.size(); ++i) {
-    if (i) *out += ',';
-    net::AppendJsonBytes(out, entries[i].key);
-  }
-  *out += ']';
+  JsonWriter w(out);
+  w.BeginObject();
+  w.Key("keys");
+  w.BeginArray();
+  for (const ShardScanEntry& e : entries) w.Bytes(e.key);
+  w.EndArray();
   if (values) {
-    *out += ",\"values\":[";
-    for (size_t i = 0; i < entries.size(); ++i) {
-      if (i) *out += ',';
-      net::AppendJsonBytes(out, entries[i].value);
-    }
-    *out += ']';
+    w.Key("values");
+    w.BeginArray();
+    for (const ShardScanEntry& e : entries) w.Bytes(e.value);
+    w.EndArray();
   }
-  *out += ",\"cursor\":";
-  net::AppendJsonString(out, cursor);
-  *out += "}\n";
+  w.Field("cursor", cursor);
+  w.EndObject();
+  *out += '\n';
 }
 
 }  // namespace distkv

@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "net/json_bytes.h"
 #include "src/client/sync_client.h"
+#include "src/obs/json_writer.h"
 
 namespace distkv::cli {
 
@@ -158,6 +158,12 @@ int ParseFlags(int argc, char** argv, int command_at, Flags* f) {
   return -1;
 }
 
+// One JSON document and a newline on standard output.
+void PrintLine(const std::string& json) {
+  std::fputs(json.c_str(), stdout);
+  std::fputc('\n', stdout);
+}
+
 // The exit code for a response that is not a success.
 int Fail(const client::Response& r, bool json) {
   int code = kRefused;
@@ -165,12 +171,14 @@ int Fail(const client::Response& r, bool json) {
   if (r.status == 404) code = kNotFound;
   if (r.status == 412) code = kCondition;
   if (json) {
-    std::string out = "{\"status\":" + std::to_string(r.status) + ",\"error\":";
-    net::AppendJsonString(&out, r.error);
-    out += ",\"message\":";
-    net::AppendJsonString(&out, r.message);
-    out += "}\n";
-    std::fputs(out.c_str(), stdout);
+    std::string out;
+    JsonWriter w(&out);
+    w.BeginObject();
+    w.Field("status", r.status);
+    w.Field("error", r.error);
+    w.Field("message", r.message);
+    w.EndObject();
+    PrintLine(out);
   } else if (r.status == 404) {
     std::fputs("(not found)\n", stderr);
   } else {
@@ -198,14 +206,17 @@ int CmdGet(client::SyncClient& db, const Flags& f) {
   client::Response r = db.Get(f.positional[0], ro);
   if (!r.ok()) return Fail(r, f.json);
   if (f.json) {
-    std::string out = "{\"key\":";
-    net::AppendJsonBytes(&out, f.positional[0]);
-    out += ",\"value\":";
-    net::AppendJsonBytes(&out, r.body);
-    out += ",\"etag\":" + std::to_string(r.etag);
-    if (r.expires_ms >= 0) out += ",\"expires_ms\":" + std::to_string(r.expires_ms);
-    out += "}\n";
-    std::fputs(out.c_str(), stdout);
+    std::string out;
+    JsonWriter w(&out);
+    w.BeginObject();
+    w.Key("key");
+    w.Bytes(f.positional[0]);
+    w.Key("value");
+    w.Bytes(r.body);
+    w.Field("etag", r.etag);
+    if (r.expires_ms >= 0) w.Field("expires_ms", r.expires_ms);
+    w.EndObject();
+    PrintLine(out);
   } else {
     PrintBytes(r.body, false);
   }
@@ -237,8 +248,13 @@ int CmdPut(client::SyncClient& db, const Flags& f) {
   client::Response r = db.Put(f.positional[0], std::move(value), wo);
   if (!r.ok()) return Fail(r, f.json);
   if (f.json) {
-    std::printf("{\"status\":%d,\"etag\":%llu}\n", r.status,
-                static_cast<unsigned long long>(r.etag));
+    std::string out;
+    JsonWriter w(&out);
+    w.BeginObject();
+    w.Field("status", r.status);
+    w.Field("etag", r.etag);
+    w.EndObject();
+    PrintLine(out);
   } else {
     std::printf("%s etag %llu\n", r.status == 201 ? "created" : "updated",
                 static_cast<unsigned long long>(r.etag));
@@ -252,7 +268,16 @@ int CmdDel(client::SyncClient& db, const Flags& f) {
   wo.if_match = f.if_match;
   client::Response r = db.Delete(f.positional[0], wo);
   if (!r.ok()) return Fail(r, f.json);
-  std::fputs(f.json ? "{\"status\":204}\n" : "deleted\n", stdout);
+  if (f.json) {
+    std::string out;
+    JsonWriter w(&out);
+    w.BeginObject();
+    w.Field("status", 204);
+    w.EndObject();
+    PrintLine(out);
+  } else {
+    std::fputs("deleted\n", stdout);
+  }
   return kOk;
 }
 
@@ -264,7 +289,13 @@ int CmdTtl(client::SyncClient& db, const Flags& f) {
   // machine's, which may be off).
   const long long left = r.expires_ms >= 0 ? static_cast<long long>(r.ttl_seconds) : -1;
   if (f.json) {
-    std::printf("{\"ttl\":%lld,\"expires_ms\":%lld}\n", left, static_cast<long long>(r.expires_ms));
+    std::string out;
+    JsonWriter w(&out);
+    w.BeginObject();
+    w.Field("ttl", left);
+    w.Field("expires_ms", r.expires_ms);
+    w.EndObject();
+    PrintLine(out);
   } else {
     std::printf("%lld\n", left);
   }
@@ -284,14 +315,17 @@ int CmdScan(client::SyncClient& db, const Flags& f) {
     if (!r.ok()) return Fail(r, f.json);
     for (size_t i = 0; i < page.keys.size(); ++i) {
       if (f.json) {
-        std::string out = "{\"key\":";
-        net::AppendJsonBytes(&out, page.keys[i]);
+        std::string out;
+        JsonWriter w(&out);
+        w.BeginObject();
+        w.Key("key");
+        w.Bytes(page.keys[i]);
         if (f.values && i < page.values.size()) {
-          out += ",\"value\":";
-          net::AppendJsonBytes(&out, page.values[i]);
+          w.Key("value");
+          w.Bytes(page.values[i]);
         }
-        out += "}\n";
-        std::fputs(out.c_str(), stdout);
+        w.EndObject();
+        PrintLine(out);
       } else {
         PrintBytes(page.keys[i], !f.values);
         if (f.values && i < page.values.size()) {
@@ -302,9 +336,12 @@ int CmdScan(client::SyncClient& db, const Flags& f) {
     }
     if (f.page) {
       if (f.json) {
-        std::string out = "{\"cursor\":";
-        net::AppendJsonString(&out, page.cursor);
-        std::fputs((out + "}\n").c_str(), stdout);
+        std::string out;
+        JsonWriter w(&out);
+        w.BeginObject();
+        w.Field("cursor", page.cursor);
+        w.EndObject();
+        PrintLine(out);
       } else {
         std::fprintf(stderr, "cursor: %s\n", page.cursor.c_str());
       }
@@ -321,7 +358,9 @@ int CmdMget(client::SyncClient& db, const Flags& f) {
   client::Response r = db.MGet(f.positional, &results);
   if (r.status == 0) return Fail(r, f.json);
   int code = kOk;
-  std::string out = f.json ? "[" : "";
+  std::string out;
+  JsonWriter w(&out);
+  if (f.json) w.BeginArray();
   for (size_t i = 0; i < results.size(); ++i) {
     const client::KeyResult& k = results[i];
     if (k.status == 404)
@@ -329,25 +368,28 @@ int CmdMget(client::SyncClient& db, const Flags& f) {
     else if (k.status != 200)
       code = kUnavailable;
     if (f.json) {
-      out += i ? ",{\"key\":" : "{\"key\":";
-      net::AppendJsonBytes(&out, k.key);
-      out += ",\"status\":" + std::to_string(k.status);
+      w.BeginObject();
+      w.Key("key");
+      w.Bytes(k.key);
+      w.Field("status", k.status);
       if (k.status == 200) {
-        out += ",\"value\":";
-        net::AppendJsonBytes(&out, k.value);
-        out += ",\"etag\":" + std::to_string(k.etag);
+        w.Key("value");
+        w.Bytes(k.value);
+        w.Field("etag", k.etag);
       } else {
-        out += ",\"error\":";
-        net::AppendJsonString(&out, k.error);
+        w.Field("error", k.error);
       }
-      out += "}";
+      w.EndObject();
     } else if (k.status == 200) {
       PrintBytes(k.value, true);
     } else {
       std::fputs(k.status == 404 ? "(not found)\n" : ("(error " + k.error + ")\n").c_str(), stdout);
     }
   }
-  if (f.json) std::fputs((out + "]\n").c_str(), stdout);
+  if (f.json) {
+    w.EndArray();
+    PrintLine(out);
+  }
   return code;
 }
 
@@ -361,21 +403,30 @@ int CmdMput(client::SyncClient& db, const Flags& f) {
   client::Response r = db.MPut(pairs, &results);
   if (r.status == 0) return Fail(r, f.json);
   int code = kOk;
-  std::string out = f.json ? "[" : "";
+  std::string out;
+  JsonWriter w(&out);
+  if (f.json) w.BeginArray();
   for (size_t i = 0; i < results.size(); ++i) {
     const client::KeyResult& k = results[i];
     const bool ok = k.status >= 200 && k.status < 300;
     if (!ok) code = kUnavailable;
     if (f.json) {
-      out += i ? ",{\"key\":" : "{\"key\":";
-      net::AppendJsonBytes(&out, k.key);
-      out += ",\"status\":" + std::to_string(k.status) + ",\"etag\":" + std::to_string(k.etag);
-      out += "}";
+      w.BeginObject();
+      w.Key("key");
+      w.Bytes(k.key);
+      w.Field("status", k.status);
+      w.Field("etag", k.etag);
+      w.EndObject();
     } else {
       out += k.key + " " + (ok ? "etag " + std::to_string(k.etag) : "failed " + k.error) + "\n";
     }
   }
-  std::fputs((f.json ? out + "]\n" : out).c_str(), stdout);
+  if (f.json) {
+    w.EndArray();
+    PrintLine(out);
+  } else {
+    std::fputs(out.c_str(), stdout);
+  }
   return code;
 }
 

@@ -5,7 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "net/json_bytes.h"
+#include "src/obs/json_bytes.h"
 
 namespace distkv::client {
 
@@ -19,7 +19,7 @@ bool JsonBytes(const nlohmann::json& j, std::string* out) {
     return true;
   }
   if (j.is_object() && j.size() == 1 && j.contains("base64") && j["base64"].is_string()) {
-    return net::Base64Decode(j["base64"].get<std::string>(), out);
+    return Base64Decode(j["base64"].get<std::string>(), out);
   }
   return false;
 }

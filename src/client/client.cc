@@ -4,8 +4,9 @@
 #include <deque>
 
 #include "net/http_client.h"
-#include "net/json_bytes.h"
 #include "src/client/answers.h"
+#include "src/obs/json_writer.h"
+#include "src/obs/utf8.h"
 
 namespace distkv::client {
 
@@ -40,8 +41,6 @@ std::string LocationNode(const std::string& location) {
   if (v.starts_with("https://")) v.remove_prefix(8);
   return std::string(v.substr(0, v.find('/')));
 }
-
-void AppendBytes(std::string* out, std::string_view bytes) { net::AppendJsonBytes(out, bytes); }
 
 Response FromHttp(const std::string& node, net::HttpResponse& http) {
   Response r;
@@ -406,33 +405,35 @@ void Client::Impl::Batch(const std::string& endpoint,
     for (const auto& part : parts) state->pending += !part.empty();
     for (const auto& part : parts) {
       if (part.empty()) continue;
-      std::string body = with_values ? "{" : "[";
-      for (size_t n = 0; n < part.size(); ++n) {
-        if (n) body += ',';
-        if (with_values) {
-          // An object's names must be strings: binary keys go as NDJSON lines instead.
-          AppendBytes(&body, items[part[n]].first);
-          body += ':';
-          AppendBytes(&body, items[part[n]].second);
-        } else {
-          AppendBytes(&body, items[part[n]].first);
-        }
-      }
-      body += with_values ? "}" : "]";
+      std::string body;
       std::string content_type = "application/json";
-      if (with_values) {
-        bool all_utf8 = true;
-        for (size_t i : part) all_utf8 = all_utf8 && net::IsValidUtf8(items[i].first);
-        if (!all_utf8) {
-          content_type = "application/x-ndjson";
-          body.clear();
-          for (size_t i : part) {
-            body += "{\"key\":";
-            AppendBytes(&body, items[i].first);
-            body += ",\"value\":";
-            AppendBytes(&body, items[i].second);
-            body += "}\n";
-          }
+      bool all_utf8 = true;
+      for (size_t i : part) all_utf8 = all_utf8 && IsValidUtf8(items[i].first);
+      if (!with_values) {
+        JsonWriter w(&body);
+        w.BeginArray();
+        for (size_t i : part) w.Bytes(items[i].first);
+        w.EndArray();
+      } else if (all_utf8) {
+        JsonWriter w(&body);
+        w.BeginObject();
+        for (size_t i : part) {
+          w.Key(items[i].first);
+          w.Bytes(items[i].second);
+        }
+        w.EndObject();
+      } else {
+        // An object's names must be strings: binary keys go as NDJSON lines.
+        content_type = "application/x-ndjson";
+        for (size_t i : part) {
+          JsonWriter w(&body);
+          w.BeginObject();
+          w.Key("key");
+          w.Bytes(items[i].first);
+          w.Key("value");
+          w.Bytes(items[i].second);
+          w.EndObject();
+          body += '\n';
         }
       }
       auto call = NewCall("POST", endpoint, items[part.front()].first, [state, part](Response& r) {

@@ -54,19 +54,17 @@ void Coordinator::SetState(std::string state) {
   state_ = std::move(state);
 }
 
-void Coordinator::AppendJson(std::string* out) const {
-  *out += "{\"etcd\":";
-  net::AppendJsonString(out, etcd_.endpoint());
-  *out += ",\"state\":";
-  net::AppendJsonString(out, state_);
-  *out += ",\"holding_leader_key\":";
-  *out += holding_ ? "true" : "false";
-  *out += ",\"writes_allowed\":";
-  *out += WritesAllowed() ? "true" : "false";
-  *out += ",\"lease_ttl_ms\":" + std::to_string(options_.lease_ttl_ms);
-  *out += ",\"etcd_errors\":" + std::to_string(counters_.etcd_errors);
-  *out += ",\"campaigns\":" + std::to_string(counters_.campaigns);
-  *out += ",\"elections_won\":" + std::to_string(counters_.elections_won) + "}";
+void Coordinator::WriteJson(JsonWriter* w) const {
+  w->BeginObject();
+  w->Field("etcd", etcd_.endpoint());
+  w->Field("state", state_);
+  w->Field("holding_leader_key", holding_);
+  w->Field("writes_allowed", WritesAllowed());
+  w->Field("lease_ttl_ms", options_.lease_ttl_ms);
+  w->Field("etcd_errors", counters_.etcd_errors);
+  w->Field("campaigns", counters_.campaigns);
+  w->Field("elections_won", counters_.elections_won);
+  w->EndObject();
 }
 
 void Coordinator::Tick() {

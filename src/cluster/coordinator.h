@@ -51,6 +51,7 @@
 #include "net/http_client.h"
 #include "src/cluster/cluster_map.h"
 #include "src/cluster/etcd_client.h"
+#include "src/obs/json_writer.h"
 
 namespace distkv {
 
@@ -115,7 +116,7 @@ class Coordinator {
   // One line on where things stand ("holding the leader key", "etcd
   // unreachable: ...", ...) for /health, /cluster and the log.
   const std::string& state() const { return state_; }
-  void AppendJson(std::string* out) const;
+  void WriteJson(JsonWriter* w) const;
 
   struct Counters {
     uint64_t ticks = 0;

@@ -2,13 +2,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "net/json_bytes.h"
+#include "src/obs/json_bytes.h"
+#include "src/obs/json_writer.h"
 
 namespace distkv {
 namespace {
-
-using net::Base64Decode;
-using net::Base64Encode;
 
 // The gateway writes int64 as a JSON string ("42"); accept a number too.
 int64_t Int64Field(const nlohmann::json& j, const char* name) {
@@ -19,7 +17,29 @@ int64_t Int64Field(const nlohmann::json& j, const char* name) {
   return 0;
 }
 
-std::string Quoted(std::string_view s) { return nlohmann::json(std::string(s)).dump(); }
+// {"name":"value"}: the gateway's requests carry int64 as strings too.
+std::string OneField(std::string_view name, std::string_view value) {
+  std::string body;
+  JsonWriter w(&body);
+  w.BeginObject();
+  w.Field(name, value);
+  w.EndObject();
+  return body;
+}
+
+// A txn comparison: {"target":T,"key":<base64>,"result":"EQUAL",<field>:<value>}.
+std::string Compare(std::string_view target, const std::string& key, std::string_view field,
+                    std::string_view value) {
+  std::string body;
+  JsonWriter w(&body);
+  w.BeginObject();
+  w.Field("target", target);
+  w.Field("key", Base64Encode(key));
+  w.Field("result", "EQUAL");
+  w.Field(field, value);
+  w.EndObject();
+  return body;
+}
 
 }  // namespace
 
@@ -57,7 +77,7 @@ void EtcdClient::Call(const std::string& path, std::string body,
 }
 
 void EtcdClient::Grant(int64_t ttl_s, LeaseDone done) {
-  Call("/v3/lease/grant", "{\"TTL\":\"" + std::to_string(ttl_s) + "\"}",
+  Call("/v3/lease/grant", OneField("TTL", std::to_string(ttl_s)),
        [done = std::move(done)](bool ok, const std::string& body) {
          if (!ok) return done(false, 0, 0);
          nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
@@ -68,7 +88,7 @@ void EtcdClient::Grant(int64_t ttl_s, LeaseDone done) {
 }
 
 void EtcdClient::KeepAlive(int64_t lease, LeaseDone done) {
-  Call("/v3/lease/keepalive", "{\"ID\":\"" + std::to_string(lease) + "\"}",
+  Call("/v3/lease/keepalive", OneField("ID", std::to_string(lease)),
        [lease, done = std::move(done)](bool ok, const std::string& body) {
          if (!ok) return done(false, lease, 0);
          nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
@@ -81,7 +101,7 @@ void EtcdClient::KeepAlive(int64_t lease, LeaseDone done) {
 }
 
 void EtcdClient::Get(const std::string& key, GetDone done) {
-  Call("/v3/kv/range", "{\"key\":\"" + Base64Encode(key) + "\"}",
+  Call("/v3/kv/range", OneField("key", Base64Encode(key)),
        [done = std::move(done)](bool ok, const std::string& body) {
          EtcdKey k;
          if (!ok) return done(false, k);
@@ -104,52 +124,72 @@ void EtcdClient::Get(const std::string& key, GetDone done) {
 }
 
 void EtcdClient::Txn(std::string compare, std::string success, TxnDone done) {
-  Call("/v3/kv/txn", "{\"compare\":[" + compare + "],\"success\":[" + success + "]}",
-       [done = std::move(done)](bool ok, const std::string& body) {
-         if (!ok) return done(false, false);
-         nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
-         if (!j.is_object()) return done(false, false);
-         auto s = j.find("succeeded");
-         done(true, s != j.end() && s->is_boolean() && s->get<bool>());
-       });
+  std::string body;
+  JsonWriter w(&body);
+  w.BeginObject();
+  w.Key("compare");
+  w.BeginArray();
+  w.Raw(compare);
+  w.EndArray();
+  w.Key("success");
+  w.BeginArray();
+  w.Raw(success);
+  w.EndArray();
+  w.EndObject();
+  Call("/v3/kv/txn", std::move(body), [done = std::move(done)](bool ok, const std::string& body) {
+    if (!ok) return done(false, false);
+    nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
+    if (!j.is_object()) return done(false, false);
+    auto s = j.find("succeeded");
+    done(true, s != j.end() && s->is_boolean() && s->get<bool>());
+  });
 }
 
 namespace {
 
 std::string PutOp(const std::string& key, const std::string& value, int64_t lease) {
-  std::string op = "{\"request_put\":{\"key\":\"" + Base64Encode(key) + "\",\"value\":\"" +
-                   Base64Encode(value) + "\"";
-  if (lease != 0) op += ",\"lease\":\"" + std::to_string(lease) + "\"";
-  return op + "}}";
+  std::string op;
+  JsonWriter w(&op);
+  w.BeginObject();
+  w.Key("request_put");
+  w.BeginObject();
+  w.Field("key", Base64Encode(key));
+  w.Field("value", Base64Encode(value));
+  if (lease != 0) w.Field("lease", std::to_string(lease));
+  w.EndObject();
+  w.EndObject();
+  return op;
 }
 
 }  // namespace
 
 void EtcdClient::PutIfAbsent(const std::string& key, const std::string& value, int64_t lease,
                              TxnDone done) {
-  Txn("{\"target\":\"CREATE\",\"key\":\"" + Base64Encode(key) +
-          "\",\"result\":\"EQUAL\",\"create_revision\":\"0\"}",
-      PutOp(key, value, lease), std::move(done));
+  Txn(Compare("CREATE", key, "create_revision", "0"), PutOp(key, value, lease), std::move(done));
 }
 
 void EtcdClient::PutIfValue(const std::string& key, const std::string& expected,
                             const std::string& value, int64_t lease, TxnDone done) {
-  Txn("{\"target\":\"VALUE\",\"key\":\"" + Base64Encode(key) +
-          "\",\"result\":\"EQUAL\",\"value\":" + Quoted(Base64Encode(expected)) + "}",
-      PutOp(key, value, lease), std::move(done));
+  Txn(Compare("VALUE", key, "value", Base64Encode(expected)), PutOp(key, value, lease),
+      std::move(done));
 }
 
 void EtcdClient::PutIfModRevision(const std::string& key, int64_t mod_revision,
                                   const std::string& value, TxnDone done) {
-  Txn("{\"target\":\"MOD\",\"key\":\"" + Base64Encode(key) +
-          "\",\"result\":\"EQUAL\",\"mod_revision\":\"" + std::to_string(mod_revision) + "\"}",
-      PutOp(key, value, 0), std::move(done));
+  Txn(Compare("MOD", key, "mod_revision", std::to_string(mod_revision)), PutOp(key, value, 0),
+      std::move(done));
 }
 
 void EtcdClient::DeleteIfValue(const std::string& key, const std::string& expected, TxnDone done) {
-  Txn("{\"target\":\"VALUE\",\"key\":\"" + Base64Encode(key) +
-          "\",\"result\":\"EQUAL\",\"value\":" + Quoted(Base64Encode(expected)) + "}",
-      "{\"request_delete_range\":{\"key\":\"" + Base64Encode(key) + "\"}}", std::move(done));
+  std::string op;
+  JsonWriter w(&op);
+  w.BeginObject();
+  w.Key("request_delete_range");
+  w.BeginObject();
+  w.Field("key", Base64Encode(key));
+  w.EndObject();
+  w.EndObject();
+  Txn(Compare("VALUE", key, "value", Base64Encode(expected)), std::move(op), std::move(done));
 }
 
 }  // namespace distkv

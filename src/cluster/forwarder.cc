@@ -64,14 +64,11 @@ std::string NodeUrl(const ClusterConfig& config, std::string_view address,
 
 net::HttpResponse Forwarder::Redirect(const net::HttpRequest& original,
                                       const ShardConfig& owner) const {
-  net::HttpResponse resp;
-  resp.status = 307;
+  net::HttpResponse resp =
+      net::MakeErrorResponse(307, "redirect",
+                             "the key belongs to shard " + owner.name + " at " + owner.address +
+                                 "; repeat the request there");
   resp.SetHeader("Location", NodeUrl(config_, owner.address, original.target));
-  resp.SetHeader("Content-Type", "application/json");
-  resp.body = "{\"error\":\"redirect\",\"message\":";
-  net::AppendJsonString(&resp.body, "the key belongs to shard " + owner.name + " at " +
-                                        owner.address + "; repeat the request there");
-  resp.body += "}";
   return resp;
 }
 

@@ -12,6 +12,8 @@
 #include <algorithm>
 #include <memory>
 
+#include <nlohmann/json.hpp>
+
 #include "src/node/node.h"
 
 namespace distkv {
@@ -38,11 +40,9 @@ void FailPart(std::vector<BatchResult>* results, const std::vector<size_t>& part
 
 // The error code of an error response body, or a generic one.
 std::string ErrorCode(const net::HttpResponse& r) {
-  const std::string& b = r.body;
-  const size_t at = b.find("\"error\": \"");
-  if (at == std::string::npos) return "error";
-  const size_t start = at + 10;
-  return b.substr(start, b.find('"', start) - start);
+  const nlohmann::json j = nlohmann::json::parse(r.body, nullptr, false);
+  if (!j.is_object() || !j.contains("error") || !j["error"].is_string()) return "error";
+  return j["error"].get<std::string>();
 }
 
 }  // namespace

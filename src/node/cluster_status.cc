@@ -15,6 +15,8 @@
 //    "migrations":[{"id":..,"slots":[first,last],"source":..,"target":..,"state":..},..]}
 #include <algorithm>
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
 
 #include "src/node/node.h"
 #include "src/node/ui_page.h"
@@ -22,18 +24,15 @@
 namespace distkv {
 namespace {
 
-// A /stats answer is spliced in as it came: check that it is one JSON object
-// (the peer is a node of this cluster; this guards against a truncated or
-// foreign answer, not a hostile one).
-bool LooksLikeJsonObject(std::string_view body) {
-  while (!body.empty() && (body.back() == '\n' || body.back() == ' ' || body.back() == '\r'))
-    body.remove_suffix(1);
-  return body.size() >= 2 && body.front() == '{' && body.back() == '}';
-}
-
-std::string_view TrimNewline(std::string_view s) {
-  while (!s.empty() && s.back() == '\n') s.remove_suffix(1);
-  return s;
+// A /stats answer is spliced in as it came once a strict parser has checked
+// that it is one JSON object (the peer is a node of this cluster; this
+// guards against a truncated or foreign answer). Returns it without the
+// trailing newline, or nothing.
+std::optional<std::string> StatsObject(std::string body) {
+  const nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return std::nullopt;
+  while (!body.empty() && (body.back() == '\n' || body.back() == '\r')) body.pop_back();
+  return body;
 }
 
 }  // namespace
@@ -68,40 +67,43 @@ void Node::HandleClusterStatus(net::Responder responder, uint64_t start_ns) {
   }
 
   auto render = [this, g, responder, start_ns]() mutable {
-    std::string b = "{";
-    AppendJsonField(&b, "time_ms", events_.now_ms());
-    AppendJsonField(&b, "self", advertise_);
-    AppendJsonField(&b, "timeout_ms", kStatusTimeoutMs);
-    AppendJsonField(&b, "elapsed_ms", (uv_hrtime() - start_ns) / 1'000'000);
-    AppendJsonField(&b, "slots", kSlotCount);
-    b += "\"shards\":[";
+    std::string b;
+    JsonWriter w(&b);
+    w.BeginObject();
+    w.Field("time_ms", events_.now_ms());
+    w.Field("self", advertise_);
+    w.Field("timeout_ms", kStatusTimeoutMs);
+    w.Field("elapsed_ms", (uv_hrtime() - start_ns) / 1'000'000);
+    w.Field("slots", kSlotCount);
+    w.Key("shards");
+    w.BeginArray();
     for (size_t n = 0; n < map_.shards().size(); ++n) {
-      const ShardConfig& s = map_.shards()[n];
-      if (n) b += ",";
-      AppendShardHead(&b, s);
-      b += ",\"nodes\":[";
-      bool first = true;
+      w.BeginObject();
+      WriteShardHead(&w, map_.shards()[n]);
+      w.Key("nodes");
+      w.BeginArray();
       for (const Fetch& f : g->fetches) {
         if (f.shard != n) continue;
-        b += first ? "{" : ",{";
-        first = false;
-        AppendJsonField(&b, "address", f.address);
-        AppendJsonField(&b, "configured_role", f.primary ? "primary" : "replica");
-        b += std::string("\"up\":") + (f.up ? "true," : "false,");
-        AppendJsonField(&b, "elapsed_ms", f.elapsed_ms, f.up || !f.error.empty());
+        w.BeginObject();
+        w.Field("address", f.address);
+        w.Field("configured_role", f.primary ? "primary" : "replica");
+        w.Field("up", f.up);
+        w.Field("elapsed_ms", f.elapsed_ms);
         if (f.up) {
-          b += "\"stats\":";
-          b += TrimNewline(f.stats);
+          w.Key("stats");
+          w.Raw(f.stats);
         } else if (!f.error.empty()) {
-          AppendJsonField(&b, "error", f.error, false);
+          w.Field("error", f.error);
         }
-        b += "}";
+        w.EndObject();
       }
-      b += "]}";
+      w.EndArray();
+      w.EndObject();
     }
-    b += "],";
-    AppendMigrationsJson(&b);
-    b += "}\n";
+    w.EndArray();
+    WriteMigrationsJson(&w);
+    w.EndObject();
+    b += "\n";
     net::HttpResponse r;
     r.SetHeader("Content-Type", "application/json");
     r.SetHeader("Cache-Control", "no-store");
@@ -112,7 +114,7 @@ void Node::HandleClusterStatus(net::Responder responder, uint64_t start_ns) {
   for (Fetch& f : g->fetches) {
     if (f.address == advertise_) {
       f.done = f.up = true;
-      f.stats = StatsResponse().body;
+      f.stats = *StatsObject(StatsResponse().body);
     } else {
       g->pending++;
     }
@@ -140,11 +142,11 @@ void Node::HandleClusterStatus(net::Responder responder, uint64_t start_ns) {
                          if (!result.detail.empty()) f.error += ": " + result.detail;
                        } else if (result.response.status != 200) {
                          f.error = "/stats answered " + std::to_string(result.response.status);
-                       } else if (!LooksLikeJsonObject(result.response.body)) {
-                         f.error = "/stats did not answer a JSON object";
-                       } else {
+                       } else if (auto stats = StatsObject(std::move(result.response.body))) {
                          f.up = true;
-                         f.stats = std::move(result.response.body);
+                         f.stats = std::move(*stats);
+                       } else {
+                         f.error = "/stats did not answer a JSON object";
                        }
                        if (--g->pending == 0) (*shared_render)();
                      });

@@ -31,6 +31,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "net/uv_handle.h"
@@ -58,18 +59,13 @@ std::string ReadMarker(const std::string& dir, const char* name) {
   return value;
 }
 
-uint64_t JsonNumberField(std::string_view json, std::string_view name) {
-  // The first "name": <digits> in a document this project wrote.
-  const std::string needle = "\"" + std::string(name) + "\":";
-  size_t at = json.find(needle);
-  if (at == std::string_view::npos) return 0;
-  at += needle.size();
-  while (at < json.size() && json[at] == ' ') ++at;
-  uint64_t v = 0;
-  while (at < json.size() && json[at] >= '0' && json[at] <= '9') {
-    v = v * 10 + static_cast<uint64_t>(json[at++] - '0');
-  }
-  return v;
+// The top-level member `name` of a /stats answer when it is an unsigned
+// number, else 0.
+uint64_t StatsNumber(const std::string& body, const char* name) {
+  const nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return 0;
+  const auto it = j.find(name);
+  return it != j.end() && it->is_number_unsigned() ? it->get<uint64_t>() : 0;
 }
 
 }  // namespace
@@ -560,7 +556,7 @@ void Node::HandlePromote(net::HttpRequest& request, net::Responder responder, ui
                   "the primary " + old_primary + " is unreachable (" + result.detail + ")");
           return;
         }
-        const uint64_t theirs = JsonNumberField(result.response.body, "durable_lsn");
+        const uint64_t theirs = StatsNumber(result.response.body, "durable_lsn");
         const uint64_t ours = store_->last_lsn();
         if (theirs > ours) {
           Finish(responder, Route::kCluster, start_ns,

@@ -22,35 +22,33 @@ namespace distkv {
 // ---------------------------------------------------------------------------
 // Status
 
-void Node::AppendMigrationsJson(std::string* b) const {
-  *b += "\"migrations\":[";
-  bool first = true;
+void Node::WriteMigrationsJson(JsonWriter* w) const {
+  w->Key("migrations");
+  w->BeginArray();
   for (const Migration& m : cluster_map_.migrations) {
-    *b += first ? "{" : ",{";
-    first = false;
-    AppendJsonField(b, "id", m.id);
-    *b += "\"slots\":";
-    migration::AppendRange(b, m.slots);
-    *b += ",";
-    AppendJsonField(b, "source", m.source);
-    AppendJsonField(b, "target", m.target);
+    w->BeginObject();
+    w->Field("id", m.id);
+    w->Key("slots");
+    migration::WriteRange(w, m.slots);
+    w->Field("source", m.source);
+    w->Field("target", m.target);
     if (import_ && import_->id == m.id) {
       // This node runs the import: its progress.
       const MigrationImport& i = *import_;
-      AppendJsonField(b, "phase", PhaseName(i.phase));
-      AppendJsonField(b, "keys_moved", i.keys);
-      AppendJsonField(b, "bytes_moved", i.bytes);
-      AppendJsonField(b, "source_lsn", i.after_lsn);
-      AppendJsonField(b, "elapsed_ms", events_.now_ms() - i.started_ms);
-      AppendJsonField(b, "retries", i.retries);
-      if (!i.last_error.empty()) AppendJsonField(b, "last_error", i.last_error);
-      if (i.hold) *b += "\"hold\":true,";
+      w->Field("phase", PhaseName(i.phase));
+      w->Field("keys_moved", i.keys);
+      w->Field("bytes_moved", i.bytes);
+      w->Field("source_lsn", i.after_lsn);
+      w->Field("elapsed_ms", events_.now_ms() - i.started_ms);
+      w->Field("retries", i.retries);
+      if (!i.last_error.empty()) w->Field("last_error", i.last_error);
+      if (i.hold) w->Field("hold", true);
     }
-    if (pause_.active && pause_.id == m.id) *b += "\"paused_here\":true,";
-    AppendJsonField(b, "state", m.state, false);
-    *b += "}";
+    if (pause_.active && pause_.id == m.id) w->Field("paused_here", true);
+    w->Field("state", m.state);
+    w->EndObject();
   }
-  *b += "]";
+  w->EndArray();
 }
 
 // ---------------------------------------------------------------------------
@@ -125,11 +123,13 @@ void Node::HandlePurge(net::Responder responder, uint64_t start_ns) {
     }
     net::HttpResponse r;
     r.SetHeader("Content-Type", "application/json");
-    r.body = "{";
-    AppendJsonField(&r.body, "shard", options_.shard);
-    AppendJsonField(&r.body, "purged", purged);
-    AppendJsonField(&r.body, "keys", store_->size(), false);
-    r.body += "}\n";
+    JsonWriter w(&r.body);
+    w.BeginObject();
+    w.Field("shard", options_.shard);
+    w.Field("purged", purged);
+    w.Field("keys", store_->size());
+    w.EndObject();
+    r.body += "\n";
     Finish(responder, Route::kCluster, start_ns, std::move(r));
   });
 }
@@ -224,14 +224,17 @@ void Node::HandleMigrate(net::HttpRequest& request, net::Responder responder, ui
     net::HttpResponse r;
     r.status = status;
     r.SetHeader("Content-Type", "application/json");
-    r.body = "{";
-    AppendJsonField(&r.body, "epoch", cluster_map_.epoch);
-    AppendMigrationsJson(&r.body);
-    r.body += ",\"completed\":[";
-    for (size_t k = 0; k < migrations_done_.size(); ++k) {
-      r.body += (k ? "," : "") + migrations_done_[k];
-    }
-    r.body += "]}\n";
+    JsonWriter w(&r.body);
+    w.BeginObject();
+    w.Field("epoch", cluster_map_.epoch);
+    WriteMigrationsJson(&w);
+    w.Key("completed");
+    w.BeginArray();
+    // Each one a document written by JsonWriter when its import finished.
+    for (const std::string& done : migrations_done_) w.Raw(done);
+    w.EndArray();
+    w.EndObject();
+    r.body += "\n";
     Finish(responder, Route::kCluster, start_ns, std::move(r));
   };
   if (request.method == "GET") {

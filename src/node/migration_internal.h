@@ -10,6 +10,7 @@
 
 #include "net/http_message.h"
 #include "src/cluster/config.h"
+#include "src/obs/json_writer.h"
 
 namespace distkv::migration {
 
@@ -41,8 +42,12 @@ inline uint64_t HeaderNumber(const net::HttpResponse& r, const char* name,
   return v ? std::strtoull(v->c_str(), nullptr, 10) : 0;
 }
 
-inline void AppendRange(std::string* b, SlotRange r) {
-  *b += "[" + std::to_string(r.first) + "," + std::to_string(r.last) + "]";
+// Writes a slot range as [first,last].
+inline void WriteRange(JsonWriter* w, SlotRange r) {
+  w->BeginArray();
+  w->Value(r.first);
+  w->Value(r.last);
+  w->EndArray();
 }
 
 }  // namespace distkv::migration

@@ -7,6 +7,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "net/uv_handle.h"
@@ -99,7 +100,9 @@ void Node::CheckPause() {
           again();
           return;
         }
-        if (result.response.body.find("\"finished\"") != std::string::npos) {
+        const nlohmann::json answer =
+            nlohmann::json::parse(result.response.body, nullptr, /*allow_exceptions=*/false);
+        if (answer.is_object() && answer.value("state", "") == "finished") {
           FetchMap(target);  // adopting it ends the pause
           again();
           return;
@@ -130,10 +133,12 @@ void Node::HandleSlots(net::HttpRequest& request, net::Responder responder, uint
       if (listed && import_ && import_->id == id) import_->aborted_attempt = import_->attempt;
       net::HttpResponse r;
       r.SetHeader("Content-Type", "application/json");
-      r.body = "{";
-      AppendJsonField(&r.body, "state", listed ? "aborted" : "finished");
-      AppendJsonField(&r.body, "epoch", map.epoch, false);
-      r.body += "}\n";
+      JsonWriter w(&r.body);
+      w.BeginObject();
+      w.Field("state", listed ? "aborted" : "finished");
+      w.Field("epoch", map.epoch);
+      w.EndObject();
+      r.body += "\n";
       Finish(responder, Route::kCluster, start_ns, std::move(r));
     };
     if (!coordinator_) {

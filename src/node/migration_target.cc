@@ -422,18 +422,19 @@ void Node::ImportCommitThroughEtcd() {
 
 void Node::RecordMigrationDone(const MigrationImport& i) {
   const uint64_t paused_us = (uv_hrtime() - i.pause_started_ns) / 1000;
-  std::string done = "{";
-  AppendJsonField(&done, "id", i.id);
-  done += "\"slots\":";
-  migration::AppendRange(&done, i.slots);
-  done += ",";
-  AppendJsonField(&done, "source", i.source);
-  AppendJsonField(&done, "keys_moved", i.keys);
-  AppendJsonField(&done, "bytes_moved", i.bytes);
-  AppendJsonField(&done, "elapsed_ms", events_.now_ms() - i.started_ms);
-  AppendJsonField(&done, "retries", i.retries);
-  AppendJsonField(&done, "pause_us", paused_us, false);
-  done += "}";
+  std::string done;
+  JsonWriter w(&done);
+  w.BeginObject();
+  w.Field("id", i.id);
+  w.Key("slots");
+  migration::WriteRange(&w, i.slots);
+  w.Field("source", i.source);
+  w.Field("keys_moved", i.keys);
+  w.Field("bytes_moved", i.bytes);
+  w.Field("elapsed_ms", events_.now_ms() - i.started_ms);
+  w.Field("retries", i.retries);
+  w.Field("pause_us", paused_us);
+  w.EndObject();
   migrations_done_.push_back(std::move(done));
   if (migrations_done_.size() > 16) migrations_done_.pop_front();
   const std::string range = std::to_string(i.slots.first) + "-" + std::to_string(i.slots.last);

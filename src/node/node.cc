@@ -239,15 +239,25 @@ net::HttpResponse Node::HandleCompact() {
     case Compactor::StartResult::kRunning:
       return net::MakeErrorResponse(409, "compaction_running",
                                     "a compaction is already running; /stats shows its progress");
-    case Compactor::StartResult::kNothingToDo:
+    case Compactor::StartResult::kNothingToDo: {
       r.status = 200;
-      r.body = "{\"started\":false,\"message\":\"no sealed segment to compact\"}\n";
+      JsonWriter w(&r.body);
+      w.BeginObject();
+      w.Field("started", false);
+      w.Field("message", "no sealed segment to compact");
+      w.EndObject();
       break;
-    case Compactor::StartResult::kStarted:
+    }
+    case Compactor::StartResult::kStarted: {
       r.status = 202;
-      r.body = "{\"started\":true}\n";
+      JsonWriter w(&r.body);
+      w.BeginObject();
+      w.Field("started", true);
+      w.EndObject();
       break;
+    }
   }
+  r.body += "\n";
   r.SetHeader("Content-Type", "application/json");
   return r;
 }
@@ -305,17 +315,17 @@ void Node::OnRequest(net::HttpRequest& request, net::Responder responder) {
       net::HttpResponse r;
       r.SetHeader("Content-Type", "application/json");
       const storage::Status writable = store_->writable();
-      r.body = std::string("{\"status\":\"") + (writable.ok() ? "ok" : "read_only") +
-               "\",\"role\":\"" + role_name() + "\"";
-      if (!writable.ok()) {
-        r.body += ",";
-        AppendJsonField(&r.body, "reason", writable.message(), false);
-      }
+      JsonWriter w(&r.body);
+      w.BeginObject();
+      w.Field("status", writable.ok() ? "ok" : "read_only");
+      w.Field("role", role_name());
+      if (!writable.ok()) w.Field("reason", writable.message());
       if (coordinator_) {
-        r.body += ",\"coordinator\":";
-        coordinator_->AppendJson(&r.body);
+        w.Key("coordinator");
+        coordinator_->WriteJson(&w);
       }
-      r.body += "}\n";
+      w.EndObject();
+      r.body += "\n";
       Finish(responder, Route::kHealth, start_ns, std::move(r));
       return;
     }
@@ -335,7 +345,7 @@ void Node::OnRequest(net::HttpRequest& request, net::Responder responder) {
       Finish(responder, Route::kUi, start_ns, UiResponse());
       return;
     case Endpoint::kDigest:
-      Finish(responder, Route::kDigest, start_ns, DigestResponse());
+      HandleDigest(std::move(responder), start_ns);
       return;
     case Endpoint::kCompact:
       Finish(responder, Route::kCompact, start_ns, HandleCompact());

@@ -54,8 +54,10 @@ struct NodeOptions {
   int64_t clock_skew_ms = 0;  // tests: this node's clock runs this far off (expiry)
 };
 
-// Shared by the status pages (status_pages.cc).
-void AppendShardHead(std::string* b, const ShardConfig& s);
+// Writes the members "name", "idx" and "slots" ([[first,last],...]) of a
+// shard's object, which /cluster and /cluster/status share; the caller has
+// opened the object and goes on with its own members.
+void WriteShardHead(JsonWriter* w, const ShardConfig& s);
 
 class Node {
  public:
@@ -134,7 +136,10 @@ class Node {
   // Status pages, in node_status.cc.
   net::HttpResponse StatsResponse() const;
   net::HttpResponse MetricsResponse() const;
-  net::HttpResponse DigestResponse();
+  // GET /internal/digest, read in slices across loop turns (digest.cc).
+  struct DigestJob;
+  void HandleDigest(net::Responder responder, uint64_t start_ns);
+  void DigestSlice(DigestJob* job);
   net::HttpResponse StorageError(const storage::Status& status) const;
 
   // Failover: the cluster map this node follows and its role in it (failover.cc).
@@ -196,7 +201,8 @@ class Node {
   void HandleSlots(net::HttpRequest& request, net::Responder responder, uint64_t start_ns);
   // 503 while slot is paused for a cutover on this source; else false.
   bool SlotPaused(uint32_t slot, net::HttpResponse* answer) const;
-  void AppendMigrationsJson(std::string* b) const;
+  // Writes the member "migrations": [...] of /cluster and /cluster/status.
+  void WriteMigrationsJson(JsonWriter* w) const;
   void Purge(std::function<void(uint64_t purged, const storage::Status&)> done);
   void PauseFor(uint64_t id, SlotRange slots, const std::string& target, uint64_t lsn);
   void EndPause(const char* why);

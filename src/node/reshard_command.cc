@@ -28,6 +28,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "net/http_client.h"
@@ -53,18 +54,30 @@ std::vector<std::string> NodesOf(const std::vector<ShardConfig>& shards) {
   return nodes;
 }
 
-uint64_t JsonNumber(const std::string& json, const std::string& name) {
-  const size_t at = json.find("\"" + name + "\":");
-  if (at == std::string::npos) return 0;
-  return std::strtoull(json.c_str() + at + name.size() + 3, nullptr, 10);
+// The member `name` of a JSON object when it is an unsigned number (else 0)
+// or a string (else "").
+uint64_t JsonNumber(const nlohmann::json& object, const char* name) {
+  const auto it = object.find(name);
+  return it != object.end() && it->is_number_unsigned() ? it->get<uint64_t>() : 0;
 }
 
-std::string JsonString(const std::string& json, const std::string& name) {
-  const std::string needle = "\"" + name + "\":\"";
-  const size_t at = json.find(needle);
-  if (at == std::string::npos) return "";
-  const size_t end = json.find('"', at + needle.size());
-  return json.substr(at + needle.size(), end - at - needle.size());
+std::string JsonString(const nlohmann::json& object, const char* name) {
+  const auto it = object.find(name);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+// The entry for slots mv.slots in the array `list` of a target's
+// GET /admin/migrate answer ("migrations" or "completed"), or null; the
+// last one when the range moved more than once.
+nlohmann::json FindMove(const std::string& body, const char* list, SlotRange slots) {
+  const nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  nlohmann::json found;
+  if (!j.is_object() || !j.contains(list) || !j[list].is_array()) return found;
+  const nlohmann::json range = {slots.first, slots.last};
+  for (const nlohmann::json& m : j[list]) {
+    if (m.is_object() && m.contains("slots") && m["slots"] == range) found = m;
+  }
+  return found;
 }
 
 class Resharder {
@@ -243,13 +256,11 @@ class Resharder {
       std::this_thread::sleep_for(std::chrono::milliseconds(kPollMs));
       r = caller_.Call(target, "GET", "/admin/migrate");
       if (r.error != net::ClientError::kNone || r.response.status != 200) continue;  // restarting
-      const std::string body = r.response.body.substr(0, r.response.body.find("\"completed\""));
-      const bool listed = body.find("\"slots\":[" + std::to_string(mv.slots.first) + "," +
-                                    std::to_string(mv.slots.last) + "]") != std::string::npos;
-      if (!listed) break;
-      keys = JsonNumber(body, "keys_moved");
-      bytes = JsonNumber(body, "bytes_moved");
-      const std::string now_phase = JsonString(body, "phase");
+      const nlohmann::json running = FindMove(r.response.body, "migrations", mv.slots);
+      if (running.is_null()) break;
+      keys = JsonNumber(running, "keys_moved");
+      bytes = JsonNumber(running, "bytes_moved");
+      const std::string now_phase = JsonString(running, "phase");
       const double elapsed =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       Show(mv, now_phase, keys, bytes, elapsed, now_phase != phase);
@@ -258,15 +269,12 @@ class Resharder {
     // Gone from the target's map: did the slots move, or was it rolled back?
     // The target's record of it has the final figures.
     r = caller_.Call(target, "GET", "/admin/migrate");
-    const std::string needle =
-        "\"slots\":[" + std::to_string(mv.slots.first) + "," + std::to_string(mv.slots.last) + "]";
     if (r.error == net::ClientError::kNone && r.response.status == 200) {
-      const size_t at = r.response.body.rfind(needle);
-      if (at != std::string::npos) {
-        const std::string rest = r.response.body.substr(at);
-        keys = JsonNumber(rest, "keys_moved");
-        bytes = JsonNumber(rest, "bytes_moved");
-        pause_us = JsonNumber(rest, "pause_us");
+      const nlohmann::json done = FindMove(r.response.body, "completed", mv.slots);
+      if (!done.is_null()) {
+        keys = JsonNumber(done, "keys_moved");
+        bytes = JsonNumber(done, "bytes_moved");
+        pause_us = JsonNumber(done, "pause_us");
       }
     }
     ReadMap();

@@ -2,9 +2,8 @@
 
 #include <chrono>
 
-#include "net/http_message.h"
+#include "src/obs/json_writer.h"
 #include "src/obs/log.h"
-#include "src/obs/metrics.h"
 
 namespace distkv {
 
@@ -33,20 +32,17 @@ std::vector<Event> EventLog::Recent() const {
   return out;
 }
 
-void EventLog::AppendJson(std::string* out) const {
-  out->push_back('[');
-  bool first = true;
+void EventLog::WriteJson(JsonWriter* w) const {
+  w->BeginArray();
   for (const Event& e : Recent()) {
-    if (!first) out->push_back(',');
-    first = false;
-    out->push_back('{');
-    AppendJsonField(out, "seq", e.seq);
-    AppendJsonField(out, "time_ms", e.unix_ms);
-    AppendJsonField(out, "kind", e.kind);
-    AppendJsonField(out, "message", e.message, false);
-    out->push_back('}');
+    w->BeginObject();
+    w->Field("seq", e.seq);
+    w->Field("time_ms", e.unix_ms);
+    w->Field("kind", e.kind);
+    w->Field("message", e.message);
+    w->EndObject();
   }
-  out->push_back(']');
+  w->EndArray();
 }
 
 }  // namespace distkv

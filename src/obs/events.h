@@ -20,6 +20,8 @@
 #include <string_view>
 #include <vector>
 
+#include "src/obs/json_writer.h"
+
 namespace distkv {
 
 struct Event {
@@ -45,7 +47,7 @@ class EventLog {
   uint64_t now_ms() const { return clock_(); }      // the clock events are stamped with
 
   // Appends [{"seq":..,"time_ms":..,"kind":"..","message":".."},...], oldest first.
-  void AppendJson(std::string* out) const;
+  void WriteJson(JsonWriter* w) const;
 
  private:
   Clock clock_;

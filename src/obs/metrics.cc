@@ -1,6 +1,6 @@
 #include "src/obs/metrics.h"
 
-#include "net/http_message.h"
+#include <cstdio>
 
 namespace distkv {
 
@@ -84,18 +84,33 @@ void RequestMetrics::Record(Route route, int status, uint64_t micros) {
   }
 }
 
-void LatencyHistogram::AppendJson(std::string* out) const {
-  out->append("{\"bounds_us\":[");
+void LatencyHistogram::WriteJson(JsonWriter* w) const {
+  w->BeginObject();
+  w->Key("bounds_us");
+  w->BeginArray();
+  for (uint64_t bound : kBoundsUs) w->Value(bound);
+  w->EndArray();
+  w->Key("counts");
+  w->BeginArray();
+  for (uint64_t n : buckets_) w->Value(n);
+  w->EndArray();
+  w->EndObject();
+}
+
+void LatencyHistogram::WritePrometheus(PromWriter* prom, std::string_view name,
+                                       std::string_view help) const {
+  prom->Family(name, "histogram", help);
+  const std::string bucket = std::string(name) + "_bucket";
+  uint64_t cumulative = 0;
   for (size_t i = 0; i < kBoundsUs.size(); ++i) {
-    if (i) out->push_back(',');
-    out->append(std::to_string(kBoundsUs[i]));
+    cumulative += buckets_[i];
+    char le[32];
+    std::snprintf(le, sizeof le, "%g", static_cast<double>(kBoundsUs[i]) / 1e6);
+    prom->Sample(bucket, {{"le", le}}, cumulative);
   }
-  out->append("],\"counts\":[");
-  for (size_t i = 0; i < buckets_.size(); ++i) {
-    if (i) out->push_back(',');
-    out->append(std::to_string(buckets_[i]));
-  }
-  out->append("]}");
+  prom->Sample(bucket, {{"le", "+Inf"}}, count_);
+  prom->Sample(std::string(name) + "_sum", {}, static_cast<double>(sum_us_) / 1e6);
+  prom->Sample(std::string(name) + "_count", {}, count_);
 }
 
 uint64_t RequestMetrics::count(Route route, int status) const {
@@ -103,82 +118,37 @@ uint64_t RequestMetrics::count(Route route, int status) const {
   return counts_[static_cast<size_t>(route)][static_cast<size_t>(status)];
 }
 
-void RequestMetrics::AppendJson(std::string* out) const {
-  out->push_back('{');
-  bool first_route = true;
+void RequestMetrics::WriteJson(JsonWriter* w) const {
+  w->BeginObject();
   for (size_t r = 0; r < counts_.size(); ++r) {
     bool any = false;
     for (int s = 0; s < kStatuses; ++s) {
       if (!counts_[r][s]) continue;
       if (!any) {
-        if (!first_route) out->push_back(',');
-        first_route = false;
-        net::AppendJsonString(out, RouteName(static_cast<Route>(r)));
-        out->append(":{");
+        w->Key(RouteName(static_cast<Route>(r)));
+        w->BeginObject();
         any = true;
-      } else {
-        out->push_back(',');
       }
-      out->append("\"" + std::to_string(s) + "\":" + std::to_string(counts_[r][s]));
+      w->Field(std::to_string(s), counts_[r][s]);
     }
-    if (any) out->push_back('}');
+    if (any) w->EndObject();
   }
-  out->push_back('}');
+  w->EndObject();
 }
 
-void RequestMetrics::AppendPrometheus(std::string* out) const {
-  out->append(
-      "# HELP distkv_requests_total HTTP requests answered, by route and status.\n"
-      "# TYPE distkv_requests_total counter\n");
+void RequestMetrics::WritePrometheus(PromWriter* prom) const {
+  prom->Family("distkv_requests_total", "counter", "HTTP requests answered, by route and status.");
   for (size_t r = 0; r < counts_.size(); ++r) {
     for (int s = 0; s < kStatuses; ++s) {
       if (!counts_[r][s]) continue;
-      out->append("distkv_requests_total{route=\"");
-      out->append(RouteName(static_cast<Route>(r)));
-      out->append("\",status=\"" + std::to_string(s) + "\"} " + std::to_string(counts_[r][s]) +
-                  "\n");
+      const std::string status = std::to_string(s);
+      prom->Sample("distkv_requests_total",
+                   {{"route", RouteName(static_cast<Route>(r))}, {"status", status}},
+                   counts_[r][s]);
     }
   }
-  out->append(
-      "# HELP distkv_request_duration_seconds Time from request parsed to response queued.\n"
-      "# TYPE distkv_request_duration_seconds histogram\n");
-  uint64_t cumulative = 0;
-  const auto& b = latency_.buckets();
-  for (size_t i = 0; i < LatencyHistogram::kBoundsUs.size(); ++i) {
-    cumulative += b[i];
-    char le[32];
-    snprintf(le, sizeof le, "%g", static_cast<double>(LatencyHistogram::kBoundsUs[i]) / 1e6);
-    out->append("distkv_request_duration_seconds_bucket{le=\"");
-    out->append(le);
-    out->append("\"} " + std::to_string(cumulative) + "\n");
-  }
-  out->append("distkv_request_duration_seconds_bucket{le=\"+Inf\"} " +
-              std::to_string(latency_.count()) + "\n");
-  char sum[48];
-  snprintf(sum, sizeof sum, "%.6f", static_cast<double>(latency_.sum_us()) / 1e6);
-  out->append(std::string("distkv_request_duration_seconds_sum ") + sum + "\n");
-  out->append("distkv_request_duration_seconds_count " + std::to_string(latency_.count()) + "\n");
-}
-
-void AppendJsonField(std::string* out, std::string_view name, uint64_t value, bool comma) {
-  net::AppendJsonString(out, name);
-  out->push_back(':');
-  out->append(std::to_string(value));
-  if (comma) out->push_back(',');
-}
-
-void AppendJsonField(std::string* out, std::string_view name, std::string_view value, bool comma) {
-  net::AppendJsonString(out, name);
-  out->push_back(':');
-  net::AppendJsonString(out, value);
-  if (comma) out->push_back(',');
-}
-
-void AppendPromMetric(std::string* out, std::string_view name, std::string_view type,
-                      std::string_view help, uint64_t value) {
-  out->append("# HELP ").append(name).append(" ").append(help).append("\n");
-  out->append("# TYPE ").append(name).append(" ").append(type).append("\n");
-  out->append(name).append(" ").append(std::to_string(value)).append("\n");
+  latency_.WritePrometheus(prom, "distkv_request_duration_seconds",
+                           "Time from request parsed to response queued.");
 }
 
 }  // namespace distkv

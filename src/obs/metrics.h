@@ -7,6 +7,9 @@
 #include <string>
 #include <string_view>
 
+#include "src/obs/json_writer.h"
+#include "src/obs/prometheus.h"
+
 namespace distkv {
 
 // What a request was, for counting. Keep RouteName in step.
@@ -45,10 +48,13 @@ class LatencyHistogram {
   // Upper bound of the bucket holding the q-quantile (0 < q <= 1), in µs.
   uint64_t QuantileUpperBoundUs(double q) const;
   const std::array<uint64_t, kBoundsUs.size() + 1>& buckets() const { return buckets_; }
-  // Appends {"bounds_us":[...],"counts":[...]} (counts has one more entry:
+  // Writes {"bounds_us":[...],"counts":[...]} (counts has one more entry:
   // above every bound), so a reader can diff two snapshots for the
   // percentiles of the interval between them.
-  void AppendJson(std::string* out) const;
+  void WriteJson(JsonWriter* w) const;
+  // Writes the histogram as a Prometheus family in seconds: name_bucket
+  // (cumulative, le="..."), name_sum and name_count.
+  void WritePrometheus(PromWriter* prom, std::string_view name, std::string_view help) const;
 
  private:
   std::array<uint64_t, kBoundsUs.size() + 1> buckets_{};  // last: above every bound
@@ -66,10 +72,10 @@ class RequestMetrics {
   // without the status pages and replication streams.
   const LatencyHistogram& kv_latency() const { return kv_latency_; }
 
-  // Appends "route":{"200":n,...} pairs as a JSON object body.
-  void AppendJson(std::string* out) const;
-  // Appends distkv_requests_total and distkv_request_duration_seconds.
-  void AppendPrometheus(std::string* out) const;
+  // Writes {"route":{"200":n,...},...}.
+  void WriteJson(JsonWriter* w) const;
+  // Writes distkv_requests_total and distkv_request_duration_seconds.
+  void WritePrometheus(PromWriter* prom) const;
 
  private:
   static constexpr int kStatuses = 600;
@@ -78,12 +84,5 @@ class RequestMetrics {
   LatencyHistogram latency_;
   LatencyHistogram kv_latency_;
 };
-
-// Small helpers for hand-written JSON and Prometheus text.
-void AppendJsonField(std::string* out, std::string_view name, uint64_t value, bool comma = true);
-void AppendJsonField(std::string* out, std::string_view name, std::string_view value,
-                     bool comma = true);
-void AppendPromMetric(std::string* out, std::string_view name, std::string_view type,
-                      std::string_view help, uint64_t value);
 
 }  // namespace distkv

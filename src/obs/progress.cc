@@ -2,8 +2,7 @@
 
 #include <chrono>
 
-#include "net/http_message.h"
-#include "src/obs/metrics.h"
+#include "src/obs/json_writer.h"
 
 namespace distkv {
 
@@ -45,25 +44,22 @@ const ProgressBoard::Entry* ProgressBoard::Find(std::string_view name) const {
   return it == entries_.end() ? nullptr : &it->second;
 }
 
-void ProgressBoard::AppendJson(std::string* out) const {
-  out->push_back('{');
-  bool first = true;
+void ProgressBoard::WriteJson(JsonWriter* w) const {
+  w->BeginObject();
   for (const auto& [name, e] : entries_) {
-    if (!first) out->push_back(',');
-    first = false;
-    net::AppendJsonString(out, name);
-    out->append(":{\"running\":");
-    out->append(e.running ? "true," : "false,");
-    AppendJsonField(out, "done", e.done);
-    AppendJsonField(out, "total", e.total);
-    AppendJsonField(out, "unit", e.unit);
-    AppendJsonField(out, "detail", e.detail);
-    AppendJsonField(out, "started_ms", e.started_ms);
-    AppendJsonField(out, "updated_ms", e.updated_ms);
-    AppendJsonField(out, "outcome", e.outcome, false);
-    out->push_back('}');
+    w->Key(name);
+    w->BeginObject();
+    w->Field("running", e.running);
+    w->Field("done", e.done);
+    w->Field("total", e.total);
+    w->Field("unit", e.unit);
+    w->Field("detail", e.detail);
+    w->Field("started_ms", e.started_ms);
+    w->Field("updated_ms", e.updated_ms);
+    w->Field("outcome", e.outcome);
+    w->EndObject();
   }
-  out->push_back('}');
+  w->EndObject();
 }
 
 }  // namespace distkv

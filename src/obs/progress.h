@@ -19,6 +19,8 @@
 #include <string>
 #include <string_view>
 
+#include "src/obs/json_writer.h"
+
 namespace distkv {
 
 class ProgressBoard {
@@ -48,7 +50,7 @@ class ProgressBoard {
   const Entry* Find(std::string_view name) const;
 
   // Appends {"name": {...}, ...}.
-  void AppendJson(std::string* out) const;
+  void WriteJson(JsonWriter* w) const;
 
  private:
   Clock clock_;

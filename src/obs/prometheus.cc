@@ -3,10 +3,27 @@
 
 #include <cstdio>
 
+#include "src/obs/utf8.h"
+
 namespace distkv {
 
 void AppendPromLabelValue(std::string* out, std::string_view value) {
-  for (char c : value) {
+  for (size_t i = 0; i < value.size();) {
+    const char c = value[i];
+    if (static_cast<unsigned char>(c) >= 0x80) {
+      // The format is UTF-8: a byte that is not part of a valid sequence
+      // becomes U+FFFD, as in JSON.
+      const size_t n = Utf8SequenceLength(value, i);
+      if (n == 0) {
+        out->append(kUtf8Replacement);
+        i++;
+      } else {
+        out->append(value.substr(i, n));
+        i += n;
+      }
+      continue;
+    }
+    i++;
     switch (c) {
       case '\\':
         out->append("\\\\");

@@ -7,7 +7,9 @@
 // Label values and help text may hold any bytes (a replica's address, a
 // shard's name); the writer escapes what the format requires (backslash,
 // double quote and newline in label values; backslash and newline in help),
-// so no value can break a line or a label.
+// so no value can break a line or a label. The format is UTF-8: a byte of a
+// label value that is not part of a valid UTF-8 sequence is written as
+// U+FFFD, as JsonWriter does.
 #pragma once
 
 #include <cstdint>

@@ -340,10 +340,12 @@ net::HttpResponse ReplicationPrimary::HandleAck(const net::HttpRequest& request)
   acks_.Ack(p.replica, p.lsn);
   net::HttpResponse r;
   r.SetHeader("Content-Type", "application/json");
-  r.body = "{";
-  AppendJsonField(&r.body, "acked_lsn", acks_.acked_lsn(p.replica));
-  AppendJsonField(&r.body, "durable_lsn", durable, false);
-  r.body += "}\n";
+  JsonWriter w(&r.body);
+  w.BeginObject();
+  w.Field("acked_lsn", acks_.acked_lsn(p.replica));
+  w.Field("durable_lsn", durable);
+  w.EndObject();
+  r.body += "\n";
   return r;
 }
 

@@ -73,6 +73,8 @@
 
 #include "net/http_server.h"
 #include "src/obs/events.h"
+#include "src/obs/json_writer.h"
+#include "src/obs/prometheus.h"
 #include "src/replication/ack_tracker.h"
 #include "storage/store.h"
 
@@ -124,8 +126,8 @@ class ReplicationPrimary {
   void Stop();
 
   // The "replication" object of /stats, and its /metrics lines.
-  void AppendJson(std::string* out) const;
-  void AppendPrometheus(std::string* out) const;
+  void WriteJson(JsonWriter* w) const;
+  void WritePrometheus(PromWriter* prom) const;
 
   struct Counters {
     uint64_t streams_started = 0;

@@ -135,8 +135,8 @@ class ReplicationReplica {
   const std::string& primary() const { return options_.primary; }
 
   // The "replication" object of /stats, and its /metrics lines.
-  void AppendJson(std::string* out) const;
-  void AppendPrometheus(std::string* out) const;
+  void WriteJson(JsonWriter* w) const;
+  void WritePrometheus(PromWriter* prom) const;
 
   struct Counters {
     uint64_t connect_attempts = 0;

@@ -234,54 +234,48 @@ void Compactor::MaybeStopped() {
   fn();
 }
 
-void Compactor::AppendJson(std::string* out) const {
+void Compactor::WriteJson(JsonWriter* w) const {
   const storage::StoreStats st = store_->Stats();
-  std::string& b = *out;
-  b += "{";
-  b += std::string("\"running\":") + (running() ? "true" : "false") + ",";
+  w->BeginObject();
+  w->Field("running", running());
   const bool in_pool = job_ && job_->is_compaction();
-  AppendJsonField(&b, "progress_bytes", in_pool ? job_->progress() : 0);
-  AppendJsonField(&b, "input_bytes", in_pool ? job_->input_bytes() : 0);
-  AppendJsonField(&b, "sealed_bytes", st.sealed_bytes);
-  AppendJsonField(&b, "sealed_dead_bytes", st.sealed_dead_bytes);
-  AppendJsonField(&b, "compactions", st.compactions);
-  AppendJsonField(&b, "failed", st.compactions_failed);
-  AppendJsonField(&b, "started_manual", counters_.started_manual);
-  AppendJsonField(&b, "started_auto", counters_.started_auto);
-  AppendJsonField(&b, "bytes_reclaimed", st.bytes_reclaimed);
-  AppendJsonField(&b, "last_ms", counters_.last_ms);
-  AppendJsonField(&b, "pinned_segments", st.pinned_segments);
-  AppendJsonField(&b, "hint_files", st.hint_files);
-  AppendJsonField(&b, "tombstone_horizon", st.tombstone_horizon, false);
-  b += "}";
+  w->Field("progress_bytes", in_pool ? job_->progress() : 0);
+  w->Field("input_bytes", in_pool ? job_->input_bytes() : 0);
+  w->Field("sealed_bytes", st.sealed_bytes);
+  w->Field("sealed_dead_bytes", st.sealed_dead_bytes);
+  w->Field("compactions", st.compactions);
+  w->Field("failed", st.compactions_failed);
+  w->Field("started_manual", counters_.started_manual);
+  w->Field("started_auto", counters_.started_auto);
+  w->Field("bytes_reclaimed", st.bytes_reclaimed);
+  w->Field("last_ms", counters_.last_ms);
+  w->Field("pinned_segments", st.pinned_segments);
+  w->Field("hint_files", st.hint_files);
+  w->Field("tombstone_horizon", st.tombstone_horizon);
+  w->EndObject();
 }
 
-void Compactor::AppendPrometheus(std::string* out) const {
+void Compactor::WritePrometheus(PromWriter* prom) const {
   const storage::StoreStats st = store_->Stats();
-  AppendPromMetric(out, "distkv_compaction_running", "gauge", "1 while a compaction runs.",
-                   running() ? 1 : 0);
+  prom->Metric("distkv_compaction_running", "gauge", "1 while a compaction runs.",
+               running() ? 1 : 0);
   const bool in_pool = job_ && job_->is_compaction();
-  AppendPromMetric(out, "distkv_compaction_progress_bytes", "gauge",
-                   "Input bytes the running compaction has processed.",
-                   in_pool ? job_->progress() : 0);
-  AppendPromMetric(out, "distkv_compaction_input_bytes", "gauge",
-                   "Input bytes of the running compaction.", in_pool ? job_->input_bytes() : 0);
-  AppendPromMetric(out, "distkv_sealed_bytes", "gauge", "Bytes of sealed segments.",
-                   st.sealed_bytes);
-  AppendPromMetric(out, "distkv_sealed_dead_bytes", "gauge",
-                   "Bytes of sealed segments no key points at (what a compaction reclaims).",
-                   st.sealed_dead_bytes);
-  AppendPromMetric(out, "distkv_compactions_total", "counter", "Compactions completed.",
-                   st.compactions);
-  AppendPromMetric(out, "distkv_compactions_failed_total", "counter",
-                   "Compactions that failed (the store was left unchanged).",
-                   st.compactions_failed);
-  AppendPromMetric(out, "distkv_compaction_reclaimed_bytes_total", "counter",
-                   "Bytes compactions removed from disk.", st.bytes_reclaimed);
-  AppendPromMetric(out, "distkv_pinned_segments", "gauge",
-                   "Replaced segments still open for readers or pending writes.",
-                   st.pinned_segments);
-  AppendPromMetric(out, "distkv_hint_files", "gauge", "Segments with a hint file.", st.hint_files);
+  prom->Metric("distkv_compaction_progress_bytes", "gauge",
+               "Input bytes the running compaction has processed.", in_pool ? job_->progress() : 0);
+  prom->Metric("distkv_compaction_input_bytes", "gauge", "Input bytes of the running compaction.",
+               in_pool ? job_->input_bytes() : 0);
+  prom->Metric("distkv_sealed_bytes", "gauge", "Bytes of sealed segments.", st.sealed_bytes);
+  prom->Metric("distkv_sealed_dead_bytes", "gauge",
+               "Bytes of sealed segments no key points at (what a compaction reclaims).",
+               st.sealed_dead_bytes);
+  prom->Metric("distkv_compactions_total", "counter", "Compactions completed.", st.compactions);
+  prom->Metric("distkv_compactions_failed_total", "counter",
+               "Compactions that failed (the store was left unchanged).", st.compactions_failed);
+  prom->Metric("distkv_compaction_reclaimed_bytes_total", "counter",
+               "Bytes compactions removed from disk.", st.bytes_reclaimed);
+  prom->Metric("distkv_pinned_segments", "gauge",
+               "Replaced segments still open for readers or pending writes.", st.pinned_segments);
+  prom->Metric("distkv_hint_files", "gauge", "Segments with a hint file.", st.hint_files);
 }
 
 }  // namespace distkv

@@ -31,7 +31,9 @@
 #include <string>
 
 #include "src/obs/events.h"
+#include "src/obs/json_writer.h"
 #include "src/obs/progress.h"
+#include "src/obs/prometheus.h"
 #include "storage/store.h"
 
 namespace distkv {
@@ -67,8 +69,8 @@ class Compactor {
   void Stop(std::function<void()> done);
 
   // The "compaction" object of /stats (without the key), and /metrics lines.
-  void AppendJson(std::string* out) const;
-  void AppendPrometheus(std::string* out) const;
+  void WriteJson(JsonWriter* w) const;
+  void WritePrometheus(PromWriter* prom) const;
 
   struct Counters {
     uint64_t started_manual = 0;

@@ -27,7 +27,7 @@
 
 #include <doctest/doctest.h>
 
-#include "net/json_bytes.h"
+#include "src/obs/json_bytes.h"
 
 namespace distkv::clustertest {
 
@@ -649,14 +649,14 @@ EtcdCluster::EtcdCluster(size_t shards, size_t replicas, int min_acks, int lease
 
 std::string EtcdMapText(SyncHttp& http, const std::string& etcd, const std::string& prefix) {
   Reply r = http.Send(etcd, "POST", "/v3/kv/range",
-                      "{\"key\":\"" + net::Base64Encode(prefix + "/map") + "\"}");
+                      "{\"key\":\"" + Base64Encode(prefix + "/map") + "\"}");
   Json j;
   if (r.status != 200 || !ParseJson(r.body, &j)) return "";
   const Json* kvs = JsonField(j, "kvs");
   if (!kvs || !kvs->is_array() || kvs->empty()) return "";
   const Json* value = JsonField((*kvs)[0], "value");
   std::string text;
-  if (!value || !value->is_string() || !net::Base64Decode(value->get<std::string>(), &text)) {
+  if (!value || !value->is_string() || !Base64Decode(value->get<std::string>(), &text)) {
     return "";
   }
   return text;

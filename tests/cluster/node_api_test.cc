@@ -14,6 +14,7 @@
 #include "tests/cluster/http_sync.h"
 #include "tests/cluster/json.h"
 #include "tests/cluster/raw_http.h"
+#include "tests/common/prometheus_text.h"
 
 namespace distkv::clustertest {
 namespace {
@@ -486,29 +487,11 @@ TEST_CASE("node: /metrics is Prometheus text with the figures of /stats") {
   Reply r = n.http.Get(n.addr, "/metrics");
   REQUIRE_MESSAGE(r.status == 200, r);
   CHECK(r.Header("Content-Type").find("text/plain") == 0);
-  // Every line is a comment or `name{labels} value`.
-  size_t samples = 0, malformed = 0;
-  std::string first_bad;
-  size_t start = 0;
-  while (start < r.body.size()) {
-    size_t end = r.body.find('\n', start);
-    if (end == std::string::npos) end = r.body.size();
-    std::string line = r.body.substr(start, end - start);
-    start = end + 1;
-    if (line.empty() || line[0] == '#') continue;
-    size_t space = line.rfind(' ');
-    bool ok = space != std::string::npos && space > 0 && line.compare(0, 7, "distkv_") == 0;
-    if (ok) {
-      char* parse_end = nullptr;
-      std::string value = line.substr(space + 1);
-      std::strtod(value.c_str(), &parse_end);
-      ok = !value.empty() && parse_end == value.c_str() + value.size();
-    }
-    if (!ok && malformed++ == 0) first_bad = line;
-    ++samples;
-  }
-  CHECK(samples > 0);
-  CHECK_MESSAGE(malformed == 0, "malformed line: " << first_bad);
+  // Every line is a HELP, a TYPE or a sample, by a strict reader.
+  std::vector<testing::PromSample> samples;
+  std::string error;
+  REQUIRE_MESSAGE(testing::ParsePromText(r.body, &samples, &error), error);
+  CHECK(samples.size() > 0);
   Json stats = GetJson(n.http, n.addr, "/stats");
   CHECK(r.body.find("\ndistkv_keys " + std::to_string(JsonInt(stats, "keys")) + "\n") !=
         std::string::npos);

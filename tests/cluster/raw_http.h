@@ -45,6 +45,10 @@ class RawConnection {
   // Writes bytes without waiting for answers. False if the peer is gone.
   bool Send(std::string_view bytes);
 
+  // Parses the answers that have arrived, without waiting. (Exchange with a
+  // 1 ms timeout may return before it polls once.)
+  void ReadArrived() { ReadSome(0); }
+
   // Reads until the peer closes the connection or timeout_ms passes; answers
   // that arrive meanwhile are parsed. True if the peer closed (EOF or reset).
   bool WaitForClose(int timeout_ms);

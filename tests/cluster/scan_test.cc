@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "net/json_bytes.h"
+#include "src/obs/json_bytes.h"
 #include "tests/cluster/harness.h"
 #include "tests/cluster/http_sync.h"
 #include "tests/cluster/json.h"
@@ -41,7 +41,7 @@ std::string KeyOf(const Json& j) {
   const Json* b = JsonField(j, "base64");
   REQUIRE((b && b->is_string()));
   std::string out;
-  REQUIRE(net::Base64Decode(b->get<std::string>(), &out));
+  REQUIRE(Base64Decode(b->get<std::string>(), &out));
   return out;
 }
 

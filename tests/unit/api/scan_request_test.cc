@@ -2,8 +2,9 @@
 // and values survive), and the JSON page with base64 for non-UTF-8 bytes.
 #include <doctest/doctest.h>
 
-#include "net/json_bytes.h"
 #include "src/api/scan_request.h"
+#include "src/obs/json_bytes.h"
+#include "src/obs/utf8.h"
 
 using namespace distkv;
 
@@ -61,10 +62,10 @@ TEST_CASE("scan JSON: UTF-8 as strings, other bytes as base64 objects") {
   CHECK(out ==
         "{\"keys\":[\"caf\xc3\xa9\"],\"values\":[{\"base64\":\"/wA=\"}],\"cursor\":\"1-00\"}\n");
   std::string decoded;
-  REQUIRE(net::Base64Decode("/wA=", &decoded));
+  REQUIRE(Base64Decode("/wA=", &decoded));
   CHECK(decoded == std::string("\xff\x00", 2));
-  CHECK_FALSE(net::Base64Decode("/wA", &decoded));
-  CHECK_FALSE(net::IsValidUtf8("\xed\xa0\x80"));  // a surrogate
-  CHECK_FALSE(net::IsValidUtf8("\xc0\xaf"));      // overlong
-  CHECK(net::IsValidUtf8("\xf0\x9f\x98\x80"));
+  CHECK_FALSE(Base64Decode("/wA", &decoded));
+  CHECK_FALSE(IsValidUtf8("\xed\xa0\x80"));  // a surrogate
+  CHECK_FALSE(IsValidUtf8("\xc0\xaf"));      // overlong
+  CHECK(IsValidUtf8("\xf0\x9f\x98\x80"));
 }

@@ -32,7 +32,7 @@ ParsedResponse ExpectServerError(TestServer* ts, const std::string& request) {
 }
 
 std::string ErrorCode(const ParsedResponse& r) {
-  const std::string prefix = "{\"error\": \"";
+  const std::string prefix = "{\"error\":\"";
   REQUIRE(r.body.rfind(prefix, 0) == 0);
   return r.body.substr(prefix.size(), r.body.find('"', prefix.size()) - prefix.size());
 }

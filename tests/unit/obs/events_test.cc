@@ -16,14 +16,20 @@ TEST_CASE("EventLog keeps the newest events in order, stamped, and drops the old
   EventLog log([&] { return now; });
   CHECK(log.Recent().empty());
   std::string empty;
-  log.AppendJson(&empty);
+  {
+    JsonWriter w(&empty);
+    log.WriteJson(&w);
+  }
   CHECK(empty == "[]");
 
   log.Add("start", "primary of Delhi");
   now = 2000;
   log.Add("failover", "promoted \"b\"");
   std::string json;
-  log.AppendJson(&json);
+  {
+    JsonWriter w(&json);
+    log.WriteJson(&w);
+  }
   CHECK(json ==
         "[{\"seq\":1,\"time_ms\":1000,\"kind\":\"start\",\"message\":\"primary of Delhi\"},"
         "{\"seq\":2,\"time_ms\":2000,\"kind\":\"failover\",\"message\":\"promoted \\\"b\\\"\"}]");
@@ -51,7 +57,10 @@ TEST_CASE("ProgressBoard shows a running operation, then its outcome; a new run 
   CHECK(e->started_ms == 10);
   CHECK(e->updated_ms == 20);
   std::string json;
-  board.AppendJson(&json);
+  {
+    JsonWriter w(&json);
+    board.WriteJson(&w);
+  }
   CHECK(json ==
         "{\"compaction\":{\"running\":true,\"done\":40,\"total\":100,\"unit\":\"bytes\","
         "\"detail\":\"3 segments, copying\",\"started_ms\":10,\"updated_ms\":20,\"outcome\":\"\"}}");
@@ -78,7 +87,10 @@ TEST_CASE("RequestMetrics keeps key-value latency apart from status pages") {
   CHECK(m.kv_latency().count() == 2);
   CHECK(m.kv_latency().QuantileUpperBoundUs(1.0) == 500);
   std::string json;
-  m.kv_latency().AppendJson(&json);
+  {
+    JsonWriter w(&json);
+    m.kv_latency().WriteJson(&w);
+  }
   CHECK(json.rfind("{\"bounds_us\":[50,100,250,500,", 0) == 0);
   CHECK(json.find("\"counts\":[0,1,0,1,0,") != std::string::npos);
 }

@@ -172,7 +172,10 @@ TEST_CASE("primary: only the shard's configured replicas may ack or stream (403 
   CHECK(acked == -1);
   CHECK(primary->acks().acked().size() == 1);
   std::string metrics;
-  primary->AppendPrometheus(&metrics);
+  {
+    PromWriter prom(&metrics);
+    primary->WritePrometheus(&prom);
+  }
   CHECK(metrics.find("intruder") == std::string::npos);
 
   StreamReader reader(loop, p.port(), "/internal/replicate?from=0&replica=intruder&shard=s");
@@ -194,7 +197,10 @@ TEST_CASE("primary: lag_ms grows with the oldest unacknowledged record, connecte
   p.Put("j", 10);  // r1 never connected and is now 10 records behind
   auto lag_ms = [&] {
     std::string json;
-    p.primary()->AppendJson(&json);
+    {
+      JsonWriter w(&json);
+      p.primary()->WriteJson(&w);
+    }
     auto at = json.find("\"lag_ms\":");
     REQUIRE(at != std::string::npos);
     return std::stoull(json.substr(at + 9));
@@ -251,7 +257,10 @@ TEST_CASE("primary: a replica that stops reading is cut off; the primary does no
   REQUIRE(loop.RunUntil(
       [&] {
         stats.clear();
-        p.primary()->AppendJson(&stats);
+        {
+          JsonWriter w(&stats);
+          p.primary()->WriteJson(&w);
+        }
         const size_t at = stats.find("\"queued_bytes\":");
         if (at != std::string::npos)
           max_queued = std::max<size_t>(max_queued, std::stoull(stats.substr(at + 15)));

@@ -188,11 +188,17 @@ TEST_CASE("replica: the /metrics text of both sides is well-formed") {
   p.Put("k", 50);
   REQUIRE(loop.RunUntil([&] { return r.store()->durable_lsn() == 50; }));
   std::string text;
-  r.replica()->AppendPrometheus(&text);
+  {
+    PromWriter prom(&text);
+    r.replica()->WritePrometheus(&prom);
+  }
   CheckPrometheusText(text);
   CHECK(text.find("distkv_replication_apply_lag_seconds_count ") != std::string::npos);
   text.clear();
-  p.primary()->AppendPrometheus(&text);
+  {
+    PromWriter prom(&text);
+    p.primary()->WritePrometheus(&prom);
+  }
   CheckPrometheusText(text);
   CHECK(text.find("distkv_replica_acked_lsn{replica=\"127.0.0.1:1\"}") != std::string::npos);
 }

@@ -1,10 +1,9 @@
-#include "net/json_bytes.h"
+// See json_bytes.h.
+#include "src/obs/json_bytes.h"
 
 #include <cstdint>
 
-#include "net/http_message.h"
-
-namespace distkv::net {
+namespace distkv {
 
 namespace {
 constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -18,42 +17,6 @@ int Sextet(char c) {
   return -1;
 }
 }  // namespace
-
-bool IsValidUtf8(std::string_view s) {
-  size_t i = 0;
-  const size_t n = s.size();
-  while (i < n) {
-    const auto c = static_cast<uint8_t>(s[i]);
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    size_t len;
-    uint32_t cp;
-    if ((c & 0xE0) == 0xC0) {
-      len = 2;
-      cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      len = 3;
-      cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      len = 4;
-      cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (i + len > n) return false;
-    for (size_t k = 1; k < len; ++k) {
-      const auto cc = static_cast<uint8_t>(s[i + k]);
-      if ((cc & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < kMin[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-    i += len;
-  }
-  return true;
-}
 
 std::string Base64Encode(std::string_view in) {
   std::string out;
@@ -105,14 +68,4 @@ bool Base64Decode(std::string_view in, std::string* out) {
   return true;
 }
 
-void AppendJsonBytes(std::string* out, std::string_view s) {
-  if (IsValidUtf8(s)) {
-    AppendJsonString(out, s);
-    return;
-  }
-  out->append("{\"base64\":\"");
-  out->append(Base64Encode(s));
-  out->append("\"}");
-}
-
-}  // namespace distkv::net
+}  // namespace distkv
