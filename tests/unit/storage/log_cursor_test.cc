@@ -79,12 +79,31 @@ void Fill(Store& s, uint64_t from, uint64_t to) {
   REQUIRE(s.Flush().ok());
 }
 
+// Small segments, so that a few hundred records span many of them.
+Options SmallSegments(const std::string& dir, uint64_t segment_bytes) {
+  Options o = TestOptions(dir);
+  o.segment_bytes = segment_bytes;
+  return o;
+}
+
+// A primary whose log holds LSNs 1..300 in 1 KB segments, and an empty
+// replica.
+struct PrimaryAndReplica {
+  PrimaryAndReplica() {
+    primary = MustOpen(SmallSegments(primary_dir.path(), 1024));
+    Fill(*primary, 1, 300);
+    replica = MustOpen(TestOptions(replica_dir.path()));
+  }
+
+  TempDir primary_dir, replica_dir;
+  std::unique_ptr<Store> primary, replica;
+};
+
 }  // namespace
 
 TEST_CASE("a cursor returns exactly the records after its LSN, in order") {
   TempDir dir;
-  Options o = TestOptions(dir.path());
-  o.segment_bytes = 512;
+  const Options o = SmallSegments(dir.path(), 512);
   auto s = MustOpen(o);
   Fill(*s, 1, 120);
   REQUIRE(s->Stats().segments > 5);
@@ -168,13 +187,8 @@ TEST_CASE("a cursor sees a batch only once it completed, and resumes where it st
   CHECK(c->position() == 6);
 }
 
-TEST_CASE("records read through a cursor replay into an identical store") {
-  TempDir primary_dir, replica_dir;
-  Options po = TestOptions(primary_dir.path());
-  po.segment_bytes = 1024;
-  auto primary = MustOpen(po);
-  Fill(*primary, 1, 300);
-  auto replica = MustOpen(TestOptions(replica_dir.path()));
+TEST_CASE_FIXTURE(PrimaryAndReplica,
+                  "records read through a cursor replay into an identical store") {
   for (const Decoded& d : ReadAll(*primary, 0, 4096)) {
     REQUIRE(replica->Apply(d.lsn, d.type == RecordType::kDelete, d.key, d.value).ok());
   }
@@ -303,27 +317,35 @@ std::map<std::string, std::string> Live(Store& s) {
   return out;
 }
 
+void CompactKeepingTombstonesAfter(Store& s, uint64_t lsn) {
+  CompactionOptions keep;
+  keep.keep_tombstones_after = lsn;
+  REQUIRE(s.Compact(keep).ok());
+}
+
+// The replica replays the primary's whole log (to LSN 300) and goes away
+// while the primary overwrites and deletes up to LSN 700 (Fill deletes every
+// tenth LSN's key), then compacts keeping the tombstones above the replica's
+// LSN, as a primary does for a replica within bounds. The test goes on from
+// there with the replica's LSN in x.
+struct CompactedPastReplica : PrimaryAndReplica {
+  CompactedPastReplica() {
+    REQUIRE(Replay(*primary, 0, *replica, 4096));
+    x = replica->last_lsn();
+    Fill(*primary, 301, 700);
+    CompactKeepingTombstonesAfter(*primary, x);
+  }
+
+  uint64_t x = 0;
+};
+
 }  // namespace
 
-TEST_CASE("a cursor inside the compacted range returns the live records after it, gaps filled") {
-  TempDir primary_dir, replica_dir;
-  Options po = TestOptions(primary_dir.path());
-  po.segment_bytes = 1024;
-  auto primary = MustOpen(po);
-  Fill(*primary, 1, 300);
-  auto replica = MustOpen(TestOptions(replica_dir.path()));
-  REQUIRE(Replay(*primary, 0, *replica, 4096));
-  const uint64_t x = replica->last_lsn();
+TEST_CASE_FIXTURE(CompactedPastReplica,
+                  "a cursor inside the compacted range returns the live records after it, gaps "
+                  "filled") {
   REQUIRE(x == 300);
-
-  // The replica is away while the primary overwrites and deletes (Fill
-  // deletes every tenth LSN's key), then compacts keeping the tombstones
-  // above the replica's LSN, as a primary does for a replica within bounds.
-  Fill(*primary, 301, 700);
-  CompactionOptions keep;
-  keep.keep_tombstones_after = x;
-  REQUIRE(primary->Compact(keep).ok());
-  Fill(*primary, 701, 720);  // and the writer's log goes on after it
+  Fill(*primary, 701, 720);  // and the writer's log goes on after the compaction
   REQUIRE(primary->Stats().compactions == 1);
   REQUIRE(primary->tombstone_horizon() <= x);
 
@@ -341,19 +363,8 @@ TEST_CASE("a cursor inside the compacted range returns the live records after it
   CHECK(primary->NewLogCursor(x + 37, &c).ok());
 }
 
-TEST_CASE("a cursor in the compacted range reads on across compactions while it reads") {
-  TempDir primary_dir, replica_dir;
-  Options po = TestOptions(primary_dir.path());
-  po.segment_bytes = 1024;
-  auto primary = MustOpen(po);
-  Fill(*primary, 1, 300);
-  auto replica = MustOpen(TestOptions(replica_dir.path()));
-  REQUIRE(Replay(*primary, 0, *replica, 4096));
-  const uint64_t x = replica->last_lsn();
-  Fill(*primary, 301, 700);
-  CompactionOptions keep;
-  keep.keep_tombstones_after = x;
-  REQUIRE(primary->Compact(keep).ok());
+TEST_CASE_FIXTURE(CompactedPastReplica,
+                  "a cursor in the compacted range reads on across compactions while it reads") {
   // Between slices the primary writes and compacts again, each time
   // keeping the tombstones after the replica's LSN of the moment.
   uint64_t next = 701;
@@ -362,8 +373,7 @@ TEST_CASE("a cursor in the compacted range reads on across compactions while it 
     if (next > 1300) return;
     Fill(*primary, next, next + 99);
     next += 100;
-    keep.keep_tombstones_after = replica->last_lsn();
-    REQUIRE(primary->Compact(keep).ok());
+    CompactKeepingTombstonesAfter(*primary, replica->last_lsn());
     compactions++;
   }));
   CHECK(compactions >= 3);
@@ -373,9 +383,7 @@ TEST_CASE("a cursor in the compacted range reads on across compactions while it 
 
 TEST_CASE("a cursor below the tombstone horizon is refused") {
   TempDir dir;
-  Options o = TestOptions(dir.path());
-  o.segment_bytes = 1024;
-  auto s = MustOpen(o);
+  auto s = MustOpen(SmallSegments(dir.path(), 1024));
   Fill(*s, 1, 300);
   REQUIRE(s->Compact().ok());  // drops every tombstone it can
   const uint64_t horizon = s->tombstone_horizon();
