@@ -30,8 +30,6 @@
 // Everything runs on the in-memory FaultyIo.
 #include <fuzzer/FuzzedDataProvider.h>
 
-#include <cstdio>
-#include <cstdlib>
 #include <map>
 #include <memory>
 #include <string>
@@ -40,34 +38,18 @@
 
 #include "storage/coding.h"
 #include "storage/crc32c.h"
-#include "storage/faulty_io.h"
 #include "storage/hint_file.h"
 #include "storage/record_format.h"
 #include "storage/store.h"
+#include "tests/fuzz/fuzz_store.h"
 
 namespace {
 
 namespace st = distkv::storage;
 using st::Status;
+using st::fuzz::Check;
 
-constexpr char kDir[] = "/fuzz";
 constexpr uint64_t kHistory = 0x0123456789abcdefull;
-
-void Check(bool ok, const char* what, const Status& s = Status::OK()) {
-  if (!ok) {
-    fprintf(stderr, "check failed: %s %s\n", what, s.ToString().c_str());
-    abort();
-  }
-}
-
-void WriteWhole(st::Io* io, const std::string& path, const std::string& data) {
-  int fd;
-  Check(io->Open(path, st::Io::kCreate | st::Io::kTruncate, &fd) == 0, "create");
-  size_t done = 0;
-  Check(io->Write(fd, data.data(), data.size(), 0, &done) == 0 && done == data.size(), "write");
-  Check(io->Sync(fd) == 0, "sync");
-  io->Close(fd);
-}
 
 // One decoded hint entry, owning its key.
 using Entry = std::tuple<uint64_t, uint64_t, uint32_t, bool, bool, uint64_t, std::string>;
@@ -109,35 +91,20 @@ Index Read(st::Store* store) {
 // first one's hint file. *index is what the store recovered.
 Status Open(const std::string& seg1, const std::string& seg2, const std::string* hint,
             bool check_reads, Index* index) {
-  st::FaultyIo io;
-  Check(io.CreateDirs(kDir) == 0, "mkdir");
-  const std::string dir(kDir);
-  WriteWhole(&io, dir + "/" + st::SegmentFileName(1), seg1);
-  WriteWhole(&io, dir + "/" + st::SegmentFileName(2), seg2);
-  if (hint) WriteWhole(&io, dir + "/" + st::HintFileName(1), *hint);
-  int dir_fd;
-  Check(io.OpenDir(kDir, &dir_fd) == 0 && io.SyncDir(dir_fd) == 0, "sync dir");
-  io.Close(dir_fd);
+  st::fuzz::MemDir dir;
+  dir.Write(st::SegmentFileName(1), seg1);
+  dir.Write(st::SegmentFileName(2), seg2);
+  if (hint) dir.Write(st::HintFileName(1), *hint);
+  dir.SyncDir();
 
-  st::Options options;
-  options.dir = kDir;
-  options.io = &io;
-  options.fsync = st::FsyncMode::kAlways;
-  options.segment_bytes = 1 << 20;
+  const st::Options options = dir.StoreOptions(1 << 20);
   std::unique_ptr<st::Store> store;
   Status s = st::Store::Open(options, &store);
   if (!s.ok()) return s;
   if (check_reads) *index = Read(store.get());
-  uint64_t lsn = 0;
-  Status w = store->Put("fuzz-new-key", "v", &lsn);
-  Check(w.ok(), "a store that opened takes a write", w);
-  w = store->Flush();
-  Check(w.ok(), "the write commits", w);
-  store.reset();
-  w = st::Store::Open(options, &store);
-  Check(w.ok(), "a store that opened once opens again after a write", w);
+  st::fuzz::WriteAndReopen(options, &store);
   std::string v;
-  w = store->Get("fuzz-new-key", &v);
+  Status w = store->Get(st::fuzz::kNewKey, &v);
   Check(w.ok() && v == "v", "the write is there after the second open", w);
   return s;
 }
@@ -214,14 +181,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // The decoder on its own.
   std::vector<Entry> truth, got;
   {
-    st::FaultyIo io;
-    Check(io.CreateDirs(kDir) == 0, "mkdir");
-    const std::string path = std::string(kDir) + "/" + st::HintFileName(1);
-    WriteWhole(&io, path, written);
-    Status s = ReadEntries(&io, path, seg1.size(), &truth);
+    st::fuzz::MemDir dir;
+    const std::string path = dir.Path(st::HintFileName(1));
+    dir.Write(st::HintFileName(1), written);
+    Status s = ReadEntries(&dir.io, path, seg1.size(), &truth);
     Check(s.ok(), "the hint HintBuilder wrote reads back", s);
-    WriteWhole(&io, path, hint);
-    s = ReadEntries(&io, path, seg1.size(), &got);
+    dir.Write(st::HintFileName(1), hint);
+    s = ReadEntries(&dir.io, path, seg1.size(), &got);
     Check(s.ok() || s.IsCorruption(), "a bad hint is Corruption", s);
     if (s.ok()) {
       st::HintBuilder again;

@@ -19,52 +19,24 @@
 
 #include <cinttypes>
 #include <cstdio>
-#include <cstdlib>
 #include <map>
 #include <memory>
 #include <string>
 
 #include "storage/crc32c.h"
-#include "storage/faulty_io.h"
 #include "storage/manifest.h"
 #include "storage/record_format.h"
 #include "storage/store.h"
+#include "tests/fuzz/fuzz_store.h"
 
 namespace {
 
 namespace st = distkv::storage;
 using st::Status;
 
-constexpr char kDir[] = "/fuzz";
-
-void Check(bool ok, const char* what, const Status& s = Status::OK()) {
-  if (!ok) {
-    fprintf(stderr, "check failed: %s %s\n", what, s.ToString().c_str());
-    abort();
-  }
-}
-
-void WriteWhole(st::Io* io, const std::string& path, const std::string& data) {
-  int fd;
-  Check(io->Open(path, st::Io::kCreate | st::Io::kTruncate, &fd) == 0, "create");
-  size_t done = 0;
-  Check(io->Write(fd, data.data(), data.size(), 0, &done) == 0 && done == data.size(), "write");
-  Check(io->Sync(fd) == 0, "sync");
-  io->Close(fd);
-}
-
-std::map<std::string, std::string> Scan(st::Store* store) {
-  std::map<std::string, std::string> kv;
-  Status s = store->ForEach(
-      [&](std::string_view k, std::string_view v, uint64_t) { kv[std::string(k)] = v; });
-  Check(s.ok(), "ForEach", s);
-  for (const auto& [k, v] : kv) {
-    std::string got;
-    s = store->Get(k, &got);
-    Check(s.ok() && got == v, "every listed key reads back", s);
-  }
-  return kv;
-}
+using st::fuzz::Check;
+using st::fuzz::kDir;
+using st::fuzz::Scan;
 
 // Four records, LSN 1..4, the way a store writes its first segment.
 std::string Segment() {
@@ -77,33 +49,19 @@ std::string Segment() {
 }
 
 void OpenStore(const std::string& text, bool with_segment) {
-  st::FaultyIo io;
-  Check(io.CreateDirs(kDir) == 0, "mkdir");
-  WriteWhole(&io, std::string(kDir) + "/" + st::kManifestFileName, text);
-  if (with_segment) WriteWhole(&io, std::string(kDir) + "/" + st::SegmentFileName(1), Segment());
-  int dir_fd;
-  Check(io.OpenDir(kDir, &dir_fd) == 0 && io.SyncDir(dir_fd) == 0, "sync dir");
-  io.Close(dir_fd);
+  st::fuzz::MemDir dir;
+  dir.Write(st::kManifestFileName, text);
+  if (with_segment) dir.Write(st::SegmentFileName(1), Segment());
+  dir.SyncDir();
 
-  st::Options options;
-  options.dir = kDir;
-  options.io = &io;
-  options.fsync = st::FsyncMode::kAlways;
-  options.segment_bytes = 4096;
+  const st::Options options = dir.StoreOptions(4096);
   std::unique_ptr<st::Store> store;
   if (!st::Store::Open(options, &store).ok()) return;
   std::map<std::string, std::string> kv = Scan(store.get());
   const uint64_t last_before = store->last_lsn();
-  uint64_t lsn = 0;
-  Status s = store->Put("fuzz-new-key", "v", &lsn);
-  Check(s.ok() && lsn > last_before, "a store that opened takes a write with a newer LSN", s);
-  s = store->Flush();
-  Check(s.ok(), "the write commits", s);
-  kv["fuzz-new-key"] = "v";
-  store.reset();
-
-  s = st::Store::Open(options, &store);
-  Check(s.ok(), "a store that opened once opens again after a write", s);
+  const uint64_t lsn = st::fuzz::WriteAndReopen(options, &store);
+  Check(lsn > last_before, "a store that opened takes a write with a newer LSN");
+  kv[st::fuzz::kNewKey] = "v";
   Check(Scan(store.get()) == kv, "the second open holds what the first had, plus the write");
   Check(store->last_lsn() >= lsn, "LSNs do not go back");
   Check(store->high_water_lsn() >= lsn, "the high-water mark covers every LSN handed out");
@@ -125,21 +83,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const Status decoded = st::DecodeManifest(text, &m);
 
   {
-    st::FaultyIo io;
-    Check(io.CreateDirs(kDir) == 0, "mkdir");
-    WriteWhole(&io, std::string(kDir) + "/" + st::kManifestFileName, text);
+    st::fuzz::MemDir dir;
+    dir.Write(st::kManifestFileName, text);
     st::Manifest read;
     bool found = false;
-    Status s = st::ReadManifest(&io, kDir, &read, &found);
+    Status s = st::ReadManifest(&dir.io, kDir, &read, &found);
     Check(s.ok() == decoded.ok(), "ReadManifest and DecodeManifest agree", s);
     Check(s.ok() ? found && read == m : s.IsCorruption(), "a refused MANIFEST is Corruption", s);
     if (decoded.ok()) {
       int dir_fd;
-      Check(io.OpenDir(kDir, &dir_fd) == 0, "open dir");
-      s = st::WriteManifest(&io, kDir, dir_fd, m);
-      io.Close(dir_fd);
+      Check(dir.io.OpenDir(kDir, &dir_fd) == 0, "open dir");
+      s = st::WriteManifest(&dir.io, kDir, dir_fd, m);
+      dir.io.Close(dir_fd);
       Check(s.ok(), "WriteManifest", s);
-      s = st::ReadManifest(&io, kDir, &read, &found);
+      s = st::ReadManifest(&dir.io, kDir, &read, &found);
       Check(s.ok() && found && read == m, "a written MANIFEST reads back the same", s);
     }
   }

@@ -12,8 +12,6 @@
 #include <fuzzer/FuzzedDataProvider.h>
 #include <unistd.h>
 
-#include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -23,6 +21,7 @@
 
 #include "storage/record_format.h"
 #include "storage/store.h"
+#include "tests/fuzz/fuzz_store.h"
 
 namespace {
 
@@ -30,13 +29,10 @@ namespace fs = std::filesystem;
 using distkv::storage::Options;
 using distkv::storage::Status;
 using distkv::storage::Store;
-
-void Check(bool ok, const char* what, const Status& s = Status::OK()) {
-  if (!ok) {
-    fprintf(stderr, "check failed: %s %s\n", what, s.ToString().c_str());
-    abort();
-  }
-}
+using distkv::storage::fuzz::Check;
+using distkv::storage::fuzz::kNewKey;
+using distkv::storage::fuzz::Scan;
+using distkv::storage::fuzz::WriteAndReopen;
 
 std::string Dir() {
   // tmpfs when there is one: the target syncs files on every commit.
@@ -56,19 +52,6 @@ std::map<std::string, std::string> Contents(const std::string& dir) {
     files[entry.path().filename().string()] = ss.str();
   }
   return files;
-}
-
-std::map<std::string, std::string> Scan(Store* store) {
-  std::map<std::string, std::string> kv;
-  Status s = store->ForEach(
-      [&](std::string_view k, std::string_view v, uint64_t) { kv[std::string(k)] = v; });
-  Check(s.ok(), "ForEach", s);
-  for (const auto& [k, v] : kv) {
-    std::string got;
-    s = store->Get(k, &got);
-    Check(s.ok() && got == v, "every scanned key reads back", s);
-  }
-  return kv;
 }
 
 void OpenAndCheck(const std::string& dir, bool repair) {
@@ -91,17 +74,9 @@ void OpenAndCheck(const std::string& dir, bool repair) {
     return;
   }
   std::map<std::string, std::string> kv = Scan(store.get());
-  uint64_t lsn = 0;
-  s = store->Put("fuzz-new-key", "v", &lsn);
-  Check(s.ok() && lsn > 0, "Put after recovery", s);
-  s = store->Flush();
-  Check(s.ok(), "the write commits", s);
-  kv["fuzz-new-key"] = "v";
-  store.reset();
-
-  options.repair = false;
-  s = Store::Open(options, &store);
-  Check(s.ok(), "a store that opened once opens again after a write", s);
+  const uint64_t lsn = WriteAndReopen(options, &store);
+  Check(lsn > 0, "Put after recovery");
+  kv[kNewKey] = "v";
   Check(Scan(store.get()) == kv, "the second open holds what the first had, plus the write");
   Check(store->last_lsn() >= lsn, "LSNs do not go back");
 }
