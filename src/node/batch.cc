@@ -107,7 +107,7 @@ void Node::BatchLocal(const std::shared_ptr<BatchJob>& job, std::vector<size_t> 
     return;
   }
   if (!job->is_put) {
-    // As a GET (node.cc, HandleLocalGet): the part is answered once what it
+    // As a GET (node.cc, ReadableNow): the part is answered once what it
     // read is durable; if that batch failed, it is read again.
     uint64_t rests_on = 0;
     for (size_t i : part) {
@@ -116,17 +116,17 @@ void Node::BatchLocal(const std::shared_ptr<BatchJob>& job, std::vector<size_t> 
       if (s.ok()) {
         r.status = 200;
         r.has_value = true;
-        rests_on = std::max(rests_on, r.lsn);
+        rests_on = std::max(rests_on, RestsOn(true, r.lsn));
       } else if (s.IsNotFound()) {
         r.status = 404;
         r.error = "not_found";
-        rests_on = std::max(rests_on, store_->last_lsn());
+        rests_on = std::max(rests_on, RestsOn(false, 0));
       } else {
         r.status = StorageError(s).status;
         r.error = "storage_error";
       }
     }
-    if (is_replica_ || options_.config.reads_latest || rests_on <= store_->durable_lsn()) {
+    if (ReadableNow(rests_on)) {
       BatchPartDone(job);
       return;
     }

@@ -450,9 +450,16 @@ void Node::HandleKv(net::HttpRequest& request, ParsedRequest& parsed, Role role,
 // record whose batch is not yet durable waits for that batch: otherwise one
 // client could read a write that a crash then loses, and a later read go back
 // in time. An absence may rest on a staged delete, which the index no longer
-// shows, so it waits for everything staged. When the batch fails, the read is
-// made again on what the store kept. A replica needs no wait: it holds only
-// what its primary made durable. [storage] reads = "latest" turns this off.
+// shows, so it rests on everything staged. When the batch fails, the read is
+// made again on what the store kept (or its refusal replaced by the error).
+// A replica needs no wait: it holds only what its primary made durable.
+// [storage] reads = "latest" turns this off.
+uint64_t Node::RestsOn(bool found, uint64_t lsn) const { return found ? lsn : store_->last_lsn(); }
+
+bool Node::ReadableNow(uint64_t rests_on) const {
+  return is_replica_ || options_.config.reads_latest || rests_on <= store_->durable_lsn();
+}
+
 void Node::HandleLocalGet(const KvRequest& kv, net::Responder responder, uint64_t start_ns) {
   if (net::HttpResponse held; ReadsHeld(&held)) {
     Finish(responder, Route::kKvGet, start_ns, std::move(held));
@@ -462,9 +469,9 @@ void Node::HandleLocalGet(const KvRequest& kv, net::Responder responder, uint64_
   uint64_t lsn = 0;
   uint64_t expires_ms = 0;
   storage::Status s = store_->Get(kv.key, &value, &lsn, &expires_ms);
-  const uint64_t rests_on = s.ok() ? lsn : store_->last_lsn();
-  if (is_replica_ || options_.config.reads_latest || !(s.ok() || s.IsNotFound()) ||
-      rests_on <= store_->durable_lsn()) {
+  // An error shows nothing the store holds: it is answered at once.
+  const uint64_t rests_on = RestsOn(s.ok(), lsn);
+  if ((!s.ok() && !s.IsNotFound()) || ReadableNow(rests_on)) {
     AnswerGet(kv, std::move(responder), start_ns, s, std::move(value), lsn, expires_ms);
     return;
   }

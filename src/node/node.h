@@ -88,6 +88,12 @@ class Node {
   void HandleKv(net::HttpRequest& request, ParsedRequest& parsed, Role role,
                 net::Responder responder, uint64_t start_ns);
   void HandleLocalGet(const KvRequest& kv, net::Responder responder, uint64_t start_ns);
+  // The rule for every answer that shows what the store holds (a GET, an
+  // _mget part, a write refused for what it found), in one place (node.cc):
+  // RestsOn is the LSN such a read rests on; ReadableNow says whether it may
+  // be answered at once, else it waits for pipeline_->WhenReadable.
+  uint64_t RestsOn(bool found, uint64_t lsn) const;
+  bool ReadableNow(uint64_t rests_on) const;
   void AnswerGet(const KvRequest& kv, net::Responder responder, uint64_t start_ns,
                  const storage::Status& s, std::string&& value, uint64_t lsn, uint64_t expires_ms);
   // The write path: staged -> durable -> replica acks -> answer (write_path.cc).

@@ -88,9 +88,8 @@ void Node::HandleLocalWrite(KvRequest& kv, net::Responder responder, uint64_t st
   const bool exists = found.ok();
   // Conditions are checked and the write staged in one loop turn, so no other
   // write can slip in between.
-  // A refusal rests on the value it saw, or, for an absence, on everything
-  // staged (the absence may be a staged delete).
-  const uint64_t rests_on = exists ? current : store_->last_lsn();
+  // A refusal rests on what it saw (node.cc, RestsOn).
+  const uint64_t rests_on = RestsOn(exists, current);
   if (kv.if_none_match_star && exists) {
     RefuseWrite(route, start_ns, rests_on, std::move(responder),
                 net::MakeErrorResponse(
@@ -153,11 +152,11 @@ void Node::AwaitWrite(uint64_t lsn, int needed,
 
 // A write refused for what the store holds (a failed condition, a delete of
 // an absent key) is a read of that state, so it waits like a GET (node.cc,
-// HandleLocalGet) until what it saw is durable. If that batch failed, the
+// ReadableNow) until what it saw is durable. If that batch failed, the
 // state it saw may be gone: the refusal is not sent, the batch's error is.
 void Node::RefuseWrite(Route route, uint64_t start_ns, uint64_t rests_on, net::Responder responder,
                        net::HttpResponse refusal) {
-  if (options_.config.reads_latest || rests_on <= store_->durable_lsn()) {
+  if (ReadableNow(rests_on)) {
     Finish(responder, route, start_ns, std::move(refusal));
     return;
   }
