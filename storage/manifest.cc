@@ -10,6 +10,7 @@
 
 #include "storage/crc32c.h"
 #include "storage/file_util.h"
+#include "storage/number.h"
 
 namespace distkv::storage {
 
@@ -29,25 +30,6 @@ std::string Hex32(uint32_t v) {
   char buf[9];
   std::snprintf(buf, sizeof(buf), "%08" PRIx32, v);
   return buf;
-}
-
-bool ParseUint(std::string_view s, int base, uint64_t* v) {
-  if (s.empty() || s.size() > 20) return false;
-  uint64_t r = 0;
-  for (char c : s) {
-    int d;
-    if (c >= '0' && c <= '9') {
-      d = c - '0';
-    } else if (base == 16 && c >= 'a' && c <= 'f') {
-      d = c - 'a' + 10;
-    } else {
-      return false;
-    }
-    if (r > (UINT64_MAX - static_cast<uint64_t>(d)) / static_cast<uint64_t>(base)) return false;
-    r = r * static_cast<uint64_t>(base) + static_cast<uint64_t>(d);
-  }
-  *v = r;
-  return true;
 }
 
 std::vector<std::string_view> Split(std::string_view line) {

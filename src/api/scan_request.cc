@@ -5,30 +5,15 @@
 #include <cstdlib>
 
 #include "src/obs/json_writer.h"
+#include "storage/number.h"
 
 namespace distkv {
 
 namespace {
 
+// Cursors and limits come from users: upper-case hex is taken too.
 bool ParseUint(std::string_view s, int base, uint64_t* out) {
-  if (s.empty() || s.size() > 20) return false;
-  uint64_t v = 0;
-  for (char c : s) {
-    int d;
-    if (c >= '0' && c <= '9') {
-      d = c - '0';
-    } else if (base == 16 && c >= 'a' && c <= 'f') {
-      d = c - 'a' + 10;
-    } else if (base == 16 && c >= 'A' && c <= 'F') {
-      d = c - 'A' + 10;
-    } else {
-      return false;
-    }
-    if (v > (UINT64_MAX - static_cast<uint64_t>(d)) / static_cast<uint64_t>(base)) return false;
-    v = v * static_cast<uint64_t>(base) + static_cast<uint64_t>(d);
-  }
-  *out = v;
-  return true;
+  return storage::ParseUint(s, base, out, storage::HexCase::kAny);
 }
 
 bool IsTrue(const std::string& v) { return v == "true" || v == "1" || v == "yes"; }

@@ -12,23 +12,11 @@
 #include "src/obs/metrics.h"
 #include "src/obs/prometheus.h"
 #include "src/replication/stream_format.h"
+#include "storage/number.h"
 
 namespace distkv {
 
 namespace {
-
-bool ParseU64(std::string_view text, uint64_t* out) {
-  if (text.empty() || text.size() > 20) return false;
-  uint64_t v = 0;
-  for (char c : text) {
-    if (c < '0' || c > '9') return false;
-    const uint64_t d = static_cast<uint64_t>(c - '0');
-    if (v > (UINT64_MAX - d) / 10) return false;
-    v = v * 10 + d;
-  }
-  *out = v;
-  return true;
-}
 
 // The query parameters both replication endpoints take.
 struct ReplicaParams {
@@ -61,14 +49,14 @@ bool ParseReplicaParams(const net::HttpRequest& request, std::string_view lsn_na
         return false;
       }
     } else if (name == "epoch") {
-      if (!ParseU64(value, &out->epoch)) {
+      if (!storage::ParseUint(value, 10, &out->epoch)) {
         *error = net::MakeErrorResponse(400, "bad_epoch", "epoch must be a decimal number");
         return false;
       }
     } else if (name == "snapshot") {
       out->snapshot = value == "1";
     } else if (name == lsn_name) {
-      if (!ParseU64(value, &out->lsn)) {
+      if (!storage::ParseUint(value, 10, &out->lsn)) {
         *error = net::MakeErrorResponse(400, "bad_lsn",
                                         std::string(lsn_name) + " must be a decimal LSN");
         return false;
