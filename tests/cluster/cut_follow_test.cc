@@ -45,37 +45,10 @@ TEST_CASE(
   Node& second = cluster.replica(0, 1);  // promoted under epoch 2
   const std::string data_dir = cluster.dir().Sub("data-" + cluster.spec().shards[0].name);
 
-  // Enough data that the resync's snapshot takes a while on a throttled disk.
-  const std::string value(4096, 'v');
-  for (int i = 0; i < 150; ++i) {
-    Reply r = http.Send(old_primary.address(), "PUT", "/kv/k" + std::to_string(i), value);
-    REQUIRE_MESSAGE(Is2xx(r.status), r);
-  }
-  const int64_t lsn = JsonInt(GetJson(http, old_primary.address(), "/stats"), "last_lsn");
-  for (Node* n : {&first, &second}) {
-    REQUIRE(WaitUntil(
-        [&] { return JsonInt(GetJson(http, n->address(), "/stats"), "durable_lsn") == lsn; },
-        30'000));
-  }
-
-  // Epoch 1 while the old primary is down; both replicas hold its write.
-  old_primary.Kill();
-  Reply promote = http.Send(first.address(), "POST", "/admin/promote");
-  REQUIRE_MESSAGE(Is2xx(promote.status), promote);
-  REQUIRE(WaitUntil([&] { return EpochOf(http, second.address()) == 1; }, 30'000));
-  REQUIRE(Is2xx(http.Send(first.address(), "PUT", "/kv/epoch-1", "one").status));
-  REQUIRE(
-      WaitUntil([&] { return http.Get(second.address(), "/kv/epoch-1").status == 200; }, 30'000));
-
-  // The old primary comes back on epoch 0 (everyone else paused), takes a
-  // write of its own, on a slow disk.
-  REQUIRE(::kill(first.pid(), SIGSTOP) == 0);
-  REQUIRE(::kill(second.pid(), SIGSTOP) == 0);
-  old_primary.args().push_back("--slow-disk");
-  old_primary.args().push_back("200000");
-  old_primary.StartAndWait();
-  Reply late = http.Send(old_primary.address(), "PUT", "/kv/deposed-write", "d");
-  REQUIRE_MESSAGE(Is2xx(late.status), late);
+  // Epoch 1 while the old primary was down; it is back on epoch 0 (everyone
+  // else paused) with a write of its own, on a slow disk. Enough data that
+  // the resync's snapshot takes a while on that disk.
+  DeposePrimaryWhileDown(cluster, http, 150, std::string(4096, 'v'), {"--slow-disk", "200000"});
 
   // It learns epoch 1 from the promoted node and cuts its tail following it.
   REQUIRE(::kill(first.pid(), SIGCONT) == 0);

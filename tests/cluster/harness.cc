@@ -583,6 +583,44 @@ uint64_t EpochOf(SyncHttp& http, const std::string& address) {
   return j.at("epoch").get<uint64_t>();
 }
 
+uint64_t DeposePrimaryWhileDown(TestCluster& cluster, SyncHttp& http, int keys,
+                                const std::string& value,
+                                const std::vector<std::string>& restart_args) {
+  Node& old_primary = cluster.primary(0);
+  Node& first = cluster.replica(0, 0);
+  Node& second = cluster.replica(0, 1);
+  for (int i = 0; i < keys; ++i) {
+    Reply r = http.Send(old_primary.address(), "PUT", "/kv/k" + std::to_string(i), value);
+    REQUIRE_MESSAGE(Is2xx(r.status), r);
+  }
+  const int64_t lsn = JsonInt(GetJson(http, old_primary.address(), "/stats"), "last_lsn");
+  for (Node* n : {&first, &second}) {
+    REQUIRE(WaitUntil(
+        [&] { return JsonInt(GetJson(http, n->address(), "/stats"), "durable_lsn") == lsn; },
+        30'000));
+  }
+
+  // The primary is down during the promotion (a paused one would find the
+  // pushed map waiting in its socket when it wakes).
+  old_primary.Kill();
+  Reply promote = http.Send(first.address(), "POST", "/admin/promote");
+  REQUIRE_MESSAGE(Is2xx(promote.status), promote);
+  REQUIRE(WaitUntil([&] { return EpochOf(http, second.address()) == 1; }, 30'000));
+  REQUIRE(Is2xx(http.Send(first.address(), "PUT", "/kv/epoch-1", "one").status));
+  REQUIRE(
+      WaitUntil([&] { return http.Get(second.address(), "/kv/epoch-1").status == 200; }, 30'000));
+
+  // Every node that knows epoch 1 pauses; the old primary comes back knowing
+  // only epoch 0 and still takes writes (no coordinator fences it).
+  REQUIRE(::kill(first.pid(), SIGSTOP) == 0);
+  REQUIRE(::kill(second.pid(), SIGSTOP) == 0);
+  for (const std::string& a : restart_args) old_primary.args().push_back(a);
+  old_primary.StartAndWait();
+  Reply late = http.Send(old_primary.address(), "PUT", "/kv/deposed-write", "d");
+  REQUIRE_MESSAGE(Is2xx(late.status), late);
+  return static_cast<uint64_t>(lsn);
+}
+
 int RunDistkv(const TempDir& dir, const std::string& label, std::vector<std::string> args,
               int timeout_ms) {
   Process p(label, DistkvBinary(), std::move(args), dir.Sub(label + ".log"));

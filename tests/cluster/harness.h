@@ -274,6 +274,19 @@ size_t CheckReadsAsWritten(SyncHttp& http, const std::map<std::string, std::stri
                            const std::vector<std::string>& via);
 // The epoch of a node's cluster map (/cluster), or 0 when it does not answer.
 uint64_t EpochOf(SyncHttp& http, const std::string& address);
+// The start of the failover tests on a shard of one primary and two replicas
+// (LocalCluster(1, 2), started): writes `keys` keys k0, k1, ... of `value`
+// to the primary and waits until both replicas hold them; kills the primary
+// and promotes replica 0 (epoch 1) while it is down; writes /kv/epoch-1
+// through the promoted node and waits until replica 1 holds it; pauses both
+// replicas (SIGSTOP: the old primary must not learn the new map from them);
+// restarts the old primary with `restart_args` added (it knows only epoch 0)
+// and writes /kv/deposed-write to it, a write no other node will ever hold.
+// Returns the old primary's last LSN before it was killed. The caller
+// resumes the replicas (SIGCONT).
+uint64_t DeposePrimaryWhileDown(TestCluster& cluster, SyncHttp& http, int keys,
+                                const std::string& value,
+                                const std::vector<std::string>& restart_args = {});
 // Runs `distkv args...` (a command, not a server) to its end and returns its
 // exit code; its output goes to dir/label.log and is shown when it fails.
 int RunDistkv(const TempDir& dir, const std::string& label, std::vector<std::string> args,
