@@ -34,21 +34,22 @@ std::string RoleOf(SyncHttp& http, const std::string& address) {
                                                                       : "";
 }
 
-// Reads /kv/tail?read=replica through `node` until done() (polled between
-// reads) or 60 s, checking each answer: never the tail's value; while held,
-// 503 with the error named. Returns the answers held (503) and cut (404).
-struct TailReads {
+// Reads key?read=replica through `node` until done() (polled between reads)
+// or 60 s, checking each answer: never `value` (a write the node cut or will
+// cut); while held, 503 with the error named. Returns the answers held (503)
+// and cut (404).
+struct HeldReads {
   int held = 0;
   int cut = 0;
 };
-TailReads ReadTailUntil(SyncHttp& http, const std::string& node,
-                        const std::function<bool()>& done) {
-  TailReads seen;
+HeldReads ReadCutWriteUntil(SyncHttp& http, const std::string& node, const std::string& key,
+                            const std::string& value, const std::function<bool()>& done) {
+  HeldReads seen;
   WaitUntil(
       [&] {
-        Reply r = http.Get(node, "/kv/tail?read=replica");
-        CHECK_MESSAGE(!(r.status == 200 && r.body == kTail),
-                      "the deposed primary served its never-acknowledged write: " << r);
+        Reply r = http.Get(node, "/kv/" + key + "?read=replica");
+        CHECK_MESSAGE(!(r.status == 200 && r.body == value),
+                      "the deposed primary served a write the new primary never had: " << r);
         if (r.status == 503) {
           CHECK_MESSAGE((r.body.find("replica_not_synced") != std::string::npos ||
                          r.body.find("primary_unconfirmed") != std::string::npos),
@@ -120,7 +121,7 @@ TEST_CASE(
   // Etcd is back: the old primary learns that it was deposed and follows a
   // primary that does not answer yet.
   REQUIRE(::kill(ec.etcd.pid(), SIGCONT) == 0);
-  const TailReads before = ReadTailUntil(http, old_primary.address(), [&] {
+  const HeldReads before = ReadCutWriteUntil(http, old_primary.address(), "tail", kTail, [&] {
     return RoleOf(http, old_primary.address()) == "replica";
   });
   CHECK(before.cut == 0);
@@ -144,13 +145,53 @@ TEST_CASE(
   // The new primary wakes: the old one's stream names the fork, it cuts the
   // tail into lost/ and takes a snapshot; from then on it serves reads.
   REQUIRE(::kill(replica.pid(), SIGCONT) == 0);
-  const TailReads after = ReadTailUntil(http, old_primary.address(), [&] {
+  const HeldReads after = ReadCutWriteUntil(http, old_primary.address(), "tail", kTail, [&] {
     Reply r = http.Get(old_primary.address(), "/kv/acked?read=replica");
     return r.status == 200 && r.body == "a";
   });
   MESSAGE("tail reads held: " << before.held + after.held << ", answered 404: " << after.cut);
   CHECK(http.Get(old_primary.address(), "/kv/tail?read=replica").status == 404);
   CHECK(LostText(data_dir).find(kTail) != std::string::npos);
+}
+
+TEST_CASE(
+    "failover: a deposed primary that learns the new map while the promoted node cannot answer "
+    "serves none of its own writes, before and after a restart, until it has them cut") {
+  TestCluster cluster(LocalCluster(1, 2));
+  cluster.Start();
+  SyncHttp http;
+  Node& old_primary = cluster.primary(0);
+  Node& promoted = cluster.replica(0, 0);
+  Node& other = cluster.replica(0, 1);
+  const std::string data_dir = cluster.dir().Sub("data-" + cluster.spec().shards[0].name);
+  // The old primary is back on epoch 0 with /kv/deposed-write, which no
+  // other node has; the others are paused.
+  DeposePrimaryWhileDown(cluster, http, 5, "v");
+
+  // The other replica wakes: the old primary learns epoch 1 from it and
+  // follows the promoted node, which does not answer yet. As primary of
+  // epoch 0 it served its write; as a replica it must not.
+  REQUIRE(::kill(other.pid(), SIGCONT) == 0);
+  REQUIRE(WaitUntil([&] { return RoleOf(http, old_primary.address()) == "replica"; }, 30'000));
+  for (int i = 0; i < 10; ++i) {
+    Reply r = http.Get(old_primary.address(), "/kv/deposed-write?read=replica");
+    CHECK_MESSAGE(r.status == 503, r);
+    CHECK_MESSAGE(r.body.find("replica_not_synced") != std::string::npos, r);
+  }
+  old_primary.Kill();
+  old_primary.StartAndWait();
+  Reply again = http.Get(old_primary.address(), "/kv/deposed-write?read=replica");
+  CHECK_MESSAGE(again.status == 503, again);
+
+  // The promoted node wakes: the old primary cuts its write and catches up.
+  REQUIRE(::kill(promoted.pid(), SIGCONT) == 0);
+  const HeldReads seen = ReadCutWriteUntil(http, old_primary.address(), "deposed-write", "d", [&] {
+    Reply r = http.Get(old_primary.address(), "/kv/epoch-1?read=replica");
+    return r.status == 200 && r.body == "one";
+  });
+  MESSAGE("reads held: " << seen.held << ", answered 404: " << seen.cut);
+  CHECK(http.Get(old_primary.address(), "/kv/deposed-write?read=replica").status == 404);
+  CHECK(LostText(data_dir).find("deposed-write") != std::string::npos);
 }
 
 }  // namespace distkv::clustertest
