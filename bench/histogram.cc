@@ -8,15 +8,15 @@ namespace distkv::bench {
 
 namespace {
 
-constexpr uint64_t kSubCount = uint64_t{1} << LatencyHistogram::kSubBits;
+constexpr uint64_t kSubCount = uint64_t{1} << HdrHistogram::kSubBits;
 
-size_t BucketCount() { return LatencyHistogram::BucketOf(LatencyHistogram::kMaxValue) + 1; }
+size_t BucketCount() { return HdrHistogram::BucketOf(HdrHistogram::kMaxValue) + 1; }
 
 }  // namespace
 
-LatencyHistogram::LatencyHistogram() : buckets_(BucketCount(), 0) {}
+HdrHistogram::HdrHistogram() : buckets_(BucketCount(), 0) {}
 
-size_t LatencyHistogram::BucketOf(uint64_t ns) {
+size_t HdrHistogram::BucketOf(uint64_t ns) {
   if (ns < kSubCount) return static_cast<size_t>(ns);
   int k = 63 - std::countl_zero(ns);  // ns lies in [2^k, 2^(k+1)), k >= kSubBits
   int shift = k - kSubBits;
@@ -24,19 +24,19 @@ size_t LatencyHistogram::BucketOf(uint64_t ns) {
   return static_cast<size_t>(kSubCount + static_cast<uint64_t>(shift) * kSubCount + sub);
 }
 
-uint64_t LatencyHistogram::BucketLow(size_t index) {
+uint64_t HdrHistogram::BucketLow(size_t index) {
   if (index < kSubCount) return index;
   uint64_t shift = (index - kSubCount) / kSubCount;
   uint64_t sub = (index - kSubCount) % kSubCount;
   return (kSubCount + sub) << shift;
 }
 
-uint64_t LatencyHistogram::BucketWidth(size_t index) {
+uint64_t HdrHistogram::BucketWidth(size_t index) {
   if (index < kSubCount) return 1;
   return uint64_t{1} << ((index - kSubCount) / kSubCount);
 }
 
-void LatencyHistogram::Record(uint64_t ns) {
+void HdrHistogram::Record(uint64_t ns) {
   ns = std::min(ns, kMaxValue);
   ++buckets_[BucketOf(ns)];
   if (count_ == 0 || ns < min_) min_ = ns;
@@ -45,7 +45,7 @@ void LatencyHistogram::Record(uint64_t ns) {
   sum_ += static_cast<double>(ns);
 }
 
-void LatencyHistogram::Merge(const LatencyHistogram& other) {
+void HdrHistogram::Merge(const HdrHistogram& other) {
   if (other.count_ == 0) return;
   for (size_t i = 0; i < buckets_.size(); ++i) buckets_[i] += other.buckets_[i];
   min_ = count_ == 0 ? other.min_ : std::min(min_, other.min_);
@@ -54,7 +54,7 @@ void LatencyHistogram::Merge(const LatencyHistogram& other) {
   sum_ += other.sum_;
 }
 
-void LatencyHistogram::Reset() {
+void HdrHistogram::Reset() {
   std::fill(buckets_.begin(), buckets_.end(), 0);
   count_ = 0;
   min_ = 0;
@@ -62,7 +62,7 @@ void LatencyHistogram::Reset() {
   sum_ = 0;
 }
 
-uint64_t LatencyHistogram::Percentile(double percent) const {
+uint64_t HdrHistogram::Percentile(double percent) const {
   if (count_ == 0) return 0;
   if (percent >= 100.0) return max_;
   // The rank of the sample that `percent` percent of samples lie at or below.

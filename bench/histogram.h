@@ -1,4 +1,4 @@
-// LatencyHistogram: an HDR-style log-linear histogram of durations in
+// HdrHistogram: an HDR-style log-linear histogram of durations in
 // nanoseconds, from 1 µs to 60 s, with a bounded relative error.
 //
 // Values below 2^kSubBits ns are counted exactly. Above, each power-of-two
@@ -15,15 +15,15 @@
 
 namespace distkv::bench {
 
-class LatencyHistogram {
+class HdrHistogram {
  public:
   static constexpr int kSubBits = 7;
   static constexpr uint64_t kMaxValue = 60'000'000'000ull;  // 60 s in ns; larger values are clamped
 
-  LatencyHistogram();
+  HdrHistogram();
 
   void Record(uint64_t ns);
-  void Merge(const LatencyHistogram& other);
+  void Merge(const HdrHistogram& other);
   void Reset();
 
   uint64_t count() const { return count_; }

@@ -384,7 +384,7 @@ class Run {
   size_t cursor_ = 0;
   int64_t in_flight_ = 0;
   uint64_t failed_ = 0;
-  LatencyHistogram all_;  // measured phase, every operation
+  HdrHistogram all_;  // measured phase, every operation
 
   uint64_t last_progress_ns_ = 0;
   uint64_t progress_done_ = 0;

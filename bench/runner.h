@@ -16,7 +16,7 @@ namespace distkv::bench {
 
 // Outcomes of one kind of operation.
 struct OpStats {
-  LatencyHistogram latency;  // every answered request, whatever its status
+  HdrHistogram latency;  // every answered request, whatever its status
   uint64_t status_2xx = 0;
   uint64_t status_404 = 0;
   uint64_t status_4xx = 0;  // other 4xx

@@ -234,12 +234,12 @@ void KeyIndex::Rebuild(size_t min_live) {
   // through a small ring: each one's home slot is prefetched when it enters
   // and written when it leaves, kRing entries later, so the misses overlap.
   constexpr size_t kRing = 16;
-  struct Pending {
+  struct PrefetchedEntry {
     uint64_t ref, hash;
     size_t home;
   } ring[kRing];
   size_t ring_n = 0;
-  auto settle = [&](const Pending& p) {
+  auto settle = [&](const PrefetchedEntry& p) {
     size_t i = p.home;
     while (slots[i] != kEmpty) {
       if (++i == cap) i = 0;
@@ -250,9 +250,9 @@ void KeyIndex::Rebuild(size_t min_live) {
     const uint64_t h = HashKey(KeyAt(ref));
     const size_t home = Home(h, cap);
     __builtin_prefetch(&slots[home], 1);
-    Pending& slot = ring[ring_n++ % kRing];
+    PrefetchedEntry& slot = ring[ring_n++ % kRing];
     if (ring_n > kRing) settle(slot);
-    slot = Pending{ref, h, home};
+    slot = PrefetchedEntry{ref, h, home};
   };
   auto drain = [&] {
     const size_t n = ring_n < kRing ? ring_n : kRing;

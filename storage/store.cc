@@ -385,7 +385,7 @@ Status StoreImpl::ReadValue(std::string_view key, const IndexEntry& e, std::stri
     return Status::OK();
   }
   // Not on file yet: the record is in the batch in flight or still staged.
-  for (const Pending* p : {&inflight_, &staged_}) {
+  for (const UnsyncedBatch* p : {&inflight_, &staged_}) {
     for (const Chunk& c : p->chunks) {
       if (c.segment == e.segment && e.offset >= c.offset && e.offset < c.offset + c.bytes->size()) {
         Record r;

@@ -86,7 +86,7 @@ std::unique_ptr<WriteBatch> StoreImpl::TakeBatch(bool force_sync) {
     b->manifest_writer = manifest_writer_.get();
   }
   inflight_ = std::move(staged_);
-  staged_ = Pending{};
+  staged_ = UnsyncedBatch{};
   in_flight_ = true;
   return b;
 }
@@ -129,7 +129,7 @@ Status StoreImpl::FinishBatch(std::unique_ptr<WriteBatch> batch, Status status) 
       batches_++;
       batch_records_ += b->records();
     }
-    inflight_ = Pending{};
+    inflight_ = UnsyncedBatch{};
     if (swap_) ReleaseObsolete();
     return status;
   }
@@ -149,7 +149,7 @@ Status StoreImpl::FinishBatch(std::unique_ptr<WriteBatch> batch, Status status) 
                                         : (!staged_.empty() ? staged_.lsn_before : last_lsn_);
   const size_t undone_staged = staged_.undo.size();
   Rollback(&staged_, 0);
-  staged_ = Pending{};
+  staged_ = UnsyncedBatch{};
 
   if (b->failure == WriteBatchImpl::Failure::kSync) {
     // fsyncgate: the files' state is unknown, and retrying the sync could
@@ -180,7 +180,7 @@ Status StoreImpl::FinishBatch(std::unique_ptr<WriteBatch> batch, Status status) 
       kept += CountRecords(c);
     }
     Rollback(&inflight_, kept);
-    inflight_ = Pending{};
+    inflight_ = UnsyncedBatch{};
     last_lsn_ = last_kept;
     // Under "always" the kept records are not durable: not for replicas either.
     if (options_.fsync != FsyncMode::kAlways) durable_lsn_ = last_kept;
@@ -200,7 +200,7 @@ Status StoreImpl::FinishBatch(std::unique_ptr<WriteBatch> batch, Status status) 
 
   // Undo everything not yet durable, newest first.
   Rollback(&inflight_, 0);
-  inflight_ = Pending{};
+  inflight_ = UnsyncedBatch{};
   last_lsn_ = lsn_before_batch;
 
   // The undo must be as durable as what it undoes could be (the batch may
@@ -281,7 +281,7 @@ size_t StoreImpl::CountRecords(const Chunk& c) {
 }
 
 // Undoes the index changes of p's records from the keep-th on, newest first.
-void StoreImpl::Rollback(Pending* p, size_t keep) {
+void StoreImpl::Rollback(UnsyncedBatch* p, size_t keep) {
   std::vector<Record> records;
   std::vector<uint32_t> record_segment;  // the segment each record went to
   records.reserve(p->undo.size());

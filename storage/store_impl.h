@@ -151,7 +151,10 @@ class StoreImpl final : public Store {
     IndexEntry old;            // the entry the record displaced, if had_old
     uint64_t old_expires = 0;  // the key's expiry before the record
   };
-  struct Pending {
+  // Records staged and not yet durable (staged_, or inflight_ while its batch
+  // is written and synced): where their bytes are, and how to undo them in
+  // the index if the batch fails.
+  struct UnsyncedBatch {
     std::vector<Chunk> chunks;
     std::vector<Undo> undo;   // one per record, in log order
     uint64_t lsn_before = 0;  // last_lsn_ before the first record
@@ -201,7 +204,7 @@ class StoreImpl final : public Store {
   bool Expired(std::string_view key) const;
   Status StageGapIfNeeded();
   // Undoes the index changes of p's records from the keep-th on.
-  void Rollback(Pending* p, size_t keep);
+  void Rollback(UnsyncedBatch* p, size_t keep);
   static size_t CountRecords(const Chunk& c);
   // Makes what a batch did to one file part of the segment.
   void AdoptFile(const BatchFile& f);
@@ -221,8 +224,8 @@ class StoreImpl final : public Store {
   KeyIndex index_;
   ExpiryTable expiry_;               // the keys that have an expiry
   std::function<uint64_t()> clock_;  // SetExpiryClock
-  Pending staged_;
-  Pending inflight_;
+  UnsyncedBatch staged_;
+  UnsyncedBatch inflight_;
   bool in_flight_ = false;
   bool staged_group_open_ = false;  // the last staged record continues an atomic group
   // Set after a failed sync, or when a rollback could not restore the files:

@@ -46,7 +46,7 @@ std::string_view RouteName(Route route) {
   return "unknown";
 }
 
-void LatencyHistogram::Observe(uint64_t micros) {
+void FixedBucketHistogram::Observe(uint64_t micros) {
   size_t i = 0;
   while (i < kBoundsUs.size() && micros > kBoundsUs[i]) ++i;
   buckets_[i]++;
@@ -54,7 +54,7 @@ void LatencyHistogram::Observe(uint64_t micros) {
   sum_us_ += micros;
 }
 
-uint64_t LatencyHistogram::QuantileUpperBoundUs(double q) const {
+uint64_t FixedBucketHistogram::QuantileUpperBoundUs(double q) const {
   if (count_ == 0) return 0;
   uint64_t rank = static_cast<uint64_t>(q * static_cast<double>(count_));
   if (rank == 0) rank = 1;
@@ -84,7 +84,7 @@ void RequestMetrics::Record(Route route, int status, uint64_t micros) {
   }
 }
 
-void LatencyHistogram::WriteJson(JsonWriter* w) const {
+void FixedBucketHistogram::WriteJson(JsonWriter* w) const {
   w->BeginObject();
   w->Key("bounds_us");
   w->BeginArray();
@@ -97,8 +97,8 @@ void LatencyHistogram::WriteJson(JsonWriter* w) const {
   w->EndObject();
 }
 
-void LatencyHistogram::WritePrometheus(PromWriter* prom, std::string_view name,
-                                       std::string_view help) const {
+void FixedBucketHistogram::WritePrometheus(PromWriter* prom, std::string_view name,
+                                           std::string_view help) const {
   prom->Family(name, "histogram", help);
   const std::string bucket = std::string(name) + "_bucket";
   uint64_t cumulative = 0;

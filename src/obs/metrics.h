@@ -35,9 +35,10 @@ enum class Route : uint8_t {
 };
 std::string_view RouteName(Route route);
 
-// Request latency in fixed buckets (upper bounds in microseconds), enough for
-// a Prometheus histogram and for rough percentiles in /stats.
-class LatencyHistogram {
+// Latency in fixed buckets (upper bounds in microseconds), enough for a
+// Prometheus histogram and for rough percentiles in /stats. (The load
+// generator's finer histogram is bench/histogram.h's HdrHistogram.)
+class FixedBucketHistogram {
  public:
   static constexpr std::array<uint64_t, 16> kBoundsUs = {
       50,    100,   250,    500,    1000,   2500,    5000,    10000,
@@ -67,10 +68,10 @@ class RequestMetrics {
   void Record(Route route, int status, uint64_t micros);
   uint64_t total() const { return total_; }
   uint64_t count(Route route, int status) const;
-  const LatencyHistogram& latency() const { return latency_; }
+  const FixedBucketHistogram& latency() const { return latency_; }
   // Key-value requests only (local or forwarded): what a user's latency is,
   // without the status pages and replication streams.
-  const LatencyHistogram& kv_latency() const { return kv_latency_; }
+  const FixedBucketHistogram& kv_latency() const { return kv_latency_; }
 
   // Writes {"route":{"200":n,...},...}.
   void WriteJson(JsonWriter* w) const;
@@ -81,8 +82,8 @@ class RequestMetrics {
   static constexpr int kStatuses = 600;
   std::array<std::array<uint64_t, kStatuses>, static_cast<size_t>(Route::kCount)> counts_{};
   uint64_t total_ = 0;
-  LatencyHistogram latency_;
-  LatencyHistogram kv_latency_;
+  FixedBucketHistogram latency_;
+  FixedBucketHistogram kv_latency_;
 };
 
 }  // namespace distkv

@@ -243,8 +243,8 @@ class ReplicationReplica {
   uint64_t last_resync_ms_ = 0;
   uint64_t last_resync_bytes_ = 0;
   uint64_t last_resync_lsn_ = 0;
-  LatencyHistogram visible_lag_;
-  LatencyHistogram apply_lag_;
+  FixedBucketHistogram visible_lag_;
+  FixedBucketHistogram apply_lag_;
   std::shared_ptr<bool> alive_;
   Counters counters_;
 };

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cinttypes>
 
+#include "net/uv_handle.h"
 #include "src/obs/log.h"
 #include "src/obs/metrics.h"
 #include "src/obs/progress_bar.h"
@@ -25,16 +26,6 @@ struct Compactor::Work {
   storage::Status status;
 };
 
-namespace {
-
-template <typename Handle>
-void CloseAndDelete(Handle* handle) {
-  uv_close(reinterpret_cast<uv_handle_t*>(handle),
-           [](uv_handle_t* h) { delete reinterpret_cast<Handle*>(h); });
-}
-
-}  // namespace
-
 Compactor::Compactor(uv_loop_t* loop, storage::Store* store, CompactorOptions options)
     : loop_(loop),
       store_(store),
@@ -54,9 +45,9 @@ Compactor::Compactor(uv_loop_t* loop, storage::Store* store, CompactorOptions op
 
 Compactor::~Compactor() {
   *alive_ = false;
-  CloseAndDelete(timer_);
-  CloseAndDelete(idle_);
-  CloseAndDelete(progress_timer_);
+  net::CloseAndDelete(timer_);
+  net::CloseAndDelete(idle_);
+  net::CloseAndDelete(progress_timer_);
 }
 
 bool Compactor::running() const {

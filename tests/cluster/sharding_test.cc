@@ -272,6 +272,17 @@ TEST_CASE("sharding: a silent owner (accepts, never answers) gives 504 after for
   Reply r = http.Get(cluster.address(0), "/kv/" + KeyOwnedBy(spec, 1, "silent"));
   CHECK_MESSAGE(r.status == 504, r);
   CHECK(IsJsonError(r));
+  // A write that timed out may have been applied: the answer says so.
+  Reply w = http.Send(cluster.address(0), "PUT", "/kv/" + KeyOwnedBy(spec, 1, "silent"), "v");
+  CHECK_MESSAGE(w.status == 504, w);
+  Json body;
+  REQUIRE_MESSAGE(ParseJson(w.body, &body), w);
+  const Json* error = JsonField(body, "error");
+  const Json* message = JsonField(body, "message");
+  REQUIRE((error != nullptr && message != nullptr));
+  CHECK(*error == "shard_timeout");
+  CHECK_MESSAGE(
+      message->get<std::string>().find("may or may not have been applied") != std::string::npos, w);
   // Its own keys are unaffected.
   std::string own = KeyOwnedBy(spec, 0, "own");
   CHECK(Is2xx(http.Send(cluster.address(0), "PUT", "/kv/" + own, "v").status));

@@ -19,7 +19,7 @@ uint64_t ExactPercentile(const std::vector<uint64_t>& sorted, double p) {
 }
 
 void CheckWithinOnePercent(const std::vector<uint64_t>& samples) {
-  LatencyHistogram h;
+  HdrHistogram h;
   for (uint64_t v : samples) h.Record(v);
   std::vector<uint64_t> sorted = samples;
   std::sort(sorted.begin(), sorted.end());
@@ -39,19 +39,19 @@ void CheckWithinOnePercent(const std::vector<uint64_t>& samples) {
 }  // namespace
 
 TEST_CASE("every bucket is narrower than 1/128 of its lower bound and holds its values") {
-  for (uint64_t v = 1; v < LatencyHistogram::kMaxValue; v = v * 3 / 2 + 1) {
-    size_t b = LatencyHistogram::BucketOf(v);
-    uint64_t low = LatencyHistogram::BucketLow(b);
-    uint64_t width = LatencyHistogram::BucketWidth(b);
+  for (uint64_t v = 1; v < HdrHistogram::kMaxValue; v = v * 3 / 2 + 1) {
+    size_t b = HdrHistogram::BucketOf(v);
+    uint64_t low = HdrHistogram::BucketLow(b);
+    uint64_t width = HdrHistogram::BucketWidth(b);
     CAPTURE(v);
     CHECK(low <= v);
     CHECK(v < low + width);
     CHECK(width * 128 <= std::max<uint64_t>(low, 128));
   }
   // Buckets are contiguous: the next one starts where this one ends.
-  for (size_t b = 0; b + 1 < LatencyHistogram::BucketOf(LatencyHistogram::kMaxValue); ++b) {
-    CHECK(LatencyHistogram::BucketLow(b) + LatencyHistogram::BucketWidth(b) ==
-          LatencyHistogram::BucketLow(b + 1));
+  for (size_t b = 0; b + 1 < HdrHistogram::BucketOf(HdrHistogram::kMaxValue); ++b) {
+    CHECK(HdrHistogram::BucketLow(b) + HdrHistogram::BucketWidth(b) ==
+          HdrHistogram::BucketLow(b + 1));
   }
 }
 
@@ -59,7 +59,7 @@ TEST_CASE("percentiles of a uniform spread from 1 us to 100 ms are within 1%") {
   std::vector<uint64_t> samples;
   for (uint64_t us = 1; us <= 100'000; ++us) samples.push_back(us * 1000);
   CheckWithinOnePercent(samples);
-  LatencyHistogram h;
+  HdrHistogram h;
   for (uint64_t v : samples) h.Record(v);
   CHECK(std::abs(static_cast<double>(h.Percentile(50)) - 50e6) <= 0.01 * 50e6);
   CHECK(std::abs(static_cast<double>(h.Percentile(99)) - 99e6) <= 0.01 * 99e6);
@@ -72,25 +72,25 @@ TEST_CASE("percentiles of a long-tailed (log-normal) sample are within 1%") {
   std::vector<uint64_t> samples;
   for (int i = 0; i < 200'000; ++i) {
     samples.push_back(
-        std::clamp<uint64_t>(static_cast<uint64_t>(dist(gen)), 1000, LatencyHistogram::kMaxValue));
+        std::clamp<uint64_t>(static_cast<uint64_t>(dist(gen)), 1000, HdrHistogram::kMaxValue));
   }
   CheckWithinOnePercent(samples);
 }
 
 TEST_CASE("values beyond 60 s are clamped, an empty histogram reports zeros") {
-  LatencyHistogram h;
+  HdrHistogram h;
   CHECK(h.Percentile(99) == 0);
   CHECK(h.max() == 0);
   CHECK(h.mean() == 0);
-  h.Record(LatencyHistogram::kMaxValue * 10);
-  CHECK(h.max() == LatencyHistogram::kMaxValue);
-  CHECK(h.Percentile(50) == LatencyHistogram::kMaxValue);
+  h.Record(HdrHistogram::kMaxValue * 10);
+  CHECK(h.max() == HdrHistogram::kMaxValue);
+  CHECK(h.Percentile(50) == HdrHistogram::kMaxValue);
 }
 
 TEST_CASE("merging two histograms equals recording everything in one") {
-  LatencyHistogram a;
-  LatencyHistogram b;
-  LatencyHistogram both;
+  HdrHistogram a;
+  HdrHistogram b;
+  HdrHistogram both;
   for (uint64_t v = 1000; v < 5'000'000; v += 997) {
     ((v / 997) % 2 == 0 ? a : b).Record(v);
     both.Record(v);

@@ -61,9 +61,10 @@ TEST_CASE("ProgressBoard shows a running operation, then its outcome; a new run 
     JsonWriter w(&json);
     board.WriteJson(&w);
   }
-  CHECK(json ==
-        "{\"compaction\":{\"running\":true,\"done\":40,\"total\":100,\"unit\":\"bytes\","
-        "\"detail\":\"3 segments, copying\",\"started_ms\":10,\"updated_ms\":20,\"outcome\":\"\"}}");
+  CHECK(
+      json ==
+      "{\"compaction\":{\"running\":true,\"done\":40,\"total\":100,\"unit\":\"bytes\","
+      "\"detail\":\"3 segments, copying\",\"started_ms\":10,\"updated_ms\":20,\"outcome\":\"\"}}");
 
   now = 30;
   board.Finish("compaction", "done");
