@@ -74,7 +74,8 @@ void HintBuilder::Clear() {
 }
 
 Status ReadHintFile(Io* io, const std::string& path, uint64_t segment_size,
-                    const std::function<void(const HintEntry& e)>& fn) {
+                    const std::function<void(const HintEntry& e)>& fn,
+                    const std::function<void(std::string_view key)>& ahead) {
   int fd;
   if (int err = io->Open(path, Io::kOpenExisting, &fd)) {
     if (err == ENOENT) return Status::NotFound(path);
@@ -148,9 +149,27 @@ Status ReadHintFile(Io* io, const std::string& path, uint64_t segment_size,
     return Status::Corruption(path + ": its records end at offset " + std::to_string(next_offset) +
                               ", the segment at " + std::to_string(segment_size));
   }
+  // The entries are known good: step over one without looking at it again.
+  auto next = [&](size_t at) {
+    const char* p = buf.data() + at;
+    const uint32_t klen = DecodeFixed32(p + 21);
+    const bool expires = (static_cast<uint8_t>(p[20]) & kExpiresFlag) != 0;
+    return at + kEntryHeaderBytes + klen + (expires ? kExpiryBytes : 0);
+  };
+  size_t lead = 0;  // kHintLookahead entries past pos, or end
+  if (ahead) {
+    for (size_t i = 0; i < kHintLookahead && lead < end; i++) lead = next(lead);
+  }
   pos = 0;
   HintEntry e;
   while (pos < end) {
+    if (ahead && lead < end) {
+      const char* q = buf.data() + lead;
+      if (!(static_cast<uint8_t>(q[20]) & kGapFlag)) {
+        ahead(std::string_view(q + kEntryHeaderBytes, DecodeFixed32(q + 21)));
+      }
+      lead = next(lead);
+    }
     const char* p = buf.data() + pos;
     e.lsn = DecodeFixed64(p);
     e.offset = DecodeFixed64(p + 8);
@@ -165,6 +184,22 @@ Status ReadHintFile(Io* io, const std::string& path, uint64_t segment_size,
     pos += kEntryHeaderBytes + klen + (expires ? kExpiryBytes : 0);
   }
   return Status::OK();
+}
+
+bool ReadHintEntryCount(Io* io, const std::string& path, uint64_t* entries) {
+  int fd;
+  if (io->Open(path, Io::kOpenExisting, &fd) != 0) return false;
+  uint64_t size = 0;
+  char t[kTrailerBytes];
+  bool ok = FileSize(io, fd, &size, path).ok() && size >= kTrailerBytes &&
+            PreadExact(io, fd, t, kTrailerBytes, size - kTrailerBytes, path).ok() &&
+            DecodeFixed32(t + 16) == kMagic;
+  io->Close(fd);
+  // Every entry takes at least its header: a count the file cannot hold
+  // (a damaged or forged trailer) sizes nothing.
+  ok = ok && DecodeFixed64(t + 8) <= (size - kTrailerBytes) / kEntryHeaderBytes;
+  if (ok) *entries = DecodeFixed64(t + 8);
+  return ok;
 }
 
 }  // namespace distkv::storage

@@ -73,8 +73,20 @@ class HintBuilder {
 // checking the whole file's CRC and that it describes a segment of
 // segment_size bytes. NotFound if there is no file; Corruption (with the
 // reason) if it cannot be trusted. fn is called only once the file is known
-// to be good, so a caller never has to undo part of a bad hint.
+// to be good, so a caller never has to undo part of a bad hint. ahead, if
+// given, is called with the key of the entry kHintLookahead entries past
+// the one fn is about to get (nothing past the last): recovery prefetches
+// that key's place in the index, so the cache misses of consecutive
+// inserts overlap instead of following one another.
+inline constexpr size_t kHintLookahead = 8;
 Status ReadHintFile(Io* io, const std::string& path, uint64_t segment_size,
-                    const std::function<void(const HintEntry& e)>& fn);
+                    const std::function<void(const HintEntry& e)>& fn,
+                    const std::function<void(std::string_view key)>& ahead = nullptr);
+
+// The entry count a hint file's trailer states, read without the rest of
+// the file and without checking it: only a size for the key index before
+// recovery loads the hints (ReadHintFile checks everything). False when the
+// file has no trailer to read.
+bool ReadHintEntryCount(Io* io, const std::string& path, uint64_t* entries);
 
 }  // namespace distkv::storage

@@ -356,6 +356,16 @@ void KeyIndex::ForEach(
   WalkArena([&](uint64_t ref) { fn(KeyAt(ref), EntryAt(ref)); });
 }
 
+void KeyIndex::Reserve(size_t keys) {
+  keys = std::max(keys, live_);
+  // Insert rebuilds once live + deleted slots pass 80% of the capacity.
+  if ((keys + deleted_slots_) * 5 > slots_.size() * 4) Rebuild(keys);
+}
+
+void KeyIndex::ShrinkToFit() {
+  if (slots_.size() > 2 * (live_ * 20 / 11 + 1) && slots_.size() > kMinCapacity) Rebuild(live_);
+}
+
 void KeyIndex::EraseIf(const std::function<bool(std::string_view key, const IndexEntry& e)>& pred) {
   std::vector<uint64_t> doomed;
   WalkArena([&](uint64_t ref) {

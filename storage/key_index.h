@@ -102,6 +102,15 @@ class KeyIndex {
   void Scan(uint64_t cursor, size_t max_keys, size_t max_slots,
             const std::function<bool(std::string_view key)>& match, ScanPage* page) const;
 
+  // Sizes the slot array once for `keys` live keys (about 55% load), so that
+  // inserting that many grows it no more. Recovery calls it with the number
+  // of entries its hint files hold before loading them: a table grown one
+  // rebuild at a time re-places every key about twice over on the way.
+  void Reserve(size_t keys);
+  // Gives back what a Reserve larger than the keys that came needs no more:
+  // rebuilds for the live keys when the table is more than twice their size.
+  void ShrinkToFit();
+
   // Erases every entry for which pred returns true.
   void EraseIf(const std::function<bool(std::string_view key, const IndexEntry& e)>& pred);
 

@@ -80,6 +80,10 @@ struct Options {
   bool repair = false;
   // Receives one line per noteworthy event (recovery, truncation). May be empty.
   std::function<void(std::string_view line)> log;
+  // Recovery sizes the key index once, from the entry counts of the hint
+  // files, before loading them (KeyIndex::Reserve), instead of growing it
+  // one rebuild at a time as keys come. compaction-bench times both.
+  bool size_index_from_hints = true;
   // The file system underneath; nullptr means Io::Posix(). Tests pass a
   // FaultyIo (storage/faulty_io.h). Not owned; must outlive the store.
   Io* io = nullptr;

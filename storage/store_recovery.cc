@@ -222,6 +222,20 @@ Status StoreImpl::Recover() {
     if (!is_compacted(id)) active_id_ = static_cast<uint32_t>(id);
   }
 
+  if (options_.size_index_from_hints) {
+    // The hinted segments' entries bound the keys they hold (overwrites and
+    // tombstones make it an overestimate, given back below).
+    uint64_t hinted = 0;
+    for (uint64_t id : ids) {
+      uint64_t n;
+      if (id != active_id_ && std::find(hints.begin(), hints.end(), id) != hints.end() &&
+          ReadHintEntryCount(io_, JoinPath(options_.dir, HintFileName(id)), &n)) {
+        hinted += n;
+      }
+    }
+    index_.Reserve(static_cast<size_t>(std::min<uint64_t>(hinted, SIZE_MAX / 2)));
+  }
+
   ScanState st;
   st.log_start = found ? m.log_start : 0;  // 0: the first record found sets it
   st.gaps = m.gaps;
@@ -244,6 +258,7 @@ Status StoreImpl::Recover() {
   if (tombstones_ > 0) {
     index_.EraseIf([](std::string_view, const IndexEntry& e) { return e.deleted; });
   }
+  if (options_.size_index_from_hints) index_.ShrinkToFit();
   // A dropped tombstone may have held the highest LSN: it is never reused.
   // Nor is one below log_start: compaction moved it past LSNs that were
   // handed out, even when the record of the last of them is gone (it drops
@@ -430,21 +445,26 @@ Status StoreImpl::LoadHints(Segment* seg, uint64_t file_size, ScanState* st) {
   if (s.ok() && !dense.ok()) return dense;
   if (!s.ok()) return s;
   *st = std::move(trial);
-  return ReadHintFile(io_, hint, file_size, [&](const HintEntry& h) {
-    IndexEntry e;
-    e.lsn = h.lsn;
-    if (h.gap) {
-      if (seg->first_lsn == 0 || e.lsn < seg->first_lsn) seg->first_lsn = e.lsn;
-      seg->last_lsn = std::max(seg->last_lsn, e.lsn);
-      st->max_lsn = std::max(st->max_lsn, e.lsn);
-      return;
-    }
-    e.offset = h.offset;
-    e.segment = seg->id;
-    e.value_len = h.value_len;
-    e.deleted = h.tombstone;
-    RecoverRecord(seg, h.key, e, h.expires_ms, st);
-  });
+  return ReadHintFile(
+      io_, hint, file_size,
+      [&](const HintEntry& h) {
+        IndexEntry e;
+        e.lsn = h.lsn;
+        if (h.gap) {
+          if (seg->first_lsn == 0 || e.lsn < seg->first_lsn) seg->first_lsn = e.lsn;
+          seg->last_lsn = std::max(seg->last_lsn, e.lsn);
+          st->max_lsn = std::max(st->max_lsn, e.lsn);
+          return;
+        }
+        e.offset = h.offset;
+        e.segment = seg->id;
+        e.value_len = h.value_len;
+        e.deleted = h.tombstone;
+        RecoverRecord(seg, h.key, e, h.expires_ms, st);
+      },
+      [this](std::string_view key) {
+        if (options_.size_index_from_hints) index_.Prefetch(key);
+      });
 }
 
 Status StoreImpl::ScanSegment(Segment* seg, bool newest, ScanState* st) {

@@ -132,3 +132,28 @@ TEST_CASE(
     CHECK(hinted == 0);
   }
 }
+
+TEST_CASE(
+    "ReadHintEntryCount gives the trailer's entry count; a count the file cannot hold, a bad "
+    "magic or a file shorter than a trailer gives none") {
+  Files f;
+  FaultyIo io;
+  REQUIRE(io.CreateDirs(kDir) == 0);
+  const std::string path = std::string(kDir) + "/h";
+  auto count = [&](const std::string& hint, uint64_t* n) {
+    WriteWhole(&io, path, hint);
+    return ReadHintEntryCount(&io, path, n);
+  };
+  uint64_t n = 0;
+  REQUIRE(count(f.hint, &n));
+  CHECK(n == 3);
+  // Trailer: segment size @-24, entry count @-16, magic @-8, CRC @-4.
+  const size_t trailer = f.hint.size() - 24;
+  // A forged count must not size the index past what the file holds.
+  n = 0;
+  CHECK_FALSE(count(Forge(f.hint, trailer + 8, uint64_t{1} << 40), &n));
+  CHECK(n == 0);
+  CHECK_FALSE(count(Forge(f.hint, trailer + 16, 0x12345678, 4), &n));
+  CHECK_FALSE(count(f.hint.substr(f.hint.size() - 10), &n));
+  CHECK_FALSE(ReadHintEntryCount(&io, std::string(kDir) + "/missing", &n));
+}

@@ -181,3 +181,37 @@ TEST_CASE("KeyIndex seeds its key hash once per process, with a different seed i
   }
   CHECK(seeds.size() == 3);
 }
+
+TEST_CASE(
+    "KeyIndex::Reserve sizes the table once for that many keys; ShrinkToFit gives back the rest") {
+  KeyIndex idx;
+  constexpr uint64_t kKeys = 200'000;
+  idx.Reserve(kKeys);
+  const size_t reserved = idx.capacity();
+  CHECK(reserved >= kKeys);
+  for (uint64_t i = 0; i < kKeys; i++) idx.Put(Key(i), Entry(i + 1, 1, i, 7));
+  CHECK(idx.capacity() == reserved);  // no rebuild on the way
+  // Reserving what is there already, or less, changes nothing.
+  idx.Reserve(kKeys / 2);
+  CHECK(idx.capacity() == reserved);
+
+  // Reserved for far more than came (hint entries of overwritten keys):
+  // ShrinkToFit rebuilds for the keys there are, every entry intact.
+  KeyIndex over;
+  over.Reserve(10 * kKeys);
+  for (uint64_t i = 0; i < kKeys; i++) over.Put(Key(i), Entry(i + 1, 2, i, 9));
+  const size_t big = over.capacity();
+  over.ShrinkToFit();
+  CHECK(over.capacity() < big / 2);
+  CHECK(over.size() == kKeys);
+  for (uint64_t i = 0; i < kKeys; i += 997) {
+    IndexEntry e;
+    REQUIRE(over.Find(Key(i), &e));
+    CHECK(e.lsn == i + 1);
+    CHECK(e.offset == i);
+  }
+  // A table its keys fill is left alone.
+  const size_t fitted = over.capacity();
+  over.ShrinkToFit();
+  CHECK(over.capacity() == fitted);
+}
