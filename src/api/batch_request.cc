@@ -142,16 +142,7 @@ bool ParseMputBody(std::string_view body, const std::string* content_type, size_
 
 std::string EncodeMputBody(const std::vector<BatchItem>& items, const std::vector<size_t>& which) {
   std::string out;
-  for (size_t i : which) {
-    JsonWriter w(&out);  // one document per line
-    w.BeginObject();
-    w.Key("key");
-    w.Bytes(items[i].key);
-    w.Key("value");
-    w.Bytes(items[i].value);
-    w.EndObject();
-    out += '\n';
-  }
+  for (size_t i : which) AppendKeyValueLine(&out, items[i].key, items[i].value);
   return out;
 }
 

@@ -5,6 +5,7 @@
 
 #include "net/http_client.h"
 #include "src/client/answers.h"
+#include "src/obs/json_bytes.h"
 #include "src/obs/json_writer.h"
 #include "src/obs/utf8.h"
 
@@ -425,16 +426,7 @@ void Client::Impl::Batch(const std::string& endpoint,
       } else {
         // An object's names must be strings: binary keys go as NDJSON lines.
         content_type = "application/x-ndjson";
-        for (size_t i : part) {
-          JsonWriter w(&body);
-          w.BeginObject();
-          w.Key("key");
-          w.Bytes(items[i].first);
-          w.Key("value");
-          w.Bytes(items[i].second);
-          w.EndObject();
-          body += '\n';
-        }
+        for (size_t i : part) AppendKeyValueLine(&body, items[i].first, items[i].second);
       }
       auto call = NewCall("POST", endpoint, items[part.front()].first, [state, part](Response& r) {
         std::vector<KeyResult> got(part.size());

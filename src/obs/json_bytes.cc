@@ -3,6 +3,8 @@
 
 #include <cstdint>
 
+#include "src/obs/json_writer.h"
+
 namespace distkv {
 
 namespace {
@@ -66,6 +68,17 @@ bool Base64Decode(std::string_view in, std::string* out) {
     if (pad < 1) out->push_back(static_cast<char>(v & 0xFF));
   }
   return true;
+}
+
+void AppendKeyValueLine(std::string* out, std::string_view key, std::string_view value) {
+  JsonWriter w(out);
+  w.BeginObject();
+  w.Key("key");
+  w.Bytes(key);
+  w.Key("value");
+  w.Bytes(value);
+  w.EndObject();
+  out->push_back('\n');
 }
 
 }  // namespace distkv

@@ -16,4 +16,9 @@ std::string Base64Encode(std::string_view in);
 // False on a character outside the alphabet or a bad length/padding.
 bool Base64Decode(std::string_view in, std::string* out);
 
+// Appends {"key":<key>,"value":<value>} and a newline, both as bytes: one
+// line of the NDJSON form of an _mput body, which the node (the parts it
+// forwards) and the client library both write.
+void AppendKeyValueLine(std::string* out, std::string_view key, std::string_view value);
+
 }  // namespace distkv
