@@ -62,8 +62,8 @@ lib         = $(BUILD)/lib$(1).a
 LINK_storage     := storage
 LINK_net         := net obs
 LINK_obs         := obs
-LINK_api         := api net obs
-LINK_shard       := shard obs storage
+LINK_api         := api net obs storage
+LINK_shard       := shard net obs storage
 LINK_cluster     := cluster api net obs storage
 LINK_replication := replication cluster shard api net obs storage
 LINK_node        := node replication cluster shard api net obs storage
@@ -167,7 +167,8 @@ test: $(UNIT_BINS) $(BUILD)/cluster-tests $(BUILD)/distkv $(BUILD)/distkv-bench 
 	@DISTKV_BIN=$(abspath $(BUILD)/distkv) DISTKV_BENCH_BIN=$(abspath $(BUILD)/distkv-bench) \
 	  CHAOS_DURATION=$(CHAOS_DURATION) CLUSTER_TESTS_BIN=$(abspath $(BUILD)/cluster-tests) \
 	  tests/run.sh $(UNIT_BINS) $(BUILD)/cluster-tests tests/cluster-tests-tls.sh \
-	  tests/fuzz/run.sh tests/chaos/checker_test.py "tests/chaos/chaos.py --mode static" \
+	  tests/check_layers.py tests/fuzz/run.sh tests/chaos/checker_test.py \
+	  "tests/chaos/chaos.py --mode static" \
 	  "tests/chaos/chaos.py --mode etcd"
 
 # Every binary and test binary, without running anything.
