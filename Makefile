@@ -228,9 +228,10 @@ fuzz: fuzz-build
 	@tests/fuzz/run.sh fuzz build-fuzz/fuzz $(FUZZ_TARGETS)
 
 # ThreadSanitizer (gcc's libtsan): every unit test, and the cluster tests whose
-# nodes run the commit pipeline's worker thread hard (TSAN_CLUSTER_TESTS),
-# against a TSan-built distkv; a report in a node's log fails the test.
-TSAN_CLUSTER_TESTS ?= durability*,replication*,pipelining*
+# nodes run the commit pipeline's worker thread, compactions and snapshots
+# hard (TSAN_CLUSTER_TESTS), against a TSan-built distkv; a report in a node's
+# log fails the test.
+TSAN_CLUSTER_TESTS ?= durability*,replication*,pipelining*,compaction*,resync*
 test-tsan:
 	@$(MAKE) --no-print-directory BUILD=build-tsan OPT=-O1 SANITIZE="-fsanitize=thread" tsan-run
 tsan-run: $(UNIT_BINS) $(BUILD)/cluster-tests $(BUILD)/distkv $(BUILD)/distkv-bench
