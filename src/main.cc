@@ -28,6 +28,7 @@
 #include "src/node/node.h"
 #include "src/node/reshard_command.h"
 #include "src/obs/log.h"
+#include "storage/number.h"
 
 namespace {
 
@@ -133,9 +134,9 @@ int ParseArgs(int argc, char** argv, Args* args) {
     } else if (flag == "--slow-disk") {
       std::string rate;
       ok = take(&rate);
-      char* end = nullptr;
-      args->node.slow_disk_bytes_per_s = ok ? std::strtoull(rate.c_str(), &end, 10) : 0;
-      if (ok && (rate.empty() || *end != '\0' || args->node.slow_disk_bytes_per_s == 0)) {
+      uint64_t n = 0;
+      if (ok && distkv::storage::ParseUint(rate, 10, &n)) args->node.slow_disk_bytes_per_s = n;
+      if (ok && n == 0) {
         return Usage("--slow-disk needs a number of bytes per second above 0");
       }
     } else if (flag == "--fail-sync-after") {

@@ -11,6 +11,8 @@
 
 #include <toml.hpp>
 
+#include "storage/number.h"
+
 namespace distkv {
 namespace {
 
@@ -156,16 +158,10 @@ bool DecodeClusterMap(const std::string& text, const std::string& source, Cluste
   const size_t eol = text.find('\n');
   const std::string first = text.substr(0, eol);
   const std::string prefix = "epoch = ";
-  if (first.compare(0, prefix.size(), prefix) != 0 || first.size() == prefix.size() ||
-      first.size() > prefix.size() + 20 ||
-      first.find_first_not_of("0123456789", prefix.size()) != std::string::npos) {
-    *error = source + ":1: a cluster map starts with \"epoch = <number>\"";
-    return false;
-  }
-  errno = 0;
-  const unsigned long long epoch = std::strtoull(first.c_str() + prefix.size(), nullptr, 10);
-  if (errno == ERANGE) {
-    *error = source + ":1: epoch out of range";
+  uint64_t epoch = 0;
+  if (first.compare(0, prefix.size(), prefix) != 0 ||
+      !storage::ParseUint(std::string_view(first).substr(prefix.size()), 10, &epoch)) {
+    *error = source + ":1: a cluster map starts with \"epoch = <number>\" (at most 2^64-1)";
     return false;
   }
   // The header (epoch, migrations) ends where the first table begins. Keep

@@ -2,6 +2,8 @@
 
 #include <sstream>
 
+#include "storage/number.h"
+
 namespace distkv {
 
 std::string EncodeMigrationPause(const MigrationPause& pause) {
@@ -46,10 +48,11 @@ bool ParseSlotRangeText(const std::string& text, SlotRange* range) {
   if (a.empty() || b.empty() || a.size() > 5 || b.size() > 5 || b.find('-') != std::string::npos) {
     return false;
   }
-  const uint32_t first = static_cast<uint32_t>(std::stoul(a));
-  const uint32_t last = static_cast<uint32_t>(std::stoul(b));
+  uint64_t first = 0;
+  uint64_t last = 0;
+  if (!storage::ParseUint(a, 10, &first) || !storage::ParseUint(b, 10, &last)) return false;
   if (first > last || last >= kSlotCount) return false;
-  *range = SlotRange{first, last};
+  *range = SlotRange{static_cast<uint32_t>(first), static_cast<uint32_t>(last)};
   return true;
 }
 

@@ -4,13 +4,13 @@
 #pragma once
 
 #include <cstdint>
-#include <cstdlib>
 #include <string>
 #include <vector>
 
 #include "net/http_message.h"
 #include "src/cluster/config.h"
 #include "src/obs/json_writer.h"
+#include "storage/number.h"
 
 namespace distkv::migration {
 
@@ -35,11 +35,13 @@ inline uint64_t SlotsIn(const std::vector<SlotRange>& ranges) {
   return n;
 }
 
-inline uint64_t HeaderNumber(const net::HttpResponse& r, const char* name,
-                             bool* present = nullptr) {
+// A number header of the other node's answer; 0 when it is missing or not a
+// number.
+inline uint64_t HeaderNumber(const net::HttpResponse& r, const char* name) {
   const std::string* v = r.header(name);
-  if (present) *present = v != nullptr;
-  return v ? std::strtoull(v->c_str(), nullptr, 10) : 0;
+  uint64_t n = 0;
+  if (v != nullptr) storage::ParseUint(*v, 10, &n);
+  return n;
 }
 
 // Writes a slot range as [first,last].

@@ -15,6 +15,7 @@
 #include "src/node/migration_internal.h"
 #include "src/node/node.h"
 #include "src/obs/log.h"
+#include "storage/number.h"
 #include "storage/record_format.h"
 
 namespace distkv {
@@ -117,7 +118,11 @@ void Node::HandleSlots(net::HttpRequest& request, net::Responder responder, uint
   };
   if (request.path == "/internal/slots/cutover-check") {
     // Target side: the source gave up waiting for a cutover.
-    const uint64_t id = std::strtoull(net::QueryValue(request.query, "id").c_str(), nullptr, 10);
+    uint64_t id = 0;
+    if (!storage::ParseUint(net::QueryValue(request.query, "id"), 10, &id)) {
+      fail(400, "bad_id", "id=<migration id> is required");
+      return;
+    }
     // Still listed: the cutover has not happened, and the attempt the source
     // waited for never will. Gone: committed or rolled back; either way the
     // source learns which from this node's map.
@@ -210,8 +215,11 @@ void Node::HandleSlots(net::HttpRequest& request, net::Responder responder, uint
   }
 
   if (request.path == "/internal/slots/tail") {
-    const uint64_t after =
-        std::strtoull(net::QueryValue(request.query, "after").c_str(), nullptr, 10);
+    uint64_t after = 0;
+    if (!storage::ParseUint(net::QueryValue(request.query, "after"), 10, &after)) {
+      fail(400, "bad_after", "after=<LSN> is required");
+      return;
+    }
     std::unique_ptr<storage::LogCursor> cursor;
     storage::Status s = store_->NewLogCursor(after, &cursor);
     if (s.IsNotFound()) {
@@ -269,7 +277,11 @@ void Node::HandleSlots(net::HttpRequest& request, net::Responder responder, uint
   }
 
   // /internal/slots/pause: the target is ready to cut over.
-  const uint64_t id = std::strtoull(net::QueryValue(request.query, "id").c_str(), nullptr, 10);
+  uint64_t id = 0;
+  if (!storage::ParseUint(net::QueryValue(request.query, "id"), 10, &id)) {
+    fail(400, "bad_id", "id=<migration id> is required");
+    return;
+  }
   const Migration* m = nullptr;
   for (const Migration& x : cluster_map_.migrations) {
     if (x.id == id) m = &x;

@@ -114,6 +114,17 @@ TEST_CASE(
   }
   // A second purge finds nothing.
   CHECK(GetJson(http, delhi.address, "/purge").at("purged").get<size_t>() == 0);
+  // The migration endpoints refuse a number that is not one, instead of reading it as 0.
+  for (const std::string query : {"after=12x", "after=-1", "after="}) {
+    Reply bad = http.Get(delhi.address, "/internal/slots/tail?slots=0-9&" + query);
+    CHECK_MESSAGE(bad.status == 400, query, " ", bad.body);
+  }
+  for (const std::string path :
+       {"/internal/slots/pause?slots=0-9&id=", "/internal/slots/cutover-check?id=z"}) {
+    Reply bad = http.Send(delhi.address, "POST", path);
+    CHECK_MESSAGE(bad.status == 400, path, " ", bad.body);
+  }
+  CHECK(http.Get(delhi.address, "/internal/slots/tail?slots=0-9&after=0").status == 200);
   CHECK(primary->Stop() == 0);
   CHECK(replica->Stop() == 0);
 }

@@ -60,6 +60,9 @@ TEST_CASE("cluster map: a bad epoch line or an invalid map is refused with the s
   CHECK_FALSE(DecodeClusterMap("epoch = -1\n", "peer", &map, &error));
   CHECK(error.find("peer:1") != std::string::npos);
   CHECK_FALSE(DecodeClusterMap("epoch = 99999999999999999999\n", "peer", &map, &error));
+  CHECK_FALSE(DecodeClusterMap("epoch = 18446744073709551616\n", "peer", &map, &error));
+  CHECK_FALSE(DecodeClusterMap("epoch = 7x\n", "peer", &map, &error));
+  CHECK_FALSE(DecodeClusterMap("epoch = \n", "peer", &map, &error));
   CHECK_FALSE(DecodeClusterMap("[[shards]]\n", "peer", &map, &error));
   // Every slot must still be owned exactly once.
   std::string text = EncodeClusterMap(TwoShards());
