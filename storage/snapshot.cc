@@ -315,31 +315,40 @@ void SnapshotWriter::Discard() {
 
 // --- installation ------------------------------------------------------------------
 
-Status InstallStaged(Io* io, const std::string& dir, int dir_fd,
+namespace {
+
+// InstallStaged with staging/LOCK held.
+Status InstallLocked(Io* io, const std::string& dir, int dir_fd, const std::string& staging,
                      const std::function<void(const std::string&)>& log) {
-  const std::string staging = JoinPath(dir, kStagingDirName);
   std::vector<std::string> staged;
-  if (int err = io->ListDir(staging, &staged)) {
-    if (err == ENOENT) return Status::OK();
-    return Status::FromErrno(err, "list " + staging);
-  }
-  const bool complete =
-      std::find(staged.begin(), staged.end(), kStagingCompleteFileName) != staged.end();
+  Status s = ListDir(io, staging, &staged);
+  if (!s.ok()) return s;
+  auto is_staged = [&](const std::string& f) {
+    return std::find(staged.begin(), staged.end(), f) != staged.end();
+  };
+  // INSTALLING: an install began (it may have moved files already) and is
+  // finished. COMPLETE alone: nothing was moved yet.
+  const bool installing = is_staged(kStagingInstallingFileName);
+  const bool complete = installing || is_staged(kStagingCompleteFileName);
   std::erase(staged, std::string(kStagingLockFileName));
-  if (!complete) {
+  auto discard = [&](const std::string& why) {
+    // The list first: a crash meanwhile must not install what remains.
+    io->Unlink(JoinPath(staging, kStagingCompleteFileName));
     for (const std::string& name : staged) io->Unlink(JoinPath(staging, name));
-    if (!staged.empty()) log("discarded an unfinished snapshot in " + staging);
+    if (!staged.empty()) log("discarded " + why + " in " + staging);
     return Status::OK();
-  }
+  };
+  if (!complete) return discard("an unfinished snapshot");
   // The list of the new store's files.
-  const std::string list_path = JoinPath(staging, kStagingCompleteFileName);
+  const std::string list_path =
+      JoinPath(staging, installing ? kStagingInstallingFileName : kStagingCompleteFileName);
   int fd;
   if (int err = io->Open(list_path, Io::kOpenExisting, &fd)) {
     return Status::FromErrno(err, "open " + list_path);
   }
   uint64_t size = 0;
   std::string list;
-  Status s = FileSize(io, fd, &size, list_path);
+  s = FileSize(io, fd, &size, list_path);
   if (s.ok()) {
     list.resize(size);
     s = PreadExact(io, fd, list.data(), size, 0, list_path);
@@ -354,7 +363,27 @@ Status InstallStaged(Io* io, const std::string& dir, int dir_fd,
     pos = nl + 1;
   }
   if (files.empty() || files.back() != kManifestFileName) {
+    if (!installing) return discard("a snapshot whose list of files is damaged");
     return Status::Corruption(list_path + " does not end with the MANIFEST");
+  }
+  if (!installing) {
+    // Nothing was moved: every file must be staged, or the snapshot is
+    // incomplete (a file of the same name in the store is the old store's,
+    // never to be taken for this snapshot's) and the old store, whole,
+    // goes on; the replica asks for another snapshot.
+    for (const std::string& f : files) {
+      if (!is_staged(f)) return discard("a snapshot missing its file " + f);
+    }
+    const std::string begun = JoinPath(staging, kStagingInstallingFileName);
+    if (int err = io->Rename(list_path, begun)) {
+      return Status::FromErrno(err, "rename " + list_path);
+    }
+    int sfd;
+    if (int err = io->OpenDir(staging, &sfd)) return Status::FromErrno(err, "open " + staging);
+    s = SyncDir(io, sfd, staging);
+    io->Close(sfd);
+    if (!s.ok()) return s;
+    return InstallLocked(io, dir, dir_fd, staging, log);
   }
   std::vector<std::string> present;
   s = ListDir(io, dir, &present);
@@ -368,7 +397,7 @@ Status InstallStaged(Io* io, const std::string& dir, int dir_fd,
   // Before the MANIFEST moves, the old store's MANIFEST names the old files:
   // segments of the old store not overwritten by a staged file of the same
   // name are deleted only after it, so an interrupted install is finished by
-  // the next open, which sees COMPLETE again.
+  // the next open, which sees INSTALLING again.
   for (const std::string& f : files) {
     const bool in_staging = std::find(staged.begin(), staged.end(), f) != staged.end();
     if (!in_staging) {
@@ -404,6 +433,36 @@ Status InstallStaged(Io* io, const std::string& dir, int dir_fd,
   log("installed the snapshot staged in " + staging + " (" + std::to_string(files.size()) +
       " files)");
   return Status::OK();
+}
+
+}  // namespace
+
+Status InstallStaged(Io* io, const std::string& dir, int dir_fd,
+                     const std::function<void(const std::string&)>& log) {
+  const std::string staging = JoinPath(dir, kStagingDirName);
+  std::vector<std::string> names;
+  if (int err = io->ListDir(staging, &names)) {
+    if (err == ENOENT) return Status::OK();
+    return Status::FromErrno(err, "list " + staging);
+  }
+  // The lock every writer of staging/ holds for its life (see Create). A
+  // writer of this process may still live: a snapshot abandoned when its
+  // replica was re-pointed, finishing in the thread pool while the store is
+  // reopened. Its files are neither installed nor deleted under it: its
+  // owner discards them once it is done, and a start after a crash finds
+  // them whole (its COMPLETE lists only files it wrote).
+  const std::string lock = JoinPath(staging, kStagingLockFileName);
+  int lock_fd = -1;
+  if (int err = io->Lock(lock, &lock_fd)) {
+    if (err == EWOULDBLOCK || err == EAGAIN) {
+      log("left " + staging + " alone: a snapshot is still being written there");
+      return Status::OK();
+    }
+    return Status::FromErrno(err, "lock " + lock);
+  }
+  Status s = InstallLocked(io, dir, dir_fd, staging, log);
+  io->Close(lock_fd);
+  return s;
 }
 
 }  // namespace distkv::storage

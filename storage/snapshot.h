@@ -23,12 +23,20 @@
 // staged store becomes the store.
 //
 // Installing (InstallStaged, called by Store::Open before recovery). With
-// COMPLETE present the staged files are renamed over the store's (the
-// MANIFEST last), store files not in the list are deleted, and COMPLETE
+// COMPLETE present, and every file it lists staged, COMPLETE is renamed
+// INSTALLING; then the staged files are renamed over the store's (the
+// MANIFEST last), store files not in the list are deleted, and INSTALLING
 // goes; every step can be repeated, so a crash at any point is finished by
-// the next open. Without COMPLETE the staging directory is emptied: a crash
+// the next open. A COMPLETE whose files are not all staged (never the
+// case unless something removed them) is discarded: nothing was moved
+// yet, and a store file of the same name is the old store's, never to be
+// taken for the snapshot's. Without COMPLETE the staging directory is emptied: a crash
 // while a snapshot was received leaves the old store as it was. Either way
-// a restart finds the old store or the new one, never a mix.
+// a restart finds the old store or the new one, never a mix, and leftovers
+// in staging/ never stop a start. The open takes staging/LOCK as a writer
+// does: while a writer of the same process lives (an abandoned snapshot
+// still finishing in the thread pool) the directory is left to it, so
+// files are never deleted under a writer that goes on to list them.
 #pragma once
 
 #include <cstdint>
@@ -47,6 +55,8 @@ namespace distkv::storage {
 
 inline constexpr char kStagingDirName[] = "staging";
 inline constexpr char kStagingCompleteFileName[] = "COMPLETE";
+// COMPLETE, renamed once its install has begun (see InstallStaged).
+inline constexpr char kStagingInstallingFileName[] = "INSTALLING";
 // flock(2)ed by the writer of the attempt in progress (see Create).
 inline constexpr char kStagingLockFileName[] = "LOCK";
 
@@ -115,9 +125,9 @@ class SnapshotWriter {
   uint64_t bytes_ = 0;
 };
 
-// Finishes or discards what dir/staging holds (see above). Called by
-// Store::Open before recovery, with the directory locked; log receives a
-// line when it did either.
+// Finishes or discards what dir/staging holds (see above), unless a writer
+// holds staging/LOCK. Called by Store::Open before recovery, with the
+// directory locked; log receives a line when it did anything.
 Status InstallStaged(Io* io, const std::string& dir, int dir_fd,
                      const std::function<void(const std::string&)>& log);
 

@@ -5,9 +5,11 @@
 // store or the new one, never a mix); a damaged record is refused.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <map>
 
 #include "storage/faulty_io.h"
+#include "storage/file_util.h"
 #include "storage/record_format.h"
 #include "storage/snapshot.h"
 #include "storage/store.h"
@@ -251,4 +253,77 @@ TEST_CASE(
   replica.reset();
   // Once it is gone the next attempt may begin.
   CHECK(SnapshotWriter::Create(&io, "/replica", 1, source->history_id(), 4 << 10, &second).ok());
+}
+
+TEST_CASE(
+    "snapshot: a store reopened while an abandoned writer still finishes leaves staging/ to it, "
+    "and a crash after that writer finished starts") {
+  FaultyIo io;
+  auto source = MustOpen(FaultyOptions(&io, "/source"));
+  const Contents want = FillSource(*source);
+  Contents old;
+  {
+    auto replica = MustOpen(FaultyOptions(&io, "/replica"));
+    uint64_t lsn;
+    REQUIRE(replica->Put("stale", "x", &lsn).ok());
+    REQUIRE(replica->Flush().ok());
+    old = Dump(*replica);
+  }
+  std::unique_ptr<SnapshotCursor> c;
+  REQUIRE(source->NewSnapshot(nullptr, &c).ok());
+  std::unique_ptr<SnapshotWriter> abandoned;
+  REQUIRE(
+      SnapshotWriter::Create(&io, "/replica", c->lsn(), source->history_id(), 4 << 10, &abandoned)
+          .ok());
+  bool done = false;
+  while (!done) {
+    std::string out;
+    REQUIRE(c->Next(&out, 1500, &done).ok());
+    REQUIRE(abandoned->Add(out).ok());
+  }
+  // The store is reopened (a resync's swap) while the writer, whose replica
+  // was re-pointed, has yet to finish in the thread pool.
+  {
+    auto replica = MustOpen(FaultyOptions(&io, "/replica"));
+    CHECK(Dump(*replica) == old);
+    REQUIRE(abandoned->Finish().ok());
+  }
+  // The node dies before the writer's owner could discard it: the next
+  // start finds a whole snapshot and installs it.
+  abandoned.reset();
+  std::unique_ptr<Store> again;
+  Status s = Store::Open(FaultyOptions(&io, "/replica"), &again);
+  REQUIRE_MESSAGE(s.ok(), s.ToString());
+  CHECK(Dump(*again) == want);
+}
+
+TEST_CASE(
+    "snapshot: a COMPLETE snapshot missing a staged file is discarded, never mixed with the old "
+    "store's file of the same name") {
+  FaultyIo io;
+  auto source = MustOpen(FaultyOptions(&io, "/source"));
+  FillSource(*source);
+  Contents old;
+  {
+    auto replica = MustOpen(FaultyOptions(&io, "/replica"));
+    uint64_t lsn;
+    for (int i = 0; i < 50; i++) REQUIRE(replica->Put("old-" + std::to_string(i), "o", &lsn).ok());
+    REQUIRE(replica->Flush().ok());
+    old = Dump(*replica);
+    uint64_t snap_lsn;
+    REQUIRE(Stage(*source, &io, "/replica", &snap_lsn).ok());
+  }
+  // The old store has a segment 1 too: the staged one must not be taken
+  // for "moved already".
+  REQUIRE(io.Unlink("/replica/staging/" + SegmentFileName(1)) == 0);
+  std::unique_ptr<Store> replica;
+  Status s = Store::Open(FaultyOptions(&io, "/replica"), &replica);
+  REQUIRE_MESSAGE(s.ok(), s.ToString());
+  CHECK(Dump(*replica) == old);
+  std::vector<std::string> left;
+  REQUIRE(ListDir(&io, "/replica/staging", &left).ok());
+  CHECK(std::find(left.begin(), left.end(), kStagingCompleteFileName) == left.end());
+  replica.reset();
+  REQUIRE(Store::Open(FaultyOptions(&io, "/replica"), &replica).ok());
+  CHECK(Dump(*replica) == old);
 }
