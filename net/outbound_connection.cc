@@ -1,6 +1,8 @@
 // See client_connection.h for the mechanism.
 #include "net/outbound_connection.h"
 
+#include <sys/ioctl.h>
+
 #include <algorithm>
 #include <limits>
 
@@ -244,6 +246,13 @@ void OutboundConnection::ArmTimer(uint64_t deadline) {
   timer_due_ = deadline;
 }
 
+bool OutboundConnection::BytesWaiting() const {
+  uv_os_fd_t fd;
+  if (uv_fileno(reinterpret_cast<const uv_handle_t*>(&tcp_), &fd) != 0) return false;
+  int n = 0;
+  return ::ioctl(fd, FIONREAD, &n) == 0 && n > 0;
+}
+
 void OutboundConnection::OnTimerCb(uv_timer_t* timer) { FromHandle(timer->data)->OnTimer(); }
 
 void OutboundConnection::OnTimer() {
@@ -257,7 +266,13 @@ void OutboundConnection::OnTimer() {
   uint64_t now = uv_now(loop_);
   uint64_t earliest = std::numeric_limits<uint64_t>::max();
   bool expired = false;
+  const bool unread = BytesWaiting();  // the peer spoke while the loop did not read
   for (InFlightRequest& p : in_flight_) {
+    const bool stream = p.request.on_body != nullptr;
+    if (p.deadline <= now && unread && (stream || !p.waited_for_read)) {
+      p.waited_for_read = !stream;
+      p.deadline = now + p.timeout_ms;
+    }
     if (p.deadline <= now) {
       p.timed_out = true;
       expired = true;

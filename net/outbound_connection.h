@@ -19,7 +19,12 @@
 // the connection is closed: its byte stream cannot be resynchronised. The
 // requests pipelined behind it fail with kTimeout too (the peer may or may
 // not have applied them), except idempotent ones, which are offered for a
-// resend on another connection.
+// resend on another connection. A deadline that passes while the peer's
+// bytes wait unread in the socket (FIONREAD) is not a timeout: libuv runs
+// timers before it polls, so after a pause of the process (SIGSTOP, a VM
+// pause) or a long loop turn the timer fires before what arrived meanwhile
+// is read. Those bytes are read first: a stream's deadline moves on as if
+// they had been, and a response gets its timeout once more (once).
 //
 // Lifetime: owners hold a shared_ptr, and the connection holds one to itself
 // (self_) from creation until libuv has closed both its handles, so it may
@@ -95,6 +100,7 @@ class OutboundConnection : public std::enable_shared_from_this<OutboundConnectio
     bool exclusive = false;   // a stream or may_wait: counted in exclusive_pending_
     bool resendable = false;  // a retryable method whose whole request is still here
     bool timed_out = false;
+    bool waited_for_read = false;  // its deadline was moved once for unread bytes
   };
 
   struct WriteReq {
@@ -111,6 +117,8 @@ class OutboundConnection : public std::enable_shared_from_this<OutboundConnectio
   void Flush();
   void ScheduleFlush();
   void ArmTimer(uint64_t deadline);
+  // Bytes the kernel holds for this socket that were not read yet.
+  bool BytesWaiting() const;
   void OnTimer();
   void OnConnected(int status);
   void OnRead(ssize_t nread, const uv_buf_t* buf);

@@ -472,6 +472,7 @@ void ReplicationPrimary::Note(std::string message) {
 void ReplicationPrimary::EndSession(std::shared_ptr<Session> session, const char* why) {
   if (session->closed) return;
   session->closed = true;
+  if (session->snapshot) counters_.resyncs_failed++;
   auto it = replicas_.find(session->address);
   if (it != replicas_.end() && it->second.session == session) it->second.session.reset();
   Note("replica " + session->address + " disconnected: " + why);
@@ -481,6 +482,7 @@ void ReplicationPrimary::EndSession(std::shared_ptr<Session> session, const char
 void ReplicationPrimary::OnSessionClosed(const std::string& address, uint64_t id) {
   auto it = replicas_.find(address);
   if (it == replicas_.end() || !it->second.session || it->second.session->id != id) return;
+  if (it->second.session->snapshot) counters_.resyncs_failed++;
   it->second.session->closed = true;
   it->second.session.reset();
   Note("replica " + address + " disconnected: its connection closed");

@@ -137,6 +137,7 @@ class ReplicationPrimary {
     uint64_t streams_fenced = 0;        // 409: the replica's map epoch is newer than ours
     uint64_t resyncs_started = 0;       // sessions that began with a snapshot
     uint64_t resyncs_sent = 0;          // ... whose snapshot was sent to its end
+    uint64_t resyncs_failed = 0;        // ... whose stream ended before that
     uint64_t snapshot_bytes_sent = 0;   // encoded records of snapshots sent
     uint64_t overflow_disconnects = 0;  // ended for passing max_queued_bytes
     uint64_t stall_disconnects = 0;     // ended for not draining within stall_timeout_ms

@@ -69,6 +69,7 @@ void ReplicationPrimary::WriteJson(JsonWriter* w) const {
   w->Field("streams_fenced", counters_.streams_fenced);
   w->Field("resyncs_started", counters_.resyncs_started);
   w->Field("resyncs_sent", counters_.resyncs_sent);
+  w->Field("resyncs_failed", counters_.resyncs_failed);
   w->Field("snapshot_bytes_sent", counters_.snapshot_bytes_sent);
   w->Field("history", HistoryName(store_->history_id()));
   w->Field("overflow_disconnects", counters_.overflow_disconnects);
@@ -100,6 +101,9 @@ void ReplicationPrimary::WritePrometheus(PromWriter* prom) const {
                counters_.resyncs_started);
   prom->Metric("distkv_replication_resyncs_sent_total", "counter",
                "Full resyncs whose snapshot was sent to its end.", counters_.resyncs_sent);
+  prom->Metric("distkv_replication_resyncs_send_failed_total", "counter",
+               "Full resyncs whose stream ended before their snapshot was sent.",
+               counters_.resyncs_failed);
   prom->Metric("distkv_replication_snapshot_bytes_sent_total", "counter",
                "Bytes of records sent in snapshots.", counters_.snapshot_bytes_sent);
   prom->Metric("distkv_replication_streams_refused_total", "counter",

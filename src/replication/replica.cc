@@ -229,15 +229,24 @@ bool ReplicationReplica::HandleSnapshotFrame(const Frame& frame) {
     snap_records_ = frame.snapshot_records;
     snap_bytes_ = frame.snapshot_bytes;
     snap_started_ms_ = uv_now(loop_);
-    counters_.resyncs_started++;
     storage::Status s =
         storage::SnapshotWriter::Create(so.io ? so.io : storage::Io::Posix(), so.dir, snap_lsn_,
                                         frame.snapshot_history, so.segment_bytes, &snap_);
     if (!s.ok()) {
+      // Busy: an earlier snapshot still holds the staging directory. This
+      // one never began; it is refused, and asked for again after the
+      // stream's back-off. Any other error is a snapshot that failed.
       snap_.reset();
+      if (s.IsBusy()) {
+        counters_.resyncs_refused_busy++;
+      } else {
+        counters_.resyncs_started++;
+        NoteResyncFailed();
+      }
       abort_reason_ = "cannot stage the snapshot: " + s.ToString();
       return false;
     }
+    counters_.resyncs_started++;
     if (options_.progress) options_.progress->Update("resync", 0, snap_bytes_, "bytes");
     Logf(LogLevel::kInfo,
          "replica of shard %s: full resync from %s: receiving a snapshot of %" PRIu64
@@ -312,9 +321,7 @@ void ReplicationReplica::OnSnapshotStored(std::unique_ptr<storage::SnapshotWrite
   }
   if (!status.ok()) {
     installing_ = false;
-    counters_.resyncs_failed++;
-    resync_backoff_ms_ = std::min(std::max(resync_backoff_ms_ * 2, options_.resync_backoff_ms),
-                                  options_.max_resync_backoff_ms);
+    NoteResyncFailed();
     last_error_ = "the snapshot could not be stored: " + status.ToString();
     if (options_.progress) options_.progress->Finish("resync", "failed: " + last_error_);
     Logf(LogLevel::kError, "replica of shard %s: %s", options_.shard.c_str(), last_error_.c_str());
@@ -513,11 +520,9 @@ void ReplicationReplica::OnStreamEnd(const net::ClientResult& result) {
     // A snapshot cut short: the old store is untouched, the staging
     // directory is emptied by the next attempt. Not retried at once: a
     // snapshot that keeps failing must not keep the primary sending it.
-    counters_.resyncs_failed++;
+    NoteResyncFailed();
     snap_.reset();
     if (options_.progress) options_.progress->Finish("resync", "failed: " + reason);
-    resync_backoff_ms_ = std::min(std::max(resync_backoff_ms_ * 2, options_.resync_backoff_ms),
-                                  options_.max_resync_backoff_ms);
     reason = "the snapshot as of LSN " + std::to_string(snap_lsn_) + " ended unfinished: " + reason;
   }
   uint64_t delay = backoff_ms_ + resync_backoff_ms_;
@@ -533,6 +538,12 @@ void ReplicationReplica::OnStreamEnd(const net::ClientResult& result) {
        was_streaming ? "stream from" : "cannot stream from", options_.primary.c_str(),
        reason.c_str(), delay);
   ScheduleReconnect(delay);
+}
+
+void ReplicationReplica::NoteResyncFailed() {
+  counters_.resyncs_failed++;
+  resync_backoff_ms_ = std::min(std::max(resync_backoff_ms_ * 2, options_.resync_backoff_ms),
+                                options_.max_resync_backoff_ms);
 }
 
 void ReplicationReplica::ScheduleReconnect(uint64_t delay_ms) {

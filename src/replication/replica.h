@@ -155,11 +155,14 @@ class ReplicationReplica {
     uint64_t acks_sent = 0;
     uint64_t ack_errors = 0;
     uint64_t stale_primary = 0;      // streams dropped: the primary's map epoch is older
-    uint64_t resyncs_started = 0;    // snapshots begun
+    uint64_t resyncs_started = 0;    // snapshots begun (staged here)
     uint64_t resyncs_completed = 0;  // ... installed
     uint64_t resyncs_failed = 0;     // ... that ended before their end
-    uint64_t resync_bytes = 0;       // snapshot record bytes received, all attempts
-    uint64_t tails_cut = 0;          // fork LSNs handed to cut_tail
+    // Snapshots the primary began to send that were not begun here: an
+    // earlier one still held the staging directory (staging/LOCK).
+    uint64_t resyncs_refused_busy = 0;
+    uint64_t resync_bytes = 0;  // snapshot record bytes received, all attempts
+    uint64_t tails_cut = 0;     // fork LSNs handed to cut_tail
   };
   const Counters& counters() const { return counters_; }
   bool connected() const { return state_ == State::kStreaming; }
@@ -192,6 +195,8 @@ class ReplicationReplica {
                         const storage::Status& status);
   void OnInstalled(storage::Store* store, CommitPipeline* pipeline);
   void OnStreamEnd(const net::ClientResult& result);
+  // Counts a snapshot that ended unfinished and backs the next one off.
+  void NoteResyncFailed();
   void OnCommitted(const storage::Status& status, uint64_t stamp_us, size_t bytes);
   void NotePrimaryLsn(uint64_t lsn);
   void MaybeSendAck();

@@ -64,6 +64,7 @@ void ReplicationReplica::WriteJson(JsonWriter* w) const {
   w->Field("resyncs_started", counters_.resyncs_started);
   w->Field("resyncs_completed", counters_.resyncs_completed);
   w->Field("resyncs_failed", counters_.resyncs_failed);
+  w->Field("resyncs_refused_busy", counters_.resyncs_refused_busy);
   w->Field("resync_bytes", counters_.resync_bytes);
   w->Field("resync_backoff_ms", resync_backoff_ms_);
   w->Field("last_resync_lsn", last_resync_lsn_);
@@ -96,12 +97,17 @@ void ReplicationReplica::WritePrometheus(PromWriter* prom) const {
                counters_.stream_errors);
   prom->Metric("distkv_replication_crc_errors_total", "counter",
                "Records received with a bad CRC (the stream is restarted).", counters_.crc_errors);
+  prom->Metric("distkv_replication_resyncs_begun_total", "counter",
+               "Full resyncs whose snapshot began to be staged here.", counters_.resyncs_started);
   prom->Metric("distkv_replication_resyncs_total", "counter",
                "Full resyncs (snapshot, then the log) completed and installed here.",
                counters_.resyncs_completed);
   prom->Metric("distkv_replication_resyncs_failed_total", "counter",
                "Full resyncs whose snapshot ended before it was complete.",
                counters_.resyncs_failed);
+  prom->Metric("distkv_replication_resyncs_refused_busy_total", "counter",
+               "Snapshots not begun: an earlier one still held the staging directory.",
+               counters_.resyncs_refused_busy);
   prom->Metric("distkv_replication_resync_bytes_total", "counter",
                "Snapshot record bytes received, every attempt.", counters_.resync_bytes);
   prom->Metric("distkv_replication_resyncing", "gauge",

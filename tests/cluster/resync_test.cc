@@ -4,7 +4,8 @@
 // snapshot restarts on its old data, intact, and the next start completes
 // the resync; a replica receiving a snapshot while its primary takes a
 // tail larger than the snapshot finishes that one snapshot and then streams
-// the tail. (The divergence case is in history_test.cc.)
+// the tail; a replica paused past its idle timeout mid-snapshot finishes
+// that snapshot when it wakes. (The divergence case is in history_test.cc.)
 #include <doctest/doctest.h>
 
 #include <netinet/in.h>
@@ -12,8 +13,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/cluster/harness.h"
@@ -194,6 +197,60 @@ TEST_CASE(
   CHECK(JsonInt(rrep, "last_resync_bytes") > 0);
   CHECK(http.Get(raddr, "/kv/key-5").body == "2" + std::string(2000, 'v'));
   CHECK(http.Get(raddr, "/kv/key-7").status == 404);
+  // The primary says what became of the snapshots it began: the one cut
+  // short by the kill (and any the replica asked for while the primary was
+  // frozen) failed, the last one was sent.
+  Json prep = ReplicationOf(http, addr);
+  CHECK(JsonInt(prep, "resyncs_failed") >= 1);
+  CHECK(JsonInt(prep, "resyncs_sent") >= 1);
+  CHECK(JsonInt(prep, "resyncs_started") ==
+        JsonInt(prep, "resyncs_sent") + JsonInt(prep, "resyncs_failed"));
+}
+
+TEST_CASE(
+    "resync: a replica paused (SIGSTOP) past its idle timeout in the middle of a snapshot reads "
+    "what waited for it when it wakes and finishes that snapshot") {
+  ClusterSpec spec = ResyncSpec(0);
+  // The primary waits for the paused replica: only the replica could end
+  // the stream.
+  spec.Set("replication", "stall_timeout_ms", 600'000);
+  spec.Set("server", "idle_timeout_ms", 600'000);
+  TestCluster c(spec);
+  c.Start();
+  const std::string addr = c.address(0);
+  const std::string raddr = c.replica(0).address();
+  SyncHttp http;
+  c.replica(0).Kill();
+  constexpr int kKeys = 3000;
+  MovePastReplica(http, addr, kKeys, 4000);  // a snapshot of about 12 MB
+  // The replica stages at 3 MB/s: its snapshot is still arriving when it wakes.
+  c.replica(0).args().insert(c.replica(0).args().end(), {"--slow-disk", "3145728"});
+  c.replica(0).Start();
+  REQUIRE(WaitUntil([&] { return PrimarysViewOf(http, addr, raddr)["resync"].is_object(); }, 60'000,
+                    1));
+  const int64_t connects = JsonInt(PrimarysViewOf(http, addr, raddr), "connects");
+  // Paused for twice its 3 s idle timeout; the primary's bytes pile up in
+  // its socket meanwhile.
+  REQUIRE(::kill(c.replica(0).pid(), SIGSTOP) == 0);
+  struct Thaw {
+    pid_t pid;
+    ~Thaw() { ::kill(pid, SIGCONT); }  // also when a check below ends the test
+  } thaw{c.replica(0).pid()};
+  std::this_thread::sleep_for(std::chrono::seconds(6));
+  REQUIRE(PrimarysViewOf(http, addr, raddr)["resync"].is_object());  // still sending it
+  ::kill(c.replica(0).pid(), SIGCONT);
+
+  CHECK(WaitUntil([&] { return DigestOf(http, raddr) == DigestOf(http, addr); }, 120'000, 50));
+  Json rrep = ReplicationOf(http, raddr);
+  CHECK(JsonInt(rrep, "resyncs_started") == 1);
+  CHECK(JsonInt(rrep, "resyncs_completed") == 1);
+  CHECK(JsonInt(rrep, "resyncs_failed") == 0);
+  CHECK(JsonInt(rrep, "stream_errors") == 0);
+  Json prep = ReplicationOf(http, addr);
+  CHECK(JsonInt(prep, "resyncs_started") == 1);
+  CHECK(JsonInt(prep, "resyncs_sent") == 1);
+  CHECK(JsonInt(prep, "resyncs_failed") == 0);
+  CHECK(JsonInt(PrimarysViewOf(http, addr, raddr), "connects") == connects);  // one stream
 }
 
 TEST_CASE(

@@ -527,5 +527,53 @@ TEST_CASE("replica: a primary naming a newer epoch is reported at once, and stil
   CHECK(reported.empty());
 }
 
+TEST_CASE(
+    "replica: a snapshot refused because an earlier one still holds staging/ is counted as "
+    "refused (busy), not as begun; once that one is gone the next begins") {
+  TestLoop loop;
+  TempDir dir;
+  // Every stream: a whole snapshot of three keys as of LSN 10, then it stays open.
+  FakePrimary fake(loop, [&](const net::HttpRequest&, net::Responder& out) {
+    net::HttpResponse head;
+    head.SetHeader(kReplicationSnapshotHeader, "10");
+    head.SetHeader(kReplicationHistoryHeader, HistoryName(7));
+    out.BeginStream(std::move(head));
+    std::string records;
+    for (uint64_t lsn : {3, 6, 10}) records += Record(lsn, "new-" + std::to_string(lsn), "v");
+    std::string frames;
+    AppendSnapshotBeginFrame(&frames, 10, StreamClockUs(), 10, 7, 3, records.size());
+    AppendRecordsFrame(&frames, 10, 0, records);
+    AppendSnapshotEndFrame(&frames, 10, StreamClockUs(), 10);
+    out.WriteChunk(frames);
+    return true;
+  });
+  CompleteGateIo io;
+  ReplicationReplicaOptions o = Quick();
+  o.install_snapshot = [](uint64_t, ReplicationReplicaOptions::Installed) {};
+  // The first replica's snapshot waits in the thread pool (at COMPLETE)
+  // when the replica is re-pointed: its writer still holds staging/LOCK.
+  std::optional<TestReplica> first;
+  first.emplace(loop, dir.path(), fake.address(), o, &io);
+  REQUIRE(loop.RunUntil([&] { return io.held(); }, 20'000));
+  first.reset();
+  // The next replica opens the store (staging/ is left to the writer) and
+  // is offered snapshots it cannot stage yet.
+  bool installed = false;
+  o.install_snapshot = [&](uint64_t, ReplicationReplicaOptions::Installed) { installed = true; };
+  TestReplica second(loop, dir.path(), fake.address(), o, &io);
+  const ReplicationReplica::Counters& n = second.replica()->counters();
+  const bool refused = loop.RunUntil([&] { return n.resyncs_refused_busy >= 2; }, 20'000);
+  if (!refused) io.Release();  // else the teardown would wait for the writer forever
+  REQUIRE(refused);
+  CHECK(n.resyncs_started == 0);
+  CHECK(n.resyncs_failed == 0);
+  CHECK(!installed);
+  // The first writer finishes and is discarded: the next offer is staged.
+  io.Release();
+  CHECK(loop.RunUntil([&] { return installed; }, 20'000));
+  CHECK(n.resyncs_started == 1);
+  CHECK(n.resyncs_failed == 0);
+}
+
 }  // namespace
 }  // namespace distkv::repltest
