@@ -24,8 +24,10 @@
 // the memory bound simple. Each frame is itself bounded by max_frame_bytes.
 //
 // Failures. Any error — refused connection, HTTP error, idle timeout (no byte,
-// not even a heartbeat, for idle_timeout_ms), a bad CRC, a frame that does
-// not parse, an LSN that does not follow, a failed commit — ends the stream;
+// not even a heartbeat, for idle_timeout_ms; bytes that wait unread in the
+// socket when the process wakes from a pause count: net/outbound_connection.h),
+// a bad CRC, a frame that does not parse, an LSN that does not follow, a
+// failed commit — ends the stream;
 // the replica waits until everything it staged is durable (or undone), then
 // reconnects after a backoff that doubles from min_backoff_ms to
 // max_backoff_ms. It returns to the minimum only after a healthy stream: one
