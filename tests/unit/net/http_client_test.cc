@@ -7,6 +7,9 @@
 
 #include <doctest/doctest.h>
 
+#include <chrono>
+#include <thread>
+
 namespace distkv::net {
 using namespace testing;
 
@@ -309,6 +312,44 @@ TEST_CASE("a streaming response delivers its head, then its body piece by piece"
   CHECK(pieces[0] == "one");
   CHECK(pieces[1] == "two");
   CHECK(pieces[2] == "three");
+}
+
+TEST_CASE(
+    "a stream whose idle deadline passes while the peer's bytes wait unread reads them, and does "
+    "not time out") {
+  Loop l;
+  TestPeer peer(&l.loop);
+  PeerConn* stream = nullptr;
+  peer.on_request = [&](PeerConn& c, const std::string&) {
+    stream = &c;
+    c.Write("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\none\r\n");
+  };
+  ClientOptions options;
+  options.request_timeout_ms = 100;  // the stream's idle timeout
+  ClientConnection conn(&l.loop, "127.0.0.1", peer.port, options);
+  std::vector<std::string> pieces;
+  ClientResult final_result;
+  OutboundRequest r = Get("/stream");
+  r.on_body = [&](std::string_view chunk) {
+    pieces.emplace_back(chunk);
+    if (pieces.size() == 1) {
+      // The next piece reaches the socket at once (loopback), and then the
+      // loop stalls past the idle timeout, as a paused process does: when
+      // it runs again its timer comes due before it polls for the piece.
+      stream->Write("3\r\ntwo\r\n");
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    }
+    if (pieces.size() == 2) stream->Write("0\r\n\r\n");
+    return true;
+  };
+  conn.Submit(std::move(r), [&](ClientResult& res) {
+    final_result = res;
+    peer.Close();
+  });
+  l.Run();
+  CHECK(final_result.error == ClientError::kNone);
+  REQUIRE(pieces.size() == 2);
+  CHECK(pieces[1] == "two");
 }
 
 TEST_CASE("on_body returning false aborts the stream with kShutdown") {
