@@ -313,6 +313,26 @@ void SnapshotWriter::Discard() {
   }
 }
 
+Status CancelStaged(Io* io, const std::string& dir) {
+  const std::string staging = JoinPath(dir, kStagingDirName);
+  const std::string lock = JoinPath(staging, kStagingLockFileName);
+  int lock_fd = -1;
+  if (int err = io->Lock(lock, &lock_fd)) {
+    if (err == ENOENT) return Status::OK();  // no staging directory: nothing staged
+    if (err == EWOULDBLOCK || err == EAGAIN) {
+      return Status::Busy("a snapshot is being written in " + staging);
+    }
+    return Status::FromErrno(err, "lock " + lock);
+  }
+  Status s;
+  const std::string complete = JoinPath(staging, kStagingCompleteFileName);
+  if (int err = io->Unlink(complete); err != 0 && err != ENOENT) {
+    s = Status::FromErrno(err, "unlink " + complete);
+  }
+  io->Close(lock_fd);
+  return s;
+}
+
 // --- installation ------------------------------------------------------------------
 
 namespace {

@@ -125,6 +125,12 @@ class SnapshotWriter {
   uint64_t bytes_ = 0;
 };
 
+// Removes dir/staging/COMPLETE, so that the snapshot staged there is never
+// installed (it was completed for a stream that no longer applies). Busy,
+// and nothing removed, while a writer holds staging/LOCK: the directory is
+// then that writer's, which emptied it when it began.
+Status CancelStaged(Io* io, const std::string& dir);
+
 // Finishes or discards what dir/staging holds (see above), unless a writer
 // holds staging/LOCK. Called by Store::Open before recovery, with the
 // directory locked; log receives a line when it did anything.

@@ -262,6 +262,7 @@ class Node {
   // Bumped at every role change: a write staged under one role is not
   // acknowledged under another.
   uint64_t role_generation_ = 0;
+  uint64_t install_requests_ = 0;  // InstallSnapshot calls: only the newest may cancel
   uv_timer_t* map_timer_ = nullptr;
   uv_timer_t* expiry_timer_ = nullptr;
   uint64_t expired_keys_ = 0;  // tombstones written for expired keys

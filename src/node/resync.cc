@@ -18,18 +18,26 @@ namespace distkv {
 void Node::InstallSnapshot(uint64_t lsn, ReplicationReplicaOptions::Installed done) {
   std::weak_ptr<bool> alive = alive_;
   const uint64_t generation = role_generation_;
+  const uint64_t request = ++install_requests_;
   // What the old store staged (nothing, on a replica taking a snapshot) is
   // made durable, and a running compaction ends, before the store closes.
-  pipeline_->Drain([this, alive, lsn, generation, done = std::move(done)]() mutable {
+  pipeline_->Drain([this, alive, lsn, generation, request, done = std::move(done)]() mutable {
     if (alive.expired()) return;
-    compactor_->Stop([this, alive, lsn, generation, done = std::move(done)]() mutable {
+    compactor_->Stop([this, alive, lsn, generation, request, done = std::move(done)]() mutable {
       if (alive.expired()) return;
       if (generation != role_generation_ || !is_replica_) {
         // Promoted (or re-pointed) meanwhile: this node's data goes on as it
-        // is, and the snapshot must not replace it at the next start.
-        const std::string complete = options_.data_dir + "/" + storage::kStagingDirName + "/" +
-                                     storage::kStagingCompleteFileName;
-        std::remove(complete.c_str());
+        // is, and the snapshot must not replace it at the next start. What
+        // staging/ holds may be a newer replica's by now (being written, or
+        // complete and waiting for its own install): that one is left alone.
+        if (request == install_requests_) {
+          storage::Io* io = store_options_.io ? store_options_.io : storage::Io::Posix();
+          storage::Status s = storage::CancelStaged(io, store_options_.dir);
+          if (!s.ok() && !s.IsBusy()) {
+            Logf(LogLevel::kError, "shard %s: cannot discard the snapshot: %s",
+                 options_.shard.c_str(), s.ToString().c_str());
+          }
+        }
         Logf(LogLevel::kWarn,
              "shard %s: the role changed while a snapshot as of LSN %" PRIu64
              " was being installed; it is discarded",

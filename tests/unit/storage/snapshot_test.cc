@@ -327,3 +327,55 @@ TEST_CASE(
   REQUIRE(Store::Open(FaultyOptions(&io, "/replica"), &replica).ok());
   CHECK(Dump(*replica) == old);
 }
+
+TEST_CASE(
+    "snapshot: cancelling a staged snapshot leaves one a live writer is writing alone, and keeps a "
+    "finished one from being installed") {
+  FaultyIo io;
+  auto source = MustOpen(FaultyOptions(&io, "/source"));
+  const Contents want = FillSource(*source);
+  Contents old;
+  {
+    auto replica = MustOpen(FaultyOptions(&io, "/replica"));
+    uint64_t lsn;
+    REQUIRE(replica->Put("stale", "x", &lsn).ok());
+    REQUIRE(replica->Flush().ok());
+    old = Dump(*replica);
+  }
+  CHECK(CancelStaged(&io, "/nothing-staged-here").ok());
+  std::unique_ptr<SnapshotCursor> c;
+  REQUIRE(source->NewSnapshot(nullptr, &c).ok());
+  std::unique_ptr<SnapshotWriter> w;
+  REQUIRE(
+      SnapshotWriter::Create(&io, "/replica", c->lsn(), source->history_id(), 4 << 10, &w).ok());
+  for (bool done = false; !done;) {
+    std::string out;
+    REQUIRE(c->Next(&out, 1500, &done).ok());
+    REQUIRE(w->Add(out).ok());
+  }
+  REQUIRE(w->Finish().ok());
+  // Its writer lives: the directory is its own (an older install's cancel
+  // must not take a newer snapshot's COMPLETE).
+  CHECK(CancelStaged(&io, "/replica").IsBusy());
+  w.reset();
+  {
+    auto replica = MustOpen(FaultyOptions(&io, "/replica"));
+    CHECK(Dump(*replica) == want);  // it was left complete, and installed
+  }
+  // A finished snapshot cancelled once its writer is gone is not installed.
+  source.reset();
+  FaultyIo io2;
+  auto source2 = MustOpen(FaultyOptions(&io2, "/source"));
+  FillSource(*source2);
+  {
+    auto replica = MustOpen(FaultyOptions(&io2, "/replica"));
+    uint64_t lsn;
+    REQUIRE(replica->Put("stale", "x", &lsn).ok());
+    REQUIRE(replica->Flush().ok());
+    uint64_t snap_lsn;
+    REQUIRE(Stage(*source2, &io2, "/replica", &snap_lsn).ok());
+  }
+  CHECK(CancelStaged(&io2, "/replica").ok());
+  auto replica = MustOpen(FaultyOptions(&io2, "/replica"));
+  CHECK(Dump(*replica) == old);
+}
