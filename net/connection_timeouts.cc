@@ -3,6 +3,8 @@
 // waiting for the client to read, idle, lingering). The deadline is
 // computed afresh whenever something happens; the timer fires for the
 // earliest one seen and re-checks, so activity never restarts the timer.
+// The same timer gives an HTTPS connection's record buffers back to OpenSSL
+// once it has been idle for kTlsReleaseIdleMs.
 #include <algorithm>
 
 #include "net/server_connection.h"
@@ -45,9 +47,14 @@ uint64_t ServerConnection::ActivityDeadline() const {
   return last_activity_ + limits.idle_timeout_ms;
 }
 
+uint64_t ServerConnection::TlsReleaseDeadline() const {
+  if (tls_ == nullptr || !tls_->buffers_held() || closing_) return kNoDeadline;
+  return last_activity_ + kTlsReleaseIdleMs;
+}
+
 void ServerConnection::ArmTimer() {
   if (closing_) return;
-  const uint64_t due = Deadline();
+  const uint64_t due = std::min(Deadline(), TlsReleaseDeadline());
   if (due == kNoDeadline) return;
   if (timer_armed_ && timer_due_ <= due) return;  // it fires earlier and re-checks
   const uint64_t now = uv_now(ctx_->loop());
@@ -59,9 +66,13 @@ void ServerConnection::ArmTimer() {
 void ServerConnection::OnTimer(uv_timer_t* timer) {
   auto* c = static_cast<ServerConnection*>(timer->data);
   c->timer_armed_ = false;
-  const uint64_t due = c->Deadline();
-  if (due == kNoDeadline) return;
   const uint64_t now = uv_now(c->ctx_->loop());
+  if (now >= c->TlsReleaseDeadline()) c->tls_->ReleaseBuffers();
+  const uint64_t due = c->Deadline();
+  if (due == kNoDeadline) {
+    c->ArmTimer();  // for a release still to come
+    return;
+  }
   if (now >= due) {
     if (!c->lingering_) ++c->ctx_->counters().timeouts;
     if (c->ReceivingBody() && now >= c->BodyDeadline() && !c->ctx_->draining()) {

@@ -222,11 +222,8 @@ void OutboundConnection::OnWritten(WriteReq* req, int status) {
   if (!req->raw) {
     writing_ = false;
     // The first chunk's buffer serializes the next requests (no allocation
-    // per write); one grown by a large burst is let go.
-    if (!req->chunks.empty() && req->chunks[0].capacity() <= 2 * kCoalesceLimit) {
-      spare_ = std::move(req->chunks[0]);
-      spare_.clear();
-    }
+    // per write); over HTTPS it is the ciphertext's, and takes the next.
+    if (!req->chunks.empty()) KeepSpare(&req->chunks[0], tls_ != nullptr ? &tls_spare_ : &spare_);
   }
   delete req;
   if (closed_) return;
@@ -235,6 +232,12 @@ void OutboundConnection::OnWritten(WriteReq* req, int status) {
     return;
   }
   Flush();
+}
+
+void OutboundConnection::KeepSpare(std::string* buffer, std::string* spare) {
+  if (buffer->capacity() > 2 * kCoalesceLimit) return;  // grown by a large burst: let go
+  *spare = std::move(*buffer);
+  spare->clear();
 }
 
 void OutboundConnection::ArmTimer(uint64_t deadline) {

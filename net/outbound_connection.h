@@ -129,6 +129,9 @@ class OutboundConnection : public std::enable_shared_from_this<OutboundConnectio
   void TlsRead(const char* data, size_t len);
   void TlsEncrypt(std::vector<std::string>* chunks);
   void WriteRaw(std::string bytes);
+  // Keeps a written (or encrypted) buffer's room for the next write, unless
+  // it grew too large.
+  static void KeepSpare(std::string* buffer, std::string* spare);
   void Feed(const char* data, size_t len);
   void Shutdown(ClientError error, const std::string& detail, bool allow_resend);
   std::string PeerName() const { return host_header_; }
@@ -178,6 +181,7 @@ class OutboundConnection : public std::enable_shared_from_this<OutboundConnectio
   ResponseParser parser_;
   std::unique_ptr<TlsSession> tls_;  // HTTPS only
   std::string tls_plain_;            // a read's plaintext (reused)
+  std::string tls_spare_;            // the last write's ciphertext buffer (reused)
   std::unique_ptr<char[]> read_buf_;
   uint64_t responses_completed_ = 0;
   std::function<void()> on_close_;

@@ -109,6 +109,7 @@ class ServerConnection {
   friend class ServerContext;  // the intrusive list and the flush queue
   static constexpr uint64_t kNoDeadline = UINT64_MAX;
   static constexpr uint64_t kLingerMs = 1000;
+  static constexpr uint64_t kTlsReleaseIdleMs = 1000;
 
   explicit ServerConnection(ServerContext* ctx);
   ~ServerConnection();
@@ -182,6 +183,8 @@ class ServerConnection {
   // When the timer must act, given what the connection is doing.
   uint64_t Deadline() const;
   uint64_t ActivityDeadline() const;
+  // When an idle HTTPS connection frees its TLS record buffers.
+  uint64_t TlsReleaseDeadline() const;
   bool ReceivingBody() const;
   uint64_t BodyDeadline() const;
   void ArmTimer();

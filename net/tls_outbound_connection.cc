@@ -2,10 +2,11 @@
 // handshake (the ClientHello leaves at once, outside the outbox's turn), and
 // the outbox waits until the handshake is done. Reads go through the
 // TlsSession and the plaintext is fed to the response parser as a plain read
-// would be; each outbox write is encrypted into one buffer. The peer's
-// certificate must chain to the CA and name the host connected to; when it
-// does not, every pending request fails with kConnectFailed and the reason
-// (and the client's log hears it).
+// would be; each outbox write is encrypted into one buffer, kept for the
+// next write like the plaintext's. The peer's certificate must chain to the
+// CA and name the host connected to; when it does not, every pending
+// request fails with kConnectFailed and the reason (and the client's log
+// hears it).
 #include "net/outbound_connection.h"
 
 namespace distkv::net {
@@ -39,8 +40,12 @@ void OutboundConnection::TlsRead(const char* data, size_t len) {
 }
 
 void OutboundConnection::TlsEncrypt(std::vector<std::string>* chunks) {
-  std::string out;
+  std::string out = std::move(tls_spare_);
+  out.clear();
   for (const std::string& chunk : *chunks) tls_->Send(chunk.data(), chunk.size(), &out);
+  // The plaintext's buffer serializes the next requests, as a plain write's
+  // does once written: neither buffer is allocated again for each write.
+  if (!chunks->empty() && spare_.capacity() == 0) KeepSpare(&chunks->front(), &spare_);
   chunks->clear();
   chunks->push_back(std::move(out));
 }

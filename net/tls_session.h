@@ -1,11 +1,13 @@
 // TlsSession: one TLS connection's state, with no socket of its own.
 //
-// OpenSSL reads and writes two memory BIOs instead of a file descriptor:
-// the connection puts the ciphertext it read from libuv into one
-// (Receive) and takes the plaintext out; it hands plaintext to Send and
-// writes the ciphertext that comes out with libuv. So OpenSSL never touches
-// the socket and never blocks: a handshake that needs more bytes just
-// returns, and goes on when the next read arrives. The HTTP code above sees
+// OpenSSL reads and writes a BIO of ours instead of a file descriptor: while
+// Receive runs, the BIO's reads take the ciphertext the connection read from
+// libuv, and the plaintext comes out; while Send runs, the BIO's writes
+// append the ciphertext to the caller's string, which the connection writes
+// with libuv. Nothing is buffered between the calls (a partial record waits
+// in OpenSSL's own record buffer), so OpenSSL never touches the socket and
+// never blocks: a handshake that needs more bytes just returns, and goes on
+// when the next read arrives. The HTTP code above sees
 // the same byte stream as without TLS, so pipelining, back-pressure and
 // limits work unchanged.
 //
@@ -19,7 +21,6 @@
 #include "net/tls_context.h"
 
 typedef struct ssl_st SSL;
-typedef struct bio_st BIO;
 
 namespace distkv::net {
 
@@ -41,6 +42,12 @@ class TlsSession {
   bool Send(const char* data, size_t len, std::string* out);
   // Sends close_notify.
   void Shutdown(std::string* out);
+  // Frees OpenSSL's record buffers (about 34 KiB) unless a partial record
+  // waits in them; the next Receive or Send allocates them again. Only a
+  // server connection idle for a while calls it: a busy one keeps them.
+  void ReleaseBuffers();
+  // Receive or Send ran since the last ReleaseBuffers.
+  bool buffers_held() const { return buffers_held_; }
 
   bool established() const { return established_; }
   bool peer_closed() const { return peer_closed_; }  // close_notify received
@@ -49,18 +56,25 @@ class TlsSession {
   bool plain_http() const { return plain_http_; }
   const std::string& error() const { return error_; }
 
+  // What the BIO reads and writes during one call (empty between calls).
+  struct Io {
+    const char* in = nullptr;  // ciphertext not yet taken by OpenSSL
+    size_t in_len = 0;
+    std::string* out = nullptr;  // where ciphertext to the peer goes
+  };
+
  private:
+  class IoScope;
   bool Fail(int ret);
-  void DrainOutput(std::string* out);
 
   std::shared_ptr<TlsContext> context_;
   SSL* ssl_ = nullptr;
-  BIO* in_ = nullptr;   // ciphertext from the peer (owned by ssl_)
-  BIO* out_ = nullptr;  // ciphertext to the peer (owned by ssl_)
+  Io io_;
   bool established_ = false;
   bool peer_closed_ = false;
   bool plain_http_ = false;
   bool received_any_ = false;
+  bool buffers_held_ = false;
   std::string error_;
 };
 

@@ -141,3 +141,35 @@ TEST_CASE("TlsSession: damaged or non-TLS input fails cleanly, never crashes") {
     CHECK(plain.empty());
   }
 }
+
+TEST_CASE("TlsSession: record buffers released between records, and inside one, lose nothing") {
+  Certs certs;
+  REQUIRE(certs.ok);
+  Pair p(certs.files);
+  std::string hello;
+  REQUIRE(p.client->Start(&hello));
+  REQUIRE(p.Pump(hello));
+  REQUIRE(p.server->buffers_held());
+  const std::string request = "PUT /kv/a HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc";
+  for (size_t split : {size_t{0}, size_t{3}, size_t{20}}) {
+    std::string records, out;
+    REQUIRE(p.client->Send(request.data(), request.size(), &records));
+    p.server_plain.clear();
+    // Part of a record arrives, the connection goes idle, the rest arrives.
+    REQUIRE(p.server->Receive(records.data(), split, &p.server_plain, &out));
+    p.server->ReleaseBuffers();
+    CHECK_FALSE(p.server->buffers_held());
+    REQUIRE(
+        p.server->Receive(records.data() + split, records.size() - split, &p.server_plain, &out));
+    CHECK(p.server->buffers_held());
+    CHECK(p.server_plain == request);
+    // And the answer, after another idle spell.
+    p.server->ReleaseBuffers();
+    const std::string answer = "HTTP/1.1 204 No Content\r\n\r\n";
+    records.clear();
+    REQUIRE(p.server->Send(answer.data(), answer.size(), &records));
+    p.client_plain.clear();
+    REQUIRE(p.client->Receive(records.data(), records.size(), &p.client_plain, &out));
+    CHECK(p.client_plain == answer);
+  }
+}
