@@ -45,7 +45,7 @@ const SectionKeys kKnownKeys[] = {
     {"replication", {"min_acks", "ack_timeout_ms", "stall_timeout_ms"}},
     {"auth", {"cluster_secret", "cluster_secret_file", "tokens", "tokens_file", "status_role"}},
     {"tls", {"cert", "key", "ca", "verify_clients"}},
-    {"coordinator", {"etcd", "prefix", "lease_ttl_ms", "max_lag_records"}},
+    {"coordinator", {"etcd", "prefix", "lease_ttl_ms", "max_lag_records", "primary_reads"}},
     // [[shards]] entries: the seed projects' name, idx, address, replicas and
     // replica, plus slots.
     {"shards", {"name", "idx", "address", "replicas", "replica", "slots"}},
@@ -557,6 +557,14 @@ void ParseRoot(const std::string& source, const toml::value& root, ClusterConfig
         OptionalCount(source, c, "coordinator", "lease_ttl_ms", config->lease_ttl_ms, 1000);
     config->max_lag_records =
         OptionalCount(source, c, "coordinator", "max_lag_records", config->max_lag_records, 0);
+    std::string primary_reads;
+    if (Optional(source, c, "coordinator", "primary_reads", &primary_reads)) {
+      if (primary_reads != "lease" && primary_reads != "always") {
+        Fail(source, c.at("primary_reads"), "coordinator.primary_reads",
+             "\"" + primary_reads + "\" is not one of \"lease\", \"always\"");
+      }
+      config->primary_reads_need_lease = primary_reads == "lease";
+    }
   }
   if (!root.contains("shards") || !root.at("shards").is_array() ||
       root.at("shards").as_array().empty()) {

@@ -90,7 +90,10 @@ struct ClusterConfig {
   std::string etcd_prefix = "/distkv";
   uint64_t lease_ttl_ms = 3'000;
   uint64_t max_lag_records = 100'000;  // a replica further behind does not run
-  std::vector<ShardConfig> shards;     // sorted by idx
+  // primary_reads = "lease": a primary answers reads only while its lease is
+  // confirmed, as it does writes ("always": also when it is not).
+  bool primary_reads_need_lease = true;
+  std::vector<ShardConfig> shards;  // sorted by idx
 };
 
 // Parses and validates a sharding.toml. On failure returns false and sets

@@ -388,12 +388,26 @@ bool Node::ReadsHeld(net::HttpResponse* refusal) {
     return true;
   }
   // A node that was deposed while it was down still finds itself primary in
-  // its saved map; under etcd it serves reads once etcd confirms it (after
-  // that, reads go on while etcd cannot be reached, as before).
-  if (!primary_unconfirmed_) return false;
-  if (coordinator_ && coordinator_->confirmed_once()) {
+  // its saved map; under etcd it serves reads once etcd confirms it.
+  if (primary_unconfirmed_ && coordinator_ && coordinator_->confirmed_once()) {
     primary_unconfirmed_ = false;
-    return false;
+  }
+  if (!primary_unconfirmed_) {
+    // A read lease: a primary paused or cut off past its lease may have been
+    // replaced, and its successor may have taken writes this node has not
+    // seen (a read here would go back in time). Until a renewal succeeds it
+    // answers reads as it answers writes (coordinator.h). The time is read
+    // now, not at the loop's last tick: a paused node wakes up to a stale tick.
+    if (!coordinator_ || !options_.config.primary_reads_need_lease ||
+        coordinator_->WritesAllowed()) {
+      return false;
+    }
+    *refusal = net::MakeErrorResponse(
+        503, "lease_unconfirmed",
+        "this primary of shard " + options_.shard + " cannot confirm its lease with etcd (" +
+            coordinator_->state() +
+            "): another node may have taken over; retry, or read a replica with ?read=replica");
+    return true;
   }
   *refusal = net::MakeErrorResponse(
       503, "primary_unconfirmed",

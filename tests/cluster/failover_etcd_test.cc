@@ -167,6 +167,9 @@ TEST_CASE(
   // The replica streams (a replica that never heard from its primary does
   // not know its lag and, rightly, does not run for leader).
   REQUIRE(WaitUntil([&] { return KeysOn(http, replica) >= 10; }, 20'000));
+  const std::string probe = cluster.KeysOf(0, 1, "probe-")[0];
+  REQUIRE(Is2xx(http.Send(old_primary, "PUT", "/kv/" + probe, "before").status));
+  REQUIRE(WaitUntil([&] { return http.Get(replica, "/kv/" + probe).body == "before"; }, 20'000));
 
   // Every request sent after this moment reaches a stopped node, answered
   // (if at all) only after it wakes up deposed: none may be acknowledged.
@@ -182,7 +185,14 @@ TEST_CASE(
     if (Is2xx(r.status)) acked_new.emplace_back(k, "value-of-" + k);
   }
 
+  // Overwritten on the new primary while the old one sleeps: woken, the old
+  // one must not serve the value it had (a read lease, primary_reads).
+  REQUIRE(Is2xx(http.Send(replica, "PUT", "/kv/" + probe, "after").status));
   REQUIRE(kill(cluster.primary(0).pid(), SIGCONT) == 0);
+  {
+    Reply r = http.Get(old_primary, "/kv/" + probe);
+    CHECK_MESSAGE(!(r.status == 200 && r.body == "before"), r);
+  }
   // Let the woken node answer what its client sent, then learn the new map.
   CHECK(
       WaitUntil([&] { return Health(http, old_primary).value("role", "") == "replica"; }, 10'000));
@@ -209,10 +219,13 @@ TEST_CASE(
   if (missing > 0) CHECK(stats["failover"]["tails_cut"].get<int>() >= 1);
 }
 
-TEST_CASE(
-    "failover (etcd): with etcd gone reads go on, the primary stops acknowledging writes once "
-    "its lease could have expired, and resumes by itself when etcd is back") {
-  EtcdCluster ec(1, 1, 0, kLeaseTtlMs);
+// With etcd gone: writes stop once the primary's lease could have expired;
+// its reads stop too (primary_reads = "lease", the default) or go on
+// ("always"); the replica's reads go on either way.
+void EtcdGoneAndBack(const std::string& primary_reads) {
+  EtcdCluster ec(1, 1, 0, kLeaseTtlMs, [&](ClusterSpec& spec) {
+    if (!primary_reads.empty()) spec.SetString("coordinator", "primary_reads", primary_reads);
+  });
   TestCluster& cluster = *ec.cluster;
   SyncHttp http;
   const std::string primary = cluster.address(0);
@@ -227,8 +240,13 @@ TEST_CASE(
   CHECK(refused.body.find("lease") != std::string::npos);
   nlohmann::json h = Health(http, primary);
   CHECK(h["coordinator"]["writes_allowed"] == false);
-  // Reads are served on the primary and on the replica.
-  CHECK(http.Get(primary, "/kv/before").status == 200);
+  Reply read = http.Get(primary, "/kv/before");
+  if (primary_reads == "always") {
+    CHECK(read.status == 200);
+  } else {
+    CHECK_MESSAGE(read.status == 503, read);
+    CHECK(read.body.find("lease_unconfirmed") != std::string::npos);
+  }
   CHECK(http.Get(cluster.replica(0).address(), "/kv/before").status == 200);
 
   REQUIRE(kill(ec.etcd.pid(), SIGCONT) == 0);
@@ -236,6 +254,20 @@ TEST_CASE(
       WaitUntil([&] { return Is2xx(http.Send(primary, "PUT", "/kv/after", "3").status); }, 15'000));
   CHECK(IsPrimary(http, primary));
   CHECK(Health(http, cluster.replica(0).address()).value("role", "") == "replica");
+  CHECK(http.Get(primary, "/kv/after").status == 200);
+}
+
+TEST_CASE(
+    "failover (etcd): with etcd gone the primary stops acknowledging writes and answering reads "
+    "once its lease could have expired, the replica serves reads, and all resumes when etcd is "
+    "back") {
+  EtcdGoneAndBack("");
+}
+
+TEST_CASE(
+    "failover (etcd): with primary_reads = \"always\" the primary's reads go on while etcd is "
+    "gone") {
+  EtcdGoneAndBack("always");
 }
 
 }  // namespace distkv::clustertest

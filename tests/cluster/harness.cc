@@ -536,12 +536,14 @@ void Etcd::StartAndWait() {
   REQUIRE_MESSAGE(up, "etcd did not start:\n" << LogTail());
 }
 
-EtcdCluster::EtcdCluster(size_t shards, size_t replicas, int min_acks, int lease_ttl_ms)
+EtcdCluster::EtcdCluster(size_t shards, size_t replicas, int min_acks, int lease_ttl_ms,
+                         const std::function<void(ClusterSpec&)>& adjust)
     : ports(FreePorts(2)), etcd(dir, ports[0], ports[1]), spec(LocalCluster(shards, replicas)) {
   etcd.StartAndWait();
   spec.settings["coordinator"]["etcd"] = "[\"" + etcd.address() + "\"]";
   spec.Set("coordinator", "lease_ttl_ms", lease_ttl_ms);
   if (min_acks > 0) spec.Set("replication", "min_acks", min_acks);
+  if (adjust) adjust(spec);
   cluster = std::make_unique<TestCluster>(spec);
   cluster->Start();
 }

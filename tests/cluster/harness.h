@@ -219,9 +219,10 @@ class Etcd : public Process {
 };
 
 // An etcd member and a TestCluster whose config names it ([coordinator]
-// etcd, lease_ttl_ms), started.
+// etcd, lease_ttl_ms), started; `adjust` changes the spec before the start.
 struct EtcdCluster {
-  EtcdCluster(size_t shards, size_t replicas, int min_acks = 0, int lease_ttl_ms = 2'000);
+  EtcdCluster(size_t shards, size_t replicas, int min_acks = 0, int lease_ttl_ms = 2'000,
+              const std::function<void(ClusterSpec&)>& adjust = {});
   TempDir dir;  // etcd's data and log
   std::vector<int> ports;
   Etcd etcd;

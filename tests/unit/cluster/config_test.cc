@@ -228,6 +228,20 @@ TEST_CASE("mistakes are refused with file, line and field") {
   }
 }
 
+TEST_CASE("coordinator.primary_reads: lease by default, always on request, nothing else") {
+  ClusterConfig c;
+  std::string error;
+  REQUIRE_MESSAGE(ParseConfig(kSeed, "test.toml", &c, &error), error);
+  CHECK(c.primary_reads_need_lease);
+  ClusterConfig always;
+  REQUIRE_MESSAGE(ParseConfig(std::string("[coordinator]\nprimary_reads = \"always\"\n") + kSeed,
+                              "test.toml", &always, &error),
+                  error);
+  CHECK_FALSE(always.primary_reads_need_lease);
+  std::string e = ErrorOf(std::string("[coordinator]\nprimary_reads = \"never\"\n") + kSeed);
+  CHECK(e.find("test.toml:2: coordinator.primary_reads: \"never\" is not one of") == 0);
+}
+
 TEST_CASE("unknown keys and sections are refused with file and line") {
   SUBCASE("a misspelt key in a section") {
     std::string e = ErrorOf(std::string("[replication]\nmin_ack = 1\n") + kSeed);
