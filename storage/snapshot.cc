@@ -313,6 +313,14 @@ void SnapshotWriter::Discard() {
   }
 }
 
+bool StagingInUse(Io* io, const std::string& dir) {
+  int lock_fd = -1;
+  const int err =
+      io->Lock(JoinPath(JoinPath(dir, kStagingDirName), kStagingLockFileName), &lock_fd);
+  if (err == 0) io->Close(lock_fd);
+  return err == EWOULDBLOCK || err == EAGAIN;
+}
+
 Status CancelStaged(Io* io, const std::string& dir) {
   const std::string staging = JoinPath(dir, kStagingDirName);
   const std::string lock = JoinPath(staging, kStagingLockFileName);

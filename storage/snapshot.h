@@ -125,6 +125,10 @@ class SnapshotWriter {
   uint64_t bytes_ = 0;
 };
 
+// True while a writer holds dir/staging/LOCK: a snapshot begun now would be
+// refused (Busy).
+bool StagingInUse(Io* io, const std::string& dir);
+
 // Removes dir/staging/COMPLETE, so that the snapshot staged there is never
 // installed (it was completed for a stream that no longer applies). Busy,
 // and nothing removed, while a writer holds staging/LOCK: the directory is

@@ -86,13 +86,22 @@ void ReplicationReplica::Connect() {
   co.tls = options_.tls;
   conn_ = std::make_unique<net::ClientConnection>(loop_, host_, port_, co);
 
+  // While an earlier snapshot still holds the staging directory no new one
+  // could be staged: the stream is asked for without snapshot=1, so a
+  // primary whose log serves this replica streams it as usual, and one that
+  // would need a snapshot refuses at once (410, 409) rather than copying
+  // its index for a snapshot this replica would refuse.
+  const storage::Options& so = store_->options();
+  staging_busy_ = options_.install_snapshot &&
+                  storage::StagingInUse(so.io ? so.io : storage::Io::Posix(), so.dir);
+
   net::OutboundRequest req;
   req.method = "GET";
   req.target = "/internal/replicate?from=" + std::to_string(store_->last_lsn()) +
                "&history=" + HistoryName(store_->HistoryAt(store_->last_lsn())) +
                "&replica=" + PercentEncode(options_.self_address) +
                "&shard=" + PercentEncode(options_.shard) +
-               (options_.install_snapshot ? "&snapshot=1" : "");
+               (options_.install_snapshot && !staging_busy_ ? "&snapshot=1" : "");
   if (options_.epoch) req.target += "&epoch=" + std::to_string(options_.epoch());
   req.timeout_ms = options_.idle_timeout_ms;
   req.headers = options_.headers;
@@ -510,6 +519,14 @@ void ReplicationReplica::OnStreamEnd(const net::ClientResult& result) {
     reason = "the primary ended the stream";
   }
   if (head_status_ != 0 && head_status_ != 200) counters_.refused++;
+  const std::string& body = error_body_.empty() ? result.response.body : error_body_;
+  if (staging_busy_ &&
+      (head_status_ == 410 ||
+       (head_status_ == 409 && body.find("history_diverged") != std::string::npos))) {
+    // It needs a snapshot, and asks for one once the staging directory is free.
+    counters_.resyncs_refused_busy++;
+    reason += " (no snapshot was asked for: an earlier one still holds the staging directory)";
+  }
   // A stream that made records durable, or lasted longer than the longest
   // backoff, was healthy: its end is a new failure, retried at the minimum.
   if (was_streaming &&

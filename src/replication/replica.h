@@ -49,7 +49,11 @@
 // store, which swaps the staged files in; with the new store the replica
 // takes the buffered frames, the log after the snapshot's LSN, like any.
 // A stream that ends inside the snapshot leaves the staging directory to the
-// next attempt (or the next open) to empty: the old store is untouched. Such
+// next attempt (or the next open) to empty: the old store is untouched.
+// One snapshot is staged at a time: while an earlier writer (of a replica
+// since re-pointed) holds staging/LOCK, the replica asks without
+// snapshot=1 and a snapshot the primary sends anyway is refused; both count
+// as resyncs_refused_busy, not as resyncs begun. Such
 // a failure backs the next attempt off by resync_backoff_ms, doubling to
 // max_resync_backoff_ms, so a snapshot that cannot complete is not retried
 // in a tight loop; a completed one resets it.
@@ -160,8 +164,9 @@ class ReplicationReplica {
     uint64_t resyncs_started = 0;    // snapshots begun (staged here)
     uint64_t resyncs_completed = 0;  // ... installed
     uint64_t resyncs_failed = 0;     // ... that ended before their end
-    // Snapshots the primary began to send that were not begun here: an
-    // earlier one still held the staging directory (staging/LOCK).
+    // Snapshots not begun here because an earlier one still held the
+    // staging directory (staging/LOCK): not asked for (the primary answered
+    // that one was needed), or sent and refused.
     uint64_t resyncs_refused_busy = 0;
     uint64_t resync_bytes = 0;  // snapshot record bytes received, all attempts
     uint64_t tails_cut = 0;     // fork LSNs handed to cut_tail
@@ -236,8 +241,9 @@ class ReplicationReplica {
   bool shares_history_ = false;        // see shares_history()
   std::string last_error_;
   // Full resync.
-  uint64_t head_history_ = 0;                      // the primary's history, from the stream's head
-  bool expect_snapshot_ = false;                   // the head announced one
+  uint64_t head_history_ = 0;     // the primary's history, from the stream's head
+  bool expect_snapshot_ = false;  // the head announced one
+  bool staging_busy_ = false;     // the stream was asked without snapshot=1: staging/ was in use
   std::unique_ptr<storage::SnapshotWriter> snap_;  // the snapshot being received
   uint64_t snap_lsn_ = 0;
   uint64_t snap_records_ = 0;  // as announced

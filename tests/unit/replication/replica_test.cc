@@ -528,12 +528,19 @@ TEST_CASE("replica: a primary naming a newer epoch is reported at once, and stil
 }
 
 TEST_CASE(
-    "replica: a snapshot refused because an earlier one still holds staging/ is counted as "
-    "refused (busy), not as begun; once that one is gone the next begins") {
+    "replica: while an earlier snapshot still holds staging/ the replica asks for none, and the "
+    "primary's refusal is counted as refused (busy), not as begun; once it is gone the next "
+    "begins") {
   TestLoop loop;
   TempDir dir;
-  // Every stream: a whole snapshot of three keys as of LSN 10, then it stays open.
-  FakePrimary fake(loop, [&](const net::HttpRequest&, net::Responder& out) {
+  // Every stream that asks for a snapshot: a whole one of three keys as of
+  // LSN 10, then it stays open. Without snapshot=1: 410, as a primary whose
+  // log no longer holds what the replica needs.
+  FakePrimary fake(loop, [&](const net::HttpRequest& request, net::Responder& out) {
+    if (request.query.find("snapshot=1") == std::string::npos) {
+      out.Send(net::MakeErrorResponse(410, "log_truncated", "ask with snapshot=1"));
+      return false;
+    }
     net::HttpResponse head;
     head.SetHeader(kReplicationSnapshotHeader, "10");
     head.SetHeader(kReplicationHistoryHeader, HistoryName(7));
@@ -556,8 +563,9 @@ TEST_CASE(
   first.emplace(loop, dir.path(), fake.address(), o, &io);
   REQUIRE(loop.RunUntil([&] { return io.held(); }, 20'000));
   first.reset();
+  const size_t asked_before = fake.queries.size();
   // The next replica opens the store (staging/ is left to the writer) and
-  // is offered snapshots it cannot stage yet.
+  // cannot stage a snapshot yet.
   bool installed = false;
   o.install_snapshot = [&](uint64_t, ReplicationReplicaOptions::Installed) { installed = true; };
   TestReplica second(loop, dir.path(), fake.address(), o, &io);
@@ -568,6 +576,9 @@ TEST_CASE(
   CHECK(n.resyncs_started == 0);
   CHECK(n.resyncs_failed == 0);
   CHECK(!installed);
+  for (size_t i = asked_before; i < fake.queries.size(); i++) {
+    CHECK(fake.queries[i].find("snapshot=1") == std::string::npos);
+  }
   // The first writer finishes and is discarded: the next offer is staged.
   io.Release();
   CHECK(loop.RunUntil([&] { return installed; }, 20'000));
