@@ -14,12 +14,12 @@ namespace distkv::storage {
 
 namespace {
 
-constexpr size_t kEntryHeaderBytes = 8 + 8 + 4 + 1 + 4;
-constexpr size_t kTrailerBytes = 8 + 8 + 4 + 4;
-constexpr uint32_t kMagic = 0x31484B44;  // "DKH1"
-constexpr uint8_t kTombstoneFlag = 1;
-constexpr uint8_t kGapFlag = 2;
-constexpr uint8_t kExpiresFlag = 4;
+constexpr size_t kEntryHeaderBytes = HintFile::kEntryHeaderBytes;
+constexpr size_t kTrailerBytes = HintFile::kTrailerBytes;
+constexpr uint32_t kMagic = HintFile::kMagic;
+constexpr uint8_t kTombstoneFlag = HintFile::kTombstoneFlag;
+constexpr uint8_t kGapFlag = HintFile::kGapFlag;
+constexpr uint8_t kExpiresFlag = HintFile::kExpiresFlag;
 
 }  // namespace
 
@@ -73,9 +73,9 @@ void HintBuilder::Clear() {
   entries_ = 0;
 }
 
-Status ReadHintFile(Io* io, const std::string& path, uint64_t segment_size,
-                    const std::function<void(const HintEntry& e)>& fn,
-                    const std::function<void(std::string_view key)>& ahead) {
+Status HintFile::Read(Io* io, const std::string& path, uint64_t segment_size) {
+  entry_bytes_ = 0;
+  entries_ = 0;
   int fd;
   if (int err = io->Open(path, Io::kOpenExisting, &fd)) {
     if (err == ENOENT) return Status::NotFound(path);
@@ -83,17 +83,25 @@ Status ReadHintFile(Io* io, const std::string& path, uint64_t segment_size,
   }
   uint64_t size = 0;
   Status s = FileSize(io, fd, &size, path);
-  std::string buf;
-  if (s.ok()) {
-    buf.resize(size);
-    s = PreadExact(io, fd, buf.data(), size, 0, path);
+  if (s.ok() && size > capacity_) {
+    // Not zeroed: every byte is read over at once.
+    data_ = std::make_unique_for_overwrite<char[]>(size);
+    capacity_ = size;
   }
+  if (s.ok()) s = PreadExact(io, fd, data_.get(), size, 0, path);
   io->Close(fd);
   if (!s.ok()) return s;
-  if (buf.size() < kTrailerBytes) return Status::Corruption(path + ": shorter than its trailer");
-  const char* t = buf.data() + buf.size() - kTrailerBytes;
+  return Check(path, segment_size, size);
+}
+
+// Checks the first `size` bytes of data_ as a hint file: its trailer and CRC,
+// then every entry, in one walk.
+Status HintFile::Check(const std::string& path, uint64_t segment_size, uint64_t size) {
+  const char* buf = data_.get();
+  if (size < kTrailerBytes) return Status::Corruption(path + ": shorter than its trailer");
+  const char* t = buf + size - kTrailerBytes;
   if (DecodeFixed32(t + 16) != kMagic) return Status::Corruption(path + ": bad magic");
-  if (crc32c::Value(buf.data(), buf.size() - 4) != DecodeFixed32(t + 20)) {
+  if (crc32c::Value(buf, size - 4) != DecodeFixed32(t + 20)) {
     return Status::Corruption(path + ": CRC mismatch");
   }
   if (DecodeFixed64(t) != segment_size) {
@@ -102,19 +110,19 @@ Status ReadHintFile(Io* io, const std::string& path, uint64_t segment_size,
                               std::to_string(segment_size));
   }
   const uint64_t count = DecodeFixed64(t + 8);
-  // Check every entry before calling fn once: its bounds, that it is an entry
-  // HintBuilder can write, and that the entries describe records lying back
-  // to back from offset 0 to the segment's end, as every writer of hint files
-  // (the hint job, compaction, a snapshot) adds them. A hint that passes its
-  // CRC but not this was written wrong; trusting it would put offsets the
-  // segment does not have into the index.
-  const size_t end = buf.size() - kTrailerBytes;
+  // Check every entry before a cursor walks one: its bounds, that it is an
+  // entry HintBuilder can write, and that the entries describe records
+  // lying back to back from offset 0 to the segment's end, as every writer
+  // of hint files (the hint job, compaction, a snapshot) adds them. A hint
+  // that passes its CRC but not this was written wrong; trusting it would
+  // put offsets the segment does not have into the index.
+  const size_t end = size - kTrailerBytes;
   size_t pos = 0;
   uint64_t seen = 0;
   uint64_t next_offset = 0;
   while (pos < end) {
     if (end - pos < kEntryHeaderBytes) return Status::Corruption(path + ": entry cut short");
-    const char* p = buf.data() + pos;
+    const char* p = buf + pos;
     const uint32_t klen = DecodeFixed32(p + 21);
     const uint32_t vlen = DecodeFixed32(p + 16);
     const uint8_t flags = static_cast<uint8_t>(p[20]);
@@ -149,39 +157,20 @@ Status ReadHintFile(Io* io, const std::string& path, uint64_t segment_size,
     return Status::Corruption(path + ": its records end at offset " + std::to_string(next_offset) +
                               ", the segment at " + std::to_string(segment_size));
   }
-  // The entries are known good: step over one without looking at it again.
-  auto next = [&](size_t at) {
-    const char* p = buf.data() + at;
-    const uint32_t klen = DecodeFixed32(p + 21);
-    const bool expires = (static_cast<uint8_t>(p[20]) & kExpiresFlag) != 0;
-    return at + kEntryHeaderBytes + klen + (expires ? kExpiryBytes : 0);
-  };
-  size_t lead = 0;  // kHintLookahead entries past pos, or end
-  if (ahead) {
-    for (size_t i = 0; i < kHintLookahead && lead < end; i++) lead = next(lead);
-  }
-  pos = 0;
+  entry_bytes_ = end;
+  entries_ = count;
+  return Status::OK();
+}
+
+Status ReadHintFile(Io* io, const std::string& path, uint64_t segment_size,
+                    const std::function<void(const HintEntry& e)>& fn) {
+  HintFile file;
+  Status s = file.Read(io, path, segment_size);
+  if (!s.ok()) return s;
   HintEntry e;
-  while (pos < end) {
-    if (ahead && lead < end) {
-      const char* q = buf.data() + lead;
-      if (!(static_cast<uint8_t>(q[20]) & kGapFlag)) {
-        ahead(std::string_view(q + kEntryHeaderBytes, DecodeFixed32(q + 21)));
-      }
-      lead = next(lead);
-    }
-    const char* p = buf.data() + pos;
-    e.lsn = DecodeFixed64(p);
-    e.offset = DecodeFixed64(p + 8);
-    e.value_len = DecodeFixed32(p + 16);
-    e.tombstone = (static_cast<uint8_t>(p[20]) & kTombstoneFlag) != 0;
-    e.gap = (static_cast<uint8_t>(p[20]) & kGapFlag) != 0;
-    const uint32_t klen = DecodeFixed32(p + 21);
-    e.key = std::string_view(p + kEntryHeaderBytes, klen);
-    const bool expires = (static_cast<uint8_t>(p[20]) & kExpiresFlag) != 0;
-    e.expires_ms = expires ? DecodeFixed64(p + kEntryHeaderBytes + klen) : 0;
+  for (HintFile::Cursor c(file); !c.done();) {
+    c.Next(&e);
     fn(e);
-    pos += kEntryHeaderBytes + klen + (expires ? kExpiryBytes : 0);
   }
   return Status::OK();
 }

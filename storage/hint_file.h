@@ -34,9 +34,11 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 
+#include "storage/coding.h"
 #include "storage/io.h"
 #include "storage/record_format.h"
 #include "storage/status.h"
@@ -69,23 +71,80 @@ class HintBuilder {
   uint64_t entries_ = 0;
 };
 
-// Reads the hint file at path and calls fn for each entry, in order, after
-// checking the whole file's CRC and that it describes a segment of
-// segment_size bytes. NotFound if there is no file; Corruption (with the
-// reason) if it cannot be trusted. fn is called only once the file is known
-// to be good, so a caller never has to undo part of a bad hint. ahead, if
-// given, is called with the key of the entry kHintLookahead entries past
-// the one fn is about to get (nothing past the last): recovery prefetches
-// that key's place in the index, so the cache misses of consecutive
-// inserts overlap instead of following one another.
-inline constexpr size_t kHintLookahead = 8;
+// A hint file read whole into memory and checked once, whose entries can
+// then be walked as often as the caller needs without reading or checking
+// anything again (recovery walks them twice: once to check that the LSNs
+// follow each other before anything is applied, once to apply them).
+//
+// The buffer is kept from one Read to the next: recovery reads one file
+// after another of about the same size into the same pages, instead of
+// having the kernel fault in and zero fresh ones for each.
+class HintFile {
+ public:
+  // Reads the hint file at path and checks the whole file's CRC, that it
+  // describes a segment of segment_size bytes, and every entry (see the
+  // top of this file). NotFound if there is no file; Corruption (with the
+  // reason) if it cannot be trusted, and then it holds no entries.
+  Status Read(Io* io, const std::string& path, uint64_t segment_size);
+
+  uint64_t entries() const { return entries_; }
+
+  // Walks the entries of the file Read last accepted, in file order. Keys
+  // view the file's buffer: valid until the next Read.
+  class Cursor {
+   public:
+    explicit Cursor(const HintFile& f) : p_(f.data_.get()), end_(p_ + f.entry_bytes_) {}
+    bool done() const { return p_ == end_; }
+    // Decodes the entry at the cursor and moves past it. Read checked every
+    // entry's bounds and flags, so nothing is checked here.
+    void Next(HintEntry* e) {
+      const uint8_t flags = static_cast<uint8_t>(p_[20]);
+      const uint32_t klen = DecodeFixed32(p_ + 21);
+      e->lsn = DecodeFixed64(p_);
+      e->offset = DecodeFixed64(p_ + 8);
+      e->value_len = DecodeFixed32(p_ + 16);
+      e->tombstone = (flags & kTombstoneFlag) != 0;
+      e->gap = (flags & kGapFlag) != 0;
+      e->key = std::string_view(p_ + kEntryHeaderBytes, klen);
+      p_ += kEntryHeaderBytes + klen;
+      e->expires_ms = 0;
+      if (flags & kExpiresFlag) {
+        e->expires_ms = DecodeFixed64(p_);
+        p_ += kExpiryBytes;
+      }
+    }
+
+   private:
+    const char* p_;
+    const char* end_;
+  };
+
+  // The entry layout (top of this file), for the writer and the cursor.
+  static constexpr size_t kEntryHeaderBytes = 8 + 8 + 4 + 1 + 4;
+  static constexpr size_t kTrailerBytes = 8 + 8 + 4 + 4;
+  static constexpr uint32_t kMagic = 0x31484B44;  // "DKH1"
+  static constexpr uint8_t kTombstoneFlag = 1;
+  static constexpr uint8_t kGapFlag = 2;
+  static constexpr uint8_t kExpiresFlag = 4;
+
+ private:
+  Status Check(const std::string& path, uint64_t segment_size, uint64_t size);
+
+  std::unique_ptr<char[]> data_;  // the whole file; capacity_ bytes
+  size_t capacity_ = 0;
+  size_t entry_bytes_ = 0;  // the entries: every byte before the trailer
+  uint64_t entries_ = 0;
+};
+
+// Reads the hint file at path (HintFile::Read) and calls fn for each entry,
+// in order; fn is called only once the whole file is known to be good, so a
+// caller never has to undo part of a bad hint.
 Status ReadHintFile(Io* io, const std::string& path, uint64_t segment_size,
-                    const std::function<void(const HintEntry& e)>& fn,
-                    const std::function<void(std::string_view key)>& ahead = nullptr);
+                    const std::function<void(const HintEntry& e)>& fn);
 
 // The entry count a hint file's trailer states, read without the rest of
 // the file and without checking it: only a size for the key index before
-// recovery loads the hints (ReadHintFile checks everything). False when the
+// recovery loads the hints (HintFile::Read checks everything). False when the
 // file has no trailer to read.
 bool ReadHintEntryCount(Io* io, const std::string& path, uint64_t* entries);
 

@@ -79,16 +79,12 @@ uint64_t KeyIndex::ProcessSeed() { return ProcessHashSeed(); }
 
 KeyIndex::KeyIndex(uint64_t seed) : seed_(seed), slots_(kMinCapacity, kEmpty) {}
 
-uint64_t KeyIndex::HashKey(std::string_view key) const {
-  return XXH3_64bits_withSeed(key.data(), key.size(), seed_);
+uint64_t KeyIndex::Hash(uint64_t seed, std::string_view key) {
+  return XXH3_64bits_withSeed(key.data(), key.size(), seed);
 }
 
 KeyIndex::~KeyIndex() {
   for (Block& b : blocks_) std::free(b.data);
-}
-
-size_t KeyIndex::Home(uint64_t hash, size_t capacity) const {
-  return static_cast<size_t>((static_cast<unsigned __int128>(hash) * capacity) >> 64);
 }
 
 char* KeyIndex::AtIn(const std::vector<Block>& blocks, uint64_t ref) {
@@ -229,7 +225,7 @@ void KeyIndex::Insert(std::string_view key, uint64_t hash, size_t slot, const In
 void KeyIndex::Rebuild(size_t min_live) {
   size_t cap = min_live * 20 / 11 + 1;  // about 55% load
   if (cap < kMinCapacity) cap = kMinCapacity;
-  std::vector<uint64_t> slots(cap, kEmpty);
+  SlotArray slots(cap, kEmpty);
   // Placing an entry is a cache miss into the new slot array. Entries go
   // through a small ring: each one's home slot is prefetched when it enters
   // and written when it leaves, kRing entries later, so the misses overlap.
@@ -301,9 +297,8 @@ bool KeyIndex::Put(std::string_view key, const IndexEntry& e, IndexEntry* old) {
   return false;
 }
 
-bool KeyIndex::PutIfNewer(std::string_view key, const IndexEntry& e, bool* replaced,
+bool KeyIndex::PutIfNewer(std::string_view key, uint64_t h, const IndexEntry& e, bool* replaced,
                           IndexEntry* old) {
-  const uint64_t h = HashKey(key);
   size_t slot;
   if (Probe(key, h, &slot)) {
     const uint64_t ref = slots_[slot] >> kFingerprintBits;

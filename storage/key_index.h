@@ -40,6 +40,8 @@
 #include <string_view>
 #include <vector>
 
+#include "storage/huge_page_allocator.h"
+
 namespace distkv::storage {
 
 struct IndexEntry {
@@ -81,14 +83,24 @@ class KeyIndex {
   // Prefetches key's home slot: a batch of lookups that prefetches a few
   // keys ahead overlaps their cache misses (the table is far larger than
   // the cache, so each probe otherwise waits for memory).
-  void Prefetch(std::string_view key) const {
-    __builtin_prefetch(&slots_[Home(HashKey(key), slots_.size())]);
-  }
+  void Prefetch(std::string_view key) const { PrefetchHash(HashKey(key)); }
+  // The same for a key whose hash (Hash()) the caller has already computed.
+  void PrefetchHash(uint64_t hash) const { __builtin_prefetch(&slots_[Home(hash, slots_.size())]); }
+  // The hash under which an index of this seed files key. A caller that
+  // both prefetches and inserts a key (recovery) computes it once, and may
+  // compute it on another thread: it depends on nothing but the seed.
+  static uint64_t Hash(uint64_t seed, std::string_view key);
+  uint64_t HashKey(std::string_view key) const { return Hash(seed_, key); }
   // Inserts or overwrites; returns true (and *old, if given) when the key was present.
   bool Put(std::string_view key, const IndexEntry& e, IndexEntry* old = nullptr);
   // Recovery's rule: stores e unless the present entry has an LSN >= e.lsn.
   // Returns true if e was stored; *replaced tells whether it displaced an entry (then in *old).
-  bool PutIfNewer(std::string_view key, const IndexEntry& e, bool* replaced, IndexEntry* old);
+  bool PutIfNewer(std::string_view key, const IndexEntry& e, bool* replaced, IndexEntry* old) {
+    return PutIfNewer(key, HashKey(key), e, replaced, old);
+  }
+  // The same with key's Hash(hash_seed(), key) given.
+  bool PutIfNewer(std::string_view key, uint64_t hash, const IndexEntry& e, bool* replaced,
+                  IndexEntry* old);
   // Returns true (and *old) if the key was present.
   bool Erase(std::string_view key, IndexEntry* old = nullptr);
 
@@ -124,8 +136,6 @@ class KeyIndex {
   uint64_t hash_seed() const { return seed_; }
 
  private:
-  uint64_t HashKey(std::string_view key) const;
-
   static constexpr uint64_t kEmpty = 0;
   static constexpr uint64_t kDeletedSlot = 1;
   static constexpr int kFingerprintBits = 24;
@@ -140,7 +150,9 @@ class KeyIndex {
   // Probes for key. Returns true with *slot = its slot, or false with *slot =
   // where it would be inserted (the first deleted slot seen, else the empty one).
   bool Probe(std::string_view key, uint64_t hash, size_t* slot) const;
-  size_t Home(uint64_t hash, size_t capacity) const;
+  static size_t Home(uint64_t hash, size_t capacity) {
+    return static_cast<size_t>((static_cast<unsigned __int128>(hash) * capacity) >> 64);
+  }
   static char* AtIn(const std::vector<Block>& blocks, uint64_t ref);
   static IndexEntry DecodeEntry(const char* p);
   template <typename Fn>
@@ -161,7 +173,8 @@ class KeyIndex {
   void EraseAt(size_t slot);
 
   uint64_t seed_;
-  std::vector<uint64_t> slots_;
+  using SlotArray = std::vector<uint64_t, HugePageAllocator<uint64_t>>;
+  SlotArray slots_;
   std::vector<Block> blocks_;
   size_t live_ = 0;
   size_t deleted_slots_ = 0;

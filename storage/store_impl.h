@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "storage/expiry_table.h"
+#include "storage/hint_loader.h"
 #include "storage/io.h"
 #include "storage/key_index.h"
 #include "storage/manifest.h"
@@ -174,11 +175,15 @@ class StoreImpl final : public Store {
   Segment* FindSegment(uint32_t id);
   Segment* Active() { return FindSegment(active_id_); }
   Status Recover();
-  Status ScanSegment(Segment* seg, bool newest, ScanState* st);
-  // Recovery from a segment's hint file; NotFound/Corruption: scan instead.
-  Status LoadHints(Segment* seg, uint64_t file_size, ScanState* st);
-  void RecoverRecord(Segment* seg, std::string_view key, const IndexEntry& e, uint64_t expires_ms,
+  // Recovers a segment of file_size bytes: from its hint file if hint (read
+  // by the HintLoader; null when there is none) can be trusted, else by
+  // scanning it.
+  Status ScanSegment(Segment* seg, uint64_t file_size, bool newest, const HintLoader::Loaded* hint,
                      ScanState* st);
+  // Recovery from a segment's hint file; NotFound/Corruption: scan instead.
+  Status LoadHints(Segment* seg, const HintLoader::Loaded& hint, ScanState* st);
+  void RecoverRecord(Segment* seg, std::string_view key, uint64_t hash, const IndexEntry& e,
+                     uint64_t expires_ms, ScanState* st);
   // Index maintenance shared by staging, rollback and recovery: moves the
   // live-byte count of a key's record from one segment to another.
   void AddLive(uint32_t segment, uint64_t bytes);

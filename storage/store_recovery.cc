@@ -34,6 +34,7 @@
 #include <errno.h>
 
 #include <algorithm>
+#include <cassert>
 #include <chrono>
 #include <string>
 #include <vector>
@@ -43,6 +44,7 @@
 #include "storage/crc32c.h"
 #include "storage/file_util.h"
 #include "storage/hint_file.h"
+#include "storage/hint_loader.h"
 #include "storage/segment_reader.h"
 #include "storage/snapshot.h"
 #include "storage/store_impl.h"
@@ -201,6 +203,7 @@ Status StoreImpl::Recover() {
     }
   }
   std::sort(ids.begin(), ids.end());
+  std::sort(hints.begin(), hints.end());
   for (uint64_t id : hints) {
     if (!std::binary_search(ids.begin(), ids.end(), id)) {
       io_->Unlink(JoinPath(options_.dir, HintFileName(id)));  // its segment is gone
@@ -228,7 +231,7 @@ Status StoreImpl::Recover() {
     uint64_t hinted = 0;
     for (uint64_t id : ids) {
       uint64_t n;
-      if (id != active_id_ && std::find(hints.begin(), hints.end(), id) != hints.end() &&
+      if (id != active_id_ && std::binary_search(hints.begin(), hints.end(), id) &&
           ReadHintEntryCount(io_, JoinPath(options_.dir, HintFileName(id)), &n)) {
         hinted += n;
       }
@@ -241,6 +244,12 @@ Status StoreImpl::Recover() {
   st.gaps = m.gaps;
   live_bytes_ = 0;
   tombstones_ = 0;
+  // Every segment is opened and sized first, so that the hint files of the
+  // sealed ones can be read ahead (HintLoader) while earlier ones are
+  // applied; they are applied in id order all the same.
+  assert(segments_.empty());
+  std::vector<uint64_t> sizes(ids.size());
+  std::vector<HintLoader::Request> requests;
   for (size_t i = 0; i < ids.size(); i++) {
     Segment seg;
     seg.id = static_cast<uint32_t>(ids[i]);
@@ -250,7 +259,18 @@ Status StoreImpl::Recover() {
       return Status::FromErrno(err, "open " + seg.path);
     }
     segments_.push_back(std::move(seg));
-    s = ScanSegment(&segments_.back(), ids[i] == active_id_, &st);
+    s = FileSize(io_, segments_.back().fd, &sizes[i], segments_.back().path);
+    if (!s.ok()) return s;
+    if (ids[i] != active_id_ && std::binary_search(hints.begin(), hints.end(), ids[i])) {
+      requests.push_back({JoinPath(options_.dir, HintFileName(ids[i])), sizes[i]});
+    }
+  }
+  HintLoader loader(io_, index_.hash_seed(), std::move(requests));
+  for (size_t i = 0; i < ids.size(); i++) {
+    const bool newest = ids[i] == active_id_;
+    const bool hinted = !newest && std::binary_search(hints.begin(), hints.end(), ids[i]);
+    s = ScanSegment(&segments_[i], sizes[i], newest, hinted ? &loader.Take() : nullptr, &st);
+    if (hinted) loader.Release();
     if (!s.ok()) return s;
   }
 
@@ -399,15 +419,16 @@ Status StoreImpl::CheckDense(const Segment& seg, uint64_t offset, const Record& 
   return Status::OK();
 }
 
-// Applies one record found by recovery (from a hint or a scan) to the index.
-void StoreImpl::RecoverRecord(Segment* seg, std::string_view key, const IndexEntry& e,
-                              uint64_t expires_ms, ScanState* st) {
+// Applies one record found by recovery (from a hint or a scan) to the index;
+// hash is index_.HashKey(key).
+void StoreImpl::RecoverRecord(Segment* seg, std::string_view key, uint64_t hash,
+                              const IndexEntry& e, uint64_t expires_ms, ScanState* st) {
   if (seg->first_lsn == 0 || e.lsn < seg->first_lsn) seg->first_lsn = e.lsn;
   seg->last_lsn = std::max(seg->last_lsn, e.lsn);
   st->max_lsn = std::max(st->max_lsn, e.lsn);
   bool replaced;
   IndexEntry old;
-  if (index_.PutIfNewer(key, e, &replaced, &old)) {
+  if (index_.PutIfNewer(key, hash, e, &replaced, &old)) {
     expiry_.Set(key, expires_ms);  // the newest record's expiry (none for a tombstone)
     if (replaced) {
       if (old.deleted) {
@@ -427,52 +448,55 @@ void StoreImpl::RecoverRecord(Segment* seg, std::string_view key, const IndexEnt
 }
 
 // A sealed segment's hint file, if it can be trusted, says everything a scan
-// would, without reading values. Nothing is applied unless the whole file is
-// good (ReadHintFile checks it first).
-Status StoreImpl::LoadHints(Segment* seg, uint64_t file_size, ScanState* st) {
-  const std::string hint = JoinPath(options_.dir, HintFileName(seg->id));
-  // The LSN check runs over the entries first, so a bad one applies nothing.
+// would, without reading values. The loader read the file whole and checked
+// it (CRC, every entry); nothing is applied unless the LSN check passes over
+// every entry too.
+Status StoreImpl::LoadHints(Segment* seg, const HintLoader::Loaded& hint, ScanState* st) {
+  if (!hint.status.ok()) return hint.status;
   ScanState trial = *st;
-  Status dense;
-  Status s = ReadHintFile(io_, hint, file_size, [&](const HintEntry& h) {
-    if (!dense.ok()) return;
+  HintEntry h;
+  for (HintFile::Cursor c(hint.file); !c.done();) {
+    c.Next(&h);
     Record r;
     r.lsn = h.lsn;
     r.type = h.gap ? RecordType::kGap : h.tombstone ? RecordType::kDelete : RecordType::kPut;
     if (h.gap) r.value = h.key;
-    dense = CheckDense(*seg, h.offset, r, &trial);
-  });
-  if (s.ok() && !dense.ok()) return dense;
-  if (!s.ok()) return s;
+    Status dense = CheckDense(*seg, h.offset, r, &trial);
+    if (!dense.ok()) return dense;
+  }
   *st = std::move(trial);
-  return ReadHintFile(
-      io_, hint, file_size,
-      [&](const HintEntry& h) {
-        IndexEntry e;
-        e.lsn = h.lsn;
-        if (h.gap) {
-          if (seg->first_lsn == 0 || e.lsn < seg->first_lsn) seg->first_lsn = e.lsn;
-          seg->last_lsn = std::max(seg->last_lsn, e.lsn);
-          st->max_lsn = std::max(st->max_lsn, e.lsn);
-          return;
-        }
-        e.offset = h.offset;
-        e.segment = seg->id;
-        e.value_len = h.value_len;
-        e.deleted = h.tombstone;
-        RecoverRecord(seg, h.key, e, h.expires_ms, st);
-      },
-      [this](std::string_view key) {
-        if (options_.size_index_from_hints) index_.Prefetch(key);
-      });
+  // Each insert probes the index at a place no cache holds: the slot of the
+  // entry kLookahead ahead is prefetched while this one is inserted, so that
+  // the misses of consecutive inserts overlap.
+  constexpr size_t kLookahead = 8;
+  const bool prefetch = options_.size_index_from_hints;
+  const size_t n = hint.hashes.size();
+  size_t i = 0;
+  for (HintFile::Cursor c(hint.file); !c.done(); i++) {
+    if (prefetch && i + kLookahead < n) index_.PrefetchHash(hint.hashes[i + kLookahead]);
+    c.Next(&h);
+    if (h.gap) {
+      if (seg->first_lsn == 0 || h.lsn < seg->first_lsn) seg->first_lsn = h.lsn;
+      seg->last_lsn = std::max(seg->last_lsn, h.lsn);
+      st->max_lsn = std::max(st->max_lsn, h.lsn);
+      continue;
+    }
+    IndexEntry e;
+    e.lsn = h.lsn;
+    e.offset = h.offset;
+    e.segment = seg->id;
+    e.value_len = h.value_len;
+    e.deleted = h.tombstone;
+    RecoverRecord(seg, h.key, hint.hashes[i], e, h.expires_ms, st);
+  }
+  return Status::OK();
 }
 
-Status StoreImpl::ScanSegment(Segment* seg, bool newest, ScanState* st) {
-  uint64_t file_size;
-  Status s = FileSize(io_, seg->fd, &file_size, seg->path);
-  if (!s.ok()) return s;
-  if (!newest) {
-    s = LoadHints(seg, file_size, st);
+Status StoreImpl::ScanSegment(Segment* seg, uint64_t file_size, bool newest,
+                              const HintLoader::Loaded* hint, ScanState* st) {
+  Status s;
+  if (hint) {
+    s = LoadHints(seg, *hint, st);
     if (s.ok()) {
       seg->written = seg->end = file_size;
       seg->synced = true;
@@ -519,11 +543,13 @@ Status StoreImpl::ScanSegment(Segment* seg, bool newest, ScanState* st) {
       if (group.empty()) group_start = off;
       group.push_back(Held{std::string(rec.key), e, rec.expires_ms});
       if (rec.group_continues) continue;
-      for (const Held& h : group) RecoverRecord(seg, h.key, h.e, h.expires_ms, st);
+      for (const Held& h : group) {
+        RecoverRecord(seg, h.key, index_.HashKey(h.key), h.e, h.expires_ms, st);
+      }
       group.clear();
       continue;
     }
-    RecoverRecord(seg, rec.key, e, rec.expires_ms, st);
+    RecoverRecord(seg, rec.key, index_.HashKey(rec.key), e, rec.expires_ms, st);
   }
   const uint64_t stop = reader.offset();
   uint64_t good = stop;
@@ -538,7 +564,8 @@ Status StoreImpl::ScanSegment(Segment* seg, bool newest, ScanState* st) {
       st->prev_lsn = prev_before_group;
     } else {
       for (const Held& h : group) {
-        RecoverRecord(seg, h.key, h.e, h.expires_ms, st);  // sealed: complete by construction
+        // Sealed: complete by construction.
+        RecoverRecord(seg, h.key, index_.HashKey(h.key), h.e, h.expires_ms, st);
       }
     }
     group.clear();
