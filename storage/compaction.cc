@@ -263,19 +263,22 @@ Status CompactionJobImpl::Write(const std::vector<Moved>& chosen) {
   return s;
 }
 
-Status CompactionJobImpl::Run() {
+Status CompactionJobImpl::Begin() {
   if (int err = Inject("compact:reserve")) return Status::FromErrno(err, "write MANIFEST");
   Manifest reserving = state_before;
   reserving.reserved = reserved;
-  Status s = manifest_writer->Update(reserving, CopyCompactionFields);
-  if (!s.ok()) return s;
+  return manifest_writer->Update(reserving, CopyCompactionFields);
+}
 
+Status CompactionJobImpl::Main() {
   std::vector<Moved> chosen;
-  s = Select(&chosen);
+  Status s = Select(&chosen);
   if (s.ok()) s = Write(chosen);
   if (s.ok()) s = SyncDir(io, dir_fd, dir);
-  if (!s.ok()) return s;
+  return s;
+}
 
+Status CompactionJobImpl::End() {
   if (int err = Inject("compact:commit")) return Status::FromErrno(err, "write MANIFEST");
   state_after = state_before;
   state_after.reserved.clear();
@@ -291,7 +294,7 @@ Status CompactionJobImpl::Run() {
   state_after.tombstone_horizon = std::max(state_before.tombstone_horizon, horizon);
   // The writer's log now starts after the inputs.
   state_after.log_start = std::max(state_before.log_start, inputs_end + 1);
-  s = manifest_writer->Update(state_after, CopyCompactionFields);
+  Status s = manifest_writer->Update(state_after, CopyCompactionFields);
   if (!s.ok()) return s;
   committed = true;
   progress_.store(input_bytes_, std::memory_order_relaxed);
@@ -300,7 +303,7 @@ Status CompactionJobImpl::Run() {
 
 // --- HintJobImpl ------------------------------------------------------------------
 
-Status HintJobImpl::Run() {
+Status HintJobImpl::Main() {
   uint64_t done = 0;
   for (const Target& t : targets) {
     HintBuilder hint;

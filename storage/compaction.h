@@ -11,7 +11,7 @@
 //       outputs (at most one per input: packing the same records in the
 //       same order never needs more files), and the MANIFEST fields to
 //       write. The index is not read: deciding what is live needs no lock.
-//   Run (any thread)
+//   Run (any thread; Begin() is step 1, Main() steps 2 and 3, End() step 4)
 //     1 reserve   the MANIFEST lists the reserved ids, so an output on disk
 //                 is never taken for the writer's segment, and one that was
 //                 not committed is deleted by recovery.
@@ -120,7 +120,9 @@ class CompactionJobImpl final : public StoreJob {
   Manifest state_after;
   bool committed = false;
 
-  Status Run() override;
+  Status Begin() override;  // step 1
+  Status Main() override;   // steps 2 and 3
+  Status End() override;    // step 4
   bool is_compaction() const override { return true; }
   uint64_t input_bytes() const override { return input_bytes_; }
   uint64_t progress() const override { return progress_.load(std::memory_order_relaxed); }
@@ -156,7 +158,7 @@ class HintJobImpl final : public StoreJob {
   uint64_t input_bytes_ = 0;
   std::vector<uint32_t> written;  // ids whose hint file Run() wrote
 
-  Status Run() override;
+  Status Main() override;
   bool is_compaction() const override { return false; }
   uint64_t input_bytes() const override { return input_bytes_; }
   uint64_t progress() const override { return progress_.load(std::memory_order_relaxed); }

@@ -114,7 +114,22 @@ struct CompactionOptions {
 class StoreJob {
  public:
   virtual ~StoreJob() = default;
-  virtual Status Run() = 0;
+  // Begin(), Main(), End(), up to the first failure.
+  Status Run() {
+    Status s = Begin();
+    if (s.ok()) s = Main();
+    if (s.ok()) s = End();
+    return s;
+  }
+  // The parts of Run(), for a runner that gives the long one a low CPU
+  // priority (they may run on different threads, one after the other).
+  // Begin() and End() are short but may take a lock the owner's batches also
+  // take (a compaction writes the MANIFEST there): run at a low priority, a
+  // thread holding it could be kept off the CPU and stall the writes.
+  // Main() reads and writes segment files only.
+  virtual Status Begin() { return Status::OK(); }
+  virtual Status Main() = 0;
+  virtual Status End() { return Status::OK(); }
   virtual bool is_compaction() const = 0;
   virtual uint64_t input_bytes() const = 0;    // bytes the job reads in all
   virtual uint64_t progress() const = 0;       // bytes read so far

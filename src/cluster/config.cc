@@ -36,7 +36,7 @@ const SectionKeys kKnownKeys[] = {
     {"cluster", {"routing", "forward_timeout_ms", "connect_timeout_ms", "forward_max_connections"}},
     {"storage",
      {"fsync", "reads", "segment_bytes", "compact_dead_ratio", "compact_min_bytes",
-      "replica_keep_records", "replica_keep_bytes"}},
+      "compact_priority", "replica_keep_records", "replica_keep_bytes"}},
     {"limits", {"max_key_bytes", "max_value_bytes"}},
     {"server",
      {"max_connections", "header_timeout_ms", "idle_timeout_ms", "max_url_bytes",
@@ -462,6 +462,20 @@ void ParseRoot(const std::string& source, const toml::value& root, ClusterConfig
     }
     config->compact_min_bytes =
         OptionalCount(source, s, "storage", "compact_min_bytes", config->compact_min_bytes, 0);
+    std::string priority;
+    if (Optional(source, s, "storage", "compact_priority", &priority)) {
+      using P = ClusterConfig::CompactPriority;
+      if (priority == "idle") {
+        config->compact_priority = P::kIdle;
+      } else if (priority == "low") {
+        config->compact_priority = P::kLow;
+      } else if (priority == "normal") {
+        config->compact_priority = P::kNormal;
+      } else {
+        Fail(source, s.at("compact_priority"), "storage.compact_priority",
+             "\"" + priority + "\" is not one of \"idle\", \"low\", \"normal\"");
+      }
+    }
     config->replica_keep_records = OptionalCount(source, s, "storage", "replica_keep_records",
                                                  config->replica_keep_records, 0);
     config->replica_keep_bytes =

@@ -223,6 +223,10 @@ void Node::StartCompactor() {
   CompactorOptions cpo;
   cpo.dead_ratio = config.compact_dead_ratio;
   cpo.min_bytes = config.compact_min_bytes;
+  using P = ClusterConfig::CompactPriority;
+  cpo.priority = config.compact_priority == P::kIdle  ? JobPriority::kIdle
+                 : config.compact_priority == P::kLow ? JobPriority::kLow
+                                                      : JobPriority::kNormal;
   // Tombstones replicas have not seen yet stay, within replica_keep_records.
   cpo.keep_tombstones_after = [this]() {
     return primary_ ? primary_->KeepTombstonesAfter(options_.config.replica_keep_records)

@@ -19,9 +19,10 @@ constexpr const char* kBoardName = "compaction";
 }  // namespace
 
 struct Compactor::Work {
-  uv_work_t req;
   Compactor* compactor;
   std::shared_ptr<bool> alive;
+  uv_loop_t* loop;
+  JobPriority priority;
   std::unique_ptr<storage::StoreJob> job;
   storage::Status status;
 };
@@ -82,20 +83,32 @@ Compactor::StartResult Compactor::Start(const char* why) {
 
 void Compactor::Submit(std::unique_ptr<storage::StoreJob> job) {
   Work* w = new Work;
-  w->req.data = w;
   w->compactor = this;
   w->alive = alive_;
+  w->loop = loop_;
+  w->priority = options_.priority;
   job_ = job.get();
   w->job = std::move(job);
-  uv_queue_work(
-      loop_, &w->req,
-      [](uv_work_t* req) {
-        Work* w = static_cast<Work*>(req->data);
-        w->status = w->job->Run();  // the only part off the loop
+  RunPart(w, 0);
+}
+
+// Part 0 is the job's Begin(), 1 its Main(), 2 its End(). Only Main() runs
+// at the configured priority: the others may hold the MANIFEST's lock, which
+// the requests' batches also take (storage/store.h).
+void Compactor::RunPart(Work* w, int part) {
+  RunInBackground(
+      w->loop, part == 1 ? w->priority : JobPriority::kNormal,
+      [w, part] {  // the only part off the loop
+        storage::StoreJob* job = w->job.get();
+        w->status = part == 0 ? job->Begin() : part == 1 ? job->Main() : job->End();
       },
-      [](uv_work_t* req, int) {
-        Work* w = static_cast<Work*>(req->data);
-        if (*w->alive) w->compactor->OnJobDone(w);
+      [w, part] {
+        if (!*w->alive) {  // the compactor is gone: so is the store's interest in the job
+          delete w;
+          return;
+        }
+        if (w->status.ok() && part < 2) return RunPart(w, part + 1);
+        w->compactor->OnJobDone(w);
         delete w;
       });
 }

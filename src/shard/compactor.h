@@ -2,7 +2,8 @@
 // files — on the event loop's terms.
 //
 // A job is planned on the loop (Store::TakeCompaction / TakeHintJob), runs
-// on libuv's thread pool (StoreJob::Run), and is adopted on the loop
+// off the loop (StoreJob::Run: its long part on a thread of its own at a
+// low CPU priority, see background_thread.h), and is adopted on the loop
 // (Store::FinishJob): the group-commit pattern, so the loop never waits on
 // the disk. After a compaction the index is repointed a slice of
 // step_entries per loop turn (a uv_idle handle), so even a store of
@@ -18,7 +19,7 @@
 //
 // What people see: a running compaction is on the progress board as
 // "compaction" (input bytes processed of the total, refreshed every
-// kProgressMs while the job runs on the pool, then "repointing the index"),
+// kProgressMs while the job runs off the loop, then "repointing the index"),
 // and its start and its end (segments in and out, bytes reclaimed, or why it
 // failed) are events.
 #pragma once
@@ -34,6 +35,7 @@
 #include "src/obs/json_writer.h"
 #include "src/obs/progress.h"
 #include "src/obs/prometheus.h"
+#include "src/shard/background_thread.h"
 #include "storage/store.h"
 
 namespace distkv {
@@ -43,6 +45,8 @@ struct CompactorOptions {
   uint64_t min_bytes = 64ull << 20;  // dead bytes below this never trigger one
   uint64_t check_ms = 1000;
   size_t step_entries = 8192;  // index entries repointed per loop turn
+  // The CPU priority of a job's long part (background_thread.h).
+  JobPriority priority = JobPriority::kLow;
   // The LSN above which a compaction must keep tombstones (what replicas
   // still need); asked when a compaction is planned. Empty: drop them all.
   std::function<uint64_t()> keep_tombstones_after;
@@ -84,6 +88,7 @@ class Compactor {
   struct Work;
   void Check();
   void Submit(std::unique_ptr<storage::StoreJob> job);
+  static void RunPart(Work* work, int part);
   void OnJobDone(Work* work);
   void MaybeStopped();
   static void OnTimer(uv_timer_t* timer);
@@ -99,7 +104,7 @@ class Compactor {
   uv_timer_t* timer_ = nullptr;
   uv_idle_t* idle_ = nullptr;
   uv_timer_t* progress_timer_ = nullptr;
-  const storage::StoreJob* job_ = nullptr;  // in flight on the thread pool
+  const storage::StoreJob* job_ = nullptr;  // in flight off the loop
   const char* pending_ = nullptr;           // a compaction asked for while a hint job ran
   bool stopping_ = false;
   std::function<void()> stopped_;

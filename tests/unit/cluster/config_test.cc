@@ -43,6 +43,7 @@ TEST_CASE("the seed format parses with defaults for everything else") {
   CHECK(c.routing == distkv::RoutingMode::kProxy);
   CHECK(c.fsync == distkv::storage::FsyncMode::kAlways);
   CHECK_FALSE(c.reads_latest);
+  CHECK(c.compact_priority == ClusterConfig::CompactPriority::kLow);
   // Default split: two equal contiguous halves.
   REQUIRE(c.shards[0].slots.size() == 1);
   CHECK(c.shards[0].slots[0].first == 0);
@@ -64,6 +65,7 @@ reads = "latest"
 segment_bytes = 1048576
 compact_dead_ratio = 0.25
 compact_min_bytes = 1000
+compact_priority = "idle"
 replica_keep_records = 5
 replica_keep_bytes = 4096
 [replication]
@@ -84,6 +86,7 @@ max_value_bytes = 1000
   CHECK(c.segment_bytes == 1048576);
   CHECK(c.compact_dead_ratio == 0.25);
   CHECK(c.compact_min_bytes == 1000);
+  CHECK(c.compact_priority == ClusterConfig::CompactPriority::kIdle);
   CHECK(c.replica_keep_records == 5);
   CHECK(c.replica_keep_bytes == 4096);
   CHECK(c.stall_timeout_ms == 60000);
@@ -179,6 +182,13 @@ TEST_CASE("mistakes are refused with file, line and field") {
     CHECK(e.find("storage.compact_dead_ratio: has the wrong type") != std::string::npos);
     e = ErrorOf(std::string("[storage]\ncompact_min_bytes = -1\n") + kSeed);
     CHECK(e.find("storage.compact_min_bytes") != std::string::npos);
+  }
+  SUBCASE("compaction priority not one of the three") {
+    std::string e = ErrorOf(std::string("[storage]\ncompact_priority = \"nice\"\n") + kSeed);
+    CHECK(e.find("test.toml:2: storage.compact_priority: \"nice\" is not one of \"idle\", "
+                 "\"low\", \"normal\"") == 0);
+    e = ErrorOf(std::string("[storage]\ncompact_priority = 19\n") + kSeed);
+    CHECK(e.find("storage.compact_priority") != std::string::npos);
   }
   SUBCASE("replica bounds of the wrong type or sign") {
     std::string e = ErrorOf(std::string("[storage]\nreplica_keep_bytes = -1\n") + kSeed);
