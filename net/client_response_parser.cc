@@ -13,6 +13,8 @@ ResponseParser* Self(llhttp_t* p) { return static_cast<ResponseParser*>(p->data)
 // Upper bound for reserving a body from its Content-Length: a lying peer
 // must not make us allocate gigabytes before sending a byte.
 constexpr uint64_t kMaxReserve = 16u << 20;
+// Room for a relayed response's header lines (a distkv answer's fit).
+constexpr size_t kRelayReserve = 128;
 
 }  // namespace
 
@@ -21,6 +23,7 @@ ResponseParser::ResponseParser(Sink* sink) : sink_(sink) {
   settings_.on_message_begin = &ResponseParser::OnMessageBegin;
   settings_.on_status = &ResponseParser::OnStatus;
   settings_.on_header_field = &ResponseParser::OnHeaderField;
+  settings_.on_header_field_complete = &ResponseParser::OnHeaderFieldComplete;
   settings_.on_header_value = &ResponseParser::OnHeaderValue;
   settings_.on_header_value_complete = &ResponseParser::OnHeaderValueComplete;
   settings_.on_headers_complete = &ResponseParser::OnHeadersComplete;
@@ -55,7 +58,14 @@ ResponseParser::Result ResponseParser::Finish() {
 int ResponseParser::OnMessageBegin(llhttp_t* p) {
   ResponseParser* self = Self(p);
   self->current_ = HttpResponse();
-  self->current_.headers.reserve(8);
+  self->relay_ = self->sink_->OnResponseBegin();
+  if (self->relay_ != nullptr) {
+    self->current_.header_lines.reserve(kRelayReserve);
+  } else {
+    self->current_.headers.reserve(8);
+  }
+  self->line_start_ = 0;
+  self->drop_line_ = false;
   self->field_.clear();
   self->value_.clear();
   self->mode_ = BodyMode::kCollect;
@@ -66,18 +76,51 @@ int ResponseParser::OnMessageBegin(llhttp_t* p) {
 
 int ResponseParser::OnStatus(llhttp_t*, const char*, size_t) { return 0; }
 
+// A header's name and value may each come in pieces (split across reads).
+// Relaying, they are appended to header_lines as they come; once the name is
+// complete the filter decides, and a dropped line is cut off again.
 int ResponseParser::OnHeaderField(llhttp_t* p, const char* at, size_t len) {
-  Self(p)->field_.append(at, len);
+  ResponseParser* self = Self(p);
+  if (self->relay_ != nullptr) {
+    self->current_.header_lines.append(at, len);
+  } else {
+    self->field_.append(at, len);
+  }
+  return 0;
+}
+
+int ResponseParser::OnHeaderFieldComplete(llhttp_t* p) {
+  ResponseParser* self = Self(p);
+  if (self->relay_ == nullptr) return 0;
+  std::string& lines = self->current_.header_lines;
+  const std::string_view name = std::string_view(lines).substr(self->line_start_);
+  self->drop_line_ = IsFramingHeader(name) || !self->relay_(name);
+  if (self->drop_line_) {
+    lines.resize(self->line_start_);
+  } else {
+    lines.append(": ");
+  }
   return 0;
 }
 
 int ResponseParser::OnHeaderValue(llhttp_t* p, const char* at, size_t len) {
-  Self(p)->value_.append(at, len);
+  ResponseParser* self = Self(p);
+  if (self->relay_ != nullptr) {
+    if (!self->drop_line_) self->current_.header_lines.append(at, len);
+  } else {
+    self->value_.append(at, len);
+  }
   return 0;
 }
 
 int ResponseParser::OnHeaderValueComplete(llhttp_t* p) {
   ResponseParser* self = Self(p);
+  if (self->relay_ != nullptr) {
+    if (!self->drop_line_) self->current_.header_lines.append("\r\n");
+    self->line_start_ = self->current_.header_lines.size();
+    self->drop_line_ = false;
+    return 0;
+  }
   self->current_.headers.push_back(Header{std::move(self->field_), std::move(self->value_)});
   self->field_.clear();
   self->value_.clear();

@@ -10,6 +10,10 @@
 // the end of the connection (Finish) are all handled by llhttp. Interim 1xx
 // responses are skipped.
 //
+// A relayed response (the sink's OnResponseBegin gives a filter) keeps its
+// headers as wire lines appended while they are parsed: one string, no
+// header list.
+//
 // Any sink callback may return "stop": parsing ends at once and Feed returns
 // kStopped. The sink may then destroy its own state but not the parser.
 #pragma once
@@ -27,9 +31,16 @@ class ResponseParser {
  public:
   enum class BodyMode { kCollect, kStream, kNone, kStop };
 
+  // Decides which headers of a relayed response are kept (see Sink).
+  using HeaderFilter = bool (*)(std::string_view name);
+
   class Sink {
    public:
     virtual ~Sink() = default;
+    // A response begins. A filter returned here makes the parser keep the
+    // headers it accepts as "Name: value\r\n" lines in header_lines (never
+    // framing or Connection headers) instead of filling headers.
+    virtual HeaderFilter OnResponseBegin() { return nullptr; }
     // The head of the next response is parsed.
     virtual BodyMode OnResponseHead(const HttpResponse& head) = 0;
     // A piece of the body, in kStream mode only. False stops parsing.
@@ -60,6 +71,7 @@ class ResponseParser {
   static int OnMessageBegin(llhttp_t* p);
   static int OnStatus(llhttp_t* p, const char* at, size_t len);
   static int OnHeaderField(llhttp_t* p, const char* at, size_t len);
+  static int OnHeaderFieldComplete(llhttp_t* p);
   static int OnHeaderValue(llhttp_t* p, const char* at, size_t len);
   static int OnHeaderValueComplete(llhttp_t* p);
   static int OnHeadersComplete(llhttp_t* p);
@@ -73,6 +85,11 @@ class ResponseParser {
   HttpResponse current_;
   std::string field_;  // header name being parsed
   std::string value_;  // header value being parsed
+  // Relaying: where the header being parsed starts in current_.header_lines,
+  // and whether the filter dropped it.
+  HeaderFilter relay_ = nullptr;
+  size_t line_start_ = 0;
+  bool drop_line_ = false;
   BodyMode mode_ = BodyMode::kCollect;
   bool interim_ = false;  // current response is a 1xx, not handed to the sink
   bool in_response_ = false;

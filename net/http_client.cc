@@ -23,7 +23,7 @@
 // Order. Requests with the same order_key (a client connection's, when the
 // node forwards) go where the earlier unanswered ones of that key went, so
 // the peer reads them in the order they were submitted; a Binding counts
-// them and is dropped when the last is answered. Different keys spread over
+// them and lets go of the connection when the last is answered. Different keys spread over
 // the pool as before.
 //
 // Cap. At most max_connections_per_peer connections are open to a peer.
@@ -111,6 +111,7 @@ void ClientConnection::Close() {
 // --- HttpClient ---------------------------------------------------------------
 
 struct HttpClient::Impl {
+  static constexpr size_t kMinSweep = 256;  // bindings kept before empty ones are swept
   // The connection that carries the unanswered requests of one order_key.
   struct Binding {
     std::shared_ptr<OutboundConnection> conn;  // null while its requests wait in the queue
@@ -131,7 +132,11 @@ struct HttpClient::Impl {
     std::vector<std::shared_ptr<OutboundConnection>> open;
     std::vector<OutboundConnection*> idle;  // subset of open with nothing in flight
     OutboundConnection* last = nullptr;     // where the latest request went (one of open)
+    // A key's entry stays, empty, once its requests are answered: a client
+    // connection that forwards one request at a time would otherwise cost
+    // an allocation each. Empty entries are swept when the map has doubled.
     std::unordered_map<uint64_t, Binding> bindings;
+    size_t sweep_at = kMinSweep;
     std::deque<Waiting> queue;
   };
 
@@ -271,7 +276,7 @@ struct HttpClient::Impl {
     OutboundConnection* raw = conn.get();
     if (raw->usable()) peer->last = raw;  // usable: pooled, and Forget clears it on close
     if (key != 0) {
-      Binding& binding = peer->bindings[key];
+      Binding& binding = BindingOf(peer, key);
       binding.conn = std::move(conn);
       ++binding.outstanding;
     }
@@ -297,15 +302,29 @@ struct HttpClient::Impl {
     });
   }
 
+  static bool Empty(const Binding& b) { return b.outstanding == 0 && b.queued == 0; }
+
+  Binding& BindingOf(Peer* peer, uint64_t key) {
+    auto it = peer->bindings.find(key);
+    if (it != peer->bindings.end()) return it->second;
+    if (peer->bindings.size() >= peer->sweep_at) {
+      std::erase_if(peer->bindings, [](const auto& entry) { return Empty(entry.second); });
+      peer->sweep_at = std::max(kMinSweep, 2 * peer->bindings.size());
+    }
+    return peer->bindings[key];
+  }
+
+  // The key's requests are all answered: its entry stays, empty (see Peer).
   void Unbind(Peer* peer, uint64_t key) {
     auto it = peer->bindings.find(key);
     if (it == peer->bindings.end()) return;
-    if (--it->second.outstanding == 0 && it->second.queued == 0) peer->bindings.erase(it);
+    --it->second.outstanding;
+    if (Empty(it->second)) it->second.conn.reset();
   }
 
   void Enqueue(Peer* peer, OutboundRequest request, ResponseCallback callback, bool resent) {
     ++counters.queued;
-    if (request.order_key != 0) ++peer->bindings[request.order_key].queued;
+    if (request.order_key != 0) ++BindingOf(peer, request.order_key).queued;
     const uint64_t timeout =
         request.timeout_ms != 0 ? request.timeout_ms : options.request_timeout_ms;
     Waiting w;
@@ -324,7 +343,7 @@ struct HttpClient::Impl {
       const uint64_t key = front.request.order_key;
       Binding* binding = nullptr;
       if (key != 0) {
-        binding = &peer->bindings[key];
+        binding = &BindingOf(peer, key);
         --binding->queued;  // so that Choose does not send it back to the queue
       }
       std::shared_ptr<OutboundConnection> conn = Choose(peer, front.request, front.resent);
@@ -371,7 +390,7 @@ struct HttpClient::Impl {
         if (key != 0) {
           auto b = peer.bindings.find(key);
           if (b != peer.bindings.end() && --b->second.queued == 0 && b->second.outstanding == 0)
-            peer.bindings.erase(b);
+            b->second.conn.reset();
         }
         expired.emplace_back(&name, std::move(*it));
         it = peer.queue.erase(it);

@@ -57,6 +57,11 @@ struct OutboundRequest {
   // The answer may come long after the request arrives (a write that waits
   // for a replica's acknowledgement): HttpClient pipelines nothing behind it.
   bool may_wait = false;
+  // Relaying: when set, the response's headers this accepts are kept as
+  // wire lines in ClientResult::response.header_lines, all others dropped
+  // (framing and Connection always), and response.headers stays empty —
+  // for an answer passed on unchanged, no header list is built.
+  bool (*relay_header)(std::string_view name) = nullptr;
 };
 
 class TlsContext;

@@ -20,6 +20,13 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b);
 // Value of the first header called name, or nullptr.
 const std::string* FindHeader(const std::vector<Header>& headers, std::string_view name);
 
+// Whether a block of "Name: value\r\n" lines has a header called name.
+bool HasHeaderLine(std::string_view lines, std::string_view name);
+
+// Content-Length, Transfer-Encoding and Connection: they describe one hop's
+// framing, so the writer of each message sets its own.
+bool IsFramingHeader(std::string_view name);
+
 struct HttpRequest {
   std::string method;  // "GET", "PUT", ... as sent
   std::string target;  // request target as sent: path plus optional "?query"
@@ -41,6 +48,12 @@ struct HttpRequest {
 struct HttpResponse {
   int status = 200;
   std::vector<Header> headers;  // Content-Length and Connection are added by the writer
+  // More headers, as complete "Name: value\r\n" lines, written after those
+  // above: an answer relayed from another server keeps them in this form
+  // (OutboundRequest::relay_header), so passing it on copies one string
+  // instead of building and re-reading a header list. Never framing or
+  // Connection headers; header() does not look here.
+  std::string header_lines;
   std::string body;
 
   const std::string* header(std::string_view name) const { return FindHeader(headers, name); }

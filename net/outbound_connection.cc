@@ -349,6 +349,10 @@ void OutboundConnection::OnEof(ssize_t status) {
   Shutdown(ClientError::kConnectionLost, detail, !partial && responses_completed_ > 0);
 }
 
+ResponseParser::HeaderFilter OutboundConnection::OnResponseBegin() {
+  return in_flight_.empty() ? nullptr : in_flight_.front().request.relay_header;
+}
+
 ResponseParser::BodyMode OutboundConnection::OnResponseHead(const HttpResponse& head) {
   if (in_flight_.empty()) {
     Close(ClientError::kProtocol, "response from " + host_header_ + " to no request");

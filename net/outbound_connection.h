@@ -136,6 +136,7 @@ class OutboundConnection : public std::enable_shared_from_this<OutboundConnectio
   void Shutdown(ClientError error, const std::string& detail, bool allow_resend);
   std::string PeerName() const { return host_header_; }
 
+  ResponseParser::HeaderFilter OnResponseBegin() override;
   ResponseParser::BodyMode OnResponseHead(const HttpResponse& head) override;
   bool OnResponseBody(std::string_view chunk) override;
   bool OnResponseComplete(HttpResponse& response, bool keep_alive) override;

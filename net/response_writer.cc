@@ -7,11 +7,6 @@ namespace distkv::net {
 
 namespace {
 
-bool IsFramingHeader(std::string_view name) {
-  return EqualsIgnoreCase(name, "Content-Length") || EqualsIgnoreCase(name, "Transfer-Encoding") ||
-         EqualsIgnoreCase(name, "Connection");
-}
-
 void AppendDecimal(uint64_t value, std::string* out) {
   char digits[24];
   const auto result = std::to_chars(digits, digits + sizeof(digits), value);
@@ -42,7 +37,10 @@ void AppendExtraHeaders(const HttpResponse& response, std::string_view extra, st
     end = end == std::string_view::npos ? extra.size() : end + 2;
     const std::string_view line = extra.substr(0, end);
     const std::string_view name = line.substr(0, line.find(':'));
-    if (FindHeader(response.headers, name) == nullptr) out->append(line);
+    if (FindHeader(response.headers, name) == nullptr &&
+        (response.header_lines.empty() || !HasHeaderLine(response.header_lines, name))) {
+      out->append(line);
+    }
     extra.remove_prefix(end);
   }
 }
@@ -65,7 +63,7 @@ void AppendResponseHead(const HttpResponse& response, BodyFraming framing, uint6
   if (status < 100 || status > 999) status = 500;
   const std::string_view reason = StatusReason(status);
 
-  size_t size = 64 + reason.size() + extra_headers.size();
+  size_t size = 64 + reason.size() + extra_headers.size() + response.header_lines.size();
   for (const Header& h : response.headers) size += h.name.size() + h.value.size() + 4;
   out->reserve(out->size() + size);
 
@@ -83,6 +81,7 @@ void AppendResponseHead(const HttpResponse& response, BodyFraming framing, uint6
     out->append(h.value);
     out->append("\r\n");
   }
+  out->append(response.header_lines);
   AppendExtraHeaders(response, extra_headers, out);
   switch (framing) {
     case BodyFraming::kContentLength:

@@ -10,18 +10,14 @@ constexpr std::string_view kPassedBack[] = {"ETag",        "Content-Type", "X-Di
                                             "Location",    "Allow",        "X-Distkv-Expires",
                                             "X-Distkv-TTL"};
 
+// The filter of the relayed answer (OutboundRequest::relay_header): the
+// owner's response reaches the client with only these of its headers, kept
+// as the wire lines they came in.
 bool IsPassedBack(std::string_view name) {
   for (std::string_view p : kPassedBack) {
     if (name.size() == p.size() && net::EqualsIgnoreCase(name, p)) return true;
   }
   return false;
-}
-
-// The client's answer is the owner's response itself, its headers cut down
-// in place to those passed back: no new header list, no copies.
-net::HttpResponse PassBack(net::HttpResponse& owner) {
-  std::erase_if(owner.headers, [](const net::Header& h) { return !IsPassedBack(h.name); });
-  return std::move(owner);
 }
 }  // namespace
 
@@ -91,7 +87,6 @@ void Forwarder::Forward(const net::HttpRequest& original, KvRequest& kv, const S
   // after it arrives: nothing is pipelined behind it.
   out.may_wait = kv.op != KvOp::kGet && (kv.ack_replica || config_.min_acks > 0);
   out.headers.reserve(5);  // the conditions, the hop, the credentials (two at most)
-  out.target.reserve(4 + kv.key.size() * 3 + 12);
   out.target = "/kv/";
   net::AppendPercentEncoded(&out.target, kv.key);
   if (kv.ack_replica) out.target += "?ack=replica";
@@ -102,6 +97,7 @@ void Forwarder::Forward(const net::HttpRequest& original, KvRequest& kv, const S
   out.headers.push_back({std::string(kHopHeader), self_name_});
   auth_->AddPeerCredentials(&out.headers, role);
   out.timeout_ms = config_.forward_timeout_ms;
+  out.relay_header = &IsPassedBack;
   // One client connection's requests reach the owner in the order sent, on
   // one pooled connection (RFC 9112 9.3.2: pipelined requests take effect
   // in order); different client connections still spread over the pool.
@@ -141,7 +137,7 @@ void Forwarder::Send(const std::string& peer, const ShardConfig& owner,
                        reply(UnreachableResponse(result, owner->name, *peer));
                        return;
                      }
-                     reply(PassBack(result.response));
+                     reply(std::move(result.response));
                    });
 }
 

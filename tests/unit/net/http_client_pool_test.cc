@@ -131,6 +131,65 @@ TEST_CASE("requests with one order_key go out in order on one connection, though
 }
 
 TEST_CASE(
+    "an order_key still unanswered keeps its connection while hundreds of others come and go") {
+  Loop l;
+  TestPeer peer(&l.loop);
+  Arrivals arrivals;
+  PeerConn* held = nullptr;  // where /held/first waits for its answer
+  peer.on_request = [&](PeerConn& c, const std::string& req) {
+    const std::string target = TargetOf(req);
+    arrivals.seen.emplace_back(&c, target);
+    if (target == "/held/first") {
+      held = &c;
+    } else if (target == "/held/second") {
+      c.Write(Ok("/held/first"));
+      c.Write(Ok(target));
+    } else {
+      c.Write(Ok(target));
+    }
+  };
+  ClientOptions options;
+  options.max_pipeline = 1;  // a second request goes elsewhere unless bound by its order_key
+  HttpClient client(&l.loop, options);
+  int done = 0;
+  auto finish = [&](ClientResult& r) {
+    CHECK(r.error == ClientError::kNone);
+    if (++done == 2) {
+      client.Close();
+      peer.Close();
+    }
+  };
+  OutboundRequest first = Get("/held/first");
+  first.order_key = 7;
+  client.Request(peer.address(), std::move(first), finish);
+  // One request at a time for 300 other keys: each key's binding is emptied
+  // as it is answered, and the empty ones are swept as the map grows.
+  int others = 0;
+  std::function<void()> next = [&] {
+    OutboundRequest r = Get("/other/" + std::to_string(others));
+    r.order_key = 1000 + static_cast<uint64_t>(others);
+    client.Request(peer.address(), std::move(r), [&](ClientResult& res) {
+      CHECK(res.error == ClientError::kNone);
+      if (++others < 300) {
+        next();
+        return;
+      }
+      OutboundRequest second = Get("/held/second");
+      second.order_key = 7;
+      client.Request(peer.address(), std::move(second), finish);
+    });
+  };
+  next();
+  l.Run();
+  CHECK(others == 300);
+  CHECK(done == 2);
+  REQUIRE(held != nullptr);
+  const std::vector<PeerConn*> conns = arrivals.ConnectionsOf("/held/");
+  REQUIRE(conns.size() == 2);
+  CHECK(conns[1] == held);
+}
+
+TEST_CASE(
     "max_connections_per_peer: a burst waits in a queue instead of opening more connections") {
   Loop l;
   TestPeer peer(&l.loop);
