@@ -27,6 +27,7 @@
 // recovery. Compaction itself is in compaction.cc.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -170,6 +171,14 @@ class StoreImpl final : public Store {
     std::vector<LsnGap> new_gaps;  // --repair: found missing now
     bool repaired = false;         // --repair cut or accepted something
     uint64_t first_cut_prev = 0;   // --repair: the last LSN before the first loss
+
+    // A record (or gap) of LSN lsn was found in seg: widens the segment's
+    // LSN range and the log's high-water mark.
+    void Saw(Segment* seg, uint64_t lsn) {
+      if (seg->first_lsn == 0 || lsn < seg->first_lsn) seg->first_lsn = lsn;
+      seg->last_lsn = std::max(seg->last_lsn, lsn);
+      max_lsn = std::max(max_lsn, lsn);
+    }
   };
 
   Segment* FindSegment(uint32_t id);

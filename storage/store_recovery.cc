@@ -423,9 +423,7 @@ Status StoreImpl::CheckDense(const Segment& seg, uint64_t offset, const Record& 
 // hash is index_.HashKey(key).
 void StoreImpl::RecoverRecord(Segment* seg, std::string_view key, uint64_t hash,
                               const IndexEntry& e, uint64_t expires_ms, ScanState* st) {
-  if (seg->first_lsn == 0 || e.lsn < seg->first_lsn) seg->first_lsn = e.lsn;
-  seg->last_lsn = std::max(seg->last_lsn, e.lsn);
-  st->max_lsn = std::max(st->max_lsn, e.lsn);
+  st->Saw(seg, e.lsn);
   bool replaced;
   IndexEntry old;
   if (index_.PutIfNewer(key, hash, e, &replaced, &old)) {
@@ -476,9 +474,7 @@ Status StoreImpl::LoadHints(Segment* seg, const HintLoader::Loaded& hint, ScanSt
     if (prefetch && i + kLookahead < n) index_.PrefetchHash(hint.hashes[i + kLookahead]);
     c.Next(&h);
     if (h.gap) {
-      if (seg->first_lsn == 0 || h.lsn < seg->first_lsn) seg->first_lsn = h.lsn;
-      seg->last_lsn = std::max(seg->last_lsn, h.lsn);
-      st->max_lsn = std::max(st->max_lsn, h.lsn);
+      st->Saw(seg, h.lsn);
       continue;
     }
     IndexEntry e;
@@ -528,9 +524,7 @@ Status StoreImpl::ScanSegment(Segment* seg, uint64_t file_size, bool newest,
     s = CheckDense(*seg, off, rec, st);
     if (!s.ok()) return s;
     if (rec.type == RecordType::kGap) {  // never part of a group
-      if (seg->first_lsn == 0 || rec.lsn < seg->first_lsn) seg->first_lsn = rec.lsn;
-      seg->last_lsn = std::max(seg->last_lsn, rec.lsn);
-      st->max_lsn = std::max(st->max_lsn, rec.lsn);
+      st->Saw(seg, rec.lsn);
       continue;
     }
     IndexEntry e;

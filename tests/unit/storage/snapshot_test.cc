@@ -59,6 +59,15 @@ Contents FillSource(Store& s) {
   return want;
 }
 
+// The replica's data before a snapshot replaces it: one key, "stale".
+Contents MakeStaleReplica(FaultyIo* io) {
+  auto replica = MustOpen(FaultyOptions(io, "/replica"));
+  uint64_t lsn;
+  REQUIRE(replica->Put("stale", "x", &lsn).ok());
+  REQUIRE(replica->Flush().ok());
+  return Dump(*replica);
+}
+
 // Streams source's snapshot into dir's staging directory and finishes it.
 Status Stage(Store& source, Io* io, const std::string& dir, uint64_t* lsn) {
   std::unique_ptr<SnapshotCursor> c;
@@ -218,14 +227,7 @@ TEST_CASE(
   FaultyIo io;
   auto source = MustOpen(FaultyOptions(&io, "/source"));
   FillSource(*source);
-  Contents old;
-  {
-    auto replica = MustOpen(FaultyOptions(&io, "/replica"));
-    uint64_t lsn;
-    REQUIRE(replica->Put("stale", "x", &lsn).ok());
-    REQUIRE(replica->Flush().ok());
-    old = Dump(*replica);
-  }
+  const Contents old = MakeStaleReplica(&io);
   std::unique_ptr<SnapshotCursor> c;
   REQUIRE(source->NewSnapshot(nullptr, &c).ok());
   std::unique_ptr<SnapshotWriter> first;
@@ -261,14 +263,7 @@ TEST_CASE(
   FaultyIo io;
   auto source = MustOpen(FaultyOptions(&io, "/source"));
   const Contents want = FillSource(*source);
-  Contents old;
-  {
-    auto replica = MustOpen(FaultyOptions(&io, "/replica"));
-    uint64_t lsn;
-    REQUIRE(replica->Put("stale", "x", &lsn).ok());
-    REQUIRE(replica->Flush().ok());
-    old = Dump(*replica);
-  }
+  const Contents old = MakeStaleReplica(&io);
   std::unique_ptr<SnapshotCursor> c;
   REQUIRE(source->NewSnapshot(nullptr, &c).ok());
   std::unique_ptr<SnapshotWriter> abandoned;
@@ -334,14 +329,7 @@ TEST_CASE(
   FaultyIo io;
   auto source = MustOpen(FaultyOptions(&io, "/source"));
   const Contents want = FillSource(*source);
-  Contents old;
-  {
-    auto replica = MustOpen(FaultyOptions(&io, "/replica"));
-    uint64_t lsn;
-    REQUIRE(replica->Put("stale", "x", &lsn).ok());
-    REQUIRE(replica->Flush().ok());
-    old = Dump(*replica);
-  }
+  const Contents old = MakeStaleReplica(&io);
   CHECK(CancelStaged(&io, "/nothing-staged-here").ok());
   std::unique_ptr<SnapshotCursor> c;
   REQUIRE(source->NewSnapshot(nullptr, &c).ok());
