@@ -269,12 +269,17 @@ void OutboundConnection::OnTimer() {
   uint64_t now = uv_now(loop_);
   uint64_t earliest = std::numeric_limits<uint64_t>::max();
   bool expired = false;
-  const bool unread = BytesWaiting();  // the peer spoke while the loop did not read
+  // Asked (a syscall) only once a deadline has passed: did the peer speak
+  // while the loop was not reading?
+  int unread = -1;
   for (InFlightRequest& p : in_flight_) {
     const bool stream = p.request.on_body != nullptr;
-    if (p.deadline <= now && unread && (stream || !p.waited_for_read)) {
-      p.waited_for_read = !stream;
-      p.deadline = now + p.timeout_ms;
+    if (p.deadline <= now && (stream || !p.waited_for_read)) {
+      if (unread < 0) unread = BytesWaiting() ? 1 : 0;
+      if (unread == 1) {
+        p.waited_for_read = !stream;
+        p.deadline = now + p.timeout_ms;
+      }
     }
     if (p.deadline <= now) {
       p.timed_out = true;
