@@ -406,6 +406,22 @@ std::map<std::string, std::string> DumpStore(storage::Store& s) {
   return out;
 }
 
+// A whole snapshot of three keys (new-3, new-6, new-10) as of LSN 10 in
+// history 7; the stream stays open after it.
+void SendThreeKeySnapshot(net::Responder& out) {
+  net::HttpResponse head;
+  head.SetHeader(kReplicationSnapshotHeader, "10");
+  head.SetHeader(kReplicationHistoryHeader, HistoryName(7));
+  out.BeginStream(std::move(head));
+  std::string records;
+  for (uint64_t lsn : {3, 6, 10}) records += Record(lsn, "new-" + std::to_string(lsn), "v");
+  std::string frames;
+  AppendSnapshotBeginFrame(&frames, 10, StreamClockUs(), 10, 7, 3, records.size());
+  AppendRecordsFrame(&frames, 10, 0, records);
+  AppendSnapshotEndFrame(&frames, 10, StreamClockUs(), 10);
+  out.WriteChunk(frames);
+}
+
 TEST_CASE(
     "replica: a snapshot that completes after its replica was stopped or re-pointed is "
     "discarded, never installed by the next open") {
@@ -421,17 +437,7 @@ TEST_CASE(
   }
   // A whole snapshot of three keys as of LSN 10, then the stream stays open.
   FakePrimary fake(loop, [&](const net::HttpRequest&, net::Responder& out) {
-    net::HttpResponse head;
-    head.SetHeader(kReplicationSnapshotHeader, "10");
-    head.SetHeader(kReplicationHistoryHeader, HistoryName(7));
-    out.BeginStream(std::move(head));
-    std::string records;
-    for (uint64_t lsn : {3, 6, 10}) records += Record(lsn, "new-" + std::to_string(lsn), "v");
-    std::string frames;
-    AppendSnapshotBeginFrame(&frames, 10, StreamClockUs(), 10, 7, 3, records.size());
-    AppendRecordsFrame(&frames, 10, 0, records);
-    AppendSnapshotEndFrame(&frames, 10, StreamClockUs(), 10);
-    out.WriteChunk(frames);
+    SendThreeKeySnapshot(out);
     return true;
   });
   CompleteGateIo io;
@@ -541,17 +547,7 @@ TEST_CASE(
       out.Send(net::MakeErrorResponse(410, "log_truncated", "ask with snapshot=1"));
       return false;
     }
-    net::HttpResponse head;
-    head.SetHeader(kReplicationSnapshotHeader, "10");
-    head.SetHeader(kReplicationHistoryHeader, HistoryName(7));
-    out.BeginStream(std::move(head));
-    std::string records;
-    for (uint64_t lsn : {3, 6, 10}) records += Record(lsn, "new-" + std::to_string(lsn), "v");
-    std::string frames;
-    AppendSnapshotBeginFrame(&frames, 10, StreamClockUs(), 10, 7, 3, records.size());
-    AppendRecordsFrame(&frames, 10, 0, records);
-    AppendSnapshotEndFrame(&frames, 10, StreamClockUs(), 10);
-    out.WriteChunk(frames);
+    SendThreeKeySnapshot(out);
     return true;
   });
   CompleteGateIo io;
