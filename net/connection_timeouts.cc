@@ -5,8 +5,15 @@
 // earliest one seen and re-checks, so activity never restarts the timer.
 // The same timer gives an HTTPS connection's record buffers back to OpenSSL
 // once it has been idle for kTlsReleaseIdleMs.
+//
+// A deadline that passes while the client's bytes wait unread in the socket
+// is not yet a timeout (DeadlineCheck: after a pause of the process the
+// timer fires before they are read). The timer then re-checks a millisecond
+// later, after this loop turn has read them: a request that arrived in time
+// is served, and a deadline the read does not move is final at that check.
 #include <algorithm>
 
+#include "net/deadline_check.h"
 #include "net/server_connection.h"
 
 namespace distkv::net {
@@ -55,7 +62,10 @@ uint64_t ServerConnection::TlsReleaseDeadline() const {
 void ServerConnection::ArmTimer() {
   if (closing_) return;
   const uint64_t due = std::min(Deadline(), TlsReleaseDeadline());
-  if (due == kNoDeadline) return;
+  if (due != kNoDeadline) StartTimer(due);
+}
+
+void ServerConnection::StartTimer(uint64_t due) {
   if (timer_armed_ && timer_due_ <= due) return;  // it fires earlier and re-checks
   const uint64_t now = uv_now(ctx_->loop());
   uv_timer_start(&timer_, OnTimer, due > now ? due - now : 0, 0);
@@ -73,23 +83,31 @@ void ServerConnection::OnTimer(uv_timer_t* timer) {
     c->ArmTimer();  // for a release still to come
     return;
   }
-  if (now >= due) {
-    if (!c->lingering_) ++c->ctx_->counters().timeouts;
-    if (c->ReceivingBody() && now >= c->BodyDeadline() && !c->ctx_->draining()) {
-      // Say why before closing: the client is alive, just too slow.
-      const ServerLimits& limits = c->ctx_->limits();
-      c->RespondError(
-          408, "the request body arrived too slowly: " + std::to_string(c->body_bytes_) +
-                   " bytes in " + std::to_string(now - c->body_start_) + " ms; after the first " +
-                   std::to_string(limits.body_timeout_ms) + " ms the server needs at least " +
-                   std::to_string(limits.min_body_bytes_per_s) + " bytes/s");
-      c->FlushAndResume();
+  switch (DeadlineCheck(&c->tcp_, now).Check(due, due != c->forgiven_due_)) {
+    case DeadlineCheck::Verdict::kAhead:
+      c->ArmTimer();
       return;
-    }
-    c->Close();
+    case DeadlineCheck::Verdict::kPeerSpoke:
+      // libuv polls after its timers: in 1 ms the bytes have been read.
+      c->forgiven_due_ = due;
+      c->StartTimer(now + 1);
+      return;
+    case DeadlineCheck::Verdict::kPassed:
+      break;
+  }
+  if (!c->lingering_) ++c->ctx_->counters().timeouts;
+  if (c->ReceivingBody() && now >= c->BodyDeadline() && !c->ctx_->draining()) {
+    // Say why before closing: the client is alive, just too slow.
+    const ServerLimits& limits = c->ctx_->limits();
+    c->RespondError(408, "the request body arrived too slowly: " + std::to_string(c->body_bytes_) +
+                             " bytes in " + std::to_string(now - c->body_start_) +
+                             " ms; after the first " + std::to_string(limits.body_timeout_ms) +
+                             " ms the server needs at least " +
+                             std::to_string(limits.min_body_bytes_per_s) + " bytes/s");
+    c->FlushAndResume();
     return;
   }
-  c->ArmTimer();
+  c->Close();
 }
 
 }  // namespace distkv::net

@@ -1,12 +1,11 @@
 // See client_connection.h for the mechanism.
 #include "net/outbound_connection.h"
 
-#include <sys/ioctl.h>
-
 #include <algorithm>
 #include <limits>
 
 #include "net/client_request.h"
+#include "net/deadline_check.h"
 
 namespace distkv::net {
 
@@ -249,13 +248,6 @@ void OutboundConnection::ArmTimer(uint64_t deadline) {
   timer_due_ = deadline;
 }
 
-bool OutboundConnection::BytesWaiting() const {
-  uv_os_fd_t fd;
-  if (uv_fileno(reinterpret_cast<const uv_handle_t*>(&tcp_), &fd) != 0) return false;
-  int n = 0;
-  return ::ioctl(fd, FIONREAD, &n) == 0 && n > 0;
-}
-
 void OutboundConnection::OnTimerCb(uv_timer_t* timer) { FromHandle(timer->data)->OnTimer(); }
 
 void OutboundConnection::OnTimer() {
@@ -269,24 +261,24 @@ void OutboundConnection::OnTimer() {
   uint64_t now = uv_now(loop_);
   uint64_t earliest = std::numeric_limits<uint64_t>::max();
   bool expired = false;
-  // Asked (a syscall) only once a deadline has passed: did the peer speak
-  // while the loop was not reading?
-  int unread = -1;
+  DeadlineCheck check(&tcp_, now);
   for (InFlightRequest& p : in_flight_) {
     const bool stream = p.request.on_body != nullptr;
-    if (p.deadline <= now && (stream || !p.waited_for_read)) {
-      if (unread < 0) unread = BytesWaiting() ? 1 : 0;
-      if (unread == 1) {
+    switch (check.Check(p.deadline, stream || !p.waited_for_read)) {
+      case DeadlineCheck::Verdict::kPeerSpoke:
+        // A stream's deadline moves on as if the bytes had been read; a
+        // response gets its timeout once more.
         p.waited_for_read = !stream;
         p.deadline = now + p.timeout_ms;
-      }
+        break;
+      case DeadlineCheck::Verdict::kPassed:
+        p.timed_out = true;
+        expired = true;
+        break;
+      case DeadlineCheck::Verdict::kAhead:
+        break;
     }
-    if (p.deadline <= now) {
-      p.timed_out = true;
-      expired = true;
-    } else {
-      earliest = std::min(earliest, p.deadline);
-    }
+    if (!p.timed_out) earliest = std::min(earliest, p.deadline);
   }
   if (expired) {
     // The byte stream cannot be resynchronised: the connection closes. The

@@ -20,11 +20,10 @@
 // requests pipelined behind it fail with kTimeout too (the peer may or may
 // not have applied them), except idempotent ones, which are offered for a
 // resend on another connection. A deadline that passes while the peer's
-// bytes wait unread in the socket (FIONREAD) is not a timeout: libuv runs
-// timers before it polls, so after a pause of the process (SIGSTOP, a VM
-// pause) or a long loop turn the timer fires before what arrived meanwhile
-// is read. Those bytes are read first: a stream's deadline moves on as if
-// they had been, and a response gets its timeout once more (once).
+// bytes wait unread in the socket is not a timeout (DeadlineCheck: after a
+// pause of the process the timer fires before they are read). Those bytes
+// are read first: a stream's deadline moves on as if they had been, and a
+// response gets its timeout once more (once).
 //
 // Lifetime: owners hold a shared_ptr, and the connection holds one to itself
 // (self_) from creation until libuv has closed both its handles, so it may
@@ -117,8 +116,6 @@ class OutboundConnection : public std::enable_shared_from_this<OutboundConnectio
   void Flush();
   void ScheduleFlush();
   void ArmTimer(uint64_t deadline);
-  // Bytes the kernel holds for this socket that were not read yet.
-  bool BytesWaiting() const;
   void OnTimer();
   void OnConnected(int status);
   void OnRead(ssize_t nread, const uv_buf_t* buf);

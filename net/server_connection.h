@@ -33,7 +33,8 @@
 // written: it shuts down its sending side and reads and drops what the
 // client still sends for a short while, so the client sees the last response
 // instead of a reset. Timeouts use one timer whose deadline depends on what
-// the connection is doing (see Deadline()).
+// the connection is doing (see Deadline()); a deadline that passes while the
+// client's bytes wait unread is judged after they are read (DeadlineCheck).
 #pragma once
 
 #include <llhttp.h>
@@ -188,6 +189,7 @@ class ServerConnection {
   bool ReceivingBody() const;
   uint64_t BodyDeadline() const;
   void ArmTimer();
+  void StartTimer(uint64_t due);
   void AddUnsent(size_t n) { unsent_bytes_ += n; }
   // The Connection header this response carries, given the request and the
   // server's state; sets slot->close_after.
@@ -245,6 +247,7 @@ class ServerConnection {
   uint64_t linger_start_ = 0;
   bool timer_armed_ = false;
   uint64_t timer_due_ = 0;
+  uint64_t forgiven_due_ = kNoDeadline;  // a deadline passed while the client's bytes waited
 
   // Intrusive list of the server's connections.
   ServerConnection* prev_ = nullptr;
