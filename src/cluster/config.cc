@@ -11,6 +11,8 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <string_view>
+#include <vector>
 
 #include "net/address.h"
 #include "storage/key_index.h"
@@ -26,8 +28,8 @@ namespace {
 // To add a setting: add its key to its section's row here (or a new row for a
 // new section such as [auth]), then read it in ParseRoot (ParseShard for keys
 // of a [[shards]] entry) with Optional/OptionalCount, which check its type and
-// range. A section read elsewhere (e.g. a subsystem's own parser) still needs
-// its row here.
+// range, or OptionalChoice for a word from a fixed set. A section read
+// elsewhere (e.g. a subsystem's own parser) still needs its row here.
 struct SectionKeys {
   const char* section;
   std::initializer_list<const char*> keys;
@@ -129,6 +131,41 @@ bool Optional(const std::string& source, const toml::value& table, const std::st
     Fail(source, v, section + "." + key, "has the wrong type (" + TypeName(v) + ")");
   }
   return true;
+}
+
+// One of a setting's fixed choices: the word written in the file and what it
+// means.
+template <typename T>
+struct Choice {
+  std::string_view name;
+  T value;
+};
+
+// The choices of an enum whose module names its values (name_of).
+template <typename T, typename NameOf>
+std::vector<Choice<T>> NamedChoices(std::initializer_list<T> values, NameOf name_of) {
+  std::vector<Choice<T>> choices;
+  for (T v : values) choices.push_back({name_of(v), v});
+  return choices;
+}
+
+// Reads an optional string that must be one of choices into *out (left
+// alone when the key is absent). Any other value is refused, listing them
+// all, so every such setting explains itself the same way.
+template <typename T>
+bool OptionalChoice(const std::string& source, const toml::value& table, const std::string& section,
+                    const std::string& key, const std::vector<Choice<T>>& choices, T* out) {
+  std::string text;
+  if (!Optional(source, table, section, key, &text)) return false;
+  std::string names;
+  for (const Choice<T>& c : choices) {
+    if (text == c.name) {
+      *out = c.value;
+      return true;
+    }
+    names += (names.empty() ? "\"" : ", \"") + std::string(c.name) + "\"";
+  }
+  Fail(source, table.at(key), section + "." + key, "\"" + text + "\" is not one of " + names);
 }
 
 // Reads an optional non-negative integer within [min_value, max_value].
@@ -346,12 +383,9 @@ void ParseAuth(const std::string& source, const toml::value& a, AuthConfig* auth
     Fail(source, a, "auth.cluster_secret",
          "must be at least " + std::to_string(kMinSecretBytes) + " bytes");
   }
-  std::string role_name;
-  if (Optional(source, a, "auth", "status_role", &role_name) &&
-      (!ParseRole(role_name, &auth->status_role) || auth->status_role == Role::kNode)) {
-    Fail(source, a.at("status_role"), "auth.status_role",
-         "\"" + role_name + "\" is not one of \"none\", \"read\", \"write\", \"admin\"");
-  }
+  OptionalChoice(source, a, "auth", "status_role",
+                 NamedChoices({Role::kNone, Role::kRead, Role::kWrite, Role::kAdmin}, RoleName),
+                 &auth->status_role);
 
   // tokens = [ { token = "...", role = "read" }, ... ], here or in tokens_file.
   toml::value tokens_file_root;
@@ -377,17 +411,14 @@ void ParseAuth(const std::string& source, const toml::value& a, AuthConfig* auth
   size_t i = 0;
   for (const toml::value& t : tokens->as_array()) {
     const std::string field = "auth.tokens[" + std::to_string(i++) + "]";
-    std::string token, role;
+    std::string token;
+    Role r = Role::kNone;
     static const SectionKeys kTokenKeys = {"tokens", {"token", "role"}};
     if (t.is_table()) CheckKeys(tokens_source, t, kTokenKeys, field);
     if (!t.is_table() || !Optional(tokens_source, t, field, "token", &token) ||
-        !Optional(tokens_source, t, field, "role", &role)) {
+        !OptionalChoice(tokens_source, t, field, "role",
+                        NamedChoices({Role::kRead, Role::kWrite, Role::kAdmin}, RoleName), &r)) {
       Fail(tokens_source, t, field, "must be { token = \"...\", role = \"read|write|admin\" }");
-    }
-    Role r = Role::kNone;
-    if (!ParseRole(role, &r) || r == Role::kNone) {
-      Fail(tokens_source, t, field + ".role",
-           "\"" + role + "\" is not one of \"read\", \"write\", \"admin\"");
     }
     // The messages below name the entry, never the token itself.
     if (token.size() < kMinSecretBytes) {
@@ -409,17 +440,9 @@ void ParseRoot(const std::string& source, const toml::value& root, ClusterConfig
   CheckKnownKeys(source, root);
   if (root.contains("cluster")) {
     const toml::value& c = root.at("cluster");
-    std::string routing;
-    if (Optional(source, c, "cluster", "routing", &routing)) {
-      if (routing == "proxy") {
-        config->routing = RoutingMode::kProxy;
-      } else if (routing == "redirect") {
-        config->routing = RoutingMode::kRedirect;
-      } else {
-        Fail(source, c.at("routing"), "cluster.routing",
-             "\"" + routing + "\" is neither \"proxy\" nor \"redirect\"");
-      }
-    }
+    OptionalChoice(source, c, "cluster", "routing",
+                   {{"proxy", RoutingMode::kProxy}, {"redirect", RoutingMode::kRedirect}},
+                   &config->routing);
     config->forward_timeout_ms =
         OptionalCount(source, c, "cluster", "forward_timeout_ms", config->forward_timeout_ms, 1);
     config->connect_timeout_ms =
@@ -430,20 +453,13 @@ void ParseRoot(const std::string& source, const toml::value& root, ClusterConfig
   config->ack_timeout_ms = std::max<uint64_t>(1, config->forward_timeout_ms * 3 / 4);
   if (root.contains("storage")) {
     const toml::value& s = root.at("storage");
-    std::string fsync;
-    if (Optional(source, s, "storage", "fsync", &fsync) &&
-        !storage::ParseFsyncMode(fsync, &config->fsync)) {
-      Fail(source, s.at("fsync"), "storage.fsync",
-           "\"" + fsync + "\" is not one of \"always\", \"everysec\", \"never\"");
-    }
-    std::string reads;
-    if (Optional(source, s, "storage", "reads", &reads)) {
-      if (reads != "durable" && reads != "latest") {
-        Fail(source, s.at("reads"), "storage.reads",
-             "\"" + reads + "\" is not one of \"durable\", \"latest\"");
-      }
-      config->reads_latest = reads == "latest";
-    }
+    using storage::FsyncMode;
+    OptionalChoice(source, s, "storage", "fsync",
+                   NamedChoices({FsyncMode::kAlways, FsyncMode::kEverySec, FsyncMode::kNever},
+                                storage::FsyncModeName),
+                   &config->fsync);
+    OptionalChoice(source, s, "storage", "reads", {{"durable", false}, {"latest", true}},
+                   &config->reads_latest);
     config->segment_bytes = OptionalCount(source, s, "storage", "segment_bytes",
                                           config->segment_bytes, 4096, storage::kMaxIndexOffset);
     if (s.is_table() && s.contains("compact_dead_ratio")) {
@@ -462,20 +478,10 @@ void ParseRoot(const std::string& source, const toml::value& root, ClusterConfig
     }
     config->compact_min_bytes =
         OptionalCount(source, s, "storage", "compact_min_bytes", config->compact_min_bytes, 0);
-    std::string priority;
-    if (Optional(source, s, "storage", "compact_priority", &priority)) {
-      using P = ClusterConfig::CompactPriority;
-      if (priority == "idle") {
-        config->compact_priority = P::kIdle;
-      } else if (priority == "low") {
-        config->compact_priority = P::kLow;
-      } else if (priority == "normal") {
-        config->compact_priority = P::kNormal;
-      } else {
-        Fail(source, s.at("compact_priority"), "storage.compact_priority",
-             "\"" + priority + "\" is not one of \"idle\", \"low\", \"normal\"");
-      }
-    }
+    using P = ClusterConfig::CompactPriority;
+    OptionalChoice(source, s, "storage", "compact_priority",
+                   {{"idle", P::kIdle}, {"low", P::kLow}, {"normal", P::kNormal}},
+                   &config->compact_priority);
     config->replica_keep_records = OptionalCount(source, s, "storage", "replica_keep_records",
                                                  config->replica_keep_records, 0);
     config->replica_keep_bytes =
@@ -571,14 +577,8 @@ void ParseRoot(const std::string& source, const toml::value& root, ClusterConfig
         OptionalCount(source, c, "coordinator", "lease_ttl_ms", config->lease_ttl_ms, 1000);
     config->max_lag_records =
         OptionalCount(source, c, "coordinator", "max_lag_records", config->max_lag_records, 0);
-    std::string primary_reads;
-    if (Optional(source, c, "coordinator", "primary_reads", &primary_reads)) {
-      if (primary_reads != "lease" && primary_reads != "always") {
-        Fail(source, c.at("primary_reads"), "coordinator.primary_reads",
-             "\"" + primary_reads + "\" is not one of \"lease\", \"always\"");
-      }
-      config->primary_reads_need_lease = primary_reads == "lease";
-    }
+    OptionalChoice(source, c, "coordinator", "primary_reads", {{"lease", true}, {"always", false}},
+                   &config->primary_reads_need_lease);
   }
   if (!root.contains("shards") || !root.at("shards").is_array() ||
       root.at("shards").as_array().empty()) {

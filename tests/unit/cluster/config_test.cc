@@ -298,3 +298,65 @@ TEST_CASE("the repository's sharding.toml is the 4-shard example cluster") {
   CHECK(c.shards[3].name == "Chennai");
   CHECK(c.shards[3].replicas == std::vector<std::string>{"127.0.0.55:8080"});
 }
+
+TEST_CASE("every setting with a fixed set of words refuses another one, listing them all") {
+  const std::string secret = "cluster_secret = \"0123456789abcdef\"\n";
+  struct Bad {
+    std::string text;  // the line that is wrong is the file's line 2
+    std::string error;
+  };
+  const Bad cases[] = {
+      {"[cluster]\nrouting = \"gossip\"\n",
+       "test.toml:2: cluster.routing: \"gossip\" is not one of \"proxy\", \"redirect\""},
+      {"[storage]\nfsync = \"sometimes\"\n",
+       "test.toml:2: storage.fsync: \"sometimes\" is not one of \"always\", \"everysec\", "
+       "\"never\""},
+      {"[storage]\nreads = \"fast\"\n",
+       "test.toml:2: storage.reads: \"fast\" is not one of \"durable\", \"latest\""},
+      {"[storage]\ncompact_priority = \"nice\"\n",
+       "test.toml:2: storage.compact_priority: \"nice\" is not one of \"idle\", \"low\", "
+       "\"normal\""},
+      {"[coordinator]\nprimary_reads = \"never\"\n",
+       "test.toml:2: coordinator.primary_reads: \"never\" is not one of \"lease\", \"always\""},
+      {"[auth]\nstatus_role = \"node\"\n" + secret,
+       "test.toml:2: auth.status_role: \"node\" is not one of \"none\", \"read\", \"write\", "
+       "\"admin\""},
+      {"[auth]\ntokens = [ { token = \"tttttttttttttttttt\", role = \"none\" } ]\n" + secret,
+       "test.toml:2: auth.tokens[0].role: \"none\" is not one of \"read\", \"write\", "
+       "\"admin\""},
+      // Case matters: the words are written as listed.
+      {"[storage]\nfsync = \"Always\"\n",
+       "test.toml:2: storage.fsync: \"Always\" is not one of \"always\", \"everysec\", "
+       "\"never\""},
+  };
+  for (const Bad& bad : cases) {
+    CAPTURE(bad.text);
+    CHECK(ErrorOf(bad.text + kSeed) == bad.error);
+  }
+}
+
+TEST_CASE("every setting with a fixed set of words takes each of them") {
+  ClusterConfig c;
+  std::string error;
+  REQUIRE_MESSAGE(ParseConfig(std::string("[cluster]\nrouting = \"redirect\"\n[storage]\nfsync = "
+                                          "\"never\"\nreads = \"latest\"\ncompact_priority = "
+                                          "\"idle\"\n") +
+                                  kSeed,
+                              "test.toml", &c, &error),
+                  error);
+  CHECK(c.routing == distkv::RoutingMode::kRedirect);
+  CHECK(c.fsync == distkv::storage::FsyncMode::kNever);
+  CHECK(c.reads_latest);
+  CHECK(c.compact_priority == ClusterConfig::CompactPriority::kIdle);
+  ClusterConfig d;
+  REQUIRE_MESSAGE(ParseConfig(std::string("[cluster]\nrouting = \"proxy\"\n[storage]\nfsync = "
+                                          "\"everysec\"\nreads = \"durable\"\ncompact_priority = "
+                                          "\"normal\"\n") +
+                                  kSeed,
+                              "test.toml", &d, &error),
+                  error);
+  CHECK(d.routing == distkv::RoutingMode::kProxy);
+  CHECK(d.fsync == distkv::storage::FsyncMode::kEverySec);
+  CHECK_FALSE(d.reads_latest);
+  CHECK(d.compact_priority == ClusterConfig::CompactPriority::kNormal);
+}
