@@ -5,11 +5,11 @@
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
-#include <cstdlib>
 
 #include "net/uv_handle.h"
 #include "src/api/kv_request.h"
 #include "src/obs/log.h"
+#include "storage/number.h"
 #include "storage/record_format.h"
 
 namespace distkv {
@@ -119,18 +119,37 @@ void ReplicationReplica::Connect() {
   });
 }
 
+bool ReplicationReplica::HeaderNumber(const net::HttpResponse& head, std::string_view name,
+                                      const std::string** text, uint64_t* out) {
+  *text = head.header(name);
+  if (*text == nullptr || storage::ParseUint(**text, 10, out)) return true;
+  counters_.protocol_errors++;
+  abort_reason_ = "the primary's " + std::string(name) + " header \"" + (*text)->substr(0, 64) +
+                  "\" is not a number";
+  return false;
+}
+
 void ReplicationReplica::OnHead(const net::HttpResponse& head) {
   head_status_ = head.status;
   const uint64_t epoch = options_.epoch ? options_.epoch() : 0;
-  const std::string* theirs = head.header(kReplicationEpochHeader);
-  if (theirs != nullptr && options_.on_newer_epoch) {
-    const uint64_t primary_epoch = std::strtoull(theirs->c_str(), nullptr, 10);
-    if (primary_epoch > epoch) options_.on_newer_epoch(primary_epoch);
+  // A number the primary sends that does not parse refuses the whole stream
+  // (OnBody ends it at its first bytes): a fork LSN misread as 0 would cut
+  // every record of this node.
+  const std::string* theirs = nullptr;
+  const std::string* fork = nullptr;
+  uint64_t primary_epoch = 0;
+  uint64_t fork_lsn = 0;
+  if (!HeaderNumber(head, kReplicationEpochHeader, &theirs, &primary_epoch) ||
+      !HeaderNumber(head, kReplicationForkHeader, &fork, &fork_lsn)) {
+    return;
+  }
+  if (theirs != nullptr && options_.on_newer_epoch && primary_epoch > epoch) {
+    options_.on_newer_epoch(primary_epoch);
   }
   if (head.status != 200) return;  // the error body follows; OnStreamEnd reports it
   // A primary behind this node's map may have been deposed: nothing of its
   // stream is applied (OnBody ends it at its first bytes).
-  if (theirs != nullptr && std::strtoull(theirs->c_str(), nullptr, 10) < epoch) {
+  if (theirs != nullptr && primary_epoch < epoch) {
     counters_.stale_primary++;
     abort_reason_ = "the primary's cluster map (epoch " + *theirs +
                     ") is older than this node's (" + std::to_string(epoch) +
@@ -142,12 +161,10 @@ void ReplicationReplica::OnHead(const net::HttpResponse& head) {
   const std::string* h = head.header(kReplicationHistoryHeader);
   if (!h || !ParseHistoryName(*h, &head_history_)) head_history_ = 0;
   expect_snapshot_ = head.header(kReplicationSnapshotHeader) != nullptr;
-  const std::string* fork = head.header(kReplicationForkHeader);
   shares_history_ = fork == nullptr;  // else once the snapshot is installed
   if (fork != nullptr) {
     // This node's records after the fork are not the primary's: they are
     // kept aside before the snapshot replaces them.
-    const uint64_t fork_lsn = std::strtoull(fork->c_str(), nullptr, 10);
     counters_.tails_cut++;
     Logf(LogLevel::kWarn,
          "replica of shard %s: its history diverged from primary %s after LSN %" PRIu64

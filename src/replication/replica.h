@@ -193,6 +193,11 @@ class ReplicationReplica {
   void Connect();
   void ScheduleReconnect(uint64_t delay_ms);
   void OnHead(const net::HttpResponse& head);
+  // Reads the number header name of the primary's answer into *out (*text:
+  // the header, null when absent); false, the stream refused as a protocol
+  // error, when it is there but not a number.
+  bool HeaderNumber(const net::HttpResponse& head, std::string_view name, const std::string** text,
+                    uint64_t* out);
   bool OnBody(std::string_view chunk);
   // Takes the frames buffered in the decoder; false ends the stream.
   bool TakeFrames();

@@ -534,6 +534,59 @@ TEST_CASE("replica: a primary naming a newer epoch is reported at once, and stil
 }
 
 TEST_CASE(
+    "replica: an epoch or fork LSN header that is not a number refuses the stream; nothing is cut "
+    "or applied") {
+  TestLoop loop;
+  // A primary whose head carries header = value, then streams LSN 1.
+  auto primary_with = [](std::string_view header, std::string value) {
+    return [header, value](const net::HttpRequest&, net::Responder& out) {
+      net::HttpResponse head;
+      head.SetHeader(std::string(header), value);
+      out.BeginStream(std::move(head));
+      std::string frame;
+      AppendRecordsFrame(&frame, 1, 0, Record(1, "k", "v"));
+      out.WriteChunk(frame);
+      return true;
+    };
+  };
+  struct Bad {
+    std::string_view header;
+    std::string value;
+  };
+  const Bad cases[] = {
+      {kReplicationEpochHeader, "3x"},                    // trailing garbage
+      {kReplicationEpochHeader, "99999999999999999999"},  // above UINT64_MAX
+      {kReplicationEpochHeader, "-1"},
+      {kReplicationForkHeader, "abc"},  // read as 0, it would cut every record
+      {kReplicationForkHeader, "18446744073709551616"},
+      {kReplicationForkHeader, "0x10"},
+  };
+  for (const Bad& bad : cases) {
+    const std::string header(bad.header);
+    CAPTURE(header);
+    CAPTURE(bad.value);
+    std::vector<uint64_t> cuts;
+    std::vector<uint64_t> newer;
+    ReplicationReplicaOptions o = Quick();
+    o.epoch = [] { return uint64_t{2}; };
+    o.cut_tail = [&cuts](uint64_t lsn) { cuts.push_back(lsn); };
+    o.on_newer_epoch = [&newer](uint64_t epoch) { newer.push_back(epoch); };
+    FakePrimary fake(loop, primary_with(bad.header, bad.value));
+    TempDir dir;
+    TestReplica r(loop, dir.path(), fake.address(), o);
+    // Until it asked twice (it dropped the first stream) or took a record.
+    REQUIRE(loop.RunUntil(
+        [&] { return fake.queries.size() >= 2 || r.replica()->counters().records_received > 0; }));
+    CHECK(r.replica()->counters().protocol_errors >= 1);
+    CHECK(r.replica()->counters().records_received == 0);
+    CHECK(r.replica()->counters().connects == 0);
+    CHECK(r.store()->last_lsn() == 0);
+    CHECK(cuts.empty());
+    CHECK(newer.empty());
+  }
+}
+
+TEST_CASE(
     "replica: while an earlier snapshot still holds staging/ the replica asks for none, and the "
     "primary's refusal is counted as refused (busy), not as begun; once it is gone the next "
     "begins") {
