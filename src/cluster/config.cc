@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "net/address.h"
+#include "src/cluster/migration.h"
 #include "storage/key_index.h"
 #include "storage/record_format.h"
 
@@ -196,19 +197,19 @@ void CheckAddress(const std::string& source, const toml::value& at, const std::s
 
 SlotRange ParseSlotRange(const std::string& source, const toml::value& v,
                          const std::string& field) {
-  int64_t first = -1, last = -1;
-  if (v.is_string()) {  // "0-4095" or "17"
+  if (v.is_string()) {  // "0-4095" or "17": read as the admin endpoints read it
     const std::string& s = v.as_string().str;
-    auto dash = s.find('-');
-    try {
-      size_t used = 0;
-      first = std::stoll(s.substr(0, dash), &used);
-      last = dash == std::string::npos ? first : std::stoll(s.substr(dash + 1));
-    } catch (const std::exception&) {
-      Fail(source, v, field, "expected \"first-last\", got \"" + s + "\"");
+    SlotRange range;
+    if (!ParseSlotRangeText(s, &range)) {
+      Fail(source, v, field,
+           "\"" + s + "\" is not a slot range (\"first-last\" or \"slot\", within 0-" +
+               std::to_string(kSlotCount - 1) + ")");
     }
-  } else if (v.is_array() && v.as_array().size() == 2 && v.as_array()[0].is_integer() &&
-             v.as_array()[1].is_integer()) {
+    return range;
+  }
+  int64_t first = -1, last = -1;
+  if (v.is_array() && v.as_array().size() == 2 && v.as_array()[0].is_integer() &&
+      v.as_array()[1].is_integer()) {
     first = v.as_array()[0].as_integer();
     last = v.as_array()[1].as_integer();
   } else if (v.is_integer()) {

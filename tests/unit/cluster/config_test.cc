@@ -161,6 +161,15 @@ TEST_CASE("mistakes are refused with file, line and field") {
         "[[shards]]\nname = \"b\"\nidx = 1\naddress = \"h:2\"\nslots = [\"9000-16383\"]\n");
     CHECK(e.find("owned by both") != std::string::npos);
   }
+  SUBCASE("a slot range in text that is not one") {
+    const char* shard = "[[shards]]\nname = \"a\"\nidx = 0\naddress = \"h:1\"\nslots = ";
+    for (const char* bad : {"0-16383x", "0-100-16383", " 0-16383", "0-16384", "+0-16383", "9-1"}) {
+      CAPTURE(bad);
+      std::string e = ErrorOf(std::string(shard) + "[\"" + bad + "\"]\n");
+      CHECK(e == std::string("test.toml:5: shards[0].slots[0]: \"") + bad +
+                     "\" is not a slot range (\"first-last\" or \"slot\", within 0-16383)");
+    }
+  }
   SUBCASE("unowned slots") {
     std::string e = ErrorOf(
         "[[shards]]\nname = \"a\"\nidx = 0\naddress = \"h:1\"\nslots = [\"0-100\"]\n"
