@@ -345,27 +345,32 @@ TEST_CASE("every setting with a fixed set of words refuses another one, listing 
 }
 
 TEST_CASE("every setting with a fixed set of words takes each of them") {
-  ClusterConfig c;
-  std::string error;
-  REQUIRE_MESSAGE(ParseConfig(std::string("[cluster]\nrouting = \"redirect\"\n[storage]\nfsync = "
-                                          "\"never\"\nreads = \"latest\"\ncompact_priority = "
-                                          "\"idle\"\n") +
-                                  kSeed,
-                              "test.toml", &c, &error),
-                  error);
-  CHECK(c.routing == distkv::RoutingMode::kRedirect);
-  CHECK(c.fsync == distkv::storage::FsyncMode::kNever);
-  CHECK(c.reads_latest);
-  CHECK(c.compact_priority == ClusterConfig::CompactPriority::kIdle);
-  ClusterConfig d;
-  REQUIRE_MESSAGE(ParseConfig(std::string("[cluster]\nrouting = \"proxy\"\n[storage]\nfsync = "
-                                          "\"everysec\"\nreads = \"durable\"\ncompact_priority = "
-                                          "\"normal\"\n") +
-                                  kSeed,
-                              "test.toml", &d, &error),
-                  error);
-  CHECK(d.routing == distkv::RoutingMode::kProxy);
-  CHECK(d.fsync == distkv::storage::FsyncMode::kEverySec);
-  CHECK_FALSE(d.reads_latest);
-  CHECK(d.compact_priority == ClusterConfig::CompactPriority::kNormal);
+  using distkv::RoutingMode;
+  using distkv::storage::FsyncMode;
+  using P = ClusterConfig::CompactPriority;
+  struct Good {
+    const char* text;
+    RoutingMode routing;
+    FsyncMode fsync;
+    bool reads_latest;
+    P priority;
+  };
+  const Good cases[] = {
+      {"[cluster]\nrouting = \"redirect\"\n[storage]\nfsync = \"never\"\nreads = \"latest\"\n"
+       "compact_priority = \"idle\"\n",
+       RoutingMode::kRedirect, FsyncMode::kNever, true, P::kIdle},
+      {"[cluster]\nrouting = \"proxy\"\n[storage]\nfsync = \"everysec\"\nreads = \"durable\"\n"
+       "compact_priority = \"normal\"\n",
+       RoutingMode::kProxy, FsyncMode::kEverySec, false, P::kNormal},
+  };
+  for (const Good& good : cases) {
+    CAPTURE(good.text);
+    ClusterConfig c;
+    std::string error;
+    REQUIRE_MESSAGE(ParseConfig(std::string(good.text) + kSeed, "test.toml", &c, &error), error);
+    CHECK(c.routing == good.routing);
+    CHECK(c.fsync == good.fsync);
+    CHECK(c.reads_latest == good.reads_latest);
+    CHECK(c.compact_priority == good.priority);
+  }
 }

@@ -117,6 +117,20 @@ ReplicationReplicaOptions Quick() {
   return o;
 }
 
+// A fake primary (one that checks nothing itself) whose stream's head
+// carries header: value, and which streams the record of LSN 1 at once.
+FakePrimary::Handler StreamUnderHeader(std::string_view header, std::string value) {
+  return [header, value](const net::HttpRequest&, net::Responder& out) {
+    net::HttpResponse head;
+    head.SetHeader(std::string(header), value);
+    out.BeginStream(std::move(head));
+    std::string frame;
+    AppendRecordsFrame(&frame, 1, 0, Record(1, "k", "v"));
+    out.WriteChunk(frame);
+    return true;
+  };
+}
+
 TEST_CASE(
     "replica: follows a primary through catch-up and live writes to the same contents and LSNs") {
   TestLoop loop;
@@ -463,17 +477,9 @@ TEST_CASE(
 TEST_CASE("replica: sends its map epoch, and drops a stream from a primary with an older one") {
   TestLoop loop;
   // Primaries that do not check epochs themselves: one names epoch 1, the
-  // other epoch 2; both stream the record of LSN 1 at once.
+  // other epoch 2.
   auto primary_at = [](const char* epoch) {
-    return [epoch](const net::HttpRequest&, net::Responder& out) {
-      net::HttpResponse head;
-      head.SetHeader(std::string(kReplicationEpochHeader), epoch);
-      out.BeginStream(std::move(head));
-      std::string frame;
-      AppendRecordsFrame(&frame, 1, 0, Record(1, "k", std::string("from epoch ") + epoch));
-      out.WriteChunk(frame);
-      return true;
-    };
+    return StreamUnderHeader(kReplicationEpochHeader, epoch);
   };
   ReplicationReplicaOptions o = Quick();
   o.epoch = [] { return uint64_t{2}; };
@@ -502,15 +508,7 @@ TEST_CASE("replica: sends its map epoch, and drops a stream from a primary with 
 TEST_CASE("replica: a primary naming a newer epoch is reported at once, and still followed") {
   TestLoop loop;
   auto primary_at = [](const char* epoch) {
-    return [epoch](const net::HttpRequest&, net::Responder& out) {
-      net::HttpResponse head;
-      head.SetHeader(std::string(kReplicationEpochHeader), epoch);
-      out.BeginStream(std::move(head));
-      std::string frame;
-      AppendRecordsFrame(&frame, 1, 0, Record(1, "k", "v"));
-      out.WriteChunk(frame);
-      return true;
-    };
+    return StreamUnderHeader(kReplicationEpochHeader, epoch);
   };
   std::vector<uint64_t> reported;
   ReplicationReplicaOptions o = Quick();
@@ -537,18 +535,6 @@ TEST_CASE(
     "replica: an epoch or fork LSN header that is not a number refuses the stream; nothing is cut "
     "or applied") {
   TestLoop loop;
-  // A primary whose head carries header = value, then streams LSN 1.
-  auto primary_with = [](std::string_view header, std::string value) {
-    return [header, value](const net::HttpRequest&, net::Responder& out) {
-      net::HttpResponse head;
-      head.SetHeader(std::string(header), value);
-      out.BeginStream(std::move(head));
-      std::string frame;
-      AppendRecordsFrame(&frame, 1, 0, Record(1, "k", "v"));
-      out.WriteChunk(frame);
-      return true;
-    };
-  };
   struct Bad {
     std::string_view header;
     std::string value;
@@ -571,7 +557,7 @@ TEST_CASE(
     o.epoch = [] { return uint64_t{2}; };
     o.cut_tail = [&cuts](uint64_t lsn) { cuts.push_back(lsn); };
     o.on_newer_epoch = [&newer](uint64_t epoch) { newer.push_back(epoch); };
-    FakePrimary fake(loop, primary_with(bad.header, bad.value));
+    FakePrimary fake(loop, StreamUnderHeader(bad.header, bad.value));
     TempDir dir;
     TestReplica r(loop, dir.path(), fake.address(), o);
     // Until it asked twice (it dropped the first stream) or took a record.
