@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GET/PUT throughput and p99 while a compaction runs, against the same run
-# without one. One node (fsync=never, 4 MiB segments, automatic compaction
-# off). Each round first fills the log with overwrites (a write-only load,
+# without one. One node (fsync=never, or $FSYNC; 4 MiB segments, automatic
+# compaction off). Each round first fills the log with overwrites (a write-only load,
 # which leaves ~90% of the sealed bytes dead), then runs the measured 90:10
 # mix; in the "compaction" round POST /admin/compact goes out as the mix
 # starts. Rounds alternate, ROUNDS times each (default 3).
@@ -15,7 +15,8 @@
 # compaction it is the same rate over the whole load. At the end, the
 # ratios (with / without) of the means.
 #
-#   [ROUNDS=N] [EXTRA_STORAGE='key = value'] scripts/bench-compaction.sh [PORT]
+#   [ROUNDS=N] [FSYNC=always|everysec|never] [EXTRA_STORAGE='key = value'] \
+#     scripts/bench-compaction.sh [PORT]
 set -eu
 BIN=${DISTKV_BIN:-build/distkv}
 BENCH=${DISTKV_BENCH_BIN:-build/distkv-bench}
@@ -25,7 +26,7 @@ d=$(mktemp -d)
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf $d' EXIT
 cat > $d/cfg.toml <<T
 [storage]
-fsync = "never"
+fsync = "${FSYNC:-never}"
 segment_bytes = 4194304
 compact_dead_ratio = 0
 ${EXTRA_STORAGE:-}
@@ -86,7 +87,7 @@ print("%-8s compaction: window %6.0f req/s  during %6.0f req/s  GET p99 %6.0f us
     sys.argv[4] if kind == "with" else "-"))
 PY
 }
-echo "command: ROUNDS=$ROUNDS${EXTRA_STORAGE:+ EXTRA_STORAGE='$EXTRA_STORAGE'} scripts/bench-compaction.sh $PORT"
+echo "command: ${FSYNC:+FSYNC=$FSYNC }ROUNDS=$ROUNDS${EXTRA_STORAGE:+ EXTRA_STORAGE='$EXTRA_STORAGE'} scripts/bench-compaction.sh $PORT"
 for i in $(seq $ROUNDS); do round without; round with; done
 curl -s http://127.0.0.1:$PORT/stats | python3 -c 'import json,sys; c=json.load(sys.stdin)["compaction"]; print("compactions", c["compactions"], "reclaimed", c["bytes_reclaimed"], "bytes")'
 python3 - $d/rounds <<'PY'

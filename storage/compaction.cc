@@ -351,6 +351,11 @@ std::unique_ptr<StoreJob> StoreImpl::TakeCompaction(const CompactionOptions& opt
   job->expired_by_ms = clock_ ? clock_() : 0;
   job->fault_hook = &options_.fault_hook;
   job->io = io_;
+  if (options.bytes_per_s > 0) {
+    job->limiter = std::make_unique<RateLimiter>(options.bytes_per_s, options.clock);
+    job->limited_io = std::make_unique<LimitedIo>(io_, job->limiter.get());
+    job->io = job->limited_io.get();
+  }
   job->dir_fd = dir_fd_;
   job->manifest_writer = manifest_writer_.get();
   job->state_before = manifest_;
@@ -451,7 +456,10 @@ void StoreImpl::FinishJob(std::unique_ptr<StoreJob> job, Status status) {
       " bytes), " + std::to_string(c->moved.size()) + " records kept, " +
       std::to_string(c->dropped_tombstones) + " tombstones and " +
       std::to_string(c->dropped_expired.size()) + " expired keys dropped, horizon LSN " +
-      std::to_string(manifest_.tombstone_horizon));
+      std::to_string(manifest_.tombstone_horizon) +
+      (c->limiter ? ", paced to " + std::to_string(c->limiter->bytes_per_s()) + " bytes/s (slept " +
+                        std::to_string(c->limiter->slept_ns() / 1000000) + " ms)"
+                  : ""));
   swap_ = std::move(c);
   swap_pos_ = 0;
   if (swap_->moved.empty()) CompactionStep(0);

@@ -42,6 +42,11 @@
 //       rolled back any more, and no log cursor pins them, the inputs are
 //       closed and deleted.
 //
+// Pacing: with CompactionOptions::bytes_per_s, every read and write of
+// steps 2 and 3 goes through a LimitedIo (rate_limiter.h), so the merge of N
+// bytes takes at least about N / bytes_per_s; the MANIFEST steps are not
+// paced (the requests' batches may wait for their lock).
+//
 // Gap records are not copied: compacted segments are sparse anyway, and the
 // MANIFEST keeps the histories they announced.
 //
@@ -55,12 +60,14 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "storage/io.h"
 #include "storage/manifest.h"
+#include "storage/rate_limiter.h"
 #include "storage/store.h"
 
 namespace distkv::storage {
@@ -108,6 +115,9 @@ class CompactionJobImpl final : public StoreJob {
   Manifest state_before;  // its compaction fields are the job's to change
   const std::function<int(std::string_view)>* fault_hook = nullptr;
   uint64_t input_bytes_ = 0;
+  // With options.bytes_per_s: io is limited_io, over the store's Io.
+  std::unique_ptr<RateLimiter> limiter;
+  std::unique_ptr<LimitedIo> limited_io;
 
   // Results of Run().
   std::vector<Output> outputs;

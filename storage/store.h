@@ -98,12 +98,18 @@ struct Options {
   std::function<int(std::string_view step)> fault_hook;
 };
 
-// What a compaction may drop (see storage/compaction.h).
+class RateLimiterClock;  // storage/rate_limiter.h
+
+// What a compaction may drop (see storage/compaction.h), and its pace.
 struct CompactionOptions {
   // Tombstones with an LSN above this are kept even where no older record
   // of their key remains: a replica that has only reached this LSN still
   // needs to see those deletes.
   uint64_t keep_tombstones_after = UINT64_MAX;
+  // The merge's reads and writes, in bytes per second (storage/rate_limiter.h);
+  // 0: as fast as the CPU and the disk go.
+  uint64_t bytes_per_s = 0;
+  RateLimiterClock* clock = nullptr;  // the pacing's clock (tests); nullptr: the real one
 };
 
 // Background work on the store's files: a compaction, or writing the hint

@@ -35,11 +35,15 @@ struct SectionKeys {
   const char* section;
   std::initializer_list<const char*> keys;
 };
+// Below this a compaction's pace is surely a mistake (a figure in MB meant
+// as bytes): a 1 GiB merge would take hours.
+constexpr uint64_t kMinCompactBytesPerS = 1 << 20;
+
 const SectionKeys kKnownKeys[] = {
     {"cluster", {"routing", "forward_timeout_ms", "connect_timeout_ms", "forward_max_connections"}},
     {"storage",
      {"fsync", "reads", "segment_bytes", "compact_dead_ratio", "compact_min_bytes",
-      "compact_priority", "replica_keep_records", "replica_keep_bytes"}},
+      "compact_priority", "compact_bytes_per_s", "replica_keep_records", "replica_keep_bytes"}},
     {"limits", {"max_key_bytes", "max_value_bytes"}},
     {"server",
      {"max_connections", "header_timeout_ms", "idle_timeout_ms", "max_url_bytes",
@@ -483,6 +487,13 @@ void ParseRoot(const std::string& source, const toml::value& root, ClusterConfig
     OptionalChoice(source, s, "storage", "compact_priority",
                    {{"idle", P::kIdle}, {"low", P::kLow}, {"normal", P::kNormal}},
                    &config->compact_priority);
+    config->compact_bytes_per_s =
+        OptionalCount(source, s, "storage", "compact_bytes_per_s", config->compact_bytes_per_s, 0);
+    if (config->compact_bytes_per_s > 0 && config->compact_bytes_per_s < kMinCompactBytesPerS) {
+      Fail(source, s.at("compact_bytes_per_s"), "storage.compact_bytes_per_s",
+           "must be 0 (unpaced) or at least " + std::to_string(kMinCompactBytesPerS) +
+               " (1 MiB/s; the value is in bytes per second)");
+    }
     config->replica_keep_records = OptionalCount(source, s, "storage", "replica_keep_records",
                                                  config->replica_keep_records, 0);
     config->replica_keep_bytes =

@@ -55,11 +55,13 @@ struct ClusterConfig {
   // share of them (0 turns it off) and compact_min_bytes.
   double compact_dead_ratio = 0.5;
   uint64_t compact_min_bytes = 64ull << 20;
-  // The CPU priority of a compaction's merge (and of hint files): "low"
-  // (nice 19, the default), "idle" (SCHED_IDLE) or "normal"
+  // The CPU priority of a compaction's merge (and of hint files): "idle"
+  // (SCHED_IDLE, the default), "low" (nice 19) or "normal"
   // (src/shard/background_thread.h).
   enum class CompactPriority { kIdle, kLow, kNormal };
-  CompactPriority compact_priority = CompactPriority::kLow;
+  CompactPriority compact_priority = CompactPriority::kIdle;
+  // A compaction's reads and writes, in bytes per second; 0: unpaced.
+  uint64_t compact_bytes_per_s = 0;
   // Tombstones a connected replica still needs are kept from compaction, but
   // never for a replica more than this many records behind (it then gets a
   // snapshot).

@@ -227,6 +227,7 @@ void Node::StartCompactor() {
   cpo.priority = config.compact_priority == P::kIdle  ? JobPriority::kIdle
                  : config.compact_priority == P::kLow ? JobPriority::kLow
                                                       : JobPriority::kNormal;
+  cpo.bytes_per_s = config.compact_bytes_per_s;
   // Tombstones replicas have not seen yet stay, within replica_keep_records.
   cpo.keep_tombstones_after = [this]() {
     return primary_ ? primary_->KeepTombstonesAfter(options_.config.replica_keep_records)

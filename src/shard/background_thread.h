@@ -4,10 +4,14 @@
 // Why not libuv's thread pool: a compaction is seconds of CPU (reading,
 // checking CRCs and copying every live record) on a machine whose cores the
 // event loop needs for requests. At normal priority it competes with the
-// loop as an equal for as long as it runs. At nice 19 ("low", the default) it
-// gets the smallest share of a CPU the loop also wants (about 1.5% against
-// one nice-0 thread) and all of a CPU nobody else wants. At the idle
-// priority (SCHED_IDLE) it gets a CPU only when nothing else wants it. A
+// loop as an equal for as long as it runs. At the idle priority
+// (SCHED_IDLE, "idle", the default) it gets a CPU only when nothing else
+// wants it, and a thread that wakes up on its CPU preempts it at once (the
+// kernel also counts its CPU as idle when it places a waking thread). At
+// nice 19 ("low") it gets a small share of a CPU the loop also wants (about
+// 1.5%), but a waking loop is not always run at once: measured on Linux
+// 6.18 (EEVDF), the loop waited on the run queue a third of its time while
+// a nice-19 merge ran, against a twentieth at SCHED_IDLE (BENCHMARKS.md). A
 // thread can lower its priority but raise it back only with privileges
 // (RLIMIT_NICE, CAP_SYS_NICE), so the job gets a thread of its own that
 // ends with it, rather than a pool thread it would leave slowed down for
@@ -32,8 +36,8 @@
 namespace distkv {
 
 enum class JobPriority {
-  kLow,     // nice 19
   kIdle,    // SCHED_IDLE (nice 19 where that is refused)
+  kLow,     // nice 19
   kNormal,  // libuv's thread pool
 };
 

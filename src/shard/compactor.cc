@@ -65,6 +65,7 @@ Compactor::StartResult Compactor::Start(const char* why) {
     return StartResult::kStarted;
   }
   storage::CompactionOptions co;
+  co.bytes_per_s = options_.bytes_per_s;
   if (options_.keep_tombstones_after) co.keep_tombstones_after = options_.keep_tombstones_after();
   std::unique_ptr<storage::StoreJob> job = store_->TakeCompaction(co);
   if (!job) return store_->Stats().compacting ? StartResult::kRunning : StartResult::kNothingToDo;

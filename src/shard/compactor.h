@@ -46,7 +46,10 @@ struct CompactorOptions {
   uint64_t check_ms = 1000;
   size_t step_entries = 8192;  // index entries repointed per loop turn
   // The CPU priority of a job's long part (background_thread.h).
-  JobPriority priority = JobPriority::kLow;
+  JobPriority priority = JobPriority::kIdle;
+  // A compaction's reads and writes in bytes per second (0: unpaced;
+  // storage/rate_limiter.h).
+  uint64_t bytes_per_s = 0;
   // The LSN above which a compaction must keep tombstones (what replicas
   // still need); asked when a compaction is planned. Empty: drop them all.
   std::function<uint64_t()> keep_tombstones_after;

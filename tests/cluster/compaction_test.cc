@@ -143,7 +143,7 @@ TEST_CASE("compaction: SIGKILL at random moments of compactions under writes los
   spec.fsync = "always";
   spec.Set("storage", "segment_bytes", 32 << 10);
   spec.Set("storage", "compact_dead_ratio", 0);
-  // The kills must land on every step, the commit included: at "low" the
+  // The kills must land on every step, the commit included: at "idle" the
   // merge yields to the writes (and, on a busy machine, to everything else)
   // and may not commit before the kill in any of the rounds.
   spec.SetString("storage", "compact_priority", "normal");

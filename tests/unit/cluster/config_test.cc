@@ -43,7 +43,8 @@ TEST_CASE("the seed format parses with defaults for everything else") {
   CHECK(c.routing == distkv::RoutingMode::kProxy);
   CHECK(c.fsync == distkv::storage::FsyncMode::kAlways);
   CHECK_FALSE(c.reads_latest);
-  CHECK(c.compact_priority == ClusterConfig::CompactPriority::kLow);
+  CHECK(c.compact_priority == ClusterConfig::CompactPriority::kIdle);
+  CHECK(c.compact_bytes_per_s == 0);
   // Default split: two equal contiguous halves.
   REQUIRE(c.shards[0].slots.size() == 1);
   CHECK(c.shards[0].slots[0].first == 0);
@@ -65,7 +66,8 @@ reads = "latest"
 segment_bytes = 1048576
 compact_dead_ratio = 0.25
 compact_min_bytes = 1000
-compact_priority = "idle"
+compact_priority = "low"
+compact_bytes_per_s = 2097152
 replica_keep_records = 5
 replica_keep_bytes = 4096
 [replication]
@@ -86,7 +88,8 @@ max_value_bytes = 1000
   CHECK(c.segment_bytes == 1048576);
   CHECK(c.compact_dead_ratio == 0.25);
   CHECK(c.compact_min_bytes == 1000);
-  CHECK(c.compact_priority == ClusterConfig::CompactPriority::kIdle);
+  CHECK(c.compact_priority == ClusterConfig::CompactPriority::kLow);
+  CHECK(c.compact_bytes_per_s == 2097152);
   CHECK(c.replica_keep_records == 5);
   CHECK(c.replica_keep_bytes == 4096);
   CHECK(c.stall_timeout_ms == 60000);
@@ -198,6 +201,15 @@ TEST_CASE("mistakes are refused with file, line and field") {
                  "\"low\", \"normal\"") == 0);
     e = ErrorOf(std::string("[storage]\ncompact_priority = 19\n") + kSeed);
     CHECK(e.find("storage.compact_priority") != std::string::npos);
+  }
+  SUBCASE("compaction pace below 1 MiB/s, negative or not a number") {
+    std::string e = ErrorOf(std::string("[storage]\ncompact_bytes_per_s = 50\n") + kSeed);
+    CHECK(e.find("test.toml:2: storage.compact_bytes_per_s: must be 0 (unpaced) or at least "
+                 "1048576 (1 MiB/s; the value is in bytes per second)") == 0);
+    e = ErrorOf(std::string("[storage]\ncompact_bytes_per_s = -1\n") + kSeed);
+    CHECK(e.find("test.toml:2: storage.compact_bytes_per_s: must be at least 0") == 0);
+    e = ErrorOf(std::string("[storage]\ncompact_bytes_per_s = \"64MB\"\n") + kSeed);
+    CHECK(e.find("test.toml:2: storage.compact_bytes_per_s") == 0);
   }
   SUBCASE("replica bounds of the wrong type or sign") {
     std::string e = ErrorOf(std::string("[storage]\nreplica_keep_bytes = -1\n") + kSeed);
