@@ -18,6 +18,7 @@ void AppendRequestHead(std::string* out, const OutboundRequest& request,
   // reallocations per request on the forwarding path.
   size_t size = request.method.size() + request.target.size() + host_header.size() + 64;
   for (const Header& h : request.headers) size += h.name.size() + h.value.size() + 4;
+  if (request.header_lines != nullptr) size += request.header_lines->size();
   out->reserve(out->size() + size);
   out->append(request.method);
   out->push_back(' ');
@@ -35,6 +36,7 @@ void AppendRequestHead(std::string* out, const OutboundRequest& request,
     out->append(h.value);
     out->append("\r\n");
   }
+  if (request.header_lines != nullptr) out->append(*request.header_lines);
   if (!has_host) {
     out->append("Host: ");
     out->append(host_header);

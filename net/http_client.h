@@ -17,6 +17,7 @@
 #include <string>
 
 #include "net/http_message.h"
+#include "net/inline_function.h"
 
 namespace distkv::net {
 
@@ -42,6 +43,11 @@ struct OutboundRequest {
   std::string method = "GET";
   std::string target = "/";     // path and query, already encoded
   std::vector<Header> headers;  // Host and Content-Length are added
+  // More headers, as complete "Name: value\r\n" lines written after those
+  // above, shared by many requests: the forwarder builds its hop header and
+  // cluster credentials once, instead of a header list to build, serialize
+  // and free a request. Never Host, framing or Connection headers.
+  std::shared_ptr<const std::string> header_lines;
   std::string body;
   // Optional streaming: when set, body bytes are delivered here as they
   // arrive instead of being collected in ClientResult::response.body
@@ -85,7 +91,9 @@ struct ClientOptions {
   size_t max_connections_per_peer = 64;
 };
 
-using ResponseCallback = std::function<void(ClientResult& result)>;
+// Move-only, with room in place for the forwarder's callback (which holds
+// the node's): a forwarded request allocates no callback (inline_function.h).
+using ResponseCallback = InlineFunction<void(ClientResult& result), 72>;
 
 class ClientConnection {
  public:
@@ -112,8 +120,9 @@ class HttpClient {
   HttpClient(const HttpClient&) = delete;
   HttpClient& operator=(const HttpClient&) = delete;
 
-  // peer is "host:port". The callback runs on the loop exactly once.
-  void Request(const std::string& peer, OutboundRequest request, ResponseCallback callback);
+  // peer is "host:port". The callback runs on the loop exactly once. Both
+  // are taken by reference and moved once, where the request is kept.
+  void Request(const std::string& peer, OutboundRequest&& request, ResponseCallback&& callback);
   // Fails pending requests with kShutdown and closes every connection.
   void Close();
 

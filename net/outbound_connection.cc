@@ -1,4 +1,4 @@
-// See client_connection.h for the mechanism.
+// See outbound_connection.h for the mechanism.
 #include "net/outbound_connection.h"
 
 #include <algorithm>
@@ -123,7 +123,8 @@ void OutboundConnection::OnConnected(int status) {
   // Requests queued while connecting are sent now; their clocks start now.
   uint64_t now = uv_now(loop_);
   uint64_t earliest = std::numeric_limits<uint64_t>::max();
-  for (InFlightRequest& p : in_flight_) {
+  for (size_t i = 0; i < in_flight_.size(); ++i) {
+    InFlightRequest& p = in_flight_[i];
     p.deadline = now + p.timeout_ms;
     earliest = std::min(earliest, p.deadline);
   }
@@ -131,7 +132,7 @@ void OutboundConnection::OnConnected(int status) {
   Flush();
 }
 
-void OutboundConnection::Submit(OutboundRequest request, Callback callback) {
+void OutboundConnection::Submit(OutboundRequest&& request, Callback&& callback) {
   if (closed_ || draining_) {
     ClientResult result;
     result.error = closed_ ? close_error_ : ClientError::kConnectionLost;
@@ -139,7 +140,8 @@ void OutboundConnection::Submit(OutboundRequest request, Callback callback) {
     callback(result, nullptr);
     return;
   }
-  InFlightRequest p;
+  // Filled in place: the queue's slots are reused (ring_queue.h).
+  InFlightRequest& p = in_flight_.emplace_back();
   p.callback = std::move(callback);
   p.timeout_ms = request.timeout_ms != 0 ? request.timeout_ms : options_.request_timeout_ms;
   p.head_method = request.method == "HEAD";
@@ -168,7 +170,6 @@ void OutboundConnection::Submit(OutboundRequest request, Callback callback) {
     p.deadline = uv_now(loop_) + p.timeout_ms;
     ArmTimer(p.deadline);
   }
-  in_flight_.push_back(std::move(p));
   ScheduleFlush();
 }
 
@@ -262,7 +263,8 @@ void OutboundConnection::OnTimer() {
   uint64_t earliest = std::numeric_limits<uint64_t>::max();
   bool expired = false;
   DeadlineCheck check(&tcp_, now);
-  for (InFlightRequest& p : in_flight_) {
+  for (size_t i = 0; i < in_flight_.size(); ++i) {
+    InFlightRequest& p = in_flight_[i];
     const bool stream = p.request.on_body != nullptr;
     switch (check.Check(p.deadline, stream || !p.waited_for_read)) {
       case DeadlineCheck::Verdict::kPeerSpoke:
@@ -375,15 +377,18 @@ bool OutboundConnection::OnResponseBody(std::string_view chunk) {
 }
 
 bool OutboundConnection::OnResponseComplete(HttpResponse& response, bool keep_alive) {
-  InFlightRequest p = std::move(in_flight_.front());
-  in_flight_.pop_front();
+  // Only the callback is taken out: the entry's slot is reset and stays in
+  // the queue for a later request.
+  InFlightRequest& p = in_flight_.front();
+  Callback callback = std::move(p.callback);
   if (p.exclusive) --exclusive_pending_;
   if (p.write) --writes_pending_;
+  in_flight_.pop_front();
   ++responses_completed_;
   if (!keep_alive) draining_ = true;
   ClientResult result;
   result.response = std::move(response);
-  p.callback(result, nullptr);
+  callback(result, nullptr);
   if (closed_) return false;
   if (draining_) {
     Close(ClientError::kConnectionLost,
@@ -408,7 +413,7 @@ void OutboundConnection::Shutdown(ClientError error, const std::string& detail, 
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_), &OutboundConnection::OnHandleClosedCb);
   uv_close(reinterpret_cast<uv_handle_t*>(&flush_), &OutboundConnection::OnHandleClosedCb);
   outbox_.clear();
-  std::deque<InFlightRequest> pending;
+  RingQueue<InFlightRequest> pending;
   pending.swap(in_flight_);
   exclusive_pending_ = 0;
   writes_pending_ = 0;
@@ -418,7 +423,8 @@ void OutboundConnection::Shutdown(ClientError error, const std::string& detail, 
     on_close_ = nullptr;
     fn();
   }
-  for (InFlightRequest& p : pending) {
+  for (size_t i = 0; i < pending.size(); ++i) {
+    InFlightRequest& p = pending[i];
     ClientResult result;
     if (p.timed_out) {
       result.error = ClientError::kTimeout;

@@ -36,7 +36,6 @@
 #include <uv.h>
 
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -44,6 +43,8 @@
 
 #include "net/client_response_parser.h"
 #include "net/http_client.h"
+#include "net/inline_function.h"
+#include "net/ring_queue.h"
 #include "net/tls_session.h"
 
 namespace distkv::net {
@@ -55,7 +56,8 @@ class OutboundConnection : public std::enable_shared_from_this<OutboundConnectio
   // byte of its response arrived, on a connection that had already answered
   // (the peer closed an idle keep-alive connection as we reused it), and the
   // method makes a second attempt harmless: the caller may send *resend again.
-  using Callback = std::function<void(ClientResult& result, OutboundRequest* resend)>;
+  // Room in place for the pool's callback around a ResponseCallback.
+  using Callback = InlineFunction<void(ClientResult& result, OutboundRequest* resend), 120>;
 
   static std::shared_ptr<OutboundConnection> Create(uv_loop_t* loop, const std::string& host,
                                                     int port, const ClientOptions& options);
@@ -63,7 +65,7 @@ class OutboundConnection : public std::enable_shared_from_this<OutboundConnectio
 
   // Queues the request. If the connection can no longer send, the callback
   // runs at once, before Submit returns.
-  void Submit(OutboundRequest request, Callback callback);
+  void Submit(OutboundRequest&& request, Callback&& callback);
   // Closes the connection; pending callbacks fail with error.
   void Close(ClientError error, const std::string& detail);
 
@@ -168,12 +170,12 @@ class OutboundConnection : public std::enable_shared_from_this<OutboundConnectio
   bool timer_armed_ = false;
   uint64_t timer_due_ = 0;
 
-  std::deque<InFlightRequest> in_flight_;
-  size_t exclusive_pending_ = 0;     // pending streams (on_body) and may_wait requests
-  size_t writes_pending_ = 0;        // pending requests whose method is not GET or HEAD
-  size_t unsent_ = 0;                // pending requests whose bytes are still in outbox_
-  std::vector<std::string> outbox_;  // serialized requests not yet handed to libuv
-  std::string spare_;                // an empty buffer with room, from the last write
+  RingQueue<InFlightRequest> in_flight_;  // slots reused: no allocation a request
+  size_t exclusive_pending_ = 0;          // pending streams (on_body) and may_wait requests
+  size_t writes_pending_ = 0;             // pending requests whose method is not GET or HEAD
+  size_t unsent_ = 0;                     // pending requests whose bytes are still in outbox_
+  std::vector<std::string> outbox_;       // serialized requests not yet handed to libuv
+  std::string spare_;                     // an empty buffer with room, from the last write
   bool writing_ = false;
   bool flush_scheduled_ = false;
   ResponseParser parser_;

@@ -86,7 +86,6 @@ void Forwarder::Forward(const net::HttpRequest& original, KvRequest& kv, const S
   // A write that waits for a replica's acknowledgement may be answered long
   // after it arrives: nothing is pipelined behind it.
   out.may_wait = kv.op != KvOp::kGet && (kv.ack_replica || config_.min_acks > 0);
-  out.headers.reserve(5);  // the conditions, the hop, the credentials (two at most)
   out.target = "/kv/";
   net::AppendPercentEncoded(&out.target, kv.key);
   if (kv.ack_replica) out.target += "?ack=replica";
@@ -94,8 +93,7 @@ void Forwarder::Forward(const net::HttpRequest& original, KvRequest& kv, const S
     if (const std::string* v = original.header(name))
       out.headers.push_back({std::string(name), *v});
   }
-  out.headers.push_back({std::string(kHopHeader), self_name_});
-  auth_->AddPeerCredentials(&out.headers, role);
+  out.header_lines = PeerHeaderLines(role);
   out.timeout_ms = config_.forward_timeout_ms;
   out.relay_header = &IsPassedBack;
   // One client connection's requests reach the owner in the order sent, on
@@ -113,32 +111,45 @@ void Forwarder::Forward(const net::HttpRequest& original, KvRequest& kv, const S
   Send(owner.address, owner, std::move(out), std::move(reply), false);
 }
 
+const std::shared_ptr<const std::string>& Forwarder::PeerHeaderLines(Role role) {
+  std::shared_ptr<const std::string>& lines = peer_lines_[static_cast<size_t>(role)];
+  if (lines == nullptr) {
+    std::vector<net::Header> headers = {{std::string(kHopHeader), self_name_}};
+    auth_->AddPeerCredentials(&headers, role);
+    std::string text;
+    for (const net::Header& h : headers) text.append(h.name).append(": ").append(h.value) += "\r\n";
+    lines = std::make_shared<const std::string>(std::move(text));
+  }
+  return lines;
+}
+
 void Forwarder::Send(const std::string& peer, const ShardConfig& owner,
-                     net::OutboundRequest request, Reply reply, bool fallback_to_primary) {
+                     net::OutboundRequest&& request, Reply&& reply, bool fallback_to_primary) {
   // A copy is kept only when a second attempt may need it. The callback
   // holds pointers to peer and owner: both live in the shard map, which
-  // outlives every request. A small capture: carrying an empty
-  // OutboundRequest along cost every forward a large allocation and copy.
-  // (std::function needs a copyable callback, hence shared_ptr.)
-  std::shared_ptr<net::OutboundRequest> retry;
-  if (fallback_to_primary) retry = std::make_shared<net::OutboundRequest>(request);
-  client_->Request(peer, std::move(request),
-                   [this, peer = &peer, owner = &owner, reply = std::move(reply),
-                    retry = std::move(retry)](net::ClientResult& result) mutable {
-                     // A replica that is down, or not yet accepted by its
-                     // primary (503): the primary can answer the read.
-                     const bool failed = result.error != net::ClientError::kNone;
-                     if (retry && (failed || result.response.status == 503)) {
-                       Send(owner->address, *owner, std::move(*retry), std::move(reply), false);
-                       return;
-                     }
-                     if (failed) {
-                       counters_.failed++;
-                       reply(UnreachableResponse(result, owner->name, *peer));
-                       return;
-                     }
-                     reply(std::move(result.response));
-                   });
+  // outlives every request. It fits the pool's callback in place (no
+  // allocation; checked below).
+  std::unique_ptr<net::OutboundRequest> retry;
+  if (fallback_to_primary) retry = std::make_unique<net::OutboundRequest>(request);
+  auto done = [this, peer = &peer, owner = &owner, reply = std::move(reply),
+               retry = std::move(retry)](net::ClientResult& result) mutable {
+    // A replica that is down, or not yet accepted by its primary (503): the
+    // primary can answer the read.
+    const bool failed = result.error != net::ClientError::kNone;
+    if (retry && (failed || result.response.status == 503)) {
+      Send(owner->address, *owner, std::move(*retry), std::move(reply), false);
+      return;
+    }
+    if (failed) {
+      counters_.failed++;
+      reply(UnreachableResponse(result, owner->name, *peer));
+      return;
+    }
+    reply(std::move(result.response));
+  };
+  static_assert(net::ResponseCallback::kFitsInline<decltype(done)>,
+                "a forward's callback must not allocate: widen net::ResponseCallback");
+  client_->Request(peer, std::move(request), std::move(done));
 }
 
 }  // namespace distkv

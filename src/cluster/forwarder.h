@@ -15,9 +15,11 @@
 // In "redirect" mode the answer is 307 with Location on the owner instead.
 #pragma once
 
-#include <functional>
+#include <memory>
+#include <string>
 
 #include "net/http_client.h"
+#include "net/inline_function.h"
 #include "src/api/auth.h"
 #include "src/api/kv_request.h"
 #include "src/cluster/config.h"
@@ -32,7 +34,9 @@ std::string NodeUrl(const ClusterConfig& config, std::string_view address, std::
 
 class Forwarder {
  public:
-  using Reply = std::function<void(net::HttpResponse&& response)>;
+  // Move-only, with room in place for the node's callback (a Responder, a
+  // pointer and a start time): a forward allocates no callback.
+  using Reply = net::InlineFunction<void(net::HttpResponse&& response), 32>;
 
   // auth adds the cluster secret and the client's role to forwarded requests.
   Forwarder(const ClusterConfig& config, net::HttpClient* client, const Authenticator* auth,
@@ -55,13 +59,18 @@ class Forwarder {
   const Counters& counters() const { return counters_; }
 
  private:
-  void Send(const std::string& peer, const ShardConfig& owner, net::OutboundRequest request,
-            Reply reply, bool fallback_to_primary);
+  void Send(const std::string& peer, const ShardConfig& owner, net::OutboundRequest&& request,
+            Reply&& reply, bool fallback_to_primary);
+
+  // The header lines every forward on behalf of a client of this role
+  // carries (the hop header, the cluster credentials), built once.
+  const std::shared_ptr<const std::string>& PeerHeaderLines(Role role);
 
   const ClusterConfig& config_;
   net::HttpClient* client_;
   const Authenticator* auth_;
   std::string self_name_;
+  std::shared_ptr<const std::string> peer_lines_[static_cast<size_t>(Role::kNode) + 1];
   size_t next_replica_ = 0;
   Counters counters_;
 };

@@ -427,10 +427,11 @@ void Node::HandleKv(net::HttpRequest& request, ParsedRequest& parsed, Role role,
       Finish(responder, Route::kRedirected, start_ns, forwarder_->Redirect(request, shard));
       return;
     }
-    forwarder_->Forward(request, kv, shard, role,
-                        [this, responder, start_ns](net::HttpResponse&& response) mutable {
-                          Finish(responder, Route::kForwarded, start_ns, std::move(response));
-                        });
+    forwarder_->Forward(
+        request, kv, shard, role,
+        [this, responder = std::move(responder), start_ns](net::HttpResponse&& response) mutable {
+          Finish(responder, Route::kForwarded, start_ns, std::move(response));
+        });
     return;
   }
   if (net::HttpResponse paused; SlotPaused(SlotOf(kv.key), &paused)) {

@@ -548,4 +548,98 @@ TEST_CASE(
   for (PeerConn* c : conns) CHECK(c == conns[0]);
 }
 
+
+// The connection's queue of pending requests is a ring of reused slots: its
+// head moves on with every answer, and it grows while requests are pending.
+TEST_CASE(
+    "pipelined answers match their requests in order across the pending ring's wrap and growth") {
+  Loop l;
+  TestPeer peer(&l.loop);
+  std::vector<std::string> unanswered;
+  int seen = 0;
+  // Five answers once six requests are in (the sixth stays pending); the
+  // other 21 once all 26 are.
+  peer.on_request = [&](PeerConn& c, const std::string& req) {
+    unanswered.push_back(TargetOf(req));
+    const size_t answer = ++seen == 6 ? 5 : seen == 26 ? unanswered.size() : 0;
+    std::string burst;
+    for (size_t i = 0; i < answer; ++i) burst += Ok(unanswered[i]);
+    unanswered.erase(unanswered.begin(), unanswered.begin() + static_cast<long>(answer));
+    if (answer > 0) c.Write(burst);
+  };
+  auto conn = std::make_unique<ClientConnection>(&l.loop, "127.0.0.1", peer.port, ClientOptions{});
+  std::vector<std::string> order;
+  int submitted = 0;
+  std::function<void(int)> submit = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      const std::string target = "/r/" + std::to_string(submitted++);
+      conn->Submit(Get(target), [&, target](ClientResult& r) {
+        REQUIRE(r.error == ClientError::kNone);
+        CHECK(r.response.body == target);
+        order.push_back(r.response.body);
+        if (order.size() == 5) submit(20);  // the ring's head is at 5 of 8: wrap, then grow
+        if (order.size() == 26) {
+          conn->Close();
+          peer.Close();
+        }
+      });
+    }
+  };
+  submit(6);
+  l.Run();
+  REQUIRE(order.size() == 26);
+  for (int i = 0; i < 26; ++i) CHECK(order[i] == "/r/" + std::to_string(i));
+  CHECK(peer.accepted == 1);
+}
+
+TEST_CASE("a peer that fails fails exactly the requests pending on it, once each") {
+  Loop l;
+  TestPeer good(&l.loop);
+  TestPeer bad(&l.loop);
+  good.on_request = [](PeerConn& c, const std::string& req) { c.Write(Ok(TargetOf(req))); };
+  // The failing peer answers the first two writes it holds, then drops the
+  // connection with three more unanswered (writes are never resent).
+  std::vector<std::string> held;
+  bad.on_request = [&](PeerConn& c, const std::string& req) {
+    held.push_back(TargetOf(req));
+    if (held.size() == 5) {
+      c.Write(Ok(held[0]) + Ok(held[1]));
+      c.Close();
+    }
+  };
+  ClientOptions options;
+  options.max_pipeline = 8;
+  HttpClient client(&l.loop, options);
+  std::map<std::string, std::vector<ClientError>> outcomes;  // target -> every callback's error
+  int done = 0;
+  for (int i = 0; i < 5; ++i) {
+    for (TestPeer* p : {&good, &bad}) {
+      OutboundRequest put = Get((p == &good ? "/good/" : "/bad/") + std::to_string(i));
+      put.method = "PUT";
+      put.body = "v";
+      const std::string target = put.target;
+      client.Request(p->address(), std::move(put), [&, target](ClientResult& r) {
+        outcomes[target].push_back(r.error);
+        if (r.error == ClientError::kNone) CHECK(r.response.body == target);
+        if (++done == 10) {
+          client.Close();
+          good.Close();
+          bad.Close();
+        }
+      });
+    }
+  }
+  l.Run();
+  REQUIRE(outcomes.size() == 10);
+  for (int i = 0; i < 5; ++i) {
+    const std::string g = "/good/" + std::to_string(i);
+    const std::string b = "/bad/" + std::to_string(i);
+    REQUIRE(outcomes[g].size() == 1);
+    REQUIRE(outcomes[b].size() == 1);
+    CHECK(outcomes[g][0] == ClientError::kNone);
+    CHECK(outcomes[b][0] == (i < 2 ? ClientError::kNone : ClientError::kConnectionLost));
+  }
+  CHECK(bad.accepted == 1);
+}
+
 }  // namespace distkv::net
