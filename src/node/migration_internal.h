@@ -35,14 +35,19 @@ inline uint64_t SlotsIn(const std::vector<SlotRange>& ranges) {
   return n;
 }
 
-// A number header of the other node's answer; 0 when it is missing or not a
-// number.
-inline uint64_t HeaderNumber(const net::HttpResponse& r, const char* name) {
-  const std::string* v = r.header(name);
-  uint64_t n = 0;
-  if (v != nullptr) storage::ParseUint(*v, 10, &n);
-  return n;
+// The source's history id and LSN, which every answer of its snapshot, tail
+// and pause endpoints carries. False when either header is missing or not a
+// decimal number: such an answer is retried, never acted on (an LSN read as 0
+// would take the import back to the start of the log, a history read as 0
+// would start it over).
+inline bool SourcePosition(const net::HttpResponse& r, uint64_t* history, uint64_t* lsn) {
+  const std::string* h = r.header(kHistoryHeader);
+  const std::string* l = r.header(kLsnHeader);
+  return h != nullptr && l != nullptr && storage::ParseUint(*h, 10, history) &&
+         storage::ParseUint(*l, 10, lsn);
 }
+inline constexpr const char* kBadPosition =
+    "the source's answer lacks a valid history or LSN header";
 
 // Writes a slot range as [first,last].
 inline void WriteRange(JsonWriter* w, SlotRange r) {

@@ -199,9 +199,14 @@ void Node::ImportStep() {
                                               : result.response.body));
               return;
             }
-            import_->source_history =
-                migration::HeaderNumber(result.response, migration::kHistoryHeader);
-            import_->after_lsn = migration::HeaderNumber(result.response, migration::kLsnHeader);
+            uint64_t history = 0;
+            uint64_t lsn = 0;
+            if (!migration::SourcePosition(result.response, &history, &lsn)) {
+              ImportRetry(std::string("snapshot: ") + migration::kBadPosition);
+              return;
+            }
+            import_->source_history = history;
+            import_->after_lsn = lsn;
             ImportApply(std::make_shared<std::string>(std::move(result.response.body)), 0,
                         [this, current] {
                           if (!current()) return;
@@ -232,8 +237,14 @@ void Node::ImportStep() {
                                              : result.response.body));
                 return;
               }
-              import_->pause_lsn = std::max<uint64_t>(
-                  1, migration::HeaderNumber(result.response, migration::kLsnHeader));
+              uint64_t history = 0;
+              uint64_t lsn = 0;
+              if (!migration::SourcePosition(result.response, &history, &lsn)) {
+                import_->phase = MigrationImport::Phase::kTail;
+                ImportRetry(std::string("pause: ") + migration::kBadPosition);
+                return;
+              }
+              import_->pause_lsn = std::max<uint64_t>(1, lsn);
               import_->busy = false;
               ImportStep();
             });
@@ -257,8 +268,13 @@ void Node::ImportStep() {
                                           : result.response.body));
               return;
             }
-            if (migration::HeaderNumber(result.response, migration::kHistoryHeader) !=
-                i.source_history) {
+            uint64_t history = 0;
+            uint64_t position = 0;
+            if (!migration::SourcePosition(result.response, &history, &position)) {
+              ImportRetry(std::string("tail: ") + migration::kBadPosition);
+              return;
+            }
+            if (history != i.source_history) {
               // The source's log is another history now (it lost records in
               // a crash, or a replica took over): start over.
               i.phase = MigrationImport::Phase::kClear;
@@ -266,8 +282,6 @@ void Node::ImportStep() {
               ImportRetry("the source's history changed");
               return;
             }
-            const uint64_t position =
-                migration::HeaderNumber(result.response, migration::kLsnHeader);
             const bool caught_up = result.response.header(migration::kCaughtUpHeader) &&
                                    *result.response.header(migration::kCaughtUpHeader) == "1";
             ImportApply(std::make_shared<std::string>(std::move(result.response.body)), 0,
