@@ -178,6 +178,14 @@ HttpResponse MakeErrorResponse(int status, std::string_view code, std::string_vi
   return response;
 }
 
+HttpResponse MakeJsonResponse(std::string json) {
+  HttpResponse response;
+  response.headers.push_back(Header{"Content-Type", "application/json"});
+  json.push_back('\n');
+  response.body = std::move(json);
+  return response;
+}
+
 bool PercentDecode(std::string_view in, std::string* out, bool plus_is_space) {
   out->clear();
   out->reserve(in.size());

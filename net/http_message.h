@@ -70,6 +70,10 @@ std::string_view StatusReason(int status);
 // Strings are JSON-escaped.
 HttpResponse MakeErrorResponse(int status, std::string_view code, std::string_view message);
 
+// A 200 answer whose body is the JSON document json, ended by a newline (so
+// that curl's output ends a line).
+HttpResponse MakeJsonResponse(std::string json);
+
 // Percent-decoding of a path segment or a query component ('+' means a space
 // in a query only). Returns false on a malformed escape ("%zz", "%4").
 bool PercentDecode(std::string_view in, std::string* out, bool plus_is_space);

@@ -103,11 +103,8 @@ void Node::HandleClusterStatus(net::Responder responder, uint64_t start_ns) {
     w.EndArray();
     WriteMigrationsJson(&w);
     w.EndObject();
-    b += "\n";
-    net::HttpResponse r;
-    r.SetHeader("Content-Type", "application/json");
+    net::HttpResponse r = net::MakeJsonResponse(std::move(b));
     r.SetHeader("Cache-Control", "no-store");
-    r.body = std::move(b);
     Finish(responder, Route::kClusterStatus, start_ns, std::move(r));
   };
 

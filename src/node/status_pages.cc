@@ -122,11 +122,7 @@ net::HttpResponse Node::StatsResponse() const {
   w->Key("events");
   events_.WriteJson(w);
   w->EndObject();
-  b += "\n";
-  net::HttpResponse r;
-  r.SetHeader("Content-Type", "application/json");
-  r.body = std::move(b);
-  return r;
+  return net::MakeJsonResponse(std::move(b));
 }
 
 net::HttpResponse Node::MetricsResponse() const {
@@ -242,11 +238,7 @@ void Node::HandleCluster(net::Responder responder, uint64_t start_ns) {
     w.EndArray();
     WriteMigrationsJson(&w);
     w.EndObject();
-    b += "\n";
-    net::HttpResponse r;
-    r.SetHeader("Content-Type", "application/json");
-    r.body = std::move(b);
-    Finish(responder, Route::kCluster, start_ns, std::move(r));
+    Finish(responder, Route::kCluster, start_ns, net::MakeJsonResponse(std::move(b)));
   };
 
   for (size_t i = 0; i < probe->peers.size(); ++i) {
