@@ -52,30 +52,32 @@ void RateLimiter::Request(uint64_t n) {
   slept_ns_ += wait;
 }
 
-int LimitedIo::Write(int handle, const char* data, size_t n, uint64_t off, size_t* done) {
+// Cuts one call into chunks, each charged to the limiter before it goes;
+// stops at a short transfer, which the caller sees as from the Io below.
+template <typename Op>
+int LimitedIo::Paced(size_t n, size_t* done, Op op) {
   *done = 0;
   while (*done < n) {
     const size_t chunk = std::min(n - *done, kLimitedIoChunk);
     limiter_->Request(chunk);
-    size_t w = 0;
-    if (int err = base()->Write(handle, data + *done, chunk, off + *done, &w)) return err;
-    *done += w;
-    if (w < chunk) break;  // the caller sees the short write, as from the Io below
+    size_t moved = 0;
+    if (int err = op(*done, chunk, &moved)) return err;
+    *done += moved;
+    if (moved < chunk) break;
   }
   return 0;
 }
 
+int LimitedIo::Write(int handle, const char* data, size_t n, uint64_t off, size_t* done) {
+  return Paced(n, done, [&](size_t at, size_t len, size_t* moved) {
+    return base()->Write(handle, data + at, len, off + at, moved);
+  });
+}
+
 int LimitedIo::Read(int handle, char* data, size_t n, uint64_t off, size_t* done) {
-  *done = 0;
-  while (*done < n) {
-    const size_t chunk = std::min(n - *done, kLimitedIoChunk);
-    limiter_->Request(chunk);
-    size_t got = 0;
-    if (int err = base()->Read(handle, data + *done, chunk, off + *done, &got)) return err;
-    *done += got;
-    if (got < chunk) break;  // the end of the file
-  }
-  return 0;
+  return Paced(n, done, [&](size_t at, size_t len, size_t* moved) {
+    return base()->Read(handle, data + at, len, off + at, moved);
+  });
 }
 
 }  // namespace distkv::storage

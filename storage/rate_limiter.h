@@ -66,6 +66,9 @@ class LimitedIo final : public IoWrapper {
   int Read(int handle, char* data, size_t n, uint64_t off, size_t* done) override;
 
  private:
+  template <typename Op>
+  int Paced(size_t n, size_t* done, Op op);
+
   RateLimiter* limiter_;
 };
 

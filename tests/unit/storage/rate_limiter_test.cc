@@ -10,6 +10,7 @@
 #include "storage/io.h"
 #include "storage/rate_limiter.h"
 #include "storage/store.h"
+#include "storage/throttled_io.h"
 #include "tests/unit/storage/storage_test_util.h"
 
 using namespace distkv::storage;
@@ -92,6 +93,24 @@ TEST_CASE("LimitedIo reads and writes the same bytes, in chunks, at the rate") {
   // 2 x 3 MiB at 1 MiB/s: at least 6 s, in many sleeps (one per chunk).
   CHECK(clock.now - start + RateLimiter::kBurstNs >= 2 * data.size() * kSecond / kMiB);
   CHECK(clock.sleeps >= 2 * data.size() / kLimitedIoChunk - 1);
+}
+
+// ThrottledIo (--slow-disk) sleeps on the real clock, RateLimiterClock::Real():
+// only a lower bound is checked, which a slow machine cannot break.
+TEST_CASE("ThrottledIo makes a write of N bytes take at least N / rate on the real clock") {
+  TempDir dir;
+  ThrottledIo io(Io::Posix(), 1'000'000);  // 1 MB/s
+  int fd;
+  REQUIRE(io.Open(dir.path() + "/f", Io::kCreate | Io::kTruncate, &fd) == 0);
+  const std::string data(200'000, 't');
+  RateLimiterClock* clock = RateLimiterClock::Real();
+  const uint64_t start = clock->NowNs();
+  size_t done = 0;
+  REQUIRE(io.Write(fd, data.data(), data.size(), 0, &done) == 0);
+  const uint64_t elapsed = clock->NowNs() - start;
+  io.Close(fd);
+  CHECK(done == data.size());
+  CHECK(elapsed >= kSecond / 5);  // 200 kB at 1 MB/s
 }
 
 TEST_CASE("a paced compaction takes at least its input bytes / rate, and keeps every value") {
