@@ -427,11 +427,13 @@ void Node::HandleKv(net::HttpRequest& request, ParsedRequest& parsed, Role role,
       Finish(responder, Route::kRedirected, start_ns, forwarder_->Redirect(request, shard));
       return;
     }
-    forwarder_->Forward(
-        request, kv, shard, role,
-        [this, responder = std::move(responder), start_ns](net::HttpResponse&& response) mutable {
-          Finish(responder, Route::kForwarded, start_ns, std::move(response));
-        });
+    auto reply = [this, responder = std::move(responder),
+                  start_ns](net::HttpResponse&& response) mutable {
+      Finish(responder, Route::kForwarded, start_ns, std::move(response));
+    };
+    static_assert(Forwarder::Reply::kFitsInline<decltype(reply)>,
+                  "the node's forward callback must not allocate: widen Forwarder::Reply");
+    forwarder_->Forward(request, kv, shard, role, std::move(reply));
     return;
   }
   if (net::HttpResponse paused; SlotPaused(SlotOf(kv.key), &paused)) {
