@@ -87,6 +87,10 @@ all: $(BUILD)/distkv $(BUILD)/distkv-bench
 packages: $(DEPS_STAMP)
 $(DEPS_STAMP): PKGS = $(PACKAGES)
 $(TEST_DEPS_STAMP): PKGS = $(TEST_PACKAGES)
+# The test packages wait for the build's (make -j runs the two recipes at once
+# otherwise, and the second apt-get finds dpkg locked); apt-get also waits for a
+# lock another program holds instead of failing at once.
+$(TEST_DEPS_STAMP): | $(DEPS_STAMP)
 $(DEPS_STAMP) $(TEST_DEPS_STAMP):
 	@mkdir -p $(@D)
 	@missing=""; for p in $(PKGS); do \
@@ -94,9 +98,9 @@ $(DEPS_STAMP) $(TEST_DEPS_STAMP):
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null || \
-	  { $$SUDO apt-get update -q >/dev/null && \
-	    $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null; } || exit 1; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q $$missing >/dev/null || \
+	  { $$SUDO apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null && \
+	    $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q $$missing >/dev/null; } || exit 1; \
 	fi
 	@touch $@
 
