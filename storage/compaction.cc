@@ -426,7 +426,7 @@ void StoreImpl::FinishJob(std::unique_ptr<StoreJob> job, Status status) {
                                               "; the store accepts no writes until restarted");
       Log(read_only_.ToString());
     }
-    seg.written = seg.end = o.size;
+    seg.written = seg.end = seg.allocated = o.size;
     seg.first_lsn = o.first_lsn;
     seg.last_lsn = o.last_lsn;
     seg.compacted = true;

@@ -44,7 +44,45 @@ using ExtendFn = uint32_t (*)(uint32_t, const void*, size_t);
 
 ExtendFn Choose() { return HardwareAvailable() ? ExtendHardware : ExtendPortable; }
 
+// Polynomials modulo P in the reflected bit order of the tables: bit 31 is
+// x^0, bit 0 is x^31. The product of a and b, modulo P.
+constexpr uint32_t MultiplyModP(uint32_t a, uint32_t b) {
+  uint32_t product = 0;
+  for (uint32_t m = 1u << 31; m != 0; m >>= 1) {
+    if (a & m) product ^= b;
+    b = (b & 1) ? (b >> 1) ^ kPoly : b >> 1;  // b * x
+  }
+  return product;
+}
+
+// kPowers[k] = x^(8 * 2^k) modulo P: what appending 2^k zero bytes multiplies
+// a CRC register by.
+using Powers = std::array<uint32_t, 64>;
+constexpr Powers MakePowers() {
+  Powers p{};
+  // x^8 is bit 31 - 8.
+  uint32_t x = 1u << 23;
+  for (uint32_t& e : p) {
+    e = x;
+    x = MultiplyModP(x, x);
+  }
+  return p;
+}
+constexpr Powers kPowers = MakePowers();
+
 }  // namespace
+
+uint32_t XorDelta(uint8_t byte, uint64_t bytes_after) {
+  // The register after the one byte, from a zero register with no final
+  // inversion (the inversions cancel between m and m'), ...
+  uint32_t reg = byte;
+  for (int k = 0; k < 8; k++) reg = (reg & 1) ? (reg >> 1) ^ kPoly : reg >> 1;
+  // ... then after bytes_after zero bytes: times x^(8 * bytes_after).
+  for (size_t k = 0; bytes_after != 0; k++, bytes_after >>= 1) {
+    if (bytes_after & 1) reg = MultiplyModP(kPowers[k], reg);
+  }
+  return reg;
+}
 
 uint32_t ExtendPortable(uint32_t crc, const void* data, size_t n) {
   const uint8_t* p = static_cast<const uint8_t*>(data);

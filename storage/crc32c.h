@@ -16,6 +16,14 @@ uint32_t Extend(uint32_t crc, const void* data, size_t n);
 inline uint32_t Value(const void* data, size_t n) { return Extend(0, data, n); }
 inline uint32_t Value(std::string_view s) { return Extend(0, s.data(), s.size()); }
 
+// How Value(m) changes when `byte` is XORed into one byte of m that is
+// followed by `bytes_after` more bytes: Value(m') == Value(m) ^ XorDelta(...)
+// for m' of the same length. The CRC is linear in the data, so the change
+// depends on the flipped bits and their distance from the end alone; this
+// lets a record's type bit be changed without reading the record again
+// (O(log bytes_after), not O(record)).
+uint32_t XorDelta(uint8_t byte, uint64_t bytes_after);
+
 // The two implementations, exposed so tests can compare them.
 uint32_t ExtendPortable(uint32_t crc, const void* data, size_t n);
 // Only callable when HardwareAvailable().

@@ -37,10 +37,22 @@ bool FaultyIo::Tick() {
     durable_ = after;
     for (auto& [path, file] : entries_) {
       std::string kept = file->synced;
-      if (keep_torn_ && !file->poisoned && file->data.size() > kept.size() &&
-          file->data.compare(0, kept.size(), kept) == 0) {
-        const size_t extra = rng_() % (file->data.size() - kept.size() + 1);
-        kept.append(file->data, file->synced.size(), extra);
+      if (keep_torn_ && !file->poisoned) {
+        // Bytes overwritten within the synced size (pre-allocated space):
+        // each sector of them reaches the disk or not, in no order.
+        const size_t common = std::min(file->data.size(), kept.size());
+        for (size_t at = 0; at < common; at += kSectorBytes) {
+          const size_t n = std::min(kSectorBytes, common - at);
+          if (file->data.compare(at, n, kept, at, n) != 0 && rng_() % 2 == 0) {
+            kept.replace(at, n, file->data, at, n);
+          }
+        }
+        // Appended bytes: a prefix of them (ext4's ordered mode writes an
+        // appended block before the file size that shows it).
+        if (file->data.size() > kept.size()) {
+          const size_t extra = rng_() % (file->data.size() - kept.size() + 1);
+          kept.append(file->data, kept.size(), extra);
+        }
       }
       file->data = kept;
       file->synced = kept;

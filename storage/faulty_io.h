@@ -5,7 +5,9 @@
 // and its synced data (what a Sync last made durable). Every directory keeps
 // its entries and the entries as of its last SyncDir. A power cut throws the
 // page cache away: each file falls back to its synced data — plus, if asked,
-// a random part of the bytes appended since (a torn write) — and each
+// a random prefix of the bytes appended since (a torn write) and a random
+// subset of the 512-byte sectors overwritten since (pre-allocated space
+// written in place reaches the disk in no order) — and each
 // directory falls back to its synced entries (or keeps its new ones, at
 // random: a rename may or may not have reached the disk). After the cut
 // every call fails with EIO, as for a process that died with the machine,
@@ -61,7 +63,8 @@ class FaultyIo final : public Io {
   // Power back: every handle is gone, calls work again.
   void Restart();
   // A power cut keeps a random prefix of each file's unsynced appended bytes
-  // (default: drops them all).
+  // and a random subset of its unsynced overwritten sectors (default: drops
+  // them all).
   void KeepTornWrites(bool keep);
   // The n-th Sync from now fails with err (0 cancels).
   void FailSyncAfter(uint64_t syncs, int err = 5 /* EIO */);
@@ -89,6 +92,7 @@ class FaultyIo final : public Io {
 
   // Counts a mutating call; false (and the power cut) if it is the one.
   bool Tick();
+  static constexpr size_t kSectorBytes = 512;
   static std::string Parent(const std::string& path);
   uint64_t UsedBytes() const;
 

@@ -3,6 +3,8 @@
 
 #include <errno.h>
 
+#include <algorithm>
+
 namespace distkv::storage {
 
 namespace {
@@ -25,6 +27,19 @@ Status PwriteAll(Io* io, int fd, const char* data, size_t n, uint64_t off, std::
     data += w;
     n -= w;
     off += w;
+  }
+  return Status::OK();
+}
+
+Status WriteZeros(Io* io, int fd, uint64_t off, uint64_t n, std::string_view name) {
+  static constexpr size_t kZeroBytes = 64 << 10;
+  static const char kZeros[kZeroBytes] = {};
+  while (n > 0) {
+    const size_t piece = static_cast<size_t>(std::min<uint64_t>(n, kZeroBytes));
+    Status s = PwriteAll(io, fd, kZeros, piece, off, name);
+    if (!s.ok()) return s;
+    off += piece;
+    n -= piece;
   }
   return Status::OK();
 }

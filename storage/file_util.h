@@ -16,6 +16,8 @@ namespace distkv::storage {
 
 // Writes all n bytes at offset off.
 Status PwriteAll(Io* io, int fd, const char* data, size_t n, uint64_t off, std::string_view name);
+// Writes n zero bytes at offset off.
+Status WriteZeros(Io* io, int fd, uint64_t off, uint64_t n, std::string_view name);
 // Reads up to n bytes at off; *got receives how many (fewer only at end of file).
 Status PreadSome(Io* io, int fd, char* data, size_t n, uint64_t off, size_t* got,
                  std::string_view name);

@@ -23,7 +23,8 @@ void EncodeRecord(const Record& r, std::string* out) {
   EncodeFixed64(p + 4, r.lsn);
   p[12] = static_cast<char>(static_cast<uint8_t>(r.type) |
                             (r.group_continues ? kGroupContinuesBit : 0) |
-                            (r.expires_ms != 0 ? kExpiresBit : 0));
+                            (r.expires_ms != 0 ? kExpiresBit : 0) |
+                            (r.write_continues ? kWriteContinuesBit : 0));
   EncodeFixed32(p + 13, static_cast<uint32_t>(r.key.size()));
   EncodeFixed32(p + 17, static_cast<uint32_t>(vlen));
   char* q = p + kRecordHeaderBytes;
@@ -40,9 +41,19 @@ void EncodeRecord(const Record& r, std::string* out) {
   EncodeFixed32(p, crc32c::Value(p + 4, body));
 }
 
+void SetWriteContinues(char* record, uint64_t total, bool on) {
+  const uint8_t type = static_cast<uint8_t>(record[12]);
+  if (((type & kWriteContinuesBit) != 0) == on) return;
+  record[12] = static_cast<char>(type ^ kWriteContinuesBit);
+  // The CRC covers bytes [4, total); the type byte is followed by total - 13.
+  const uint32_t crc = DecodeFixed32(record) ^ crc32c::XorDelta(kWriteContinuesBit, total - 13);
+  EncodeFixed32(record, crc);
+}
+
 void DecodeTypeByte(uint8_t byte, Record* rec, bool* has_expiry) {
   rec->type = static_cast<RecordType>(byte & kTypeMask);
   rec->group_continues = (byte & kGroupContinuesBit) != 0;
+  rec->write_continues = (byte & kWriteContinuesBit) != 0;
   *has_expiry = (byte & kExpiresBit) != 0;
 }
 

@@ -9,7 +9,9 @@
 //   12      1     type    1 = put, 2 = delete (a tombstone), 3 = gap; bit 0x80
 //                         set on a put or delete: "group continues" (see
 //                         Atomic groups below); bit 0x40 set on a put: the
-//                         value begins with an expiry (see Expiry below)
+//                         value begins with an expiry (see Expiry below);
+//                         bit 0x20 on any record: "write continues" (see
+//                         Writes below)
 //   13      4     klen    key length, 1 .. 65536 (0 for a gap)
 //   17      4     vlen    value length, 0 .. 2^32 - 1 (0 for a delete, 16 for a gap)
 //   21      klen  key
@@ -40,6 +42,24 @@
 // before groups existed, are groups of one: the format change is one bit
 // that older logs never set.
 //
+// Writes. The bytes one group commit puts into a segment (one write call)
+// are marked: every record but the last has bit 0x20 of its type set. The
+// store sets the bit when it hands the batch to its writer (a replica marks
+// its own batches, whatever the primary's were), changing the CRC by the
+// bit's known contribution instead of computing it again (crc32c::XorDelta).
+// The bit means nothing to a reader; recovery uses it to tell the trace of a
+// crash from damage in the newest segment, whose file is pre-allocated (zero
+// bytes written and synced ahead of the writer) when fsync = "always": a
+// write into such a file changes no metadata, so its fdatasync skips the
+// journal commit an append needs, but its pages may reach the disk in any
+// order, leaving a hole of zeros with valid records after it. Valid records
+// after a bad one are still damage when one of them ends a write (bit 0x20
+// clear) and another follows it: only the last write can have been cut by a
+// crash. So damage confined to the last write of the newest segment reads as
+// a torn write, as damage in its last record always did. Records written
+// before the bit existed have it clear (each is its own write), which keeps
+// the check as strict as it was for old logs.
+//
 // Expiry. A put whose key expires (PUT ?ttl=) has bit 0x40 of its type set,
 // and its stored value is the expiry time, u64 milliseconds since the Unix
 // epoch, followed by the user's value (so vlen counts those 8 bytes too).
@@ -53,8 +73,10 @@
 //   LOCK               flock(2)ed by the one Store that has the directory open
 //   MANIFEST           what recovery must not guess; see storage/manifest.h
 //   <id>.seg.<offset>.corrupt  bytes --repair cut from segment <id> at <offset>
-//   <id>.seg           a segment: records back to back, nothing else; <id> is
-//                      a decimal number, zero-padded to 12 digits
+//   <id>.seg           a segment: records back to back, nothing else (the
+//                      active one may end in zero bytes: its pre-allocated
+//                      space, cut when it is sealed or the store opens); <id>
+//                      is a decimal number, zero-padded to 12 digits
 //   <id>.hint          (compaction) the index of segment <id>, where one exists
 //   *.tmp              work in progress; deleted at open
 // The segment with the highest id is the active one: it alone is appended to
@@ -86,7 +108,8 @@ inline constexpr uint64_t kMaxValueBytes = 0xFFFFFFFFull;
 
 inline constexpr uint8_t kGroupContinuesBit = 0x80;
 inline constexpr uint8_t kExpiresBit = 0x40;
-inline constexpr uint8_t kTypeMask = 0x3F;
+inline constexpr uint8_t kWriteContinuesBit = 0x20;
+inline constexpr uint8_t kTypeMask = 0x1F;
 inline constexpr size_t kExpiryBytes = 8;
 
 // A decoded record. key and value point into the buffer it was decoded from.
@@ -96,6 +119,7 @@ struct Record {
   std::string_view key;
   std::string_view value;
   bool group_continues = false;  // another record of its atomic group follows
+  bool write_continues = false;  // another record of the same write follows
   // A put's expiry (Unix ms; 0: none). value is the user's value, without the
   // expiry field that precedes it on disk.
   uint64_t expires_ms = 0;
@@ -118,6 +142,10 @@ void EncodeRecord(const Record& r, std::string* out);
 // The value of a gap record, and its fields.
 std::string EncodeGapValue(uint64_t prev_lsn, uint64_t history_id);
 void DecodeGapValue(std::string_view value, uint64_t* prev_lsn, uint64_t* history_id);
+
+// Sets or clears bit 0x20 of the encoded record at `record` (total bytes,
+// a valid CRC) and updates its CRC to match.
+void SetWriteContinues(char* record, uint64_t total, bool on);
 
 // Sets rec's type, group_continues and whether an expiry follows from the
 // type byte (offset 12) of an encoded record.

@@ -68,6 +68,12 @@ void StoreImpl::CloseCleanly() {
   if (!read_only_.ok()) return;  // after a failed sync, nothing here can be trusted
   if (HasStaged() && !Flush().ok()) return;
   for (Segment& s : segments_) {
+    if (s.allocated > s.written && s.fd >= 0) {
+      // The pre-allocated space goes: the files of a closed store hold records alone.
+      if (io_->Truncate(s.fd, s.written) != 0) return;
+      s.allocated = s.written;
+      s.synced = false;
+    }
     if (!s.synced && s.fd >= 0) {
       if (!SyncFile(io_, s.fd, s.path).ok()) return;
       s.synced = true;
@@ -145,6 +151,9 @@ Status StoreImpl::Stage(uint64_t lsn, RecordType type, std::string_view key, std
     rec.lsn = lsn;
     rec.type = type;
     rec.group_continues = group_continues;
+    // Set on every record: TakeBatch clears it on the last of each write,
+    // the one record whose CRC it then changes.
+    rec.write_continues = true;
     rec.key = key;
     rec.value = value;
     rec.expires_ms = expires_ms;

@@ -41,7 +41,8 @@ std::unique_ptr<WriteBatch> StoreImpl::TakeBatch(bool force_sync) {
     if (next_chunk < staged_.chunks.size() && staged_.chunks[next_chunk].segment == s.id) {
       chunk = &staged_.chunks[next_chunk++];
     }
-    if (!chunk && s.synced) continue;
+    const bool sealed = s.id != active_id_;
+    if (!chunk && s.synced && !(sealed && s.allocated > s.written)) continue;
     BatchFile f;
     f.segment = s.id;
     f.path = s.path;
@@ -49,10 +50,19 @@ std::unique_ptr<WriteBatch> StoreImpl::TakeBatch(bool force_sync) {
     f.offset = s.written;
     if (chunk) {
       assert(chunk->offset == s.written);
+      MarkWrite(chunk->bytes.get());
       f.data = chunk->bytes;
       b->bytes_ += chunk->bytes->size();
     }
-    f.sync = s.id != active_id_ || sync_active;
+    const uint64_t data_end = s.written + (chunk ? chunk->bytes->size() : 0);
+    if (sealed) {
+      f.trim = s.allocated > data_end;  // no pre-allocated space in a sealed segment
+    } else if (options_.fsync == FsyncMode::kAlways && data_end > s.allocated) {
+      f.zero_from = std::max(s.allocated, data_end);
+      f.zero_to = std::max(f.zero_from, std::min(data_end + kPreallocateBytes,
+                                                 std::max(options_.segment_bytes, data_end)));
+    }
+    f.sync = sealed || sync_active;
     b->files.push_back(std::move(f));
     if (s.fd < 0 && chunk) {
       created = &b->files.back();
@@ -91,6 +101,23 @@ std::unique_ptr<WriteBatch> StoreImpl::TakeBatch(bool force_sync) {
   return b;
 }
 
+// Clears the "write continues" bit on the last record of a write and sets it
+// on the others (record_format.h, Writes). Records this store encoded have it
+// set already; a replica's come as the primary's writes marked them.
+void StoreImpl::MarkWrite(std::string* bytes) {
+  char* p = bytes->data();
+  uint64_t left = bytes->size();
+  while (left > 0) {
+    uint64_t total = 0;
+    Status s = CheckRecordHeader(std::string_view(p, left), &total);
+    assert(s.ok() && total <= left);  // we staged these bytes ourselves
+    if (!s.ok() || total > left) return;
+    SetWriteContinues(p, total, total < left);
+    p += total;
+    left -= total;
+  }
+}
+
 void StoreImpl::AdoptFile(const BatchFile& f) {
   Segment* s = FindSegment(f.segment);
   if (f.created) s->fd = f.fd;
@@ -100,6 +127,8 @@ void StoreImpl::AdoptFile(const BatchFile& f) {
   } else if (f.sync) {
     s->synced = true;
   }
+  if (f.trim) s->allocated = s->written;
+  s->allocated = std::max({s->allocated, s->written, f.zero_to});
   if (f.sync && f.segment == active_id_) last_sync_ = std::chrono::steady_clock::now();
 }
 
@@ -222,10 +251,12 @@ Status StoreImpl::FinishBatch(std::unique_ptr<WriteBatch> batch, Status status) 
   ForgetUncreatedSegments();
   for (Segment& s : segments_) {
     if (undo.ok() && (s.end != s.written || s.id == active_id_) && s.fd >= 0) {
-      // Cut whatever part of the batch reached the file.
+      // Cut whatever part of the batch reached the file (and any space
+      // pre-allocated after it: the next batch fills again).
       if (int err = io_->Truncate(s.fd, s.written)) {
         undo = Status::FromErrno(err, "truncate " + s.path + " after a failed batch");
       } else {
+        s.allocated = s.written;
         undo = SyncFile(io_, s.fd, s.path);
       }
     }

@@ -59,6 +59,7 @@ struct Segment {
   int fd = -1;             // -1 until the batch that creates the file completes
   uint64_t written = 0;    // bytes on file, from completed batches
   uint64_t end = 0;        // written + staged and in-flight bytes
+  uint64_t allocated = 0;  // the file's size: written, then zero bytes written ahead
   bool synced = true;      // every written byte has been fdatasync'ed
   uint64_t first_lsn = 0;  // of the records within `written` (0: none)
   uint64_t last_lsn = 0;
@@ -74,6 +75,10 @@ class StoreImpl final : public Store {
  public:
   // LSNs reserved ahead in the MANIFEST; renewed when half is used.
   static constexpr uint64_t kLsnReservation = 1 << 20;
+  // How far ahead of the writer the active segment is zero-filled when
+  // fsync = "always" (record_format.h, Writes): one extension, its journal
+  // commit included, every this many bytes written.
+  static constexpr uint64_t kPreallocateBytes = 1 << 20;
 
   explicit StoreImpl(const Options& options);
   ~StoreImpl() override;
@@ -223,6 +228,7 @@ class StoreImpl final : public Store {
   // Makes what a batch did to one file part of the segment.
   void AdoptFile(const BatchFile& f);
   void ForgetUncreatedSegments();
+  static void MarkWrite(std::string* bytes);
   void RecountTotal();  // ends back to written, total_bytes_ from them
   Status ReadValue(std::string_view key, const IndexEntry& e, std::string* value,
                    uint64_t* expires_ms = nullptr) const;

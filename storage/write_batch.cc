@@ -29,6 +29,19 @@ Status WriteBatchImpl::Run() {
       Status s = PwriteAll(io_, f.fd, f.data->data(), f.data->size(), f.offset, f.path);
       if (!s.ok()) return Fail(Failure::kWrite, s);
     }
+    if (f.zero_to > f.zero_from) {
+      if (int err = Inject("write")) {
+        return Fail(Failure::kWrite, Status::FromErrno(err, "pre-allocate " + f.path));
+      }
+      Status s = WriteZeros(io_, f.fd, f.zero_from, f.zero_to - f.zero_from, f.path);
+      if (!s.ok()) return Fail(Failure::kWrite, s);
+    }
+    if (f.trim) {
+      const uint64_t end = f.offset + (f.data ? f.data->size() : 0);
+      if (int err = io_->Truncate(f.fd, end)) {
+        return Fail(Failure::kWrite, Status::FromErrno(err, "trim " + f.path));
+      }
+    }
     f.written = true;
     if (f.sync) {
       int err = Inject("sync");

@@ -3,7 +3,8 @@
 //
 // The plan is a list of files in segment order. For each: create it if the
 // batch is the first to write to it, write the batch's bytes for it with one
-// pwrite, and fdatasync it if asked. A segment that is sealed (not the
+// pwrite, zero-fill ahead of it or trim what was filled (see BatchFile), and
+// fdatasync it if asked. A segment that is sealed (not the
 // newest) is always synced before the next file is created, which is what
 // lets recovery trust every segment but the newest to be complete. After the
 // files, the directory is synced if a file was created, and then the new
@@ -35,6 +36,13 @@ struct BatchFile {
   bool created = false;  // Run() created the file
   uint64_t offset = 0;   // where data goes
   std::shared_ptr<const std::string> data;  // null for a sync-only entry
+  // Pre-allocation (fsync = "always"): zero bytes written at
+  // [zero_from, zero_to) after the data, so that later writes overwrite
+  // blocks already allocated and synced. Or, for a segment being sealed,
+  // trim: the file is cut to offset + data before its sync.
+  uint64_t zero_from = 0;
+  uint64_t zero_to = 0;
+  bool trim = false;
   bool sync = false;                        // fdatasync after writing
   bool written = false;                     // Run() wrote data in full
 };

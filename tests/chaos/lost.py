@@ -32,7 +32,7 @@ def cut_puts(data_dir):
                 break  # a file cut short by a crash during the cut
             key = data[body:body + klen].decode(errors="replace")
             value = data[body + klen:body + klen + vlen]
-            if kind & 0x3F == PUT:
+            if kind & 0x1F == PUT:
                 if kind & EXPIRES:
                     value = value[8:]
                 out.add((key, value.decode(errors="replace"), lsn))

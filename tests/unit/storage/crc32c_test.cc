@@ -43,3 +43,20 @@ TEST_CASE("CRC-32C Extend continues a CRC") {
   CHECK(crc32c::ExtendPortable(crc32c::ExtendPortable(0, a.data(), a.size()), b.data(), b.size()) ==
         crc32c::Value(a + b));
 }
+
+TEST_CASE("CRC-32C XorDelta gives the CRC of the message with a byte changed") {
+  std::string m;
+  for (int i = 0; i < 5000; i++) m += static_cast<char>('a' + i * 7 % 26);
+  for (size_t len : {1, 2, 9, 21, 64, 130, 4096, 5000}) {
+    for (size_t at : {size_t{0}, len / 3, len - 1}) {
+      for (uint8_t flip : {0x01, 0x20, 0x80, 0xFF}) {
+        std::string changed = m.substr(0, len);
+        changed[at] = static_cast<char>(changed[at] ^ flip);
+        CAPTURE(len);
+        CAPTURE(at);
+        CHECK((crc32c::Value(m.data(), len) ^ crc32c::XorDelta(flip, len - at - 1)) ==
+              crc32c::Value(changed));
+      }
+    }
+  }
+}

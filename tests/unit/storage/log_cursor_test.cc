@@ -256,6 +256,7 @@ TEST_CASE("a cursor refuses a hole in the log: a record whose LSN does not follo
     r.lsn = n;
     r.key = "c";
     r.value = "v";
+    r.write_continues = true;  // not the last record of the write that stored it
     std::string out;
     EncodeRecord(r, &out);
     return out;
