@@ -14,7 +14,9 @@
 #   PARTS="forward" ROUNDS=7 BENCH_SECONDS=5 scripts/bench-ratios.sh
 #
 # Environment: PARTS (forward durable get), ROUNDS (5), FORWARD_FSYNC
-# (always), and DISTKV_BIN, BENCH_SECONDS (5), BENCH_CONNECTIONS (50),
+# (always), DISTKV_BIN_BEFORE (durable: another binary, e.g. an older build,
+# also run at fsync=always each round: "PUT always / PUT always, before"),
+# and DISTKV_BIN, BENCH_SECONDS (5), BENCH_CONNECTIONS (50),
 # BENCH_KEYS (10000), BENCH_BASE_PORT, BENCH_DIR as for scripts/bench.sh.
 # Every wrk and redis-benchmark command is printed with its figures.
 set -Eeuo pipefail
@@ -109,6 +111,16 @@ if [[ " $PARTS " == *" durable "* ]]; then
     start_node "$TMP/$mode.toml" s0 "$TMP/data-$mode" "$addr"
     eval "DUR_$mode=$addr"
   done
+  if [ -n "${DISTKV_BIN_BEFORE:-}" ]; then
+    [ -x "$DISTKV_BIN_BEFORE" ] || die "no distkv binary at $DISTKV_BIN_BEFORE"
+    take_port
+    DUR_before="127.0.0.1:$PORT"
+    node_config "$TMP/before.toml" always "$DUR_before"
+    BIN_AFTER=$BIN; BIN=$DISTKV_BIN_BEFORE
+    start_node "$TMP/before.toml" s0 "$TMP/data-before" "$DUR_before"
+    BIN=$BIN_AFTER
+    echo "durable: $DISTKV_BIN_BEFORE at fsync=always at $DUR_before"
+  fi
   echo "durable: fsync=always at $DUR_always, fsync=never at $DUR_never; disk: $(sync_latency) a synced 4 KiB append"
 fi
 if [[ " $PARTS " == *" get "* ]]; then
@@ -136,7 +148,21 @@ for round in $(seq 1 "$ROUNDS"); do
     done
   fi
   if [[ " $PARTS " == *" durable "* ]]; then
-    run_wrk "PUT fsync=always" "http://$DUR_always" BENCH_OP=put
+    if [ -n "${DUR_before:-}" ]; then
+      # Which of the two goes first alternates, round by round.
+      if [ $((round % 2)) = 1 ]; then
+        run_wrk "PUT fsync=always, before" "http://$DUR_before" BENCH_OP=put
+        run_wrk "PUT fsync=always" "http://$DUR_always" BENCH_OP=put
+      else
+        run_wrk "PUT fsync=always" "http://$DUR_always" BENCH_OP=put
+        run_wrk "PUT fsync=always, before" "http://$DUR_before" BENCH_OP=put
+      fi
+      add "PUT always / PUT always, before" \
+        "$(ratio "$(last_rate "PUT fsync=always")" "$(last_rate "PUT fsync=always, before")")"
+      add "PUT fsync=always req/s, before" "$(last_rate "PUT fsync=always, before")"
+    else
+      run_wrk "PUT fsync=always" "http://$DUR_always" BENCH_OP=put
+    fi
     redis_run "appendfsync always" --appendonly yes --appendfsync always
     run_wrk "PUT fsync=never" "http://$DUR_never" BENCH_OP=put
     always=$(last_rate "PUT fsync=always")
@@ -169,7 +195,8 @@ for name in "GET forwarded / direct" "PUT forwarded / direct" \
   "GET CPU us a request, direct" "GET CPU us a request, forwarded" \
   "PUT CPU us a request, direct" "PUT CPU us a request, forwarded" \
   "GET direct req/s" "GET forwarded req/s" "PUT direct req/s" "PUT forwarded req/s" "PUT always / redis SET appendfsync always" \
-  "PUT always / PUT never" "PUT fsync=always req/s" "redis SET appendfsync always req/s" \
+  "PUT always / PUT never" "PUT always / PUT always, before" "PUT fsync=always req/s" \
+  "PUT fsync=always req/s, before" "redis SET appendfsync always req/s" \
   "PUT fsync=never req/s" "GET / nginx fixed 200" "GET req/s" "nginx req/s"; do
   [ -n "${SERIES[$name]:-}" ] || continue
   echo "| $name | $(median <<<"${SERIES[$name]}") | ${SERIES[$name]# } |"

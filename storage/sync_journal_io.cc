@@ -37,6 +37,18 @@ void SyncJournalIo::Close(int handle) {
   base()->Close(handle);
 }
 
+int SyncJournalIo::Write(int handle, const char* data, size_t n, uint64_t off, size_t* done) {
+  const int err = base()->Write(handle, data, n, off, done);
+  if (err == 0 && *done > 0) {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = paths_.find(handle);
+    if (it != paths_.end()) {
+      Append("write " + it->second + " " + std::to_string(off) + " " + std::to_string(*done) + "\n");
+    }
+  }
+  return err;
+}
+
 int SyncJournalIo::Sync(int handle) {
   const int err = base()->Sync(handle);
   if (err == 0) {

@@ -33,14 +33,6 @@ std::string ReadFileText(const std::string& path) {
   return out;
 }
 
-uint64_t SegmentBytes(const std::string& dir) {
-  uint64_t n = 0;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    if (e.path().extension() == ".seg") n += e.file_size();
-  }
-  return n;
-}
-
 const Json& Field(const Json& j, std::string_view name) {
   REQUIRE_MESSAGE(j.contains(name), "missing field " << name);
   return j.at(std::string(name));
@@ -106,7 +98,7 @@ TEST_CASE(
     want["key-" + std::to_string(i)] = std::nullopt;
   }
   for (const Reply& r : http.SendAll(std::move(deletes), 32)) REQUIRE(r.status == 204);
-  const uint64_t disk_before = SegmentBytes(data);
+  const uint64_t disk_before = SegmentBytesOf(data);
 
   // Two requests in one write: the second arrives while the first runs.
   RawConnection raw;
@@ -121,7 +113,7 @@ TEST_CASE(
 
   Json st = GetJson(http, addr, "/stats");
   const int64_t live = JsonInt(st, "live_bytes");
-  const uint64_t disk_after = SegmentBytes(data);
+  const uint64_t disk_after = SegmentBytesOf(data);
   MESSAGE("segment bytes before " << disk_before << ", after " << disk_after << ", live " << live);
   // Live data plus at most the active segment, which a compaction leaves alone.
   CHECK(disk_after <= static_cast<uint64_t>(live) + (256u << 10));
@@ -135,7 +127,7 @@ TEST_CASE(
   c.primary(0).Stop();
   c.primary(0).Restart();
   CheckReads(http, addr, want);
-  CHECK(SegmentBytes(data) == disk_after);
+  CHECK(SegmentBytesOf(data) == disk_after);
 }
 
 TEST_CASE("compaction: SIGKILL at random moments of compactions under writes loses nothing") {

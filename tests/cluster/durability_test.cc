@@ -84,26 +84,51 @@ void RecordSyncs(Node& node) {
 }
 
 // A power cut after the node died: every file of its data directory goes
-// back to the size its journal says was synced; files never synced go.
-// Returns how many bytes were dropped.
+// back to the size its journal says was synced, what was written in place
+// since its last sync (pre-allocated space) turns back to zeros, and files
+// never synced go. Returns how many bytes were dropped.
 uint64_t CutToSynced(Node& node) {
   std::map<std::string, uint64_t> synced;  // file name -> durable size
+  // file name -> ranges (offset, bytes) written since its last sync
+  std::map<std::string, std::vector<std::pair<uint64_t, uint64_t>>> unsynced;
   std::ifstream in(JournalOf(node));
-  std::string op, a, b;
+  std::string op, a, b, c;
   auto base = [](const std::string& p) { return std::filesystem::path(p).filename().string(); };
   while (in >> op >> a) {
     if (op == "create") {
       synced[base(a)] = 0;
+      unsynced.erase(base(a));
+    } else if (op == "write" && in >> b >> c) {
+      unsynced[base(a)].emplace_back(std::stoull(b), std::stoull(c));
     } else if (op == "sync" && in >> b) {
       synced[base(a)] = std::stoull(b);
+      unsynced.erase(base(a));
     } else if (op == "rename" && in >> b) {
       auto it = synced.find(base(a));
       if (it != synced.end()) {
         synced[base(b)] = it->second;
         synced.erase(base(a));
       }
+      unsynced.erase(base(b));
+      unsynced.erase(base(a));  // renamed only once synced (the writers' rule)
     } else if (op == "unlink") {
       synced.erase(base(a));
+      unsynced.erase(base(a));
+    }
+  }
+  uint64_t zeroed = 0;
+  for (const auto& [name, ranges] : unsynced) {
+    auto it = synced.find(name);
+    if (it == synced.end()) continue;
+    const std::string path = DataDirOf(node) + "/" + name;
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    for (const auto& [off, bytes] : ranges) {
+      if (off >= it->second) continue;  // past the durable size: cut below
+      const uint64_t n = std::min(bytes, it->second - off);
+      const std::string zeros(n, '\0');
+      f.seekp(static_cast<std::streamoff>(off));
+      f.write(zeros.data(), static_cast<std::streamsize>(n));
+      zeroed += n;
     }
   }
   uint64_t dropped = 0;
@@ -120,7 +145,7 @@ uint64_t CutToSynced(Node& node) {
       std::filesystem::resize_file(e.path(), it->second);
     }
   }
-  return dropped;
+  return dropped + zeroed;
 }
 
 WriteStream WriteThenSignal(Node& node, const std::string& addr, const char* prefix, size_t count,
@@ -445,16 +470,6 @@ TEST_CASE("durability: SIGTERM during a write stream exits 0 and keeps every ack
   CHECK_MESSAGE(torn == 0, torn << " unacknowledged writes neither absent nor whole");
 }
 
-// The newest *.seg file of a data directory ("" if none).
-std::string NewestSegment(const std::string& dir) {
-  std::string newest;
-  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
-    std::string path = entry.path().string();
-    if (entry.path().extension() == ".seg" && path > newest) newest = path;
-  }
-  return newest;
-}
-
 std::vector<std::string> Segments(const std::string& dir) {
   std::vector<std::string> out;
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
@@ -486,10 +501,12 @@ TEST_CASE(
   cluster.primary(0).Kill();
 
   // What a crash in the middle of a write leaves: the start of a record.
-  std::string segment = NewestSegment(data);
+  std::string segment = NewestSegmentOf(data);
   REQUIRE_MESSAGE(!segment.empty(), "no *.seg file in " << data);
   {
-    std::ofstream out(segment, std::ios::binary | std::ios::app);
+    // Right after the last record, over the pre-allocated zeros if any.
+    std::fstream out(segment, std::ios::in | std::ios::out | std::ios::binary);
+    out.seekp(static_cast<std::streamoff>(RecordBytesOf(segment)));
     std::string garbage = "\x13\x37torn-record";
     garbage += std::string(23, '\xA5');
     out.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));

@@ -266,6 +266,13 @@ std::string DigestOf(SyncHttp& http, const std::string& address);
 // The contents of every lost/*.log of a node's data directory (the writes a
 // deposed primary cut from its log), concatenated; "" when there are none.
 std::string LostText(const std::string& data_dir);
+// The newest segment file (*.seg) of a node's data directory; "" if none.
+std::string NewestSegmentOf(const std::string& data_dir);
+// The size of a node's segment files (*.seg), together.
+uint64_t SegmentBytesOf(const std::string& data_dir);
+// The bytes of a segment file that hold records: its size less the zero
+// bytes pre-allocated after them (fsync = "always", active segment).
+uint64_t RecordBytesOf(const std::string& segment);
 // The key count of a node's /stats, or -1 when it does not answer.
 int64_t KeysOn(SyncHttp& http, const std::string& address);
 // Checks that every key of `expect` reads as last written through each node

@@ -71,6 +71,33 @@ std::string LostText(const std::string& data_dir) {
   return lost;
 }
 
+std::string NewestSegmentOf(const std::string& data_dir) {
+  std::string newest;
+  for (const auto& e : std::filesystem::directory_iterator(data_dir)) {
+    const std::string path = e.path().string();
+    if (e.path().extension() == ".seg" && path > newest) newest = path;
+  }
+  return newest;
+}
+
+uint64_t SegmentBytesOf(const std::string& data_dir) {
+  uint64_t n = 0;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(data_dir, ec)) {
+    if (e.path().extension() == ".seg") n += e.file_size();
+  }
+  return n;
+}
+
+uint64_t RecordBytesOf(const std::string& segment) {
+  std::ifstream in(segment, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // A record never ends in a zero byte it could be confused with: it ends
+  // in its value or key, and the tests' values and keys hold no zero bytes.
+  const size_t last = bytes.find_last_not_of('\0');
+  return last == std::string::npos ? 0 : last + 1;
+}
+
 uint64_t EpochOf(SyncHttp& http, const std::string& address) {
   Reply r = http.Get(address, "/cluster");
   Json j;

@@ -53,12 +53,9 @@ TEST_CASE(
   // The crash loses the primary's unsynced tail: cut its newest segment back.
   c.primary(0).Kill();
   const std::string data = c.dir().Sub("data-" + spec.shards[0].name);
-  std::string newest;
-  for (const auto& e : fs::directory_iterator(data)) {
-    if (e.path().extension() == ".seg" && e.path().string() > newest) newest = e.path().string();
-  }
+  const std::string newest = NewestSegmentOf(data);
   REQUIRE(!newest.empty());
-  fs::resize_file(newest, fs::file_size(newest) / 2);
+  fs::resize_file(newest, RecordBytesOf(newest) / 2);
   c.primary(0).Restart();
   const int64_t restarted_at = JsonInt(GetJson(http, addr, "/stats"), "last_lsn");
   REQUIRE(restarted_at < durable);

@@ -78,15 +78,6 @@ ClusterSpec ResyncSpec(int64_t keep_records = 0) {
   return spec;
 }
 
-uint64_t SegmentBytes(const std::string& data) {
-  uint64_t n = 0;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(data, ec)) {
-    if (e.path().extension() == ".seg") n += e.file_size();
-  }
-  return n;
-}
-
 bool StagingHasSegment(const std::string& data) {
   std::error_code ec;
   for (const auto& f : fs::directory_iterator(data + "/staging", ec)) {
@@ -355,7 +346,7 @@ TEST_CASE(
   CHECK(JsonInt(prep, "keep_disconnects") == 1);
   CHECK(JsonInt(prep, "stall_disconnects") == 0);
   CHECK(JsonInt(prep, "connected_replicas") == 0);
-  const uint64_t disk = SegmentBytes(pdata);
+  const uint64_t disk = SegmentBytesOf(pdata);
   MESSAGE("primary segments after the compaction: " << disk << " bytes");
   CHECK(disk < (6u << 20));  // about 1.2 MB live and the active segment, of 16 MB written
 
