@@ -34,7 +34,15 @@ Status WriteBatchImpl::Run() {
         return Fail(Failure::kWrite, Status::FromErrno(err, "pre-allocate " + f.path));
       }
       Status s = WriteZeros(io_, f.fd, f.zero_from, f.zero_to - f.zero_from, f.path);
-      if (!s.ok()) return Fail(Failure::kWrite, s);
+      if (s.IsNoSpace()) {
+        // Pre-allocation only makes syncs cheaper: on a full disk the data
+        // goes on without it, as far as it fits (the filled part is cut;
+        // should that fail, zeros after the records are harmless).
+        io_->Truncate(f.fd, f.zero_from);
+        f.zero_from = f.zero_to = 0;
+      } else if (!s.ok()) {
+        return Fail(Failure::kWrite, s);
+      }
     }
     if (f.trim) {
       const uint64_t end = f.offset + (f.data ? f.data->size() : 0);

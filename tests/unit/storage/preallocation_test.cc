@@ -188,3 +188,19 @@ TEST_CASE("zero sectors inside the last write are a torn write; inside an earlie
     CHECK(Store::Open(o, &s).IsCorruption());
   }
 }
+
+TEST_CASE("on a disk too full for the pre-allocation, writes go on without it") {
+  FaultyIo io;
+  Options o = TestOptions("/db");
+  o.io = &io;
+  o.fsync = FsyncMode::kAlways;
+  auto s = MustOpen(o);
+  io.SetCapacity(64 << 10);  // room for the records, not for 1 MiB of zeros
+  PutWrite(*s, 0, 3);
+  CHECK(io.Contents("/db/" + SegmentFileName(1)).size() == 3 * kRec);  // no zeros after them
+  PutWrite(*s, 3, 6);
+  for (int i = 0; i < 6; i++) CHECK(GetOr(*s, Key(i)) == Value(i));
+  s.reset();
+  s = MustOpen(o);
+  for (int i = 0; i < 6; i++) CHECK(GetOr(*s, Key(i)) == Value(i));
+}
