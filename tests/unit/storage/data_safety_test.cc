@@ -23,13 +23,6 @@ bool Mentions(std::string_view text, std::string_view word) {
   return text.find(word) != std::string_view::npos;
 }
 
-bool LogMentions(const std::vector<std::string>& log, std::string_view word) {
-  for (const std::string& line : log) {
-    if (Mentions(line, word)) return true;
-  }
-  return false;
-}
-
 // n puts of 40-byte values under keys k0..k(n-1), closed cleanly.
 void Fill(const Options& o, int n) {
   auto s = MustOpen(o);

@@ -43,13 +43,6 @@ std::vector<bool> WriteBits(const std::string& bytes) {
   return bits;
 }
 
-bool Logged(const std::vector<std::string>& log, std::string_view what) {
-  for (const std::string& line : log) {
-    if (line.find(what) != std::string::npos) return true;
-  }
-  return false;
-}
-
 }  // namespace
 
 TEST_CASE("a record's write bit round-trips and changing it keeps the CRC valid") {
@@ -134,8 +127,8 @@ TEST_CASE("after a power cut the pre-allocated zeros are cut at open, with a log
   }
   io.Restart();
   auto s = MustOpen(o);
-  CHECK(Logged(log, "cut the pre-allocated space"));
-  CHECK_FALSE(Logged(log, "torn"));
+  CHECK(LogMentions(log, "cut the pre-allocated space"));
+  CHECK_FALSE(LogMentions(log, "torn"));
   for (int i = 0; i < 3; i++) CHECK(GetOr(*s, Key(i)) == Value(i));
   CHECK(io.Contents("/db/" + SegmentFileName(1)).size() == 3 * kRec);
 }
@@ -163,7 +156,7 @@ TEST_CASE("zero sectors inside the last write are a torn write; inside an earlie
     WriteFile(seg, bytes + tail);
     MarkCrashed(dir.path());
     auto s = MustOpen(o);
-    CHECK(Logged(log, "torn last write"));
+    CHECK(LogMentions(log, "torn last write"));
     for (int i = 0; i < 12; i++) CHECK(GetOr(*s, Key(i)) == Value(i));  // A, and B before 1008
     for (int i = 12; i < 30; i++) CHECK(GetOr(*s, Key(i)) == "<absent>");
     CHECK(std::filesystem::file_size(seg) == 12 * kRec);

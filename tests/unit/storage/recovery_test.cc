@@ -15,17 +15,6 @@
 using namespace distkv::storage;
 using namespace distkv::storage::testing;
 
-namespace {
-
-bool LogMentions(const std::vector<std::string>& log, std::string_view word) {
-  for (const std::string& line : log) {
-    if (line.find(word) != std::string::npos) return true;
-  }
-  return false;
-}
-
-}  // namespace
-
 TEST_CASE("a tail cut at every byte of the last record is truncated back to the record before") {
   TempDir dir;
   Options o = TestOptions(dir.path());

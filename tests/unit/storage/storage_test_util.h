@@ -78,6 +78,14 @@ inline void MarkCrashed(const std::string& dir, FsyncMode mode = FsyncMode::kAlw
   Io::Posix()->Close(fd);
 }
 
+// Whether any of the store's log lines (TestOptions(dir, &log)) contains word.
+inline bool LogMentions(const std::vector<std::string>& log, std::string_view word) {
+  for (const std::string& line : log) {
+    if (line.find(word) != std::string::npos) return true;
+  }
+  return false;
+}
+
 // The value of key, or "<absent>".
 inline std::string GetOr(Store& s, std::string_view key) {
   std::string v;
