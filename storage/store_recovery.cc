@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "storage/coding.h"
+#include "storage/bad_record.h"
 #include "storage/compaction.h"
 #include "storage/crc32c.h"
 #include "storage/file_util.h"
@@ -58,146 +59,6 @@ constexpr size_t kScanReadBytes = 4 << 20;
 std::string Range(uint64_t first, uint64_t last) {
   return first == last ? "LSN " + std::to_string(first)
                        : "LSNs " + std::to_string(first) + "-" + std::to_string(last);
-}
-
-// A valid record found after a bad one.
-struct FoundRecord {
-  uint64_t offset = 0;
-  uint64_t total = 0;  // its encoded size
-  uint64_t lsn = 0;
-  bool write_continues = false;
-};
-
-// Looks for a whole, valid record starting anywhere in (from, size) with an
-// LSN above prev_lsn (and not absurdly far above it). Reads in bounded
-// pieces; a candidate larger than a piece has its CRC streamed.
-Status FindValidRecordAfter(Io* io, int fd, const std::string& name, uint64_t from, uint64_t size,
-                            uint64_t prev_lsn, bool* found, FoundRecord* record) {
-  *found = false;
-  constexpr size_t kWindow = 1 << 20;
-  std::string buf;
-  uint64_t buf_off = 0;
-  for (uint64_t off = from + 1; off + kRecordHeaderBytes <= size; off++) {
-    if (off < buf_off || off + kRecordHeaderBytes > buf_off + buf.size()) {
-      buf_off = off;
-      const size_t want = static_cast<size_t>(std::min<uint64_t>(kWindow, size - off));
-      buf.resize(want);
-      size_t got;
-      Status s = PreadSome(io, fd, buf.data(), want, off, &got, name);
-      if (!s.ok()) return s;
-      buf.resize(got);
-      if (got < kRecordHeaderBytes) return Status::OK();
-    }
-    std::string_view at(buf.data() + (off - buf_off), buf.size() - (off - buf_off));
-    uint64_t total;
-    if (!CheckRecordHeader(at, &total).ok()) continue;
-    const uint64_t lsn = DecodeFixed64(at.data() + 4);
-    if (lsn <= prev_lsn || lsn - prev_lsn > (1ull << 32) || total > size - off) continue;
-    uint32_t crc;
-    if (total <= at.size()) {
-      crc = crc32c::Value(at.data() + 4, total - 4);
-    } else {
-      crc = crc32c::Extend(0, at.data() + 4, at.size() - 4);
-      std::string piece;
-      for (uint64_t p = off + at.size(); p < off + total;) {
-        const size_t n = static_cast<size_t>(std::min<uint64_t>(kWindow, off + total - p));
-        piece.resize(n);
-        size_t got;
-        Status s = PreadSome(io, fd, piece.data(), n, p, &got, name);
-        if (!s.ok()) return s;
-        if (got < n) break;
-        crc = crc32c::Extend(crc, piece.data(), n);
-        p += n;
-      }
-    }
-    if (crc == DecodeFixed32(at.data())) {
-      *found = true;
-      record->offset = off;
-      record->total = total;
-      record->lsn = lsn;
-      record->write_continues = (static_cast<uint8_t>(at[12]) & kWriteContinuesBit) != 0;
-      return Status::OK();
-    }
-  }
-  return Status::OK();
-}
-
-// The disk's unit of atomic writes: a sector is written whole or not at all.
-constexpr uint64_t kSectorBytes = 512;
-
-// Whether [from, to) shows a sector of pre-allocated space that a crash kept
-// from the disk: a sector ending at or before `to` whose bytes from `from` on
-// are all zero (the part of it before `from` may be the previous write's).
-Status HasUnwrittenSector(Io* io, int fd, const std::string& name, uint64_t from, uint64_t to,
-                          bool* found) {
-  *found = false;
-  std::string buf;
-  for (uint64_t start = from; start < to;) {
-    const uint64_t end = (start / kSectorBytes + 1) * kSectorBytes;
-    if (end > to) return Status::OK();
-    buf.resize(static_cast<size_t>(end - start));
-    Status s = PreadExact(io, fd, buf.data(), buf.size(), start, name);
-    if (!s.ok()) return s;
-    if (buf.find_first_not_of('\0') == std::string::npos) {
-      *found = true;
-      return Status::OK();
-    }
-    start = end;
-  }
-  return Status::OK();
-}
-
-// What follows a bad record at `from` in the newest segment: whether a valid
-// record does (the first at *first), and whether the bad record and every
-// valid one after it can be the file's last write, cut by a crash
-// (record_format.h, Writes): none of them ends a write and is followed by
-// another valid record, and a sector of zeros lies between the bad record
-// and the first valid one (a flipped bit, say, leaves none: it is damage).
-Status ExamineAfterBadRecord(Io* io, int fd, const std::string& name, uint64_t from,
-                             uint64_t size, uint64_t prev_lsn, bool* valid_after, uint64_t* first,
-                             bool* last_write_only) {
-  *valid_after = false;
-  *last_write_only = true;
-  bool ended = false;
-  for (uint64_t at = from;;) {
-    bool found;
-    FoundRecord r;
-    Status s = FindValidRecordAfter(io, fd, name, at, size, prev_lsn, &found, &r);
-    if (!s.ok() || !found) return s;
-    if (!*valid_after) {
-      *valid_after = true;
-      *first = r.offset;
-      s = HasUnwrittenSector(io, fd, name, from, r.offset, last_write_only);
-      if (!s.ok() || !*last_write_only) return s;
-    }
-    if (ended) {
-      *last_write_only = false;
-      return Status::OK();
-    }
-    ended = !r.write_continues;
-    prev_lsn = r.lsn;
-    at = r.offset + r.total - 1;  // the search starts one byte on
-  }
-}
-
-// Whether bytes [from, size) of the file are all zero: space pre-allocated
-// ahead of the writer and never written.
-Status AllZeros(Io* io, int fd, const std::string& name, uint64_t from, uint64_t size,
-                bool* zeros) {
-  *zeros = true;
-  std::string buf;
-  for (uint64_t off = from; off < size;) {
-    const size_t n = static_cast<size_t>(std::min<uint64_t>(1 << 20, size - off));
-    buf.resize(n);
-    Status s = PreadExact(io, fd, buf.data(), n, off, name);
-    if (!s.ok()) return s;
-    if (buf.find_first_not_of('\0') != std::string::npos) {
-      *zeros = false;
-      return Status::OK();
-    }
-    off += n;
-  }
-  return Status::OK();
 }
 
 }  // namespace
@@ -657,24 +518,20 @@ Status StoreImpl::ScanSegment(Segment* seg, uint64_t file_size, bool newest,
     if (!s.IsCorruption() && !s.IsIncomplete()) return s;  // an I/O error
     const std::string where = seg->path + " at offset " + std::to_string(good);
     const std::string why(s.message());
-    bool zeros = false;
-    bool valid_after = false;
-    uint64_t valid_off = 0;
-    bool last_write_only = false;
-    Status f;
-    if (newest) f = AllZeros(io_, seg->fd, seg->path, good, file_size, &zeros);
-    if (f.ok() && !zeros) {
-      f = ExamineAfterBadRecord(io_, seg->fd, seg->path, stop, file_size, st->max_lsn,
-                                &valid_after, &valid_off, &last_write_only);
-    }
+    AfterBadRecord after;
+    Status f = ExamineAfterBadRecord(io_, seg->fd, seg->path, good, stop, file_size, st->max_lsn,
+                                     newest, &after);
     if (!f.ok()) return f;
-    if (newest && (zeros || !valid_after || last_write_only)) {
+    const bool valid_after =
+        after.kind == AfterBadRecord::kTornLastWrite || after.kind == AfterBadRecord::kDamage;
+    const uint64_t valid_off = after.first_valid;
+    if (newest && after.kind != AfterBadRecord::kDamage) {
       if (int err = io_->Truncate(seg->fd, good))
         return Status::FromErrno(err, "truncate " + seg->path);
       s = SyncFile(io_, seg->fd, seg->path);
       if (!s.ok()) return s;
       const std::string dropped = std::to_string(file_size - good) + " bytes";
-      if (zeros) {
+      if (after.kind == AfterBadRecord::kZeros) {
         Log("cut the pre-allocated space of " + seg->path + " (" + dropped + " of zeros from offset " +
             std::to_string(good) + ")");
       } else if (valid_after) {
