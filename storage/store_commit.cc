@@ -58,9 +58,8 @@ std::unique_ptr<WriteBatch> StoreImpl::TakeBatch(bool force_sync) {
     if (sealed) {
       f.trim = s.allocated > data_end;  // no pre-allocated space in a sealed segment
     } else if (options_.fsync == FsyncMode::kAlways && data_end > s.allocated) {
-      f.zero_from = std::max(s.allocated, data_end);
-      f.zero_to = std::max(f.zero_from, std::min(data_end + kPreallocateBytes,
-                                                 std::max(options_.segment_bytes, data_end)));
+      f.zero_from = data_end;
+      f.zero_to = std::min(data_end + kPreallocateBytes, std::max(options_.segment_bytes, data_end));
     }
     f.sync = sealed || sync_active;
     b->files.push_back(std::move(f));
