@@ -133,14 +133,15 @@ sync_latency() {
 
 # commit_stats ADDRESS: the node's group-commit figures since it started.
 commit_stats() {
-  local s b r us l
+  local s b r us run l
   s=$(curl -fsS --max-time 5 "http://$1/stats" 2>/dev/null) || return 0
   [[ $s =~ \"batches\":([0-9]+) ]] && b=${BASH_REMATCH[1]} || return 0
   [[ $s =~ \"batch_records\":([0-9]+) ]] && r=${BASH_REMATCH[1]}
   [[ $s =~ \"batch_us\":([0-9]+) ]] && us=${BASH_REMATCH[1]} || us=0
+  [[ $s =~ \"batch_run_us\":([0-9]+) ]] && run=${BASH_REMATCH[1]} || run=0
   [[ $s =~ \"lingered\":([0-9]+) ]] && l=${BASH_REMATCH[1]} || l=0
   [ "$b" -gt 0 ] || return 0
-  echo "  (group commit so far: $b batches, $(ratio "$r" "$b") records a batch, $(ratio "$us" "$b") us a batch, $l held to gather writers)"
+  echo "  (group commit so far: $b batches, $(ratio "$r" "$b") records a batch, $(ratio "$us" "$b") us a batch of which $(ratio "$run" "$b") writing and syncing, $l held to gather writers)"
 }
 
 rate_of() {  # label -> req/s

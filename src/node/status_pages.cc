@@ -68,6 +68,7 @@ net::HttpResponse Node::StatsResponse() const {
   w->Field("max_batch_records", pc.max_batch_records);
   w->Field("failures", pc.batch_failures);
   w->Field("batch_us", pc.batch_us);
+  w->Field("batch_run_us", pc.batch_run_us);
   w->Field("lingered", pc.lingered);
   w->Field("linger_timeouts", pc.linger_timeouts);
   w->Field("linger_us", pc.linger_us);
@@ -151,6 +152,9 @@ net::HttpResponse Node::MetricsResponse() const {
   prom->Metric("distkv_fsync_batch_microseconds_total", "counter",
                "Time batches took from leaving the loop to completing (write + sync).",
                pc.batch_us);
+  prom->Metric("distkv_fsync_batch_run_microseconds_total", "counter",
+               "Of that time, what thread-pool threads spent writing and syncing.",
+               pc.batch_run_us);
   prom->Metric("distkv_fsync_lingered_total", "counter",
                "Batches held back to gather the writers a slow batch answered.", pc.lingered);
   prom->Metric("distkv_fsync_linger_microseconds_total", "counter",

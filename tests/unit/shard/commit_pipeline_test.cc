@@ -158,6 +158,10 @@ TEST_CASE("commit pipeline: writers answered by a slow batch are gathered into t
   CHECK(c.lingered == kRounds - 1);
   CHECK(c.linger_timeouts == 0);
   CHECK(f.pipeline->linger_ms() >= 1);
+  // Each batch's run (write + sync) took the 5 ms sleep at least, and is
+  // part of its whole time on the thread pool.
+  CHECK(c.batch_run_us >= 5000 * c.batches);
+  CHECK(c.batch_run_us <= c.batch_us);
 }
 
 TEST_CASE("commit pipeline: a held batch starts when the wait runs out") {
