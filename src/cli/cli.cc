@@ -2,6 +2,7 @@
 #include "src/cli/cli.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -10,6 +11,7 @@
 #include <iterator>
 #include <sstream>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "src/client/sync_client.h"
@@ -73,11 +75,13 @@ std::vector<std::string> SplitComma(const std::string& s) {
   return out;
 }
 
+// Digits only: no sign, no spaces, nothing after them, and a value past
+// int64 refused rather than clamped.
 bool ParseNumber(const std::string& s, int64_t* out) {
-  if (s.empty()) return false;
-  char* end = nullptr;
-  const long long v = std::strtoll(s.c_str(), &end, 10);
-  if (*end != '\0') return false;
+  if (s.empty() || s[0] < '0' || s[0] > '9') return false;
+  int64_t v = 0;
+  const auto [end, err] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (err != std::errc() || end != s.data() + s.size()) return false;
   *out = v;
   return true;
 }

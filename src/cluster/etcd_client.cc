@@ -1,5 +1,8 @@
 #include "src/cluster/etcd_client.h"
 
+#include <charconv>
+#include <system_error>
+
 #include <nlohmann/json.hpp>
 
 #include "src/obs/json_bytes.h"
@@ -9,12 +12,17 @@ namespace distkv {
 namespace {
 
 // The gateway writes int64 as a JSON string ("42"); accept a number too.
+// Anything else (a missing field, "12abc", a value past int64) reads as 0,
+// which every caller treats as "no lease" / "no revision".
 int64_t Int64Field(const nlohmann::json& j, const char* name) {
   auto it = j.find(name);
   if (it == j.end()) return 0;
-  if (it->is_string()) return std::strtoll(it->get<std::string>().c_str(), nullptr, 10);
   if (it->is_number_integer()) return it->get<int64_t>();
-  return 0;
+  if (!it->is_string()) return 0;
+  const std::string& text = it->get_ref<const std::string&>();
+  int64_t v = 0;
+  const auto [end, err] = std::from_chars(text.data(), text.data() + text.size(), v);
+  return err == std::errc() && end == text.data() + text.size() ? v : 0;
 }
 
 // {"name":"value"}: the gateway's requests carry int64 as strings too.

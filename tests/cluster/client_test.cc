@@ -158,6 +158,14 @@ TEST_CASE("distkv command line: get, put, del, scan, stats, cluster with exit co
   CHECK(ttl.exit_code == 0);
   CHECK(ttl.out == "-1\n");
   CHECK(RunCli(at + " frobnicate").exit_code != 0);
+  // Numbers are digits only: a sign, a space, a suffix or a value past int64
+  // is a usage error (exit 2), not a clamped or truncated number.
+  for (const char* bad : {"' 600'", "+600", "600s", "0x10", "99999999999999999999", "-1", "''"}) {
+    CHECK_MESSAGE(RunCli(at + " put cli:bad v --ttl " + bad).exit_code == 2, bad);
+  }
+  CHECK(RunCli(at + " --timeout 1e3 get cli:b").exit_code == 2);
+  CHECK(RunCli(at + " scan --limit 4x").exit_code == 2);
+  CHECK(RunCli(at + " get cli:bad").exit_code == 1);  // none of them wrote
 
   for (int i = 0; i < 25; ++i)
     REQUIRE(RunCli(at + " put cli:s" + std::to_string(i) + " v").exit_code == 0);
