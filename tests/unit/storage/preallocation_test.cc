@@ -3,11 +3,19 @@
 // the writer and trimmed when sealed or closed; every record of a write but
 // the last carries bit 0x20; recovery cuts a last write whose sectors reached
 // the disk out of order, and still calls a hole in an earlier write damage.
+// The pre-allocation's own failures: a trim that fails at a seal fails that
+// batch, at a close leaves the close unrecorded; an I/O error writing the
+// zeros fails the batch, a full disk only skips them.
 #include <doctest/doctest.h>
 
+#include <errno.h>
+
+#include <algorithm>
 #include <filesystem>
 
 #include "storage/faulty_io.h"
+#include "storage/io_wrapper.h"
+#include "storage/manifest.h"
 #include "storage/record_format.h"
 #include "storage/store.h"
 #include "tests/unit/storage/storage_test_util.h"
@@ -41,6 +49,15 @@ std::vector<bool> WriteBits(const std::string& bytes) {
     rest.remove_prefix(n);
   }
   return bits;
+}
+
+// Where the records of a segment's bytes end (the rest: zeros or damage).
+size_t RecordsEnd(const std::string& bytes) {
+  std::string_view rest = bytes;
+  Record r;
+  size_t n;
+  while (DecodeRecord(rest, &r, &n).ok()) rest.remove_prefix(n);
+  return bytes.size() - rest.size();
 }
 
 }  // namespace
@@ -193,6 +210,140 @@ TEST_CASE("on a disk too full for the pre-allocation, writes go on without it") 
   CHECK(io.Contents("/db/" + SegmentFileName(1)).size() == 3 * kRec);  // no zeros after them
   PutWrite(*s, 3, 6);
   for (int i = 0; i < 6; i++) CHECK(GetOr(*s, Key(i)) == Value(i));
+  s.reset();
+  s = MustOpen(o);
+  for (int i = 0; i < 6; i++) CHECK(GetOr(*s, Key(i)) == Value(i));
+}
+
+namespace {
+
+// Fails the next `truncates` calls of Truncate with EIO, and writes of zeros
+// alone (the pre-allocation's) with zero_err — after writing half of the
+// first such write, when half_then_fail is set.
+class PreallocFaultIo : public IoWrapper {
+ public:
+  explicit PreallocFaultIo(Io* base) : IoWrapper(base) {}
+  int Truncate(int handle, uint64_t size) override {
+    if (truncates > 0) {
+      truncates--;
+      return EIO;
+    }
+    return IoWrapper::Truncate(handle, size);
+  }
+  int Write(int handle, const char* data, size_t n, uint64_t off, size_t* done) override {
+    const bool zeros = n >= 4096 && std::all_of(data, data + n, [](char c) { return c == 0; });
+    if (zeros && zero_err != 0) {
+      if (half_then_fail) {
+        half_then_fail = false;
+        IoWrapper::Write(handle, data, n / 2, off, done);
+      } else {
+        *done = 0;
+      }
+      return zero_err;
+    }
+    return IoWrapper::Write(handle, data, n, off, done);
+  }
+  int truncates = 0;
+  int zero_err = 0;
+  bool half_then_fail = false;
+};
+
+}  // namespace
+
+TEST_CASE("a trim that fails when a segment is sealed fails that batch alone; the next one seals it") {
+  FaultyIo disk;
+  PreallocFaultIo io(&disk);
+  Options o = TestOptions("/db");
+  o.io = &io;
+  o.fsync = FsyncMode::kAlways;
+  o.segment_bytes = 32 * kRec + 40;  // 32 records fill it but for 40 zero bytes to trim
+  auto s = MustOpen(o);
+  PutWrite(*s, 0, 2);
+  REQUIRE(disk.Contents("/db/" + SegmentFileName(1)).size() == o.segment_bytes);
+  io.truncates = 1;  // the trim of segment 1 in the batch that seals it
+  uint64_t lsn;
+  for (int i = 2; i < 40; i++) REQUIRE(s->Put(Key(i), Value(i), &lsn).ok());
+  Status failed = s->Flush();
+  CHECK_FALSE(failed.ok());
+  CHECK(failed.ToString().find("trim") != std::string::npos);
+  CHECK(s->writable().ok());  // undone: the store goes on
+  CHECK(GetOr(*s, Key(1)) == Value(1));
+  CHECK(GetOr(*s, Key(2)) == "<absent>");
+  PutWrite(*s, 2, 40);
+  const std::string sealed = disk.Contents("/db/" + SegmentFileName(1));
+  CHECK(RecordsEnd(sealed) == sealed.size());  // sealed: records alone, no zeros left
+  CHECK(sealed.size() < o.segment_bytes);
+  s.reset();
+  s = MustOpen(o);
+  for (int i = 0; i < 40; i++) CHECK(GetOr(*s, Key(i)) == Value(i));
+}
+
+TEST_CASE("a trim that fails at close leaves the close unrecorded; the next open cuts the zeros") {
+  FaultyIo disk;
+  PreallocFaultIo io(&disk);
+  std::vector<std::string> log;
+  Options o = TestOptions("/db", &log);
+  o.io = &io;
+  o.fsync = FsyncMode::kAlways;
+  auto s = MustOpen(o);
+  PutWrite(*s, 0, 3);
+  io.truncates = 1;
+  s.reset();
+  Manifest m;
+  bool found = false;
+  REQUIRE(ReadManifest(&disk, "/db", &m, &found).ok());
+  REQUIRE(found);
+  CHECK_FALSE(m.clean);  // not claimed: the files still hold the zeros
+  CHECK(disk.Contents("/db/" + SegmentFileName(1)).size() == 3 * kRec + (1 << 20));
+  s = MustOpen(o);
+  CHECK(LogMentions(log, "cut the pre-allocated space"));
+  for (int i = 0; i < 3; i++) CHECK(GetOr(*s, Key(i)) == Value(i));
+}
+
+TEST_CASE("an I/O error while writing the zeros fails the batch as any write error does") {
+  FaultyIo disk;
+  PreallocFaultIo io(&disk);
+  Options o = TestOptions("/db");
+  o.io = &io;
+  o.fsync = FsyncMode::kAlways;
+  auto s = MustOpen(o);
+  PutWrite(*s, 0, 1);
+  io.zero_err = EIO;
+  // Past the 1 MiB filled ahead: this write's batch fills the next step.
+  const std::string big(1 << 20, 'v');
+  uint64_t lsn;
+  REQUIRE(s->Put("big", big, &lsn).ok());
+  Status failed = s->Flush();
+  CHECK_FALSE(failed.ok());
+  CHECK(failed.IsIOError());
+  CHECK(s->writable().ok());
+  CHECK(GetOr(*s, "big") == "<absent>");
+  io.zero_err = 0;
+  REQUIRE(s->Put("big", big, &lsn).ok());
+  REQUIRE(s->Flush().ok());
+  s.reset();
+  s = MustOpen(o);
+  CHECK(GetOr(*s, "big") == big);
+  CHECK(GetOr(*s, Key(0)) == Value(0));
+}
+
+TEST_CASE("on a full disk whose truncate fails too, the zeros left after the records do no harm") {
+  FaultyIo disk;
+  PreallocFaultIo io(&disk);
+  Options o = TestOptions("/db");
+  o.io = &io;
+  o.fsync = FsyncMode::kAlways;
+  auto s = MustOpen(o);
+  io.zero_err = ENOSPC;
+  io.half_then_fail = true;  // some zeros reach the file before the disk is full
+  io.truncates = 1;          // and cutting them fails
+  PutWrite(*s, 0, 3);
+  CHECK(disk.Contents("/db/" + SegmentFileName(1)).size() > 3 * kRec);
+  io.zero_err = 0;
+  s.reset();
+  s = MustOpen(o);
+  for (int i = 0; i < 3; i++) CHECK(GetOr(*s, Key(i)) == Value(i));
+  PutWrite(*s, 3, 6);
   s.reset();
   s = MustOpen(o);
   for (int i = 0; i < 6; i++) CHECK(GetOr(*s, Key(i)) == Value(i));
