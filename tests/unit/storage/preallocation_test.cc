@@ -248,19 +248,29 @@ class PreallocFaultIo : public IoWrapper {
   bool half_then_fail = false;
 };
 
+// A store at fsync = "always" on an in-memory disk under PreallocFaultIo.
+struct PreallocFaults {
+  PreallocFaults() {
+    o = TestOptions("/db", &log);
+    o.io = &io;
+    o.fsync = FsyncMode::kAlways;
+  }
+  std::string Segment(uint32_t id) { return disk.Contents("/db/" + SegmentFileName(id)); }
+  FaultyIo disk;
+  PreallocFaultIo io{&disk};
+  std::vector<std::string> log;
+  Options o;
+};
+
 }  // namespace
 
 TEST_CASE("a trim that fails when a segment is sealed fails that batch alone; the next one seals it") {
-  FaultyIo disk;
-  PreallocFaultIo io(&disk);
-  Options o = TestOptions("/db");
-  o.io = &io;
-  o.fsync = FsyncMode::kAlways;
-  o.segment_bytes = 32 * kRec + 40;  // 32 records fill it but for 40 zero bytes to trim
-  auto s = MustOpen(o);
+  PreallocFaults f;
+  f.o.segment_bytes = 32 * kRec + 40;  // 32 records fill it but for 40 zero bytes to trim
+  auto s = MustOpen(f.o);
   PutWrite(*s, 0, 2);
-  REQUIRE(disk.Contents("/db/" + SegmentFileName(1)).size() == o.segment_bytes);
-  io.truncates = 1;  // the trim of segment 1 in the batch that seals it
+  REQUIRE(f.Segment(1).size() == f.o.segment_bytes);
+  f.io.truncates = 1;  // the trim of segment 1 in the batch that seals it
   uint64_t lsn;
   for (int i = 2; i < 40; i++) REQUIRE(s->Put(Key(i), Value(i), &lsn).ok());
   Status failed = s->Flush();
@@ -270,45 +280,36 @@ TEST_CASE("a trim that fails when a segment is sealed fails that batch alone; th
   CHECK(GetOr(*s, Key(1)) == Value(1));
   CHECK(GetOr(*s, Key(2)) == "<absent>");
   PutWrite(*s, 2, 40);
-  const std::string sealed = disk.Contents("/db/" + SegmentFileName(1));
+  const std::string sealed = f.Segment(1);
   CHECK(RecordsEnd(sealed) == sealed.size());  // sealed: records alone, no zeros left
-  CHECK(sealed.size() < o.segment_bytes);
+  CHECK(sealed.size() < f.o.segment_bytes);
   s.reset();
-  s = MustOpen(o);
+  s = MustOpen(f.o);
   for (int i = 0; i < 40; i++) CHECK(GetOr(*s, Key(i)) == Value(i));
 }
 
 TEST_CASE("a trim that fails at close leaves the close unrecorded; the next open cuts the zeros") {
-  FaultyIo disk;
-  PreallocFaultIo io(&disk);
-  std::vector<std::string> log;
-  Options o = TestOptions("/db", &log);
-  o.io = &io;
-  o.fsync = FsyncMode::kAlways;
-  auto s = MustOpen(o);
+  PreallocFaults f;
+  auto s = MustOpen(f.o);
   PutWrite(*s, 0, 3);
-  io.truncates = 1;
+  f.io.truncates = 1;
   s.reset();
   Manifest m;
   bool found = false;
-  REQUIRE(ReadManifest(&disk, "/db", &m, &found).ok());
+  REQUIRE(ReadManifest(&f.disk, "/db", &m, &found).ok());
   REQUIRE(found);
   CHECK_FALSE(m.clean);  // not claimed: the files still hold the zeros
-  CHECK(disk.Contents("/db/" + SegmentFileName(1)).size() == 3 * kRec + (1 << 20));
-  s = MustOpen(o);
-  CHECK(LogMentions(log, "cut the pre-allocated space"));
+  CHECK(f.Segment(1).size() == 3 * kRec + (1 << 20));
+  s = MustOpen(f.o);
+  CHECK(LogMentions(f.log, "cut the pre-allocated space"));
   for (int i = 0; i < 3; i++) CHECK(GetOr(*s, Key(i)) == Value(i));
 }
 
 TEST_CASE("an I/O error while writing the zeros fails the batch as any write error does") {
-  FaultyIo disk;
-  PreallocFaultIo io(&disk);
-  Options o = TestOptions("/db");
-  o.io = &io;
-  o.fsync = FsyncMode::kAlways;
-  auto s = MustOpen(o);
+  PreallocFaults f;
+  auto s = MustOpen(f.o);
   PutWrite(*s, 0, 1);
-  io.zero_err = EIO;
+  f.io.zero_err = EIO;
   // Past the 1 MiB filled ahead: this write's batch fills the next step.
   const std::string big(1 << 20, 'v');
   uint64_t lsn;
@@ -318,33 +319,29 @@ TEST_CASE("an I/O error while writing the zeros fails the batch as any write err
   CHECK(failed.IsIOError());
   CHECK(s->writable().ok());
   CHECK(GetOr(*s, "big") == "<absent>");
-  io.zero_err = 0;
+  f.io.zero_err = 0;
   REQUIRE(s->Put("big", big, &lsn).ok());
   REQUIRE(s->Flush().ok());
   s.reset();
-  s = MustOpen(o);
+  s = MustOpen(f.o);
   CHECK(GetOr(*s, "big") == big);
   CHECK(GetOr(*s, Key(0)) == Value(0));
 }
 
 TEST_CASE("on a full disk whose truncate fails too, the zeros left after the records do no harm") {
-  FaultyIo disk;
-  PreallocFaultIo io(&disk);
-  Options o = TestOptions("/db");
-  o.io = &io;
-  o.fsync = FsyncMode::kAlways;
-  auto s = MustOpen(o);
-  io.zero_err = ENOSPC;
-  io.half_then_fail = true;  // some zeros reach the file before the disk is full
-  io.truncates = 1;          // and cutting them fails
+  PreallocFaults f;
+  auto s = MustOpen(f.o);
+  f.io.zero_err = ENOSPC;
+  f.io.half_then_fail = true;  // some zeros reach the file before the disk is full
+  f.io.truncates = 1;          // and cutting them fails
   PutWrite(*s, 0, 3);
-  CHECK(disk.Contents("/db/" + SegmentFileName(1)).size() > 3 * kRec);
-  io.zero_err = 0;
+  CHECK(f.Segment(1).size() > 3 * kRec);
+  f.io.zero_err = 0;
   s.reset();
-  s = MustOpen(o);
+  s = MustOpen(f.o);
   for (int i = 0; i < 3; i++) CHECK(GetOr(*s, Key(i)) == Value(i));
   PutWrite(*s, 3, 6);
   s.reset();
-  s = MustOpen(o);
+  s = MustOpen(f.o);
   for (int i = 0; i < 6; i++) CHECK(GetOr(*s, Key(i)) == Value(i));
 }
