@@ -14,8 +14,10 @@
 #   PARTS="forward" ROUNDS=7 BENCH_SECONDS=5 scripts/bench-ratios.sh
 #
 # Environment: PARTS (forward durable get), ROUNDS (5), FORWARD_FSYNC
-# (always), DISTKV_BIN_BEFORE (durable: another binary, e.g. an older build,
-# also run at fsync=always each round: "PUT always / PUT always, before"),
+# (always), DISTKV_BIN_BEFORE (another binary, e.g. an older build, measured
+# in the same rounds, which of the two goes first alternating: durable runs
+# it at fsync=always, "PUT always / PUT always, before"; get serves the same
+# keys from it, "GET / GET before"),
 # and DISTKV_BIN, BENCH_SECONDS (5), BENCH_CONNECTIONS (50),
 # BENCH_KEYS (10000), BENCH_BASE_PORT, BENCH_DIR as for scripts/bench.sh.
 # Every wrk and redis-benchmark command is printed with its figures.
@@ -127,10 +129,34 @@ if [[ " $PARTS " == *" get "* ]]; then
   start_nginx
   take_port; GET_NODE="127.0.0.1:$PORT"
   node_config "$TMP/get.toml" always "$GET_NODE"
-  start_node "$TMP/get.toml" s0 "$TMP/data-get" "$GET_NODE"
+  start_node "$TMP/get.toml" s0 "$TMP/data-get" "$GET_NODE"; GET_PID=$NODE_PID
+  # nginx's CPU is its worker's: the master only waits.
+  NGINX_PIDS="$NGINX_PID $(pgrep -P "$NGINX_PID" | tr '\n' ' ')"
   echo "get: nginx at $NGINX_URL, distkv (fsync=always) at $GET_NODE"
   load_keys "$GET_NODE" "$TMP/keys.txt"
+  if [ -n "${DISTKV_BIN_BEFORE:-}" ]; then
+    [ -x "$DISTKV_BIN_BEFORE" ] || die "no distkv binary at $DISTKV_BIN_BEFORE"
+    take_port; GET_BEFORE="127.0.0.1:$PORT"
+    node_config "$TMP/get-before.toml" always "$GET_BEFORE"
+    BIN_AFTER=$BIN; BIN=$DISTKV_BIN_BEFORE
+    start_node "$TMP/get-before.toml" s0 "$TMP/data-get-before" "$GET_BEFORE"; GET_BEFORE_PID=$NODE_PID
+    BIN=$BIN_AFTER
+    echo "get: $DISTKV_BIN_BEFORE at $GET_BEFORE"
+    load_keys "$GET_BEFORE" "$TMP/keys.txt"
+  fi
 fi
+# measure_get [before]: GET of the loaded keys from this build's node, or
+# from the other binary's.
+measure_get() {
+  if [ "${1:-}" = before ]; then
+    measure "GET existing keys, before" "http://$GET_BEFORE" "$GET_BEFORE_PID" BENCH_OP=get \
+      BENCH_KEY_FILE="$TMP/keys.txt"
+    add "GET CPU us a request, before" "$LAST_CPU"
+  else
+    measure "GET existing keys" "http://$GET_NODE" "$GET_PID" BENCH_OP=get BENCH_KEY_FILE="$TMP/keys.txt"
+    add "GET CPU us a request" "$LAST_CPU"
+  fi
+}
 
 for round in $(seq 1 "$ROUNDS"); do
   echo "round $round (load average $(cut -d' ' -f1 /proc/loadavg))"
@@ -173,8 +199,18 @@ for round in $(seq 1 "$ROUNDS"); do
     add "PUT fsync=never req/s" "$(last_rate "PUT fsync=never")"
   fi
   if [[ " $PARTS " == *" get "* ]]; then
-    run_wrk "nginx fixed 200" "$NGINX_URL" BENCH_OP=get
-    run_wrk "GET existing keys" "http://$GET_NODE" BENCH_OP=get BENCH_KEY_FILE="$TMP/keys.txt"
+    measure "nginx fixed 200" "$NGINX_URL" "$NGINX_PIDS" BENCH_OP=get
+    add "nginx CPU us a request" "$LAST_CPU"
+    if [ -n "${GET_BEFORE:-}" ]; then
+      # Which of the two goes first alternates, round by round.
+      if [ $((round % 2)) = 1 ]; then measure_get before; measure_get; else measure_get; measure_get before; fi
+      add "GET / GET before" "$(ratio "$(last_rate "GET existing keys")" "$(last_rate "GET existing keys, before")")"
+      add "GET / nginx fixed 200, before" \
+        "$(ratio "$(last_rate "GET existing keys, before")" "$(last_rate "nginx fixed 200")")"
+      add "GET req/s, before" "$(last_rate "GET existing keys, before")"
+    else
+      measure_get
+    fi
     add "GET / nginx fixed 200" "$(ratio "$(last_rate "GET existing keys")" "$(last_rate "nginx fixed 200")")"
     add "GET req/s" "$(last_rate "GET existing keys")"
     add "nginx req/s" "$(last_rate "nginx fixed 200")"
@@ -197,7 +233,9 @@ for name in "GET forwarded / direct" "PUT forwarded / direct" \
   "GET direct req/s" "GET forwarded req/s" "PUT direct req/s" "PUT forwarded req/s" "PUT always / redis SET appendfsync always" \
   "PUT always / PUT never" "PUT always / PUT always, before" "PUT fsync=always req/s" \
   "PUT fsync=always req/s, before" "redis SET appendfsync always req/s" \
-  "PUT fsync=never req/s" "GET / nginx fixed 200" "GET req/s" "nginx req/s"; do
+  "PUT fsync=never req/s" "GET / nginx fixed 200" "GET / nginx fixed 200, before" "GET / GET before" \
+  "GET CPU us a request" "GET CPU us a request, before" "nginx CPU us a request" \
+  "GET req/s" "GET req/s, before" "nginx req/s"; do
   [ -n "${SERIES[$name]:-}" ] || continue
   echo "| $name | $(median <<<"${SERIES[$name]}") | ${SERIES[$name]# } |"
 done
