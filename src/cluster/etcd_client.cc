@@ -12,8 +12,9 @@ namespace distkv {
 namespace {
 
 // The gateway writes int64 as a JSON string ("42"); accept a number too.
-// Anything else (a missing field, "12abc", a value past int64) reads as 0,
-// which every caller treats as "no lease" / "no revision".
+// Anything else (a missing field, "12abc", a value past int64) reads as 0:
+// no lease granted, a lease expired (TTL 0), and a revision that a later
+// compare-and-put on an existing key fails against — never a wrong number.
 int64_t Int64Field(const nlohmann::json& j, const char* name) {
   auto it = j.find(name);
   if (it == j.end()) return 0;
