@@ -336,12 +336,7 @@ std::unique_ptr<StoreJob> StoreImpl::TakeCompaction(const CompactionOptions& opt
   if (!active || active->fd < 0) return nullptr;
   auto job = std::make_unique<CompactionJobImpl>();
   for (const Segment& s : segments_) {
-    // A segment whose pre-allocated space is not trimmed yet has a batch
-    // that still uses its descriptor (the one that sealed it).
-    if (s.id == active_id_ || s.obsolete || s.fd < 0 || s.written != s.end || !s.synced ||
-        s.allocated != s.written) {
-      continue;
-    }
+    if (s.id == active_id_ || !s.Settled()) continue;
     job->inputs.push_back({s.id, s.path, s.fd, s.written, s.last_lsn});
     job->input_bytes_ += s.written;
   }
@@ -375,10 +370,7 @@ std::unique_ptr<StoreJob> StoreImpl::TakeHintJob() {
   if (job_running_) return nullptr;
   auto job = std::make_unique<HintJobImpl>();
   for (const Segment& s : segments_) {
-    if (s.id == active_id_ || s.compacted || s.obsolete || s.hinted || s.fd < 0 || s.written == 0 ||
-        s.written != s.end || !s.synced || s.allocated != s.written) {
-      continue;
-    }
+    if (s.id == active_id_ || !s.Settled() || s.compacted || s.hinted || s.written == 0) continue;
     job->targets.push_back({s.id, s.path, s.fd, s.written});
     job->input_bytes_ += s.written;
   }

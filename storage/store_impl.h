@@ -67,6 +67,13 @@ struct Segment {
   bool compacted = false;  // listed as compacted in the MANIFEST: sorted by LSN, sparse
   bool obsolete = false;   // replaced by a compaction; deleted once released
   bool hinted = false;     // has a valid hint file
+
+  // A sealed segment a background job may read: its file holds exactly its
+  // records, all synced, and no batch uses it any more (the one that sealed
+  // it also trims its pre-allocated space through its descriptor).
+  bool Settled() const {
+    return !obsolete && fd >= 0 && written == end && synced && allocated == written;
+  }
 };
 
 class CompactionJobImpl;

@@ -199,6 +199,31 @@ TEST_CASE("zero sectors inside the last write are a torn write; inside an earlie
   }
 }
 
+TEST_CASE("a segment is no background job's input until the batch that seals it has trimmed it") {
+  TempDir dir;
+  Options o = TestOptions(dir.path());
+  o.fsync = FsyncMode::kAlways;
+  o.segment_bytes = 32 * kRec;
+  auto s = MustOpen(o);
+  PutWrite(*s, 0, 2);  // segment 1: two records, zeros to its end
+  uint64_t lsn;
+  REQUIRE(s->Put("big", std::string(31 * kRec, 'v'), &lsn).ok());  // fits only a new segment
+  auto batch = s->TakeBatch();
+  REQUIRE(batch != nullptr);
+  // Segment 1 is sealed now, every record of it synced, but this batch
+  // still trims its zeros through its descriptor.
+  CHECK(s->TakeHintJob() == nullptr);
+  CHECK(s->TakeCompaction({}) == nullptr);
+  Status ran = batch->Run();
+  REQUIRE(s->FinishBatch(std::move(batch), ran).ok());
+  CHECK(std::filesystem::file_size(dir.file(SegmentFileName(1))) == 2 * kRec);
+  auto job = s->TakeHintJob();  // trimmed: its hint file may be written now
+  REQUIRE(job != nullptr);
+  Status st = job->Run();
+  s->FinishJob(std::move(job), st);
+  CHECK(st.ok());
+}
+
 namespace {
 
 // Counts the bytes read through it.
