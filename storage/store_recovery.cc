@@ -522,32 +522,28 @@ Status StoreImpl::ScanSegment(Segment* seg, uint64_t file_size, bool newest,
     Status f = ExamineAfterBadRecord(io_, seg->fd, seg->path, good, stop, file_size, st->max_lsn,
                                      newest, &after);
     if (!f.ok()) return f;
-    const bool valid_after =
-        after.kind == AfterBadRecord::kTornLastWrite || after.kind == AfterBadRecord::kDamage;
-    const uint64_t valid_off = after.first_valid;
     if (newest && after.kind != AfterBadRecord::kDamage) {
+      // Made durable with the rest of the segment below.
       if (int err = io_->Truncate(seg->fd, good))
         return Status::FromErrno(err, "truncate " + seg->path);
-      s = SyncFile(io_, seg->fd, seg->path);
-      if (!s.ok()) return s;
       const std::string dropped = std::to_string(file_size - good) + " bytes";
       if (after.kind == AfterBadRecord::kZeros) {
         Log("cut the pre-allocated space of " + seg->path + " (" + dropped + " of zeros from offset " +
             std::to_string(good) + ")");
-      } else if (valid_after) {
+      } else if (after.kind == AfterBadRecord::kTornLastWrite) {
         Log("truncated the torn last write of " + where + " (" + dropped + " dropped: " + why +
-            "; the valid records at offset " + std::to_string(valid_off) +
+            "; the valid records at offset " + std::to_string(after.first_valid) +
             " on belong to the same unfinished write, whose pages reached the disk out of order)");
       } else {
         Log("truncated the torn tail of " + where + " (" + dropped + " dropped: " + why + ")");
       }
     } else {
-      const std::string what =
-          "bad record in " + std::string(newest ? "" : "sealed ") + "segment " + where + ": " +
-          why +
-          (valid_after ? " (valid records follow at offset " + std::to_string(valid_off) +
-                             ": this is damage, not a torn write)"
-                       : "");
+      std::string what =
+          "bad record in " + std::string(newest ? "" : "sealed ") + "segment " + where + ": " + why;
+      if (after.kind == AfterBadRecord::kDamage) {
+        what += " (valid records follow at offset " + std::to_string(after.first_valid) +
+                ": this is damage, not a torn write)";
+      }
       if (!options_.repair) {
         return Status::Corruption(what +
                                   "; start with --repair to cut the segment there (the "
