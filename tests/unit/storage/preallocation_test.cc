@@ -38,26 +38,23 @@ void PutWrite(Store& s, int from, int to) {
   REQUIRE(s.Flush().ok());
 }
 
-// Bit 0x20 of each record in a segment's bytes, in order.
-std::vector<bool> WriteBits(const std::string& bytes) {
-  std::vector<bool> bits;
+// The records at the start of a segment's bytes: bit 0x20 of each, in
+// order, and where they end (what follows: zeros or damage).
+struct Records {
+  std::vector<bool> write_bits;
+  size_t end = 0;
+};
+Records ReadRecords(const std::string& bytes) {
+  Records out;
   std::string_view rest = bytes;
   Record r;
   size_t n;
   while (DecodeRecord(rest, &r, &n).ok()) {
-    bits.push_back(r.write_continues);
+    out.write_bits.push_back(r.write_continues);
     rest.remove_prefix(n);
   }
-  return bits;
-}
-
-// Where the records of a segment's bytes end (the rest: zeros or damage).
-size_t RecordsEnd(const std::string& bytes) {
-  std::string_view rest = bytes;
-  Record r;
-  size_t n;
-  while (DecodeRecord(rest, &r, &n).ok()) rest.remove_prefix(n);
-  return bytes.size() - rest.size();
+  out.end = bytes.size() - rest.size();
+  return out;
 }
 
 }  // namespace
@@ -90,7 +87,7 @@ TEST_CASE("every record of a write but the last has bit 0x20") {
   PutWrite(*s, 3, 4);
   PutWrite(*s, 4, 6);
   s.reset();
-  CHECK(WriteBits(ReadFile(dir.file(SegmentFileName(1)))) ==
+  CHECK(ReadRecords(ReadFile(dir.file(SegmentFileName(1)))).write_bits ==
         std::vector<bool>{true, true, false, false, true, false});
 }
 
@@ -352,7 +349,7 @@ TEST_CASE("a trim that fails when a segment is sealed fails that batch alone; th
   CHECK(GetOr(*s, Key(2)) == "<absent>");
   PutWrite(*s, 2, 40);
   const std::string sealed = f.Segment(1);
-  CHECK(RecordsEnd(sealed) == sealed.size());  // sealed: records alone, no zeros left
+  CHECK(ReadRecords(sealed).end == sealed.size());  // sealed: records alone, no zeros left
   CHECK(sealed.size() < f.o.segment_bytes);
   s.reset();
   s = MustOpen(f.o);
