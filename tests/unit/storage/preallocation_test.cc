@@ -221,22 +221,6 @@ TEST_CASE("a segment is no background job's input until the batch that seals it 
   CHECK(st.ok());
 }
 
-namespace {
-
-// Counts the bytes read through it.
-class ReadCountingIo : public IoWrapper {
- public:
-  using IoWrapper::IoWrapper;
-  int Read(int handle, char* data, size_t n, uint64_t off, size_t* done) override {
-    const int err = IoWrapper::Read(handle, data, n, off, done);
-    bytes_read += *done;
-    return err;
-  }
-  uint64_t bytes_read = 0;
-};
-
-}  // namespace
-
 TEST_CASE("recovery reads a torn last write of many records and the zeros after it about once") {
   TempDir dir;
   std::vector<std::string> log;
@@ -256,7 +240,7 @@ TEST_CASE("recovery reads a torn last write of many records and the zeros after 
   MarkCrashed(dir.path());
   const uint64_t file_size = std::filesystem::file_size(seg);
 
-  ReadCountingIo io(Io::Posix());
+  ReadCountingIo io;
   o.io = &io;
   auto s = MustOpen(o);
   CHECK(LogMentions(log, "torn last write"));

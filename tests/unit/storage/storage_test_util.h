@@ -5,6 +5,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "storage/io.h"
+#include "storage/io_wrapper.h"
 #include "storage/manifest.h"
 #include "storage/store.h"
 
@@ -77,6 +79,21 @@ inline void MarkCrashed(const std::string& dir, FsyncMode mode = FsyncMode::kAlw
   REQUIRE(WriteManifest(Io::Posix(), dir, fd, m).ok());
   Io::Posix()->Close(fd);
 }
+
+// Passes every call on (by default to the real file system) and counts what
+// is read: the bytes, and the largest single read.
+class ReadCountingIo : public IoWrapper {
+ public:
+  explicit ReadCountingIo(Io* base = Io::Posix()) : IoWrapper(base) {}
+  int Read(int handle, char* data, size_t n, uint64_t off, size_t* done) override {
+    max_read = std::max(max_read, n);
+    const int err = IoWrapper::Read(handle, data, n, off, done);
+    bytes_read += *done;
+    return err;
+  }
+  uint64_t bytes_read = 0;
+  size_t max_read = 0;
+};
 
 // Whether any of the store's log lines (TestOptions(dir, &log)) contains word.
 inline bool LogMentions(const std::vector<std::string>& log, std::string_view word) {
