@@ -37,9 +37,10 @@ struct AfterBadRecord {
 
 // Examines file bytes [bad_at, size) after the bad record at bad_at; cut_at
 // (<= bad_at) is where the file would be cut (an unfinished atomic group's
-// start). Valid records must have LSNs above prev_lsn. Reads in bounded
-// pieces: a damaged length field never makes it read the rest of the file
-// at once.
+// start). Valid records must have LSNs above prev_lsn. Reads through one
+// window of at most 1 MiB, each byte about once: a damaged length field
+// never makes it read the rest of the file at once, and a torn write of many
+// records is not read again for each of them.
 Status ExamineAfterBadRecord(Io* io, int fd, const std::string& name, uint64_t cut_at,
                              uint64_t bad_at, uint64_t size, uint64_t prev_lsn, bool newest,
                              AfterBadRecord* out);
