@@ -21,18 +21,11 @@
 namespace distkv::clustertest {
 namespace {
 
-std::string ReadWholeFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
 // The bench's --json report.
 Json BenchReport(const std::string& path) {
   Json json;
   std::string error;
-  std::string text = ReadWholeFile(path);
+  std::string text = ReadFile(path);
   REQUIRE_MESSAGE(ParseJson(text, &json, &error),
                   "bench --json " << path << ": " << error << ": " << text);
   return json;
@@ -222,7 +215,7 @@ TEST_CASE(
                    Field(r, {"all", "status", "timeouts"});
   CHECK_MESSAGE(failed > 0, "no request failed: the kill did not happen under load");
   CHECK(Field(r, {"verify", "reads_checked"}) > 1000);
-  CHECK_MESSAGE(Field(r, {"verify", "mismatches"}) == 0, ReadWholeFile(report));
+  CHECK_MESSAGE(Field(r, {"verify", "mismatches"}) == 0, ReadFile(report));
 
   CheckOwnersHoldWhatIsThere(cluster, cluster.address(0), 1000);
 }

@@ -22,17 +22,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string ReadFileText(const std::string& path) {
-  std::string out;
-  if (FILE* f = std::fopen(path.c_str(), "rb")) {
-    char buf[4096];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
-    std::fclose(f);
-  }
-  return out;
-}
-
 const Json& Field(const Json& j, std::string_view name) {
   REQUIRE_MESSAGE(j.contains(name), "missing field " << name);
   return j.at(std::string(name));
@@ -208,7 +197,7 @@ TEST_CASE("compaction: SIGKILL at random moments of compactions under writes los
   // enough (sanitizers, other work) every random kill may have come first;
   // then one more round lets a compaction commit, and kills after it.
   const std::string manifest = c.dir().Sub("data-" + spec.shards[0].name) + "/MANIFEST";
-  auto committed = [&] { return ReadFileText(manifest).find("compacted ") != std::string::npos; };
+  auto committed = [&] { return ReadFile(manifest).find("compacted ") != std::string::npos; };
   if (!committed()) {
     MESSAGE("no compaction committed before a kill in 8 rounds: one more, waiting for the commit");
     SyncHttp http;

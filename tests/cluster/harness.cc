@@ -183,6 +183,11 @@ void WriteFile(const std::string& path, std::string_view content) {
   REQUIRE_MESSAGE(out.good(), "cannot write " << path);
 }
 
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
 bool WaitUntil(const std::function<bool()>& cond, int timeout_ms, int poll_ms) {
   const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
   for (;;) {

@@ -73,6 +73,8 @@ inline constexpr int kPortBlock = 100;
 std::vector<int> FreePorts(size_t n);
 
 void WriteFile(const std::string& path, std::string_view content);
+// The whole content of a file; "" when it cannot be read.
+std::string ReadFile(const std::string& path);
 
 // Polls cond every poll_ms until it holds or timeout_ms passes; returns the
 // last result. For waiting on the system, never for asserting speed.

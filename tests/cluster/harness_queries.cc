@@ -90,8 +90,7 @@ uint64_t SegmentBytesOf(const std::string& data_dir) {
 }
 
 uint64_t RecordBytesOf(const std::string& segment) {
-  std::ifstream in(segment, std::ios::binary);
-  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string bytes = ReadFile(segment);
   // A record never ends in a zero byte it could be confused with: it ends
   // in its value or key, and the tests' values and keys hold no zero bytes.
   const size_t last = bytes.find_last_not_of('\0');

@@ -32,13 +32,6 @@ bool WritesAllowed(SyncHttp& http, const std::string& address) {
   return c && c->value("writes_allowed", false);
 }
 
-std::string ReadWholeFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
 // The phase of the migration the target's /admin/migrate lists ("none"
 // when it lists none, "" when the node does not answer).
 std::string PhaseOn(SyncHttp& http, const std::string& target) {
@@ -109,12 +102,12 @@ TEST_CASE(
   CHECK_MESSAGE(bench.running(), "the bench ended before the reshard did");
   const int code = bench.WaitForExit(180'000);
   CHECK_MESSAGE(code == 0, "distkv-bench exit code " << code << "\n" << bench.LogTail());
-  const Json r = Json::parse(ReadWholeFile(report));
+  const Json r = Json::parse(ReadFile(report));
   MESSAGE("during the reshard: 5xx " << r["all"]["status"]["5xx"] << ", 4xx "
                                      << r["all"]["status"]["4xx"] << ", errors "
                                      << r["all"]["status"]["errors"]);
   CHECK(r["verify"]["reads_checked"].get<int64_t>() > 1000);
-  CHECK_MESSAGE(r["verify"]["mismatches"].get<int64_t>() == 0, ReadWholeFile(report));
+  CHECK_MESSAGE(r["verify"]["mismatches"].get<int64_t>() == 0, ReadFile(report));
   CHECK(r["all"]["status"]["timeouts"].get<int64_t>() == 0);
 
   // etcd's map: the slots are the target's, under a higher epoch, each slot

@@ -44,13 +44,6 @@ std::unique_ptr<Node> MakeNode(const TempDir& dir, const std::string& config,
   return std::make_unique<Node>(label, shard, address, args, dir.Sub(label + ".log"));
 }
 
-std::string ReadWholeFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
 int64_t Field(const nlohmann::json& j, std::initializer_list<const char*> path) {
   const nlohmann::json* at = &j;
   for (const char* name : path) at = &at->at(name);
@@ -192,7 +185,7 @@ TEST_CASE(
   {
     // Its output is not a terminal: plain lines (no bar, no carriage
     // return), one per phase of each move, a line per move done, a summary.
-    const std::string out = ReadWholeFile(dir.Sub("rebalance.log"));
+    const std::string out = ReadFile(dir.Sub("rebalance.log"));
     size_t progress_lines = 0, done_lines = 0;
     std::istringstream lines(out);
     for (std::string line; std::getline(lines, line);) {
@@ -212,12 +205,12 @@ TEST_CASE(
   CHECK_MESSAGE(bench.running(), "the bench ended before the rebalance did");
   const int code = bench.WaitForExit(180'000);
   CHECK_MESSAGE(code == 0, "distkv-bench exit code " << code << "\n" << bench.LogTail());
-  const nlohmann::json r = nlohmann::json::parse(ReadWholeFile(report));
+  const nlohmann::json r = nlohmann::json::parse(ReadFile(report));
   MESSAGE("during the rebalance: 5xx " << Field(r, {"all", "status", "5xx"}) << ", 4xx "
                                        << Field(r, {"all", "status", "4xx"}) << ", errors "
                                        << Field(r, {"all", "status", "errors"}));
   CHECK(Field(r, {"verify", "reads_checked"}) > 1000);
-  CHECK_MESSAGE(Field(r, {"verify", "mismatches"}) == 0, ReadWholeFile(report));
+  CHECK_MESSAGE(Field(r, {"verify", "mismatches"}) == 0, ReadFile(report));
   CHECK(Field(r, {"all", "status", "timeouts"}) == 0);
 
   // The new map: the new shard owns a quarter of the slots, taken from each.
