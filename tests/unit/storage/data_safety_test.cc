@@ -37,6 +37,23 @@ Status TryOpen(const Options& o) {
   return Store::Open(o, &s);
 }
 
+// Writes bytes over a segment as a crash left them, then opens the store
+// through a read-counting Io: Open's verdict and the largest read it made.
+struct DamagedOpen {
+  Status status;
+  size_t max_read = 0;
+};
+DamagedOpen OpenDamaged(Options o, const std::string& segment, const std::string& bytes) {
+  WriteFile(segment, bytes);
+  MarkCrashed(o.dir);
+  ReadCountingIo io;
+  o.io = &io;
+  DamagedOpen out;
+  out.status = TryOpen(o);
+  out.max_read = io.max_read;
+  return out;
+}
+
 constexpr uint64_t kRec = EncodedRecordSize(2, 40);  // k0..k9
 
 }  // namespace
@@ -96,15 +113,10 @@ TEST_CASE("a damaged length field is damage, and never makes recovery hold the r
   const uint64_t rec = EncodedRecordSize(2, value.size());
   // Record 5's value length now claims about 12 MiB: inside the 13 MiB file.
   EncodeFixed32(bytes.data() + 5 * rec + 17, 12u << 20);
-  WriteFile(seg, bytes);
-  MarkCrashed(dir.path());
-
-  ReadCountingIo io;
-  o.io = &io;
-  Status st = TryOpen(o);
-  CHECK(st.IsCorruption());
-  CHECK(Mentions(st.message(), "offset " + std::to_string(5 * rec)));
-  CHECK(io.max_read <= (4u << 20));  // the scan's buffer, never the rest of the file
+  DamagedOpen open = OpenDamaged(o, seg, bytes);
+  CHECK(open.status.IsCorruption());
+  CHECK(Mentions(open.status.message(), "offset " + std::to_string(5 * rec)));
+  CHECK(open.max_read <= (4u << 20));  // the scan's buffer, never the rest of the file
 }
 
 TEST_CASE("a valid record larger than recovery's read window after damage is still found") {
@@ -124,16 +136,12 @@ TEST_CASE("a valid record larger than recovery's read window after damage is sti
   const std::string seg = dir.file(SegmentFileName(1));
   std::string bytes = ReadFile(seg);
   bytes[kRec + 30] ^= 0x04;  // k1's value
-  WriteFile(seg, bytes);
-  MarkCrashed(dir.path());
-
-  ReadCountingIo io;
-  o.io = &io;
-  Status st = TryOpen(o);
-  CHECK(st.IsCorruption());
-  CHECK(Mentions(st.message(), "valid records follow at offset " + std::to_string(2 * kRec)));
+  DamagedOpen open = OpenDamaged(o, seg, bytes);
+  CHECK(open.status.IsCorruption());
+  CHECK(Mentions(open.status.message(),
+                 "valid records follow at offset " + std::to_string(2 * kRec)));
   CHECK(std::filesystem::file_size(seg) == bytes.size());  // nothing cut
-  CHECK(io.max_read <= (4u << 20));
+  CHECK(open.max_read <= (4u << 20));
 }
 
 TEST_CASE("a sealed segment deleted or cut at a record boundary stops Open naming the LSNs") {
