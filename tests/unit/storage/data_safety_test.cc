@@ -144,6 +144,35 @@ TEST_CASE("a valid record larger than recovery's read window after damage is sti
   CHECK(open.max_read <= (4u << 20));
 }
 
+TEST_CASE("an I/O error while looking past a bad record stops Open and cuts nothing") {
+  TempDir dir;
+  Options o = TestOptions(dir.path());
+  Fill(o, 9);
+  const std::string seg = dir.file(SegmentFileName(1));
+  std::string bytes = ReadFile(seg);
+  bytes[3 * kRec + 30] ^= 0x04;
+  WriteFile(seg, bytes);
+  MarkCrashed(dir.path());
+
+  // The scan reads the small segment from offset 0 in one go; every read
+  // inside it after that is the look past the bad record, and fails.
+  class FailingReadIo : public IoWrapper {
+   public:
+    explicit FailingReadIo(uint64_t size) : IoWrapper(Io::Posix()), size_(size) {}
+    int Read(int handle, char* data, size_t n, uint64_t off, size_t* done) override {
+      if (off > 0 && off < size_) return EIO;
+      return IoWrapper::Read(handle, data, n, off, done);
+    }
+
+   private:
+    uint64_t size_;
+  } io(bytes.size());
+  o.io = &io;
+  Status st = TryOpen(o);
+  CHECK(st.IsIOError());
+  CHECK(ReadFile(seg) == bytes);  // untouched: neither cut as torn nor repaired
+}
+
 TEST_CASE("a sealed segment deleted or cut at a record boundary stops Open naming the LSNs") {
   for (const char* damage : {"delete", "cut"}) {
     CAPTURE(damage);
