@@ -126,6 +126,8 @@ class Node {
   void HandleScan(const ScanRequest& request, net::Responder responder, uint64_t start_ns);
   void HandleShardScan(const ScanRequest& request, net::Responder responder, uint64_t start_ns);
   storage::Status LocalScanPage(const ScanRequest& request, size_t limit, ShardScanPage* page);
+  using LocalPageDone = std::function<void(const storage::Status& s, ShardScanPage page)>;
+  void DurableLocalScanPage(const ScanRequest& request, size_t limit, LocalPageDone done);
   void ScanStep(std::shared_ptr<ScanJob> job);
   void ScanAsk(std::shared_ptr<ScanJob> job, std::shared_ptr<std::vector<std::string>> peers,
                size_t next_peer, size_t want);

@@ -8,6 +8,12 @@
 // number of index slots per call (storage::ScanOptions::max_slots), and the
 // other shards' pages are asked for asynchronously, one shard at a time.
 //
+// Durability. A page is read from the index, which shows staged writes at
+// once; like a GET (node.cc, RestsOn), a page is answered only once nothing
+// it shows, or leaves out because of a staged delete, can be taken back by a
+// crash: it rests on every record staged when it was read. When that batch
+// fails the page is read again from what the store kept.
+//
 // Slot migrations. A shard's page holds only keys of the slots it owns now
 // (a target's imported copies before the cutover and a source's leftovers
 // before its purge are not its keys). A key whose slot moves during a scan
@@ -87,6 +93,26 @@ storage::Status Node::LocalScanPage(const ScanRequest& request, size_t limit, Sh
   return s;
 }
 
+void Node::DurableLocalScanPage(const ScanRequest& request, size_t limit, LocalPageDone done) {
+  ShardScanPage page;
+  storage::Status s = LocalScanPage(request, limit, &page);
+  const uint64_t rests_on = RestsOn(/*found=*/false, 0);
+  if (!s.ok() || ReadableNow(rests_on)) {
+    done(s, std::move(page));
+    return;
+  }
+  pipeline_->WhenReadable(rests_on,
+                          [this, request, limit, page = std::move(page),
+                           done = std::move(done)](const storage::Status& durable) mutable {
+                            if (!durable.ok()) {
+                              page = ShardScanPage{};
+                              done(LocalScanPage(request, limit, &page), std::move(page));
+                              return;
+                            }
+                            done(storage::Status::OK(), std::move(page));
+                          });
+}
+
 void Node::HandleShardScan(const ScanRequest& request, net::Responder responder,
                            uint64_t start_ns) {
   const ShardConfig& self = map_.shards()[self_];
@@ -101,16 +127,18 @@ void Node::HandleShardScan(const ScanRequest& request, net::Responder responder,
     Finish(responder, Route::kScan, start_ns, std::move(held));
     return;
   }
-  ShardScanPage page;
-  storage::Status s = LocalScanPage(request, request.limit, &page);
-  if (!s.ok()) {
-    Finish(responder, Route::kScan, start_ns, StorageError(s));
-    return;
-  }
-  net::HttpResponse r;
-  r.headers.push_back(net::Header{"Content-Type", "application/octet-stream"});
-  r.body = EncodeShardScanPage(page);
-  Finish(responder, Route::kScan, start_ns, std::move(r));
+  DurableLocalScanPage(
+      request, request.limit,
+      [this, responder, start_ns](const storage::Status& s, ShardScanPage page) mutable {
+        if (!s.ok()) {
+          Finish(responder, Route::kScan, start_ns, StorageError(s));
+          return;
+        }
+        net::HttpResponse r;
+        r.headers.push_back(net::Header{"Content-Type", "application/octet-stream"});
+        r.body = EncodeShardScanPage(page);
+        Finish(responder, Route::kScan, start_ns, std::move(r));
+      });
 }
 
 void Node::HandleScan(const ScanRequest& request, net::Responder responder, uint64_t start_ns) {
@@ -148,13 +176,16 @@ void Node::ScanStep(std::shared_ptr<ScanJob> job) {
       Finish(job->responder, Route::kScan, job->start_ns, std::move(held));
       return;
     }
-    ShardScanPage page;
-    storage::Status s = LocalScanPage(job->request, want, &page);
-    if (!s.ok()) {
-      Finish(job->responder, Route::kScan, job->start_ns, StorageError(s));
-      return;
-    }
-    ScanPageDone(std::move(job), std::move(page));
+    const ScanRequest request = job->request;  // job moves into the callback
+    DurableLocalScanPage(
+        request, want,
+        [this, job = std::move(job)](const storage::Status& s, ShardScanPage page) mutable {
+          if (!s.ok()) {
+            Finish(job->responder, Route::kScan, job->start_ns, StorageError(s));
+            return;
+          }
+          ScanPageDone(std::move(job), std::move(page));
+        });
     return;
   }
   auto peers = std::make_shared<std::vector<std::string>>();

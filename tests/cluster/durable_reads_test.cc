@@ -1,0 +1,142 @@
+// Reads on a primary never show a write before it is acknowledged
+// ([storage] reads = "durable", the default): a GET, a forwarded GET and a
+// scan page (the local shard's and another shard's) that find a write still
+// in its batch wait for the batch. Two shards at fsync = "always" on a slow
+// disk (--slow-disk), so a 2 MiB PUT stays unacknowledged for about a second
+// while the reads are sent.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/cluster/harness.h"
+#include "tests/cluster/http_sync.h"
+#include "tests/cluster/json.h"
+
+namespace distkv::clustertest {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// 1 MB/s: the owned key's 512 KiB PUT waits about half a second for the
+// disk, the other shard's 2 MiB PUT about two.
+constexpr const char* kBytesPerSecond = "1000000";
+const std::vector<size_t> kValueBytes = {512 << 10, 2 << 20};
+// Slack between two clients hearing answers the node sent in one order:
+// far below the time a write waits for the slow disk.
+constexpr auto kSlack = std::chrono::milliseconds(300);
+
+int64_t Ms(Clock::duration d) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+}
+
+// The first key "<prefix>N" that shard `shard` owns.
+std::string KeyOfShard(const TestCluster& cluster, size_t shard, const std::string& prefix) {
+  for (int i = 0;; ++i) {
+    std::string key = prefix + std::to_string(i);
+    if (cluster.OwnerOf(key) == shard) return key;
+  }
+}
+
+// Calls each at once, each from a thread of its own; at[i] is when call
+// i's answer came back.
+struct TimedCalls {
+  std::vector<Reply> replies;
+  std::vector<Clock::time_point> at;
+  std::vector<std::thread> threads;
+
+  explicit TimedCalls(std::vector<Call> calls) : replies(calls.size()), at(calls.size()) {
+    for (size_t i = 0; i < calls.size(); ++i) {
+      threads.emplace_back([this, i, call = std::move(calls[i])]() mutable {
+        net::ClientOptions options = SyncHttp::DefaultOptions();
+        options.request_timeout_ms = 60'000;
+        SyncHttp http(options);
+        std::vector<Call> one;
+        one.push_back(std::move(call));
+        replies[i] = std::move(http.SendAll(std::move(one), 1)[0]);
+        at[i] = Clock::now();
+      });
+    }
+  }
+  void Join() {
+    for (auto& t : threads) t.join();
+  }
+};
+
+TEST_CASE("durable reads: GET, forwarded GET and scan pages wait for the write they show") {
+  ClusterSpec spec = LocalCluster(2);
+  spec.fsync = "always";
+  spec.Set("cluster", "forward_timeout_ms", 30'000);  // forwarded reads wait for the slow disk
+  TestCluster cluster(spec);
+  for (size_t s = 0; s < 2; ++s) {
+    cluster.primary(s).args().push_back("--slow-disk");
+    cluster.primary(s).args().push_back(kBytesPerSecond);
+  }
+  cluster.Start();
+  // Read through node 0: keys[0] is its own shard's, keys[1] the other's.
+  const std::string node0 = cluster.address(0);
+  const std::vector<std::string> keys = {KeyOfShard(cluster, 0, "own-"),
+                                         KeyOfShard(cluster, 1, "other-")};
+  auto put_both = [&](char fill) {
+    std::vector<Call> calls;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      calls.push_back(
+          MakeCall(cluster.address(i), "PUT", "/kv/" + keys[i], std::string(kValueBytes[i], fill)));
+    }
+    return std::make_unique<TimedCalls>(std::move(calls));
+  };
+  auto check_puts = [&](const TimedCalls& puts) {
+    for (size_t i = 0; i < keys.size(); ++i) CHECK_MESSAGE(Is2xx(puts.replies[i].status), keys[i]);
+  };
+
+  SUBCASE("a scan page: the node's own shard's part, then the other shard's") {
+    auto puts = put_both('a');
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));  // staged, unacknowledged
+    net::ClientOptions options = SyncHttp::DefaultOptions();
+    options.request_timeout_ms = 60'000;
+    SyncHttp http(options);
+    Json page = GetJson(http, node0, "/kv?limit=100");
+    const Clock::time_point answered = Clock::now();
+    puts->Join();
+    check_puts(*puts);
+    const Json* listed = JsonField(page, "keys");
+    REQUIRE((listed && listed->is_array()));
+    std::vector<std::string> seen;
+    for (const Json& k : *listed) seen.push_back(k.get<std::string>());
+    // The page was read while the writes were staged: it shows them, so it
+    // waited for each of them.
+    CHECK(seen.size() == 2);
+    for (size_t i = 0; i < keys.size(); ++i) {
+      CHECK_MESSAGE(std::find(seen.begin(), seen.end(), keys[i]) != seen.end(), keys[i]);
+      CHECK_MESSAGE(answered + kSlack >= puts->at[i],
+                    "the scan answered " << Ms(puts->at[i] - answered) << " ms before the write of "
+                                         << keys[i] << " was acknowledged");
+    }
+  }
+
+  SUBCASE("a GET of the node's own key and a GET it forwards") {
+    auto puts = put_both('b');
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    TimedCalls gets({MakeCall(node0, "GET", "/kv/" + keys[0], ""),
+                     MakeCall(node0, "GET", "/kv/" + keys[1], "")});
+    gets.Join();
+    puts->Join();
+    check_puts(*puts);
+    for (size_t i = 0; i < keys.size(); ++i) {
+      CHECK_MESSAGE(gets.replies[i].status == 200, keys[i]);
+      CHECK_MESSAGE(gets.replies[i].body == std::string(kValueBytes[i], 'b'),
+                    keys[i] << ": " << gets.replies[i].body.substr(0, 200));
+      CHECK_MESSAGE(gets.at[i] + kSlack >= puts->at[i], "the GET answered "
+                                                            << Ms(puts->at[i] - gets.at[i])
+                                                            << " ms before the write of " << keys[i]
+                                                            << " was acknowledged");
+    }
+  }
+}
+
+}  // namespace
+}  // namespace distkv::clustertest
