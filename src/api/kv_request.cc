@@ -123,6 +123,7 @@ bool CheckParams(const Params& params, std::initializer_list<std::string_view> a
     if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
       std::string takes;
       for (std::string_view a : allowed) takes += (takes.empty() ? "" : ", ") + std::string(a);
+      if (takes.empty()) takes = "none";
       *error = net::MakeErrorResponse(
           400, "unknown_parameter",
           "unknown query parameter \"" + name + "\" for " + path + "; it takes " + takes);
@@ -152,6 +153,22 @@ const std::string* Param(const std::vector<std::pair<std::string, std::string>>&
     if (p.first == name) return &p.second;
   }
   return nullptr;
+}
+
+// A batch takes no query parameter. What a single PUT would take (a TTL, an
+// acknowledgement from a replica) is refused as not implemented rather than
+// dropped: the writes would be stored without it.
+bool CheckBatchParams(const net::HttpRequest& r, const Params& params, const std::string& path,
+                      net::HttpResponse* error) {
+  const bool ttl = Param(params, "ttl") != nullptr || r.header("X-Distkv-TTL") != nullptr;
+  if (ttl || Param(params, "ack") != nullptr) {
+    *error = net::MakeErrorResponse(
+        501, "not_implemented",
+        ttl ? path + " takes no TTL; write keys that expire with single PUTs"
+            : path + " takes no ?ack=replica; [replication] min_acks applies to its writes");
+    return false;
+  }
+  return CheckParams(params, {}, path, error);
 }
 
 bool CheckKey(const std::string& key, const KeyLimits& limits, net::HttpResponse* error) {
@@ -198,7 +215,7 @@ bool ParseRequest(net::HttpRequest& r, const KeyLimits& limits, ParsedRequest* o
   // "_mget" and "_mput".
   if ((path == "/kv/_mget" || path == "/kv/_mput") && IsMethod(r, "POST")) {
     out->endpoint = path == "/kv/_mget" ? Endpoint::kMget : Endpoint::kMput;
-    return true;
+    return CheckBatchParams(r, params, path, error);
   }
   if (path.rfind("/kv/", 0) == 0) {
     out->endpoint = Endpoint::kKv;

@@ -111,6 +111,13 @@ TEST_CASE("batch: _mget and _mput through one node, a status per key, one shard 
 
   CHECK(http.Send(cluster.address(0), "POST", "/kv/_mput", "not json").status == 400);
   CHECK(http.Send(cluster.address(0), "POST", "/kv/_mget", "[]").status == 400);
+  // A TTL on a batch is refused, not dropped: nothing is written without it.
+  CHECK(http.Send(cluster.address(0), "POST", "/kv/_mput?ttl=30", "{\"ttl:a\":\"v\"}").status ==
+        501);
+  CHECK(http.Send(cluster.address(0), "POST", "/kv/_mput", "{\"ttl:a\":\"v\"}",
+                  {{"X-Distkv-TTL", "30"}})
+            .status == 501);
+  CHECK(http.Get(cluster.address(0), "/kv/ttl:a").status == 404);
 }
 
 TEST_CASE("batch: an _mput to one shard survives SIGKILL and a torn write all or none") {

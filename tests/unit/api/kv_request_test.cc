@@ -133,3 +133,37 @@ TEST_CASE("net::PercentEncode round-trips any key") {
   CHECK(decoded == key);
   CHECK(distkv::net::PercentEncode("Az09-._~") == "Az09-._~");
 }
+
+TEST_CASE("a batch takes no query parameter; a TTL or ?ack=replica on it is 501, not dropped") {
+  Outcome plain = Parse(Req("POST", "/kv/_mput", "{}"));
+  REQUIRE(plain.ok);
+  CHECK(plain.parsed.endpoint == Endpoint::kMput);
+  CHECK(Parse(Req("POST", "/kv/_mget", "[]")).parsed.endpoint == Endpoint::kMget);
+
+  for (const char* target :
+       {"/kv/_mput?ttl=30", "/kv/_mput?ttl=0", "/kv/_mput?ack=replica", "/kv/_mget?ack=replica"}) {
+    Outcome o = Parse(Req("POST", target, "{}"));
+    CHECK_MESSAGE(!o.ok, target);
+    CHECK_MESSAGE(o.error.status == 501, target);
+    CHECK_MESSAGE(o.error.body.find("\"not_implemented\"") != std::string::npos, target);
+  }
+  distkv::net::HttpRequest header = Req("POST", "/kv/_mput", "{}");
+  header.headers.push_back({"X-Distkv-TTL", "30"});
+  Outcome by_header = Parse(header);
+  CHECK(!by_header.ok);
+  CHECK(by_header.error.status == 501);
+  CHECK(by_header.error.body.find("single PUTs") != std::string::npos);
+
+  for (const char* target : {"/kv/_mget?read=replica", "/kv/_mput?limit=3"}) {
+    Outcome o = Parse(Req("POST", target, "{}"));
+    CHECK_MESSAGE(!o.ok, target);
+    CHECK_MESSAGE(o.error.status == 400, target);
+    CHECK_MESSAGE(o.error.body.find("\"unknown_parameter\"") != std::string::npos, target);
+    CHECK_MESSAGE(o.error.body.find("it takes none") != std::string::npos, o.error.body);
+  }
+  // GET and PUT of those names still address keys.
+  Outcome key = Parse(Req("PUT", "/kv/_mput?ttl=30", "v"));
+  REQUIRE(key.ok);
+  CHECK(key.parsed.endpoint == Endpoint::kKv);
+  CHECK(key.parsed.kv.ttl_s == 30);
+}
