@@ -63,6 +63,7 @@ struct Flags {
   std::string cursor;
   bool page = false;
   std::string node;
+  std::vector<std::string> given;  // the command's own flags, as typed ("-" for stdin)
 };
 
 std::vector<std::string> SplitComma(const std::string& s) {
@@ -99,6 +100,9 @@ int ParseFlags(int argc, char** argv, int command_at, Flags* f) {
       return true;
     };
     int64_t n = 0;
+    const bool global =
+        a == "--help" || a == "-h" || a == "--json" || a == "--cluster" || a == "--timeout";
+    if (!global && (a == "-" || a.rfind("--", 0) == 0)) f->given.push_back(a);
     if (a == "--help" || a == "-h") {
       std::fputs(kClientUsage, stdout);
       return kOk;
@@ -456,6 +460,35 @@ int CommandAt(int argc, char** argv) {
   return -1;
 }
 
+// The flags each command takes besides --cluster, --json and --timeout. A
+// flag another command takes is a usage error, never ignored: `mput --ttl`
+// would otherwise store keys that never expire.
+int CheckFlagsFor(const std::string& command, const Flags& f) {
+  static const std::vector<std::pair<std::string_view, std::vector<std::string_view>>> kTakes = {
+      {"get", {"--replica"}},
+      {"put", {"--file", "-", "--ttl", "--if-match", "--if-none-match"}},
+      {"del", {"--if-match"}},
+      {"scan", {"--prefix", "--limit", "--values", "--cursor", "--page"}},
+      {"ttl", {}},
+      {"mget", {}},
+      {"mput", {}},
+      {"stats", {"--node"}},
+      {"cluster", {}},
+  };
+  for (const auto& [name, takes] : kTakes) {
+    if (name != command) continue;
+    for (const std::string& flag : f.given) {
+      if (std::find(takes.begin(), takes.end(), flag) == takes.end()) {
+        return UsageError(command + " takes no " + flag +
+                          (command == "mput" && flag == "--ttl"
+                               ? " (write keys that expire with put --ttl)"
+                               : ""));
+      }
+    }
+  }
+  return -1;
+}
+
 bool IsCommand(const std::string& word) {
   for (const char* c : {"get", "put", "del", "scan", "ttl", "mget", "mput", "stats", "cluster"}) {
     if (word == c) return true;
@@ -476,6 +509,7 @@ int RunClientCommand(int argc, char** argv) {
   const std::string command = argv[at];
   Flags f;
   if (int rc = ParseFlags(argc, argv, at, &f); rc >= 0) return rc;
+  if (int rc = CheckFlagsFor(command, f); rc >= 0) return rc;
   client::Options options;
   options.seeds = f.cluster;
   options.request_timeout_ms = f.timeout_ms;

@@ -166,6 +166,17 @@ TEST_CASE("distkv command line: get, put, del, scan, stats, cluster with exit co
   CHECK(RunCli(at + " --timeout 1e3 get cli:b").exit_code == 2);
   CHECK(RunCli(at + " scan --limit 4x").exit_code == 2);
   CHECK(RunCli(at + " get cli:bad").exit_code == 1);  // none of them wrote
+  // A flag another command takes is a usage error, not ignored: mput --ttl
+  // would store keys that never expire.
+  CommandResult mput_ttl =
+      RunShell("{ " + DistkvBinary() + " " + at + " mput --ttl 60 cli:m v 2>&1; }");
+  CHECK(mput_ttl.exit_code == 2);
+  CHECK_MESSAGE(mput_ttl.out.find("mput takes no --ttl") != std::string::npos, mput_ttl.out);
+  CHECK(RunCli(at + " get cli:m").exit_code == 1);  // nothing written
+  CHECK(RunCli(at + " get cli:b --ttl 5").exit_code == 2);
+  CHECK(RunCli(at + " mget cli:b --if-match 3").exit_code == 2);
+  CHECK(RunCli(at + " del cli:b --values").exit_code == 2);
+  CHECK(RunCli(at + " get cli:b").exit_code == 0);  // still there
 
   for (int i = 0; i < 25; ++i)
     REQUIRE(RunCli(at + " put cli:s" + std::to_string(i) + " v").exit_code == 0);
