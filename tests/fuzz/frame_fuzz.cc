@@ -34,10 +34,20 @@ constexpr size_t kMaxPayload = 1 << 16;
 
 std::string Encode(const Frame& f) {
   std::string out;
-  if (f.kind == FrameKind::kHeartbeat) {
-    distkv::AppendHeartbeatFrame(&out, f.primary_lsn, f.time_us);
-  } else {
-    distkv::AppendRecordsFrame(&out, f.primary_lsn, f.time_us, f.records);
+  switch (f.kind) {
+    case FrameKind::kHeartbeat:
+      distkv::AppendHeartbeatFrame(&out, f.primary_lsn, f.time_us);
+      break;
+    case FrameKind::kRecords:
+      distkv::AppendRecordsFrame(&out, f.primary_lsn, f.time_us, f.records);
+      break;
+    case FrameKind::kSnapshotBegin:
+      distkv::AppendSnapshotBeginFrame(&out, f.primary_lsn, f.time_us, f.snapshot_lsn,
+                                       f.snapshot_history, f.snapshot_records, f.snapshot_bytes);
+      break;
+    case FrameKind::kSnapshotEnd:
+      distkv::AppendSnapshotEndFrame(&out, f.primary_lsn, f.time_us, f.snapshot_lsn);
+      break;
   }
   return out;
 }

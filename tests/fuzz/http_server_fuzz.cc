@@ -18,9 +18,12 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <thread>
 #include <vector>
 
 #include "net/http_server.h"
@@ -99,18 +102,34 @@ bool Drain(int fd) {
   }
 }
 
+// A new connection to the harness's server. Hundreds of thousands of runs
+// go through the loopback's ephemeral ports: when none is free yet
+// (EADDRNOTAVAIL, their TIME_WAIT not over), wait and try again.
+int Connect(int port) {
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  for (int attempt = 0;; ++attempt) {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd >= 0 && connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return fd;
+    const int err = errno;
+    if (fd >= 0) close(fd);
+    if (err != EADDRNOTAVAIL || attempt == 1000) {
+      fprintf(stderr, "cannot connect to the harness's server: %s\n", strerror(err));
+      abort();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static Harness* h = new Harness();
   FuzzedDataProvider input(data, size);
 
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(h->port));
-  if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) abort();
+  const int fd = Connect(h->port);
   h->Spin(2);  // accept
 
   while (input.remaining_bytes() > 0) {

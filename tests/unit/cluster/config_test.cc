@@ -386,3 +386,17 @@ TEST_CASE("every setting with a fixed set of words takes each of them") {
     CHECK(c.compact_priority == good.priority);
   }
 }
+
+TEST_CASE("a config that is not UTF-8 is refused with its line, before the TOML parser reads it") {
+  // The fuzzer's input: a literal string holding a lone 0xFF at the end of
+  // the text, on which the TOML parser read past its buffer (ASan).
+  std::string error = ErrorOf("'\xff'");
+  CHECK(error.find("test.toml:1: is not valid UTF-8") != std::string::npos);
+  CHECK(error.find('\n') == std::string::npos);
+  // Anywhere else: a comment after a valid config, on its line 13.
+  error = ErrorOf(std::string(kSeed) + "# caf\xe9\n");
+  CHECK_MESSAGE(error.find("test.toml:13: is not valid UTF-8") != std::string::npos, error);
+  // Valid UTF-8 beyond ASCII still parses.
+  ClusterConfig c;
+  CHECK(ParseConfig(std::string(kSeed) + "# caf\xc3\xa9 \xe2\x9c\x93\n", "test.toml", &c, &error));
+}
