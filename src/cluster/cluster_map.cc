@@ -154,6 +154,7 @@ std::string EncodeClusterMap(const ClusterMap& map) {
 
 bool DecodeClusterMap(const std::string& text, const std::string& source, ClusterMap* map,
                       std::string* error) {
+  if (!CheckTomlText(text, source, error)) return false;
   // The first line is the epoch; the rest is [[shards]] entries as in a config.
   const size_t eol = text.find('\n');
   const std::string first = text.substr(0, eol);

@@ -65,21 +65,9 @@ struct ConfigError {
   std::string message;
 };
 
-// TOML documents are UTF-8 (TOML 1.0), and toml11 must not see anything
-// else: on a lead byte whose continuation bytes are missing at the end of
-// the text it reads past its buffer (found by config_fuzz with "'\xff'").
-// So the text is checked first, and refused with the line it breaks on.
 toml::value ParseToml(const std::string& text, const std::string& name) {
-  size_t line = 1;
-  for (size_t i = 0; i < text.size();) {
-    const size_t n = Utf8SequenceLength(text, i);
-    if (n == 0) {
-      throw ConfigError{name + ":" + std::to_string(line) + ": is not valid UTF-8 (byte " +
-                        std::to_string(i) + "); a TOML file is UTF-8 text"};
-    }
-    if (text[i] == '\n') line++;
-    i += n;
-  }
+  std::string error;
+  if (!CheckTomlText(text, name, &error)) throw ConfigError{error};
   std::istringstream in(text);
   return toml::parse(in, name);
 }
@@ -665,6 +653,21 @@ bool ParseText(const std::string& text, const std::string& name, ClusterConfig* 
 }
 
 }  // namespace
+
+bool CheckTomlText(const std::string& text, const std::string& name, std::string* error) {
+  size_t line = 1;
+  for (size_t i = 0; i < text.size();) {
+    const size_t n = Utf8SequenceLength(text, i);
+    if (n == 0) {
+      *error = name + ":" + std::to_string(line) + ": is not valid UTF-8 (byte " +
+               std::to_string(i) + "); a TOML file is UTF-8 text";
+      return false;
+    }
+    if (text[i] == '\n') line++;
+    i += n;
+  }
+  return true;
+}
 
 bool LoadConfig(const std::string& path, ClusterConfig* config, std::string* error) {
   std::ifstream in(path, std::ios::binary);

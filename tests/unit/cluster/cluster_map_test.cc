@@ -69,6 +69,14 @@ TEST_CASE("cluster map: a bad epoch line or an invalid map is refused with the s
   text.replace(text.find("[[8192, 16383]]"), 15, "[[8192, 16000]]");
   CHECK_FALSE(DecodeClusterMap(text, "peer", &map, &error));
   CHECK(error.find("has no owner") != std::string::npos);
+  // A map that is not UTF-8 never reaches the TOML parser (config_fuzz's
+  // "'\xff'" made it read past its buffer), wherever the bad byte is.
+  CHECK_FALSE(DecodeClusterMap("epoch = 3\n'\xff'", "peer", &map, &error));
+  CHECK_MESSAGE(error.find("peer:2: is not valid UTF-8") != std::string::npos, error);
+  text = EncodeClusterMap(TwoShards());
+  text.insert(text.rfind('"'), "\xc3");
+  CHECK_FALSE(DecodeClusterMap(text, "peer", &map, &error));
+  CHECK_MESSAGE(error.find("is not valid UTF-8") != std::string::npos, error);
 }
 
 TEST_CASE("cluster map: promotion swaps the replica and the primary under epoch + 1") {
