@@ -67,6 +67,16 @@ struct TimedCalls {
   }
 };
 
+// Until each primary has staged its write (they start with empty logs):
+// then the reads that follow find the writes in their batches.
+void WaitStaged(SyncHttp& http, const TestCluster& cluster) {
+  for (size_t s = 0; s < 2; ++s) {
+    REQUIRE(WaitUntil(
+        [&] { return JsonInt(GetJson(http, cluster.address(s), "/stats"), "last_lsn") >= 1; },
+        30'000));
+  }
+}
+
 TEST_CASE("durable reads: GET, forwarded GET and scan pages wait for the write they show") {
   ClusterSpec spec = LocalCluster(2);
   spec.fsync = "always";
@@ -95,10 +105,10 @@ TEST_CASE("durable reads: GET, forwarded GET and scan pages wait for the write t
 
   SUBCASE("a scan page: the node's own shard's part, then the other shard's") {
     auto puts = put_both('a');
-    std::this_thread::sleep_for(std::chrono::milliseconds(150));  // staged, unacknowledged
     net::ClientOptions options = SyncHttp::DefaultOptions();
     options.request_timeout_ms = 60'000;
     SyncHttp http(options);
+    WaitStaged(http, cluster);
     Json page = GetJson(http, node0, "/kv?limit=100");
     const Clock::time_point answered = Clock::now();
     puts->Join();
@@ -120,7 +130,8 @@ TEST_CASE("durable reads: GET, forwarded GET and scan pages wait for the write t
 
   SUBCASE("a GET of the node's own key and a GET it forwards") {
     auto puts = put_both('b');
-    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    SyncHttp http;
+    WaitStaged(http, cluster);
     TimedCalls gets({MakeCall(node0, "GET", "/kv/" + keys[0], ""),
                      MakeCall(node0, "GET", "/kv/" + keys[1], "")});
     gets.Join();
