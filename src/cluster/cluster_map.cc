@@ -11,6 +11,7 @@
 
 #include <toml.hpp>
 
+#include "src/cluster/toml_text.h"
 #include "storage/number.h"
 
 namespace distkv {

@@ -110,13 +110,6 @@ bool LoadConfig(const std::string& path, ClusterConfig* config, std::string* err
 bool ParseConfig(const std::string& text, const std::string& name, ClusterConfig* config,
                  std::string* error);
 
-// TOML documents are UTF-8 (TOML 1.0), and toml11 must never see anything
-// else: on a lead byte whose continuation bytes are missing at the end of
-// the text it reads past its buffer (found by config_fuzz with "'\xff'").
-// False, with "name:line: is not valid UTF-8 ...", unless text is UTF-8.
-// Every text this project hands to toml11 goes through it first.
-bool CheckTomlText(const std::string& text, const std::string& name, std::string* error);
-
 // The configuration `make run` uses: one shard "default" owning every slot.
 ClusterConfig SingleNodeConfig(const std::string& address);
 
