@@ -112,6 +112,7 @@ void Node::BatchLocal(const std::shared_ptr<BatchJob>& job, std::vector<size_t> 
     uint64_t rests_on = 0;
     for (size_t i : part) {
       BatchResult& r = job->results[i];
+      r = BatchResult{};  // read again after a failed batch: nothing of the first read stays
       storage::Status s = store_->Get(job->items[i].key, &r.value, &r.lsn);
       if (s.ok()) {
         r.status = 200;

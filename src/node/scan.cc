@@ -105,8 +105,11 @@ void Node::DurableLocalScanPage(const ScanRequest& request, size_t limit, LocalP
                           [this, request, limit, page = std::move(page),
                            done = std::move(done)](const storage::Status& durable) mutable {
                             if (!durable.ok()) {
-                              page = ShardScanPage{};
-                              done(LocalScanPage(request, limit, &page), std::move(page));
+                              // Read again before handing the page on: the
+                              // order of a call's arguments is unspecified.
+                              ShardScanPage again;
+                              const storage::Status s = LocalScanPage(request, limit, &again);
+                              done(s, std::move(again));
                               return;
                             }
                             done(storage::Status::OK(), std::move(page));
