@@ -128,9 +128,10 @@ TEST_CASE("distkv command line: get, put, del, scan, stats, cluster with exit co
   CHECK(put.out.rfind("created etag ", 0) == 0);
   CHECK(RunShell("printf 'from stdin' | " + DistkvBinary() + " " + at + " put cli:b -").exit_code ==
         0);
-  WriteFile(cluster.dir().Sub("value.bin"), std::string("\x00\x01file", 6));
+  const std::string binary = std::string("\x00\x01", 2) + "file";
+  WriteFile(cluster.dir().Sub("value.bin"), binary);
   CHECK(RunCli(at + " put cli:f --file " + cluster.dir().Sub("value.bin")).exit_code == 0);
-  CHECK(RunCli(at + " get cli:f").out == std::string("\x00\x01file", 6));
+  CHECK(RunCli(at + " get cli:f").out == binary);
   CommandResult get = RunCli(at + " get cli:b");
   CHECK(get.exit_code == 0);
   CHECK(get.out == "from stdin");

@@ -124,9 +124,11 @@ TEST_CASE("server: answers given out of order leave in request order") {
       return;
     }
     responder.Send(std::move(response));
-    HttpResponse first;
-    first.body = "/first";
-    for (Responder& r : held) r.Send(std::move(first));
+    for (Responder& r : held) {
+      HttpResponse first;
+      first.body = "/first";
+      r.Send(std::move(first));
+    }
     held.clear();
   });
   RawClient c(&ts);
