@@ -70,14 +70,25 @@ constexpr Powers MakePowers() {
 }
 constexpr Powers kPowers = MakePowers();
 
+// Up to this distance XorDelta feeds zeros instead of multiplying.
+constexpr size_t kZeroFeedBytes = 4096;
+
 }  // namespace
 
 uint32_t XorDelta(uint8_t byte, uint64_t bytes_after) {
   // The register after the one byte, from a zero register with no final
-  // inversion (the inversions cancel between m and m'), ...
-  uint32_t reg = byte;
-  for (int k = 0; k < 8; k++) reg = (reg & 1) ? (reg >> 1) ^ kPoly : reg >> 1;
-  // ... then after bytes_after zero bytes: times x^(8 * bytes_after).
+  // inversion (the inversions cancel between m and m'): the first table's
+  // entry for it, ...
+  uint32_t reg = kTables[0][byte];
+  // ... then after bytes_after zero bytes. For a record-sized distance,
+  // feeding the zeros through Extend (eight a crc32 instruction) is cheaper
+  // than the multiplications below (a few hundred instructions each, one
+  // per set bit of bytes_after); Extend inverts on the way in and out.
+  if (bytes_after <= kZeroFeedBytes) {
+    static constexpr std::array<uint8_t, kZeroFeedBytes> kZeros{};
+    return ~Extend(~reg, kZeros.data(), bytes_after);
+  }
+  // Else times x^(8 * bytes_after), by squares.
   for (size_t k = 0; bytes_after != 0; k++, bytes_after >>= 1) {
     if (bytes_after & 1) reg = MultiplyModP(kPowers[k], reg);
   }

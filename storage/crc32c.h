@@ -21,7 +21,8 @@ inline uint32_t Value(std::string_view s) { return Extend(0, s.data(), s.size())
 // for m' of the same length. The CRC is linear in the data, so the change
 // depends on the flipped bits and their distance from the end alone; this
 // lets a record's type bit be changed without reading the record again
-// (O(log bytes_after), not O(record)).
+// (O(log bytes_after) for a large record; a small one's distance is fed as
+// zeros, which costs less than the log-time method and reads nothing).
 uint32_t XorDelta(uint8_t byte, uint64_t bytes_after);
 
 // The two implementations, exposed so tests can compare them.

@@ -47,7 +47,9 @@ TEST_CASE("CRC-32C Extend continues a CRC") {
 TEST_CASE("CRC-32C XorDelta gives the CRC of the message with a byte changed") {
   std::string m;
   for (int i = 0; i < 5000; i++) m += static_cast<char>('a' + i * 7 % 26);
-  for (size_t len : {1, 2, 9, 21, 64, 130, 4096, 5000}) {
+  // Both ways of computing it: zeros fed (distances up to 4096), and by
+  // multiplication (beyond).
+  for (size_t len : {1, 2, 9, 21, 64, 130, 4096, 4097, 4098, 5000}) {
     for (size_t at : {size_t{0}, len / 3, len - 1}) {
       for (uint8_t flip : {0x01, 0x20, 0x80, 0xFF}) {
         std::string changed = m.substr(0, len);
