@@ -212,6 +212,7 @@ FUZZ_LINK_config_fuzz           := $(LINK_cluster)
 FUZZ_LINK_manifest_fuzz         := storage
 FUZZ_LINK_hint_fuzz             := storage
 FUZZ_LINK_client_json_fuzz      := client $(LINK_api)
+FUZZ_LINK_api_fuzz              := $(LINK_api)
 define fuzz_bin
 $(BUILD)/fuzz/$(1): $(call obj,tests/fuzz/$(1).cc) $(foreach l,$(FUZZ_LINK_$(1)),$(call lib,$(l)))
 	@mkdir -p $$(@D)

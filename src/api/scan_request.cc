@@ -142,8 +142,10 @@ bool DecodeShardScanPage(std::string_view body, ShardScanPage* page) {
     ShardScanEntry e;
     if (!line(&l)) return false;
     fields(l, f);
+    // Each length against what is left, not their sum: a peer's two lengths
+    // can add up past 2^64 and wrap to a small number.
     if (!ParseUint(f[0], 10, &klen) || !ParseUint(f[1], 10, &vlen) ||
-        !ParseUint(f[2], 10, &e.lsn) || body.size() < klen + vlen) {
+        !ParseUint(f[2], 10, &e.lsn) || klen > body.size() || vlen > body.size() - klen) {
       return false;
     }
     e.key.assign(body.substr(0, klen));

@@ -199,6 +199,84 @@ slots = [[101, 199]]
     write("client_json_fuzz", "error", b"\x01" + b'{"error":"shard_unavailable","message":'
           b'"shard A at 10.0.0.1:80 refused the connection"}')
 
+    # api_fuzz: the first byte is the parser plus 6 times a variant (for batch bodies the
+    # Content-Type: 0 JSON, 1 text/plain, 2 NDJSON, 6 none), the second the node's limits
+    # (max_key_bytes index in the low nibble; 0x0d: 4096 bytes and 16 MiB values) or the
+    # number of results a batch answer must have.
+    def api(name, mode, text, limits=0x0D, variant=0):
+        write("api_fuzz", name, bytes([mode + 6 * variant, limits]) + text)
+
+    requests = {
+        "get": b"GET /kv/user%3A42\nHost: 127.0.0.1:8080\n\n",
+        "put_ttl": b"PUT /kv/a%20b%2Fc?ttl=60\nContent-Length: 5\n\nhello",
+        "put_if_match": b'PUT /kv/k\nIf-Match: "42"\nX-Distkv-TTL: 30\n\nv',
+        "put_create": b"PUT /kv/k?ack=replica\nIf-None-Match: *\n\nnew",
+        "get_etags": b'GET /kv/k?read=replica\nIf-None-Match: "7", W/"8"\n\n',
+        "delete_binary": b"DELETE /kv/%00%FF\n\n",
+        "head": b"HEAD /kv/k\n\n",
+        "seed_set": b"GET /set?key=a+b&value=x%26y&ttl=5\n\n",
+        "seed_store": b"POST /store?key=k\n\nfrom body",
+        "seed_get": b"GET /get?key=k&read=replica\n\n",
+        "seed_delete": b"POST /delete?key=k&ack=replica\n\n",
+        "scan": b"GET /kv?prefix=user%3A&limit=10&values=true"
+                b"&cursor=1-00000000000000ff-0123456789abcdef\n\n",
+        "shard_scan": b"GET /internal/scan?hash=ff&limit=5&values=1&shard=A&prefix=u\n\n",
+        "mget": b'POST /kv/_mget\nContent-Type: application/json\n\n["a",{"base64":"/w=="}]',
+        "mget_lines": b"POST /kv/_mget\n\nuser:1\nuser:2\n",
+        "mput_ndjson": b"POST /kv/_mput\nContent-Type: application/x-ndjson\n\n"
+                       b'{"key":"a","value":"1"}\n{"key":{"base64":"AAE="},"value":{"base64":"/w=="}}\n',
+        "mput_object": b'POST /kv/_mput\n\n{"user:1":"Ada","user:2":"Grace"}',
+        "put_key_mget": b"POST /kv/%5Fmget\n\nvalue",
+        "mget_ttl": b"POST /kv/_mget?ttl=5\n\na",
+        "health": b"GET /health\n\n",
+        "compact": b"POST /admin/compact\n\n",
+        "no_endpoint": b"GET /nowhere\n\n",
+        "bad_escape": b"GET /kv/a%zz\n\n",
+        "ttl_too_long": b"PUT /kv/k?ttl=99999999999999\n\nv",
+        "duplicate_param": b"GET /get?key=a&key=b\n\n",
+    }
+    for name, text in requests.items():
+        api("request_" + name, 0, text)
+    api("request_key_over_limit", 0, b"GET /kv/abcde\n\n", limits=0x03)   # max_key_bytes 4
+    api("request_value_over_limit", 0, b"PUT /kv/k\n\nvv", limits=0x2D)  # max_value_bytes 1
+
+    api("mget_json", 1, b'["user:1","user:2",{"base64":"/w=="}]')
+    api("mget_text", 1, b"user:1\nuser:2\r\n\nuser:3", variant=1)
+    api("mget_untyped_lines", 1, b"a\nb\n", variant=6)
+    api("mget_untyped_json", 1, b' ["a","b"]', variant=6)
+    api("mget_text_bracket", 1, b"[not json\n", variant=1)
+    api("mget_key_over_limit", 1, b'["abc"]', limits=0x01)
+    api("mput_object", 2, b'{"user:1":"Ada","user:2":{"base64":"AAE="}}')
+    api("mput_ndjson", 2, b'{"key":"a","value":"1"}\n\n{"key":{"base64":"/w=="},"value":""}\r\n',
+        variant=2)
+    api("mput_ndjson_charset", 2, b'{"key":"a","value":"1"}\n', variant=4)
+    api("mput_untyped", 2, b'{"k":"v"}', variant=6)
+    api("mput_bad_line", 2, b'{"key":"a"}\n', variant=2)
+
+    api("answer_mget", 3, b'{"results":[{"key":"a","status":200,"value":"1","etag":"\\"12\\""},'
+        b'{"key":"b","status":404,"error":"not_found"},{"key":{"base64":"/w=="},"status":200,'
+        b'"value":{"base64":"AAE="},"etag":"\\"9\\""}]}\n', limits=3)
+    api("answer_mput", 3, b'{"results":[{"key":"a","status":201,"etag":"\\"13\\""},'
+        b'{"key":"b","status":200,"etag":"\\"14\\""}]}\n', limits=2)
+    api("answer_unavailable", 3, b'{"results":[{"key":"a","status":503,"error":"migrating"}]}',
+        limits=1)
+    api("answer_empty", 3, b'{"results":[]}', limits=0)
+
+    api("scan_query", 4, b"cursor=1-00000000000000ff-0123456789abcdef&limit=10&prefix=a&values=1")
+    api("scan_cursor", 4, b"2-FFFFFFFFFFFFFFFF-0000000000000000")
+    api("scan_shard_query", 4, b"hash=ff&limit=5&values=1&shard=A&prefix=u%2Fv")
+    api("scan_bad_limit", 4, b"limit=10001")
+
+    def page(nxt, end, entries):
+        out = b"%x %d %d\n" % (nxt, end, len(entries))
+        for key, value, lsn in entries:
+            out += b"%d %d %d\n" % (len(key), len(value), lsn) + key + value
+        return out
+
+    api("page", 5, page(0x1234, 0, [(b"k\x00\n1", b"v \n\x00", 7), (b"plain", b"", 9)]))
+    api("page_end", 5, page(0, 1, []))
+    api("page_truncated", 5, page(0xff, 0, [(b"key", b"value", 3)])[:-1])
+
 
 if __name__ == "__main__":
     main()

@@ -69,3 +69,17 @@ TEST_CASE("scan JSON: UTF-8 as strings, other bytes as base64 objects") {
   CHECK_FALSE(IsValidUtf8("\xc0\xaf"));      // overlong
   CHECK(IsValidUtf8("\xf0\x9f\x98\x80"));
 }
+
+TEST_CASE("shard scan page: lengths whose sum wraps around 64 bits are refused") {
+  // A peer's page is read in a libuv callback, where an exception ends the
+  // node. Key and value lengths adding up past 2^64 once passed the "bytes
+  // left" check: substr threw, or the same bytes were read twice (the first
+  // key and value overlap the second entry's line, and the page was taken).
+  const std::string huge = "18446744073709551615";  // 2^64 - 1
+  for (const std::string& body : {"0 0 1\n" + huge + " 1 0\nab", "0 0 1\n1 " + huge + " 0\n",
+                                  "0 0 2\n1 " + huge + " 0\n0 0 0\n"}) {
+    INFO(body);
+    ShardScanPage page;
+    CHECK_NOTHROW(CHECK_FALSE(DecodeShardScanPage(body, &page)));
+  }
+}
