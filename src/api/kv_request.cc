@@ -208,8 +208,12 @@ bool ParseRequest(net::HttpRequest& r, const KeyLimits& limits, ParsedRequest* o
     }
     const bool shard = path == "/internal/scan";
     out->endpoint = shard ? Endpoint::kShardScan : Endpoint::kScan;
-    return shard ? ParseShardScanRequest(params, &out->scan, error)
-                 : ParseScanRequest(params, &out->scan, error);
+    if (shard) {
+      return CheckParams(params, {"shard", "hash", "limit", "prefix", "values"}, path, error) &&
+             ParseShardScanRequest(params, &out->scan, error);
+    }
+    return CheckParams(params, {"prefix", "cursor", "limit", "values"}, path, error) &&
+           ParseScanRequest(params, &out->scan, error);
   }
   // POST to these two names is a batch; GET and PUT still address the keys
   // "_mget" and "_mput".

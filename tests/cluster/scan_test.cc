@@ -184,7 +184,10 @@ TEST_CASE("scan: prefix, values (base64 for binary), limits and a bad cursor") {
   CHECK(got["img:2"] == "plain");
   CHECK(got[bin_key] == "k");
 
-  for (const char* bad : {"limit=0", "limit=10001", "limit=x", "cursor=zz", "cursor=9-00"}) {
+  // A typo or a second value is refused, not ignored: ?limt=10 would
+  // otherwise scan with the default limit.
+  for (const char* bad : {"limit=0", "limit=10001", "limit=x", "cursor=zz", "cursor=9-00",
+                          "limt=10", "limit=5&limit=6", "prefix=a&prefix=b", "read=replica"}) {
     Reply r = http.Get(cluster.address(0), std::string("/kv?") + bad);
     CHECK_MESSAGE(r.status == 400, bad);
     CHECK(IsJsonError(r));

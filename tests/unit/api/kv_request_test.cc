@@ -167,3 +167,29 @@ TEST_CASE("a batch takes no query parameter; a TTL or ?ack=replica on it is 501,
   CHECK(key.parsed.endpoint == Endpoint::kKv);
   CHECK(key.parsed.kv.ttl_s == 30);
 }
+
+TEST_CASE("a scan takes its parameters once each and refuses any other") {
+  Outcome all = Parse(Req("GET", "/kv?prefix=user%3A&limit=7&values=true&cursor="));
+  REQUIRE(all.ok);
+  CHECK(all.parsed.endpoint == Endpoint::kScan);
+  CHECK(all.parsed.scan.prefix == "user:");
+  CHECK(all.parsed.scan.limit == 7);
+  CHECK(all.parsed.scan.values);
+  Outcome shard = Parse(Req("GET", "/internal/scan?shard=A&hash=ff&limit=3&prefix=p&values=1"));
+  REQUIRE(shard.ok);
+  CHECK(shard.parsed.endpoint == Endpoint::kShardScan);
+  CHECK(shard.parsed.scan.hash == 0xff);
+
+  for (const char* target :
+       {"/kv?limt=10", "/kv?read=replica", "/kv?hash=00", "/internal/scan?shard=A&cursor=0-0-0"}) {
+    Outcome o = Parse(Req("GET", target));
+    CHECK_MESSAGE(!o.ok, target);
+    CHECK_MESSAGE(o.error.status == 400, target);
+    CHECK_MESSAGE(o.error.body.find("\"unknown_parameter\"") != std::string::npos, o.error.body);
+  }
+  for (const char* target : {"/kv?limit=5&limit=6", "/kv?prefix=a&prefix=b"}) {
+    Outcome o = Parse(Req("GET", target));
+    CHECK_MESSAGE(o.error.status == 400, target);
+    CHECK_MESSAGE(o.error.body.find("\"duplicate_parameter\"") != std::string::npos, o.error.body);
+  }
+}
