@@ -367,7 +367,10 @@ std::unique_ptr<StoreJob> StoreImpl::TakeCompaction(const CompactionOptions& opt
 }
 
 std::unique_ptr<StoreJob> StoreImpl::TakeHintJob() {
-  if (job_running_) return nullptr;
+  // A read-only store (after a failed sync) writes no file until it is
+  // reopened: on a failing disk each check would only fail and log again.
+  // The reopened store writes the hint files.
+  if (job_running_ || !read_only_.ok()) return nullptr;
   auto job = std::make_unique<HintJobImpl>();
   for (const Segment& s : segments_) {
     if (s.id == active_id_ || !s.Settled() || s.compacted || s.hinted || s.written == 0) continue;

@@ -365,10 +365,11 @@ class Store {
   // of every sealed segment into new segments holding only their live
   // records (nullptr if a job exists, no segment is sealed, or the index is
   // still being repointed after the previous one). TakeHintJob plans writing
-  // the hint files of sealed segments that have none (nullptr if none, or a
-  // job exists). After FinishJob adopts a compaction, the index is repointed
-  // at the new segments a slice at a time: call CompactionStep until it
-  // returns false; reads are correct throughout.
+  // the hint files of sealed segments that have none (nullptr if none, if a
+  // job exists, or while the store is read-only: see writable()). After
+  // FinishJob adopts a compaction, the index is repointed at the new
+  // segments a slice at a time: call CompactionStep until it returns false;
+  // reads are correct throughout.
   virtual std::unique_ptr<StoreJob> TakeCompaction(const CompactionOptions& options) = 0;
   virtual std::unique_ptr<StoreJob> TakeHintJob() = 0;
   virtual void FinishJob(std::unique_ptr<StoreJob> job, Status status) = 0;

@@ -64,7 +64,10 @@ void Node::ExpireDue() {
   store_->ExpiredKeys(kExpireBatch, &keys);
   if (keys.empty()) return;
   net::HttpResponse refusal;
-  if (!MayWrite(&refusal, "/kv")) return;  // fenced or read-only: the next tick retries
+  // Fenced, or a store read-only after a failed sync until its restart (the
+  // expired keys read as absent meanwhile): the next tick looks again, without
+  // a warning every 100 ms.
+  if (!MayWrite(&refusal, "/kv") || StoreReadOnly(&refusal)) return;
   uint64_t last = 0;
   for (const std::string& key : keys) {
     // Slots paused for a migration's cutover take no writes: the key reads

@@ -317,6 +317,34 @@ TEST_CASE("fsyncgate: a failed sync is never retried; the store turns read-only 
   }
 }
 
+TEST_CASE(
+    "a store read-only after a failed sync plans no hint file nor compaction until reopened") {
+  TempDir dir;
+  bool fail = false;
+  Options o = TestOptions(dir.path());
+  o.segment_bytes = 64;  // each record below starts a segment, sealing the one before
+  o.fault_hook = [&](std::string_view step) { return step == "sync" && fail ? EIO : 0; };
+  auto s = MustOpen(o);
+  uint64_t lsn;
+  REQUIRE(s->Put("a", std::string(100, 'a'), &lsn).ok());
+  REQUIRE(s->Put("b", std::string(100, 'b'), &lsn).ok());
+  REQUIRE(s->Flush().ok());  // segment 1 sealed and synced: it is owed a hint file
+  REQUIRE(s->Put("c", "c", &lsn).ok());
+  auto b = s->TakeBatch(/*force_sync=*/true);
+  REQUIRE(b != nullptr);
+  fail = true;
+  const Status run = b->Run();
+  CHECK(run.IsIOError());
+  s->FinishBatch(std::move(b), run);
+  REQUIRE(s->Stats().read_only);
+  CHECK(s->TakeHintJob() == nullptr);
+  CHECK(s->TakeCompaction(CompactionOptions{}) == nullptr);
+  s.reset();
+  fail = false;
+  s = MustOpen(o);
+  CHECK(s->TakeHintJob() != nullptr);  // the reopened store writes it
+}
+
 TEST_CASE("a sync-only batch that fails also turns the store read-only") {
   TempDir dir;
   bool fail = false;
@@ -337,7 +365,8 @@ TEST_CASE("a sync-only batch that fails also turns the store read-only") {
   CHECK(s->Put("b", "2", &lsn).IsIOError());
 }
 
-TEST_CASE("a file that reads shorter than its size while recovery looks past a bad record stops Open") {
+TEST_CASE(
+    "a file that reads shorter than its size while recovery looks past a bad record stops Open") {
   TempDir dir;
   Options o = TestOptions(dir.path());
   Fill(o, 9);
