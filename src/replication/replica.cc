@@ -495,8 +495,7 @@ void ReplicationReplica::OnCommitted(const storage::Status& status, uint64_t sta
   if (!status.ok()) {
     counters_.commit_errors++;
     last_error_ = "commit failed: " + status.ToString();
-    Logf(LogLevel::kError, "replica of shard %s: %s; reconnecting from the last durable LSN",
-         options_.shard.c_str(), last_error_.c_str());
+    Logf(LogLevel::kError, "replica of shard %s: %s", options_.shard.c_str(), last_error_.c_str());
     // The store undid the failed records; the stream must restart after them.
     if (state_ == State::kStreaming || state_ == State::kConnecting) {
       abort_reason_ = last_error_;
@@ -558,6 +557,15 @@ void ReplicationReplica::OnStreamEnd(const net::ClientResult& result) {
     snap_.reset();
     if (options_.progress) options_.progress->Finish("resync", "failed: " + reason);
     reason = "the snapshot as of LSN " + std::to_string(snap_lsn_) + " ended unfinished: " + reason;
+  }
+  if (const storage::Status writable = store_->writable(); !writable.ok()) {
+    // A failed sync: the store takes no more records until the node is
+    // restarted (and a reconnect would wait forever for its last batch).
+    last_error_ = reason + "; " + writable.ToString();
+    Logf(LogLevel::kError,
+         "replica of shard %s: %s; not reconnecting to %s until this node is restarted",
+         options_.shard.c_str(), last_error_.c_str(), options_.primary.c_str());
+    return;
   }
   uint64_t delay = backoff_ms_ + resync_backoff_ms_;
   if (throttled_) {

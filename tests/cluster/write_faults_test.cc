@@ -738,6 +738,13 @@ TEST_CASE(
   REQUIRE(http.Send(node, "PUT", "/kv/b", "2").status == 201);
   CheckAbsent(http, replica, "b");
   CHECK(JsonInt(replication(), "commit_errors") == 1);
+  // It says it waits for a restart, and does not pretend to reconnect (a
+  // reconnect would wait forever for the failed batch).
+  CHECK(WaitUntil(
+      [&] { return replica_node.LogTail(400).find("not reconnecting") != std::string::npos; },
+      10'000));
+  const std::string log = replica_node.LogTail(400);
+  CHECK_MESSAGE(log.find("reconnecting in") == std::string::npos, log);
 
   RestartHealed(replica_node);
   CHECK(WaitUntil([&] { return DigestOf(http, replica) == DigestOf(http, node); }, 30'000));
