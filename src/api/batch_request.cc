@@ -173,6 +173,7 @@ void AppendBatchJson(std::string* out, const std::vector<BatchItem>& items,
     }
     if (r.lsn) w.Field("etag", "\"" + std::to_string(r.lsn) + "\"");
     if (!r.error.empty()) w.Field("error", r.error);
+    if (!r.message.empty()) w.Field("message", r.message);
     w.EndObject();
   }
   w.EndArray();
@@ -206,6 +207,8 @@ bool DecodeBatchJson(std::string_view body, size_t n, std::vector<BatchResult>* 
     }
     if (item.contains("error") && item["error"].is_string())
       r.error = item["error"].get<std::string>();
+    if (item.contains("message") && item["message"].is_string())
+      r.message = item["message"].get<std::string>();
     results->push_back(std::move(r));
   }
   return true;

@@ -33,8 +33,9 @@ struct BatchResult {
   int status = 0;
   std::string value;  // _mget, status 200
   bool has_value = false;
-  uint64_t lsn = 0;   // ETag, when there is one
-  std::string error;  // error code when status is not 2xx
+  uint64_t lsn = 0;     // ETag, when there is one
+  std::string error;    // error code when status is not 2xx
+  std::string message;  // and what a single request would have said
 };
 
 // False with a 400 (or 413) in *error. max_key_bytes / max_value_bytes are

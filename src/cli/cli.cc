@@ -197,6 +197,11 @@ int Fail(const client::Response& r, bool json) {
   return code;
 }
 
+// A failed batch item as one line: its code, and what happened.
+std::string Failure(const client::KeyResult& k) {
+  return k.message.empty() ? k.error : k.error + ": " + k.message;
+}
+
 void PrintBytes(const std::string& bytes, bool newline) {
   std::fwrite(bytes.data(), 1, bytes.size(), stdout);
   if (newline) std::fputc('\n', stdout);
@@ -386,12 +391,14 @@ int CmdMget(client::SyncClient& db, const Flags& f) {
         w.Field("etag", k.etag);
       } else {
         w.Field("error", k.error);
+        if (!k.message.empty()) w.Field("message", k.message);
       }
       w.EndObject();
     } else if (k.status == 200) {
       PrintBytes(k.value, true);
     } else {
-      std::fputs(k.status == 404 ? "(not found)\n" : ("(error " + k.error + ")\n").c_str(), stdout);
+      std::fputs(k.status == 404 ? "(not found)\n" : ("(error " + Failure(k) + ")\n").c_str(),
+                 stdout);
     }
   }
   if (f.json) {
@@ -423,10 +430,15 @@ int CmdMput(client::SyncClient& db, const Flags& f) {
       w.Key("key");
       w.Bytes(k.key);
       w.Field("status", k.status);
-      w.Field("etag", k.etag);
+      if (ok) {
+        w.Field("etag", k.etag);
+      } else {
+        w.Field("error", k.error);
+        if (!k.message.empty()) w.Field("message", k.message);
+      }
       w.EndObject();
     } else {
-      out += k.key + " " + (ok ? "etag " + std::to_string(k.etag) : "failed " + k.error) + "\n";
+      out += k.key + " " + (ok ? "etag " + std::to_string(k.etag) : "failed " + Failure(k)) + "\n";
     }
   }
   if (f.json) {

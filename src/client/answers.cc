@@ -95,6 +95,7 @@ bool ParseBatchResults(std::string_view body, std::vector<KeyResult>* results) {
       out[n].etag = ParseEtag(etag->get<std::string>());
     }
     out[n].error = StringField(item, "error");
+    out[n].message = StringField(item, "message");
   }
   for (size_t n = 0; n < out.size(); ++n) {
     KeyResult& r = (*results)[n];
@@ -102,6 +103,7 @@ bool ParseBatchResults(std::string_view body, std::vector<KeyResult>* results) {
     r.value = std::move(out[n].value);
     r.etag = out[n].etag;
     r.error = std::move(out[n].error);
+    r.message = std::move(out[n].message);
   }
   return true;
 }

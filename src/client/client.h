@@ -93,7 +93,8 @@ struct KeyResult {
   int status = 0;  // as a single request would have answered
   std::string value;
   uint64_t etag = 0;
-  std::string error;  // error code when status is not 2xx
+  std::string error;    // error code when status is not 2xx
+  std::string message;  // and what happened (e.g. whether a failed write may be stored)
 };
 
 class Client {

@@ -29,20 +29,24 @@ struct Node::BatchJob {
 
 namespace {
 
-void FailPart(std::vector<BatchResult>* results, const std::vector<size_t>& part, int status,
-              const std::string& error) {
+// Each item of the part gets the error a single request would have: its
+// status, code and message (the message tells a write that may or may not
+// be stored from one that was not).
+void FailPart(std::vector<BatchResult>* results, const std::vector<size_t>& part,
+              const net::HttpResponse& e) {
+  const nlohmann::json j = nlohmann::json::parse(e.body, nullptr, false);
+  auto field = [&j](const char* name, const char* otherwise) {
+    return j.is_object() && j.contains(name) && j[name].is_string() ? j[name].get<std::string>()
+                                                                    : std::string(otherwise);
+  };
+  const std::string error = field("error", "error");
+  const std::string message = field("message", "");
   for (size_t i : part) {
     (*results)[i] = BatchResult{};
-    (*results)[i].status = status;
+    (*results)[i].status = e.status;
     (*results)[i].error = error;
+    (*results)[i].message = message;
   }
-}
-
-// The error code of an error response body, or a generic one.
-std::string ErrorCode(const net::HttpResponse& r) {
-  const nlohmann::json j = nlohmann::json::parse(r.body, nullptr, false);
-  if (!j.is_object() || !j.contains("error") || !j["error"].is_string()) return "error";
-  return j["error"].get<std::string>();
 }
 
 }  // namespace
@@ -76,7 +80,9 @@ void Node::HandleBatch(Endpoint endpoint, net::HttpRequest& request, net::Respon
       BatchLocal(job, parts[shard]);
     } else if (hop) {
       // The sender thinks we own these keys; forwarding again could loop.
-      FailPart(&job->results, parts[shard], 421, "misdirected_request");
+      FailPart(&job->results, parts[shard],
+               net::MakeErrorResponse(421, "misdirected_request",
+                                      "the forwarding node took this node for the owner"));
       BatchPartDone(job);
     } else {
       BatchRemote(job, shard, parts[shard], 0);
@@ -91,7 +97,7 @@ void Node::BatchLocal(const std::shared_ptr<BatchJob>& job, std::vector<size_t> 
   std::vector<size_t> open;
   for (size_t i : part) {
     if (net::HttpResponse paused; SlotPaused(SlotOf(job->items[i].key), &paused)) {
-      FailPart(&job->results, {i}, paused.status, ErrorCode(paused));
+      FailPart(&job->results, {i}, paused);
     } else {
       open.push_back(i);
     }
@@ -102,7 +108,7 @@ void Node::BatchLocal(const std::shared_ptr<BatchJob>& job, std::vector<size_t> 
     return;
   }
   if (net::HttpResponse held; !job->is_put && ReadsHeld(&held)) {
-    FailPart(&job->results, part, held.status, ErrorCode(held));
+    FailPart(&job->results, part, held);
     BatchPartDone(job);
     return;
   }
@@ -123,8 +129,7 @@ void Node::BatchLocal(const std::shared_ptr<BatchJob>& job, std::vector<size_t> 
         r.error = "not_found";
         rests_on = std::max(rests_on, RestsOn(false, 0));
       } else {
-        r.status = StorageError(s).status;
-        r.error = "storage_error";
+        FailPart(&job->results, {i}, StorageError(s));
       }
     }
     if (ReadableNow(rests_on)) {
@@ -142,7 +147,7 @@ void Node::BatchLocal(const std::shared_ptr<BatchJob>& job, std::vector<size_t> 
   }
   net::HttpResponse refusal;
   if (!MayWrite(&refusal, "/kv/_mput") || StoreReadOnly(&refusal)) {
-    FailPart(&job->results, part, refusal.status, ErrorCode(refusal));
+    FailPart(&job->results, part, refusal);
     BatchPartDone(job);
     return;
   }
@@ -157,7 +162,7 @@ void Node::BatchLocal(const std::shared_ptr<BatchJob>& job, std::vector<size_t> 
   storage::Status s = store_->PutAtomic(pairs, &lsns);
   if (!s.ok()) {
     net::HttpResponse e = StorageError(s);
-    FailPart(&job->results, part, e.status, ErrorCode(e));
+    FailPart(&job->results, part, e);
     BatchPartDone(job);
     return;
   }
@@ -165,7 +170,7 @@ void Node::BatchLocal(const std::shared_ptr<BatchJob>& job, std::vector<size_t> 
   // Acknowledged as a single PUT would be: durable, by a primary still in
   // office, with [replication] min_acks replicas.
   AwaitWrite(lsns.back(), options_.config.min_acks, [this, job, part](net::HttpResponse* refusal) {
-    if (refusal) FailPart(&job->results, part, refusal->status, ErrorCode(*refusal));
+    if (refusal) FailPart(&job->results, part, *refusal);
     BatchPartDone(job);
   });
 }
@@ -176,7 +181,9 @@ void Node::BatchRemote(const std::shared_ptr<BatchJob>& job, size_t shard, std::
   // Writes go to the primary only; reads may fall back to the replicas.
   const size_t peers = job->is_put ? 1 : 1 + owner.replicas.size();
   if (next_peer >= peers) {  // the map changed meanwhile and lists fewer replicas
-    FailPart(&job->results, part, 503, "unavailable");
+    FailPart(&job->results, part,
+             net::MakeErrorResponse(503, "unavailable",
+                                    "the shard's map changed while this part was sent"));
     BatchPartDone(job);
     return;
   }
@@ -205,7 +212,7 @@ void Node::BatchRemote(const std::shared_ptr<BatchJob>& job, size_t shard, std::
                          return;
                        }
                        net::HttpResponse e = UnreachableResponse(result, owner_name, peer);
-                       FailPart(&job->results, part, e.status, ErrorCode(e));
+                       FailPart(&job->results, part, e);
                        BatchPartDone(job);
                        return;
                      }
@@ -215,10 +222,12 @@ void Node::BatchRemote(const std::shared_ptr<BatchJob>& job, size_t shard, std::
                        for (size_t n = 0; n < part.size(); ++n)
                          job->results[part[n]] = std::move(got[n]);
                      } else if (result.response.status != 200) {
-                       FailPart(&job->results, part, result.response.status,
-                                ErrorCode(result.response));
+                       FailPart(&job->results, part, result.response);
                      } else {
-                       FailPart(&job->results, part, 502, "bad_gateway");
+                       FailPart(&job->results, part,
+                                net::MakeErrorResponse(502, "bad_gateway",
+                                                       "shard " + owner_name + " at " + peer +
+                                                           " sent a malformed batch answer"));
                      }
                      BatchPartDone(job);
                    });

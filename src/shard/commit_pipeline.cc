@@ -180,8 +180,13 @@ void CommitPipeline::OnBatchDone(Job* job) {
     failed.swap(waiters_);
     std::deque<Waiter> readers;
     readers.swap(readers_);
-    for (auto& w : failed) w.done(w.lsn <= kept ? told : status);
-    for (auto& r : readers) r.done(status);
+    // The others were undone: say so, as a full disk's answer does.
+    const storage::Status undone =
+        status.IsNoSpace()
+            ? status
+            : storage::Status::IOError("the write was not stored: " + status.ToString());
+    for (auto& w : failed) w.done(w.lsn <= kept ? told : undone);
+    for (auto& r : readers) r.done(undone);
     if (told.ok() && listener_ && kept > 0) listener_(store_->durable_lsn());
   }
   MaybeStartBatch(false);

@@ -278,6 +278,15 @@ TEST_CASE(
   CheckItemRefused(second_results[2], 500, "storage_error");
   ItemWritten(first_results[1], 201);
   ItemWritten(second_results[1], 201);
+  // Each item's message tells the two apart, as a single PUT's would.
+  for (const Json* item : {&first_results[0], &first_results[2]}) {
+    CHECK_MESSAGE(JsonText(*item, "message").find("may or may not be stored") != std::string::npos,
+                  item->dump());
+  }
+  for (const Json* item : {&second_results[0], &second_results[2]}) {
+    CHECK_MESSAGE(JsonText(*item, "message").find("the write was not stored") != std::string::npos,
+                  item->dump());
+  }
 
   // Until a restart, the store holds the failed batch's group, whole (as the
   // disk may), and never the group staged behind it. Through either node.

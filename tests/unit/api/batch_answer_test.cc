@@ -37,3 +37,25 @@ TEST_CASE("DecodeBatchJson reads a peer's results and refuses a malformed answer
   CHECK_NOTHROW(CHECK(DecodeBatchJson(R"({"results":[{"status":503,"error":{}}]})", 1, &y)));
   CHECK(y[0].error.empty());
 }
+
+TEST_CASE("a failed item's message goes through a forwarding node unchanged") {
+  std::vector<BatchItem> items(2);
+  items[0].key = "kept";
+  items[1].key = "undone";
+  std::vector<BatchResult> results(2);
+  results[0].status = 500;
+  results[0].error = "storage_error";
+  results[0].message = "IOError: the write may or may not be stored";
+  results[1].status = 500;
+  results[1].error = "storage_error";
+  results[1].message = "IOError: the write was not stored";
+  std::string body;
+  AppendBatchJson(&body, items, results);
+  std::vector<BatchResult> got;
+  REQUIRE(DecodeBatchJson(body, 2, &got));
+  for (size_t i = 0; i < 2; ++i) {
+    CHECK(got[i].status == 500);
+    CHECK(got[i].error == "storage_error");
+    CHECK(got[i].message == results[i].message);
+  }
+}

@@ -51,14 +51,16 @@ TEST_CASE("ParseBatchResults fills the results in order and refuses a wrong answ
   r[0].key = "a";
   r[1].key = "b";
   REQUIRE(ParseBatchResults(
-      R"({"results":[{"status":200,"value":"1","etag":"\"12\""},{"status":404,"error":"not_found"}]})",
+      R"({"results":[{"status":200,"value":"1","etag":"\"12\""},)"
+      R"({"status":500,"error":"storage_error","message":"the write was not stored"}]})",
       &r));
   CHECK(r[0].key == "a");
   CHECK(r[0].status == 200);
   CHECK(r[0].value == "1");
   CHECK(r[0].etag == 12);
-  CHECK(r[1].status == 404);
-  CHECK(r[1].error == "not_found");
+  CHECK(r[1].status == 500);
+  CHECK(r[1].error == "storage_error");
+  CHECK(r[1].message == "the write was not stored");
   for (const char* body :
        {R"({"results":[{"status":"200"},{"status":404}]})",  // threw: status a string
         R"({"results":[5,{"status":404}]})",                 // threw: an item no object
