@@ -2,7 +2,8 @@
 // _mput's part on the node's own shard and a part it forwards, conditional
 // writes and deletes refused while a batch is in flight, a DELETE and TTL
 // writes, a batch that seals a segment, a primary with a replica and a
-// replica whose own disk fails, and _mput and held reads on a full disk.
+// replica whose own disk fails, _mput and held reads on a full disk, and
+// everysec's timed sync failing after the writes it covers were answered.
 //
 // A failed fdatasync ("fsyncgate", README Durability) keeps what its batch
 // wrote: those writers hear 500 "may or may not be stored", reads show their
@@ -961,6 +962,39 @@ TEST_CASE(
   CheckValue(http, node, "small", "s", static_cast<int64_t>(lsn));
   CHECK(StatOf(http, node, "keys") == 3);
   CHECK_MESSAGE(!AnyFileHolds(data, "NEW:"), "the refused value is in a file of " << data);
+}
+
+TEST_CASE(
+    "write faults: under everysec a failed background sync keeps the writes it answered, turns "
+    "the shard read-only, and a restart recovers them") {
+  ClusterSpec spec = LocalCluster(1);
+  spec.fsync = "everysec";
+  TestCluster cluster(spec);
+  Node& primary = cluster.primary(0);
+  // The open's sync and the MANIFEST's in the first batch succeed; the first
+  // timed sync of the segment fails.
+  FailSyncsAfter(primary, kFreshOpenSyncs + 1, /*slow=*/false);
+  cluster.Start();
+  const std::string node = cluster.address(0);
+  SyncHttp http(Patient());
+
+  // Answered once written, as everysec promises; the sync comes within a second.
+  const Reply first = http.Send(node, "PUT", "/kv/written", "w");
+  CHECK_MESSAGE(first.status == 201, first);
+  REQUIRE(WaitUntil([&] { return StatOf(http, node, "read_only") == 1; }, 10'000));
+  CheckFailedOnce(http, node, /*durable_lsn=*/1, /*kept_lsn=*/1);
+  // The write keeps its promise (written), reads go on, writes stop.
+  CheckValue(http, node, "written", "w", 1);
+  CheckError(http.Send(node, "PUT", "/kv/later", "l"), 503, "read_only");
+  CheckError(http.Send(node, "DELETE", "/kv/written"), 503, "read_only");
+  CHECK(http.Get(node, "/health").body.find("\"status\":\"read_only\"") != std::string::npos);
+
+  RestartHealed(primary);
+  CheckValue(http, node, "written", "w", 1);
+  CHECK(StatOf(http, node, "read_only") == 0);
+  const Reply later = http.Send(node, "PUT", "/kv/later", "l");
+  CHECK_MESSAGE(later.status == 201, later);
+  CHECK(later.Header("ETag") != Etag(1));
 }
 
 }  // namespace
