@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "bench/workload.h"
+#include "src/common/etag.h"
 
 namespace distkv::bench {
 
@@ -96,15 +97,7 @@ ReadVerdict Verifier::EndRead(std::string_view key_name, const ReadTicket& t, in
 
 uint64_t ParseEtagLsn(std::string_view etag) {
   if (etag.rfind("W/", 0) == 0) etag.remove_prefix(2);
-  if (etag.size() >= 2 && etag.front() == '"' && etag.back() == '"')
-    etag = etag.substr(1, etag.size() - 2);
-  if (etag.empty() || etag.size() > 20) return 0;
-  uint64_t v = 0;
-  for (char c : etag) {
-    if (c < '0' || c > '9') return 0;
-    v = v * 10 + static_cast<uint64_t>(c - '0');
-  }
-  return v;
+  return ParseEtagNumber(etag).value_or(0);
 }
 
 }  // namespace distkv::bench

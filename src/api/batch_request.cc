@@ -1,7 +1,9 @@
 #include "src/api/batch_request.h"
 
 #include <nlohmann/json.hpp>
+#include <optional>
 
+#include "src/common/etag.h"
 #include "src/obs/json_bytes.h"
 #include "src/obs/json_writer.h"
 
@@ -200,10 +202,12 @@ bool DecodeBatchJson(std::string_view body, size_t n, std::vector<BatchResult>* 
       if (!Bytes(item["value"], &r.value)) return false;
       r.has_value = true;
     }
-    if (item.contains("etag") && item["etag"].is_string()) {
-      for (char c : item["etag"].get<std::string>()) {
-        if (c >= '0' && c <= '9') r.lsn = r.lsn * 10 + static_cast<uint64_t>(c - '0');
-      }
+    if (item.contains("etag")) {
+      // An ETag as AppendBatchJson writes it, or a bad answer.
+      if (!item["etag"].is_string()) return false;
+      const std::optional<uint64_t> lsn = ParseEtagNumber(item["etag"].get<std::string>());
+      if (!lsn) return false;
+      r.lsn = *lsn;
     }
     if (item.contains("error") && item["error"].is_string())
       r.error = item["error"].get<std::string>();

@@ -52,7 +52,8 @@ std::string EncodeMgetBody(const std::vector<BatchItem>& items, const std::vecto
 
 void AppendBatchJson(std::string* out, const std::vector<BatchItem>& items,
                      const std::vector<BatchResult>& results);
-// Reads an answer of AppendBatchJson with exactly n results.
+// Reads an answer of AppendBatchJson with exactly n results. False if it is
+// not one (a field of the wrong type, an "etag" that is no ETag it writes).
 bool DecodeBatchJson(std::string_view body, size_t n, std::vector<BatchResult>* results);
 
 }  // namespace distkv

@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <initializer_list>
+#include <optional>
 #include <vector>
+
+#include "src/common/etag.h"
 
 namespace distkv {
 namespace {
@@ -28,13 +31,9 @@ bool ParseEtagList(std::string_view list, std::vector<uint64_t>* out) {
     while (!tag.empty() && (tag.back() == ' ' || tag.back() == '\t')) tag.remove_suffix(1);
     if (tag.rfind("W/", 0) == 0) tag.remove_prefix(2);
     if (tag.size() < 3 || tag.front() != '"' || tag.back() != '"') return false;
-    tag = tag.substr(1, tag.size() - 2);
-    uint64_t lsn = 0;
-    for (char c : tag) {
-      if (c < '0' || c > '9' || lsn > (UINT64_MAX - 9) / 10) return false;
-      lsn = lsn * 10 + static_cast<uint64_t>(c - '0');
-    }
-    out->push_back(lsn);
+    const std::optional<uint64_t> lsn = ParseEtagNumber(tag);
+    if (!lsn) return false;
+    out->push_back(*lsn);
   }
   return !out->empty();
 }

@@ -4,7 +4,9 @@
 #include "src/client/answers.h"
 
 #include <nlohmann/json.hpp>
+#include <optional>
 
+#include "src/common/etag.h"
 #include "src/obs/json_bytes.h"
 
 namespace distkv::client {
@@ -44,11 +46,9 @@ std::string StringField(const nlohmann::json& j, const char* name) {
 }  // namespace
 
 uint64_t ParseEtag(std::string_view etag) {
-  uint64_t v = 0;
-  for (char c : etag) {
-    if (c >= '0' && c <= '9') v = v * 10 + static_cast<uint64_t>(c - '0');
-  }
-  return v;
+  // A proxy may weaken it (W/"42"); the number is the same.
+  if (etag.starts_with("W/")) etag.remove_prefix(2);
+  return ParseEtagNumber(etag).value_or(0);
 }
 
 void ParseErrorBody(std::string_view body, std::string* error, std::string* message) {
@@ -91,8 +91,11 @@ bool ParseBatchResults(std::string_view body, std::vector<KeyResult>* results) {
     if (auto value = item.find("value"); value != item.end()) {
       if (!JsonBytes(*value, &out[n].value)) return false;
     }
-    if (auto etag = item.find("etag"); etag != item.end() && etag->is_string()) {
-      out[n].etag = ParseEtag(etag->get<std::string>());
+    if (auto etag = item.find("etag"); etag != item.end()) {
+      if (!etag->is_string()) return false;
+      const std::optional<uint64_t> lsn = ParseEtagNumber(etag->get<std::string>());
+      if (!lsn) return false;
+      out[n].etag = *lsn;
     }
     out[n].error = StringField(item, "error");
     out[n].message = StringField(item, "message");

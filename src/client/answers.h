@@ -17,7 +17,9 @@
 
 namespace distkv::client {
 
-// The number in an ETag header ("\"42\"" -> 42); 0 without one or without digits.
+// The number in an ETag header ("\"42\"", W/"42" or 42 -> 42); 0 without
+// one or for anything else (src/common/etag.h: no stray characters, no
+// number past UINT64_MAX).
 uint64_t ParseEtag(std::string_view etag);
 
 // The "error" and "message" of a JSON error body; both stay empty when the

@@ -27,6 +27,7 @@
 
 #include <doctest/doctest.h>
 
+#include "src/common/etag.h"
 #include "src/obs/json_bytes.h"
 
 namespace distkv::clustertest {
@@ -504,12 +505,9 @@ void TestCluster::Start() {
 
 bool ParseEtag(std::string_view etag, uint64_t* lsn) {
   if (etag.size() < 3 || etag.front() != '"' || etag.back() != '"') return false;
-  uint64_t value = 0;
-  for (char c : etag.substr(1, etag.size() - 2)) {
-    if (c < '0' || c > '9') return false;
-    value = value * 10 + static_cast<uint64_t>(c - '0');
-  }
-  *lsn = value;
+  const std::optional<uint64_t> value = ParseEtagNumber(etag);
+  if (!value) return false;
+  *lsn = *value;
   return true;
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "src/api/batch_request.h"
+#include "src/common/etag.h"
 
 using namespace distkv;
 
@@ -36,6 +37,37 @@ TEST_CASE("DecodeBatchJson reads a peer's results and refuses a malformed answer
   std::vector<BatchResult> y;
   CHECK_NOTHROW(CHECK(DecodeBatchJson(R"({"results":[{"status":503,"error":{}}]})", 1, &y)));
   CHECK(y[0].error.empty());
+}
+
+TEST_CASE("ParseEtagNumber takes digits, quoted or not, up to UINT64_MAX, and nothing else") {
+  CHECK(ParseEtagNumber("\"42\"") == 42u);
+  CHECK(ParseEtagNumber("42") == 42u);
+  CHECK(ParseEtagNumber("0") == 0u);
+  CHECK(ParseEtagNumber("18446744073709551615") == UINT64_MAX);
+  CHECK(ParseEtagNumber("\"18446744073709551615\"") == UINT64_MAX);
+  // Each of these was read as some number: wrapped past 2^64, or digits
+  // picked out of other characters.
+  for (const char* bad :
+       {"18446744073709551616", "\"18446744073709551616\"", "99999999999999999999",
+        "184467440737095516150", "1x2", "\"1x2\"", "-1", "+1", " 1", "1 ", "W/\"1\"", "", "\"\"",
+        "\"", "\"1", "1\"", "\"\"1\"\""}) {
+    INFO("etag: [" << bad << "]");
+    CHECK_FALSE(ParseEtagNumber(bad).has_value());
+  }
+}
+
+TEST_CASE("DecodeBatchJson takes an item's etag up to UINT64_MAX and refuses any other") {
+  std::vector<BatchResult> r;
+  REQUIRE(
+      DecodeBatchJson(R"({"results":[{"status":200,"etag":"\"18446744073709551615\""}]})", 1, &r));
+  CHECK(r[0].lsn == UINT64_MAX);
+  for (const char* etag : {R"("\"18446744073709551616\"")", R"("\"1x2\"")", R"("")", R"("\"\"")",
+                           R"("abc")", "12", "null"}) {
+    const std::string body = std::string(R"({"results":[{"status":200,"etag":)") + etag + "}]}";
+    INFO(body);
+    std::vector<BatchResult> x;
+    CHECK_NOTHROW(CHECK_FALSE(DecodeBatchJson(body, 1, &x)));
+  }
 }
 
 TEST_CASE("a failed item's message goes through a forwarding node unchanged") {

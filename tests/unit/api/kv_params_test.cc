@@ -67,6 +67,18 @@ TEST_CASE("GET takes If-None-Match with a list of ETags; a write only *") {
   bad.headers.push_back({"If-None-Match", "\"x\""});
   CHECK(Refusal(bad).find("bad_if_none_match") != std::string::npos);
 
+  // Every LSN is an ETag, the largest included; one past it is not.
+  auto largest = Req("GET", "/kv/k");
+  largest.headers.push_back(
+      {"If-None-Match", "\"18446744073709551615\", \"18446744073709551609\""});
+  distkv::ParsedRequest parsed_largest;
+  REQUIRE(distkv::ParseRequest(largest, distkv::KeyLimits{}, &parsed_largest, &error));
+  CHECK(parsed_largest.kv.if_none_match ==
+        std::vector<uint64_t>{18446744073709551615ull, 18446744073709551609ull});
+  auto past = Req("GET", "/kv/k");
+  past.headers.push_back({"If-None-Match", "\"18446744073709551616\""});
+  CHECK(Refusal(past).find("bad_if_none_match") != std::string::npos);
+
   auto put = Req("PUT", "/kv/k");
   put.headers.push_back({"If-None-Match", "\"7\""});
   CHECK(Refusal(put).find("only If-None-Match: *") != std::string::npos);

@@ -78,8 +78,31 @@ TEST_CASE("ParseBatchResults fills the results in order and refuses a wrong answ
   CHECK(y[0].error.empty());
 }
 
-TEST_CASE("ParseEtag reads the digits of an ETag") {
+TEST_CASE("ParseEtag reads the number of an ETag; anything else is no ETag") {
   CHECK(ParseEtag("\"42\"") == 42);
   CHECK(ParseEtag("W/\"7\"") == 7);
+  CHECK(ParseEtag("42") == 42);
+  CHECK(ParseEtag("\"18446744073709551615\"") == UINT64_MAX);
   CHECK(ParseEtag("") == 0);
+  // Wrapped past 2^64 (to 0 and to 9), or digits picked out of other characters.
+  for (const char* bad : {"\"18446744073709551616\"", "18446744073709551625", "\"1x2\"", "1x2",
+                          "\"\"", "\"", "\"12", "W/", "abc"}) {
+    INFO("etag: [" << bad << "]");
+    CHECK(ParseEtag(bad) == 0);
+  }
+}
+
+TEST_CASE("ParseBatchResults refuses an answer whose etag is no ETag") {
+  std::vector<KeyResult> r(1);
+  REQUIRE(
+      ParseBatchResults(R"({"results":[{"status":200,"etag":"\"18446744073709551615\""}]})", &r));
+  CHECK(r[0].etag == UINT64_MAX);
+  for (const char* etag :
+       {R"("\"18446744073709551616\"")", R"("\"1x2\"")", R"("")", R"("\"\"")", "12", "null"}) {
+    const std::string body = std::string(R"({"results":[{"status":200,"etag":)") + etag + "}]}";
+    INFO(body);
+    std::vector<KeyResult> x(1);
+    CHECK_NOTHROW(CHECK_FALSE(ParseBatchResults(body, &x)));
+    CHECK(x[0].status == 0);
+  }
 }
