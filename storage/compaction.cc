@@ -371,6 +371,11 @@ std::unique_ptr<StoreJob> StoreImpl::TakeHintJob() {
   // reopened: on a failing disk each check would only fail and log again.
   // The reopened store writes the hint files.
   if (job_running_ || !read_only_.ok()) return nullptr;
+  // Backing off after a failed job (compaction.h, kMaxHintSkip).
+  if (hint_skip_ > 0) {
+    hint_skip_--;
+    return nullptr;
+  }
   auto job = std::make_unique<HintJobImpl>();
   for (const Segment& s : segments_) {
     if (s.id == active_id_ || !s.Settled() || s.compacted || s.hinted || s.written == 0) continue;
@@ -393,7 +398,14 @@ void StoreImpl::FinishJob(std::unique_ptr<StoreJob> job, Status status) {
     for (uint32_t id : h->written) {
       if (Segment* s = FindSegment(id)) s->hinted = true;
     }
-    if (!status.ok()) Log("writing hint files failed: " + status.ToString());
+    if (status.ok()) {
+      hint_backoff_next_ = 1;
+    } else {
+      hint_skip_ = hint_backoff_next_;
+      hint_backoff_next_ = std::min(hint_backoff_next_ * 2, kMaxHintSkip);
+      Log("writing hint files failed, tried again after " + std::to_string(hint_skip_) +
+          " more checks: " + status.ToString());
+    }
     return;
   }
   std::unique_ptr<CompactionJobImpl> c(static_cast<CompactionJobImpl*>(job.release()));

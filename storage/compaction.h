@@ -151,6 +151,14 @@ class CompactionJobImpl final : public StoreJob {
   std::atomic<uint64_t> progress_{0};
 };
 
+// Hint files: the store's owner asks for a hint job at each of its checks
+// (Store::TakeHintJob, every second on a node). After a job that failed (a
+// full disk), the next 1, 2, 4 ... kMaxHintSkip calls plan none, doubling
+// with each failure in a row and back to 1 after a job that succeeds: a
+// full disk costs one attempt and one log line per step, not one a check
+// (the compactor backs off the same way after a failed compaction).
+inline constexpr uint64_t kMaxHintSkip = 64;
+
 // Writes the hint files of sealed segments that have none, reading each
 // segment once (CRC-checked).
 class HintJobImpl final : public StoreJob {

@@ -293,6 +293,10 @@ class StoreImpl final : public Store {
   mutable std::map<uint32_t, int> pins_;
   uint64_t compactions_ = 0;
   uint64_t compactions_failed_ = 0;
+  // After a failed hint job, TakeHintJob plans none for hint_skip_ calls
+  // (storage/compaction.h, kMaxHintSkip).
+  uint64_t hint_skip_ = 0;
+  uint64_t hint_backoff_next_ = 1;
   uint64_t bytes_reclaimed_ = 0;
 
   uint64_t batches_ = 0;

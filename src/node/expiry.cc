@@ -9,7 +9,16 @@
 // wrong) — drop the key when it arrives, and a restart finds it deleted. A
 // replica therefore serves an expired key for at most one interval plus its
 // replication lag.
+//
+// A batch of tombstones that fails (a full disk: NoSpace) is undone by the
+// store, the keys keep their expiry, and the expirer backs off: its interval
+// doubles from kExpireIntervalMs to kExpireMaxBackoffMs after each failure
+// and returns to kExpireIntervalMs after a batch that succeeds. The commit
+// pipeline logs each failed batch, so a full disk costs a log line every few
+// seconds, not ten a second; the keys read as absent meanwhile.
+#include <algorithm>
 #include <chrono>
+#include <memory>
 
 #include "net/uv_handle.h"
 #include "src/node/node.h"
@@ -19,8 +28,16 @@ namespace distkv {
 
 namespace {
 constexpr uint64_t kExpireIntervalMs = 100;
+constexpr uint64_t kExpireMaxBackoffMs = 6400;
 // Tombstones per tick: bounds the loop's time when many keys expire at once.
 constexpr size_t kExpireBatch = 1000;
+
+// The expirer's interval is its timer's repeat: kExpireIntervalMs, or more
+// while it backs off. The next tick comes interval_ms from now.
+void SetExpiryInterval(uv_timer_t* timer, uint64_t interval_ms) {
+  uv_timer_set_repeat(timer, interval_ms);
+  uv_timer_again(timer);
+}
 }  // namespace
 
 uint64_t Node::NowMs() const {
@@ -69,6 +86,7 @@ void Node::ExpireDue() {
   // a warning every 100 ms.
   if (!MayWrite(&refusal, "/kv") || StoreReadOnly(&refusal)) return;
   uint64_t last = 0;
+  uint64_t staged = 0;
   for (const std::string& key : keys) {
     // Slots paused for a migration's cutover take no writes: the key reads
     // as absent meanwhile, and its owner after the cutover tombstones it.
@@ -77,17 +95,29 @@ void Node::ExpireDue() {
     storage::Status s = store_->Remove(key, &lsn);
     if (s.ok()) {
       last = lsn;
-      expired_keys_++;
+      staged++;
     } else if (!s.IsNotFound()) {
       Logf(LogLevel::kWarn, "cannot write the tombstone of an expired key: %s",
            s.ToString().c_str());
       break;  // e.g. no LSN reserved yet: the next tick retries
     }
   }
+  if (last == 0) return;
   // Nobody waits for these tombstones, but the pipeline writes what it is
-  // asked to wait for; a failed batch restores the keys' expiry and the next
-  // tick tries again.
-  if (last != 0) pipeline_->WhenDurable(last, [](const storage::Status&) {});
+  // asked to wait for. A failed batch restores the keys' expiry; the next
+  // tick tries again, after a back-off (see the top of this file).
+  std::weak_ptr<bool> alive = alive_;
+  pipeline_->WhenDurable(last, [this, alive, staged](const storage::Status& status) {
+    if (alive.expired()) return;
+    if (status.ok()) expired_keys_ += staged;
+    if (!expiry_timer_) return;  // stopped meanwhile
+    const uint64_t interval = uv_timer_get_repeat(expiry_timer_);
+    if (status.ok()) {
+      if (interval != kExpireIntervalMs) SetExpiryInterval(expiry_timer_, kExpireIntervalMs);
+    } else {
+      SetExpiryInterval(expiry_timer_, std::min(interval * 2, kExpireMaxBackoffMs));
+    }
+  });
 }
 
 }  // namespace distkv

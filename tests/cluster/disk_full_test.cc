@@ -9,10 +9,17 @@
 // holds, and catches up by itself once space is freed; its primary keeps
 // taking writes meanwhile.
 //
+// Keys that expire while the disk is full read as absent at once; their
+// tombstones cannot be written, and the expirer retries with a back-off
+// (not every 100 ms, each failure an ERROR line) until space is freed.
+//
 // The small disk is tests/cluster/small_disk.h: mounting it needs root,
 // and where the mount is refused the tests fail and say so.
+#include <chrono>
 #include <cstdio>
 #include <string>
+#include <string_view>
+#include <thread>
 #include <vector>
 
 #include <doctest/doctest.h>
@@ -87,6 +94,14 @@ void CheckReads(SyncHttp& http, const std::string& address, const Writes& w, siz
     }
   }
   CHECK(bad == 0);
+}
+
+// How many lines of the node's log contain text.
+size_t CountLogLines(const Node& node, std::string_view text) {
+  const std::string log = node.LogTail(1'000'000);
+  size_t n = 0;
+  for (size_t at = log.find(text); at != std::string::npos; at = log.find(text, at + 1)) n++;
+  return n;
 }
 
 struct Digest {
@@ -238,6 +253,56 @@ TEST_CASE(
   cluster.replica(0).Restart();
   CHECK(WaitUntil([&] { return FullDigestOf(http, replica) == FullDigestOf(http, primary); }, 30000,
                   100));
+}
+
+TEST_CASE(
+    "disk full: expired keys whose tombstones find no room are retried with a back-off, not every "
+    "100 ms, and deleted once space is freed") {
+  TempDir scratch;
+  SmallDisk disk(scratch.Sub("disk"), 4 << 20);
+  ClusterSpec spec = LocalCluster(1);
+  spec.fsync = "always";
+  spec.Set("storage", "segment_bytes", 64 << 10);
+  TestCluster cluster(spec);
+  PutDataOn(cluster, spec.shards[0].name, disk);
+  cluster.Start();
+  const std::string addr = cluster.address(0);
+  Node& node = cluster.primary(0);
+  SyncHttp http;
+
+  // Their tombstones (over 100 KB) outgrow the active segment's room.
+  constexpr size_t kKeys = 3000;
+  std::vector<Call> calls;
+  for (size_t i = 0; i < kKeys; ++i) {
+    calls.push_back(MakeCall(addr, "PUT", "/kv/" + Key("ttl", i) + "?ttl=2", "x"));
+  }
+  std::vector<Reply> replies = http.SendAll(std::move(calls), 16);
+  for (const Reply& r : replies) REQUIRE_MESSAGE(r.status == 201, r);
+  disk.Fill(0);
+
+  // The keys expire; their tombstones fail for want of space.
+  REQUIRE_MESSAGE(WaitUntil([&] { return CountLogLines(node, "commit failed") > 0; }, 30000, 50),
+                  node.LogTail());
+  const size_t before = CountLogLines(node, "commit failed");
+  std::this_thread::sleep_for(std::chrono::seconds(4));
+  const size_t during = CountLogLines(node, "commit failed") - before;
+  MESSAGE(during << " failed commits logged in 4 s with expired keys waiting on a full disk");
+  // Every 100 ms would be about 40; a back-off from 100 ms doubling is a few.
+  CHECK(during <= 8);
+  CHECK(http.Get(addr, "/kv/" + Key("ttl", 0)).status == 404);  // expired reads as absent
+  const Json stats = GetJson(http, addr, "/stats");
+  CHECK(JsonInt(stats, "keys_with_ttl") > 0);  // not yet tombstoned
+  CHECK(JsonInt(stats, "expired_keys") < static_cast<int64_t>(kKeys));
+
+  // Space comes back: every expired key gets its tombstone, counted once.
+  disk.Free();
+  CHECK(WaitUntil(
+      [&] {
+        const Json st = GetJson(http, addr, "/stats");
+        return JsonInt(st, "keys_with_ttl") == 0 && JsonInt(st, "keys") == 0;
+      },
+      30000, 100));
+  CHECK(JsonInt(GetJson(http, addr, "/stats"), "expired_keys") == static_cast<int64_t>(kKeys));
 }
 
 }  // namespace

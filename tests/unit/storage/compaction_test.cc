@@ -2,9 +2,11 @@
 // crash at each of its steps, that writes racing it win, and that recovery
 // from hint files builds the same index as a scan.
 #include <doctest/doctest.h>
+#include <errno.h>
 
 #include <filesystem>
 #include <map>
+#include <vector>
 
 #include "storage/hint_file.h"
 #include "storage/manifest.h"
@@ -172,6 +174,71 @@ TEST_CASE("recovery from hint files builds the same index as a full scan") {
   CHECK(st_scan.dead_bytes == st_hints.dead_bytes);
   CHECK(st_scan.last_lsn == st_hints.last_lsn);
   CHECK(st_scan.hint_files == 0);
+}
+
+TEST_CASE("hint files on a full disk: attempts back off, one log line each, and resume on room") {
+  TempDir dir;
+  std::vector<std::string> log;
+  Options o = TestOptions(dir.path(), &log);
+  o.segment_bytes = 16 << 10;
+  int attempts = 0;
+  bool full = true;
+  o.fault_hook = [&](std::string_view step) {
+    if (step != "hint:write") return 0;
+    attempts++;
+    return full ? ENOSPC : 0;
+  };
+  auto s = MustOpen(o);
+  auto seal_some = [&](const std::string& prefix) {
+    uint64_t lsn;
+    for (int i = 0; i < 500; i++)
+      REQUIRE(s->Put(prefix + Key(i), std::string(100, 'v'), &lsn).ok());
+    REQUIRE(s->Flush().ok());
+  };
+  // One check of the store's owner (a node's compactor, every second): the
+  // hint job TakeHintJob plans, if any, run and adopted. True if one ran.
+  auto check = [&] {
+    std::unique_ptr<StoreJob> job = s->TakeHintJob();
+    if (!job) return false;
+    Status st = job->Run();
+    s->FinishJob(std::move(job), st);
+    return true;
+  };
+  auto failures_logged = [&] {
+    size_t n = 0;
+    for (const std::string& line : log) n += line.find("writing hint files failed") != line.npos;
+    return n;
+  };
+  seal_some("a");
+
+  // 300 checks on a full disk: attempts at checks 1, 3, 6, 11, 20, 37, 70,
+  // then every 65th (the skips double from 1 to 64), each failing and
+  // logged once. Without a back-off, 300 of each.
+  std::vector<int> ran_at;
+  for (int i = 1; i <= 300; i++) {
+    if (check()) ran_at.push_back(i);
+  }
+  CHECK(ran_at == std::vector<int>{1, 3, 6, 11, 20, 37, 70, 135, 200, 265});
+  CHECK(attempts == 10);
+  CHECK(failures_logged() == 10);
+  CHECK(CountFiles(dir.path(), ".hint") == 0);
+
+  // Room again: the next attempt, at most 64 checks on, writes them all.
+  full = false;
+  int waited = 0;
+  while (!check() && waited < 100) waited++;
+  CHECK(waited == 64 - (300 - 265));
+  CHECK(CountFiles(dir.path(), ".hint") + 1 == CountFiles(dir.path(), ".seg"));
+  CHECK(s->TakeHintJob() == nullptr);  // nothing left to write
+  CHECK(failures_logged() == 10);
+
+  // The success reset the back-off: a new failure waits one check again.
+  seal_some("b");
+  full = true;
+  CHECK(check());
+  CHECK_FALSE(check());
+  CHECK(check());
+  CHECK(failures_logged() == 12);
 }
 
 TEST_CASE("a crash at each step of a compaction loses nothing and resurrects nothing") {
