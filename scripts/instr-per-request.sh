@@ -13,6 +13,8 @@
 #   owning no slot (`slots = []`), so every request is forwarded to the other
 #   (which runs outside valgrind); with tls the link between them is TLS too.
 #   The cost of the cluster-map poll (once a second) is left out.
+#   AUTH=1 turns [auth] on (three tokens, the client sending the write one),
+#   to count what checking a request's token costs.
 #
 # Needs valgrind (apt-get install valgrind) and, for tls, openssl.
 set -euo pipefail
@@ -38,6 +40,13 @@ if [ "$MODE" = tls ]; then
 fi
 bench_tls=()
 [ "$MODE" = tls ] && bench_tls=(--tls --ca "$TMP/ca.crt")
+if [ "${AUTH:-0}" = 1 ]; then
+  tls_extra+='[auth]\ncluster_secret = "instr-cluster-secret-0123456789"\n'
+  tls_extra+='tokens = [ { token = "instr-read-0123456789abcdef", role = "read" },\n'
+  tls_extra+='  { token = "instr-write-0123456789abcdef", role = "write" },\n'
+  tls_extra+='  { token = "instr-admin-0123456789abcdef", role = "admin" } ]\n'
+  bench_tls+=(--token instr-write-0123456789abcdef)
+fi
 
 instructions() {  # REQUESTS: total instructions of a node that served them
   local d="$TMP/run-$1" owner_pid=""
@@ -85,4 +94,4 @@ a=$(instructions 2000)
 b=$(instructions 12000)
 what="instructions a request"
 [ "${FORWARD:-0}" = 1 ] && what="instructions a forwarded request on the forwarding node"
-echo "$MODE GET:PUT=$MIX pipeline ${PIPELINE:-1}: $(((b - a) / 10000)) $what"
+echo "$MODE${AUTH:+ auth=$AUTH} GET:PUT=$MIX pipeline ${PIPELINE:-1}: $(((b - a) / 10000)) $what"

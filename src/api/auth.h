@@ -48,7 +48,8 @@ struct AuthConfig {
   Role status_role = Role::kRead;                    // /stats, /metrics, /cluster
 };
 
-// Equality of two byte strings in time that depends only on their lengths.
+// Equality of two byte strings in time that depends only on their lengths,
+// never on their bytes.
 bool ConstantTimeEquals(std::string_view a, std::string_view b);
 
 // The role a request needs: endpoint and, for keys, the operation.

@@ -42,6 +42,19 @@ TEST_CASE("ConstantTimeEquals is equality, lengths included") {
   CHECK_FALSE(ConstantTimeEquals("abcd", "abc"));
   CHECK_FALSE(ConstantTimeEquals("", "a"));
   CHECK_FALSE(ConstantTimeEquals(std::string_view("a\0", 2), "a"));
+  // Long enough to be compared eight bytes at a time: a difference in any
+  // byte, in a whole word or in the tail, is seen.
+  const std::string token = "writer-token-0123456789abcdefghijklmn";  // 37 bytes
+  CHECK(ConstantTimeEquals(token, std::string(token)));
+  for (size_t i = 0; i < token.size(); ++i) {
+    std::string other = token;
+    other[i] ^= 0x01;
+    CHECK_FALSE(ConstantTimeEquals(token, other));
+    CHECK_FALSE(ConstantTimeEquals(other, token));
+  }
+  CHECK_FALSE(ConstantTimeEquals(token, token.substr(0, 32)));
+  CHECK_FALSE(ConstantTimeEquals(token.substr(0, 32), token));
+  CHECK_FALSE(ConstantTimeEquals(token + std::string(8, '\0'), token));
 }
 
 TEST_CASE("with auth off every request is allowed everything") {
