@@ -13,6 +13,7 @@ import http.client
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 
@@ -36,8 +37,23 @@ def claim_ports(n):
             f.close()
             continue
         claim_ports.held.append(f)  # released when the process exits
-        return list(range(PORT_BASE + block * PORT_BLOCK, PORT_BASE + block * PORT_BLOCK + n))
+        # Skip ports something else listens on, as the harness does.
+        start = PORT_BASE + block * PORT_BLOCK
+        free = [p for p in range(start, start + PORT_BLOCK) if port_bindable(p)]
+        if len(free) >= n:
+            return free[:n]
     raise SystemExit(f"every port block in {d} is claimed")
+
+
+def port_bindable(port):
+    """True when port can be bound on 127.0.0.1 now (nothing else listens there)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the node binds
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 claim_ports.held = []
