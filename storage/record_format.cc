@@ -21,10 +21,9 @@ void EncodeRecord(const Record& r, std::string* out) {
   out->resize(start + EncodedRecordSize(r.key.size(), vlen));
   char* p = out->data() + start;
   EncodeFixed64(p + 4, r.lsn);
-  p[12] = static_cast<char>(static_cast<uint8_t>(r.type) |
-                            (r.group_continues ? kGroupContinuesBit : 0) |
-                            (r.expires_ms != 0 ? kExpiresBit : 0) |
-                            (r.write_continues ? kWriteContinuesBit : 0));
+  p[12] = static_cast<char>(
+      static_cast<uint8_t>(r.type) | (r.group_continues ? kGroupContinuesBit : 0) |
+      (r.expires_ms != 0 ? kExpiresBit : 0) | (r.write_continues ? kWriteContinuesBit : 0));
   EncodeFixed32(p + 13, static_cast<uint32_t>(r.key.size()));
   EncodeFixed32(p + 17, static_cast<uint32_t>(vlen));
   char* q = p + kRecordHeaderBytes;
@@ -142,7 +141,10 @@ bool ParseSegmentFileName(std::string_view name, uint64_t* id) {
   uint64_t v = 0;
   for (char c : digits) {
     if (c < '0' || c > '9') return false;
-    v = v * 10 + static_cast<uint64_t>(c - '0');
+    const uint64_t digit = static_cast<uint64_t>(c - '0');
+    // A name past 2^64-1 is no segment of ours; wrapped, it could name one.
+    if (v > (UINT64_MAX - digit) / 10) return false;
+    v = v * 10 + digit;
   }
   *id = v;
   return true;

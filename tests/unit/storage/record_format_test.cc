@@ -95,4 +95,8 @@ TEST_CASE("segment file names") {
   CHECK_FALSE(ParseSegmentFileName("00000000004x.seg", &id));
   CHECK_FALSE(ParseSegmentFileName("000000000042.seg.tmp", &id));
   CHECK_FALSE(ParseSegmentFileName("LOCK", &id));
+  // 2^64 + 1 would wrap to segment 1's id.
+  CHECK_FALSE(ParseSegmentFileName("18446744073709551617.seg", &id));
+  CHECK(ParseSegmentFileName("18446744073709551615.seg", &id));
+  CHECK(id == UINT64_MAX);
 }
