@@ -29,12 +29,16 @@ CommitPipeline::CommitPipeline(uv_loop_t* loop, storage::Store* store)
   linger_timer_ = new uv_timer_t;
   uv_timer_init(loop_, linger_timer_);
   linger_timer_->data = this;
+  linger_check_ = new uv_check_t;
+  uv_check_init(loop_, linger_check_);
+  linger_check_->data = this;
 }
 
 CommitPipeline::~CommitPipeline() {
   *alive_ = false;
   net::CloseAndDelete(timer_);
   net::CloseAndDelete(linger_timer_);
+  net::CloseAndDelete(linger_check_);
 }
 
 void CommitPipeline::OnTimer(uv_timer_t* timer) {
@@ -42,19 +46,28 @@ void CommitPipeline::OnTimer(uv_timer_t* timer) {
 }
 
 void CommitPipeline::OnLingerTimer(uv_timer_t* timer) {
-  auto* self = static_cast<CommitPipeline*>(timer->data);
-  self->linger_expired_ = true;
-  self->counters_.linger_timeouts++;
-  self->MaybeStartBatch(false);
+  static_cast<CommitPipeline*>(timer->data)->LingerExpired();
 }
 
-uint64_t CommitPipeline::linger_ms() const {
-  // One recent batch, in whole milliseconds (libuv's timer resolution), so
-  // batches under 1 ms are never held. Merging pays when writers come back
-  // faster than a batch takes (then each waits one batch plus its turnaround
-  // instead of two batches); a wait longer than a batch cannot beat taking
-  // turns.
-  return std::min<uint64_t>(batch_ns_avg_ / 1'000'000, kMaxLingerMs);
+void CommitPipeline::OnLingerCheck(uv_check_t* check) {
+  auto* self = static_cast<CommitPipeline*>(check->data);
+  if (self->lingering_ && uv_hrtime() >= self->linger_deadline_ns_) self->LingerExpired();
+}
+
+void CommitPipeline::LingerExpired() {
+  linger_expired_ = true;
+  counters_.linger_timeouts++;
+  MaybeStartBatch(false);
+}
+
+uint64_t CommitPipeline::linger_ns() const {
+  // One recent batch: merging pays when writers come back faster than a
+  // batch takes (then each waits one batch plus its turnaround instead of
+  // two batches); a wait longer than a batch cannot beat taking turns.
+  // Only batches that sync are held: an unsynced write is too cheap to wait
+  // for company.
+  if (store_->options().fsync != storage::FsyncMode::kAlways) return 0;
+  return std::min<uint64_t>(batch_ns_avg_, kMaxLingerMs * 1'000'000);
 }
 
 void CommitPipeline::WhenDurable(uint64_t lsn, Done done) {
@@ -83,13 +96,15 @@ bool CommitPipeline::Linger() {
   if (drained_ || linger_expired_ || !store_->HasStaged() || waiters_.size() >= expected_writers_) {
     return false;
   }
-  const uint64_t ms = linger_ms();
-  if (ms == 0) return false;
+  const uint64_t ns = linger_ns();
+  if (ns == 0) return false;
   if (!lingering_) {
     lingering_ = true;
     linger_start_ns_ = uv_hrtime();
+    linger_deadline_ns_ = linger_start_ns_ + ns;
     counters_.lingered++;
-    uv_timer_start(linger_timer_, OnLingerTimer, ms, 0);
+    uv_timer_start(linger_timer_, OnLingerTimer, (ns + 999'999) / 1'000'000, 0);
+    uv_check_start(linger_check_, OnLingerCheck);
   }
   return true;
 }
@@ -99,6 +114,7 @@ void CommitPipeline::MaybeStartBatch(bool force_sync) {
   if (!force_sync && Linger()) return;
   if (lingering_) {
     uv_timer_stop(linger_timer_);
+    uv_check_stop(linger_check_);
     counters_.linger_us += (uv_hrtime() - linger_start_ns_) / 1000;
     lingering_ = false;
   }

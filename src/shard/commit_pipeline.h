@@ -11,15 +11,21 @@
 // different moments settle into groups that take turns: while group A's
 // batch syncs, group B waits; when A completes, B's batch starts at once
 // and A's writers, answered, come back with their next writes while B
-// syncs. Each writer then waits about two syncs per write. When syncs are
-// slow (milliseconds) the pipeline instead waits, after a batch
-// completes, until as many writes are staged as were waiting when it
-// completed (the writers it just answered plus those already staged) before
-// starting the next one: the groups merge, and a writer waits about one sync
-// plus the time its client takes to answer. The wait never exceeds one
-// recent batch's duration (nor kMaxLingerMs), and batches under 1 ms are not
-// held at all; if writers do not come back in time, the batch starts with
-// what it has.
+// syncs. Each writer then waits about two syncs per write, and every sync
+// (a thread hand-off each way, a disk flush) carries half the writers. So
+// under fsync = "always" the pipeline instead waits, after a batch
+// completes, until the writers it expects are staged before starting the
+// next one: the groups merge, a writer waits about one sync plus the time
+// its client takes to answer, and each sync carries them all. It expects
+// the writers waiting when the batch completed (those it just answered plus
+// those already staged). The wait never exceeds one recent batch's duration
+// (nor kMaxLingerMs); it is measured in nanoseconds and checked each time
+// the loop wakes (a check handle), with a libuv timer (whole milliseconds)
+// only for a loop that nothing else wakes. If writers do not come back in
+// time (they went on to read, or went away), the batch starts with what it
+// has: in a 50:50 mix of reads and writes most waits run out, and still
+// the batches are larger and the writes faster than without waiting
+// (BENCHMARKS.md).
 //
 // Under "everysec" a timer asks once a second for a sync of whatever was
 // written since the last one; under "never" batches are written and the OS
@@ -96,8 +102,9 @@ class CommitPipeline {
   const Counters& counters() const { return counters_; }
   size_t waiting() const { return waiters_.size(); }
   size_t readers_waiting() const { return readers_.size(); }
-  // The current bound on holding a batch back; 0 while batches are fast.
-  uint64_t linger_ms() const;
+  // The current bound on holding a batch back (one recent batch's
+  // duration); 0 when batches do not sync.
+  uint64_t linger_ns() const;
 
  private:
   struct Job;
@@ -112,6 +119,8 @@ class CommitPipeline {
   void OnBatchDone(Job* job);
   static void OnTimer(uv_timer_t* timer);
   static void OnLingerTimer(uv_timer_t* timer);
+  static void OnLingerCheck(uv_check_t* check);
+  void LingerExpired();
 
   uv_loop_t* loop_;
   storage::Store* store_;
@@ -121,6 +130,7 @@ class CommitPipeline {
   std::function<void()> drained_;
   uv_timer_t* timer_ = nullptr;         // everysec only; freed in its close callback
   uv_timer_t* linger_timer_ = nullptr;  // freed in its close callback
+  uv_check_t* linger_check_ = nullptr;  // freed in its close callback
   bool in_flight_ = false;
   // Gathering: writers waiting when the last batch completed, the smoothed
   // duration of a batch on the thread pool, and the state of the current wait.
@@ -129,6 +139,7 @@ class CommitPipeline {
   bool lingering_ = false;
   bool linger_expired_ = false;
   uint64_t linger_start_ns_ = 0;
+  uint64_t linger_deadline_ns_ = 0;
   std::shared_ptr<bool> alive_;
   Counters counters_;
 };
