@@ -156,7 +156,9 @@ net::HttpResponse Node::MetricsResponse() const {
                "Of that time, what thread-pool threads spent writing and syncing.",
                pc.batch_run_us);
   prom->Metric("distkv_fsync_lingered_total", "counter",
-               "Batches held back to gather the writers a slow batch answered.", pc.lingered);
+               "Batches held back to gather the writers the last batch answered.", pc.lingered);
+  prom->Metric("distkv_fsync_linger_timeouts_total", "counter",
+               "Held batches started because the wait for writers ran out.", pc.linger_timeouts);
   prom->Metric("distkv_fsync_linger_microseconds_total", "counter",
                "Time batches were held back to gather writers.", pc.linger_us);
   prom->Metric("distkv_reads_held_total", "counter",

@@ -495,6 +495,18 @@ TEST_CASE("node: /metrics is Prometheus text with the figures of /stats") {
   Json stats = GetJson(n.http, n.addr, "/stats");
   CHECK(r.body.find("\ndistkv_keys " + std::to_string(JsonInt(stats, "keys")) + "\n") !=
         std::string::npos);
+  // The group commit's counters (no write ran between the two requests).
+  const Json* commit = JsonField(stats, "commit");
+  REQUIRE(commit != nullptr);
+  for (const auto& [metric, field] : std::vector<std::pair<std::string, std::string>>{
+           {"distkv_fsync_batches_total", "batches"},
+           {"distkv_fsync_lingered_total", "lingered"},
+           {"distkv_fsync_linger_timeouts_total", "linger_timeouts"},
+           {"distkv_fsync_linger_microseconds_total", "linger_us"}}) {
+    CHECK_MESSAGE(r.body.find("\n" + metric + " " + std::to_string(JsonInt(*commit, field)) +
+                              "\n") != std::string::npos,
+                  metric);
+  }
 }
 
 TEST_CASE("node: a second process on the same data directory is refused; the first keeps serving") {
