@@ -146,22 +146,29 @@ TEST_CASE("commit pipeline: each write is answered after its batch is durable, i
   CHECK(now);
 }
 
-TEST_CASE("commit pipeline: writers answered by a slow batch are gathered into the next one") {
-  TempDir dir;
-  Fixture f(SlowSyncOptions(dir.path(), 5000));
+// Eight writers of six writes each, every one coming back as soon as it is
+// answered: each batch after the first waits for all eight. Without
+// gathering, the first writer back would start a batch of one and the other
+// seven would follow in a second: twice as many batches.
+void CheckWritersGathered(Fixture& f) {
   constexpr int kWriters = 8, kRounds = 6;
   f.StartWriters(kWriters, std::vector<int>(kWriters, kRounds));
   REQUIRE(f.loop.RunUntil([&] { return f.Acked() == kWriters * kRounds; }));
   const auto& c = f.pipeline->counters();
-  // Without gathering, the first writer back would start a batch of one and
-  // the other seven would follow in a second: twice as many batches.
   CHECK(c.batches == kRounds);
   CHECK(c.max_batch_records == kWriters);
   CHECK(c.lingered == kRounds - 1);
   CHECK(c.linger_timeouts == 0);
+}
+
+TEST_CASE("commit pipeline: writers answered by a slow batch are gathered into the next one") {
+  TempDir dir;
+  Fixture f(SlowSyncOptions(dir.path(), 5000));
+  CheckWritersGathered(f);
   CHECK(f.pipeline->linger_ns() >= 5'000'000);
   // Each batch's run (write + sync) took the 5 ms sleep at least, and is
   // part of its whole time on the thread pool.
+  const auto& c = f.pipeline->counters();
   CHECK(c.batch_run_us >= 5000 * c.batches);
   CHECK(c.batch_run_us <= c.batch_us);
 }
@@ -173,14 +180,7 @@ TEST_CASE("commit pipeline: writers are gathered when a batch takes well under a
   // answered.
   TempDir dir("/dev/shm");
   Fixture f(SlowSyncOptions(dir.path(), 300));
-  constexpr int kWriters = 8, kRounds = 6;
-  f.StartWriters(kWriters, std::vector<int>(kWriters, kRounds));
-  REQUIRE(f.loop.RunUntil([&] { return f.Acked() == kWriters * kRounds; }));
-  const auto& c = f.pipeline->counters();
-  CHECK(c.batches == kRounds);
-  CHECK(c.max_batch_records == kWriters);
-  CHECK(c.lingered == kRounds - 1);
-  CHECK(c.linger_timeouts == 0);
+  CheckWritersGathered(f);
   CHECK(f.pipeline->linger_ns() >= 300'000);
 }
 
