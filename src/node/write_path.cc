@@ -147,7 +147,8 @@ void Node::AwaitWrite(uint64_t lsn, int needed,
   pipeline_->WhenDurable(
       lsn,
       [this, write = LocalWrite{lsn, needed, role_generation_, std::move(done)}](
-          const storage::Status& status) mutable { OnWriteDurable(std::move(write), status); });
+          const storage::Status& status) mutable { OnWriteDurable(std::move(write), status); },
+      CommitPipeline::Waiting::kClientWrite);
 }
 
 // A write refused for what the store holds (a failed condition, a delete of

@@ -70,12 +70,14 @@ uint64_t CommitPipeline::linger_ns() const {
   return std::min<uint64_t>(batch_ns_avg_, kMaxLingerMs * 1'000'000);
 }
 
-void CommitPipeline::WhenDurable(uint64_t lsn, Done done) {
+void CommitPipeline::WhenDurable(uint64_t lsn, Done done, Waiting who) {
   if (lsn <= store_->durable_lsn()) {
     done(storage::Status::OK());
     return;
   }
-  waiters_.push_back(Waiter{lsn, std::move(done)});
+  const bool client = who == Waiting::kClientWrite;
+  client_waiters_ += client ? 1 : 0;
+  waiters_.push_back(Waiter{lsn, std::move(done), client});
   MaybeStartBatch(false);
 }
 
@@ -93,7 +95,7 @@ void CommitPipeline::WhenReadable(uint64_t lsn, Done done) {
 
 bool CommitPipeline::Linger() {
   // With nothing in flight, waiters_ holds exactly the staged writes' waiters.
-  if (drained_ || linger_expired_ || !store_->HasStaged() || waiters_.size() >= expected_writers_) {
+  if (drained_ || linger_expired_ || !store_->HasStaged() || client_waiters_ >= expected_writers_) {
     return false;
   }
   const uint64_t ns = linger_ns();
@@ -166,9 +168,10 @@ void CommitPipeline::OnBatchDone(Job* job) {
     if (records > counters_.max_batch_records) counters_.max_batch_records = records;
     // Everyone waiting now is a writer likely to write again soon: the
     // next batch gathers as many (see the top of the header).
-    expected_writers_ = waiters_.size();
+    expected_writers_ = client_waiters_;
     std::vector<Done> ready;
     while (!waiters_.empty() && waiters_.front().lsn <= last) {
+      client_waiters_ -= waiters_.front().client ? 1 : 0;
       ready.push_back(std::move(waiters_.front().done));
       waiters_.pop_front();
     }
@@ -194,6 +197,7 @@ void CommitPipeline::OnBatchDone(Job* job) {
          status.ToString().c_str());
     std::deque<Waiter> failed;
     failed.swap(waiters_);
+    client_waiters_ = 0;
     std::deque<Waiter> readers;
     readers.swap(readers_);
     // The others were undone: say so, as a full disk's answer does.

@@ -17,8 +17,9 @@
 // completes, until the writers it expects are staged before starting the
 // next one: the groups merge, a writer waits about one sync plus the time
 // its client takes to answer, and each sync carries them all. It expects
-// the writers waiting when the batch completed (those it just answered plus
-// those already staged). The wait never exceeds one recent batch's duration
+// the client writes waiting when the batch completed (those it just
+// answered plus those already staged); other waits (a replica applying its
+// stream) are never waited for. The wait never exceeds one recent batch's duration
 // (nor kMaxLingerMs); it is measured in nanoseconds and checked each time
 // the loop wakes (a check handle), with a libuv timer (whole milliseconds)
 // only for a loop that nothing else wakes. If writers do not come back in
@@ -66,10 +67,16 @@ class CommitPipeline {
   CommitPipeline(const CommitPipeline&) = delete;
   CommitPipeline& operator=(const CommitPipeline&) = delete;
 
+  // Who waits for a write: a client, who is likely to write again as soon
+  // as it is answered (the pipeline gathers those, as described above), or
+  // anything else (a replica's stream, the expirer, a migration), which
+  // nothing brings back sooner for being answered.
+  enum class Waiting { kClientWrite, kOther };
+
   // Calls done once every LSN <= lsn is durable, or with the error that
   // undid it. Starts a batch if none is in flight (or gathers writers first,
   // as described above).
-  void WhenDurable(uint64_t lsn, Done done);
+  void WhenDurable(uint64_t lsn, Done done, Waiting who = Waiting::kOther);
 
   // For a read that saw the store up to lsn: calls done once that read can
   // be answered without showing something a crash could take back, i.e.
@@ -111,6 +118,7 @@ class CommitPipeline {
   struct Waiter {
     uint64_t lsn;
     Done done;
+    bool client = false;  // Waiting::kClientWrite
   };
 
   void MaybeStartBatch(bool force_sync);
@@ -134,6 +142,7 @@ class CommitPipeline {
   bool in_flight_ = false;
   // Gathering: writers waiting when the last batch completed, the smoothed
   // duration of a batch on the thread pool, and the state of the current wait.
+  size_t client_waiters_ = 0;  // of waiters_, the client writes
   size_t expected_writers_ = 0;
   uint64_t batch_ns_avg_ = 0;
   bool lingering_ = false;

@@ -38,9 +38,9 @@ storage::Options SlowSyncOptions(const std::string& dir, useconds_t sync_delay_u
   return o;
 }
 
-// A writer that, once a write is acknowledged, comes back with its next one
-// on a later loop turn (as a client does after reading its answer), until it
-// has made `writes` writes.
+// A client writer that, once a write is acknowledged, comes back with its
+// next one on a later loop turn (as a client does after reading its answer),
+// until it has made `writes` writes.
 class Writer {
  public:
   Writer(uv_loop_t* loop, storage::Store* store, CommitPipeline* pipeline, int id, int writes)
@@ -59,21 +59,24 @@ class Writer {
     left_--;
   }
   void Submit() {
-    pipeline_->WhenDurable(lsn_, [this, lsn = lsn_](const storage::Status& s) {
-      CHECK(s.ok());
-      CHECK(store_->durable_lsn() >= lsn);
-      acked_++;
-      if (left_ > 0) {
-        uv_timer_start(
-            timer_,
-            [](uv_timer_t* t) {
-              auto* w = static_cast<Writer*>(t->data);
-              w->Stage();
-              w->Submit();
-            },
-            0, 0);
-      }
-    });
+    pipeline_->WhenDurable(
+        lsn_,
+        [this, lsn = lsn_](const storage::Status& s) {
+          CHECK(s.ok());
+          CHECK(store_->durable_lsn() >= lsn);
+          acked_++;
+          if (left_ > 0) {
+            uv_timer_start(
+                timer_,
+                [](uv_timer_t* t) {
+                  auto* w = static_cast<Writer*>(t->data);
+                  w->Stage();
+                  w->Submit();
+                },
+                0, 0);
+          }
+        },
+        CommitPipeline::Waiting::kClientWrite);
   }
   int acked() const { return acked_; }
 
@@ -182,6 +185,27 @@ TEST_CASE("commit pipeline: writers are gathered when a batch takes well under a
   Fixture f(SlowSyncOptions(dir.path(), 300));
   CheckWritersGathered(f);
   CHECK(f.pipeline->linger_ns() >= 300'000);
+}
+
+TEST_CASE("commit pipeline: waits that are not client writes never hold a batch") {
+  TempDir dir;
+  Fixture f(SlowSyncOptions(dir.path(), 5000));
+  // Eight waits of a replica's stream, say, in one batch: answering them
+  // brings nothing back sooner, so the next write must not wait for eight.
+  int acked = 0;
+  auto put_and_wait = [&](int n) {
+    std::vector<uint64_t> lsns(static_cast<size_t>(n));
+    for (uint64_t& lsn : lsns) REQUIRE(f.store->Put("k" + std::to_string(acked), "v", &lsn).ok());
+    for (uint64_t lsn : lsns) {
+      f.pipeline->WhenDurable(lsn, [&](const storage::Status& s) { acked += s.ok() ? 1 : 0; });
+    }
+  };
+  put_and_wait(8);
+  REQUIRE(f.loop.RunUntil([&] { return acked == 8; }));
+  put_and_wait(1);
+  REQUIRE(f.loop.RunUntil([&] { return acked == 9; }));
+  CHECK(f.pipeline->counters().batches == 2);
+  CHECK(f.pipeline->counters().lingered == 0);
 }
 
 TEST_CASE("commit pipeline: a held batch starts when the wait runs out") {
