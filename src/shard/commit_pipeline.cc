@@ -94,7 +94,8 @@ void CommitPipeline::WhenReadable(uint64_t lsn, Done done) {
 }
 
 bool CommitPipeline::Linger() {
-  // With nothing in flight, waiters_ holds exactly the staged writes' waiters.
+  // With nothing in flight, every client write waiting is staged, so the
+  // count of client waiters says how many of the expected writers are back.
   if (drained_ || linger_expired_ || !store_->HasStaged() || client_waiters_ >= expected_writers_) {
     return false;
   }
@@ -166,8 +167,9 @@ void CommitPipeline::OnBatchDone(Job* job) {
     counters_.batches++;
     counters_.batch_records += records;
     if (records > counters_.max_batch_records) counters_.max_batch_records = records;
-    // Everyone waiting now is a writer likely to write again soon: the
-    // next batch gathers as many (see the top of the header).
+    // Every client write waiting now (answered next, or already staged) is
+    // a writer likely to write again soon: the next batch gathers as many
+    // (see the top of the header).
     expected_writers_ = client_waiters_;
     std::vector<Done> ready;
     while (!waiters_.empty() && waiters_.front().lsn <= last) {

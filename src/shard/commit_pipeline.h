@@ -19,8 +19,8 @@
 // its client takes to answer, and each sync carries them all. It expects
 // the client writes waiting when the batch completed (those it just
 // answered plus those already staged); other waits (a replica applying its
-// stream) are never waited for. The wait never exceeds one recent batch's duration
-// (nor kMaxLingerMs); it is measured in nanoseconds and checked each time
+// stream) are never waited for. The wait never exceeds one recent batch's
+// duration (nor kMaxLingerMs); it is measured in nanoseconds and checked each time
 // the loop wakes (a check handle), with a libuv timer (whole milliseconds)
 // only for a loop that nothing else wakes. If writers do not come back in
 // time (they went on to read, or went away), the batch starts with what it

@@ -187,6 +187,22 @@ TEST_CASE("commit pipeline: writers are gathered when a batch takes well under a
   CHECK(f.pipeline->linger_ns() >= 300'000);
 }
 
+TEST_CASE("commit pipeline: batches that do not sync are never held") {
+  TempDir dir;
+  // fsync = never, each batch's write slowed to 5 ms: batches as slow as
+  // the synced ones above, but waiting for company would only add to them.
+  storage::Options o = TestOptions(dir.path());
+  o.fault_hook = [](std::string_view step) {
+    if (step == "write") ::usleep(5000);
+    return 0;
+  };
+  Fixture f(o);
+  f.StartWriters(8, std::vector<int>(8, 3));
+  REQUIRE(f.loop.RunUntil([&] { return f.Acked() == 24; }));
+  CHECK(f.pipeline->counters().lingered == 0);
+  CHECK(f.pipeline->linger_ns() == 0);
+}
+
 TEST_CASE("commit pipeline: waits that are not client writes never hold a batch") {
   TempDir dir;
   Fixture f(SlowSyncOptions(dir.path(), 5000));
