@@ -2,16 +2,11 @@
 #include "net/response_writer.h"
 
 #include <charconv>
+#include <cstring>
 
 namespace distkv::net {
 
 namespace {
-
-void AppendDecimal(uint64_t value, std::string* out) {
-  char digits[24];
-  const auto result = std::to_chars(digits, digits + sizeof(digits), value);
-  out->append(digits, result.ptr);
-}
 
 // True when the comma-separated list value holds token (case-insensitive).
 bool ListHasToken(std::string_view value, std::string_view token) {
@@ -28,10 +23,11 @@ bool ListHasToken(std::string_view value, std::string_view token) {
   return false;
 }
 
-// Appends the server-wide header lines, except those the response sets
+// Passes on the server-wide header lines, except those the response sets
 // itself: a forwarded answer keeps the X-Distkv-Shard of the shard that
 // produced it.
-void AppendExtraHeaders(const HttpResponse& response, std::string_view extra, std::string* out) {
+template <typename Put>
+void ForEachExtraHeader(const HttpResponse& response, std::string_view extra, const Put& put) {
   while (!extra.empty()) {
     size_t end = extra.find("\r\n");
     end = end == std::string_view::npos ? extra.size() : end + 2;
@@ -39,7 +35,7 @@ void AppendExtraHeaders(const HttpResponse& response, std::string_view extra, st
     const std::string_view name = line.substr(0, line.find(':'));
     if (FindHeader(response.headers, name) == nullptr &&
         (response.header_lines.empty() || !HasHeaderLine(response.header_lines, name))) {
-      out->append(line);
+      put(line);
     }
     extra.remove_prefix(end);
   }
@@ -62,51 +58,74 @@ void AppendResponseHead(const HttpResponse& response, BodyFraming framing, uint6
   int status = response.status;
   if (status < 100 || status > 999) status = 500;
   const std::string_view reason = StatusReason(status);
-
-  size_t size = 64 + reason.size() + extra_headers.size() + response.header_lines.size();
-  for (const Header& h : response.headers) size += h.name.size() + h.value.size() + 4;
-  out->reserve(out->size() + size);
-
-  out->append("HTTP/1.1 ");
-  out->push_back(static_cast<char>('0' + status / 100));
-  out->push_back(static_cast<char>('0' + status / 10 % 10));
-  out->push_back(static_cast<char>('0' + status % 10));
-  out->push_back(' ');
-  out->append(reason);
-  out->append("\r\n");
-  for (const Header& h : response.headers) {
-    if (IsFramingHeader(h.name)) continue;
-    out->append(h.name);
-    out->append(": ");
-    out->append(h.value);
-    out->append("\r\n");
-  }
-  out->append(response.header_lines);
-  AppendExtraHeaders(response, extra_headers, out);
+  // A response that sets none of its own headers takes the server's lines
+  // as they are; otherwise each is checked against the response's.
+  const bool own_headers = !response.headers.empty() || !response.header_lines.empty();
+  std::string_view framing_line;
   switch (framing) {
     case BodyFraming::kContentLength:
-      out->append("Content-Length: ");
-      AppendDecimal(content_length, out);
-      out->append("\r\n");
+      framing_line = "Content-Length: ";
       break;
     case BodyFraming::kChunked:
-      out->append("Transfer-Encoding: chunked\r\n");
+      framing_line = "Transfer-Encoding: chunked\r\n";
       break;
     case BodyFraming::kUntilClose:
     case BodyFraming::kNone:
       break;
   }
+  std::string_view connection_line;
   switch (connection) {
     case ConnectionHeader::kClose:
-      out->append("Connection: close\r\n");
+      connection_line = "Connection: close\r\n";
       break;
     case ConnectionHeader::kKeepAlive:
-      out->append("Connection: keep-alive\r\n");
+      connection_line = "Connection: keep-alive\r\n";
       break;
     case ConnectionHeader::kNone:
       break;
   }
-  out->append("\r\n");
+
+  // Sized once, written through a cursor, cut to what was written: the head
+  // of every response, so no append re-checks the capacity.
+  size_t size = 13 + reason.size() + 2 + response.header_lines.size() + extra_headers.size() +
+                framing_line.size() + 22 + connection_line.size() + 2;
+  for (const Header& h : response.headers) size += h.name.size() + h.value.size() + 4;
+  const size_t at = out->size();
+  out->resize(at + size);
+  char* const begin = out->data() + at;
+  char* p = begin;
+  const auto put = [&p](std::string_view text) {
+    std::memcpy(p, text.data(), text.size());
+    p += text.size();
+  };
+  put("HTTP/1.1 ");
+  *p++ = static_cast<char>('0' + status / 100);
+  *p++ = static_cast<char>('0' + status / 10 % 10);
+  *p++ = static_cast<char>('0' + status % 10);
+  *p++ = ' ';
+  put(reason);
+  put("\r\n");
+  for (const Header& h : response.headers) {
+    if (IsFramingHeader(h.name)) continue;
+    put(h.name);
+    put(": ");
+    put(h.value);
+    put("\r\n");
+  }
+  put(response.header_lines);
+  if (!own_headers) {
+    put(extra_headers);
+  } else {
+    ForEachExtraHeader(response, extra_headers, put);
+  }
+  put(framing_line);
+  if (framing == BodyFraming::kContentLength) {
+    p = std::to_chars(p, p + 20, content_length).ptr;
+    put("\r\n");
+  }
+  put(connection_line);
+  put("\r\n");
+  out->resize(at + static_cast<size_t>(p - begin));
 }
 
 void AppendChunk(std::string_view data, std::string* out) {

@@ -1,6 +1,8 @@
 #include "src/api/kv_request.h"
 
 #include <algorithm>
+#include <charconv>
+#include <cstring>
 #include <initializer_list>
 #include <optional>
 #include <vector>
@@ -187,7 +189,19 @@ bool CheckKey(const std::string& key, const KeyLimits& limits, net::HttpResponse
 
 }  // namespace
 
-std::string MakeEtag(uint64_t lsn) { return "\"" + std::to_string(lsn) + "\""; }
+std::string MakeEtag(uint64_t lsn) {
+  char text[24] = "\"";
+  char* end = std::to_chars(text + 1, text + sizeof(text) - 1, lsn).ptr;
+  *end++ = '"';
+  return std::string(text, end);
+}
+
+void AppendEtagLine(uint64_t lsn, std::string* lines) {
+  char text[32] = "ETag: \"";
+  char* end = std::to_chars(text + 7, text + sizeof(text) - 3, lsn).ptr;
+  std::memcpy(end, "\"\r\n", 3);
+  lines->append(text, end + 3);
+}
 
 bool ParseRequest(net::HttpRequest& r, const KeyLimits& limits, ParsedRequest* out,
                   net::HttpResponse* error) {

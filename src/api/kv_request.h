@@ -81,5 +81,8 @@ using net::PercentEncode;
 
 // "\"<lsn>\"": the ETag of a record.
 std::string MakeEtag(uint64_t lsn);
+// Appends "ETag: \"<lsn>\"\r\n", the header line of a record's answer
+// (HttpResponse::header_lines).
+void AppendEtagLine(uint64_t lsn, std::string* lines);
 
 }  // namespace distkv

@@ -17,6 +17,7 @@
 
 #include "net/http_client.h"
 #include "net/http_server.h"
+#include "net/inline_function.h"
 #include "src/api/auth.h"
 #include "src/api/batch_request.h"
 #include "src/api/kv_request.h"
@@ -109,7 +110,10 @@ class Node {
   // and acknowledged by `needed` replicas. done(nullptr) then, or
   // done(&answer) with the error to answer instead. The stages are
   // OnWriteDurable and OnWriteAcked.
-  void AwaitWrite(uint64_t lsn, int needed, std::function<void(net::HttpResponse* refusal)> done);
+  // Move-only, with room in place for a PUT's answer (write_path.cc): the
+  // write path allocates no callback.
+  using WriteDone = net::InlineFunction<void(net::HttpResponse* refusal), 56>;
+  void AwaitWrite(uint64_t lsn, int needed, WriteDone&& done);
   void RefuseWrite(Route route, uint64_t start_ns, uint64_t rests_on, net::Responder responder,
                    net::HttpResponse refusal);
   void OnWriteDurable(LocalWrite write, const storage::Status& status);

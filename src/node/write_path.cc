@@ -35,7 +35,7 @@ struct Node::LocalWrite {
   int acks_needed;           // replica acknowledgements to wait for (0: none)
   uint64_t role_generation;  // the node's role when the write was staged
   // Called once: done(nullptr) to acknowledge, done(&error) to answer error.
-  std::function<void(net::HttpResponse* refusal)> done;
+  WriteDone done;
 };
 
 namespace {
@@ -43,9 +43,7 @@ namespace {
 net::HttpResponse WriteAnswer(int ok_status, uint64_t lsn) {
   net::HttpResponse r;
   r.status = ok_status;
-  if (ok_status != 204) {
-    r.headers.push_back(net::Header{"ETag", MakeEtag(lsn)});  // fresh: no search
-  }
+  if (ok_status != 204) AppendEtagLine(lsn, &r.header_lines);
   return r;
 }
 
@@ -129,26 +127,29 @@ void Node::HandleLocalWrite(KvRequest& kv, net::Responder responder, uint64_t st
   const int ok_status = kv.op == KvOp::kDelete ? 204 : (exists ? 200 : 201);
   // ?ack=replica asks for one replica; [replication] min_acks for N always.
   const int needed = std::max(options_.config.min_acks, kv.ack_replica ? 1 : 0);
-  AwaitWrite(lsn, needed,
-             [this, responder = std::move(responder), route, start_ns, lsn,
-              ok_status](net::HttpResponse* refusal) mutable {
-               if (!refusal) {
-                 Finish(responder, route, start_ns, WriteAnswer(ok_status, lsn));
-                 return;
-               }
-               // A replica timeout leaves the write in place: its ETag is news.
-               if (refusal->status == 504) refusal->SetHeader("ETag", MakeEtag(lsn));
-               Finish(responder, route, start_ns, std::move(*refusal));
-             });
+  auto answer = [this, responder = std::move(responder), route, start_ns, lsn,
+                 ok_status](net::HttpResponse* refusal) mutable {
+    if (!refusal) {
+      Finish(responder, route, start_ns, WriteAnswer(ok_status, lsn));
+      return;
+    }
+    // A replica timeout leaves the write in place: its ETag is news.
+    if (refusal->status == 504) refusal->SetHeader("ETag", MakeEtag(lsn));
+    Finish(responder, route, start_ns, std::move(*refusal));
+  };
+  static_assert(WriteDone::kFitsInline<decltype(answer)>,
+                "a PUT's answer must not allocate: widen Node::WriteDone");
+  AwaitWrite(lsn, needed, std::move(answer));
 }
 
-void Node::AwaitWrite(uint64_t lsn, int needed,
-                      std::function<void(net::HttpResponse* refusal)> done) {
-  pipeline_->WhenDurable(
-      lsn,
-      [this, write = LocalWrite{lsn, needed, role_generation_, std::move(done)}](
-          const storage::Status& status) mutable { OnWriteDurable(std::move(write), status); },
-      CommitPipeline::Waiting::kClientWrite);
+void Node::AwaitWrite(uint64_t lsn, int needed, WriteDone&& done) {
+  auto durable = [this, write = LocalWrite{lsn, needed, role_generation_, std::move(done)}](
+                     const storage::Status& status) mutable {
+    OnWriteDurable(std::move(write), status);
+  };
+  static_assert(CommitPipeline::Done::kFitsInline<decltype(durable)>,
+                "a write's wait must not allocate: widen CommitPipeline::kDoneCapacity");
+  pipeline_->WhenDurable(lsn, std::move(durable), CommitPipeline::Waiting::kClientWrite);
 }
 
 // A write refused for what the store holds (a failed condition, a delete of
@@ -207,9 +208,10 @@ void Node::OnWriteDurable(LocalWrite write, const storage::Status& status) {
   }
   const uint64_t lsn = write.lsn;
   const int needed = write.acks_needed;
+  // The ack tracker's callbacks are copyable; the write (move-only) is shared.
   primary_->WaitForAcks(lsn, needed, options_.config.ack_timeout_ms,
-                        [this, write = std::move(write)](bool acked) mutable {
-                          OnWriteAcked(std::move(write), acked);
+                        [this, write = std::make_shared<LocalWrite>(std::move(write))](bool acked) {
+                          OnWriteAcked(std::move(*write), acked);
                         });
 }
 

@@ -1,7 +1,6 @@
 #include "src/shard/commit_pipeline.h"
 
 #include <algorithm>
-#include <vector>
 
 #include "net/uv_handle.h"
 #include "src/obs/log.h"
@@ -172,6 +171,7 @@ void CommitPipeline::OnBatchDone(Job* job) {
     // (see the top of the header).
     expected_writers_ = client_waiters_;
     std::vector<Done> ready;
+    ready.swap(ready_);
     while (!waiters_.empty() && waiters_.front().lsn <= last) {
       client_waiters_ -= waiters_.front().client ? 1 : 0;
       ready.push_back(std::move(waiters_.front().done));
@@ -186,6 +186,8 @@ void CommitPipeline::OnBatchDone(Job* job) {
     // left, a Drain must not complete before these answers are sent.)
     if (store_->HasStaged()) MaybeStartBatch(false);
     for (Done& done : ready) done(status);
+    ready.clear();
+    if (ready_.empty()) ready_.swap(ready);
     if (listener_ && records > 0) listener_(last);
   } else {
     // The store undid every write above its last LSN now (this batch, or the

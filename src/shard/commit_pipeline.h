@@ -47,14 +47,19 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <vector>
 
+#include "net/inline_function.h"
 #include "storage/store.h"
 
 namespace distkv {
 
 class CommitPipeline {
  public:
-  using Done = std::function<void(const storage::Status& status)>;
+  static constexpr size_t kDoneCapacity = 96;
+  // Move-only, with room in place for a client write's callback (the node's
+  // write path): a durable PUT allocates no callback (net/inline_function.h).
+  using Done = net::InlineFunction<void(const storage::Status& status), kDoneCapacity>;
   // Called on the loop after each successful batch with the new durable LSN
   // (replication uses it to push the batch to replicas).
   using DurableListener = std::function<void(uint64_t durable_lsn)>;
@@ -134,6 +139,7 @@ class CommitPipeline {
   storage::Store* store_;
   std::deque<Waiter> waiters_;  // in LSN order: LSNs are handed out in staging order
   std::deque<Waiter> readers_;  // in LSN order, kept so on insertion
+  std::vector<Done> ready_;     // a completed batch's callbacks; kept for its capacity
   DurableListener listener_;
   std::function<void()> drained_;
   uv_timer_t* timer_ = nullptr;         // everysec only; freed in its close callback

@@ -448,6 +448,33 @@ TEST_CASE("server: AddResponseHeader applies to answers and to the server's erro
   CHECK(*responses[0].header("X-Distkv-Shard") == "Delhi");
 }
 
+TEST_CASE("server: header lines given as text join the server's, or replace one of them") {
+  TestServer ts(ServerLimits{}, [](HttpRequest& request, Responder responder) {
+    HttpResponse response;
+    response.header_lines = "ETag: \"7\"\r\n";
+    if (request.path == "/relayed") response.header_lines += "X-Distkv-Shard: Mumbai\r\n";
+    response.body = "v";
+    responder.Send(std::move(response));
+  });
+  ts.server().AddResponseHeader("X-Distkv-Shard", "Delhi");
+  ts.server().AddResponseHeader("X-Other", "o");
+  RawClient c(&ts);
+  REQUIRE(c.Send("GET /own HTTP/1.1\r\nHost: x\r\n\r\nGET /relayed HTTP/1.1\r\nHost: x\r\n\r\n"));
+  auto responses = c.Await(2);
+  REQUIRE(responses.size() == 2);
+  for (const auto& r : responses) {
+    REQUIRE(r.header("ETag") != nullptr);
+    CHECK(*r.header("ETag") == "\"7\"");
+    REQUIRE(r.header("X-Other") != nullptr);
+    CHECK(r.body == "v");
+    size_t shard_headers = 0;
+    for (const Header& h : r.headers) shard_headers += h.name == "X-Distkv-Shard";
+    CHECK(shard_headers == 1);
+  }
+  CHECK(*responses[0].header("X-Distkv-Shard") == "Delhi");
+  CHECK(*responses[1].header("X-Distkv-Shard") == "Mumbai");  // the relayed line wins
+}
+
 TEST_CASE("server: Shutdown answers in-flight requests, closes everything, then calls back") {
   Responder held;
   TestServer ts(ServerLimits{}, [&held](HttpRequest&, Responder responder) { held = responder; });
