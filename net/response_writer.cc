@@ -95,6 +95,7 @@ void AppendResponseHead(const HttpResponse& response, BodyFraming framing, uint6
   char* const begin = out->data() + at;
   char* p = begin;
   const auto put = [&p](std::string_view text) {
+    if (text.empty()) return;  // an empty view's data() may be null, which memcpy must not see
     std::memcpy(p, text.data(), text.size());
     p += text.size();
   };

@@ -16,7 +16,7 @@ for t in "$@"; do
   mkdir -p "$seeds"
   if [ "$mode" = regress ]; then
     log=$(mktemp)
-    if "$dir/$t" -runs=0 "$seeds" >"$log" 2>&1; then
+    if "$dir/$t" -runs=0 -artifact_prefix="$work/" "$seeds" >"$log" 2>&1; then
       echo "fuzz regression $t: $(find "$seeds" -type f | wc -l) inputs ok"
       passed=$((passed + 1))
     else
