@@ -33,13 +33,6 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   return true;
 }
 
-const std::string* FindHeader(const std::vector<Header>& headers, std::string_view name) {
-  for (const Header& h : headers) {
-    if (EqualsIgnoreCase(h.name, name)) return &h.value;
-  }
-  return nullptr;
-}
-
 bool HasHeaderLine(std::string_view lines, std::string_view name) {
   while (!lines.empty()) {
     if (lines.size() > name.size() && lines[name.size()] == ':' &&
@@ -187,23 +180,36 @@ HttpResponse MakeJsonResponse(std::string json) {
 }
 
 bool PercentDecode(std::string_view in, std::string* out, bool plus_is_space) {
+  // Copied whole, then decoded in place from the first byte that needs it
+  // (the result is never longer): a key is decoded for every request, and
+  // most have few escapes or none.
   out->clear();
-  out->reserve(in.size());
-  for (size_t i = 0; i < in.size(); ++i) {
-    const char c = in[i];
+  out->append(in);  // cheaper than assign: no check for overlap with in
+  size_t first = 0;
+  if (!plus_is_space) {
+    first = out->find('%');
+    if (first == std::string::npos) return true;
+  }
+  char* const begin = out->data();
+  char* d = begin + first;
+  const char* s = d;
+  const char* const end = begin + out->size();
+  while (s != end) {
+    const char c = *s++;
     if (c == '%') {
-      if (i + 2 >= in.size()) return false;
-      const int hi = HexValue(in[i + 1]);
-      const int lo = HexValue(in[i + 2]);
-      if (hi < 0 || lo < 0) return false;
-      out->push_back(static_cast<char>(hi * 16 + lo));
-      i += 2;
-    } else if (c == '+' && plus_is_space) {
-      out->push_back(' ');
+      const int hi = end - s >= 2 ? HexValue(s[0]) : -1;
+      const int lo = hi >= 0 ? HexValue(s[1]) : -1;
+      if (lo < 0) {
+        out->resize(d - begin);
+        return false;
+      }
+      *d++ = static_cast<char>(hi * 16 + lo);
+      s += 2;
     } else {
-      out->push_back(c);
+      *d++ = c == '+' && plus_is_space ? ' ' : c;
     }
   }
+  out->resize(d - begin);
   return true;
 }
 

@@ -17,8 +17,15 @@ struct Header {
 // Case-insensitive ASCII comparison, as header names require.
 bool EqualsIgnoreCase(std::string_view a, std::string_view b);
 
-// Value of the first header called name, or nullptr.
-const std::string* FindHeader(const std::vector<Header>& headers, std::string_view name);
+// Value of the first header called name, or nullptr. Inline, and names of
+// another length are passed over without comparing them: a request is asked
+// for several headers it nearly never has.
+inline const std::string* FindHeader(const std::vector<Header>& headers, std::string_view name) {
+  for (const Header& h : headers) {
+    if (h.name.size() == name.size() && EqualsIgnoreCase(h.name, name)) return &h.value;
+  }
+  return nullptr;
+}
 
 // Whether a block of "Name: value\r\n" lines has a header called name.
 bool HasHeaderLine(std::string_view lines, std::string_view name);

@@ -5,7 +5,9 @@
 // names the problem. on_message_complete pauses the parser so that Dispatch
 // hands each request to the handler outside llhttp.
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <string>
 
 #include "net/server_connection.h"
@@ -39,6 +41,54 @@ ErrorText ErrorFor(int status) {
               "the request headers are larger than the server accepts"};
     default:
       return {"bad_request", "the request is not valid HTTP/1.1"};
+  }
+}
+
+bool IsControlByte(unsigned char b) { return b <= 0x20 || b == 0x7f; }
+
+// Whether any of the 8 bytes of w IsControlByte. A byte below 0x21 (or, in
+// w ^ 0x7f..., a zero byte) sets its top bit in (w - n...) & ~w, and no byte
+// does unless one of them is below n, so the test is exact.
+bool WordHasControlByte(uint64_t w) {
+  constexpr uint64_t kOnes = 0x0101010101010101;
+  constexpr uint64_t kTops = 0x8080808080808080;
+  const uint64_t del = w ^ (0x7f * kOnes);
+  return ((((w - 0x21 * kOnes) & ~w) | ((del - kOnes) & ~del)) & kTops) != 0;
+}
+
+// Whether any byte of data IsControlByte, eight bytes a step: every target
+// is scanned. The last word overlaps the one before it rather than leaving
+// a tail to test byte by byte.
+bool HasControlByte(const char* data, size_t len) {
+  uint64_t w;
+  if (len < sizeof w) {
+    w = 0x6161616161616161;  // "aaaaaaaa": the bytes past the end pass
+    std::memcpy(&w, data, len);
+    return WordHasControlByte(w);
+  }
+  for (size_t i = 0; i + sizeof w < len; i += sizeof w) {
+    std::memcpy(&w, data + i, sizeof w);
+    if (WordHasControlByte(w)) return true;
+  }
+  std::memcpy(&w, data + len - sizeof w, sizeof w);
+  return WordHasControlByte(w);
+}
+
+// llhttp_method_name's C string, without a strlen for the usual methods.
+std::string_view MethodName(llhttp_method_t method) {
+  switch (method) {
+    case HTTP_GET:
+      return "GET";
+    case HTTP_PUT:
+      return "PUT";
+    case HTTP_POST:
+      return "POST";
+    case HTTP_DELETE:
+      return "DELETE";
+    case HTTP_HEAD:
+      return "HEAD";
+    default:
+      return llhttp_method_name(method);
   }
 }
 
@@ -151,7 +201,7 @@ const llhttp_settings_t* ServerConnection::ParserSettings() {
 int ServerConnection::OnMessageBegin(llhttp_t* p) {
   auto* c = static_cast<ServerConnection*>(p->data);
   HttpRequest& r = c->request_;
-  r.method.clear();
+  // method is set when the head is complete, usually to what it holds.
   r.target.clear();
   r.path.clear();
   r.query.clear();
@@ -183,16 +233,16 @@ int ServerConnection::OnUrl(llhttp_t* p, const char* at, size_t len) {
   }
   // llhttp lets a TAB or form feed through in the target; in a key they
   // would be taken literally. A target is visible ASCII (RFC 9112 3.2).
-  for (size_t i = 0; i < len; ++i) {
-    const auto b = static_cast<unsigned char>(at[i]);
-    if (b <= 0x20 || b == 0x7f) {
-      char hex[8];
-      std::snprintf(hex, sizeof hex, "0x%02x", b);
-      c->error_status_ = 400;
-      c->error_detail_ = std::string("the request target contains a raw control byte (") + hex +
-                         (b == '\t' ? ", a TAB" : "") + "); %-escape it";
-      return -1;
-    }
+  if (HasControlByte(at, len)) {
+    const auto* bad = std::find_if(
+        at, at + len, [](char b) { return IsControlByte(static_cast<unsigned char>(b)); });
+    const auto b = static_cast<unsigned char>(*bad);
+    char hex[8];
+    std::snprintf(hex, sizeof hex, "0x%02x", b);
+    c->error_status_ = 400;
+    c->error_detail_ = std::string("the request target contains a raw control byte (") + hex +
+                       (b == '\t' ? ", a TAB" : "") + "); %-escape it";
+    return -1;
   }
   target.append(at, len);
   return 0;
@@ -241,7 +291,8 @@ int ServerConnection::OnHeadersComplete(llhttp_t* p) {
   c->body_start_ = uv_now(c->ctx_->loop());
 
   const auto method = static_cast<llhttp_method_t>(p->method);
-  r.method.assign(llhttp_method_name(method));
+  const std::string_view method_name = MethodName(method);
+  if (r.method != method_name) r.method.assign(method_name);
   r.http_major = p->http_major;
   r.http_minor = p->http_minor;
   if (!ToOriginForm(&r, &c->error_detail_)) {
@@ -255,8 +306,6 @@ int ServerConnection::OnHeadersComplete(llhttp_t* p) {
     r.path.assign(r.target, 0, q);
     r.query.assign(r.target, q + 1);
   }
-  r.peer = c->peer_;
-  r.connection_id = c->id_;
 
   const bool chunked = (p->flags & F_CHUNKED) != 0;
   const bool has_length = (p->flags & F_CONTENT_LENGTH) != 0;
@@ -282,12 +331,12 @@ int ServerConnection::OnHeadersComplete(llhttp_t* p) {
   }
   if (has_length) r.body.reserve(std::min<uint64_t>(p->content_length, kMaxBodyReserve));
 
-  std::shared_ptr<Responder::Slot> slot = c->NewSlot();
+  c->current_ = c->NewSlot();
+  Responder::Slot* slot = c->current_.get();
   slot->conn = c;
   slot->head_request = method == HTTP_HEAD;
   slot->http10 = !http11;
-  c->slots_.push_back(slot);
-  c->current_ = slot;
+  c->slots_.push_back(c->current_);
   // Room for the body under max_staged_bytes, reserved whole from its
   // length (a chunked body takes it as it arrives, in OnBody). Without room
   // the parser pauses here and the connection is not read until the

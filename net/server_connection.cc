@@ -78,6 +78,9 @@ bool ServerConnection::Accept(ServerContext* ctx, uv_stream_t* listener) {
   ++ctx->counters().connections_accepted;
   uv_tcp_nodelay(&c->tcp_, 1);
   c->peer_ = PeerName(&c->tcp_);
+  // The connection's requests share these: set once, not per request.
+  c->request_.peer = c->peer_;
+  c->request_.connection_id = c->id_;
   if (ctx->tls()) c->tls_ = std::make_unique<TlsSession>(ctx->tls());
   c->accepted_at_ = c->last_activity_ = uv_now(ctx->loop());
   c->StartReading();

@@ -117,17 +117,17 @@ using Params = std::vector<std::pair<std::string, std::string>>;
 // the values it understands. Anything else is refused: a typo such as
 // ?ack=replcia must not silently change what a write waits for, and a second
 // key= must not silently pick one of two keys.
-bool CheckParams(const Params& params, std::initializer_list<std::string_view> allowed,
-                 const std::string& path, net::HttpResponse* error) {
+bool CheckGivenParams(const Params& params, std::initializer_list<std::string_view> allowed,
+                      std::string_view path, net::HttpResponse* error) {
   for (size_t i = 0; i < params.size(); ++i) {
     const std::string& name = params[i].first;
     if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
       std::string takes;
       for (std::string_view a : allowed) takes += (takes.empty() ? "" : ", ") + std::string(a);
       if (takes.empty()) takes = "none";
-      *error = net::MakeErrorResponse(
-          400, "unknown_parameter",
-          "unknown query parameter \"" + name + "\" for " + path + "; it takes " + takes);
+      *error = net::MakeErrorResponse(400, "unknown_parameter",
+                                      "unknown query parameter \"" + name + "\" for " +
+                                          std::string(path) + "; it takes " + takes);
       return false;
     }
     for (size_t j = 0; j < i; ++j) {
@@ -148,6 +148,12 @@ bool CheckParams(const Params& params, std::initializer_list<std::string_view> a
   return true;
 }
 
+// Nearly every request has no query: it needs no look at what is allowed.
+bool CheckParams(const Params& params, std::initializer_list<std::string_view> allowed,
+                 std::string_view path, net::HttpResponse* error) {
+  return params.empty() || CheckGivenParams(params, allowed, path, error);
+}
+
 const std::string* Param(const std::vector<std::pair<std::string, std::string>>& params,
                          std::string_view name) {
   for (const auto& p : params) {
@@ -159,14 +165,15 @@ const std::string* Param(const std::vector<std::pair<std::string, std::string>>&
 // A batch takes no query parameter. What a single PUT would take (a TTL, an
 // acknowledgement from a replica) is refused as not implemented rather than
 // dropped: the writes would be stored without it.
-bool CheckBatchParams(const net::HttpRequest& r, const Params& params, const std::string& path,
+bool CheckBatchParams(const net::HttpRequest& r, const Params& params, std::string_view path,
                       net::HttpResponse* error) {
   const bool ttl = Param(params, "ttl") != nullptr || r.header("X-Distkv-TTL") != nullptr;
   if (ttl || Param(params, "ack") != nullptr) {
     *error = net::MakeErrorResponse(
         501, "not_implemented",
-        ttl ? path + " takes no TTL; write keys that expire with single PUTs"
-            : path + " takes no ?ack=replica; [replication] min_acks applies to its writes");
+        std::string(path) +
+            (ttl ? " takes no TTL; write keys that expire with single PUTs"
+                 : " takes no ?ack=replica; [replication] min_acks applies to its writes"));
     return false;
   }
   return CheckParams(params, {}, path, error);
@@ -205,12 +212,14 @@ void AppendEtagLine(uint64_t lsn, std::string* lines) {
 
 bool ParseRequest(net::HttpRequest& r, const KeyLimits& limits, ParsedRequest* out,
                   net::HttpResponse* error) {
-  std::vector<std::pair<std::string, std::string>> params;
-  if (!net::ParseQuery(r.query, &params)) {
+  Params params;
+  // Most requests have no query, and then need not call ParseQuery.
+  if (!r.query.empty() && !net::ParseQuery(r.query, &params)) {
     *error = net::MakeErrorResponse(400, "bad_query", "the query string has a malformed %-escape");
     return false;
   }
-  const std::string& path = r.path;
+  // A view: its comparisons below look at the length first.
+  const std::string_view path = r.path;
   const bool read = IsMethod(r, "GET") || IsMethod(r, "HEAD");
   KvRequest& kv = out->kv;
 
@@ -234,10 +243,10 @@ bool ParseRequest(net::HttpRequest& r, const KeyLimits& limits, ParsedRequest* o
     out->endpoint = path == "/kv/_mget" ? Endpoint::kMget : Endpoint::kMput;
     return CheckBatchParams(r, params, path, error);
   }
-  if (path.rfind("/kv/", 0) == 0) {
+  if (path.starts_with("/kv/")) {
     out->endpoint = Endpoint::kKv;
     if (!CheckParams(params, {"read", "ack", "ttl"}, "/kv/{key}", error)) return false;
-    if (!net::PercentDecode(std::string_view(path).substr(4), &kv.key, false)) {
+    if (!net::PercentDecode(path.substr(4), &kv.key, false)) {
       *error = net::MakeErrorResponse(400, "bad_key", "the key has a malformed %-escape");
       return false;
     }
@@ -262,7 +271,7 @@ bool ParseRequest(net::HttpRequest& r, const KeyLimits& limits, ParsedRequest* o
     if (!ok) return false;
     const std::string* key = Param(params, "key");
     if (!key) {
-      *error = net::MakeErrorResponse(400, "missing_key", path + " needs ?key=...");
+      *error = net::MakeErrorResponse(400, "missing_key", std::string(path) + " needs ?key=...");
       return false;
     }
     kv.key = *key;
@@ -289,14 +298,15 @@ bool ParseRequest(net::HttpRequest& r, const KeyLimits& limits, ParsedRequest* o
       } else if (!r.body.empty()) {
         kv.value = std::move(r.body);
       } else {
-        *error = net::MakeErrorResponse(400, "missing_value",
-                                        path + " needs ?value=... (or the value as the body)");
+        *error = net::MakeErrorResponse(
+            400, "missing_value",
+            std::string(path) + " needs ?value=... (or the value as the body)");
         return false;
       }
     }
   } else {
     struct Fixed {
-      const char* path;
+      std::string_view path;
       Endpoint endpoint;
       const char* allow;
     };
@@ -334,9 +344,10 @@ bool ParseRequest(net::HttpRequest& r, const KeyLimits& limits, ParsedRequest* o
       }
       return true;
     }
-    *error = net::MakeErrorResponse(
-        404, "no_such_endpoint",
-        "no endpoint " + path + "; try /kv/{key}, /get?key=, /set?key=&value=, /health, /stats");
+    *error =
+        net::MakeErrorResponse(404, "no_such_endpoint",
+                               "no endpoint " + std::string(path) +
+                                   "; try /kv/{key}, /get?key=, /set?key=&value=, /health, /stats");
     return false;
   }
 

@@ -71,6 +71,20 @@ TEST_CASE("PercentDecode decodes escapes and rejects malformed ones") {
   CHECK_FALSE(PercentDecode("%0g", &out, false));
 }
 
+TEST_CASE("PercentDecode replaces what the output held, escapes anywhere in a long input") {
+  std::string out(100, 'x');
+  CHECK(PercentDecode("key", &out, false));
+  CHECK(out == "key");
+  CHECK(PercentDecode("abcdefghijklmnopqrstuvwxyz%41%42+c", &out, false));
+  CHECK(out == "abcdefghijklmnopqrstuvwxyzAB+c");
+  CHECK(PercentDecode("abcdefghijklmnopqrstuvwxyz%41%42+c", &out, true));
+  CHECK(out == "abcdefghijklmnopqrstuvwxyzAB c");
+  CHECK(PercentDecode("++%2B", &out, true));
+  CHECK(out == "  +");
+  CHECK_FALSE(PercentDecode("abcdefghijklmnopqrstuvwxyz%4", &out, false));
+  CHECK_FALSE(PercentDecode("abcdefghijklmnopqrstuvwxyz%41%", &out, true));
+}
+
 TEST_CASE("ParseQuery splits and decodes parameters in order") {
   std::vector<std::pair<std::string, std::string>> params;
   CHECK(ParseQuery("key=a%2Fb&value=hello+world&flag&empty=&&x=1=2", &params));

@@ -5,6 +5,7 @@
 // nothing else.
 #include <doctest/doctest.h>
 #include <sys/socket.h>
+#include <cstdio>
 
 #include "tests/unit/net/http_server_test_harness.h"
 
@@ -113,6 +114,32 @@ TEST_CASE("edges: a raw TAB or space in the target is a 400 that says so") {
   ParsedResponse del = OnlyAnswer(&ts, "GET /kv/a\x7f HTTP/1.1\r\nHost: x\r\n\r\n");
   CHECK(del.status == 400);
   CHECK(ts.counters().requests == 0);
+}
+
+TEST_CASE("edges: a control byte is found at any place in a target of any length") {
+  TestServer ts(ServerLimits{}, EchoHandler());
+  // Up to 27 bytes: shorter than a word, whole words, words and a tail.
+  const std::string clean = "/kv/abcdefghijklmnopqrst~!z";
+  CHECK(OnlyAnswer(&ts, "GET " + clean + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .status == 200);
+  for (const size_t len : {3, 7, 8, 9, 16, 17, 27}) {
+    for (const char bad : {'\t', '\x0c', '\x7f'}) {
+      // (A TAB last would be taken by llhttp as white space before the version.)
+      for (size_t i = 1; i + 1 < len; ++i) {
+        CAPTURE(len);
+        CAPTURE(static_cast<int>(bad));
+        CAPTURE(i);
+        std::string target = clean.substr(0, len);
+        target[i] = bad;
+        ParsedResponse r = OnlyAnswer(&ts, "GET " + target + " HTTP/1.1\r\nHost: x\r\n\r\n");
+        CHECK(r.status == 400);
+        char hex[8];
+        std::snprintf(hex, sizeof hex, "0x%02x", static_cast<unsigned char>(bad));
+        CHECK_MESSAGE(r.body.find(hex) != std::string::npos, r.body);
+      }
+    }
+  }
+  CHECK(ts.counters().requests == 1);
 }
 
 TEST_CASE("edges: an absolute-form target is served as its path, its authority as Host") {
