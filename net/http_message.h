@@ -34,6 +34,9 @@ bool HasHeaderLine(std::string_view lines, std::string_view name);
 // framing, so the writer of each message sets its own.
 bool IsFramingHeader(std::string_view name);
 
+// On the server side one HttpRequest is reused for every request of a
+// connection: method, peer and connection_id are written only when they
+// change, so a handler may read and copy them but never move them out.
 struct HttpRequest {
   std::string method;  // "GET", "PUT", ... as sent
   std::string target;  // request target as sent: path plus optional "?query"
