@@ -1,13 +1,10 @@
 #include "src/api/kv_request.h"
 
 #include <algorithm>
-#include <charconv>
 #include <cstring>
 #include <initializer_list>
 #include <optional>
 #include <vector>
-
-#include "src/common/etag.h"
 
 namespace distkv {
 namespace {
@@ -197,17 +194,18 @@ bool CheckKey(const std::string& key, const KeyLimits& limits, net::HttpResponse
 }  // namespace
 
 std::string MakeEtag(uint64_t lsn) {
-  char text[24] = "\"";
-  char* end = std::to_chars(text + 1, text + sizeof(text) - 1, lsn).ptr;
-  *end++ = '"';
-  return std::string(text, end);
+  char text[kMaxEtagBytes];
+  return std::string(text, WriteEtag(lsn, text));
 }
 
 void AppendEtagLine(uint64_t lsn, std::string* lines) {
-  char text[32] = "ETag: \"";
-  char* end = std::to_chars(text + 7, text + sizeof(text) - 3, lsn).ptr;
-  std::memcpy(end, "\"\r\n", 3);
-  lines->append(text, end + 3);
+  constexpr std::string_view kName = "ETag: ";
+  char text[kMaxEtagLineBytes];
+  std::memcpy(text, kName.data(), kName.size());
+  char* end = WriteEtag(lsn, text + kName.size());
+  *end++ = '\r';
+  *end++ = '\n';
+  lines->append(text, end);
 }
 
 bool ParseRequest(net::HttpRequest& r, const KeyLimits& limits, ParsedRequest* out,

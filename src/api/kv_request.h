@@ -10,6 +10,7 @@
 
 #include "net/http_message.h"
 #include "src/api/scan_request.h"
+#include "src/common/etag.h"
 
 namespace distkv {
 
@@ -82,7 +83,8 @@ using net::PercentEncode;
 // "\"<lsn>\"": the ETag of a record.
 std::string MakeEtag(uint64_t lsn);
 // Appends "ETag: \"<lsn>\"\r\n", the header line of a record's answer
-// (HttpResponse::header_lines).
+// (HttpResponse::header_lines), at most kMaxEtagLineBytes long.
+constexpr size_t kMaxEtagLineBytes = 6 + kMaxEtagBytes + 2;
 void AppendEtagLine(uint64_t lsn, std::string* lines);
 
 }  // namespace distkv

@@ -1,13 +1,28 @@
-// The number in an ETag as this server writes it ("\"" + LSN + "\""), for
-// the node's reader of a peer's batch answer (src/api) and the client
-// library (src/client), which must agree on what is one. Header only.
+// The number in an ETag as this server writes it ("\"" + LSN + "\""): written
+// by the node's answers (src/api), read by the node's reader of a peer's batch
+// answer and by the client library (src/client), which must agree on what is
+// one. Header only.
 #pragma once
 
+#include <charconv>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string_view>
 
 namespace distkv {
+
+// The longest ETag: two quotes around the 20 digits of UINT64_MAX.
+constexpr size_t kMaxEtagBytes = 22;
+
+// Writes "\"<number>\"" at out, which has room for kMaxEtagBytes, and
+// returns the end of what it wrote.
+inline char* WriteEtag(uint64_t number, char* out) {
+  *out++ = '"';
+  out = std::to_chars(out, out + 20, number).ptr;
+  *out++ = '"';
+  return out;
+}
 
 // "\"42\"" or "42" -> 42. Nothing for anything else: empty, a character that
 // is not a digit, a lone quote, or a number past UINT64_MAX.

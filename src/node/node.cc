@@ -509,7 +509,7 @@ void Node::AnswerGet(const KvRequest& kv, net::Responder responder, uint64_t sta
     // The hottest path: the answer's own headers as ready lines, one string
     // (no header list to build, search and free).
     constexpr std::string_view kContentType = "Content-Type: application/octet-stream\r\n";
-    r.header_lines.reserve(32 + kContentType.size());
+    r.header_lines.reserve(kMaxEtagLineBytes + kContentType.size());
     AppendEtagLine(lsn, &r.header_lines);
     r.header_lines.append(kContentType);
     if (expires_ms != 0) AddExpiryHeaders(&r, expires_ms);

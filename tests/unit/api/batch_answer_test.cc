@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "src/api/batch_request.h"
+#include "src/api/kv_request.h"
 #include "src/common/etag.h"
 
 using namespace distkv;
@@ -54,6 +55,22 @@ TEST_CASE("ParseEtagNumber takes digits, quoted or not, up to UINT64_MAX, and no
     INFO("etag: [" << bad << "]");
     CHECK_FALSE(ParseEtagNumber(bad).has_value());
   }
+}
+
+TEST_CASE(
+    "an ETag and its header line are written as ParseEtagNumber reads them, up to UINT64_MAX") {
+  for (uint64_t lsn : {uint64_t{0}, uint64_t{7}, uint64_t{1234567}, UINT64_MAX}) {
+    INFO("lsn " << lsn);
+    const std::string etag = distkv::MakeEtag(lsn);
+    CHECK(etag == "\"" + std::to_string(lsn) + "\"");
+    CHECK(etag.size() <= distkv::kMaxEtagBytes);
+    CHECK(ParseEtagNumber(etag) == lsn);
+    std::string lines = "Before: 1\r\n";
+    distkv::AppendEtagLine(lsn, &lines);
+    CHECK(lines == "Before: 1\r\nETag: " + etag + "\r\n");
+    CHECK(lines.size() - 11 <= distkv::kMaxEtagLineBytes);
+  }
+  CHECK(distkv::MakeEtag(UINT64_MAX).size() == distkv::kMaxEtagBytes);
 }
 
 TEST_CASE("DecodeBatchJson takes an item's etag up to UINT64_MAX and refuses any other") {
