@@ -20,6 +20,16 @@ int HexValue(char c) {
   return -1;
 }
 
+// Whether any of the 8 bytes of w IsControlByte. A byte below 0x21 (or, in
+// w ^ 0x7f..., a zero byte) sets its top bit in (w - n...) & ~w, and no byte
+// does unless one of them is below n, so the test is exact.
+bool WordHasControlByte(uint64_t w) {
+  constexpr uint64_t kOnes = 0x0101010101010101;
+  constexpr uint64_t kTops = 0x8080808080808080;
+  const uint64_t del = w ^ (0x7f * kOnes);
+  return ((((w - 0x21 * kOnes) & ~w) | ((del - kOnes) & ~del)) & kTops) != 0;
+}
+
 }  // namespace
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
@@ -31,6 +41,25 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
     if (LowerAscii(a[i]) != LowerAscii(b[i])) return false;
   }
   return true;
+}
+
+bool HasControlByte(std::string_view text) {
+  // Eight bytes a step; the last word overlaps the one before it rather than
+  // leaving a tail to test byte by byte.
+  const char* data = text.data();
+  const size_t len = text.size();
+  uint64_t w;
+  if (len < sizeof w) {
+    w = 0x6161616161616161;  // "aaaaaaaa": the bytes past the end pass
+    if (len > 0) std::memcpy(&w, data, len);
+    return WordHasControlByte(w);
+  }
+  for (size_t i = 0; i + sizeof w < len; i += sizeof w) {
+    std::memcpy(&w, data + i, sizeof w);
+    if (WordHasControlByte(w)) return true;
+  }
+  std::memcpy(&w, data + len - sizeof w, sizeof w);
+  return WordHasControlByte(w);
 }
 
 bool HasHeaderLine(std::string_view lines, std::string_view name) {

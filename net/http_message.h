@@ -27,6 +27,12 @@ inline const std::string* FindHeader(const std::vector<Header>& headers, std::st
   return nullptr;
 }
 
+// A byte a request target must not hold raw: space, a control byte, DEL.
+inline bool IsControlByte(unsigned char b) { return b <= 0x20 || b == 0x7f; }
+// Whether any byte of text IsControlByte (read eight at a time: every
+// request target is scanned).
+bool HasControlByte(std::string_view text);
+
 // Whether a block of "Name: value\r\n" lines has a header called name.
 bool HasHeaderLine(std::string_view lines, std::string_view name);
 

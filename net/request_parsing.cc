@@ -5,7 +5,6 @@
 // names the problem. on_message_complete pauses the parser so that Dispatch
 // hands each request to the handler outside llhttp.
 #include <algorithm>
-#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -42,36 +41,6 @@ ErrorText ErrorFor(int status) {
     default:
       return {"bad_request", "the request is not valid HTTP/1.1"};
   }
-}
-
-bool IsControlByte(unsigned char b) { return b <= 0x20 || b == 0x7f; }
-
-// Whether any of the 8 bytes of w IsControlByte. A byte below 0x21 (or, in
-// w ^ 0x7f..., a zero byte) sets its top bit in (w - n...) & ~w, and no byte
-// does unless one of them is below n, so the test is exact.
-bool WordHasControlByte(uint64_t w) {
-  constexpr uint64_t kOnes = 0x0101010101010101;
-  constexpr uint64_t kTops = 0x8080808080808080;
-  const uint64_t del = w ^ (0x7f * kOnes);
-  return ((((w - 0x21 * kOnes) & ~w) | ((del - kOnes) & ~del)) & kTops) != 0;
-}
-
-// Whether any byte of data IsControlByte, eight bytes a step: every target
-// is scanned. The last word overlaps the one before it rather than leaving
-// a tail to test byte by byte.
-bool HasControlByte(const char* data, size_t len) {
-  uint64_t w;
-  if (len < sizeof w) {
-    w = 0x6161616161616161;  // "aaaaaaaa": the bytes past the end pass
-    std::memcpy(&w, data, len);
-    return WordHasControlByte(w);
-  }
-  for (size_t i = 0; i + sizeof w < len; i += sizeof w) {
-    std::memcpy(&w, data + i, sizeof w);
-    if (WordHasControlByte(w)) return true;
-  }
-  std::memcpy(&w, data + len - sizeof w, sizeof w);
-  return WordHasControlByte(w);
 }
 
 // llhttp_method_name's C string, without a strlen for the usual methods.
@@ -233,7 +202,7 @@ int ServerConnection::OnUrl(llhttp_t* p, const char* at, size_t len) {
   }
   // llhttp lets a TAB or form feed through in the target; in a key they
   // would be taken literally. A target is visible ASCII (RFC 9112 3.2).
-  if (HasControlByte(at, len)) {
+  if (HasControlByte(std::string_view(at, len))) {
     const auto* bad = std::find_if(
         at, at + len, [](char b) { return IsControlByte(static_cast<unsigned char>(b)); });
     const auto b = static_cast<unsigned char>(*bad);

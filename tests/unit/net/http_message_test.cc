@@ -85,6 +85,27 @@ TEST_CASE("PercentDecode replaces what the output held, escapes anywhere in a lo
   CHECK_FALSE(PercentDecode("abcdefghijklmnopqrstuvwxyz%41%", &out, true));
 }
 
+TEST_CASE("HasControlByte finds every byte IsControlByte names, at every place, and no other") {
+  CHECK_FALSE(HasControlByte(""));
+  // Each byte value at each place of texts of 1 to 40 bytes (shorter than a
+  // word, whole words, words and a tail), among neighbours that pass: the
+  // highest bytes too, which a word-wise test must not mistake for low ones.
+  for (const char fill : {'a', '~', '\x80', '\xff'}) {
+    for (size_t len = 1; len <= 40; ++len) {
+      for (size_t at = 0; at < len; ++at) {
+        for (int b = 0; b < 256; ++b) {
+          std::string text(len, fill);
+          text[at] = static_cast<char>(b);
+          if (HasControlByte(text) != IsControlByte(static_cast<unsigned char>(b))) {
+            FAIL_CHECK("fill " << int(static_cast<unsigned char>(fill)) << ", " << len
+                               << " bytes, byte " << b << " at " << at);
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST_CASE("ParseQuery splits and decodes parameters in order") {
   std::vector<std::pair<std::string, std::string>> params;
   CHECK(ParseQuery("key=a%2Fb&value=hello+world&flag&empty=&&x=1=2", &params));
