@@ -87,8 +87,10 @@ void AppendResponseHead(const HttpResponse& response, BodyFraming framing, uint6
 
   // Sized once, written through a cursor, cut to what was written: the head
   // of every response, so no append re-checks the capacity.
-  size_t size = 13 + reason.size() + 2 + response.header_lines.size() + extra_headers.size() +
-                framing_line.size() + 22 + connection_line.size() + 2;
+  constexpr size_t kStatusLine = 9 + 3 + 1 + 2;  // "HTTP/1.1 ", the code, ' ', reason, CRLF
+  constexpr size_t kLengthValue = 20 + 2;        // UINT64_MAX's digits, CRLF
+  size_t size = kStatusLine + reason.size() + response.header_lines.size() + extra_headers.size() +
+                framing_line.size() + kLengthValue + connection_line.size() + 2;  // the blank line
   for (const Header& h : response.headers) size += h.name.size() + h.value.size() + 4;
   const size_t at = out->size();
   out->resize(at + size);

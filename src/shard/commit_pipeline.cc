@@ -170,8 +170,9 @@ void CommitPipeline::OnBatchDone(Job* job) {
     // a writer likely to write again soon: the next batch gathers as many
     // (see the top of the header).
     expected_writers_ = client_waiters_;
-    std::vector<Done> ready;
-    ready.swap(ready_);
+    // Taken out of ready_ while the callbacks run (one may start the next
+    // batch), and handed back empty for its capacity.
+    std::vector<Done> ready = std::move(ready_);
     while (!waiters_.empty() && waiters_.front().lsn <= last) {
       client_waiters_ -= waiters_.front().client ? 1 : 0;
       ready.push_back(std::move(waiters_.front().done));
@@ -187,7 +188,7 @@ void CommitPipeline::OnBatchDone(Job* job) {
     if (store_->HasStaged()) MaybeStartBatch(false);
     for (Done& done : ready) done(status);
     ready.clear();
-    if (ready_.empty()) ready_.swap(ready);
+    ready_ = std::move(ready);
     if (listener_ && records > 0) listener_(last);
   } else {
     // The store undid every write above its last LSN now (this batch, or the
