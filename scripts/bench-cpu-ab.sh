@@ -51,8 +51,10 @@ for i in 0 1; do
 done
 
 cpu_ticks() { awk '{ print $14, $15 }' "/proc/$1/stat"; }  # user system
+HZ=$(getconf CLK_TCK)
+us_each() { awk -v t="$1" -v n="$2" -v hz="$HZ" 'BEGIN { printf "%.2f", t * 1e6 / hz / n }'; }  # ticks requests
 declare -A RATE USER SYS
-run() {  # index round
+run() {  # index
   local i=$1 u0 s0 u1 s1 out n
   read -r u0 s0 < <(cpu_ticks "${NODE_PIDS[$i]}")
   out=$(env BENCH_OP="$OP" BENCH_KEY_FILE="$TMP/keys.txt" \
@@ -61,10 +63,9 @@ run() {  # index round
   n=$(awk '/requests in/ { print $1 }' <<<"$out")
   [ -n "$n" ] && [ "$n" -gt 0 ] || die "wrk printed no request count: $out"
   RATE[$i]+="$(awk '/^Requests\/sec/ { printf "%d", $2 }' <<<"$out") "
-  USER[$i]+="$(awk -v t=$((u1 - u0)) -v n="$n" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t * 1e6 / hz / n }') "
-  SYS[$i]+="$(awk -v t=$((s1 - s0)) -v n="$n" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t * 1e6 / hz / n }') "
+  USER[$i]+="$(us_each $((u1 - u0)) "$n") "
+  SYS[$i]+="$(us_each $((s1 - s0)) "$n") "
 }
-median() { tr ' ' '\n' | grep . | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.2f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 echo "OP=$OP FSYNC=$FSYNC: wrk -t1 -c$CONNS -d${SECONDS_EACH}s -s $LUA against each node"
 for r in $(seq 1 "$ROUNDS"); do

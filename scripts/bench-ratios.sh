@@ -48,7 +48,6 @@ RESULTS=()
 FLAGGED=0
 trap cleanup EXIT
 
-median() { tr ' ' '\n' | grep . | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.2f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 # last_rate LABEL: the rate of the most recent run with that label.
 last_rate() {
   local i r

@@ -93,6 +93,8 @@ load_keys() {
 }
 
 # --- measuring -----------------------------------------------------------------------
+# median: of the numbers on stdin, separated by spaces or newlines.
+median() { tr ' ' '\n' | grep . | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.2f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 RESULTS=()   # label|req/s|p99|non-2xx|socket errors|command|p50
 FLAGGED=0
 record() {
