@@ -7,7 +7,9 @@
 #   forward   two shards: GET and PUT sent straight to the owner vs. through
 #             the other node (forwarded); fsync = FORWARD_FSYNC (always)
 #   durable   PUT of new keys at fsync=always vs. fsync=never vs. Redis SET
-#             with appendfsync always (redis-benchmark, as scripts/bench.sh)
+#             with appendfsync always (redis-benchmark, as scripts/bench.sh);
+#             and PUT fsync=never vs. Redis SET with appendonly no, the two
+#             servers with no disk on either side
 #   get       GET of existing keys vs. nginx's fixed 200
 #
 #   scripts/bench-ratios.sh                       (after make; all parts)
@@ -190,12 +192,18 @@ for round in $(seq 1 "$ROUNDS"); do
     fi
     redis_run "appendfsync always" --appendonly yes --appendfsync always
     run_wrk "PUT fsync=never" "http://$DUR_never" BENCH_OP=put
+    # The same pair with no disk on either side: what the two servers cost a
+    # write before any sync, the reference the durable ratio is read against.
+    redis_run "appendonly no" --appendonly no
     always=$(last_rate "PUT fsync=always")
     add "PUT always / redis SET appendfsync always" "$(ratio "$always" "$(last_rate "redis SET, appendfsync always")")"
     add "PUT always / PUT never" "$(ratio "$always" "$(last_rate "PUT fsync=never")")"
+    add "PUT never / redis SET appendonly no" \
+      "$(ratio "$(last_rate "PUT fsync=never")" "$(last_rate "redis SET, appendonly no")")"
     add "PUT fsync=always req/s" "$always"
     add "redis SET appendfsync always req/s" "$(last_rate "redis SET, appendfsync always")"
     add "PUT fsync=never req/s" "$(last_rate "PUT fsync=never")"
+    add "redis SET appendonly no req/s" "$(last_rate "redis SET, appendonly no")"
   fi
   if [[ " $PARTS " == *" get "* ]]; then
     measure "nginx fixed 200" "$NGINX_URL" "$NGINX_PIDS" BENCH_OP=get
@@ -230,9 +238,9 @@ for name in "GET forwarded / direct" "PUT forwarded / direct" \
   "GET CPU us a request, direct" "GET CPU us a request, forwarded" \
   "PUT CPU us a request, direct" "PUT CPU us a request, forwarded" \
   "GET direct req/s" "GET forwarded req/s" "PUT direct req/s" "PUT forwarded req/s" "PUT always / redis SET appendfsync always" \
-  "PUT always / PUT never" "PUT always / PUT always, before" "PUT fsync=always req/s" \
-  "PUT fsync=always req/s, before" "redis SET appendfsync always req/s" \
-  "PUT fsync=never req/s" "GET / nginx fixed 200" "GET / nginx fixed 200, before" "GET / GET before" \
+  "PUT always / PUT never" "PUT never / redis SET appendonly no" "PUT always / PUT always, before" \
+  "PUT fsync=always req/s" "PUT fsync=always req/s, before" "redis SET appendfsync always req/s" \
+  "PUT fsync=never req/s" "redis SET appendonly no req/s" "GET / nginx fixed 200" "GET / nginx fixed 200, before" "GET / GET before" \
   "GET CPU us a request" "GET CPU us a request, before" "nginx CPU us a request" \
   "GET req/s" "GET req/s, before" "nginx req/s"; do
   [ -n "${SERIES[$name]:-}" ] || continue
