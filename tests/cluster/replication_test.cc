@@ -193,6 +193,13 @@ TEST_CASE("replication: a replica killed mid-stream resumes from its own LSN, no
   Node& replica_node = cluster.replica(0);
   SyncHttp http;
 
+  // The replica must hold something of its own before it is killed: its first
+  // connection may fail (the primary not listening yet) and the retry come
+  // just before the kill below, with nothing durable on the replica yet.
+  WriteAll(http, MixedWrites(primary, 900, 1));
+  REQUIRE(WaitUntil([&] { return JsonInt(ReplicationStats(http, replica), "applied_lsn") > 0; },
+                    10000));
+
   // SIGKILL the replica while the primary is taking writes (and streaming them).
   size_t answered = 0;
   bool killed = false;
