@@ -199,10 +199,9 @@ std::string MakeEtag(uint64_t lsn) {
 }
 
 void AppendEtagLine(uint64_t lsn, std::string* lines) {
-  constexpr std::string_view kName = "ETag: ";
   char text[kMaxEtagLineBytes];
-  std::memcpy(text, kName.data(), kName.size());
-  char* end = WriteEtag(lsn, text + kName.size());
+  std::memcpy(text, kEtagLinePrefix.data(), kEtagLinePrefix.size());
+  char* end = WriteEtag(lsn, text + kEtagLinePrefix.size());
   *end++ = '\r';
   *end++ = '\n';
   lines->append(text, end);

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "net/http_message.h"
@@ -84,7 +85,8 @@ using net::PercentEncode;
 std::string MakeEtag(uint64_t lsn);
 // Appends "ETag: \"<lsn>\"\r\n", the header line of a record's answer
 // (HttpResponse::header_lines), at most kMaxEtagLineBytes long.
-constexpr size_t kMaxEtagLineBytes = 6 + kMaxEtagBytes + 2;
+inline constexpr std::string_view kEtagLinePrefix = "ETag: ";
+constexpr size_t kMaxEtagLineBytes = kEtagLinePrefix.size() + kMaxEtagBytes + 2;  // and CRLF
 void AppendEtagLine(uint64_t lsn, std::string* lines);
 
 }  // namespace distkv

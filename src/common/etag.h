@@ -19,7 +19,7 @@ constexpr size_t kMaxEtagBytes = 22;
 // returns the end of what it wrote.
 inline char* WriteEtag(uint64_t number, char* out) {
   *out++ = '"';
-  out = std::to_chars(out, out + 20, number).ptr;
+  out = std::to_chars(out, out + (kMaxEtagBytes - 2), number).ptr;
   *out++ = '"';
   return out;
 }

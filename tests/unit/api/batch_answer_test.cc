@@ -65,12 +65,17 @@ TEST_CASE(
     CHECK(etag == "\"" + std::to_string(lsn) + "\"");
     CHECK(etag.size() <= distkv::kMaxEtagBytes);
     CHECK(ParseEtagNumber(etag) == lsn);
-    std::string lines = "Before: 1\r\n";
+    const std::string before = "Before: 1\r\n";
+    std::string lines = before;
     distkv::AppendEtagLine(lsn, &lines);
-    CHECK(lines == "Before: 1\r\nETag: " + etag + "\r\n");
-    CHECK(lines.size() - 11 <= distkv::kMaxEtagLineBytes);
+    CHECK(lines == before + "ETag: " + etag + "\r\n");
+    CHECK(lines.size() - before.size() <= distkv::kMaxEtagLineBytes);
   }
+  // The maxima are reached, not only respected.
   CHECK(distkv::MakeEtag(UINT64_MAX).size() == distkv::kMaxEtagBytes);
+  std::string longest;
+  distkv::AppendEtagLine(UINT64_MAX, &longest);
+  CHECK(longest.size() == distkv::kMaxEtagLineBytes);
 }
 
 TEST_CASE("DecodeBatchJson takes an item's etag up to UINT64_MAX and refuses any other") {
