@@ -170,25 +170,21 @@ void CommitPipeline::OnBatchDone(Job* job) {
     // a writer likely to write again soon: the next batch gathers as many
     // (see the top of the header).
     expected_writers_ = client_waiters_;
-    // Taken out of ready_ while the callbacks run (one may start the next
-    // batch), and handed back empty for its capacity.
-    std::vector<Done> ready = std::move(ready_);
     while (!waiters_.empty() && waiters_.front().lsn <= last) {
       client_waiters_ -= waiters_.front().client ? 1 : 0;
-      ready.push_back(std::move(waiters_.front().done));
+      ready_.push_back(std::move(waiters_.front().done));
       waiters_.pop_front();
     }
     while (!readers_.empty() && readers_.front().lsn <= last) {
-      ready.push_back(std::move(readers_.front().done));
+      ready_.push_back(std::move(readers_.front().done));
       readers_.pop_front();
     }
     // Start the next batch before answering, so the disk works on it while
     // the loop writes the answers. (Only with something staged: with nothing
     // left, a Drain must not complete before these answers are sent.)
     if (store_->HasStaged()) MaybeStartBatch(false);
-    for (Done& done : ready) done(status);
-    ready.clear();
-    ready_ = std::move(ready);
+    for (Done& done : ready_) done(status);
+    ready_.clear();
     if (listener_ && records > 0) listener_(last);
   } else {
     // The store undid every write above its last LSN now (this batch, or the

@@ -139,7 +139,9 @@ class CommitPipeline {
   storage::Store* store_;
   std::deque<Waiter> waiters_;  // in LSN order: LSNs are handed out in staging order
   std::deque<Waiter> readers_;  // in LSN order, kept so on insertion
-  std::vector<Done> ready_;     // a completed batch's callbacks; kept for its capacity
+  // A completed batch's callbacks, a member only for its capacity: nothing a
+  // callback does reaches OnBatchDone (only the thread pool's completion does).
+  std::vector<Done> ready_;
   DurableListener listener_;
   std::function<void()> drained_;
   uv_timer_t* timer_ = nullptr;         // everysec only; freed in its close callback
