@@ -50,16 +50,15 @@ for i in 0 1; do
   load_keys "127.0.0.1:$PORT" "$TMP/keys.txt"
 done
 
-cpu_ticks() { awk '{ print $14, $15 }' "/proc/$1/stat"; }  # user system
 HZ=$(getconf CLK_TCK)
 us_each() { awk -v t="$1" -v n="$2" -v hz="$HZ" 'BEGIN { printf "%.2f", t * 1e6 / hz / n }'; }  # ticks requests
 declare -A RATE USER SYS
 run() {  # index
   local i=$1 u0 s0 u1 s1 out n
-  read -r u0 s0 < <(cpu_ticks "${NODE_PIDS[$i]}")
+  read -r u0 s0 _ < <(proc_ticks "${NODE_PIDS[$i]}")
   out=$(env BENCH_OP="$OP" BENCH_KEY_FILE="$TMP/keys.txt" \
     wrk -t1 -c"$CONNS" -d"${SECONDS_EACH}s" -s "$LUA" "http://${ADDRS[$i]}")
-  read -r u1 s1 < <(cpu_ticks "${NODE_PIDS[$i]}")
+  read -r u1 s1 _ < <(proc_ticks "${NODE_PIDS[$i]}")
   n=$(awk '/requests in/ { print $1 }' <<<"$out")
   [ -n "$n" ] && [ "$n" -gt 0 ] || die "wrk printed no request count: $out"
   RATE[$i]+="$(awk '/^Requests\/sec/ { printf "%d", $2 }' <<<"$out") "

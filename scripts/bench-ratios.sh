@@ -42,6 +42,7 @@ need wrk wrk
 need curl curl
 need ss iproute2
 [[ " $PARTS " == *" durable "* ]] && { need redis-server redis-server; need redis-benchmark redis-tools; }
+REDIS_TESTS=set  # only Redis's SET is a side of a ratio
 [[ " $PARTS " == *" get "* ]] && need nginx nginx-light
 [ -x "$BIN" ] || die "no distkv binary at $BIN (run make, or set DISTKV_BIN)"
 TMP=$(mktemp -d "${BENCH_DIR:-/tmp}/distkv-ratios.XXXXXX")
@@ -66,13 +67,13 @@ add() { SERIES[$1]="${SERIES[$1]:-} $2"; }
 # of this shell's finished children (wrk, redis-benchmark).
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
 cpu_ticks() {
-  local p t=0 f
+  local p t=0 u s cu cs
   for p in "$@"; do
-    read -r -a f <"/proc/$p/stat"
-    t=$((t + f[13] + f[14]))
+    read -r u s _ < <(proc_ticks "$p")
+    t=$((t + u + s))
   done
-  read -r -a f </proc/$$/stat
-  echo $((t + f[15] + f[16]))
+  read -r _ _ cu cs < <(proc_ticks $$)
+  echo $((t + cu + cs))
 }
 # measure LABEL URL PIDS VAR=VALUE...: run_wrk, and the CPU the whole run
 # cost (the servers in PIDS and wrk) a request, in microseconds: on a machine

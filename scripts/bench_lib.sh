@@ -93,6 +93,14 @@ load_keys() {
 }
 
 # --- measuring -----------------------------------------------------------------------
+# proc_ticks PID: the process's CPU so far in clock ticks (getconf CLK_TCK a
+# second): user, system, and user and system of its waited-for children
+# (/proc/PID/stat fields 14-17; the name, field 2, has no spaces here).
+proc_ticks() {
+  local f
+  read -r -a f <"/proc/$1/stat"
+  echo "${f[13]} ${f[14]} ${f[15]} ${f[16]}"
+}
 # median: of the numbers on stdin, separated by spaces or newlines.
 median() { tr ' ' '\n' | grep . | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.2f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 RESULTS=()   # label|req/s|p99|non-2xx|socket errors|command|p50
@@ -183,9 +191,10 @@ NGINX
 }
 
 # redis_run LABEL SERVER-ARGS...: redis-server with those arguments, then
-# redis-benchmark SET and GET against it; records both.
+# redis-benchmark of the tests in REDIS_TESTS (set get) against it; records
+# each.
 redis_run() {
-  local label=$1 pid out cmd; shift
+  local label=$1 pid out cmd tests=${REDIS_TESTS:-set get}; shift
   take_port
   mkdir -p "$TMP/redis-$PORT"
   redis-server --port "$PORT" --bind 127.0.0.1 --save '' --dir "$TMP/redis-$PORT" "$@" >>"$TMP/servers.log" 2>&1 &
@@ -196,10 +205,10 @@ redis_run() {
     redis-cli -p "$PORT" ping 2>/dev/null | grep -q PONG && break
     sleep 0.1
   done
-  cmd="redis-benchmark -p $PORT -c $CONNS -d 100 -t set,get -n 200000 -r $KEYS"
+  cmd="redis-benchmark -p $PORT -c $CONNS -d 100 -t ${tests// /,} -n 200000 -r $KEYS"
   out=$($cmd 2>/dev/null | tr '\r' '\n')
   local t rps p50 p99
-  for t in SET GET; do
+  for t in ${tests^^}; do
     # "====== SET ======" opens a test's summary; "throughput summary: N
     # requests per second", then a header line and the latency figures.
     read -r rps p50 p99 < <(awk -v t="$t" '
